@@ -1,0 +1,106 @@
+"""Engines and connections, with clear errors when the database cannot be used."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from layers.errors import DatabaseUnreachable, PostgisMissing
+
+
+def _describe(url: URL) -> str:
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def parse_url(url: str) -> URL:
+    """Parse a database URL, refusing anything that is not PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUnreachable(
+            "CITYGRID_DATABASE_URL is not a valid database URL "
+            "(expected postgresql://user:password@host:port/database).",
+            "CITYGRID_DATABASE_URL 不是有效的数据库地址（应为 postgresql://用户:密码@主机:端口/数据库）。",
+        ) from exc
+    if parsed.get_backend_name() != "postgresql":
+        raise DatabaseUnreachable(
+            f"The database URL names {parsed.get_backend_name()!r}; citygrid needs PostgreSQL with PostGIS.",
+            f"数据库地址指向 {parsed.get_backend_name()!r}；citygrid 需要 PostgreSQL + PostGIS。",
+        )
+    return parsed
+
+
+def make_engine(url: str, gk_epsg: int | None = None, pool_size: int = 5) -> Engine:
+    """An engine for `url`; `gk_epsg` forces the Gauss-Krüger zone the database measures in."""
+    engine = create_engine(
+        parse_url(url),
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10, "application_name": "citygrid"},
+    )
+    if gk_epsg is not None:
+
+        @event.listens_for(engine, "connect")
+        def _set_zone(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT set_config('citygrid.gk_srid', %s, false)", (str(gk_epsg),))
+
+    return engine
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, turning driver errors into one clear sentence."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnreachable(
+            f"Cannot connect to the database at {_describe(engine.url)}: {reason}",
+            f"无法连接数据库 {_describe(engine.url)}：{reason}",
+        ) from exc
+
+
+def check_postgis(engine: Engine) -> None:
+    """Fail clearly when the server cannot provide PostGIS."""
+    with engine.connect() as conn:
+        available = conn.execute(
+            text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+        ).first()
+    if available is None:
+        raise PostgisMissing(
+            f"The database server at {_describe(engine.url)} has no PostGIS: install PostGIS 3 on it "
+            "(Debian/Ubuntu: apt-get install postgresql-15-postgis-3).",
+            f"数据库服务器 {_describe(engine.url)} 未安装 PostGIS：请在服务器上安装 PostGIS 3"
+            "（Debian/Ubuntu：apt-get install postgresql-15-postgis-3）。",
+        )
+
+
+def ensure_database(admin_url: str, name: str) -> bool:
+    """Create database `name` on the server of `admin_url` if missing; True when created."""
+    engine = create_engine(parse_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        check_connection(engine)
+        with engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists:
+                return False
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            conn.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    finally:
+        engine.dispose()
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database `name`, closing other sessions on it first."""
+    engine = create_engine(parse_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+    finally:
+        engine.dispose()

@@ -1,0 +1,41 @@
+"""Domain errors: each carries a machine code and a message in Chinese and English."""
+
+from __future__ import annotations
+
+
+class CitygridError(Exception):
+    """Base of every error a user can cause or meet; never shown as a traceback."""
+
+    code = "citygrid_error"
+
+    def __init__(self, message_en: str, message_zh: str) -> None:
+        super().__init__(message_en)
+        self.message_en = message_en
+        self.message_zh = message_zh
+
+    def __str__(self) -> str:
+        return f"{self.message_zh} / {self.message_en}"
+
+
+class SetupError(CitygridError):
+    """The machine lacks something the project needs (PostgreSQL, PostGIS, permissions)."""
+
+    code = "setup_error"
+
+
+class DatabaseUnreachable(CitygridError):
+    """The configured database cannot be reached or refuses the connection."""
+
+    code = "database_unreachable"
+
+
+class PostgisMissing(CitygridError):
+    """The database server has no PostGIS extension available."""
+
+    code = "postgis_missing"
+
+
+class DataFileError(CitygridError):
+    """A reference data file (boundary, code table) is missing or corrupt."""
+
+    code = "data_file_error"

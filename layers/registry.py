@@ -1,0 +1,429 @@
+"""The layer registry: every layer and child table declared once.
+
+Tables, migrations checks, OGC metadata, import/export schemas and map styles all read these
+declarations; nothing else in the code base lists a layer's fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+STORAGE_SRID = 4490
+
+
+class FieldType(StrEnum):
+    """Column types a layer field can have."""
+
+    TEXT = "text"
+    INTEGER = "integer"
+    REAL = "real"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+    BOOLEAN = "boolean"
+
+
+class GeometryKind(StrEnum):
+    """Geometry types stored by layers (PostGIS type names)."""
+
+    POINT = "POINT"
+    MULTIPOLYGON = "MULTIPOLYGON"
+
+
+class Role(StrEnum):
+    """User roles; which of them may edit a layer is declared with the layer."""
+
+    ADMIN = "admin"
+    PLANNER = "planner"
+    INSPECTOR = "inspector"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True)
+class Code:
+    """One value of a code list, stored as `value`, shown as `label_zh`."""
+
+    value: str
+    label_zh: str
+    label_en: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """One attribute column of a layer."""
+
+    name: str
+    type: FieldType
+    label_zh: str
+    label_en: str
+    codes: tuple[Code, ...] = ()
+    required: bool = False
+    indexed: bool = False
+    derived: bool = False
+    references: str | None = None
+    pattern: str | None = None
+
+    @property
+    def code_values(self) -> tuple[str, ...]:
+        """The stored values allowed by the code list."""
+        return tuple(c.value for c in self.codes)
+
+
+@dataclass(frozen=True)
+class Style:
+    """Default map style of a layer."""
+
+    color: str
+    fill_color: str
+    fill_opacity: float = 0.3
+    weight: float = 2.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A spatial layer or a child table, declared once."""
+
+    id: str
+    title_zh: str
+    title_en: str
+    fields: tuple[Field, ...]
+    geometry: GeometryKind | None = None
+    parent: str | None = None
+    editable_by: frozenset[Role] = frozenset({Role.ADMIN})
+    style: Style | None = None
+    popup_fields: tuple[str, ...] = ()
+    area_field: str | None = None
+    unique_current: tuple[str, ...] = field(default=())
+
+    @property
+    def parent_key(self) -> str | None:
+        """Name of the foreign-key column pointing at the parent layer."""
+        return f"{self.parent.removesuffix('s')}_id" if self.parent else None
+
+    def field(self, name: str) -> Field:
+        """The field called `name`; KeyError when the layer has none."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def codes(*triples: tuple[str, str, str]) -> tuple[Code, ...]:
+    """Build a code list from (value, Chinese label, English label) triples."""
+    return tuple(Code(*t) for t in triples)
+
+
+def _area(label_zh: str = "面积(㎡)") -> Field:
+    return Field("area_m2", FieldType.REAL, label_zh, "Area (m²)", derived=True)
+
+
+GRID_LEVELS = codes(
+    ("street", "街道网格", "Street grid"),
+    ("community", "社区网格", "Community grid"),
+    ("section", "片区网格", "Section grid"),
+)
+
+GRIDS = Layer(
+    id="grids",
+    title_zh="管理网格",
+    title_en="Management grids",
+    geometry=GeometryKind.MULTIPOLYGON,
+    fields=(
+        Field("level", FieldType.TEXT, "网格层级", "Level", GRID_LEVELS, required=True, indexed=True),
+        Field(
+            "code", FieldType.TEXT, "网格编码", "Grid code",
+            required=True, indexed=True, pattern=r"^[0-9]{15}$",
+        ),
+        Field("name", FieldType.TEXT, "网格名称", "Name", required=True),
+        Field(
+            "parent_code", FieldType.TEXT, "上级网格编码", "Parent code",
+            indexed=True, pattern=r"^[0-9]{15}$",
+        ),
+        Field("responsible_person", FieldType.TEXT, "责任人", "Responsible person"),
+        Field("responsible_unit", FieldType.TEXT, "责任单位", "Responsible unit"),
+        Field("phone", FieldType.TEXT, "联系电话", "Phone"),
+        Field("valid_from", FieldType.DATE, "生效日期", "Valid from", required=True, indexed=True),
+        Field("valid_to", FieldType.DATE, "失效日期", "Valid to", indexed=True),
+        _area(),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.PLANNER}),
+    style=Style("#1f4e9c", "#1f4e9c", 0.05, 2.0),
+    popup_fields=("name", "code", "level", "responsible_person", "responsible_unit", "area_m2"),
+    area_field="area_m2",
+    unique_current=("code",),
+)
+
+ILLEGAL_BUILDINGS = Layer(
+    id="illegal_buildings",
+    title_zh="违法建设",
+    title_en="Illegal buildings",
+    geometry=GeometryKind.MULTIPOLYGON,
+    fields=(
+        Field(
+            "category", FieldType.TEXT, "类别", "Category",
+            codes(("new", "新增", "New"), ("existing", "存量", "Existing")),
+            required=True, indexed=True,
+        ),
+        Field(
+            "found_by", FieldType.TEXT, "发现方式", "Found by",
+            codes(
+                ("remote_sensing", "遥感图斑", "Remote-sensing patch"),
+                ("patrol", "巡查发现", "Patrol"),
+                ("complaint", "群众举报", "Complaint"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field(
+            "status", FieldType.TEXT, "处置状态", "Status",
+            codes(
+                ("pending", "待处置", "Pending"),
+                ("ordered", "已下达整改", "Rectification ordered"),
+                ("demolished", "已拆除", "Demolished"),
+                ("retained", "保留处理", "Retained"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field("party", FieldType.TEXT, "当事人", "Party"),
+        Field("found_on", FieldType.DATE, "发现日期", "Found on", indexed=True),
+        Field("demolished_on", FieldType.DATE, "拆除日期", "Demolished on", indexed=True),
+        Field("demolished_area_m2", FieldType.REAL, "拆除面积(㎡)", "Demolished area (m²)"),
+        _area("占地面积(㎡)"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    style=Style("#c0392b", "#e74c3c", 0.5, 1.5),
+    popup_fields=("category", "status", "found_by", "address", "area_m2", "demolished_on"),
+    area_field="area_m2",
+)
+
+BILLBOARD_TYPES = codes(
+    ("pole", "高炮", "Large pole"),
+    ("rooftop", "楼顶", "Rooftop"),
+    ("shop_sign", "店招", "Shop sign"),
+    ("light_box", "灯箱", "Light box"),
+    ("wall", "墙体", "Wall"),
+    ("window_cover", "封窗", "Window cover"),
+    ("other", "其他", "Other"),
+)
+
+BILLBOARDS = Layer(
+    id="billboards",
+    title_zh="户外广告招牌",
+    title_en="Billboards and shop signs",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("type", FieldType.TEXT, "设施类型", "Type", BILLBOARD_TYPES, required=True, indexed=True),
+        Field("face_area_m2", FieldType.REAL, "牌面面积(㎡)", "Face area (m²)", required=True),
+        Field("owner", FieldType.TEXT, "设置单位", "Owner"),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field(
+            "risk_grade", FieldType.TEXT, "风险等级", "Risk grade",
+            codes(
+                ("A", "A级(安全)", "A (safe)"),
+                ("B", "B级(基本安全)", "B (mostly safe)"),
+                ("C", "C级(局部危险)", "C (partly dangerous)"),
+                ("D", "D级(危险)", "D (dangerous)"),
+            ),
+            indexed=True,
+        ),
+        Field("safety_report", FieldType.TEXT, "安全检测报告", "Safety inspection report"),
+        Field("last_inspected_on", FieldType.DATE, "最近检查日期", "Last inspected on", indexed=True),
+        Field("removed_on", FieldType.DATE, "拆除日期", "Removed on", indexed=True),
+        Field("removed_area_m2", FieldType.REAL, "拆除面积(㎡)", "Removed area (m²)"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    style=Style("#8e44ad", "#9b59b6", 0.8, 1.0),
+    popup_fields=("type", "owner", "face_area_m2", "risk_grade", "last_inspected_on", "removed_on"),
+)
+
+DUST_SITES = Layer(
+    id="dust_sites",
+    title_zh="扬尘六类现场",
+    title_en="Dust-producing sites",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("name", FieldType.TEXT, "项目名称", "Name", required=True),
+        Field(
+            "site_type", FieldType.TEXT, "现场类型", "Site type",
+            codes(
+                ("construction", "建筑工地", "Construction"),
+                ("demolition", "拆迁工地", "Demolition"),
+                ("road", "道路工地", "Road works"),
+                ("water", "水务工地", "Water works"),
+                ("yard", "堆场", "Storage yard"),
+                ("landscaping", "园林绿化工地", "Landscaping"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("contractor", FieldType.TEXT, "施工单位", "Contractor"),
+        Field(
+            "status", FieldType.TEXT, "状态", "Status",
+            codes(
+                ("active", "在建", "Active"),
+                ("suspended", "停工", "Suspended"),
+                ("finished", "完工", "Finished"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("started_on", FieldType.DATE, "开工日期", "Started on"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    style=Style("#b9770e", "#f5b041", 0.8, 1.0),
+    popup_fields=("name", "site_type", "contractor", "status"),
+)
+
+DUST_INSPECTIONS = Layer(
+    id="dust_inspections",
+    title_zh="扬尘督查记录",
+    title_en="Dust-site inspections",
+    parent="dust_sites",
+    fields=(
+        Field("inspected_on", FieldType.DATE, "督查日期", "Inspected on", required=True, indexed=True),
+        Field("inspector", FieldType.TEXT, "督查人", "Inspector", required=True),
+        Field("problems_found", FieldType.INTEGER, "发现问题数", "Problems found", required=True),
+        Field("problems", FieldType.TEXT, "问题描述", "Problems"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+)
+
+WORK_ORDERS = Layer(
+    id="work_orders",
+    title_zh="交办单",
+    title_en="Work orders",
+    parent="dust_sites",
+    fields=(
+        Field("inspection_id", FieldType.INTEGER, "督查记录", "Inspection", indexed=True,
+              references="dust_inspections.id"),
+        Field("issued_on", FieldType.DATE, "交办日期", "Issued on", required=True, indexed=True),
+        Field("deadline", FieldType.DATE, "整改期限", "Deadline", required=True),
+        Field("rectified_on", FieldType.DATE, "整改完成日期", "Rectified on"),
+        Field(
+            "result", FieldType.TEXT, "整改结果", "Result",
+            codes(
+                ("open", "整改中", "Open"),
+                ("on_time", "按期整改", "Rectified on time"),
+                ("late", "逾期整改", "Rectified late"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("requirement", FieldType.TEXT, "整改要求", "Requirement"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+)
+
+PARKING_LOTS = Layer(
+    id="parking_lots",
+    title_zh="停车场",
+    title_en="Parking lots",
+    geometry=GeometryKind.MULTIPOLYGON,
+    fields=(
+        Field("name", FieldType.TEXT, "名称", "Name", required=True),
+        Field(
+            "category", FieldType.TEXT, "类别", "Category",
+            codes(
+                ("public", "公共停车场", "Public"),
+                ("dedicated", "专用停车场", "Dedicated"),
+                ("temporary", "临时停车场", "Temporary"),
+                ("on_street", "道路泊位", "On-street"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("spaces", FieldType.INTEGER, "泊位数", "Spaces", required=True),
+        Field("shared_windows", FieldType.TEXT, "错时共享时段", "Shared-time windows"),
+        Field(
+            "registration", FieldType.TEXT, "备案状态", "Registration",
+            codes(
+                ("registered", "已备案", "Registered"),
+                ("pending", "备案中", "Pending"),
+                ("unregistered", "未备案", "Unregistered"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("operator", FieldType.TEXT, "经营单位", "Operator"),
+        _area(),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    style=Style("#1e8449", "#52be80", 0.4, 1.5),
+    popup_fields=("name", "category", "spaces", "shared_windows", "registration"),
+    area_field="area_m2",
+)
+
+CASE_STATUSES = codes(
+    ("reported", "上报", "Reported"),
+    ("registered", "立案", "Registered"),
+    ("rejected", "不予立案", "Not registered"),
+    ("dispatched", "派遣", "Dispatched"),
+    ("handled", "处置", "Handled"),
+    ("feedback", "反馈", "Fed back"),
+    ("verified", "核查", "Verified"),
+    ("closed", "结案", "Closed"),
+    ("returned", "退回", "Returned"),
+    ("rework", "返工", "Rework"),
+    ("parked", "挂账", "Parked"),
+)
+
+CASES = Layer(
+    id="cases",
+    title_zh="城管案件",
+    title_en="Cases",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field(
+            "kind", FieldType.TEXT, "案件类型", "Kind",
+            codes(("event", "事件", "Event"), ("component", "部件", "Component")),
+            required=True, indexed=True,
+        ),
+        Field(
+            "category_code", FieldType.TEXT, "案件类别", "Category",
+            required=True, indexed=True, references="case_categories.code",
+        ),
+        Field(
+            "source", FieldType.TEXT, "案件来源", "Source",
+            codes(
+                ("inspector", "监督员上报", "Inspector"),
+                ("public", "公众举报", "Public report"),
+                ("hotline", "12345热线", "12345 hotline"),
+                ("video", "视频监控", "Video"),
+                ("patrol", "执法巡查", "Enforcement patrol"),
+            ),
+            required=True, indexed=True,
+        ),
+        Field("status", FieldType.TEXT, "案件状态", "Status", CASE_STATUSES, required=True, indexed=True),
+        Field("description", FieldType.TEXT, "问题描述", "Description"),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field("reported_at", FieldType.TIMESTAMP, "上报时间", "Reported at", required=True, indexed=True),
+        Field("registered_at", FieldType.TIMESTAMP, "立案时间", "Registered at"),
+        Field("dispatched_at", FieldType.TIMESTAMP, "派遣时间", "Dispatched at"),
+        Field("handled_at", FieldType.TIMESTAMP, "处置时间", "Handled at"),
+        Field("feedback_at", FieldType.TIMESTAMP, "反馈时间", "Fed back at"),
+        Field("verified_at", FieldType.TIMESTAMP, "核查时间", "Verified at"),
+        Field("closed_at", FieldType.TIMESTAMP, "结案时间", "Closed at", indexed=True),
+        Field("deadline", FieldType.TIMESTAMP, "处置时限", "Deadline", indexed=True),
+        Field(
+            "grid_code", FieldType.TEXT, "所属网格", "Grid",
+            indexed=True, pattern=r"^[0-9]{15}$",
+        ),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    style=Style("#d35400", "#e67e22", 0.8, 1.0),
+    popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),
+)
+
+LAYERS: dict[str, Layer] = {
+    layer.id: layer
+    for layer in (
+        GRIDS,
+        ILLEGAL_BUILDINGS,
+        BILLBOARDS,
+        DUST_SITES,
+        DUST_INSPECTIONS,
+        WORK_ORDERS,
+        PARKING_LOTS,
+        CASES,
+    )
+}
+
+
+def spatial_layers() -> list[Layer]:
+    """Layers that carry a geometry, in declaration order."""
+    return [layer for layer in LAYERS.values() if layer.geometry is not None]

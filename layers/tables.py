@@ -1,0 +1,132 @@
+"""SQLAlchemy tables built from the layer registry (the schema the migrations must match)."""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.types import DateTime, TypeEngine
+
+from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_SQL_TYPES: dict[FieldType, type[TypeEngine[object]] | TypeEngine[object]] = {
+    FieldType.TEXT: Text,
+    FieldType.INTEGER: Integer,
+    FieldType.REAL: Double,
+    FieldType.DATE: Date,
+    FieldType.TIMESTAMP: DateTime(timezone=True),
+    FieldType.BOOLEAN: Boolean,
+}
+
+case_categories = Table(
+    "case_categories",
+    metadata,
+    Column("code", String(4), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("major_code", String(2), nullable=False),
+    Column("major_name", Text, nullable=False),
+    Column("minor_name", Text, nullable=False),
+    Column("time_limit", Integer, nullable=False),
+    Column("time_unit", Text, nullable=False),
+    CheckConstraint("code ~ '^[0-9]{4}$'", name="code_format"),
+    CheckConstraint("kind IN ('event', 'component')", name="kind"),
+    CheckConstraint("time_unit IN ('working_hours', 'working_days')", name="time_unit"),
+    CheckConstraint("time_limit > 0", name="time_limit"),
+    comment="案件分类代码表 (大类/小类) with handling time limits",
+)
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _field_column(layer: Layer, f: Field) -> Column[object]:
+    args: list[object] = []
+    if f.references:
+        args.append(ForeignKey(f.references, ondelete="RESTRICT" if f.required else "SET NULL"))
+    sql_type = BigInteger if f.references and f.type is FieldType.INTEGER else _SQL_TYPES[f.type]
+    return Column(
+        f.name, sql_type, *args, nullable=not f.required, index=f.indexed, comment=f.label_zh
+    )
+
+
+def _field_checks(f: Field) -> list[CheckConstraint]:
+    checks = []
+    if f.codes:
+        allowed = ", ".join(_quote_literal(v) for v in f.code_values)
+        checks.append(CheckConstraint(f"{f.name} IN ({allowed})", name=f.name))
+    if f.pattern:
+        checks.append(CheckConstraint(f"{f.name} ~ {_quote_literal(f.pattern)}", name=f"{f.name}_format"))
+    return checks
+
+
+def build_table(layer: Layer) -> Table:
+    """Declare the table of one registry layer on the shared metadata."""
+    columns: list[object] = [Column("id", BigInteger, Identity(), primary_key=True)]
+    if layer.parent:
+        columns.append(
+            Column(
+                layer.parent_key,
+                BigInteger,
+                ForeignKey(f"{layer.parent}.id", ondelete="CASCADE"),
+                nullable=False,
+                index=True,
+            )
+        )
+    columns.append(Column("adcode", String(6), nullable=False, index=True, comment="县级行政区划代码"))
+    if layer.geometry is not None:
+        columns.append(
+            Column(
+                "geom",
+                Geometry(layer.geometry.value, srid=STORAGE_SRID, spatial_index=True),
+                nullable=False,
+            )
+        )
+    columns.extend(_field_column(layer, f) for f in layer.fields)
+    columns += [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        CheckConstraint("adcode ~ '^[0-9]{6}$'", name="adcode_format"),
+    ]
+    for f in layer.fields:
+        columns.extend(_field_checks(f))
+    if layer.area_field:
+        columns.append(CheckConstraint("ST_IsValid(geom)", name="geom_valid"))
+    table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[arg-type]
+    if layer.unique_current:
+        Index(
+            f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",
+            *(table.c[name] for name in layer.unique_current),
+            unique=True,
+            postgresql_where=text("valid_to IS NULL"),
+        )
+    return table
+
+
+TABLES: dict[str, Table] = {layer_id: build_table(layer) for layer_id, layer in LAYERS.items()}
