@@ -369,11 +369,6 @@ CASES = Layer(
     geometry=GeometryKind.POINT,
     fields=(
         Field(
-            "kind", FieldType.TEXT, "案件类型", "Kind",
-            codes(("event", "事件", "Event"), ("component", "部件", "Component")),
-            required=True, indexed=True,
-        ),
-        Field(
             "category_code", FieldType.TEXT, "案件类别", "Category",
             required=True, indexed=True, references="case_categories.code",
         ),

@@ -144,19 +144,20 @@ def upgrade() -> None:
     op.create_index(op.f("ix_billboards_type"), "billboards", ["type"], unique=False)
     op.create_table(
         "case_categories",
-        sa.Column("code", sa.String(length=4), nullable=False),
+        sa.Column("code", sa.String(length=5), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("major_code", sa.String(length=2), nullable=False),
         sa.Column("major_name", sa.Text(), nullable=False),
         sa.Column("minor_name", sa.Text(), nullable=False),
         sa.Column("time_limit", sa.Integer(), nullable=False),
         sa.Column("time_unit", sa.Text(), nullable=False),
-        sa.CheckConstraint("code ~ '^[0-9]{4}$'", name=op.f("ck_case_categories_code_format")),
+        sa.CheckConstraint("code ~ '^[EC][0-9]{4}$'", name=op.f("ck_case_categories_code_format")),
         sa.CheckConstraint("kind IN ('event', 'component')", name=op.f("ck_case_categories_kind")),
         sa.CheckConstraint(
             "time_unit IN ('working_hours', 'working_days')",
             name=op.f("ck_case_categories_time_unit"),
         ),
+        sa.CheckConstraint("(kind = 'event') = (code LIKE 'E%')", name=op.f("ck_case_categories_code_kind")),
         sa.CheckConstraint("time_limit > 0", name=op.f("ck_case_categories_time_limit")),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_case_categories")),
         comment="案件分类代码表 (大类/小类) with handling time limits",
@@ -447,7 +448,6 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("kind", sa.Text(), nullable=False, comment="案件类型"),
         sa.Column("category_code", sa.Text(), nullable=False, comment="案件类别"),
         sa.Column("source", sa.Text(), nullable=False, comment="案件来源"),
         sa.Column("status", sa.Text(), nullable=False, comment="案件状态"),
@@ -476,7 +476,6 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("adcode ~ '^[0-9]{6}$'", name=op.f("ck_cases_adcode_format")),
         sa.CheckConstraint("grid_code ~ '^[0-9]{15}$'", name=op.f("ck_cases_grid_code_format")),
-        sa.CheckConstraint("kind IN ('event', 'component')", name=op.f("ck_cases_kind")),
         sa.CheckConstraint(
             "source IN ('inspector', 'public', 'hotline', 'video', 'patrol')",
             name=op.f("ck_cases_source"),
@@ -506,7 +505,6 @@ def upgrade() -> None:
     op.create_index(op.f("ix_cases_closed_at"), "cases", ["closed_at"], unique=False)
     op.create_index(op.f("ix_cases_deadline"), "cases", ["deadline"], unique=False)
     op.create_index(op.f("ix_cases_grid_code"), "cases", ["grid_code"], unique=False)
-    op.create_index(op.f("ix_cases_kind"), "cases", ["kind"], unique=False)
     op.create_index(op.f("ix_cases_reported_at"), "cases", ["reported_at"], unique=False)
     op.create_index(op.f("ix_cases_source"), "cases", ["source"], unique=False)
     op.create_index(op.f("ix_cases_status"), "cases", ["status"], unique=False)
@@ -632,7 +630,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_cases_status"), table_name="cases")
     op.drop_index(op.f("ix_cases_source"), table_name="cases")
     op.drop_index(op.f("ix_cases_reported_at"), table_name="cases")
-    op.drop_index(op.f("ix_cases_kind"), table_name="cases")
     op.drop_index(op.f("ix_cases_grid_code"), table_name="cases")
     op.drop_index(op.f("ix_cases_deadline"), table_name="cases")
     op.drop_index(op.f("ix_cases_closed_at"), table_name="cases")

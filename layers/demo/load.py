@@ -1,0 +1,121 @@
+"""Build the demo city (启东市, adcode 320681) deterministically and load it with COPY."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+from shapely.geometry import Point
+from sqlalchemy import Connection, Engine, func, select, text
+
+from citygrid_data import data_file
+from gis.zones import from_gk, geometry_zone, to_gk
+from layers.boundary import County, load_county
+from layers.bulk import copy_rows
+from layers.codes import read_case_categories, seed_case_categories
+from layers.demo import cases, features
+from layers.demo.features import DemoContext
+from layers.demo.grids import build_grids
+from layers.demo.names import TOWNS, NameBook
+from layers.demo.population import Population, place_towns
+from layers.tables import TABLES
+
+ADCODE = "320681"
+COUNTY_NAME = "启东市"
+BOUNDARY_FILE = "qidong_320681_gcj02.geojson"
+COUNTY_SEAT = Point(121.657, 31.808)  # 汇龙镇, the city seat, CGCS2000
+LOAD_ORDER = ("grids", "illegal_buildings", "billboards", "dust_sites", "dust_inspections",
+              "work_orders", "parking_lots", "cases")
+
+Step = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class DemoCity:
+    """Every row of the demo, by table."""
+
+    county: County
+    rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        return {name: len(rows) for name, rows in self.rows.items()}
+
+
+def qidong() -> County:
+    """The shipped boundary of 启东市, converted from GCJ-02 to CGCS2000."""
+    return load_county(str(data_file(BOUNDARY_FILE)), ADCODE, COUNTY_NAME, gcj02=True)
+
+
+def build(county: County, seed: int, year: int) -> DemoCity:
+    """Generate the whole demo city from `seed`: same seed, same city."""
+    rng = np.random.default_rng(seed)
+    epsg = int(geometry_zone([county.boundary])[0])
+    region = to_gk([county.boundary], epsg)[0]
+    seat = to_gk([COUNTY_SEAT], epsg)[0]
+    towns = place_towns(region, seat, TOWNS, rng)
+    population = Population(region, towns)
+    names = NameBook(rng)
+    ctx = DemoContext(rng, names, population, epsg, year)
+    grids = build_grids(region, towns, population, rng, names, county.adcode, date(year, 1, 1))
+    grid_geoms = from_gk([g.geom for g in grids], epsg)
+    grid_rows = [
+        {**{k: v for k, v in vars(g).items() if k != "geom"}, "geom": geom}
+        for g, geom in zip(grids, grid_geoms, strict=True)
+    ]
+    sections = [r for r in grid_rows if r["level"] == "section"]
+    dust = features.dust_sites(ctx)
+    categories = {c.code: c for c in read_case_categories()}
+    city = DemoCity(county)
+    city.rows = {
+        "grids": grid_rows,
+        "illegal_buildings": features.illegal_buildings(ctx),
+        "billboards": features.billboards(ctx),
+        "dust_sites": dust.sites,
+        "dust_inspections": dust.inspections,
+        "work_orders": dust.work_orders,
+        "parking_lots": features.parking_lots(ctx),
+        "cases": cases.cases(
+            ctx, categories, np.asarray([r["geom"] for r in sections], dtype=object),
+            [str(r["code"]) for r in sections],
+        ),
+    }
+    return city
+
+
+def is_loaded(conn: Connection) -> bool:
+    """Whether the database already holds grids (the demo or real data)."""
+    return bool(conn.execute(select(func.count()).select_from(TABLES["grids"])).scalar_one())
+
+
+def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[str, int]:
+    """COPY the demo into empty tables inside the caller's transaction."""
+    seed_case_categories(conn)
+    written = {}
+    for name in LOAD_ORDER:
+        rows = city.rows[name]
+        advance = step(name, len(rows)) if step else None
+        written[name] = copy_rows(conn, TABLES[name], rows, city.county.adcode, advance)
+    return written
+
+
+def load(engine: Engine, seed: int, year: int, step: Step | None = None, force: bool = False) -> dict[str, int] | None:
+    """Load the demo unless data is present (then None); `force` replaces what is there."""
+    with engine.begin() as conn:
+        if is_loaded(conn):
+            if not force:
+                return None
+            tables = ", ".join(TABLES[n].name for n in LOAD_ORDER)
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    city = build(qidong(), seed, year)
+    with engine.begin() as conn:
+        conn.execute(text("LOCK TABLE grids IN EXCLUSIVE MODE"))
+        if is_loaded(conn):
+            return None
+        written = write(conn, city, step)
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    return written
+
