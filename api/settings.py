@@ -16,7 +16,8 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
 
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of an existing PostGIS database; unset = own cluster"
+        default=None,
+        description="SQLAlchemy URL of an existing PostGIS database; unset = own cluster",
     )
     state_dir: Path = Field(default=Path(".citygrid"), description="Where the own cluster lives")
     cluster_port: int = Field(default=55432, ge=1024, le=65535)
@@ -45,7 +46,7 @@ class DatabaseSettings(BaseSettings):
 def _with_driver(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -22,7 +22,9 @@ class CoverageSummary:
 
     def ok(self, tolerance_m2: float) -> bool:
         """True when every discrepancy is within `tolerance_m2` and all children are valid."""
-        return self.invalid == 0 and max(self.gap_m2, self.overlap_m2, self.outside_m2) <= tolerance_m2
+        return (
+            self.invalid == 0 and max(self.gap_m2, self.overlap_m2, self.outside_m2) <= tolerance_m2
+        )
 
 
 def summarize_coverage(

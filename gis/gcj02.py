@@ -22,7 +22,10 @@ _CHINA_LAT = (0.8293, 55.8271)
 
 def _in_china(lon: Array, lat: Array) -> npt.NDArray[np.bool_]:
     return (
-        (lon >= _CHINA_LON[0]) & (lon <= _CHINA_LON[1]) & (lat >= _CHINA_LAT[0]) & (lat <= _CHINA_LAT[1])
+        (lon >= _CHINA_LON[0])
+        & (lon <= _CHINA_LON[1])
+        & (lat >= _CHINA_LAT[0])
+        & (lat <= _CHINA_LAT[1])
     )
 
 

@@ -37,7 +37,9 @@ def polygonal(geom: BaseGeometry) -> MultiPolygon:
     return MultiPolygon(parts + nested)
 
 
-def voronoi_cells(region: BaseGeometry, seeds: Points, grid_size: float | None = None) -> list[MultiPolygon]:
+def voronoi_cells(
+    region: BaseGeometry, seeds: Points, grid_size: float | None = None
+) -> list[MultiPolygon]:
     """Voronoi cells of `seeds` clipped to `region`, in seed order, snapped to `grid_size`.
 
     The cells tile the region: they share edges exactly, so a coverage check finds no gap and

@@ -61,7 +61,9 @@ def from_gk(geoms: BaseGeometry | npt.ArrayLike, epsg: int) -> npt.NDArray[np.ob
     return reproject(geoms, epsg, CGCS2000)
 
 
-def area_m2(geoms: BaseGeometry | npt.ArrayLike, epsg: int | None = None) -> npt.NDArray[np.float64]:
+def area_m2(
+    geoms: BaseGeometry | npt.ArrayLike, epsg: int | None = None
+) -> npt.NDArray[np.float64]:
     """Area in square metres of CGCS2000 geometries, each in its own GK zone unless `epsg` is given."""
     arr = np.atleast_1d(np.asarray(geoms, dtype=object))
     zones = np.full(len(arr), epsg) if epsg is not None else geometry_zone(arr)

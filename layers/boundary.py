@@ -46,13 +46,17 @@ def read_boundary(text: str, source: str, gcj02: bool) -> MultiPolygon:
         raise _bad(source, "it holds no polygon", "其中没有面要素")
     if not geom.is_valid:
         raise _bad(
-            source, f"the polygon is invalid ({shapely.is_valid_reason(geom)})",
+            source,
+            f"the polygon is invalid ({shapely.is_valid_reason(geom)})",
             f"面要素无效（{shapely.is_valid_reason(geom)}）",
         )
     minx, miny, maxx, maxy = geom.bounds
     if not (73 <= minx <= maxx <= 136 and 3 <= miny <= maxy <= 54):
-        raise _bad(source, "its coordinates are not longitude/latitude in China",
-                   "坐标不是中国范围内的经纬度")
+        raise _bad(
+            source,
+            "its coordinates are not longitude/latitude in China",
+            "坐标不是中国范围内的经纬度",
+        )
     if gcj02:
         geom = shapely.make_valid(geometry_to_wgs84(geom))
     return geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])

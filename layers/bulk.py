@@ -36,7 +36,10 @@ def copy_rows(
     names = ", ".join(_quote(conn, c) for c in [*columns, "adcode"])
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY {_quote(conn, table.name)} ({names}) FROM STDIN") as copy:
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {_quote(conn, table.name)} ({names}) FROM STDIN") as copy,
+    ):
         for i, row in enumerate(rows):
             values = [ewkb[i] if c == "geom" else row[c] for c in columns]
             copy.write_row([*values, adcode])
@@ -46,8 +49,11 @@ def copy_rows(
         advance(len(rows) % chunk)
     if "id" in columns:
         conn.execute(
-            text("SELECT setval(pg_get_serial_sequence(:t, 'id'), (SELECT max(id) FROM " +
-                 _quote(conn, table.name) + "))"),
+            text(
+                "SELECT setval(pg_get_serial_sequence(:t, 'id'), (SELECT max(id) FROM "
+                + _quote(conn, table.name)
+                + "))"
+            ),
             {"t": table.name},
         )
     return len(rows)

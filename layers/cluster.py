@@ -73,7 +73,9 @@ def _path_server() -> Server | None:
     try:
         out = subprocess.run(
             [pg_config, "--bindir", "--sharedir", "--version"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -111,11 +113,14 @@ def _can_apt() -> list[str] | None:
 def _apt_install(prefix: list[str], packages: Sequence[str], log: Log) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     log(f"Installing {' '.join(packages)} with apt-get")
-    subprocess.run([*prefix, "apt-get", "update", "-q"], env=env, check=False,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*prefix, "apt-get", "update", "-q"], env=env, check=False, stdout=subprocess.DEVNULL
+    )
     result = subprocess.run(
         [*prefix, "apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -207,7 +212,17 @@ class Cluster:
         log(f"Starting PostgreSQL {server.major} on 127.0.0.1:{self.port}")
         code = self._run(
             server,
-            ["pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file)],
+            [
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+            ],
             check=False,
         )
         if code != 0:
@@ -245,10 +260,22 @@ class Cluster:
             shutil.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
             shutil.chown(pwfile, owner.pw_uid, owner.pw_gid)
         try:
-            self._run(server, [
-                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-                "--auth=scram-sha-256", "--encoding=UTF8", "--no-locale", "--no-instructions",
-            ])
+            self._run(
+                server,
+                [
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-instructions",
+                ],
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         conf = self.data_dir / "postgresql.conf"
@@ -263,9 +290,7 @@ class Cluster:
         result = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SetupError(
-                f"{argv[0]} failed: {detail[0]}", f"{argv[0]} 执行失败：{detail[0]}"
-            )
+            raise SetupError(f"{argv[0]} failed: {detail[0]}", f"{argv[0]} 执行失败：{detail[0]}")
         return result.returncode
 
 
@@ -291,9 +316,17 @@ def _service_account() -> pwd.struct_passwd | None:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-             SERVICE_USER],
-            check=True, capture_output=True,
+            [
+                "useradd",
+                "--system",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(SERVICE_USER)
 

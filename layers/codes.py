@@ -6,10 +6,10 @@ import csv
 import io
 from dataclasses import dataclass
 
+from citygrid_data import data_file
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from citygrid_data import data_file
 from layers.errors import DataFileError
 from layers.tables import case_categories
 

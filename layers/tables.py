@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.types import DateTime, TypeEngine
+from sqlalchemy.types import DateTime
 
 from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
 
@@ -35,7 +37,7 @@ metadata = MetaData(
     }
 )
 
-_SQL_TYPES: dict[FieldType, type[TypeEngine[object]] | TypeEngine[object]] = {
+_SQL_TYPES: dict[FieldType, Any] = {
     FieldType.TEXT: Text,
     FieldType.INTEGER: Integer,
     FieldType.REAL: Double,
@@ -67,8 +69,8 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _field_column(layer: Layer, f: Field) -> Column[object]:
-    args: list[object] = []
+def _field_column(layer: Layer, f: Field) -> Column[Any]:
+    args: list[ForeignKey] = []
     if f.references:
         args.append(ForeignKey(f.references, ondelete="RESTRICT" if f.required else "SET NULL"))
     sql_type = BigInteger if f.references and f.type is FieldType.INTEGER else _SQL_TYPES[f.type]
@@ -83,7 +85,9 @@ def _field_checks(f: Field) -> list[CheckConstraint]:
         allowed = ", ".join(_quote_literal(v) for v in f.code_values)
         checks.append(CheckConstraint(f"{f.name} IN ({allowed})", name=f.name))
     if f.pattern:
-        checks.append(CheckConstraint(f"{f.name} ~ {_quote_literal(f.pattern)}", name=f"{f.name}_format"))
+        checks.append(
+            CheckConstraint(f"{f.name} ~ {_quote_literal(f.pattern)}", name=f"{f.name}_format")
+        )
     return checks
 
 
@@ -100,7 +104,9 @@ def build_table(layer: Layer) -> Table:
                 index=True,
             )
         )
-    columns.append(Column("adcode", String(6), nullable=False, index=True, comment="县级行政区划代码"))
+    columns.append(
+        Column("adcode", String(6), nullable=False, index=True, comment="县级行政区划代码")
+    )
     if layer.geometry is not None:
         columns.append(
             Column(
@@ -119,7 +125,7 @@ def build_table(layer: Layer) -> Table:
         columns.extend(_field_checks(f))
     if layer.area_field:
         columns.append(CheckConstraint("ST_IsValid(geom)", name="geom_valid"))
-    table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[arg-type]
+    table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[call-overload]
     if layer.unique_current:
         Index(
             f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",

@@ -22,8 +22,15 @@ from layers.demo.population import Mix
 from layers.worktime import WorkCalendar
 
 LOCAL = ZoneInfo("Asia/Shanghai")
-STAGES = ("reported_at", "registered_at", "dispatched_at", "handled_at", "feedback_at",
-          "verified_at", "closed_at")
+STAGES = (
+    "reported_at",
+    "registered_at",
+    "dispatched_at",
+    "handled_at",
+    "feedback_at",
+    "verified_at",
+    "closed_at",
+)
 STAGE_STATUS = ("reported", "registered", "dispatched", "handled", "feedback", "verified", "closed")
 
 
@@ -51,37 +58,57 @@ def _hours(*peaks: tuple[int, int, float], base: float = 0.05) -> tuple[float, .
 
 PROFILES = (
     CaseProfile(
-        "E0503", 115340, Mix(0.62, 0.33, 0.05),
+        "E0503",
+        115340,
+        Mix(0.62, 0.33, 0.05),
         _hours((7, 10, 1.0), (11, 14, 0.7), (16, 20, 1.0), (8, 18, 0.4)),
-        (1.1, 1.05, 1.05, 1.05, 1.1, 0.85, 0.8), 0.1,
+        (1.1, 1.05, 1.05, 1.05, 1.1, 0.85, 0.8),
+        0.1,
         {"inspector": 0.6, "video": 0.25, "public": 0.1, "hotline": 0.05},
-        ("非机动车占用盲道停放", "电动车乱停放堵塞人行道", "共享单车堆放无序", "非机动车占用消防通道"),
+        (
+            "非机动车占用盲道停放",
+            "电动车乱停放堵塞人行道",
+            "共享单车堆放无序",
+            "非机动车占用消防通道",
+        ),
     ),
     CaseProfile(
-        "E0501", 12063, Mix(0.7, 0.25, 0.05),
+        "E0501",
+        12063,
+        Mix(0.7, 0.25, 0.05),
         _hours((6, 9, 1.2), (11, 13, 0.6), (17, 22, 1.3)),
-        (0.9, 0.9, 0.9, 0.95, 1.05, 1.3, 1.3), 0.35,
+        (0.9, 0.9, 0.9, 0.95, 1.05, 1.3, 1.3),
+        0.35,
         {"inspector": 0.45, "patrol": 0.35, "public": 0.1, "hotline": 0.1},
         ("流动摊贩占道经营", "三轮车沿街叫卖", "学校门口流动摊点", "夜间占道烧烤摊"),
     ),
     CaseProfile(
-        "E0502", 11946, Mix(0.55, 0.42, 0.03),
+        "E0502",
+        11946,
+        Mix(0.55, 0.42, 0.03),
         _hours((9, 21, 1.0), (17, 20, 0.5)),
-        (1.0, 1.0, 1.0, 1.0, 1.05, 1.15, 1.1), 0.2,
+        (1.0, 1.0, 1.0, 1.0, 1.05, 1.15, 1.1),
+        0.2,
         {"inspector": 0.6, "patrol": 0.25, "public": 0.1, "hotline": 0.05},
         ("店外摆放商品", "超出门窗经营", "占用人行道摆放桌椅", "门前堆放货物经营"),
     ),
     CaseProfile(
-        "E0107", 4064, Mix(0.35, 0.3, 0.35),
+        "E0107",
+        4064,
+        Mix(0.35, 0.3, 0.35),
         _hours((8, 17, 1.0)),
-        (1.05, 1.05, 1.05, 1.05, 1.05, 0.9, 0.85), -0.1,
+        (1.05, 1.05, 1.05, 1.05, 1.05, 0.9, 0.85),
+        -0.1,
         {"inspector": 0.5, "public": 0.2, "hotline": 0.2, "video": 0.1},
         ("占道堆放建材", "楼道乱堆杂物", "沿街堆放废品", "装修垃圾乱堆放"),
     ),
     CaseProfile(
-        "E0201", 239, Mix(0.8, 0.2, 0.0),
+        "E0201",
+        239,
+        Mix(0.8, 0.2, 0.0),
         _hours((8, 19, 1.0)),
-        (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.0,
+        (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+        0.0,
         {"public": 0.4, "inspector": 0.4, "hotline": 0.2},
         ("散发小广告", "乱贴小广告", "撑牌广告占道", "墙面喷涂小广告"),
     ),
@@ -102,7 +129,9 @@ def _day_weights(year: int, profile: CaseProfile) -> npt.NDArray[np.float64]:
 
 def _report_times(ctx: DemoContext, profile: CaseProfile) -> list[datetime]:
     rng, n = ctx.rng, profile.count
-    day = rng.choice(len(_day_weights(ctx.year, profile)), size=n, p=_day_weights(ctx.year, profile))
+    day = rng.choice(
+        len(_day_weights(ctx.year, profile)), size=n, p=_day_weights(ctx.year, profile)
+    )
     hours = np.asarray(profile.hours)
     hour = rng.choice(24, size=n, p=hours / hours.sum())
     seconds = day * 86400 + hour * 3600 + rng.integers(0, 3600, size=n)
@@ -114,7 +143,9 @@ def _minutes(rng: np.random.Generator, lo: float, hi: float) -> timedelta:
     return timedelta(minutes=float(rng.uniform(lo, hi)))
 
 
-def _workflow(ctx: DemoContext, reported: datetime, limit: CaseCategory, calendar: WorkCalendar) -> dict[str, Any]:
+def _workflow(
+    ctx: DemoContext, reported: datetime, limit: CaseCategory, calendar: WorkCalendar
+) -> dict[str, Any]:
     """Stage timestamps, deadline and status of one case, cut off at the end of the demo year."""
     rng = ctx.rng
     row: dict[str, Any] = dict.fromkeys(STAGES)
@@ -144,7 +175,9 @@ def _workflow(ctx: DemoContext, reported: datetime, limit: CaseCategory, calenda
 
 
 def cases(
-    ctx: DemoContext, categories: dict[str, CaseCategory], sections: npt.NDArray[np.object_],
+    ctx: DemoContext,
+    categories: dict[str, CaseCategory],
+    sections: npt.NDArray[np.object_],
     section_codes: list[str],
 ) -> list[dict[str, Any]]:
     """The demo year's cases, each placed in its section grid."""
@@ -162,13 +195,16 @@ def cases(
         desc = rng.choice(len(profile.descriptions), size=profile.count)
         category = categories[profile.code]
         for i, reported in enumerate(_report_times(ctx, profile)):
-            rows.append({
-                "geom": pts[i], "category_code": profile.code, "source": str(source[i]),
-                "description": profile.descriptions[desc[i]], "address": None,
-                "grid_code": section_codes[grid_of[i]] if grid_of[i] >= 0 else None,
-                **_workflow(ctx, reported, category, calendar),
-            })
+            rows.append(
+                {
+                    "geom": pts[i],
+                    "category_code": profile.code,
+                    "source": str(source[i]),
+                    "description": profile.descriptions[desc[i]],
+                    "address": None,
+                    "grid_code": section_codes[grid_of[i]] if grid_of[i] >= 0 else None,
+                    **_workflow(ctx, reported, category, calendar),
+                }
+            )
     rows.sort(key=lambda r: r["reported_at"])
     return rows
-
-

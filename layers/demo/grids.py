@@ -72,7 +72,7 @@ class GridPlan:
     sample_points: int = 60000
 
 
-def build_grids(  # noqa: PLR0913
+def build_grids(
     region: BaseGeometry,
     towns: list[Town],
     population: Population,
@@ -95,10 +95,19 @@ def build_grids(  # noqa: PLR0913
     for s, (i, pts, n_comm) in enumerate(zip(order, street_people, community_counts, strict=True)):
         town = towns[int(i)]
         street_code = f"{adcode}{STREET_CODE_START + s:03d}000000"
-        grids.append(Grid(
-            "street", street_code, town.name, None, names.person(),
-            f"启东市{town.name}人民政府", names.phone(), street_cells[int(i)], valid_from,
-        ))
+        grids.append(
+            Grid(
+                "street",
+                street_code,
+                town.name,
+                None,
+                names.person(),
+                f"启东市{town.name}人民政府",
+                names.phone(),
+                street_cells[int(i)],
+                valid_from,
+            )
+        )
         for c, cell in enumerate(_split(street_cells[int(i)], pts, int(n_comm), rng), start=1):
             cell_pts = _inside(pts, cell)
             urban = len(cell_pts) / max(cell.area, 1.0) > len(people) / region.area
@@ -106,8 +115,17 @@ def build_grids(  # noqa: PLR0913
             name = f"{town.name}{place}社区" if urban else f"{town.name}{place}村"
             unit = f"{place}社区居委会" if urban else f"{place}村村民委员会"
             code = f"{street_code[:9]}{c:03d}000"
-            grid = Grid("community", code, name, street_code, names.person(), unit,
-                        names.phone(), cell, valid_from)
+            grid = Grid(
+                "community",
+                code,
+                name,
+                street_code,
+                names.person(),
+                unit,
+                names.phone(),
+                cell,
+                valid_from,
+            )
             communities.append((grid, cell_pts, urban))
     grids += [g for g, _, _ in communities]
     section_counts = allocate(plan.sections, [len(p) for _, p, _ in communities], minimum=2)
@@ -115,11 +133,19 @@ def build_grids(  # noqa: PLR0913
         enough = len(pts) >= n_sec * 4
         sample = pts if enough else _uniform_in(community.geom, n_sec * 40, rng)
         for n, cell in enumerate(_split(community.geom, sample, int(n_sec), rng), start=1):
-            grids.append(Grid(
-                "section", f"{community.code[:12]}{n:03d}", f"{community.name}第{n}网格",
-                community.code, names.person(), community.responsible_unit,
-                names.mobile(), cell, valid_from,
-            ))
+            grids.append(
+                Grid(
+                    "section",
+                    f"{community.code[:12]}{n:03d}",
+                    f"{community.name}第{n}网格",
+                    community.code,
+                    names.person(),
+                    community.responsible_unit,
+                    names.mobile(),
+                    cell,
+                    valid_from,
+                )
+            )
     return grids
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+from citygrid_data import data_file
 from shapely.geometry import Point
 from sqlalchemy import Connection, Engine, func, select, text
 
-from citygrid_data import data_file
 from gis.zones import from_gk, geometry_zone, to_gk
 from layers.boundary import County, load_county
 from layers.bulk import copy_rows
@@ -26,8 +26,16 @@ ADCODE = "320681"
 COUNTY_NAME = "启东市"
 BOUNDARY_FILE = "qidong_320681_gcj02.geojson"
 COUNTY_SEAT = Point(121.657, 31.808)  # 汇龙镇, the city seat, CGCS2000
-LOAD_ORDER = ("grids", "illegal_buildings", "billboards", "dust_sites", "dust_inspections",
-              "work_orders", "parking_lots", "cases")
+LOAD_ORDER = (
+    "grids",
+    "illegal_buildings",
+    "billboards",
+    "dust_sites",
+    "dust_inspections",
+    "work_orders",
+    "parking_lots",
+    "cases",
+)
 
 Step = Callable[[str, int], Callable[[int], None]]
 
@@ -78,7 +86,9 @@ def build(county: County, seed: int, year: int) -> DemoCity:
         "work_orders": dust.work_orders,
         "parking_lots": features.parking_lots(ctx),
         "cases": cases.cases(
-            ctx, categories, np.asarray([r["geom"] for r in sections], dtype=object),
+            ctx,
+            categories,
+            np.asarray([r["geom"] for r in sections], dtype=object),
             [str(r["code"]) for r in sections],
         ),
     }
@@ -101,7 +111,9 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
     return written
 
 
-def load(engine: Engine, seed: int, year: int, step: Step | None = None, force: bool = False) -> dict[str, int] | None:
+def load(
+    engine: Engine, seed: int, year: int, step: Step | None = None, force: bool = False
+) -> dict[str, int] | None:
     """Load the demo unless data is present (then None); `force` replaces what is there."""
     with engine.begin() as conn:
         if is_loaded(conn):
@@ -109,7 +121,10 @@ def load(engine: Engine, seed: int, year: int, step: Step | None = None, force: 
                 return None
             tables = ", ".join(TABLES[n].name for n in LOAD_ORDER)
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    generated = step("generating", 1) if step else None
     city = build(qidong(), seed, year)
+    if generated:
+        generated(1)
     with engine.begin() as conn:
         conn.execute(text("LOCK TABLE grids IN EXCLUSIVE MODE"))
         if is_loaded(conn):
@@ -118,4 +133,3 @@ def load(engine: Engine, seed: int, year: int, step: Step | None = None, force: 
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     return written
-

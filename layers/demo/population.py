@@ -64,11 +64,13 @@ class Population:
     def _draw(self, rng: np.random.Generator, n: int, mix: Mix) -> Points:
         shares = np.array([mix.cores, mix.streets, mix.rural], dtype=float)
         counts = rng.multinomial(n, shares / shares.sum())
-        return np.vstack([
-            self._cores(rng, counts[0]),
-            self._along_streets(rng, counts[1]),
-            self._uniform(rng, counts[2]),
-        ])
+        return np.vstack(
+            [
+                self._cores(rng, counts[0]),
+                self._along_streets(rng, counts[1]),
+                self._uniform(rng, counts[2]),
+            ]
+        )
 
     def _cores(self, rng: np.random.Generator, n: int) -> Points:
         weights = np.array([t.weight for t in self.towns])

@@ -157,7 +157,9 @@ def upgrade() -> None:
             "time_unit IN ('working_hours', 'working_days')",
             name=op.f("ck_case_categories_time_unit"),
         ),
-        sa.CheckConstraint("(kind = 'event') = (code LIKE 'E%')", name=op.f("ck_case_categories_code_kind")),
+        sa.CheckConstraint(
+            "(kind = 'event') = (code LIKE 'E%')", name=op.f("ck_case_categories_code_kind")
+        ),
         sa.CheckConstraint("time_limit > 0", name=op.f("ck_case_categories_time_limit")),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_case_categories")),
         comment="案件分类代码表 (大类/小类) with handling time limits",

@@ -1,0 +1,70 @@
+"""One table from error types to HTTP statuses, and the JSON body every error answers with."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from layers.errors import (
+    CitygridError,
+    DatabaseUnreachable,
+    DataFileError,
+    PostgisMissing,
+    SetupError,
+)
+
+STATUS_BY_ERROR: dict[type[CitygridError], int] = {
+    DatabaseUnreachable: 503,
+    PostgisMissing: 503,
+    SetupError: 503,
+    DataFileError: 500,
+}
+
+
+def status_for(exc: CitygridError) -> int:
+    """The HTTP status of an error: the entry of its nearest class in the table."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def error_body(code: str, message_zh: str, message_en: str, **details: object) -> dict[str, object]:
+    """The body of every error answer."""
+    return {"code": code, "message": message_zh, "message_en": message_en, **details}
+
+
+async def _citygrid_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CitygridError)
+    return JSONResponse(error_body(exc.code, exc.message_zh, exc.message_en), status_for(exc))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"location": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+    ]
+    return JSONResponse(
+        error_body("invalid_request", "请求参数无效", "The request is invalid", problems=problems),
+        422,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        body = error_body("not_found", "未找到请求的资源", "Not found")
+    elif exc.status_code == 405:
+        body = error_body("method_not_allowed", "不支持该请求方法", "Method not allowed")
+    else:
+        body = error_body("http_error", str(exc.detail), str(exc.detail))
+    return JSONResponse(body, exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the common JSON body."""
+    app.add_exception_handler(CitygridError, _citygrid_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
