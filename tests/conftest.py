@@ -1,0 +1,91 @@
+"""Session fixtures: a real PostGIS (the project's own cluster or CITYGRID_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine, make_url
+
+from api.settings import DatabaseSettings, DemoSettings
+from layers import db, migrate
+from layers.demo import load as demo_city
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A PostgreSQL server the tests may create databases on."""
+
+    admin_url: str
+
+    def url(self, database: str) -> str:
+        """URL of a database on this server."""
+        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
+
+
+def _log(message: str) -> None:
+    print(f"[citygrid tests] {message}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The server: started for the session if it was not running, stopped again afterwards."""
+    settings = DatabaseSettings()
+    if not settings.uses_own_cluster:
+        yield PgServer(db.parse_url(settings.url()).set(database="postgres").render_as_string(hide_password=False))
+        return
+    cluster = settings.cluster()
+    started = cluster.up(_log)
+    try:
+        yield PgServer(cluster.url("postgres"))
+    finally:
+        if started:
+            cluster.down(_log)
+
+
+def fresh_database(server: PgServer, suffix: str) -> Iterator[str]:
+    """A new, migrated database on `server`, dropped when the caller is done with it."""
+    name = f"citygrid_test_{suffix}_{os.getpid()}"
+    db.drop_database(server.admin_url, name)
+    db.ensure_database(server.admin_url, name)
+    url = server.url(name)
+    engine = db.make_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    try:
+        yield url
+    finally:
+        db.drop_database(server.admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: PgServer) -> Iterator[str]:
+    """A migrated database holding the demo city, shared by the session (tests must not write)."""
+    yield from fresh_database(pg_server, "demo")
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the session database."""
+    eng = db.make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo(engine: Engine) -> dict[str, int]:
+    """Load the demo city once per session, with the project's own loader."""
+    settings = DemoSettings()
+    written = demo_city.load(engine, settings.seed, settings.year)
+    assert written is not None, "the session database was expected to be empty"
+    return written
+
+
+@pytest.fixture
+def scratch_url(pg_server: PgServer) -> Iterator[str]:
+    """An empty migrated database for one test that writes."""
+    yield from fresh_database(pg_server, "scratch")

@@ -1,0 +1,216 @@
+"""The demo city: grids that tile 启东 exactly, and layers at the scale of the bureau's report."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import Engine, text
+
+from gis import zones
+from gis.coverage import summarize_coverage
+from layers.demo import load as demo_city
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+REPORT_CASES = {"E0501": 12063, "E0107": 4064, "E0502": 11946, "E0503": 115340, "E0201": 239}
+
+
+def scalar(engine: Engine, sql: str) -> object:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar_one()
+
+
+def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
+@pytest.fixture(scope="module")
+def grids(engine: Engine) -> dict[str, dict[str, object]]:
+    """Every grid by code, geometry in metres of the county's zone."""
+    with engine.connect() as conn:
+        result = conn.execute(text("SELECT code, level, parent_code, ST_AsBinary(geom) AS wkb FROM grids")).all()
+    geoms = zones.to_gk(shapely.from_wkb([r.wkb for r in result]), 4550)
+    return {r.code: {"level": r.level, "parent": r.parent_code, "geom": g} for r, g in zip(result, geoms, strict=True)}
+
+
+def test_three_grid_levels_in_the_reported_numbers(engine: Engine) -> None:
+    assert dict(rows(engine, "SELECT level, count(*) FROM grids GROUP BY level")) == {
+        "street": 7, "community": 66, "section": 349,
+    }
+
+
+def test_grid_codes_follow_the_15_digit_scheme(grids: dict[str, dict[str, object]]) -> None:
+    for code, g in grids.items():
+        assert len(code) == 15 and code.startswith("320681")
+        street, community, seq = code[6:9], code[9:12], code[12:]
+        if g["level"] == "street":
+            assert g["parent"] is None and 100 <= int(street) <= 199 and community == seq == "000"
+        elif g["level"] == "community":
+            assert g["parent"] == code[:9] + "000000" and int(community) > 0 and seq == "000"
+        else:
+            assert g["parent"] == code[:12] + "000" and int(seq) > 0
+
+
+def test_county_is_covered_with_no_gap_or_overlap(grids: dict[str, dict[str, object]]) -> None:
+    county = zones.to_gk([demo_city.qidong().boundary], 4550)[0]
+    streets = [g["geom"] for g in grids.values() if g["level"] == "street"]
+    summary = summarize_coverage(county, streets)
+    assert summary.ok(tolerance_m2=1.0), summary
+
+
+def test_children_tile_their_parents(grids: dict[str, dict[str, object]]) -> None:
+    children: dict[str, list[object]] = {}
+    for g in grids.values():
+        if g["parent"]:
+            children.setdefault(str(g["parent"]), []).append(g["geom"])
+    assert len(children) == 7 + 66
+    failures = {}
+    for parent, kids in children.items():
+        summary = summarize_coverage(grids[parent]["geom"], kids)
+        if not summary.ok(tolerance_m2=1.0):
+            failures[parent] = summary
+    assert failures == {}
+
+
+def test_grid_codes_run_west_to_east_north_to_south(grids: dict[str, dict[str, object]]) -> None:
+    sections = sorted((c, g["geom"]) for c, g in grids.items() if str(c).startswith("320681100001"))
+    sections = [(c, geom) for c, geom in sections if grids[c]["level"] == "section"]
+    northmost = max(sections, key=lambda s: shapely.point_on_surface(s[1]).y)
+    tops = [s for s in sections if shapely.point_on_surface(s[1]).y > shapely.point_on_surface(northmost[1]).y - 500]
+    assert sections[0][0] == min(tops, key=lambda s: shapely.point_on_surface(s[1]).x)[0]
+
+
+def test_areas_are_in_square_metres_in_gauss_kruger(engine: Engine, grids: dict[str, dict[str, object]]) -> None:
+    stored = dict(rows(engine, "SELECT code, area_m2 FROM grids WHERE level = 'street'"))
+    for code, area in stored.items():
+        assert area == pytest.approx(grids[code]["geom"].area, rel=1e-3)
+    total = scalar(engine, "SELECT sum(area_m2) FROM grids WHERE level = 'section'")
+    assert 1.5e9 < float(total) < 1.8e9  # 启东's land boundary: about 1,672 km²
+
+
+def test_every_row_carries_the_county_code(engine: Engine) -> None:
+    for table in ("grids", "illegal_buildings", "billboards", "dust_sites", "dust_inspections",
+                  "work_orders", "parking_lots", "cases"):
+        assert rows(engine, f"SELECT DISTINCT adcode FROM {table}") == [("320681",)]
+
+
+def test_dust_sites_inspections_and_work_orders_match_the_report(engine: Engine) -> None:
+    assert scalar(engine, "SELECT count(*) FROM dust_sites") == 226
+    assert scalar(engine, "SELECT count(*) FROM dust_inspections") == 724
+    assert scalar(engine, "SELECT sum(problems_found) FROM dust_inspections") == 144
+    assert scalar(engine, "SELECT count(*) FROM work_orders") == 104
+    assert scalar(engine, """
+        SELECT count(*) FROM work_orders w JOIN dust_inspections i ON i.id = w.inspection_id
+        WHERE i.problems_found > 0 AND w.issued_on >= i.inspected_on AND w.dust_site_id = i.dust_site_id
+    """) == 104
+    assert scalar(engine, "SELECT count(DISTINCT site_type) FROM dust_sites") == 6
+
+
+def test_billboards_match_the_report(engine: Engine) -> None:
+    total = scalar(engine, "SELECT count(*) FROM billboards")
+    assert 1700 < total < 2000
+    assert scalar(engine, "SELECT count(*) FROM billboards WHERE type = 'shop_sign' AND risk_grade IS NOT NULL") >= 1700
+    removed = dict(rows(engine, """
+        SELECT CASE WHEN type IN ('pole', 'window_cover') THEN type ELSE 'other_ads' END,
+               round(sum(removed_area_m2)::numeric, 2)
+        FROM billboards WHERE removed_on IS NOT NULL GROUP BY 1
+    """))
+    counts = dict(rows(engine, """
+        SELECT CASE WHEN type IN ('pole', 'window_cover') THEN type ELSE 'other_ads' END, count(*)
+        FROM billboards WHERE removed_on IS NOT NULL GROUP BY 1
+    """))
+    assert counts == {"pole": 5, "other_ads": 57, "window_cover": 26}
+    assert {k: float(v) for k, v in removed.items()} == {"pole": 1629.05, "other_ads": 1442.61, "window_cover": 1305.05}
+
+
+def test_illegal_buildings_demolished_as_reported(engine: Engine) -> None:
+    total = scalar(engine, "SELECT count(*) FROM illegal_buildings")
+    assert 200 <= total <= 900
+    got = {c: (n, float(a)) for c, n, a in rows(engine, """
+        SELECT category, count(*), round(sum(area_m2)::numeric, 4)
+        FROM illegal_buildings WHERE status = 'demolished' AND demolished_on >= '2023-01-01' GROUP BY category
+    """)}
+    assert got["new"][0] == 46 and got["new"][1] == pytest.approx(497.7675, abs=0.01)
+    assert got["existing"][0] == 38 and got["existing"][1] == pytest.approx(2897.571, abs=0.01)
+    assert scalar(engine, "SELECT count(*) FROM illegal_buildings WHERE abs(area_m2 - demolished_area_m2) > 0.01") == 0
+
+
+def test_parking_lots(engine: Engine) -> None:
+    by_category = dict(rows(engine, "SELECT category, count(*) FROM parking_lots GROUP BY 1"))
+    assert set(by_category) == {"public", "dedicated", "temporary", "on_street"}
+    assert 100 <= sum(by_category.values()) <= 900
+    assert scalar(engine, "SELECT count(*) FROM parking_lots WHERE spaces <= 0 OR area_m2 <= 0") == 0
+
+
+def test_cases_in_the_reports_proportions(engine: Engine) -> None:
+    assert dict(rows(engine, "SELECT category_code, count(*) FROM cases GROUP BY 1")) == REPORT_CASES
+
+
+def test_cases_are_inside_the_county_and_in_their_grid(engine: Engine) -> None:
+    assert scalar(engine, "SELECT count(*) FROM cases WHERE grid_code IS NULL") == 0
+    misplaced = scalar(engine, """
+        SELECT count(*) FROM (SELECT * FROM cases ORDER BY id LIMIT 5000) c
+        JOIN grids g ON g.code = c.grid_code
+        WHERE NOT ST_Intersects(g.geom, c.geom)
+    """)
+    assert misplaced == 0
+
+
+def test_cases_concentrate_where_people_are(engine: Engine, grids: dict[str, dict[str, object]]) -> None:
+    seat = zones.to_gk([demo_city.COUNTY_SEAT], 4550)[0]
+    county = zones.to_gk([demo_city.qidong().boundary], 4550)[0]
+    near_seat = shapely.intersection(seat.buffer(3000), county)
+    share_of_area = near_seat.area / county.area
+    share_of_cases = float(scalar(engine, f"""
+        SELECT avg((ST_DWithin(ST_Transform(geom, 4550), ST_SetSRID(ST_MakePoint({seat.x}, {seat.y}), 4550), 3000))::int)
+        FROM cases
+    """))
+    assert share_of_area < 0.02 and share_of_cases > 10 * share_of_area
+    density = np.array([d for (d,) in rows(engine, """
+        SELECT count(*) / g.area_m2 FROM cases c JOIN grids g ON g.code = c.grid_code GROUP BY g.code, g.area_m2
+    """)])
+    low, high = np.quantile(density, [0.1, 0.9])
+    assert high > 20 * low  # town sections against country ones: not uniform noise
+
+
+def test_cases_have_daily_and_weekly_rhythms(engine: Engine) -> None:
+    hours = Counter(dict(rows(engine, """
+        SELECT extract(hour FROM reported_at AT TIME ZONE 'Asia/Shanghai')::int, count(*)
+        FROM cases WHERE category_code = 'E0501' GROUP BY 1
+    """)))
+    assert hours[18] > 10 * hours[3] and hours[7] > 10 * hours[14]
+    weekend, weekday = rows(engine, """
+        SELECT extract(isodow FROM reported_at AT TIME ZONE 'Asia/Shanghai') >= 6, count(*) / count(DISTINCT reported_at::date)::float
+        FROM cases WHERE category_code = 'E0501' GROUP BY 1 ORDER BY 1 DESC
+    """)
+    assert weekend[1] > 1.2 * weekday[1]  # street vendors work weekends
+
+
+def test_case_workflow_timestamps_are_consistent(engine: Engine) -> None:
+    statuses = dict(rows(engine, "SELECT status, count(*) FROM cases GROUP BY 1"))
+    closed_rate = statuses["closed"] / (sum(statuses.values()) - statuses.get("rejected", 0))
+    assert 0.98 < closed_rate < 1.0
+    assert scalar(engine, """
+        SELECT count(*) FROM cases WHERE status = 'closed' AND NOT (
+            reported_at < registered_at AND registered_at < dispatched_at AND dispatched_at < handled_at
+            AND handled_at < feedback_at AND feedback_at < verified_at AND verified_at < closed_at
+            AND deadline > dispatched_at)
+    """) == 0
+    assert scalar(engine, "SELECT count(*) FROM cases WHERE status = 'rejected' AND registered_at IS NOT NULL") == 0
+    on_time = float(scalar(engine, "SELECT avg((handled_at <= deadline)::int) FROM cases WHERE status = 'closed'"))
+    assert 0.9 < on_time < 1.0
+
+
+def test_demo_is_deterministic() -> None:
+    county = demo_city.qidong()
+    first, second = demo_city.build(county, 11, 2023), demo_city.build(county, 11, 2023)
+    assert first.counts() == second.counts()
+    for table in ("grids", "billboards"):
+        a = shapely.to_wkb([r["geom"] for r in first.rows[table]])
+        b = shapely.to_wkb([r["geom"] for r in second.rows[table]])
+        assert list(a) == list(b)
+    assert [r["reported_at"] for r in first.rows["cases"][:1000]] == [r["reported_at"] for r in second.rows["cases"][:1000]]

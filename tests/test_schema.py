@@ -1,0 +1,136 @@
+"""After migration: every registry layer is a table with SRID 4490, GIST and B-tree indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from pyproj import Transformer
+from shapely.geometry import Polygon
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from layers import db, migrate
+from layers.registry import LAYERS, STORAGE_SRID, spatial_layers
+
+
+@pytest.fixture
+def scratch(scratch_url: str) -> Iterator[Engine]:
+    eng = db.make_engine(scratch_url)
+    yield eng
+    eng.dispose()
+
+
+def _indexes(engine: Engine, table: str) -> dict[str, tuple[str, list[str]]]:
+    sql = text("""
+        SELECT i.relname, am.amname, array_agg(a.attname ORDER BY a.attnum)
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_am am ON am.oid = i.relam
+        JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey)
+        WHERE t.relname = :table
+        GROUP BY i.relname, am.amname
+    """)
+    with engine.connect() as conn:
+        return {name: (method, cols) for name, method, cols in conn.execute(sql, {"table": table})}
+
+
+def test_registry_and_migrations_agree(engine: Engine) -> None:
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    assert migrate.schema_drift(engine) == []
+
+
+def test_geometry_columns_have_storage_srid_and_type(engine: Engine) -> None:
+    with engine.connect() as conn:
+        rows = {
+            r.f_table_name: (r.srid, r.type)
+            for r in conn.execute(text("SELECT f_table_name, srid, type FROM geometry_columns"))
+        }
+    expected = {layer.id: (STORAGE_SRID, layer.geometry.value) for layer in spatial_layers() if layer.geometry}
+    assert rows == expected
+
+
+@pytest.mark.parametrize("layer_id", list(LAYERS))
+def test_indexes(engine: Engine, layer_id: str) -> None:
+    layer = LAYERS[layer_id]
+    indexes = _indexes(engine, layer_id).values()
+    if layer.geometry:
+        assert ("gist", ["geom"]) in indexes
+    for column in ["adcode", *(f.name for f in layer.fields if f.indexed)]:
+        assert ("btree", [column]) in indexes, f"{layer_id}.{column} has no B-tree index"
+
+
+def test_every_layer_row_carries_a_county_code(engine: Engine) -> None:
+    with engine.connect() as conn:
+        nullable = conn.execute(text("""
+            SELECT table_name FROM information_schema.columns
+            WHERE column_name = 'adcode' AND is_nullable = 'NO' AND table_schema = 'public'
+        """)).scalars().all()
+    assert set(nullable) == set(LAYERS)
+
+
+def _gk_square(epsg: int, x: float, y: float, side: float) -> tuple[Polygon, float]:
+    """A square drawn in GK metres, in CGCS2000 degrees, and its hand-computed area."""
+    corners = np.array([[x, y], [x + side, y], [x + side, y + side], [x, y + side]])
+    to_deg = Transformer.from_crs(epsg, 4490, always_xy=True)
+    lon, lat = to_deg.transform(corners[:, 0], corners[:, 1])
+    return Polygon(zip(lon, lat, strict=True)), side * side
+
+
+INSERT_GRID = text("""
+    INSERT INTO grids (adcode, geom, level, code, name, valid_from)
+    VALUES ('320681', ST_Multi(ST_GeomFromText(:wkt, 4490)), 'section', :code, '测试网格', '2024-01-01')
+    RETURNING id, area_m2
+""")
+
+
+def test_area_is_computed_in_the_gauss_kruger_zone(scratch: Engine) -> None:
+    square, hand = _gk_square(4550, 550_000.0, 3_520_000.0, 100.0)
+    bigger, hand_bigger = _gk_square(4550, 550_000.0, 3_520_000.0, 250.0)
+    with scratch.begin() as conn:
+        grid_id, area = conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "320681100001001"}).one()
+        assert area == pytest.approx(hand, rel=1e-3)
+        updated = conn.execute(
+            text("UPDATE grids SET geom = ST_Multi(ST_GeomFromText(:wkt, 4490)) WHERE id = :id RETURNING area_m2"),
+            {"wkt": bigger.wkt, "id": grid_id},
+        ).scalar_one()
+        assert updated == pytest.approx(hand_bigger, rel=1e-3)
+
+
+def test_zone_can_be_forced(scratch_url: str) -> None:
+    square, _ = _gk_square(4550, 550_000.0, 3_520_000.0, 100.0)
+    forced = db.make_engine(scratch_url, gk_epsg=4549)
+    try:
+        with forced.begin() as conn:
+            _, area = conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "320681100001002"}).one()
+    finally:
+        forced.dispose()
+    to_4549 = Transformer.from_crs(4490, 4549, always_xy=True)
+    x, y = to_4549.transform(*np.array(square.exterior.coords).T)
+    hand_4549 = Polygon(zip(x, y, strict=True)).area
+    assert area == pytest.approx(hand_4549, rel=1e-6)
+    assert abs(area - 10_000.0) > 0.01  # measured in the other zone: not the same number
+
+
+def test_code_lists_and_formats_are_enforced(scratch: Engine) -> None:
+    square, _ = _gk_square(4550, 550_000.0, 3_520_000.0, 100.0)
+    with pytest.raises(IntegrityError), scratch.begin() as conn:
+        conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "32068110000100"})  # 14 digits
+    with pytest.raises(IntegrityError), scratch.begin() as conn:
+        conn.execute(text("""
+            INSERT INTO billboards (adcode, geom, type, face_area_m2)
+            VALUES ('320681', ST_SetSRID(ST_MakePoint(121.6, 31.8), 4490), 'zeppelin', 3)
+        """))
+
+
+def test_migrations_go_down_and_up_again(scratch: Engine) -> None:
+    migrate.downgrade(scratch)
+    with scratch.connect() as conn:
+        left = conn.execute(text(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ANY(:names)"
+        ), {"names": list(LAYERS)}).scalar_one()
+    assert left == 0
+    migrate.upgrade(scratch)
+    assert migrate.schema_drift(scratch) == []
