@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format bench db-up db-down clean
+.PHONY: run test lint format db-up db-down clean
 
 $(STAMP): pyproject.toml
 	@sh scripts/bootstrap-python.sh "$(PYTHON)" "$(VENV)"

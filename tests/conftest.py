@@ -34,7 +34,11 @@ def pg_server() -> Iterator[PgServer]:
     """The server: started for the session if it was not running, stopped again afterwards."""
     settings = DatabaseSettings()
     if not settings.uses_own_cluster:
-        yield PgServer(db.parse_url(settings.url()).set(database="postgres").render_as_string(hide_password=False))
+        yield PgServer(
+            db.parse_url(settings.url())
+            .set(database="postgres")
+            .render_as_string(hide_password=False)
+        )
         return
     cluster = settings.cluster()
     started = cluster.up(_log)

@@ -32,14 +32,21 @@ def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
 def grids(engine: Engine) -> dict[str, dict[str, object]]:
     """Every grid by code, geometry in metres of the county's zone."""
     with engine.connect() as conn:
-        result = conn.execute(text("SELECT code, level, parent_code, ST_AsBinary(geom) AS wkb FROM grids")).all()
+        result = conn.execute(
+            text("SELECT code, level, parent_code, ST_AsBinary(geom) AS wkb FROM grids")
+        ).all()
     geoms = zones.to_gk(shapely.from_wkb([r.wkb for r in result]), 4550)
-    return {r.code: {"level": r.level, "parent": r.parent_code, "geom": g} for r, g in zip(result, geoms, strict=True)}
+    return {
+        r.code: {"level": r.level, "parent": r.parent_code, "geom": g}
+        for r, g in zip(result, geoms, strict=True)
+    }
 
 
 def test_three_grid_levels_in_the_reported_numbers(engine: Engine) -> None:
     assert dict(rows(engine, "SELECT level, count(*) FROM grids GROUP BY level")) == {
-        "street": 7, "community": 66, "section": 349,
+        "street": 7,
+        "community": 66,
+        "section": 349,
     }
 
 
@@ -80,11 +87,17 @@ def test_grid_codes_run_west_to_east_north_to_south(grids: dict[str, dict[str, o
     sections = sorted((c, g["geom"]) for c, g in grids.items() if str(c).startswith("320681100001"))
     sections = [(c, geom) for c, geom in sections if grids[c]["level"] == "section"]
     northmost = max(sections, key=lambda s: shapely.point_on_surface(s[1]).y)
-    tops = [s for s in sections if shapely.point_on_surface(s[1]).y > shapely.point_on_surface(northmost[1]).y - 500]
+    tops = [
+        s
+        for s in sections
+        if shapely.point_on_surface(s[1]).y > shapely.point_on_surface(northmost[1]).y - 500
+    ]
     assert sections[0][0] == min(tops, key=lambda s: shapely.point_on_surface(s[1]).x)[0]
 
 
-def test_areas_are_in_square_metres_in_gauss_kruger(engine: Engine, grids: dict[str, dict[str, object]]) -> None:
+def test_areas_are_in_square_metres_in_gauss_kruger(
+    engine: Engine, grids: dict[str, dict[str, object]]
+) -> None:
     stored = dict(rows(engine, "SELECT code, area_m2 FROM grids WHERE level = 'street'"))
     for code, area in stored.items():
         assert area == pytest.approx(grids[code]["geom"].area, rel=1e-3)
@@ -93,8 +106,16 @@ def test_areas_are_in_square_metres_in_gauss_kruger(engine: Engine, grids: dict[
 
 
 def test_every_row_carries_the_county_code(engine: Engine) -> None:
-    for table in ("grids", "illegal_buildings", "billboards", "dust_sites", "dust_inspections",
-                  "work_orders", "parking_lots", "cases"):
+    for table in (
+        "grids",
+        "illegal_buildings",
+        "billboards",
+        "dust_sites",
+        "dust_inspections",
+        "work_orders",
+        "parking_lots",
+        "cases",
+    ):
         assert rows(engine, f"SELECT DISTINCT adcode FROM {table}") == [("320681",)]
 
 
@@ -103,90 +124,160 @@ def test_dust_sites_inspections_and_work_orders_match_the_report(engine: Engine)
     assert scalar(engine, "SELECT count(*) FROM dust_inspections") == 724
     assert scalar(engine, "SELECT sum(problems_found) FROM dust_inspections") == 144
     assert scalar(engine, "SELECT count(*) FROM work_orders") == 104
-    assert scalar(engine, """
+    assert (
+        scalar(
+            engine,
+            """
         SELECT count(*) FROM work_orders w JOIN dust_inspections i ON i.id = w.inspection_id
         WHERE i.problems_found > 0 AND w.issued_on >= i.inspected_on AND w.dust_site_id = i.dust_site_id
-    """) == 104
+    """,
+        )
+        == 104
+    )
     assert scalar(engine, "SELECT count(DISTINCT site_type) FROM dust_sites") == 6
 
 
 def test_billboards_match_the_report(engine: Engine) -> None:
     total = scalar(engine, "SELECT count(*) FROM billboards")
     assert 1700 < total < 2000
-    assert scalar(engine, "SELECT count(*) FROM billboards WHERE type = 'shop_sign' AND risk_grade IS NOT NULL") >= 1700
-    removed = dict(rows(engine, """
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM billboards WHERE type = 'shop_sign' AND risk_grade IS NOT NULL",
+        )
+        >= 1700
+    )
+    removed = dict(
+        rows(
+            engine,
+            """
         SELECT CASE WHEN type IN ('pole', 'window_cover') THEN type ELSE 'other_ads' END,
                round(sum(removed_area_m2)::numeric, 2)
         FROM billboards WHERE removed_on IS NOT NULL GROUP BY 1
-    """))
-    counts = dict(rows(engine, """
+    """,
+        )
+    )
+    counts = dict(
+        rows(
+            engine,
+            """
         SELECT CASE WHEN type IN ('pole', 'window_cover') THEN type ELSE 'other_ads' END, count(*)
         FROM billboards WHERE removed_on IS NOT NULL GROUP BY 1
-    """))
+    """,
+        )
+    )
     assert counts == {"pole": 5, "other_ads": 57, "window_cover": 26}
-    assert {k: float(v) for k, v in removed.items()} == {"pole": 1629.05, "other_ads": 1442.61, "window_cover": 1305.05}
+    assert {k: float(v) for k, v in removed.items()} == {
+        "pole": 1629.05,
+        "other_ads": 1442.61,
+        "window_cover": 1305.05,
+    }
 
 
 def test_illegal_buildings_demolished_as_reported(engine: Engine) -> None:
     total = scalar(engine, "SELECT count(*) FROM illegal_buildings")
     assert 200 <= total <= 900
-    got = {c: (n, float(a)) for c, n, a in rows(engine, """
+    got = {
+        c: (n, float(a))
+        for c, n, a in rows(
+            engine,
+            """
         SELECT category, count(*), round(sum(area_m2)::numeric, 4)
         FROM illegal_buildings WHERE status = 'demolished' AND demolished_on >= '2023-01-01' GROUP BY category
-    """)}
+    """,
+        )
+    }
     assert got["new"][0] == 46 and got["new"][1] == pytest.approx(497.7675, abs=0.01)
     assert got["existing"][0] == 38 and got["existing"][1] == pytest.approx(2897.571, abs=0.01)
-    assert scalar(engine, "SELECT count(*) FROM illegal_buildings WHERE abs(area_m2 - demolished_area_m2) > 0.01") == 0
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM illegal_buildings WHERE abs(area_m2 - demolished_area_m2) > 0.01",
+        )
+        == 0
+    )
 
 
 def test_parking_lots(engine: Engine) -> None:
     by_category = dict(rows(engine, "SELECT category, count(*) FROM parking_lots GROUP BY 1"))
     assert set(by_category) == {"public", "dedicated", "temporary", "on_street"}
     assert 100 <= sum(by_category.values()) <= 900
-    assert scalar(engine, "SELECT count(*) FROM parking_lots WHERE spaces <= 0 OR area_m2 <= 0") == 0
+    assert (
+        scalar(engine, "SELECT count(*) FROM parking_lots WHERE spaces <= 0 OR area_m2 <= 0") == 0
+    )
 
 
 def test_cases_in_the_reports_proportions(engine: Engine) -> None:
-    assert dict(rows(engine, "SELECT category_code, count(*) FROM cases GROUP BY 1")) == REPORT_CASES
+    assert (
+        dict(rows(engine, "SELECT category_code, count(*) FROM cases GROUP BY 1")) == REPORT_CASES
+    )
 
 
 def test_cases_are_inside_the_county_and_in_their_grid(engine: Engine) -> None:
     assert scalar(engine, "SELECT count(*) FROM cases WHERE grid_code IS NULL") == 0
-    misplaced = scalar(engine, """
+    misplaced = scalar(
+        engine,
+        """
         SELECT count(*) FROM (SELECT * FROM cases ORDER BY id LIMIT 5000) c
         JOIN grids g ON g.code = c.grid_code
         WHERE NOT ST_Intersects(g.geom, c.geom)
-    """)
+    """,
+    )
     assert misplaced == 0
 
 
-def test_cases_concentrate_where_people_are(engine: Engine, grids: dict[str, dict[str, object]]) -> None:
+def test_cases_concentrate_where_people_are(
+    engine: Engine, grids: dict[str, dict[str, object]]
+) -> None:
     seat = zones.to_gk([demo_city.COUNTY_SEAT], 4550)[0]
     county = zones.to_gk([demo_city.qidong().boundary], 4550)[0]
     near_seat = shapely.intersection(seat.buffer(3000), county)
     share_of_area = near_seat.area / county.area
-    share_of_cases = float(scalar(engine, f"""
+    share_of_cases = float(
+        scalar(
+            engine,
+            f"""
         SELECT avg((ST_DWithin(ST_Transform(geom, 4550), ST_SetSRID(ST_MakePoint({seat.x}, {seat.y}), 4550), 3000))::int)
         FROM cases
-    """))
+    """,
+        )
+    )
     assert share_of_area < 0.02 and share_of_cases > 10 * share_of_area
-    density = np.array([d for (d,) in rows(engine, """
+    density = np.array(
+        [
+            d
+            for (d,) in rows(
+                engine,
+                """
         SELECT count(*) / g.area_m2 FROM cases c JOIN grids g ON g.code = c.grid_code GROUP BY g.code, g.area_m2
-    """)])
+    """,
+            )
+        ]
+    )
     low, high = np.quantile(density, [0.1, 0.9])
     assert high > 20 * low  # town sections against country ones: not uniform noise
 
 
 def test_cases_have_daily_and_weekly_rhythms(engine: Engine) -> None:
-    hours = Counter(dict(rows(engine, """
+    hours = Counter(
+        dict(
+            rows(
+                engine,
+                """
         SELECT extract(hour FROM reported_at AT TIME ZONE 'Asia/Shanghai')::int, count(*)
         FROM cases WHERE category_code = 'E0501' GROUP BY 1
-    """)))
+    """,
+            )
+        )
+    )
     assert hours[18] > 10 * hours[3] and hours[7] > 10 * hours[14]
-    weekend, weekday = rows(engine, """
+    weekend, weekday = rows(
+        engine,
+        """
         SELECT extract(isodow FROM reported_at AT TIME ZONE 'Asia/Shanghai') >= 6, count(*) / count(DISTINCT reported_at::date)::float
         FROM cases WHERE category_code = 'E0501' GROUP BY 1 ORDER BY 1 DESC
-    """)
+    """,
+    )
     assert weekend[1] > 1.2 * weekday[1]  # street vendors work weekends
 
 
@@ -194,14 +285,30 @@ def test_case_workflow_timestamps_are_consistent(engine: Engine) -> None:
     statuses = dict(rows(engine, "SELECT status, count(*) FROM cases GROUP BY 1"))
     closed_rate = statuses["closed"] / (sum(statuses.values()) - statuses.get("rejected", 0))
     assert 0.98 < closed_rate < 1.0
-    assert scalar(engine, """
+    assert (
+        scalar(
+            engine,
+            """
         SELECT count(*) FROM cases WHERE status = 'closed' AND NOT (
             reported_at < registered_at AND registered_at < dispatched_at AND dispatched_at < handled_at
             AND handled_at < feedback_at AND feedback_at < verified_at AND verified_at < closed_at
             AND deadline > dispatched_at)
-    """) == 0
-    assert scalar(engine, "SELECT count(*) FROM cases WHERE status = 'rejected' AND registered_at IS NOT NULL") == 0
-    on_time = float(scalar(engine, "SELECT avg((handled_at <= deadline)::int) FROM cases WHERE status = 'closed'"))
+    """,
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM cases WHERE status = 'rejected' AND registered_at IS NOT NULL",
+        )
+        == 0
+    )
+    on_time = float(
+        scalar(
+            engine, "SELECT avg((handled_at <= deadline)::int) FROM cases WHERE status = 'closed'"
+        )
+    )
     assert 0.9 < on_time < 1.0
 
 
@@ -213,4 +320,6 @@ def test_demo_is_deterministic() -> None:
         a = shapely.to_wkb([r["geom"] for r in first.rows[table]])
         b = shapely.to_wkb([r["geom"] for r in second.rows[table]])
         assert list(a) == list(b)
-    assert [r["reported_at"] for r in first.rows["cases"][:1000]] == [r["reported_at"] for r in second.rows["cases"][:1000]]
+    assert [r["reported_at"] for r in first.rows["cases"][:1000]] == [
+        r["reported_at"] for r in second.rows["cases"][:1000]
+    ]

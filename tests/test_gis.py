@@ -45,7 +45,16 @@ def test_gcj02_geometry_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lon", "epsg"), [(121.4, 4549), (121.6, 4550), (121.98, 4550), (117.6, 4548), (75.0, 4534), (135.0, 4554), (60.0, 4534)]
+    ("lon", "epsg"),
+    [
+        (121.4, 4549),
+        (121.6, 4550),
+        (121.98, 4550),
+        (117.6, 4548),
+        (75.0, 4534),
+        (135.0, 4554),
+        (60.0, 4534),
+    ],
 )
 def test_zone_by_longitude(lon: float, epsg: int) -> None:
     assert int(zones.zone_epsg(lon)) == epsg

@@ -48,7 +48,11 @@ def test_geometry_columns_have_storage_srid_and_type(engine: Engine) -> None:
             r.f_table_name: (r.srid, r.type)
             for r in conn.execute(text("SELECT f_table_name, srid, type FROM geometry_columns"))
         }
-    expected = {layer.id: (STORAGE_SRID, layer.geometry.value) for layer in spatial_layers() if layer.geometry}
+    expected = {
+        layer.id: (STORAGE_SRID, layer.geometry.value)
+        for layer in spatial_layers()
+        if layer.geometry
+    }
     assert rows == expected
 
 
@@ -64,10 +68,16 @@ def test_indexes(engine: Engine, layer_id: str) -> None:
 
 def test_every_layer_row_carries_a_county_code(engine: Engine) -> None:
     with engine.connect() as conn:
-        nullable = conn.execute(text("""
+        nullable = (
+            conn.execute(
+                text("""
             SELECT table_name FROM information_schema.columns
             WHERE column_name = 'adcode' AND is_nullable = 'NO' AND table_schema = 'public'
-        """)).scalars().all()
+        """)
+            )
+            .scalars()
+            .all()
+        )
     assert set(nullable) == set(LAYERS)
 
 
@@ -90,10 +100,14 @@ def test_area_is_computed_in_the_gauss_kruger_zone(scratch: Engine) -> None:
     square, hand = _gk_square(4550, 550_000.0, 3_520_000.0, 100.0)
     bigger, hand_bigger = _gk_square(4550, 550_000.0, 3_520_000.0, 250.0)
     with scratch.begin() as conn:
-        grid_id, area = conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "320681100001001"}).one()
+        grid_id, area = conn.execute(
+            INSERT_GRID, {"wkt": square.wkt, "code": "320681100001001"}
+        ).one()
         assert area == pytest.approx(hand, rel=1e-3)
         updated = conn.execute(
-            text("UPDATE grids SET geom = ST_Multi(ST_GeomFromText(:wkt, 4490)) WHERE id = :id RETURNING area_m2"),
+            text(
+                "UPDATE grids SET geom = ST_Multi(ST_GeomFromText(:wkt, 4490)) WHERE id = :id RETURNING area_m2"
+            ),
             {"wkt": bigger.wkt, "id": grid_id},
         ).scalar_one()
         assert updated == pytest.approx(hand_bigger, rel=1e-3)
@@ -104,7 +118,9 @@ def test_zone_can_be_forced(scratch_url: str) -> None:
     forced = db.make_engine(scratch_url, gk_epsg=4549)
     try:
         with forced.begin() as conn:
-            _, area = conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "320681100001002"}).one()
+            _, area = conn.execute(
+                INSERT_GRID, {"wkt": square.wkt, "code": "320681100001002"}
+            ).one()
     finally:
         forced.dispose()
     to_4549 = Transformer.from_crs(4490, 4549, always_xy=True)
@@ -119,18 +135,21 @@ def test_code_lists_and_formats_are_enforced(scratch: Engine) -> None:
     with pytest.raises(IntegrityError), scratch.begin() as conn:
         conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "32068110000100"})  # 14 digits
     with pytest.raises(IntegrityError), scratch.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO billboards (adcode, geom, type, face_area_m2)
             VALUES ('320681', ST_SetSRID(ST_MakePoint(121.6, 31.8), 4490), 'zeppelin', 3)
-        """))
+        """)
+        )
 
 
 def test_migrations_go_down_and_up_again(scratch: Engine) -> None:
     migrate.downgrade(scratch)
     with scratch.connect() as conn:
-        left = conn.execute(text(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ANY(:names)"
-        ), {"names": list(LAYERS)}).scalar_one()
+        left = conn.execute(
+            text("SELECT count(*) FROM information_schema.tables WHERE table_name = ANY(:names)"),
+            {"names": list(LAYERS)},
+        ).scalar_one()
     assert left == 0
     migrate.upgrade(scratch)
     assert migrate.schema_drift(scratch) == []

@@ -1,0 +1,1 @@
+"""Folium map builders for the planner, inspector and leader pages."""

@@ -1,0 +1,160 @@
+"""The `citygrid` command: clear one-sentence failures, and an idempotent `run`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from layers import cluster
+from layers.errors import SetupError
+
+CITYGRID = str(Path(sys.executable).with_name("citygrid"))
+
+
+def citygrid(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [CITYGRID, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_clear_failure(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    for phrase in phrases:
+        assert phrase in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        (
+            "postgresql://citygrid:secret@127.0.0.1:1/nowhere",
+            "Cannot connect to the database at 127.0.0.1:1/nowhere",
+        ),
+        ("mysql://user:pw@127.0.0.1/db", "needs PostgreSQL with PostGIS"),
+        ("this is not a url", "is not a valid database URL"),
+    ],
+)
+def test_wrong_database_url_is_one_clear_sentence(url: str, phrase: str) -> None:
+    for command in (["db", "status"], ["db", "up"], ["demo", "load"]):
+        assert_clear_failure(citygrid(*command, env={"CITYGRID_DATABASE_URL": url}), phrase)
+
+
+def test_db_down_never_touches_an_external_server() -> None:
+    result = citygrid("db", "down", env={"CITYGRID_DATABASE_URL": "postgresql://a:b@127.0.0.1:1/x"})
+    assert result.returncode == 0 and "not managed by citygrid" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        ("{not json", "not valid GeoJSON"),
+        ('{"type": "Point", "coordinates": [121.6, 31.8]}', "holds no polygon"),
+        (
+            '{"type": "Polygon", "coordinates": [[[121.6, 31.8], [121.7, 31.9], [121.7, 31.8], [121.6, 31.9], [121.6, 31.8]]]}',
+            "polygon is invalid",
+        ),
+        (
+            '{"type": "Polygon", "coordinates": [[[31.8, 121.6], [31.9, 121.6], [31.9, 121.7], [31.8, 121.6]]]}',
+            "not longitude/latitude in China",
+        ),
+        ("", "not valid GeoJSON"),
+    ],
+)
+def test_corrupt_boundary_file_is_one_clear_sentence(
+    tmp_path: Path, content: str, phrase: str
+) -> None:
+    path = tmp_path / "county.geojson"
+    path.write_text(content)
+    assert_clear_failure(citygrid("boundary", "check", str(path)), "The boundary file", phrase)
+
+
+def test_missing_boundary_file(tmp_path: Path) -> None:
+    assert_clear_failure(
+        citygrid("boundary", "check", str(tmp_path / "absent.geojson")), "cannot be read"
+    )
+
+
+def test_shipped_boundary_checks_out() -> None:
+    from citygrid_data import data_file
+
+    result = citygrid("boundary", "check", "--gcj02", str(data_file("qidong_320681_gcj02.geojson")))
+    assert result.returncode == 0, result.stderr
+    assert "1,672" in result.stderr and "EPSG:4550" in result.stderr
+
+
+def test_missing_postgis_without_apt_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bare = cluster.Server(15, tmp_path / "bin", tmp_path / "share")
+    monkeypatch.setattr(cluster, "find_server", lambda: bare)
+    monkeypatch.setattr(cluster, "_can_apt", lambda: None)
+    with pytest.raises(SetupError, match="PostGIS is not installed and cannot be installed here"):
+        cluster.ensure_server(print)
+    monkeypatch.setattr(cluster, "find_server", lambda: None)
+    with pytest.raises(SetupError, match="PostgreSQL is not installed"):
+        cluster.ensure_server(print)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_once(url: str) -> dict[str, int]:
+    """Start `citygrid run` as `make run` does, read the layer counts, stop it."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [CITYGRID, "run", "--port", str(port)],
+        env={**os.environ, "CITYGRID_DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"citygrid run exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("citygrid run did not answer within 180 s")
+        layers = httpx.get(f"http://127.0.0.1:{port}/layers", timeout=10).json()
+        return {layer["id"]: layer["count"] for layer in layers}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_run_twice_keeps_the_same_rows(scratch_url: str) -> None:
+    first = _run_once(scratch_url)
+    assert first["grids"] == 422 and first["cases"] == 143652
+    second = _run_once(scratch_url)
+    assert second == first
