@@ -17,6 +17,7 @@ from layers import cluster
 from layers.errors import SetupError
 
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def citygrid(
@@ -118,43 +119,45 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run_once(url: str) -> dict[str, int]:
-    """Start `citygrid run` as `make run` does, read the layer counts, stop it."""
+def _run_once(url: str, log: Path) -> dict[str, int]:
+    """Start `make run`, read the layer counts once it serves, stop it with Ctrl-C."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [CITYGRID, "run", "--port", str(port)],
-        env={**os.environ, "CITYGRID_DATABASE_URL": url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            ["make", "--no-print-directory", "-C", str(ROOT), "run"],
+            env={**os.environ, "CITYGRID_DATABASE_URL": url, "CITYGRID_PORT": str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(
-                    f"citygrid run exited early:\n{proc.stdout.read() if proc.stdout else ''}"
-                )
+                pytest.fail(f"make run exited early:\n{log.read_text()}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.3)
         else:
-            pytest.fail("citygrid run did not answer within 180 s")
+            pytest.fail(f"make run did not answer within 180 s:\n{log.read_text()}")
         layers = httpx.get(f"http://127.0.0.1:{port}/layers", timeout=10).json()
+        assert f"http://127.0.0.1:{port}/docs" in log.read_text()
         return {layer["id"]: layer["count"] for layer in layers}
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
-def test_run_twice_keeps_the_same_rows(scratch_url: str) -> None:
-    first = _run_once(scratch_url)
+def test_run_twice_keeps_the_same_rows(scratch_url: str, tmp_path: Path) -> None:
+    first = _run_once(scratch_url, tmp_path / "first.log")
     assert first["grids"] == 422 and first["cases"] == 143652
-    second = _run_once(scratch_url)
+    assert "demo city 启东市 loaded" in (tmp_path / "first.log").read_text()
+    second = _run_once(scratch_url, tmp_path / "second.log")
     assert second == first
+    assert "data already loaded" in (tmp_path / "second.log").read_text()

@@ -50,9 +50,9 @@ def test_wheel_ships_data_and_migrations_and_runs_from_them(tmp_path: Path) -> N
     probe = (
         "import layers, citygrid_data; from layers.codes import read_case_categories; "
         "from layers.demo.load import qidong; from layers.migrate import head_revision; "
-        "assert layers.__file__.startswith(%r); "
+        f"assert layers.__file__.startswith({str(unpacked)!r}); "
         "print(len(read_case_categories()), round(qidong().boundary.area, 3), head_revision())"
-    ) % str(unpacked)
+    )
     out = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(unpacked)!r}); {probe}"],
         capture_output=True,
