@@ -38,6 +38,9 @@ boundary_app = typer.Typer(help="County boundary files.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 app.add_typer(boundary_app, name="boundary")
 
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -186,20 +189,14 @@ def _load_demo(
 
 @app.command("serve")
 @friendly
-def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-) -> None:
+def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Serve the API and the map pages (the database must be up: `citygrid db up`)."""
     _serve(DatabaseSettings(), ServerSettings(), host, port)
 
 
 @app.command("run")
 @friendly
-def run(
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-) -> None:
+def run(host: HostOption = None, port: PortOption = None) -> None:
     """Everything `make run` does: database up, migrations, demo city if empty, then serve."""
     settings, demo = DatabaseSettings(), DemoSettings()
     url = prepare_database(settings)

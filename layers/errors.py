@@ -39,3 +39,9 @@ class DataFileError(CitygridError):
     """A reference data file (boundary, code table) is missing or corrupt."""
 
     code = "data_file_error"
+
+
+class MigrationError(CitygridError):
+    """The database refused a schema migration (often: no right to create PostGIS)."""
+
+    code = "migration_failed"

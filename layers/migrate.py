@@ -9,7 +9,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from layers.errors import MigrationError
 from layers.tables import metadata
 
 
@@ -28,11 +30,18 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to `revision`."""
+    """Bring the database schema to `revision`, all or nothing."""
     cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise MigrationError(
+            f"The database refused the schema migration: {reason}",
+            f"数据库拒绝了结构迁移：{reason}",
+        ) from exc
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:

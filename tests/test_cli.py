@@ -8,13 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
-from layers import cluster
+from layers import cluster, db, migrate
 from layers.errors import SetupError
+from tests.conftest import PgServer
 
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +164,34 @@ def test_run_twice_keeps_the_same_rows(scratch_url: str, tmp_path: Path) -> None
     second = _run_once(scratch_url, tmp_path / "second.log")
     assert second == first
     assert "data already loaded" in (tmp_path / "second.log").read_text()
+
+
+@pytest.fixture
+def unprivileged_url(pg_server: PgServer) -> Iterator[str]:
+    """A database owned by a role that may not create the PostGIS extension."""
+    name, role = f"citygrid_test_limited_{os.getpid()}", f"citygrid_limited_{os.getpid()}"
+    admin = create_engine(pg_server.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'limited'"))
+        conn.execute(text(f"CREATE DATABASE {name} OWNER {role}"))
+    try:
+        yield (
+            make_url(pg_server.url(name))
+            .set(username=role, password="limited")
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        db.drop_database(pg_server.admin_url, name)
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
+
+
+def test_no_right_to_create_postgis_is_one_clear_sentence(unprivileged_url: str) -> None:
+    result = citygrid("db", "up", env={"CITYGRID_DATABASE_URL": unprivileged_url})
+    assert_clear_failure(result, "The database refused the schema migration", "postgis")
+    engine = db.make_engine(unprivileged_url)
+    try:
+        assert migrate.current_revision(engine) is None  # nothing half-applied
+    finally:
+        engine.dispose()

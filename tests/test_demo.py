@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from gis import zones
 from gis.coverage import summarize_coverage
 from layers.demo import load as demo_city
+from layers.registry import LAYERS
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -106,16 +107,7 @@ def test_areas_are_in_square_metres_in_gauss_kruger(
 
 
 def test_every_row_carries_the_county_code(engine: Engine) -> None:
-    for table in (
-        "grids",
-        "illegal_buildings",
-        "billboards",
-        "dust_sites",
-        "dust_inspections",
-        "work_orders",
-        "parking_lots",
-        "cases",
-    ):
+    for table in LAYERS:
         assert rows(engine, f"SELECT DISTINCT adcode FROM {table}") == [("320681",)]
 
 

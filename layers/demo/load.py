@@ -20,22 +20,14 @@ from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
+from layers.registry import LAYERS
 from layers.tables import TABLES
 
 ADCODE = "320681"
 COUNTY_NAME = "启东市"
 BOUNDARY_FILE = "qidong_320681_gcj02.geojson"
 COUNTY_SEAT = Point(121.657, 31.808)  # 汇龙镇, the city seat, CGCS2000
-LOAD_ORDER = (
-    "grids",
-    "illegal_buildings",
-    "billboards",
-    "dust_sites",
-    "dust_inspections",
-    "work_orders",
-    "parking_lots",
-    "cases",
-)
+LOAD_ORDER = tuple(LAYERS)  # parents are declared before their children
 
 Step = Callable[[str, int], Callable[[int], None]]
 
