@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import meta
+from api.routes import features, meta
 from api.settings import DatabaseSettings
 from layers.db import make_engine
 
@@ -33,4 +33,5 @@ def create_app(settings: DatabaseSettings) -> FastAPI:
     )
     errors.install(app)
     app.include_router(meta.router)
+    app.include_router(features.router)
     return app

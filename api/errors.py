@@ -14,12 +14,16 @@ from layers.errors import (
     PostgisMissing,
     SetupError,
 )
+from layers.features import BadQuery, FeatureNotFound, UnknownLayer
 
 STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     DatabaseUnreachable: 503,
     PostgisMissing: 503,
     SetupError: 503,
     DataFileError: 500,
+    UnknownLayer: 404,
+    FeatureNotFound: 404,
+    BadQuery: 400,
 }
 
 
