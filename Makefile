@@ -16,6 +16,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/citygrid db install
+	@sh scripts/install-browser.sh
 	$(BIN)/pytest
 
 lint: $(STAMP)

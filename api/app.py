@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import features, meta
-from api.settings import DatabaseSettings
+from api.routes import features, meta, pages
+from api.settings import DatabaseSettings, WebmapSettings
 from layers.db import make_engine
+from webmap.basemaps import resolve_basemap
 
 
-def create_app(settings: DatabaseSettings) -> FastAPI:
-    """Build the application for one database."""
+def create_app(settings: DatabaseSettings, webmap: WebmapSettings | None = None) -> FastAPI:
+    """Build the application for one database and one base-map choice."""
+    webmap = webmap or WebmapSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,7 +35,14 @@ def create_app(settings: DatabaseSettings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.basemap = resolve_basemap(
+        webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
+    )
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(features.router)
+    app.include_router(pages.router)
+    app.mount(
+        "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"
+    )
     return app

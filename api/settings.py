@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from layers.cluster import Cluster
@@ -66,3 +67,28 @@ class DemoSettings(BaseSettings):
 
     seed: int = 20231231
     year: int = Field(default=2023, ge=2000, le=2100)
+
+
+class WebmapSettings(BaseSettings):
+    """The base map under every page: none (offline), Tianditu, Amap, OSM or a local tile server."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    basemap: Literal["none", "tianditu", "amap", "osm", "local"] = "none"
+    tianditu_key: str | None = Field(default=None, description="Tianditu (天地图) key, `tk`")
+    tile_url: str | None = Field(
+        default=None, description="Local tile server, e.g. http://10.0.0.5/{z}/{x}/{y}.png"
+    )
+    tile_attribution: str = "本地瓦片"
+
+    @model_validator(mode="after")
+    def _needs_what_it_names(self) -> WebmapSettings:
+        if self.basemap == "tianditu" and not self.tianditu_key:
+            raise ValueError(
+                "CITYGRID_BASEMAP=tianditu needs CITYGRID_TIANDITU_KEY (天地图需要密钥)"
+            )
+        if self.basemap == "local" and not (
+            self.tile_url and all(p in self.tile_url for p in ("{z}", "{x}", "{y}"))
+        ):
+            raise ValueError("CITYGRID_BASEMAP=local needs CITYGRID_TILE_URL with {z}, {x} and {y}")
+        return self

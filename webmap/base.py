@@ -1,0 +1,170 @@
+"""The map factory every page uses: offline assets, base map, Chinese controls, legend, API layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import folium
+from branca.element import MacroElement
+from folium import plugins
+from folium.elements import JSCSSMixin
+from folium.template import Template
+
+from webmap.assets import OfflineFigure
+from webmap.basemaps import BaseMap
+from webmap.layers import ApiLayer, county_layer
+
+CITYGRID_JS = "/static/citygrid/citygrid.js"
+CITYGRID_CSS = "/static/citygrid/citygrid.css"
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One line of the legend."""
+
+    label: str
+    color: str
+    fill: str
+    point: bool = False
+
+
+class _PageSetup(JSCSSMixin):
+    """Loads citygrid.js (after Leaflet), tells it the display datum, puts the map's UI in Chinese."""
+
+    default_js = [("citygrid_js", CITYGRID_JS)]
+    default_css = [("citygrid_css", CITYGRID_CSS)]
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            CityGrid.datum = {{ this.datum|tojson }};
+            CityGrid.localize({{ this._parent.get_name() }});
+            L.control.scale({imperial: false, position: "bottomright"}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, datum: str) -> None:
+        super().__init__()
+        self.datum = datum
+
+
+class _Legend(MacroElement):
+    """A legend control listing the page's layers with their colours (in Chinese)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            (function () {
+                var legend = L.control({position: "bottomright"});
+                legend.onAdd = function () {
+                    var div = L.DomUtil.create("div", "cg-legend");
+                    div.innerHTML = {{ this.html|tojson }};
+                    return div;
+                };
+                legend.addTo({{ this._parent.get_name() }});
+            })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, title: str, entries: list[LegendEntry]) -> None:
+        super().__init__()
+        rows = "".join(
+            f'<div><i class="{"cg-point" if e.point else ""}" style="border-color:{e.color};background:{e.fill}"></i>{e.label}</div>'
+            for e in entries
+        )
+        self.html = f"<h4>{title}</h4>{rows}"
+
+
+class _Title(MacroElement):
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            (function () {
+                var box = L.control({position: "topright"});
+                box.onAdd = function () {
+                    var div = L.DomUtil.create("div", "cg-title");
+                    div.textContent = {{ this.text|tojson }};
+                    return div;
+                };
+                box.addTo({{ this._parent.get_name() }});
+            })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class _Measure(plugins.MeasureControl):
+    """leaflet-measure, created by citygrid.js (which also fixes its panning on Leaflet >= 1.8)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = CityGrid.measureControl(
+                {{ this._parent.get_name() }}, {{ this.options|tojavascript }});
+        {% endmacro %}
+        """
+    )
+
+
+@dataclass
+class MapPage:
+    """A page being built: the folium map, its figure, and the legend entries collected so far."""
+
+    map: folium.Map
+    figure: OfflineFigure
+    legend: list[LegendEntry] = field(default_factory=list)
+
+    def add_layer(self, layer: ApiLayer, legend: LegendEntry | None = None) -> ApiLayer:
+        """Add an API-fed data layer (and its legend line)."""
+        layer.add_to(self.map)
+        if legend:
+            self.legend.append(legend)
+        return layer
+
+    def render(self) -> str:
+        """The finished HTML page (layer control and legend added last)."""
+        folium.LayerControl(collapsed=False, position="topright").add_to(self.map)
+        _Legend("图例", self.legend).add_to(self.map)
+        return self.figure.render()
+
+
+def new_page(
+    title: str,
+    basemap: BaseMap,
+    center: tuple[float, float] = (31.85, 121.68),
+    zoom: int = 10,
+    county: bool = True,
+) -> MapPage:
+    """A map with the chosen base map, Chinese controls, the county outline, ready for data layers."""
+    figure = OfflineFigure(title=title, allowed_urls=basemap.tile_urls)
+    m = folium.Map(
+        location=list(center), zoom_start=zoom, tiles=None, control_scale=False, prefer_canvas=False
+    )
+    figure.add_child(m)
+    basemap.add_to(m)
+    _PageSetup("gcj02" if basemap.gcj02 else "wgs84").add_to(m)
+    _Title(title).add_to(m)
+    plugins.Fullscreen(position="topleft", title="全屏显示", title_cancel="退出全屏").add_to(m)
+    plugins.LocateControl(
+        position="topleft",
+        strings={"title": "定位到我的位置", "popup": "您在此点附近 {distance} 米范围内"},
+        locateOptions={"enableHighAccuracy": True},
+    ).add_to(m)
+    _Measure(
+        position="topleft",
+        primary_length_unit="meters",
+        secondary_length_unit="kilometers",
+        primary_area_unit="sqmeters",
+        secondary_area_unit="hectares",
+        localization="cn",
+    ).add_to(m)
+    page = MapPage(m, figure)
+    if county:
+        page.add_layer(county_layer(), LegendEntry("行政区边界", "#333333", "#ffffff"))
+    return page

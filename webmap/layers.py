@@ -1,0 +1,112 @@
+"""Data layers a page adds: fetched from the API by the current view, never embedded.
+
+    page.add_layer(api_layer(GRIDS, params={"level": "street"}, title="街道网格"))
+
+`api_layer` reads the layer's registry declaration for its title, style and popup fields; the
+browser side (`static/citygrid/citygrid.js`) asks `/collections/{id}/items?bbox=…` on every move.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from folium.map import Layer
+from folium.template import Template
+
+from layers.registry import Layer as RegistryLayer
+from layers.registry import Style
+
+
+class ApiLayer(Layer):
+    """A Leaflet GeoJSON layer that loads what is in view from the API and reloads as the map moves."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = CityGrid.apiLayer({{ this.options|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self, name: str, options: dict[str, Any], show: bool = True, control: bool = True
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=control, show=show)
+        self._name = "ApiLayer"
+        self.options = options
+
+
+def leaflet_style(style: Style, radius: float = 5.0, **overrides: Any) -> dict[str, Any]:
+    """A registry style as Leaflet path options."""
+    return {
+        "color": style.color,
+        "fillColor": style.fill_color,
+        "fillOpacity": style.fill_opacity,
+        "weight": style.weight,
+        "radius": radius,
+        **overrides,
+    }
+
+
+def popup_fields(layer: RegistryLayer) -> list[dict[str, Any]]:
+    """The layer's popup fields with Chinese labels and code labels, for the browser."""
+    out = []
+    for name in layer.popup_fields:
+        f = layer.field(name)
+        entry: dict[str, Any] = {"name": f.name, "label": f.label_zh, "type": f.type.value}
+        if f.codes:
+            entry["codes"] = {c.value: c.label_zh for c in f.codes}
+        out.append(entry)
+    return out
+
+
+def api_layer(
+    layer: RegistryLayer,
+    *,
+    key: str | None = None,
+    title: str | None = None,
+    params: dict[str, str] | None = None,
+    style: dict[str, Any] | None = None,
+    limit: int = 2000,
+    min_zoom: int | None = None,
+    show: bool = True,
+    codes: dict[str, dict[str, str]] | None = None,
+) -> ApiLayer:
+    """A data layer of a registry layer, optionally filtered by field values (`params`)."""
+    assert layer.style is not None, f"{layer.id} has no map style"
+    title = title or layer.title_zh
+    fields = popup_fields(layer)
+    for f in fields:
+        if codes and f["name"] in codes:
+            f["codes"] = codes[f["name"]]
+    options = {
+        "key": key or layer.id,
+        "title": title,
+        "url": f"/collections/{layer.id}/items",
+        "params": params or {},
+        "style": style or leaflet_style(layer.style),
+        "fields": fields,
+        "limit": limit,
+        "minZoom": min_zoom,
+    }
+    return ApiLayer(title, options, show=show)
+
+
+def county_layer() -> ApiLayer:
+    """The county outline, loaded once (it is small), drawn under everything."""
+    options = {
+        "key": "county",
+        "title": "行政区边界",
+        "url": "/county",
+        "whole": True,
+        "interactive": False,
+        "style": {
+            "color": "#333333",
+            "weight": 3,
+            "fill": True,
+            "fillColor": "#ffffff",
+            "fillOpacity": 0.6,
+        },
+        "fields": [],
+    }
+    return ApiLayer("行政区边界", options)

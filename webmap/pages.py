@@ -1,0 +1,70 @@
+"""The map pages: each builds a `MapPage` from the factory and adds its API-fed layers."""
+
+from __future__ import annotations
+
+from layers.codes import read_case_categories
+from layers.registry import (
+    BILLBOARDS,
+    CASES,
+    DUST_SITES,
+    GRIDS,
+    ILLEGAL_BUILDINGS,
+    PARKING_LOTS,
+    Style,
+)
+from webmap.base import LegendEntry, new_page
+from webmap.basemaps import BaseMap
+from webmap.layers import api_layer, leaflet_style
+
+PAGES = {"overview": ("/maps/overview", "综合概览")}
+
+GRID_LEVEL_STYLES = {
+    "street": ("街道网格", {"color": "#1f3a93", "weight": 3, "fillOpacity": 0.0, "fill": True}),
+    "community": (
+        "社区网格",
+        {"color": "#2874a6", "weight": 2, "dashArray": "6 4", "fillOpacity": 0.0, "fill": True},
+    ),
+    "section": (
+        "片区网格",
+        {"color": "#5dade2", "weight": 1, "fillColor": "#aed6f1", "fillOpacity": 0.08},
+    ),
+}
+
+
+def _legend(title: str, style: Style, point: bool = False) -> LegendEntry:
+    return LegendEntry(title, style.color, style.fill_color, point)
+
+
+def overview(basemap: BaseMap) -> str:
+    """综合概览: the county, the three grid levels and every layer, fetched by view."""
+    page = new_page("启东市城市管理综合概览", basemap)
+    for level, (title, style) in GRID_LEVEL_STYLES.items():
+        page.add_layer(
+            api_layer(
+                GRIDS, key=f"grids_{level}", title=title, params={"level": level}, style=style
+            ),
+            LegendEntry(title, str(style["color"]), "transparent"),
+        )
+    for layer in (ILLEGAL_BUILDINGS, PARKING_LOTS):
+        assert layer.style is not None
+        page.add_layer(api_layer(layer), _legend(layer.title_zh, layer.style))
+    for layer, radius in ((DUST_SITES, 6.0), (BILLBOARDS, 3.5)):
+        assert layer.style is not None
+        page.add_layer(
+            api_layer(layer, style=leaflet_style(layer.style, radius)),
+            _legend(layer.title_zh, layer.style, True),
+        )
+    assert CASES.style is not None
+    categories = {c.code: f"{c.major_name}/{c.minor_name}" for c in read_case_categories()}
+    page.add_layer(
+        api_layer(
+            CASES,
+            title="最近案件",
+            params={"sortby": "-reported_at"},
+            limit=1000,
+            style=leaflet_style(CASES.style, 3.0),
+            codes={"category_code": categories},
+        ),
+        _legend("最近案件（视图内最新1000条）", CASES.style, True),
+    )
+    return page.render()

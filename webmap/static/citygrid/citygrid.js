@@ -1,0 +1,242 @@
+/* citygrid: data layers fetched from the API by view, GCJ-02 display shift, Chinese map UI. */
+(function () {
+  'use strict';
+
+  // GCJ-02 (Amap/Tencent) offset: the published formula forward, fixed-point iteration back.
+  var A = 6378245.0;
+  var EE = 0.00669342162296594323;
+
+  function inChina(lon, lat) {
+    return lon >= 72.004 && lon <= 137.8347 && lat >= 0.8293 && lat <= 55.8271;
+  }
+
+  function offset(lon, lat) {
+    var x = lon - 105.0, y = lat - 35.0, PI = Math.PI;
+    var periodic = (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0;
+    var dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x)) + periodic;
+    dlat += (20.0 * Math.sin(y * PI) + 40.0 * Math.sin(y / 3.0 * PI)) * 2.0 / 3.0;
+    dlat += (160.0 * Math.sin(y / 12.0 * PI) + 320.0 * Math.sin(y * PI / 30.0)) * 2.0 / 3.0;
+    var dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x)) + periodic;
+    dlon += (20.0 * Math.sin(x * PI) + 40.0 * Math.sin(x / 3.0 * PI)) * 2.0 / 3.0;
+    dlon += (150.0 * Math.sin(x / 12.0 * PI) + 300.0 * Math.sin(x / 30.0 * PI)) * 2.0 / 3.0;
+    var radLat = lat / 180.0 * PI;
+    var magic = 1 - EE * Math.sin(radLat) * Math.sin(radLat);
+    var sqrtMagic = Math.sqrt(magic);
+    dlat = (dlat * 180.0) / ((A * (1 - EE)) / (magic * sqrtMagic) * PI);
+    dlon = (dlon * 180.0) / (A / sqrtMagic * Math.cos(radLat) * PI);
+    return [dlon, dlat];
+  }
+
+  var gcj02 = {
+    fromWgs84: function (lon, lat) {
+      if (!inChina(lon, lat)) { return [lon, lat]; }
+      var d = offset(lon, lat);
+      return [lon + d[0], lat + d[1]];
+    },
+    toWgs84: function (lon, lat) {
+      var w = [lon, lat];
+      for (var i = 0; i < 30; i++) {
+        var g = gcj02.fromWgs84(w[0], w[1]);
+        var ex = g[0] - lon, ey = g[1] - lat;
+        w = [w[0] - ex, w[1] - ey];
+        if (Math.abs(ex) < 1e-10 && Math.abs(ey) < 1e-10) { break; }
+      }
+      return w;
+    }
+  };
+
+  function mapCoords(coords, fn) {
+    if (typeof coords[0] === 'number') { return fn(coords[0], coords[1]).concat(coords.slice(2)); }
+    return coords.map(function (c) { return mapCoords(c, fn); });
+  }
+
+  function shiftGeometry(geometry, fn) {
+    if (!geometry) { return geometry; }
+    if (geometry.type === 'GeometryCollection') {
+      return { type: geometry.type, geometries: geometry.geometries.map(function (g) { return shiftGeometry(g, fn); }) };
+    }
+    return { type: geometry.type, coordinates: mapCoords(geometry.coordinates, fn) };
+  }
+
+  function shiftGeoJSON(doc, fn) {
+    if (doc.type === 'FeatureCollection') {
+      return Object.assign({}, doc, { features: doc.features.map(function (f) { return shiftGeoJSON(f, fn); }) });
+    }
+    if (doc.type === 'Feature') { return Object.assign({}, doc, { geometry: shiftGeometry(doc.geometry, fn) }); }
+    return shiftGeometry(doc, fn);
+  }
+
+  function escapeHtml(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+    });
+  }
+
+  function formatValue(value, field) {
+    if (value === null || value === undefined || value === '') { return '—'; }
+    if (field.codes && field.codes[value] !== undefined) { return field.codes[value]; }
+    if (field.type === 'real') { return Number(value).toLocaleString('zh-CN', { maximumFractionDigits: 2 }); }
+    if (field.type === 'timestamp') { return String(value).replace('T', ' ').slice(0, 16); }
+    return value;
+  }
+
+  function popupHtml(title, fields, feature) {
+    var rows = fields.map(function (field) {
+      return '<tr><th>' + escapeHtml(field.label) + '</th><td>' +
+        escapeHtml(formatValue(feature.properties[field.name], field)) + '</td></tr>';
+    });
+    return '<div class="cg-popup"><h4>' + escapeHtml(title) + '</h4><table>' + rows.join('') + '</table></div>';
+  }
+
+  var CityGrid = {
+    datum: 'wgs84',
+    layers: {},
+    pending: 0,
+    gcj02: gcj02,
+    shiftGeoJSON: shiftGeoJSON,
+
+    /** Data from the API (CGCS2000) as the base map needs it. */
+    toDisplay: function (doc) {
+      return CityGrid.datum === 'gcj02' ? shiftGeoJSON(doc, gcj02.fromWgs84) : doc;
+    },
+
+    /** Shapes drawn on the map, back in CGCS2000 before they are sent to the API. */
+    toApi: function (doc) {
+      return CityGrid.datum === 'gcj02' ? shiftGeoJSON(doc, gcj02.toWgs84) : doc;
+    },
+
+    /** The current view as an API bbox (west,south,east,north in CGCS2000). */
+    viewBBox: function (map) {
+      var b = map.getBounds();
+      var corners = [[b.getWest(), b.getSouth()], [b.getEast(), b.getNorth()],
+        [b.getWest(), b.getNorth()], [b.getEast(), b.getSouth()]];
+      if (CityGrid.datum === 'gcj02') {
+        corners = corners.map(function (c) { return gcj02.toWgs84(c[0], c[1]); });
+      }
+      var xs = corners.map(function (c) { return Math.max(-180, Math.min(180, c[0])); });
+      var ys = corners.map(function (c) { return Math.max(-90, Math.min(90, c[1])); });
+      return [Math.min.apply(null, xs), Math.min.apply(null, ys), Math.max.apply(null, xs), Math.max.apply(null, ys)]
+        .map(function (v) { return v.toFixed(6); });
+    },
+
+    /** True when no data layer is waiting for the API. */
+    idle: function () { return CityGrid.pending === 0; },
+
+    /** Show a message in the map's status box (errors stay until the next success). */
+    notice: function (map, key, text, isError) {
+      var box = map.getContainer().querySelector('.cg-status');
+      if (!box) { return; }
+      var line = box.querySelector('[data-key="' + key + '"]');
+      if (!text) { if (line) { line.remove(); } return; }
+      if (!line) {
+        line = document.createElement('div');
+        line.setAttribute('data-key', key);
+        box.appendChild(line);
+      }
+      line.className = isError ? 'cg-error' : 'cg-info';
+      line.textContent = text;
+    },
+
+    /** Leaflet's own controls in Chinese, and the status box data layers report to. */
+    localize: function (map) {
+      var zoomIn = map.getContainer().querySelector('.leaflet-control-zoom-in');
+      var zoomOut = map.getContainer().querySelector('.leaflet-control-zoom-out');
+      if (zoomIn) { zoomIn.title = '放大'; zoomIn.setAttribute('aria-label', '放大'); }
+      if (zoomOut) { zoomOut.title = '缩小'; zoomOut.setAttribute('aria-label', '缩小'); }
+      if (map.attributionControl) { map.attributionControl.setPrefix('Leaflet'); }
+      var Status = L.Control.extend({
+        options: { position: 'bottomleft' },
+        onAdd: function () { return L.DomUtil.create('div', 'cg-status'); }
+      });
+      new Status().addTo(map);
+    },
+
+    /** leaflet-measure's control; its full-map capture marker must not make Leaflet >= 1.8 pan on focus. */
+    measureControl: function (map, options) {
+      L.Control.Measure.include({
+        _setCaptureMarkerIcon: function () {
+          this._captureMarker.options.autoPanOnFocus = false;
+          this._captureMarker.setIcon(L.divIcon({ iconSize: this._map.getSize().multiplyBy(2) }));
+        }
+      });
+      var control = new L.Control.Measure(options);
+      map.addControl(control);
+      return control;
+    },
+
+    /** A GeoJSON layer that loads the features in view from the API and reloads as the map moves. */
+    apiLayer: function (options) { return new ApiLayer(options); }
+  };
+
+  var ApiLayer = L.GeoJSON.extend({
+    initialize: function (options) {
+      var self = this;
+      this.cg = options;
+      this.loaded = 0;
+      L.GeoJSON.prototype.initialize.call(this, null, {
+        style: function () { return options.style; },
+        pointToLayer: function (feature, latlng) { return L.circleMarker(latlng, options.style); },
+        onEachFeature: function (feature, layer) {
+          layer.bindPopup(popupHtml(options.title, options.fields, feature), { maxWidth: 320 });
+        },
+        interactive: options.interactive !== false
+      });
+      CityGrid.layers[options.key] = this;
+      this._refresh = L.Util.throttle(function () { self.refresh(); }, 300, this);
+    },
+
+    onAdd: function (map) {
+      L.GeoJSON.prototype.onAdd.call(this, map);
+      map.on('moveend', this._refresh, this);
+      this.refresh();
+    },
+
+    onRemove: function (map) {
+      map.off('moveend', this._refresh, this);
+      if (this._abort) { this._abort.abort(); }
+      CityGrid.notice(map, this.cg.key, null);
+      L.GeoJSON.prototype.onRemove.call(this, map);
+    },
+
+    refresh: function () {
+      var map = this._map, cg = this.cg, self = this;
+      if (!map) { return; }
+      if (cg.minZoom && map.getZoom() < cg.minZoom) {
+        this.clearLayers();
+        this.loaded = 0;
+        CityGrid.notice(map, cg.key, cg.title + '：放大到 ' + cg.minZoom + ' 级后显示');
+        return;
+      }
+      if (this._abort) { this._abort.abort(); } else { CityGrid.pending += 1; }
+      var abort = new AbortController();
+      this._abort = abort;
+      var params = new URLSearchParams(cg.params || {});
+      if (!cg.whole) {
+        params.set('bbox', CityGrid.viewBBox(map).join(','));
+        params.set('limit', String(cg.limit || 1000));
+      }
+      fetch(cg.url + '?' + params.toString(), { credentials: 'same-origin', signal: abort.signal })
+        .then(function (response) {
+          return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+        })
+        .then(function (result) {
+          if (!result.ok) { throw new Error(result.body.message || '服务器返回错误'); }
+          self.clearLayers();
+          self.addData(CityGrid.toDisplay(result.body));
+          self.loaded = self.getLayers().length;
+          var capped = cg.limit && result.body.numberReturned >= cg.limit;
+          CityGrid.notice(map, cg.key, capped ? cg.title + '：当前视图仅显示 ' + cg.limit + ' 条，请放大查看更多' : null);
+          self.fire('citygrid:loaded');
+        })
+        .catch(function (error) {
+          if (error.name === 'AbortError') { return; }
+          CityGrid.notice(map, cg.key, cg.title + '加载失败：' + error.message, true);
+        })
+        .finally(function () {
+          if (self._abort === abort) { self._abort = null; CityGrid.pending -= 1; }
+        });
+    }
+  });
+
+  window.CityGrid = CityGrid;
+}());
