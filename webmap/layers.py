@@ -88,8 +88,16 @@ def api_layer(
         "fields": fields,
         "limit": limit,
         "minZoom": min_zoom,
+        "pane": _pane(layer),
     }
     return ApiLayer(title, options, show=show)
+
+
+def _pane(layer: RegistryLayer) -> str:
+    """The drawing level (see citygrid.js): grids under areas under points."""
+    if layer.geometry is not None and layer.geometry.value == "POINT":
+        return "cgPoints"
+    return "cgGrids" if layer.id == "grids" else "cgAreas"
 
 
 def county_layer() -> ApiLayer:
@@ -100,6 +108,8 @@ def county_layer() -> ApiLayer:
         "url": "/county",
         "whole": True,
         "interactive": False,
+        "pane": "cgBase",
+        "fit": True,
         "style": {
             "color": "#333333",
             "weight": 3,

@@ -144,6 +144,10 @@
       if (zoomIn) { zoomIn.title = '放大'; zoomIn.setAttribute('aria-label', '放大'); }
       if (zoomOut) { zoomOut.title = '缩小'; zoomOut.setAttribute('aria-label', '缩小'); }
       if (map.attributionControl) { map.attributionControl.setPrefix('Leaflet'); }
+      // Fixed drawing order whatever order the layers load in: outline, grids, areas, points.
+      [['cgBase', 350], ['cgGrids', 410], ['cgAreas', 420], ['cgPoints', 450]].forEach(function (p) {
+        map.createPane(p[0]).style.zIndex = String(p[1]);
+      });
       var Status = L.Control.extend({
         options: { position: 'bottomleft' },
         onAdd: function () { return L.DomUtil.create('div', 'cg-status'); }
@@ -179,7 +183,8 @@
         onEachFeature: function (feature, layer) {
           layer.bindPopup(popupHtml(options.title, options.fields, feature), { maxWidth: 320 });
         },
-        interactive: options.interactive !== false
+        interactive: options.interactive !== false,
+        pane: options.pane || 'overlayPane'
       });
       CityGrid.layers[options.key] = this;
       this._refresh = L.Util.throttle(function () { self.refresh(); }, 300, this);
@@ -224,6 +229,7 @@
           self.clearLayers();
           self.addData(CityGrid.toDisplay(result.body));
           self.loaded = self.getLayers().length;
+          if (cg.fit && !self._fitted && self.loaded) { self._fitted = true; map.fitBounds(self.getBounds()); }
           var capped = cg.limit && result.body.numberReturned >= cg.limit;
           CityGrid.notice(map, cg.key, capped ? cg.title + '：当前视图仅显示 ' + cg.limit + ' 条，请放大查看更多' : null);
           self.fire('citygrid:loaded');

@@ -1,0 +1,110 @@
+"""The overview page in a real headless Chromium, offline, with and without a base map."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, PageWatch, chromium_path, live_server, watch
+
+EXPECTED = {  # features drawn in the opening view (the whole county)
+    "grids_street": 7,
+    "grids_community": 66,
+    "grids_section": 349,
+    "illegal_buildings": 420,
+    "parking_lots": 300,
+    "dust_sites": 226,
+    "billboards": 1844,
+    "cases": 1000,
+}
+AMAP_HOST = ".is.autonavi.com"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, dict[str, int]]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    page = context.new_page()
+    seen = watch(page)
+    page.goto(f"{base}/maps/overview", wait_until="load")
+    page.wait_for_function(
+        "window.CityGrid && Object.keys(CityGrid.layers).length >= 9 && CityGrid.idle()"
+        " && CityGrid.layers.cases.loaded > 0",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(500)
+    counts = page.evaluate(
+        "Object.fromEntries(Object.entries(CityGrid.layers).map(([k, l]) => [k, l.getLayers().length]))"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / shot))
+    return page, seen, counts
+
+
+def check_drawn(page: Any, counts: dict[str, int]) -> None:
+    for key, expected in EXPECTED.items():
+        assert counts[key] == expected, key
+    assert counts["county"] == 1
+    interactive = page.locator("path.leaflet-interactive").count()
+    assert interactive == sum(EXPECTED.values())
+    page.evaluate("CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
+    popup = page.locator(".leaflet-popup-content").inner_text()
+    assert "项目名称" in popup and "现场类型" in popup
+    assert page.locator(".cg-legend").inner_text().count("\n") >= 9
+    assert "街道网格" in page.locator(".leaflet-control-layers").inner_text()
+
+
+def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str, int]) -> None:
+    with live_server(database_url, CITYGRID_BASEMAP="none") as base:
+        page, seen, counts = open_overview(browser, base, "overview-no-tiles.png")
+        check_drawn(page, counts)
+        assert page.locator("img.leaflet-tile").count() == 0
+        page.mouse.wheel(0, -600)  # zoom in: layers reload for the new view
+        page.wait_for_function("CityGrid.idle()")
+        page.close()
+    assert seen.blocked == [], seen.blocked
+    assert seen.console_errors == [] and seen.page_errors == [], (
+        seen.console_errors,
+        seen.page_errors,
+    )
+
+
+def test_overview_on_amap_draws_in_gcj02(
+    browser: Any, database_url: str, demo: dict[str, int]
+) -> None:
+    with live_server(database_url, CITYGRID_BASEMAP="amap") as base:
+        feature = httpx.get(f"{base}/collections/billboards/items/1").json()
+        page, seen, counts = open_overview(browser, base, "overview-amap-tiles-blocked.png")
+        check_drawn(page, counts)
+        lon, lat = feature["geometry"]["coordinates"]
+        drawn = page.evaluate(
+            "(() => { const m = CityGrid.layers.billboards.getLayers().find(l => l.feature.id === 1);"
+            " const p = m.getLatLng(); return [p.lng, p.lat]; })()"
+        )
+        g_lon, g_lat = wgs84_to_gcj02([lon], [lat])
+        assert drawn == pytest.approx([g_lon[0], g_lat[0]], abs=1e-7)
+        assert abs(drawn[0] - lon) > 0.003  # hundreds of metres away from the CGCS2000 position
+        back = page.evaluate(
+            f"CityGrid.toApi({{type: 'Point', coordinates: [{drawn[0]}, {drawn[1]}]}}).coordinates"
+        )
+        assert back == pytest.approx([lon, lat], abs=1e-7)
+        w_lon, w_lat = gcj02_to_wgs84([drawn[0]], [drawn[1]])
+        assert back == pytest.approx([w_lon[0], w_lat[0]], abs=1e-8)
+        page.close()
+    assert seen.blocked and all(AMAP_HOST in url for url in seen.blocked), seen.blocked[:5]
+    assert seen.page_errors == [], seen.page_errors
+    tile_failures = [m for m in seen.console_errors if "net::ERR_FAILED" in m]
+    assert [m for m in seen.console_errors if m not in tile_failures] == []
