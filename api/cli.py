@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from api.app import create_app
 from api.settings import DatabaseSettings, DemoSettings, ServerSettings
 from gis import zones
+from webmap.pages import PAGES
 from layers import cluster, db, migrate
 from layers.boundary import load_county
 from layers.cluster import State
@@ -219,6 +220,8 @@ def _serve(
     say(f"API docs:     {base}/docs")
     say(f"layers:       {base}/layers")
     say(f"health:       {base}/health")
+    for path, title in PAGES.values():
+        say(f"map {title}: {base}{path}")
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 

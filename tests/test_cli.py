@@ -147,6 +147,7 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
             pytest.fail(f"make run did not answer within 180 s:\n{log.read_text()}")
         layers = httpx.get(f"http://127.0.0.1:{port}/layers", timeout=10).json()
         assert f"http://127.0.0.1:{port}/docs" in log.read_text()
+        assert f"http://127.0.0.1:{port}/maps/overview" in log.read_text()
         return {layer["id"]: layer["count"] for layer in layers}
     finally:
         os.killpg(proc.pid, signal.SIGINT)
