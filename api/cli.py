@@ -16,12 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from api.app import create_app
 from api.settings import DatabaseSettings, DemoSettings, ServerSettings
 from gis import zones
-from webmap.pages import PAGES
 from layers import cluster, db, migrate
 from layers.boundary import load_county
 from layers.cluster import State
 from layers.demo import load as demo_city
 from layers.errors import CitygridError
+from webmap.pages import PAGES
 
 console = Console(stderr=True, soft_wrap=True)
 app = typer.Typer(

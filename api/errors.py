@@ -52,7 +52,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     return JSONResponse(
         error_body("invalid_request", "请求参数无效", "The request is invalid", problems=problems),
-        422,
+        400,
     )
 
 

@@ -1,0 +1,98 @@
+"""Collections and items: GeoJSON from PostGIS, bbox and field filters, paging, clear 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+from layers.registry import LAYERS
+
+SEAT_BBOX = "121.60,31.76,121.72,31.86"
+
+
+@pytest.fixture(scope="module")
+def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
+    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
+        yield c
+
+
+def count(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def test_every_layer_is_a_collection(client: TestClient) -> None:
+    ids = [c["id"] for c in client.get("/collections").json()["collections"]]
+    assert ids == list(LAYERS)
+    assert client.get("/collections/cases").json()["title"] == "城管案件"
+
+
+def test_bbox_returns_exactly_the_features_in_the_box(client: TestClient, engine: Engine) -> None:
+    body = client.get(f"/collections/billboards/items?bbox={SEAT_BBOX}&limit=10000").json()
+    expected = count(
+        engine, f"SELECT count(*) FROM billboards WHERE geom && ST_MakeEnvelope({SEAT_BBOX}, 4490)"
+    )
+    assert 0 < body["numberReturned"] == len(body["features"]) == expected
+    for f in body["features"]:
+        lon, lat = f["geometry"]["coordinates"]
+        assert 121.60 <= lon <= 121.72 and 31.76 <= lat <= 31.86
+        assert set(f["properties"]) == {fld.name for fld in LAYERS["billboards"].fields}
+
+
+def test_field_filter_and_sortby(client: TestClient) -> None:
+    body = client.get("/collections/grids/items?level=community&limit=100").json()
+    assert body["numberReturned"] == 66 and {
+        f["properties"]["level"] for f in body["features"]
+    } == {"community"}
+    cases = client.get("/collections/cases/items?sortby=-reported_at&limit=50").json()["features"]
+    times = [f["properties"]["reported_at"] for f in cases]
+    assert times == sorted(times, reverse=True)
+
+
+def test_paging_by_next_links_visits_every_feature_once(client: TestClient) -> None:
+    url, seen = "/collections/dust_sites/items?limit=100", []
+    while url:
+        body = client.get(url).json()
+        seen += [f["id"] for f in body["features"]]
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+    assert len(seen) == len(set(seen)) == 226
+
+
+def test_single_item(client: TestClient) -> None:
+    feature = client.get("/collections/parking_lots/items/1").json()
+    assert (
+        feature["type"] == "Feature"
+        and feature["id"] == 1
+        and feature["geometry"]["type"] == "MultiPolygon"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "code"),
+    [
+        ("/collections/nope/items", 404, "unknown_collection"),
+        ("/collections/cases/items/0", 404, "feature_not_found"),
+        ("/collections/cases/items/abc", 400, "invalid_request"),
+        ("/collections/cases/items?bbox=1,2,3", 400, "invalid_parameter"),
+        ("/collections/cases/items?bbox=121.7,31.8,121.6,31.9", 400, "invalid_parameter"),
+        ("/collections/cases/items?bbox=a,b,c,d", 400, "invalid_parameter"),
+        ("/collections/cases/items?limit=0", 400, "invalid_request"),
+        ("/collections/cases/items?limit=10001", 400, "invalid_request"),
+        ("/collections/cases/items?offset=-1", 400, "invalid_request"),
+        ("/collections/cases/items?colour=red", 400, "invalid_parameter"),
+        ("/collections/cases/items?status=lost", 400, "invalid_parameter"),
+        ("/collections/cases/items?sortby=-colour", 400, "invalid_parameter"),
+        ("/collections/cases/items?reported_at=yesterday", 400, "invalid_parameter"),
+        ("/collections/parking_lots/items?spaces=many", 400, "invalid_parameter"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(client: TestClient, url: str, status: int, code: str) -> None:
+    response = client.get(url)
+    assert response.status_code == status
+    body = response.json()
+    assert body["code"] == code and body["message"] and body["message_en"]
