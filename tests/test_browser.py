@@ -65,6 +65,11 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     assert "项目名称" in popup and "现场类型" in popup
     assert page.locator(".cg-legend").inner_text().count("\n") >= 9
     assert "街道网格" in page.locator(".leaflet-control-layers").inner_text()
+    assert page.get_attribute(".leaflet-control-zoom-in", "title") == "放大"
+    assert page.get_attribute(".leaflet-control-zoom-fullscreen", "title") == "全屏显示"
+    assert page.get_attribute(".leaflet-control-locate a", "title") == "定位到我的位置"
+    assert "测量" in page.get_attribute(".leaflet-control-measure-toggle", "title")
+    assert page.locator(".leaflet-control-scale-line").count() == 1
 
 
 def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str, int]) -> None:

@@ -40,6 +40,12 @@ def test_wheel_ships_data_and_migrations_and_runs_from_them(tmp_path: Path) -> N
         "gis/gcj02.py",
         "api/cli.py",
         "webmap/__init__.py",
+        "webmap/static/citygrid/citygrid.js",
+        "webmap/static/vendor/manifest.json",
+        "webmap/static/vendor/ASSETS.md",
+        "webmap/static/vendor/leaflet@1.9.3/dist/leaflet.js",
+        "webmap/static/vendor/leaflet@1.9.3/LICENSE",
+        "webmap/static/vendor/fortawesome-fontawesome-free@6.2.0/webfonts/fa-solid-900.woff2",
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
