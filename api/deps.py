@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
-from layers.features import BadQuery, BBox, get_layer
+from layers.errors import BadQuery
+from layers.features import BBox, get_layer
 from layers.registry import Layer
 
 

@@ -8,19 +8,23 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from layers.errors import (
+    BadQuery,
     CitygridError,
     DatabaseUnreachable,
     DataFileError,
+    FeatureNotFound,
+    MigrationError,
     PostgisMissing,
     SetupError,
+    UnknownLayer,
 )
-from layers.features import BadQuery, FeatureNotFound, UnknownLayer
 
 STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     DatabaseUnreachable: 503,
     PostgisMissing: 503,
     SetupError: 503,
     DataFileError: 500,
+    MigrationError: 503,
     UnknownLayer: 404,
     FeatureNotFound: 404,
     BadQuery: 400,

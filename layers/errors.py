@@ -45,3 +45,21 @@ class MigrationError(CitygridError):
     """The database refused a schema migration (often: no right to create PostGIS)."""
 
     code = "migration_failed"
+
+
+class UnknownLayer(CitygridError):
+    """A layer id that the registry does not know."""
+
+    code = "unknown_collection"
+
+
+class BadQuery(CitygridError):
+    """A query parameter that cannot be used as given."""
+
+    code = "invalid_parameter"
+
+
+class FeatureNotFound(CitygridError):
+    """No feature with that id in the collection."""
+
+    code = "feature_not_found"

@@ -11,29 +11,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from layers.errors import CitygridError
+from layers.errors import BadQuery, FeatureNotFound, UnknownLayer
 from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
 
 MAX_LIMIT = 10_000
 COORDINATE_DECIMALS = 7  # about 1 cm
-
-
-class UnknownLayer(CitygridError):
-    """A layer id that the registry does not know."""
-
-    code = "unknown_collection"
-
-
-class BadQuery(CitygridError):
-    """A query parameter that cannot be used as given."""
-
-    code = "invalid_parameter"
-
-
-class FeatureNotFound(CitygridError):
-    """No feature with that id in the collection."""
-
-    code = "feature_not_found"
 
 
 @dataclass(frozen=True)

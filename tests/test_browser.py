@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
-from tests.browser import ARTIFACTS, CHROMIUM_ARGS, PageWatch, chromium_path, live_server, watch
+from tests.support import ARTIFACTS, CHROMIUM_ARGS, PageWatch, chromium_path, live_server, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
     "grids_street": 7,

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from sqlalchemy import create_engine, make_url, text
 from layers import cluster, db, migrate
 from layers.errors import SetupError
 from tests.conftest import PgServer
+from tests.support import free_port, stop, wait_healthy
 
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,15 +114,9 @@ def test_missing_postgis_without_apt_is_one_sentence(
         cluster.ensure_server(print)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_once(url: str, log: Path) -> dict[str, int]:
     """Start `make run`, read the layer counts once it serves, stop it with Ctrl-C."""
-    port = _free_port()
+    port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
             ["make", "--no-print-directory", "-C", str(ROOT), "run"],
@@ -134,28 +126,13 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"make run exited early:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"make run did not answer within 180 s:\n{log.read_text()}")
+        wait_healthy(proc, f"http://127.0.0.1:{port}", log, 180)
         layers = httpx.get(f"http://127.0.0.1:{port}/layers", timeout=10).json()
         assert f"http://127.0.0.1:{port}/docs" in log.read_text()
         assert f"http://127.0.0.1:{port}/maps/overview" in log.read_text()
         return {layer["id"]: layer["count"] for layer in layers}
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, group=True)
 
 
 def test_run_twice_keeps_the_same_rows(scratch_url: str, tmp_path: Path) -> None:

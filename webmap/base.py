@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 
 import folium
 from branca.element import MacroElement
@@ -49,43 +50,17 @@ class _PageSetup(JSCSSMixin):
         self.datum = datum
 
 
-class _Legend(MacroElement):
-    """A legend control listing the page's layers with their colours (in Chinese)."""
+class _Box(MacroElement):
+    """A fixed box on the map (title, legend) holding Chinese HTML."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
             (function () {
-                var legend = L.control({position: "bottomright"});
-                legend.onAdd = function () {
-                    var div = L.DomUtil.create("div", "cg-legend");
-                    div.innerHTML = {{ this.html|tojson }};
-                    return div;
-                };
-                legend.addTo({{ this._parent.get_name() }});
-            })();
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self, title: str, entries: list[LegendEntry]) -> None:
-        super().__init__()
-        rows = "".join(
-            f'<div><i class="{"cg-point" if e.point else ""}" style="border-color:{e.color};background:{e.fill}"></i>{e.label}</div>'
-            for e in entries
-        )
-        self.html = f"<h4>{title}</h4>{rows}"
-
-
-class _Title(MacroElement):
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-            (function () {
-                var box = L.control({position: "topright"});
+                var box = L.control({position: {{ this.position|tojson }}});
                 box.onAdd = function () {
-                    var div = L.DomUtil.create("div", "cg-title");
-                    div.textContent = {{ this.text|tojson }};
+                    var div = L.DomUtil.create("div", {{ this.css_class|tojson }});
+                    div.innerHTML = {{ this.html|tojson }};
                     return div;
                 };
                 box.addTo({{ this._parent.get_name() }});
@@ -94,9 +69,18 @@ class _Title(MacroElement):
         """
     )
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, position: str, css_class: str, html: str) -> None:
         super().__init__()
-        self.text = text
+        self.position, self.css_class, self.html = position, css_class, html
+
+
+def _legend(title: str, entries: list[LegendEntry]) -> _Box:
+    rows = "".join(
+        f'<div><i class="{"cg-point" if e.point else ""}" style="border-color:{escape(e.color)};'
+        f'background:{escape(e.fill)}"></i>{escape(e.label)}</div>'
+        for e in entries
+    )
+    return _Box("bottomright", "cg-legend", f"<h4>{escape(title)}</h4>{rows}")
 
 
 class _Measure(plugins.MeasureControl):
@@ -130,7 +114,7 @@ class MapPage:
     def render(self) -> str:
         """The finished HTML page (layer control and legend added last)."""
         folium.LayerControl(collapsed=False, position="topright").add_to(self.map)
-        _Legend("图例", self.legend).add_to(self.map)
+        _legend("图例", self.legend).add_to(self.map)
         return self.figure.render()
 
 
@@ -149,7 +133,7 @@ def new_page(
     figure.add_child(m)
     basemap.add_to(m)
     _PageSetup("gcj02" if basemap.gcj02 else "wgs84").add_to(m)
-    _Title(title).add_to(m)
+    _Box("topright", "cg-title", escape(title)).add_to(m)
     plugins.Fullscreen(position="topleft", title="全屏显示", title_cancel="退出全屏").add_to(m)
     plugins.LocateControl(
         position="topleft",

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BBoxDep, ConnectionDep, LayerDep
 from layers import features
-from layers.features import MAX_LIMIT, BadQuery, ItemsQuery
+from layers.errors import BadQuery
+from layers.features import MAX_LIMIT, ItemsQuery
 from layers.registry import LAYERS, Layer
 
 router = APIRouter()

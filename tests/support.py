@@ -1,4 +1,4 @@
-"""The browser harness: a real server, Debian's Chromium, and no request allowed off 127.0.0.1."""
+"""Test support: free ports, servers started and stopped, the browser harness (no request off 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[bytes], group: bool = False) -> None:
+    """Ctrl-C a process (or its whole group), killing it if it does not stop in time."""
+    signal_to = (lambda sig: os.killpg(proc.pid, sig)) if group else proc.send_signal
+    signal_to(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        signal_to(signal.SIGKILL)
+        proc.wait()
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path, seconds: float) -> None:
+    """Wait until `base`/health answers 200, failing with the log when the server dies or is late."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the server did not start:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.3)
+
+
 @contextmanager
 def live_server(database_url: str, **env: str) -> Iterator[str]:
     """`citygrid serve` on a free loopback port, stopped afterwards."""
@@ -64,23 +88,10 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"citygrid serve did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_healthy(proc, base, log, 60)
         yield base
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.unlink(missing_ok=True)
 
 
