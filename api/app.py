@@ -34,6 +34,7 @@ def create_app(settings: DatabaseSettings, webmap: WebmapSettings | None = None)
         description="Grids, watched layers and cases of a city-management bureau (城管局).",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url="/api",
     )
     app.state.basemap = resolve_basemap(
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
+from layers.crs import CRS84, Crs, parse_crs
 from layers.errors import BadQuery
-from layers.features import BBox, get_layer
+from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
 
 
@@ -34,24 +37,93 @@ def get_layer_dep(collection_id: str) -> Layer:
     return get_layer(collection_id)
 
 
-def parse_bbox(bbox: str | None = None) -> BBox | None:
-    """`bbox=west,south,east,north` in longitude/latitude degrees."""
+def parse_crs_param(crs: Annotated[str | None, Query(description="Output CRS URI")] = None) -> Crs:
+    """`crs`: the CRS of the geometries in the answer (default CRS84)."""
+    return parse_crs(crs, "crs")
+
+
+def parse_bbox(
+    bbox: Annotated[
+        str | None, Query(description="minx,miny,maxx,maxy in bbox-crs axis order")
+    ] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+) -> BBox | None:
+    """`bbox` (4 or 6 numbers) in `bbox-crs` (default CRS84: longitude, latitude)."""
     if bbox is None:
         return None
+    crs = parse_crs(bbox_crs, "bbox-crs")
     try:
-        west, south, east, north = (float(v) for v in bbox.split(","))
+        numbers = [float(v) for v in bbox.split(",")]
+        if len(numbers) not in (4, 6) or not all(math.isfinite(n) for n in numbers):
+            raise ValueError
     except ValueError:
         raise BadQuery(
-            "bbox must be four numbers: west,south,east,north.",
-            "bbox 必须是四个数：西,南,东,北。",
+            "bbox must be four (or six) numbers: minx,miny,maxx,maxy.",
+            "bbox 必须是四个（或六个）数：最小x,最小y,最大x,最大y。",
         ) from None
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+    low, high = (numbers[:2], numbers[2:]) if len(numbers) == 4 else (numbers[:2], numbers[3:5])
+    if not (low[0] < high[0] and low[1] < high[1]):
         raise BadQuery(
-            f"bbox {bbox} is not a box in longitude/latitude (west < east, south < north).",
-            f"bbox {bbox} 不是有效的经纬度范围（需 西 < 东，南 < 北）。",
+            f"bbox {bbox}: the minimum must be below the maximum on both axes.",
+            f"bbox {bbox}：两个轴上最小值都必须小于最大值。",
         )
-    return BBox(west, south, east, north)
+    if crs.uri == CRS84 and not (
+        low[0] >= -180 and high[0] <= 180 and low[1] >= -90 and high[1] <= 90
+    ):
+        raise BadQuery(
+            f"bbox {bbox} is not longitude/latitude; give bbox-crs for other coordinates.",
+            f"bbox {bbox} 不是经纬度范围；其他坐标请同时给出 bbox-crs。",
+        )
+    return BBox(low[0], low[1], high[0], high[1], crs)
+
+
+def _instant(raw: str) -> date | datetime:
+    if len(raw) == 10:
+        return date.fromisoformat(raw)
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise ValueError("no time zone")
+    return value
+
+
+def parse_datetime(
+    datetime_: Annotated[str | None, Query(alias="datetime")] = None,
+) -> TimeRange | None:
+    """`datetime`: an instant or an interval (`a/b`, `../b`, `a/..`) in RFC 3339."""
+    if datetime_ is None:
+        return None
+    parts = datetime_.split("/")
+    try:
+        if len(parts) == 1:
+            instant = _instant(parts[0])
+            return TimeRange(instant, instant)
+        if len(parts) == 2:
+            start = None if parts[0] in ("", "..") else _instant(parts[0])
+            end = None if parts[1] in ("", "..") else _instant(parts[1])
+            if start is None and end is None:
+                raise ValueError("open at both ends")
+            if start is not None and end is not None and _as_datetime(start) > _as_datetime(end):
+                raise ValueError("start after end")
+            return TimeRange(start, end)
+    except ValueError as exc:
+        raise BadQuery(
+            f"datetime={datetime_} is not an RFC 3339 instant or interval ({exc}); e.g. 2023-05-01T00:00:00Z or 2023-05-01/2023-05-31.",
+            f"datetime={datetime_} 不是有效的 RFC 3339 时间或时间段（{exc}），例如 2023-05-01T00:00:00+08:00 或 2023-05-01/2023-05-31。",
+        ) from None
+    raise BadQuery(
+        f"datetime={datetime_} has too many '/'.", f"datetime={datetime_} 中的 “/” 过多。"
+    )
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    return (
+        value
+        if isinstance(value, datetime)
+        else datetime(value.year, value.month, value.day, tzinfo=UTC)
+    )
 
 
 LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 BBoxDep = Annotated[BBox | None, Depends(parse_bbox)]
+CrsDep = Annotated[Crs, Depends(parse_crs_param)]
+DatetimeDep = Annotated[TimeRange | None, Depends(parse_datetime)]

@@ -11,11 +11,13 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from layers import cql
+from layers.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
 from layers.errors import BadQuery, FeatureNotFound, UnknownLayer
-from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, Field, FieldType, Layer
 
 MAX_LIMIT = 10_000
-COORDINATE_DECIMALS = 7  # about 1 cm
+EXACT_COUNT_MAX_ROWS = 100_000  # above this many rows numberMatched is the planner's estimate
 
 
 @dataclass(frozen=True)
@@ -25,19 +27,29 @@ class Page:
     body: str
     returned: int
 
-    def with_member(self, name: str, json_value: str) -> str:
-        """The GeoJSON text with one more top-level member, without parsing it."""
-        return f'{self.body[: self.body.rindex("}")]}, "{name}" : {json_value}}}'
+    def with_members(self, members: dict[str, str]) -> str:
+        """The GeoJSON text with more top-level members (JSON texts), without parsing it."""
+        extra = "".join(f', "{name}" : {value}' for name, value in members.items())
+        return f"{self.body[: self.body.rindex('}')]}{extra}}}"
 
 
 @dataclass(frozen=True)
 class BBox:
-    """A longitude/latitude box in CGCS2000 (≈ CRS84 at map scale)."""
+    """A box in the axis order of `crs` (minx, miny, maxx, maxy after any flip)."""
 
     west: float
     south: float
     east: float
     north: float
+    crs: Crs = STORAGE
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """An instant (start == end) or an interval, either end open (None)."""
+
+    start: datetime | date | None
+    end: datetime | date | None
 
 
 @dataclass
@@ -50,6 +62,12 @@ class ItemsQuery:
     offset: int = 0
     equals: dict[str, Any] = field(default_factory=dict)
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (field, descending)
+    time: TimeRange | None = None
+    properties: list[str] | None = None
+    crs: Crs = STORAGE
+    filter: str | None = None
+    filter_lang: str = "cql2-text"
+    filter_crs: Crs = STORAGE
 
 
 def get_layer(layer_id: str) -> Layer:
@@ -94,20 +112,48 @@ def parse_value(f: Field, raw: str) -> Any:
     return raw
 
 
-def _properties(layer: Layer) -> str:
-    pairs = ", ".join(f"'{f.name}', t.{_q(f.name)}" for f in layer.fields)
+def _properties(layer: Layer, names: list[str] | None) -> str:
+    chosen = [f for f in layer.fields if names is None or f.name in names]
+    pairs = ", ".join(f"'{f.name}', t.{_q(f.name)}" for f in chosen)
     return f"json_build_object({pairs})"
+
+
+def _bbox_clause(bbox: BBox, params: dict[str, Any]) -> str:
+    params.update(west=bbox.west, south=bbox.south, east=bbox.east, north=bbox.north)
+    envelope = geometry_in("ST_MakeEnvelope(:west, :south, :east, :north)", bbox.crs)
+    return f"t.geom && {envelope}"
+
+
+def _time_clause(layer: Layer, time: TimeRange, params: dict[str, Any]) -> str:
+    start_field, end_field = layer.temporal[0], layer.temporal[-1]
+    clauses = []
+    if time.start is not None:
+        params["t_start"] = time.start
+        clauses.append(
+            f"(t.{_q(end_field)} IS NULL OR t.{_q(end_field)} >= :t_start)"
+            if end_field != start_field
+            else f"t.{_q(start_field)} >= :t_start"
+        )
+    if time.end is not None:
+        params["t_end"] = time.end
+        clauses.append(f"t.{_q(start_field)} <= :t_end")
+    return " AND ".join(clauses) or "TRUE"
 
 
 def _where(query: ItemsQuery, params: dict[str, Any]) -> str:
     clauses = ["TRUE"]
     if query.bbox is not None and query.layer.geometry is not None:
-        clauses.append(f"t.geom && ST_MakeEnvelope(:west, :south, :east, :north, {STORAGE_SRID})")
-        params.update(vars(query.bbox))
+        clauses.append(_bbox_clause(query.bbox, params))
+    if query.time is not None and query.layer.temporal:
+        clauses.append(_time_clause(query.layer, query.time, params))
     for i, (name, value) in enumerate(sorted(query.equals.items())):
         query.layer.field(name)  # only registry names reach the SQL
         clauses.append(f"t.{_q(name)} = :eq_{i}")
         params[f"eq_{i}"] = value
+    if query.filter:
+        clauses.append(
+            cql.to_sql(query.layer, query.filter, query.filter_lang, query.filter_crs, params)
+        )
     return " AND ".join(clauses)
 
 
@@ -116,18 +162,19 @@ def _order(query: ItemsQuery) -> str:
     return ", ".join([*terms, "t.id"])
 
 
-def _feature(layer: Layer) -> str:
-    geometry = (
-        f"ST_AsGeoJSON(t.geom, {COORDINATE_DECIMALS}, 0)::json" if layer.geometry else "NULL::json"
-    )
+def _feature(layer: Layer, crs: Crs = STORAGE, properties: list[str] | None = None) -> str:
+    if layer.geometry is not None:
+        geometry = f"ST_AsGeoJSON({geometry_out('t.geom', crs)}, {decimals(crs)}, 0)::json"
+    else:
+        geometry = "NULL::json"
     return (
         f"json_build_object('type', 'Feature', 'id', t.id, 'geometry', {geometry}, "
-        f"'properties', {_properties(layer)})"
+        f"'properties', {_properties(layer, properties)})"
     )
 
 
 def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
-    """SQL returning one text value: the page as a GeoJSON FeatureCollection."""
+    """SQL returning the page as GeoJSON text (and its feature count)."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
     sql = f"""
         SELECT json_build_object(
@@ -136,7 +183,8 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
             'numberReturned', count(*)
         )::text, count(*)
         FROM (
-            SELECT row_number() OVER (ORDER BY {_order(query)}) AS n, {_feature(query.layer)} AS feature
+            SELECT row_number() OVER (ORDER BY {_order(query)}) AS n,
+                   {_feature(query.layer, query.crs, query.properties)} AS feature
             FROM {_q(query.layer.id)} AS t
             WHERE {_where(query, params)}
             ORDER BY {_order(query)}
@@ -153,9 +201,30 @@ def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
     return Page(str(body), int(returned))
 
 
-def fetch_item(conn: Connection, layer: Layer, feature_id: int) -> str:
+def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
+    """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS, else estimated."""
+    params: dict[str, Any] = {}
+    where = _where(query, params)
+    table = _q(query.layer.id)
+    rows = conn.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+        {"t": query.layer.id},
+    ).scalar_one()
+    if rows <= EXACT_COUNT_MAX_ROWS:
+        return int(
+            conn.execute(
+                text(f"SELECT count(*) FROM {table} AS t WHERE {where}"), params
+            ).scalar_one()
+        ), False
+    plan = conn.execute(
+        text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} AS t WHERE {where}"), params
+    ).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"]), True
+
+
+def fetch_item(conn: Connection, layer: Layer, feature_id: int, crs: Crs = STORAGE) -> str:
     """One feature as GeoJSON text."""
-    sql = f"SELECT {_feature(layer)}::text FROM {_q(layer.id)} AS t WHERE t.id = :feature_id"
+    sql = f"SELECT {_feature(layer, crs)}::text FROM {_q(layer.id)} AS t WHERE t.id = :feature_id"
     row = conn.execute(text(sql), {"feature_id": feature_id}).first()
     if row is None:
         raise FeatureNotFound(
@@ -165,13 +234,43 @@ def fetch_item(conn: Connection, layer: Layer, feature_id: int) -> str:
     return str(row[0])
 
 
+def extent(conn: Connection, layer: Layer) -> dict[str, Any]:
+    """Spatial (CRS84) and temporal extent of a layer, from the data."""
+    out: dict[str, Any] = {}
+    if layer.geometry is not None:
+        box = conn.execute(
+            text(
+                f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                f"(SELECT ST_Extent(geom) AS e FROM {_q(layer.id)}) AS x"
+            )
+        ).one()
+        out["spatial"] = {
+            "bbox": [list(box)] if box[0] is not None else [],
+            "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        }
+    if layer.temporal:
+        first, last = layer.temporal[0], layer.temporal[-1]
+        lo, hi = conn.execute(
+            text(f"SELECT min({_q(first)}), max({_q(last)}) FROM {_q(layer.id)}")
+        ).one()
+        out["temporal"] = {
+            "interval": [[_iso(lo), _iso(hi)]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
+    return out
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def county_outline(conn: Connection, adcode: str | None = None) -> str:
     """The outline of the county: the union of today's street grids, as a GeoJSON Feature."""
     row = conn.execute(
-        text(f"""
+        text("""
             SELECT json_build_object(
                 'type', 'Feature', 'id', min(adcode),
-                'geometry', ST_AsGeoJSON(ST_Union(geom), {COORDINATE_DECIMALS}, 0)::json,
+                'geometry', ST_AsGeoJSON(ST_Union(geom), 7, 0)::json,
                 'properties', json_build_object('adcode', min(adcode))
             )::text
             FROM grids

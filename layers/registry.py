@@ -94,6 +94,7 @@ class Layer:
     popup_fields: tuple[str, ...] = ()
     area_field: str | None = None
     unique_current: tuple[str, ...] = field(default=())
+    temporal: tuple[str, ...] = ()  # the field (or start, end fields) `datetime` filters on
 
     @property
     def parent_key(self) -> str | None:
@@ -162,6 +163,7 @@ GRIDS = Layer(
     popup_fields=("name", "code", "level", "responsible_person", "responsible_unit", "area_m2"),
     area_field="area_m2",
     unique_current=("code",),
+    temporal=("valid_from", "valid_to"),
 )
 
 ILLEGAL_BUILDINGS = Layer(
@@ -217,6 +219,7 @@ ILLEGAL_BUILDINGS = Layer(
     style=Style("#c0392b", "#e74c3c", 0.5, 1.5),
     popup_fields=("category", "status", "found_by", "address", "area_m2", "demolished_on"),
     area_field="area_m2",
+    temporal=("found_on",),
 )
 
 BILLBOARD_TYPES = codes(
@@ -264,6 +267,7 @@ BILLBOARDS = Layer(
     editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
     style=Style("#8e44ad", "#9b59b6", 0.8, 1.0),
     popup_fields=("type", "owner", "face_area_m2", "risk_grade", "last_inspected_on", "removed_on"),
+    temporal=("last_inspected_on",),
 )
 
 DUST_SITES = Layer(
@@ -308,6 +312,7 @@ DUST_SITES = Layer(
     editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
     style=Style("#b9770e", "#f5b041", 0.8, 1.0),
     popup_fields=("name", "site_type", "contractor", "status"),
+    temporal=("started_on",),
 )
 
 DUST_INSPECTIONS = Layer(
@@ -324,6 +329,7 @@ DUST_INSPECTIONS = Layer(
         Field("problems", FieldType.TEXT, "问题描述", "Problems"),
     ),
     editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    temporal=("inspected_on",),
 )
 
 WORK_ORDERS = Layer(
@@ -359,6 +365,7 @@ WORK_ORDERS = Layer(
         Field("requirement", FieldType.TEXT, "整改要求", "Requirement"),
     ),
     editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    temporal=("issued_on",),
 )
 
 PARKING_LOTS = Layer(
@@ -488,6 +495,7 @@ CASES = Layer(
     editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
     style=Style("#d35400", "#e67e22", 0.8, 1.0),
     popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),
+    temporal=("reported_at",),
 )
 
 LAYERS: dict[str, Layer] = {

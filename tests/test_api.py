@@ -21,7 +21,7 @@ def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
 def test_landing_links_to_docs_and_layers(client: TestClient) -> None:
     body = client.get("/").json()
     rels = {link["rel"]: link["href"] for link in body["links"]}
-    assert rels["service-doc"].endswith("/docs") and rels["data"].endswith("/layers")
+    assert rels["service-doc"].endswith("/docs") and rels["data"].endswith("/collections")
     assert client.get("/docs").status_code == 200
 
 

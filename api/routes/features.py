@@ -1,74 +1,175 @@
-"""Collections and their items (OGC API - Features, Part 1 core), GeoJSON built by PostGIS."""
+"""OGC API - Features: conformance, collections, queryables, items (Parts 1, 2 and 3)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import BBoxDep, ConnectionDep, LayerDep
+from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, LayerDep
 from layers import features
+from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
-from layers.registry import LAYERS, Layer
+from layers.registry import LAYERS, FieldType, Layer
 
 router = APIRouter()
 GEOJSON = "application/geo+json"
-RESERVED = {"bbox", "limit", "offset", "sortby", "f"}
+ITEM_PARAMS = {
+    "bbox",
+    "bbox-crs",
+    "limit",
+    "offset",
+    "sortby",
+    "f",
+    "datetime",
+    "crs",
+    "properties",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+}
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+]
+JSON_SCHEMA_TYPES = {
+    FieldType.TEXT: {"type": "string"},
+    FieldType.INTEGER: {"type": "integer"},
+    FieldType.REAL: {"type": "number"},
+    FieldType.BOOLEAN: {"type": "boolean"},
+    FieldType.DATE: {"type": "string", "format": "date"},
+    FieldType.TIMESTAMP: {"type": "string", "format": "date-time"},
+}
 
 
-def _collection(layer: Layer, base: str) -> dict[str, Any]:
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/conformance", summary="Conformance classes / 符合性声明")
+def conformance() -> dict[str, list[str]]:
+    """The OGC conformance classes this API implements."""
+    return {"conformsTo": CONFORMANCE}
+
+
+def _collection(layer: Layer, base: str, extent: dict[str, Any] | None = None) -> dict[str, Any]:
     href = f"{base}/collections/{layer.id}"
-    return {
+    out: dict[str, Any] = {
         "id": layer.id,
         "title": layer.title_zh,
         "description": layer.title_en,
         "itemType": "feature",
-        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "crs": supported_uris() if layer.geometry else [CRS84],
+        "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
         "links": [
             {"rel": "self", "href": href, "type": "application/json", "title": layer.title_zh},
             {"rel": "items", "href": f"{href}/items", "type": GEOJSON, "title": "要素"},
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "href": f"{href}/queryables",
+                "type": "application/schema+json",
+                "title": "可查询属性",
+            },
         ],
     }
+    if extent is not None:
+        out["extent"] = extent
+    return out
 
 
 @router.get("/collections", summary="Collections / 图层列表")
-def collections(request: Request) -> dict[str, Any]:
-    """Every layer of the registry as a collection."""
-    base = str(request.base_url).rstrip("/")
+def collections(request: Request, conn: ConnectionDep) -> dict[str, Any]:
+    """Every layer of the registry as a collection, with its extent."""
+    base = _base(request)
     return {
-        "collections": [_collection(layer, base) for layer in LAYERS.values()],
+        "collections": [
+            _collection(layer, base, features.extent(conn, layer)) for layer in LAYERS.values()
+        ],
         "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}],
     }
 
 
 @router.get("/collections/{collection_id}", summary="One collection / 图层")
-def collection(layer: LayerDep, request: Request) -> dict[str, Any]:
-    """One layer's description."""
-    return _collection(layer, str(request.base_url).rstrip("/"))
+def collection(layer: LayerDep, request: Request, conn: ConnectionDep) -> dict[str, Any]:
+    """One layer's description, with its spatial and temporal extent."""
+    return _collection(layer, _base(request), features.extent(conn, layer))
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryables / 可查询属性")
+def queryables(layer: LayerDep, request: Request) -> Response:
+    """The properties a filter may name, as JSON Schema."""
+    props: dict[str, Any] = {}
+    if layer.geometry is not None:
+        props["geom"] = {"title": "几何", "format": f"geometry-{layer.geometry.value.lower()}"}
+    for f in layer.fields:
+        entry: dict[str, Any] = {
+            "title": f.label_zh,
+            "description": f.label_en,
+            **JSON_SCHEMA_TYPES[f.type],
+        }
+        if f.codes:
+            entry["enum"] = list(f.code_values)
+        props[f.name] = entry
+    body = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{_base(request)}/collections/{layer.id}/queryables",
+        "type": "object",
+        "title": layer.title_zh,
+        "properties": props,
+    }
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/schema+json")
 
 
 def _sortby(layer: Layer, raw: str | None) -> list[tuple[str, bool]]:
     terms = []
     for term in filter(None, (raw or "").split(",")):
-        name = term.lstrip("+-")
-        try:
-            layer.field(name)
-        except KeyError:
-            raise BadQuery(
-                f"sortby names {name!r}, which {layer.id} does not have.",
-                f"sortby 中的 {name!r} 不是图层 {layer.id} 的字段。",
-            ) from None
-        terms.append((name, term.startswith("-")))
+        name = term.strip().lstrip("+-")
+        _field_or_400(layer, name, "sortby")
+        terms.append((name, term.strip().startswith("-")))
     return terms
+
+
+def _field_or_400(layer: Layer, name: str, parameter: str) -> None:
+    try:
+        layer.field(name)
+    except KeyError:
+        raise BadQuery(
+            f"{parameter} names {name!r}, which {layer.id} does not have.",
+            f"{parameter} 中的 {name!r} 不是图层 {layer.id} 的字段。",
+        ) from None
+
+
+def _properties(layer: Layer, raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for name in names:
+        _field_or_400(layer, name, "properties")
+    return names
 
 
 def _equals(layer: Layer, request: Request) -> dict[str, Any]:
     equals = {}
     for name, raw in request.query_params.items():
-        if name in RESERVED:
+        if name in ITEM_PARAMS:
             continue
         try:
             f = layer.field(name)
@@ -89,24 +190,75 @@ def items(
     conn: ConnectionDep,
     request: Request,
     bbox: BBoxDep,
+    crs: CrsDep,
+    time: DatetimeDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     sortby: Annotated[str | None, Query(description="field,-field")] = None,
+    properties: Annotated[str | None, Query(description="field,field")] = None,
+    filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
+    filter_lang: Annotated[str, Query(alias="filter-lang")] = "cql2-text",
+    filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
 ) -> Response:
-    """Features in `bbox`, filtered by field=value, one page at a time."""
-    query = ItemsQuery(layer, bbox, limit, offset, _equals(layer, request), _sortby(layer, sortby))
-    page = features.fetch_items(conn, query)
-    return Response(
-        page.with_member("links", _links(request, limit, offset, page.returned)), media_type=GEOJSON
+    """Features in `bbox` and `datetime`, filtered by CQL2 and field=value, one page at a time."""
+    query = ItemsQuery(
+        layer,
+        bbox,
+        limit,
+        offset,
+        _equals(layer, request),
+        _sortby(layer, sortby),
+        time,
+        _properties(layer, properties),
+        crs,
+        filter_,
+        filter_lang,
+        parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
     )
+    page = features.fetch_items(conn, query)
+    matched, estimated = features.count_matched(conn, query)
+    members = {
+        "numberMatched": str(matched),
+        "links": _links(request, limit, offset, page.returned, matched, estimated),
+        "timeStamp": json.dumps(_now()),
+    }
+    if estimated:
+        members["numberMatchedIsEstimate"] = "true"
+    headers = {"Content-Crs": crs.header}
+    return Response(page.with_members(members), media_type=GEOJSON, headers=headers)
 
 
-def _links(request: Request, limit: int, offset: int, returned: int) -> str:
-    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
-    if returned == limit:
-        params = dict(request.query_params) | {"offset": str(offset + limit), "limit": str(limit)}
-        next_url = f"{str(request.base_url).rstrip('/')}{request.url.path}?{urlencode(params)}"
-        links.append({"rel": "next", "href": next_url, "type": GEOJSON})
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _page_url(request: Request, limit: int, offset: int) -> str:
+    params = dict(request.query_params) | {"offset": str(offset), "limit": str(limit)}
+    return f"{_base(request)}{request.url.path}?{urlencode(params)}"
+
+
+def _links(
+    request: Request, limit: int, offset: int, returned: int, matched: int, estimated: bool
+) -> str:
+    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本页"}]
+    if returned == limit and (estimated or offset + returned < matched):
+        links.append(
+            {
+                "rel": "next",
+                "href": _page_url(request, limit, offset + limit),
+                "type": GEOJSON,
+                "title": "下一页",
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "rel": "prev",
+                "href": _page_url(request, limit, max(0, offset - limit)),
+                "type": GEOJSON,
+                "title": "上一页",
+            }
+        )
     return json.dumps(links, ensure_ascii=False)
 
 
@@ -115,9 +267,10 @@ def _links(request: Request, limit: int, offset: int, returned: int) -> str:
     summary="One feature / 单个要素",
     response_class=Response,
 )
-def item(layer: LayerDep, feature_id: int, conn: ConnectionDep) -> Response:
+def item(layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep) -> Response:
     """One feature by id."""
-    return Response(features.fetch_item(conn, layer, feature_id), media_type=GEOJSON)
+    body = features.fetch_item(conn, layer, feature_id, crs)
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": crs.header})
 
 
 @router.get("/county", summary="County outline / 行政区轮廓", response_class=Response)

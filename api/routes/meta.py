@@ -34,7 +34,18 @@ def landing(request: Request) -> dict[str, Any]:
                 "type": "application/vnd.oai.openapi+json;version=3.0",
                 "title": "OpenAPI",
             },
-            {"rel": "data", "href": f"{base}/layers", "type": "application/json", "title": "图层"},
+            {
+                "rel": "conformance",
+                "href": f"{base}/conformance",
+                "type": "application/json",
+                "title": "符合性声明",
+            },
+            {
+                "rel": "data",
+                "href": f"{base}/collections",
+                "type": "application/json",
+                "title": "图层",
+            },
         ],
     }
 

@@ -1,0 +1,86 @@
+"""Coordinate reference systems of the API (OGC API - Features Part 2) and their axis order.
+
+Data are stored in CGCS2000 (EPSG:4490). CRS84 is longitude/latitude; EPSG:4490 and EPSG:4326
+are latitude/longitude and the Gauss-Krüger zones EPSG:4534-4554 northing/easting, as their EPSG
+definitions say, so coordinates are flipped for them on the way out and on the way in.
+CGCS2000 and WGS84 differ by centimetres here: CRS84 output is the stored coordinates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from layers.errors import BadQuery
+from layers.registry import STORAGE_SRID
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG_PREFIX = "http://www.opengis.net/def/crs/EPSG/0/"
+GK_ZONES = range(4534, 4555)
+WEB_MERCATOR = 3857
+SUPPORTED_EPSG = (STORAGE_SRID, 4326, WEB_MERCATOR, *GK_ZONES)
+
+
+@dataclass(frozen=True)
+class Crs:
+    """A CRS the API speaks: its URI, the SRID the database uses, and whether axes are flipped."""
+
+    uri: str
+    srid: int
+    flip: bool
+    geographic: bool
+
+    @property
+    def header(self) -> str:
+        """The value of a Content-Crs header."""
+        return f"<{self.uri}>"
+
+
+STORAGE = Crs(CRS84, STORAGE_SRID, flip=False, geographic=True)
+
+
+def epsg_uri(code: int) -> str:
+    """The OGC URI of an EPSG code."""
+    return f"{EPSG_PREFIX}{code}"
+
+
+def supported_uris() -> list[str]:
+    """Every CRS URI the API accepts, CRS84 first."""
+    return [CRS84, *(epsg_uri(code) for code in SUPPORTED_EPSG)]
+
+
+def parse_crs(value: str | None, parameter: str = "crs") -> Crs:
+    """The CRS named by a URI (or `EPSG:nnnn`), refusing any the API does not serve."""
+    if value is None or value in (CRS84, "CRS84", "OGC:CRS84"):
+        return STORAGE
+    match = re.fullmatch(r"(?:http://www\.opengis\.net/def/crs/EPSG/0/|EPSG:)(\d+)", value.strip())
+    code = int(match.group(1)) if match else None
+    if code not in SUPPORTED_EPSG:
+        raise BadQuery(
+            f"{parameter}={value} is not supported; use one of: CRS84, EPSG:4490, EPSG:4326, EPSG:3857, "
+            "EPSG:4534 to EPSG:4554 (as http://www.opengis.net/def/crs/EPSG/0/<code>).",
+            f"不支持的坐标系 {parameter}={value}；可用 CRS84、EPSG:4490、EPSG:4326、EPSG:3857、EPSG:4534 至 EPSG:4554。",
+        )
+    assert code is not None
+    return Crs(
+        epsg_uri(code), code, flip=code != WEB_MERCATOR, geographic=code in (STORAGE_SRID, 4326)
+    )
+
+
+def geometry_out(column: str, crs: Crs) -> str:
+    """SQL turning a stored geometry into `crs`, axes in the CRS's order."""
+    expr = column if crs.srid == STORAGE_SRID else f"ST_Transform({column}, {crs.srid})"
+    return f"ST_FlipCoordinates({expr})" if crs.flip else expr
+
+
+def geometry_in(expr: str, crs: Crs) -> str:
+    """SQL turning a geometry given in `crs` (axes in its order, SRID unset) into storage."""
+    if crs.flip:
+        expr = f"ST_FlipCoordinates({expr})"
+    expr = f"ST_SetSRID({expr}, {crs.srid})"
+    return expr if crs.srid == STORAGE_SRID else f"ST_Transform({expr}, {STORAGE_SRID})"
+
+
+def decimals(crs: Crs) -> int:
+    """Coordinate decimals worth sending: about a centimetre."""
+    return 7 if crs.geographic or crs.uri == CRS84 else 2
