@@ -71,11 +71,24 @@ def _infix_temporal(text: str) -> str:
     return text
 
 
+def _between_as_parsed(node: Any) -> Any:
+    """CQL2 JSON writes BETWEEN with three args; the parser reads the older [prop, [lo, hi]]."""
+    if isinstance(node, dict):
+        node = {k: _between_as_parsed(v) for k, v in node.items()}
+        args = node.get("args")
+        if node.get("op") == "between" and isinstance(args, list) and len(args) == 3:
+            node["args"] = [args[0], [args[1], args[2]]]
+        return node
+    if isinstance(node, list):
+        return [_between_as_parsed(v) for v in node]
+    return node
+
+
 def parse(filter_text: str, lang: str) -> ast.Node:
     """Parse a `filter` in cql2-text or cql2-json."""
     try:
         if lang == "cql2-json":
-            return parse_json(json.loads(filter_text))
+            return parse_json(_between_as_parsed(json.loads(filter_text)))
         if lang == "cql2-text":
             return parse_text(_infix_temporal(filter_text))
     except BadQuery:

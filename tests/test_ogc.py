@@ -1,0 +1,350 @@
+"""OGC API - Features Parts 1-3 as the conformance tests check them, against the demo city."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+@pytest.fixture(scope="module")
+def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
+    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
+        yield c
+
+
+def sql_count(engine: Engine, sql: str, **params: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
+
+
+def get(client: TestClient, url: str) -> dict[str, Any]:
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_landing_conformance_and_openapi(client: TestClient) -> None:
+    rels = {link["rel"]: link["href"] for link in get(client, "/")["links"]}
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
+    conforms = get(client, "/conformance")["conformsTo"]
+    for part in (
+        "ogcapi-features-1/1.0/conf/core",
+        "ogcapi-features-1/1.0/conf/geojson",
+        "ogcapi-features-2/1.0/conf/crs",
+        "ogcapi-features-3/1.0/conf/filter",
+        "cql2/1.0/conf/cql2-json",
+    ):
+        assert any(part in c for c in conforms), part
+    api = get(client, "/api")
+    assert "/collections/{collection_id}/items" in api["paths"]
+
+
+def test_collections_have_links_extents_and_crs(client: TestClient) -> None:
+    collections = {c["id"]: c for c in get(client, "/collections")["collections"]}
+    cases = collections["cases"]
+    assert {link["rel"] for link in cases["links"]} >= {"self", "items"}
+    west, south, east, north = cases["extent"]["spatial"]["bbox"][0]
+    assert 121.4 < west < east < 122.0 and 31.6 < south < north < 32.2
+    start, end = cases["extent"]["temporal"]["interval"][0]
+    assert start.startswith("2023-01-01") and end.startswith("2023-12-31")
+    assert CRS84 in cases["crs"] and f"{EPSG}4490" in cases["crs"] and f"{EPSG}4550" in cases["crs"]
+    assert collections["dust_inspections"]["crs"] == [CRS84]
+
+
+def test_paging_through_three_pages(client: TestClient) -> None:
+    url: str | None = "/collections/dust_sites/items?limit=100"
+    pages, ids = [], []
+    while url:
+        body = get(client, url)
+        pages.append((body["numberReturned"], body["numberMatched"]))
+        ids += [f["id"] for f in body["features"]]
+        links = {link["rel"]: link["href"] for link in body["links"]}
+        assert links["self"]
+        assert ("prev" in links) == (len(pages) > 1)
+        url = links.get("next")
+    assert pages == [(100, 226), (100, 226), (26, 226)]
+    assert len(set(ids)) == 226
+
+
+def test_number_matched_is_exact_or_said_to_be_estimated(
+    client: TestClient, engine: Engine
+) -> None:
+    small = get(client, "/collections/billboards/items?limit=1&type=pole")
+    assert small["numberMatched"] == sql_count(
+        engine, "SELECT count(*) FROM billboards WHERE type = 'pole'"
+    )
+    assert "numberMatchedIsEstimate" not in small
+    large = get(client, "/collections/cases/items?limit=1")
+    assert large["numberMatchedIsEstimate"] is True
+    assert abs(large["numberMatched"] - 143652) / 143652 < 0.05
+
+
+def test_datetime_instant_interval_and_open_ends(client: TestClient, engine: Engine) -> None:
+    assert (
+        get(client, "/collections/grids/items?limit=1&datetime=2023-06-01")["numberMatched"] == 422
+    )
+    assert get(client, "/collections/grids/items?limit=1&datetime=2022-06-01")["numberMatched"] == 0
+    day = get(client, "/collections/work_orders/items?limit=1000&datetime=2023-03-01/2023-03-31")
+    assert day["numberMatched"] == sql_count(
+        engine,
+        "SELECT count(*) FROM work_orders WHERE issued_on BETWEEN '2023-03-01' AND '2023-03-31'",
+    )
+    before = get(client, "/collections/work_orders/items?limit=1&datetime=../2023-03-31")[
+        "numberMatched"
+    ]
+    after = get(client, "/collections/work_orders/items?limit=1&datetime=2023-04-01/..")[
+        "numberMatched"
+    ]
+    assert before + after == 104
+    moment = get(
+        client,
+        "/collections/dust_inspections/items?limit=1&datetime=2023-03-01T00:00:00%2B08:00/2023-03-02T00:00:00%2B08:00",
+    )
+    assert moment["numberMatched"] == sql_count(
+        engine,
+        "SELECT count(*) FROM dust_inspections WHERE inspected_on BETWEEN '2023-03-01' AND '2023-03-02'",
+    )
+
+
+def test_bbox_in_other_crs_selects_the_same_features(client: TestClient) -> None:
+    lonlat = get(client, "/collections/billboards/items?limit=10000&bbox=121.6,31.75,121.7,31.85")
+    latlon = get(
+        client,
+        f"/collections/billboards/items?limit=10000&bbox=31.75,121.6,31.85,121.7&bbox-crs={EPSG}4490",
+    )
+    assert [f["id"] for f in lonlat["features"]] == [f["id"] for f in latlon["features"]]
+    to_gk = Transformer.from_crs(4490, 4550, always_xy=True)
+    (e1, e2), (n1, n2) = to_gk.transform([121.6, 121.7], [31.75, 31.85])
+    gk = get(
+        client,
+        f"/collections/billboards/items?limit=10000&bbox={min(n1, n2)},{min(e1, e2)},{max(n1, n2)},{max(e1, e2)}&bbox-crs={EPSG}4550",
+    )
+    assert {f["id"] for f in lonlat["features"]} <= {f["id"] for f in gk["features"]}
+
+
+@pytest.mark.parametrize("epsg", [4326, 4490, 3857, 4549, 4550])
+def test_crs_round_trip_and_axis_order(client: TestClient, epsg: int) -> None:
+    base = get(client, "/collections/billboards/items/7")
+    lon, lat = base["geometry"]["coordinates"]
+    response = client.get(f"/collections/billboards/items/7?crs={EPSG}{epsg}")
+    assert response.headers["content-crs"] == f"<{EPSG}{epsg}>"
+    a, b = response.json()["geometry"]["coordinates"]
+    x, y = (
+        (a, b) if epsg == 3857 else (b, a)
+    )  # EPSG axis order: 3857 east/north, the others north first
+    back = Transformer.from_crs(epsg, 4490, always_xy=True).transform(x, y)
+    assert back == pytest.approx((lon, lat), abs=1e-7)
+    if epsg in (4326, 4490):
+        assert (a, b) == pytest.approx((lat, lon), abs=1e-7)
+    assert (
+        client.get(f"/collections/billboards/items?limit=1&crs={EPSG}{epsg}").headers["content-crs"]
+        == f"<{EPSG}{epsg}>"
+    )
+
+
+def test_properties_selects_fields(client: TestClient) -> None:
+    feature = get(client, "/collections/cases/items?limit=1&properties=status,reported_at")[
+        "features"
+    ][0]
+    assert set(feature["properties"]) == {"status", "reported_at"}
+
+
+def test_queryables_describe_the_registry_fields(client: TestClient) -> None:
+    response = client.get("/collections/billboards/queryables")
+    assert response.headers["content-type"].startswith("application/schema+json")
+    props = response.json()["properties"]
+    assert props["type"]["enum"][:2] == ["pole", "rooftop"] and props["type"]["title"] == "设施类型"
+    assert props["face_area_m2"]["type"] == "number" and "geom" in props
+
+
+FILTERS = [  # (layer, cql2-text, cql2-json, SQL)
+    (
+        "billboards",
+        "type = 'pole'",
+        {"op": "=", "args": [{"property": "type"}, "pole"]},
+        "type = 'pole'",
+    ),
+    (
+        "billboards",
+        "face_area_m2 > 100 AND NOT (type = 'pole')",
+        {
+            "op": "and",
+            "args": [
+                {"op": ">", "args": [{"property": "face_area_m2"}, 100]},
+                {"op": "not", "args": [{"op": "=", "args": [{"property": "type"}, "pole"]}]},
+            ],
+        },
+        "face_area_m2 > 100 AND type <> 'pole'",
+    ),
+    (
+        "billboards",
+        "type IN ('pole','wall') OR risk_grade = 'D'",
+        {
+            "op": "or",
+            "args": [
+                {"op": "in", "args": [{"property": "type"}, ["pole", "wall"]]},
+                {"op": "=", "args": [{"property": "risk_grade"}, "D"]},
+            ],
+        },
+        "type IN ('pole','wall') OR risk_grade = 'D'",
+    ),
+    (
+        "parking_lots",
+        "spaces BETWEEN 50 AND 100",
+        {"op": "between", "args": [{"property": "spaces"}, 50, 100]},
+        "spaces BETWEEN 50 AND 100",
+    ),
+    (
+        "dust_sites",
+        "name LIKE '%拆迁%'",
+        {"op": "like", "args": [{"property": "name"}, "%拆迁%"]},
+        "name LIKE '%拆迁%'",
+    ),
+    (
+        "billboards",
+        "removed_on IS NULL",
+        {"op": "isNull", "args": [{"property": "removed_on"}]},
+        "removed_on IS NULL",
+    ),
+    (
+        "billboards",
+        "S_WITHIN(geom, POLYGON((121.6 31.75, 121.7 31.75, 121.7 31.85, 121.6 31.85, 121.6 31.75)))",
+        {
+            "op": "s_within",
+            "args": [
+                {"property": "geom"},
+                {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [
+                            [121.6, 31.75],
+                            [121.7, 31.75],
+                            [121.7, 31.85],
+                            [121.6, 31.85],
+                            [121.6, 31.75],
+                        ]
+                    ],
+                },
+            ],
+        },
+        "ST_Within(geom, ST_MakeEnvelope(121.6, 31.75, 121.7, 31.85, 4490))",
+    ),
+    (
+        "cases",
+        "S_INTERSECTS(geom, BBOX(121.6,31.75,121.7,31.85)) AND status = 'parked'",
+        {
+            "op": "and",
+            "args": [
+                {
+                    "op": "s_intersects",
+                    "args": [{"property": "geom"}, {"bbox": [121.6, 31.75, 121.7, 31.85]}],
+                },
+                {"op": "=", "args": [{"property": "status"}, "parked"]},
+            ],
+        },
+        "ST_Intersects(geom, ST_MakeEnvelope(121.6, 31.75, 121.7, 31.85, 4490)) AND status = 'parked'",
+    ),
+    (
+        "cases",
+        "T_INTERSECTS(reported_at, INTERVAL('2023-05-01T00:00:00+08:00','2023-05-02T00:00:00+08:00'))",
+        {
+            "op": "t_intersects",
+            "args": [
+                {"property": "reported_at"},
+                {"interval": ["2023-05-01T00:00:00+08:00", "2023-05-02T00:00:00+08:00"]},
+            ],
+        },
+        "reported_at BETWEEN '2023-05-01T00:00:00+08:00' AND '2023-05-02T00:00:00+08:00'",
+    ),
+    (
+        "cases",
+        "reported_at T_AFTER TIMESTAMP('2023-12-31T00:00:00+08:00')",
+        {
+            "op": "t_after",
+            "args": [{"property": "reported_at"}, {"timestamp": "2023-12-31T00:00:00+08:00"}],
+        },
+        "reported_at > '2023-12-31T00:00:00+08:00'",
+    ),
+    (
+        "work_orders",
+        "T_BEFORE(issued_on, DATE('2023-02-01'))",
+        {"op": "t_before", "args": [{"property": "issued_on"}, {"date": "2023-02-01"}]},
+        "issued_on < '2023-02-01'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("layer", "cql_text", "cql_json", "sql"), FILTERS)
+def test_cql2_filters_match_sql(
+    client: TestClient,
+    engine: Engine,
+    layer: str,
+    cql_text: str,
+    cql_json: dict[str, Any],
+    sql: str,
+) -> None:
+    expected = sql_count(engine, f"SELECT count(*) FROM {layer} WHERE {sql}")
+    as_text = get(client, f"/collections/{layer}/items?limit=10000&filter={quote(cql_text)}")
+    as_json = get(
+        client,
+        f"/collections/{layer}/items?limit=10000&filter-lang=cql2-json&filter={quote(json.dumps(cql_json))}",
+    )
+    assert as_text["numberReturned"] == as_json["numberReturned"] == expected
+    assert [f["id"] for f in as_text["features"]] == [f["id"] for f in as_json["features"]]
+
+
+def test_filter_geometry_in_another_crs(client: TestClient) -> None:
+    plain = get(
+        client,
+        f"/collections/billboards/items?limit=10000&filter={quote('S_INTERSECTS(geom, BBOX(121.6,31.75,121.7,31.85))')}",
+    )
+    flipped = get(
+        client,
+        f"/collections/billboards/items?limit=10000&filter-crs={EPSG}4490&filter={quote('S_INTERSECTS(geom, BBOX(31.75,121.6,31.85,121.7))')}",
+    )
+    assert plain["numberReturned"] == flipped["numberReturned"] > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "phrase"),
+    [
+        ("filter=colour%3D'red'", "no property 'colour'"),
+        ("filter=spaces%3D'many'", "cannot be compared"),
+        ("filter=((", "cannot parse"),
+        ("filter=spaces%3D1&filter-lang=sql", "filter-lang"),
+        ("filter-lang=cql2-json&filter=%7Bnot-json", "cannot parse"),
+        ("filter=spaces%20LIKE%20'3%25'", "LIKE works on text"),
+        ("filter=S_INTERSECTS(name,%20BBOX(1,2,3,4))", "spatial operators"),
+        ("filter=S_INTERSECTS(geom,%20BBOX(3,4,1,2))", "BBOX"),
+        ("filter=spaces%3D1&filter-crs=EPSG:9999", "filter-crs"),
+        ("crs=EPSG:27700", "crs=EPSG:27700"),
+        ("bbox=1,2,3,4&bbox-crs=urn:nothing", "bbox-crs"),
+        ("bbox=121,31,122", "four"),
+        ("bbox=121,31,122,nan", "four"),
+        ("datetime=yesterday", "datetime"),
+        ("datetime=2023-05-02/2023-05-01", "start after end"),
+        ("datetime=2023-05-01T00:00:00", "time zone"),
+        ("datetime=../..", "open at both ends"),
+        ("properties=spaces,colour", "colour"),
+        ("sortby=%2Bcolour", "colour"),
+    ],
+)
+def test_bad_parameters_are_400_with_a_reason(client: TestClient, query: str, phrase: str) -> None:
+    response = client.get(f"/collections/parking_lots/items?{query}")
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "invalid_parameter" and phrase in body["message_en"] and body["message"]
