@@ -13,6 +13,7 @@ from api import errors
 from api.routes import features, meta, pages
 from api.settings import DatabaseSettings, WebmapSettings
 from layers.db import make_engine
+from layers.tiles import TileCache
 from webmap.basemaps import resolve_basemap
 
 
@@ -39,6 +40,7 @@ def create_app(settings: DatabaseSettings, webmap: WebmapSettings | None = None)
     app.state.basemap = resolve_basemap(
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
     )
+    app.state.tile_cache = TileCache()
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(features.router)

@@ -305,6 +305,7 @@ def _server_config(port: int) -> str:
         "maintenance_work_mem = '256MB'\n"
         "max_wal_size = '2GB'\n"
         "timezone = 'Asia/Shanghai'\n"
+        "jit = off\n"
     )
 
 

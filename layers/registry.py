@@ -95,6 +95,7 @@ class Layer:
     area_field: str | None = None
     unique_current: tuple[str, ...] = field(default=())
     temporal: tuple[str, ...] = ()  # the field (or start, end fields) `datetime` filters on
+    cluster_below_zoom: int | None = None  # vector tiles aggregate points below this zoom
 
     @property
     def parent_key(self) -> str | None:
@@ -496,6 +497,7 @@ CASES = Layer(
     style=Style("#d35400", "#e67e22", 0.8, 1.0),
     popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),
     temporal=("reported_at",),
+    cluster_below_zoom=15,
 )
 
 LAYERS: dict[str, Layer] = {

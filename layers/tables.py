@@ -65,6 +65,16 @@ case_categories = Table(
 )
 
 
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("layer", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False, server_default="1"),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="图层版本：每次写入加一，用于缓存失效",
+)
+
+
 def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, LayerDep
-from layers import features
+from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
@@ -277,3 +277,28 @@ def item(layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep) -> 
 def county(conn: ConnectionDep) -> Response:
     """The county's outline (union of the current street grids)."""
     return Response(features.county_outline(conn), media_type=GEOJSON)
+
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@router.get(
+    "/collections/{collection_id}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+    summary="Vector tile / 矢量瓦片",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 304: {"description": "Not modified"}},
+)
+def tile(
+    layer: LayerDep, z: int, x: int, y: int, conn: ConnectionDep, request: Request
+) -> Response:
+    """One Mapbox vector tile of the layer (ETag, and 304 when the client's copy is current)."""
+    if layer.geometry is None:
+        raise BadQuery(
+            f"{layer.id} has no geometry, so no tiles.",
+            f"图层 {layer.title_zh} 没有几何，不提供瓦片。",
+        )
+    found = tiles.fetch_tile(conn, layer, z, x, y, request.app.state.tile_cache)
+    headers = {"ETag": found.etag, "Cache-Control": "public, max-age=60, must-revalidate"}
+    if request.headers.get("if-none-match") == found.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(found.data, media_type=MVT, headers=headers)

@@ -1,0 +1,161 @@
+"""Vector tiles: ST_AsMVT content, aggregation that adds up, size caps, ETag/304, cache invalidation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import mapbox_vector_tile
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+from layers import db
+from layers.registry import LAYERS, spatial_layers
+from layers.tiles import TileCache, fetch_tile
+
+SEAT = (121.657, 31.808)
+COUNTY = (121.42, 31.61, 121.98, 32.13)
+MAX_TILE_BYTES = 500 * 1024
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+def tiles_covering(
+    west: float, south: float, east: float, north: float, z: int
+) -> list[tuple[int, int]]:
+    x0, y0 = tile_of(west, north, z)
+    x1, y1 = tile_of(east, south, z)
+    return [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+@pytest.fixture(scope="module")
+def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
+    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
+        yield c
+
+
+def decode(data: bytes) -> dict[str, list[dict[str, object]]]:
+    layers = mapbox_vector_tile.decode(data)
+    return {name: layer["features"] for name, layer in layers.items()}
+
+
+def test_tile_holds_the_features_with_their_fields(client: TestClient, engine: Engine) -> None:
+    z = 14
+    x, y = tile_of(*SEAT, z)
+    response = client.get(f"/collections/billboards/tiles/WebMercatorQuad/{z}/{x}/{y}")
+    assert (
+        response.status_code == 200
+        and response.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    )
+    features = decode(response.content)["billboards"]
+    with engine.connect() as conn:
+        expected = conn.execute(
+            text(
+                "SELECT count(*) FROM billboards"
+                " WHERE ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"
+            ),
+            {"z": z, "x": x, "y": y},
+        ).scalar_one()
+    assert len(features) == expected > 0
+    keys = set().union(*(f["properties"] for f in features))  # MVT leaves out null values
+    assert (
+        {"type", "owner", "face_area_m2", "risk_grade"}
+        <= keys
+        <= set(LAYERS["billboards"].popup_fields)
+    )
+
+
+@pytest.mark.parametrize("z", [8, 10, 12])
+def test_aggregated_points_add_up_to_every_case(client: TestClient, z: int) -> None:
+    total = cells = 0
+    for x, y in tiles_covering(*COUNTY, z):
+        features = decode(
+            client.get(f"/collections/cases/tiles/WebMercatorQuad/{z}/{x}/{y}").content
+        ).get("cases", [])
+        for f in features:
+            px, py = f["geometry"]["coordinates"]
+            if 0 <= px < 4096 and 0 < py <= 4096:  # the tile proper, not its buffer
+                total += int(f["properties"]["count"])
+                cells += 1
+    assert cells < total / 10  # aggregated, not one feature per case
+    assert total == 143652
+
+
+def test_no_tile_of_the_demo_city_exceeds_500_kb(database_url: str, demo: dict[str, int]) -> None:
+    engine = db.make_engine(database_url)
+    largest: dict[str, tuple[int, str]] = {}
+    try:
+        with engine.connect() as conn:
+            for layer in spatial_layers():
+                for z in range(6, 17):
+                    area = (
+                        COUNTY
+                        if z <= 13
+                        else (SEAT[0] - 0.04, SEAT[1] - 0.04, SEAT[0] + 0.04, SEAT[1] + 0.04)
+                    )
+                    for x, y in tiles_covering(*area, z):
+                        size = len(fetch_tile(conn, layer, z, x, y).data)
+                        if size > largest.get(layer.id, (0, ""))[0]:
+                            largest[layer.id] = (size, f"{z}/{x}/{y}")
+    finally:
+        engine.dispose()
+    print("largest tiles:", largest)
+    assert all(size <= MAX_TILE_BYTES for size, _ in largest.values()), largest
+
+
+def test_etag_and_not_modified(client: TestClient) -> None:
+    url = "/collections/grids/tiles/WebMercatorQuad/10/857/418"
+    first = client.get(url)
+    assert first.headers["etag"] and "max-age" in first.headers["cache-control"]
+    again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/collections/cases/tiles/WebMercatorQuad/23/0/0", 400),
+        ("/collections/cases/tiles/WebMercatorQuad/3/8/0", 400),
+        ("/collections/cases/tiles/WebMercatorQuad/3/-1/0", 400),
+        ("/collections/work_orders/tiles/WebMercatorQuad/3/1/1", 400),
+        ("/collections/nope/tiles/WebMercatorQuad/3/1/1", 404),
+        ("/collections/cases/tiles/WebMercatorQuad/a/1/1", 400),
+    ],
+)
+def test_bad_tile_requests(client: TestClient, url: str, status: int) -> None:
+    response = client.get(url)
+    assert response.status_code == status and response.json()["code"]
+
+
+def test_cache_never_serves_a_changed_layer(scratch_url: str) -> None:
+    engine = db.make_engine(scratch_url)
+    cache = TileCache()
+    insert = text("""
+        INSERT INTO billboards (adcode, geom, type, face_area_m2)
+        VALUES ('320681', ST_SetSRID(ST_MakePoint(:lon, 31.808), 4490), 'wall', 5)
+    """)
+    z = 12
+    x, y = tile_of(*SEAT, z)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, {"lon": 121.657})
+        with engine.connect() as conn:
+            first = fetch_tile(conn, LAYERS["billboards"], z, x, y, cache)
+            assert (
+                fetch_tile(conn, LAYERS["billboards"], z, x, y, cache) is first
+            )  # served from the cache
+        with engine.begin() as conn:
+            conn.execute(insert, {"lon": 121.658})
+        with engine.connect() as conn:
+            second = fetch_tile(conn, LAYERS["billboards"], z, x, y, cache)
+    finally:
+        engine.dispose()
+    assert len(decode(first.data)["billboards"]) == 1
+    assert len(decode(second.data)["billboards"]) == 2 and second.etag != first.etag
