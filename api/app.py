@@ -10,15 +10,19 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import features, meta, pages
-from api.settings import DatabaseSettings, WebmapSettings
+from api.routes import editing, features, meta, pages
+from api.settings import DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
 from layers.tiles import TileCache
 from webmap.basemaps import resolve_basemap
 
 
-def create_app(settings: DatabaseSettings, webmap: WebmapSettings | None = None) -> FastAPI:
-    """Build the application for one database and one base-map choice."""
+def create_app(
+    settings: DatabaseSettings,
+    webmap: WebmapSettings | None = None,
+    editing_limits: EditingSettings | None = None,
+) -> FastAPI:
+    """Build the application for one database, one base-map choice and the editing limits."""
     webmap = webmap or WebmapSettings()
 
     @asynccontextmanager
@@ -41,9 +45,11 @@ def create_app(settings: DatabaseSettings, webmap: WebmapSettings | None = None)
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
     )
     app.state.tile_cache = TileCache()
+    app.state.editing = editing_limits or EditingSettings()
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(features.router)
+    app.include_router(editing.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

@@ -10,8 +10,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
+from gis.validate import Limits
 from layers.crs import CRS84, Crs, parse_crs
-from layers.errors import BadQuery
+from layers.editing import EditContext
+from layers.errors import BadQuery, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
 
@@ -127,3 +129,47 @@ LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 BBoxDep = Annotated[BBox | None, Depends(parse_bbox)]
 CrsDep = Annotated[Crs, Depends(parse_crs_param)]
 DatetimeDep = Annotated[TimeRange | None, Depends(parse_datetime)]
+
+
+JSON_TYPES = ("application/json", "application/geo+json", "application/merge-patch+json")
+
+
+async def read_json_body(request: Request) -> bytes:
+    """The request body, refused when it is not JSON or exceeds the configured size."""
+    limit: int = request.app.state.editing.max_body_bytes
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"Send the feature as application/geo+json (got {media or 'no Content-Type'}).",
+            f"请以 application/geo+json 提交要素（收到的是 {media or '无 Content-Type'}）。",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The body is larger than {limit:,} bytes.", f"请求体超过 {limit:,} 字节的上限。"
+    )
+
+
+def edit_context(request: Request) -> EditContext:
+    """Who is writing and the limits of what they may write."""
+    settings = request.app.state.editing
+    user = getattr(request.state, "user", None)
+    return EditContext(
+        actor=getattr(user, "name", None) or "anonymous",
+        limits=Limits(settings.max_vertices, settings.county_tolerance_m),
+        default_adcode=settings.default_adcode,
+    )
+
+
+BodyDep = Annotated[bytes, Depends(read_json_body)]
+EditContextDep = Annotated[EditContext, Depends(edit_context)]

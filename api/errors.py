@@ -13,10 +13,15 @@ from layers.errors import (
     DatabaseUnreachable,
     DataFileError,
     FeatureNotFound,
+    InvalidFeature,
     MigrationError,
+    PayloadTooLarge,
     PostgisMissing,
+    PreconditionFailed,
+    PreconditionRequired,
     SetupError,
     UnknownLayer,
+    UnsupportedMediaType,
 )
 
 STATUS_BY_ERROR: dict[type[CitygridError], int] = {
@@ -27,6 +32,11 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     MigrationError: 503,
     UnknownLayer: 404,
     FeatureNotFound: 404,
+    InvalidFeature: 400,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    PreconditionFailed: 412,
+    PreconditionRequired: 428,
     BadQuery: 400,
 }
 
@@ -46,7 +56,9 @@ def error_body(code: str, message_zh: str, message_en: str, **details: object) -
 
 async def _citygrid_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CitygridError)
-    return JSONResponse(error_body(exc.code, exc.message_zh, exc.message_en), status_for(exc))
+    return JSONResponse(
+        error_body(exc.code, exc.message_zh, exc.message_en, **exc.details), status_for(exc)
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

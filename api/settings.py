@@ -92,3 +92,14 @@ class WebmapSettings(BaseSettings):
         ):
             raise ValueError("CITYGRID_BASEMAP=local needs CITYGRID_TILE_URL with {z}, {x} and {y}")
         return self
+
+
+class EditingSettings(BaseSettings):
+    """Limits on what clients may write."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_vertices: int = Field(default=10_000, ge=4)
+    county_tolerance_m: float = Field(default=200.0, ge=0)
+    default_adcode: str = Field(default="320681", pattern=r"^[0-9]{6}$")

@@ -8,10 +8,15 @@ class CitygridError(Exception):
 
     code = "citygrid_error"
 
-    def __init__(self, message_en: str, message_zh: str) -> None:
+    def __init__(
+        self, message_en: str, message_zh: str, code: str | None = None, **details: object
+    ) -> None:
         super().__init__(message_en)
         self.message_en = message_en
         self.message_zh = message_zh
+        if code is not None:
+            self.code = code
+        self.details = details
 
     def __str__(self) -> str:
         return f"{self.message_zh} / {self.message_en}"
@@ -63,3 +68,33 @@ class FeatureNotFound(CitygridError):
     """No feature with that id in the collection."""
 
     code = "feature_not_found"
+
+
+class InvalidFeature(CitygridError):
+    """A submitted feature (geometry or properties) that cannot be stored as it is."""
+
+    code = "invalid_feature"
+
+
+class PayloadTooLarge(CitygridError):
+    """A request body over the configured size limit."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(CitygridError):
+    """A body that is not (Geo)JSON."""
+
+    code = "unsupported_media_type"
+
+
+class PreconditionRequired(CitygridError):
+    """A change sent without If-Match."""
+
+    code = "precondition_required"
+
+
+class PreconditionFailed(CitygridError):
+    """A change whose If-Match names a version that is no longer current."""
+
+    code = "precondition_failed"

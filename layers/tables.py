@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import DateTime
 
 from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
@@ -72,6 +73,27 @@ layer_versions = Table(
     Column("version", BigInteger, nullable=False, server_default="1"),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     comment="图层版本：每次写入加一，用于缓存失效",
+)
+
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+    Column("actor", Text, nullable=False, index=True, comment="操作人"),
+    Column("action", Text, nullable=False, comment="操作"),
+    Column("layer", Text, nullable=False, comment="图层"),
+    Column("feature_id", BigInteger, nullable=True, comment="要素编号"),
+    Column("adcode", String(6), nullable=True, comment="县级行政区划代码"),
+    Column("before", JSONB, nullable=True, comment="修改前"),
+    Column("after", JSONB, nullable=True, comment="修改后"),
+    CheckConstraint(
+        "action IN ('create', 'replace', 'update', 'delete', 'login', 'login_failed')",
+        name="action",
+    ),
+    Index("ix_audit_log_layer", "layer", "feature_id"),
+    comment="审计日志",
 )
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, LayerDep
-from layers import features, tiles
+from layers import editing, features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
@@ -270,7 +270,10 @@ def _links(
 def item(layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep) -> Response:
     """One feature by id."""
     body = features.fetch_item(conn, layer, feature_id, crs)
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": crs.header})
+    etag = editing.current_etag(conn, layer, feature_id)
+    return Response(
+        body, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
+    )
 
 
 @router.get("/county", summary="County outline / 行政区轮廓", response_class=Response)

@@ -1,0 +1,446 @@
+"""Create, replace, update and delete features (OGC API - Features Part 4), all or nothing.
+
+Every submitted feature is checked before anything is written: JSON, geometry (gis.validate),
+properties against the registry. Changes need the current ETag (If-Match); the row is locked
+while its tag is compared, so of two clients holding the same tag exactly one wins. Areas and
+derived fields are computed by the database; every write lands in the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+
+from gis.validate import GeometryProblem, Limits, validate_geometry
+from layers.errors import FeatureNotFound, InvalidFeature, PreconditionFailed, PreconditionRequired
+from layers.registry import STORAGE_SRID, Field, FieldType, Layer
+
+ROW_JSON = (
+    "(to_jsonb(t) - 'geom') || jsonb_build_object('geometry', ST_AsGeoJSON(t.geom, 7, 0)::jsonb)"
+)
+ROW_JSON_NO_GEOM = "to_jsonb(t)"
+ETAG = "md5(to_jsonb(t)::text)"
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a write: the feature's id and its new ETag (None once deleted)."""
+
+    feature_id: int
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class EditContext:
+    """Who writes, and the limits submitted geometries must respect."""
+
+    actor: str
+    limits: Limits
+    default_adcode: str
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quoted_etag(raw: str) -> str:
+    """An ETag header value."""
+    return f'"{raw}"'
+
+
+def _bad(code: str, en: str, zh: str, **details: Any) -> InvalidFeature:
+    return InvalidFeature(en, zh, code=code, **details)
+
+
+def _reject_constant(name: str) -> Any:
+    raise _bad(
+        "not_finite",
+        f"the body holds {name}, which JSON does not allow",
+        f"请求体含有 JSON 不允许的 {name}",
+    )
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object (NaN and Infinity refused)."""
+    try:
+        doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except InvalidFeature:
+        raise
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _bad(
+            "body_not_json", f"the body is not JSON ({exc})", f"请求体不是有效的 JSON（{exc}）"
+        ) from exc
+    if not isinstance(doc, dict):
+        raise _bad(
+            "body_not_object",
+            "the body must be a GeoJSON Feature object",
+            "请求体必须是 GeoJSON Feature 对象",
+        )
+    return doc
+
+
+def _coerce(f: Field, value: Any) -> Any:  # noqa: C901 - one branch per field type
+    if value is None:
+        return None
+    ok: Any = None
+    if (f.type is FieldType.TEXT and isinstance(value, str)) or (f.type is FieldType.INTEGER and isinstance(value, int) and not isinstance(value, bool)):
+        ok = value
+    elif (
+        f.type is FieldType.REAL and isinstance(value, int | float) and not isinstance(value, bool)
+    ):
+        ok = float(value)
+    elif f.type is FieldType.BOOLEAN and isinstance(value, bool):
+        ok = value
+    elif f.type is FieldType.DATE and isinstance(value, str):
+        try:
+            ok = date.fromisoformat(value)
+        except ValueError:
+            ok = None
+    elif f.type is FieldType.TIMESTAMP and isinstance(value, str):
+        try:
+            ok = datetime.fromisoformat(value)
+            ok = ok if ok.tzinfo else None
+        except ValueError:
+            ok = None
+    if ok is None:
+        raise _bad(
+            "property_wrong_type",
+            f"{f.name}: {value!r} is not a {f.type.value}",
+            f"{f.label_zh}（{f.name}）：{value!r} 不是有效的{f.type.value}",
+            field=f.name,
+        )
+    if f.codes and ok not in f.code_values:
+        raise _bad(
+            "property_not_in_code_list",
+            f"{f.name}: {value!r} is not one of {', '.join(f.code_values)}",
+            f"{f.label_zh}（{f.name}）：{value!r} 不在代码表中（{', '.join(c.label_zh for c in f.codes)}）",
+            field=f.name,
+        )
+    if f.pattern and not re.fullmatch(f.pattern, ok):
+        raise _bad(
+            "property_bad_format",
+            f"{f.name}: {value!r} does not have the required format",
+            f"{f.label_zh}（{f.name}）：{value!r} 格式不正确",
+            field=f.name,
+        )
+    return ok
+
+
+def clean_properties(layer: Layer, props: Any, partial: bool) -> dict[str, Any]:
+    """Registry-checked values to write; derived fields are left to the database."""
+    if not isinstance(props, dict):
+        raise _bad("properties_not_object", "properties must be an object", "properties 必须是对象")
+    out: dict[str, Any] = {}
+    for name, value in props.items():
+        if name == layer.parent_key:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _bad(
+                    "property_wrong_type",
+                    f"{name} must be an integer id",
+                    f"{name} 必须是整数编号",
+                    field=name,
+                )
+            out[name] = value
+            continue
+        try:
+            f = layer.field(name)
+        except KeyError:
+            raise _bad(
+                "unknown_property",
+                f"{layer.id} has no property {name!r}",
+                f"图层 {layer.title_zh} 没有属性 {name!r}",
+                field=name,
+            ) from None
+        if not f.derived:
+            out[name] = _coerce(f, value)
+    if not partial:
+        needed = [
+            f for f in layer.fields if f.required and not f.derived and out.get(f.name) is None
+        ]
+        if layer.parent_key and out.get(layer.parent_key) is None:
+            raise _bad(
+                "missing_property",
+                f"{layer.parent_key} is required",
+                f"缺少必填属性 {layer.parent_key}",
+                field=layer.parent_key,
+            )
+        if needed:
+            f = needed[0]
+            raise _bad(
+                "missing_property",
+                f"{f.name} is required",
+                f"缺少必填属性：{f.label_zh}（{f.name}）",
+                field=f.name,
+            )
+    return out
+
+
+def county_geometry(conn: Connection) -> BaseGeometry | None:
+    """The county as today's street grids cover it (None before any grid exists)."""
+    wkb = conn.execute(
+        text(
+            "SELECT ST_AsBinary(ST_Union(geom)) FROM grids WHERE level = 'street' AND valid_to IS NULL"
+        )
+    ).scalar_one()
+    return shapely.from_wkb(bytes(wkb)) if wkb else None
+
+
+def _geometry(conn: Connection, layer: Layer, doc: Any, ctx: EditContext) -> BaseGeometry | None:
+    if layer.geometry is None:
+        if doc is not None:
+            raise _bad(
+                "geometry_not_allowed",
+                f"{layer.id} has no geometry",
+                f"图层 {layer.title_zh} 不含几何",
+            )
+        return None
+    expected = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
+    try:
+        return validate_geometry(doc, expected, county_geometry(conn), ctx.limits)
+    except GeometryProblem as problem:
+        details = {"location": list(problem.location)} if problem.location else {}
+        raise InvalidFeature(
+            problem.message_en[0].upper() + problem.message_en[1:] + ".",
+            problem.message_zh + "。",
+            code=problem.code,
+            **details,
+        ) from None
+
+
+def _check_references(conn: Connection, layer: Layer, values: dict[str, Any]) -> None:
+    refs = [
+        (f.name, f.references)
+        for f in layer.fields
+        if f.references and values.get(f.name) is not None
+    ]
+    if layer.parent and values.get(layer.parent_key or "") is not None:
+        refs.append((layer.parent_key or "", f"{layer.parent}.id"))
+    for name, target in refs:
+        assert target is not None
+        table, column = target.split(".")
+        found = conn.execute(
+            text(f"SELECT 1 FROM {_q(table)} WHERE {_q(column)} = :v"), {"v": values[name]}
+        ).first()
+        if found is None:
+            raise _bad(
+                "reference_not_found",
+                f"{name}: {values[name]!r} does not exist in {table}",
+                f"{name}：{table} 中不存在 {values[name]!r}",
+                field=name,
+            )
+
+
+def _derived(
+    conn: Connection,
+    layer: Layer,
+    geom: BaseGeometry | None,
+    values: dict[str, Any],
+    ctx: EditContext,
+) -> dict[str, Any]:
+    """adcode (and a case's grid) from the location; a child's adcode from its parent."""
+    extra: dict[str, Any] = {}
+    if geom is not None:
+        params = {"wkb": shapely.to_wkb(geom)}
+        point = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
+        adcode = conn.execute(
+            text(
+                f"SELECT adcode FROM grids WHERE valid_to IS NULL ORDER BY geom <-> {point} LIMIT 1"
+            ),
+            params,
+        ).scalar()
+        extra["adcode"] = adcode or ctx.default_adcode
+        if layer.id == "cases" and values.get("grid_code") is None:
+            extra["grid_code"] = conn.execute(
+                text(
+                    f"SELECT code FROM grids WHERE level = 'section' AND valid_to IS NULL AND ST_Intersects(geom, {point}) "
+                    "ORDER BY code LIMIT 1"
+                ),
+                params,
+            ).scalar()
+    elif layer.parent and layer.parent_key in values:
+        extra["adcode"] = conn.execute(
+            text(f"SELECT adcode FROM {_q(layer.parent)} WHERE id = :id"),
+            {"id": values[layer.parent_key]},
+        ).scalar()
+    return extra
+
+
+def _audit(
+    conn: Connection, ctx: EditContext, action: str, layer: Layer, fid: int, before: Any, after: Any
+) -> None:
+    conn.execute(
+        text("""
+        INSERT INTO audit_log (actor, action, layer, feature_id, adcode, before, after)
+        VALUES (:actor, :action, :layer, :fid, :adcode, CAST(:before AS jsonb), CAST(:after AS jsonb))
+    """),
+        {
+            "actor": ctx.actor,
+            "action": action,
+            "layer": layer.id,
+            "fid": fid,
+            "adcode": (after or before or {}).get("adcode"),
+            "before": json.dumps(before, ensure_ascii=False, default=str)
+            if before is not None
+            else None,
+            "after": json.dumps(after, ensure_ascii=False, default=str)
+            if after is not None
+            else None,
+        },
+    )
+
+
+def _row_json(layer: Layer) -> str:
+    return ROW_JSON if layer.geometry is not None else ROW_JSON_NO_GEOM
+
+
+def _assignments(
+    values: dict[str, Any], geom: BaseGeometry | None, params: dict[str, Any]
+) -> dict[str, str]:
+    sql_values: dict[str, str] = {}
+    for i, (name, value) in enumerate(values.items()):
+        params[f"v{i}"] = value
+        sql_values[name] = f":v{i}"
+    if geom is not None:
+        params["wkb"] = shapely.to_wkb(geom)
+        sql_values["geom"] = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
+    return sql_values
+
+
+def create(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditContext) -> Written:
+    """Insert a new feature."""
+    geom = _geometry(conn, layer, feature.get("geometry"), ctx)
+    values = clean_properties(layer, feature.get("properties", {}), partial=False)
+    _check_references(conn, layer, values)
+    values |= _derived(conn, layer, geom, values, ctx)
+    params: dict[str, Any] = {}
+    sql_values = _assignments(values, geom, params)
+    row = conn.execute(
+        text(f"""
+        WITH t AS (
+            INSERT INTO {_q(layer.id)} ({", ".join(_q(c) for c in sql_values)})
+            VALUES ({", ".join(sql_values.values())}) RETURNING *
+        ) SELECT t.id, {_row_json(layer)}, {ETAG} FROM t
+    """),
+        params,
+    ).one()
+    _audit(conn, ctx, "create", layer, row[0], None, row[1])
+    return Written(row[0], row[2])
+
+
+def _locked(conn: Connection, layer: Layer, fid: int, if_match: str | None) -> dict[str, Any]:
+    if not if_match:
+        raise PreconditionRequired(
+            "Send the feature's current ETag in If-Match to change it (GET the feature to learn it).",
+            "修改要素需要在 If-Match 中提供其当前 ETag（可先 GET 该要素获得）。",
+        )
+    row = conn.execute(
+        text(
+            f"SELECT {_row_json(layer)}, {ETAG} FROM {_q(layer.id)} AS t WHERE t.id = :id FOR UPDATE"
+        ),
+        {"id": fid},
+    ).first()
+    if row is None:
+        raise FeatureNotFound(
+            f"{layer.id} has no feature {fid}.",
+            f"图层 {layer.title_zh} 中没有编号为 {fid} 的要素。",
+        )
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if row[1] not in wanted:
+        raise PreconditionFailed(
+            f"Feature {fid} of {layer.id} has changed since you read it: read it again and reapply your change.",
+            f"要素 {fid} 在您读取后已被他人修改：请重新读取后再修改。",
+        )
+    before: dict[str, Any] = row[0]
+    return before
+
+
+def _write_update(
+    conn: Connection, layer: Layer, fid: int, values: dict[str, Any], geom: BaseGeometry | None
+) -> tuple[dict[str, Any], str]:
+    params: dict[str, Any] = {"id": fid}
+    sql_values = _assignments(values, geom, params)
+    sets = ", ".join(f"{_q(c)} = {v}" for c, v in sql_values.items()) or "id = id"
+    row = conn.execute(
+        text(f"""
+        WITH t AS (UPDATE {_q(layer.id)} SET {sets} WHERE id = :id RETURNING *)
+        SELECT {_row_json(layer)}, {ETAG} FROM t
+    """),
+        params,
+    ).one()
+    return row[0], row[1]
+
+
+def replace(
+    conn: Connection,
+    layer: Layer,
+    fid: int,
+    feature: dict[str, Any],
+    if_match: str | None,
+    ctx: EditContext,
+) -> Written:
+    """Replace a feature whole: properties not given become empty."""
+    before = _locked(conn, layer, fid, if_match)
+    geom = _geometry(conn, layer, feature.get("geometry"), ctx)
+    given = clean_properties(layer, feature.get("properties", {}), partial=False)
+    values = {f.name: given.get(f.name) for f in layer.fields if not f.derived} | given
+    _check_references(conn, layer, values)
+    values |= _derived(conn, layer, geom, values, ctx)
+    after, etag = _write_update(conn, layer, fid, values, geom)
+    _audit(conn, ctx, "replace", layer, fid, before, after)
+    return Written(fid, etag)
+
+
+def update(
+    conn: Connection,
+    layer: Layer,
+    fid: int,
+    patch: dict[str, Any],
+    if_match: str | None,
+    ctx: EditContext,
+) -> Written:
+    """Change the given properties (and the geometry, if given) of a feature."""
+    before = _locked(conn, layer, fid, if_match)
+    geom = (
+        _geometry(conn, layer, patch["geometry"], ctx)
+        if patch.get("geometry") is not None
+        else None
+    )
+    values = clean_properties(layer, patch.get("properties", {}), partial=True)
+    for name, value in values.items():
+        if value is None and name in {f.name for f in layer.fields if f.required}:
+            raise _bad(
+                "missing_property",
+                f"{name} is required and cannot be emptied",
+                f"必填属性 {name} 不能清空",
+                field=name,
+            )
+    _check_references(conn, layer, values)
+    if geom is not None:
+        values |= _derived(conn, layer, geom, values, ctx)
+    after, etag = _write_update(conn, layer, fid, values, geom)
+    _audit(conn, ctx, "update", layer, fid, before, after)
+    return Written(fid, etag)
+
+
+def delete(
+    conn: Connection, layer: Layer, fid: int, if_match: str | None, ctx: EditContext
+) -> Written:
+    """Delete a feature (its child rows go with it)."""
+    before = _locked(conn, layer, fid, if_match)
+    conn.execute(text(f"DELETE FROM {_q(layer.id)} WHERE id = :id"), {"id": fid})
+    _audit(conn, ctx, "delete", layer, fid, before, None)
+    return Written(fid, None)
+
+
+def current_etag(conn: Connection, layer: Layer, fid: int) -> str | None:
+    """The ETag of a feature as it is now (None when it does not exist)."""
+    return conn.execute(
+        text(f"SELECT {ETAG} FROM {_q(layer.id)} AS t WHERE t.id = :id"), {"id": fid}
+    ).scalar()
