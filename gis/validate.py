@@ -139,7 +139,9 @@ def _check_place(geom: BaseGeometry, county: BaseGeometry, limits: Limits) -> No
     county_m, geom_m = to_gk([county, geom], epsg)
     if shapely.difference(geom_m, county_m.buffer(limits.county_tolerance_m)).is_empty:
         return
-    distance = float(shapely.distance(county_m, shapely.points(shapely.get_coordinates(geom_m))).max())
+    distance = float(
+        shapely.distance(county_m, shapely.points(shapely.get_coordinates(geom_m))).max()
+    )
     raise GeometryProblem(
         "geometry_outside_county",
         f"the geometry lies outside the county by {distance:,.0f} m (tolerance {limits.county_tolerance_m:,.0f} m), "

@@ -90,7 +90,9 @@ def _coerce(f: Field, value: Any) -> Any:  # noqa: C901 - one branch per field t
     if value is None:
         return None
     ok: Any = None
-    if (f.type is FieldType.TEXT and isinstance(value, str)) or (f.type is FieldType.INTEGER and isinstance(value, int) and not isinstance(value, bool)):
+    if (f.type is FieldType.TEXT and isinstance(value, str)) or (
+        f.type is FieldType.INTEGER and isinstance(value, int) and not isinstance(value, bool)
+    ):
         ok = value
     elif (
         f.type is FieldType.REAL and isinstance(value, int | float) and not isinstance(value, bool)

@@ -5,7 +5,7 @@ Identifiers come from the registry only and are quoted; every value is a bound p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ class Page:
 
     body: str
     returned: int
+    last_id: int | None = None
 
     def with_members(self, members: dict[str, str]) -> str:
         """The GeoJSON text with more top-level members (JSON texts), without parsing it."""
@@ -68,6 +69,7 @@ class ItemsQuery:
     filter: str | None = None
     filter_lang: str = "cql2-text"
     filter_crs: Crs = STORAGE
+    after: int | None = None  # keyset cursor: ids above this one (pages in id order)
 
 
 def get_layer(layer_id: str) -> Layer:
@@ -154,6 +156,9 @@ def _where(query: ItemsQuery, params: dict[str, Any]) -> str:
         clauses.append(
             cql.to_sql(query.layer, query.filter, query.filter_lang, query.filter_crs, params)
         )
+    if query.after is not None:
+        clauses.append("t.id > :after")
+        params["after"] = query.after
     return " AND ".join(clauses)
 
 
@@ -181,9 +186,9 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
             'type', 'FeatureCollection',
             'features', coalesce(json_agg(page.feature ORDER BY page.n), '[]'::json),
             'numberReturned', count(*)
-        )::text, count(*)
+        )::text, count(*), max(page.id)
         FROM (
-            SELECT row_number() OVER (ORDER BY {_order(query)}) AS n,
+            SELECT row_number() OVER (ORDER BY {_order(query)}) AS n, t.id,
                    {_feature(query.layer, query.crs, query.properties)} AS feature
             FROM {_q(query.layer.id)} AS t
             WHERE {_where(query, params)}
@@ -197,14 +202,14 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
 def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
     """The page of features as GeoJSON text, serialised by PostGIS."""
     sql, params = items_sql(query)
-    body, returned = conn.execute(text(sql), params).one()
-    return Page(str(body), int(returned))
+    body, returned, last_id = conn.execute(text(sql), params).one()
+    return Page(str(body), int(returned), last_id)
 
 
 def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
     """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS, else estimated."""
     params: dict[str, Any] = {}
-    where = _where(query, params)
+    where = _where(replace(query, after=None), params)
     table = _q(query.layer.id)
     rows = conn.execute(
         text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),

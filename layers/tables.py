@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.types import DateTime
 
 from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
@@ -43,7 +43,7 @@ _SQL_TYPES: dict[FieldType, Any] = {
     FieldType.INTEGER: Integer,
     FieldType.REAL: Double,
     FieldType.DATE: Date,
-    FieldType.TIMESTAMP: DateTime(timezone=True),
+    FieldType.TIMESTAMP: TIMESTAMP(timezone=True, precision=0),  # whole seconds, as clients expect
     FieldType.BOOLEAN: Boolean,
 }
 

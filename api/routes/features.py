@@ -21,6 +21,7 @@ GEOJSON = "application/geo+json"
 ITEM_PARAMS = {
     "bbox",
     "bbox-crs",
+    "after",
     "limit",
     "offset",
     "sortby",
@@ -194,6 +195,7 @@ def items(
     time: DatetimeDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    after: Annotated[int | None, Query(ge=0, description="Paging cursor of next links")] = None,
     sortby: Annotated[str | None, Query(description="field,-field")] = None,
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
@@ -214,12 +216,13 @@ def items(
         filter_,
         filter_lang,
         parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
+        after,
     )
     page = features.fetch_items(conn, query)
     matched, estimated = features.count_matched(conn, query)
     members = {
         "numberMatched": str(matched),
-        "links": _links(request, limit, offset, page.returned, matched, estimated),
+        "links": _links(request, query, page, matched, estimated),
         "timeStamp": json.dumps(_now()),
     }
     if estimated:
@@ -232,29 +235,45 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _page_url(request: Request, limit: int, offset: int) -> str:
-    params = dict(request.query_params) | {"offset": str(offset), "limit": str(limit)}
+def _page_url(request: Request, **changes: str) -> str:
+    params = {
+        k: v for k, v in request.query_params.items() if k not in ("offset", "after")
+    } | changes
     return f"{_base(request)}{request.url.path}?{urlencode(params)}"
 
 
 def _links(
-    request: Request, limit: int, offset: int, returned: int, matched: int, estimated: bool
+    request: Request, query: ItemsQuery, page: features.Page, matched: int, estimated: bool
 ) -> str:
+    """self, next and prev: keyset cursors in id order (fast at any depth), offsets when sorted."""
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本页"}]
-    if returned == limit and (estimated or offset + returned < matched):
+    more = page.returned == query.limit and (estimated or query.offset + page.returned < matched)
+    limit = str(query.limit)
+    if more and not query.sortby and query.offset == 0:
         links.append(
             {
                 "rel": "next",
-                "href": _page_url(request, limit, offset + limit),
+                "href": _page_url(request, after=str(page.last_id), limit=limit),
                 "type": GEOJSON,
                 "title": "下一页",
             }
         )
-    if offset > 0:
+    elif more:
+        links.append(
+            {
+                "rel": "next",
+                "href": _page_url(request, offset=str(query.offset + query.limit), limit=limit),
+                "type": GEOJSON,
+                "title": "下一页",
+            }
+        )
+    if query.offset > 0:
         links.append(
             {
                 "rel": "prev",
-                "href": _page_url(request, limit, max(0, offset - limit)),
+                "href": _page_url(
+                    request, offset=str(max(0, query.offset - query.limit)), limit=limit
+                ),
                 "type": GEOJSON,
                 "title": "上一页",
             }
