@@ -9,7 +9,7 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
+from api import errors, openapi
 from api.routes import editing, features, meta, pages
 from api.settings import DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
@@ -47,6 +47,7 @@ def create_app(
     app.state.tile_cache = TileCache()
     app.state.editing = editing_limits or EditingSettings()
     errors.install(app)
+    openapi.install(app)
     app.include_router(meta.router)
     app.include_router(features.router)
     app.include_router(editing.router)

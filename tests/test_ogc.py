@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
@@ -51,6 +52,8 @@ def test_landing_conformance_and_openapi(client: TestClient) -> None:
         assert any(part in c for c in conforms), part
     api = get(client, "/api")
     assert "/collections/{collection_id}/items" in api["paths"]
+    assert api["openapi"].startswith("3.0") and "oas30" in " ".join(conforms)
+    validate(api)  # a valid OpenAPI 3.0 document
 
 
 def test_collections_have_links_extents_and_crs(client: TestClient) -> None:
