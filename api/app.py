@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
-from api.routes import editing, features, meta, pages
+from api.routes import docs, editing, features, meta, pages
 from api.settings import DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
 from layers.tiles import TileCache
@@ -40,6 +40,8 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         openapi_url="/api",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.basemap = resolve_basemap(
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
@@ -49,6 +51,7 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)
+    app.include_router(docs.router)
     app.include_router(features.router)
     app.include_router(editing.router)
     app.include_router(pages.router)

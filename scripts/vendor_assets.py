@@ -178,6 +178,15 @@ PACKAGES = [
         extra=["dist/images"],
     ),
     Package(
+        "swagger-ui-dist",
+        "5.35.0",
+        {
+            "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js": "swagger-ui-bundle.js",
+            "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css": "swagger-ui.css",
+            "https://fastapi.tiangolo.com/img/favicon.png": "favicon-32x32.png",
+        },
+    ),
+    Package(
         "d3",
         "3.5.5",
         {

@@ -113,3 +113,16 @@ def test_overview_on_amap_draws_in_gcj02(
     assert seen.page_errors == [], seen.page_errors
     tile_failures = [m for m in seen.console_errors if "net::ERR_FAILED" in m]
     assert [m for m in seen.console_errors if m not in tile_failures] == []
+
+
+def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, int]) -> None:
+    with live_server(database_url) as base:
+        context = browser.new_context(locale="zh-CN")
+        page = context.new_page()
+        seen = watch(page)
+        page.goto(f"{base}/docs", wait_until="networkidle")
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        assert page.locator(".swagger-ui .opblock").count() >= 10
+        page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+        page.close()
+    assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)

@@ -72,6 +72,14 @@ def test_pages_refer_to_no_other_host_but_the_tiles(
         assert c.get(src).status_code == 200, src
 
 
+def test_api_docs_are_served_locally(client: tuple[TestClient, BaseMap]) -> None:
+    c, _ = client
+    html = c.get("/docs").text
+    assert "swagger-ui-bundle.js" in html and remote_urls(html, resolve_basemap("none")) == []
+    for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        assert c.get(src).status_code == 200, src
+
+
 def test_page_embeds_no_bulk_data(client: tuple[TestClient, BaseMap]) -> None:
     c, _ = client
     html = c.get("/maps/overview").text
