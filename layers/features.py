@@ -5,11 +5,12 @@ Identifiers come from the registry only and are quoted; every value is a bound p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from layers import cql
 from layers.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
@@ -197,6 +198,39 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
         ) AS page
     """
     return sql, params
+
+
+def rows_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
+    """SQL returning the page one feature a row (id, GeoJSON text), for streaming."""
+    params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
+    sql = f"""
+        SELECT t.id, {_feature(query.layer, query.crs, query.properties)}::text
+        FROM {_q(query.layer.id)} AS t
+        WHERE {_where(query, params)}
+        ORDER BY {_order(query)}
+        LIMIT :limit OFFSET :offset
+    """
+    return sql, params
+
+
+def stream_items(
+    engine: Engine,
+    sql: str,
+    params: dict[str, Any],
+    tail: Callable[[int, int | None], str],
+    batch: int = 500,
+) -> Iterator[bytes]:
+    """A FeatureCollection streamed from a server-side cursor: PostGIS writes each feature."""
+    with engine.connect() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=batch).execute(
+            text(sql), params
+        )
+        yield b'{"type" : "FeatureCollection", "features" : ['
+        returned, last_id = 0, None
+        for feature_id, feature in rows:
+            yield (b"," if returned else b"") + feature.encode()
+            returned, last_id = returned + 1, feature_id
+        yield f'], "numberReturned" : {returned}, {tail(returned, last_id)}}}'.encode()
 
 
 def fetch_items(conn: Connection, query: ItemsQuery) -> Page:

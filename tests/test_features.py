@@ -96,3 +96,20 @@ def test_bad_requests_get_a_clear_4xx(client: TestClient, url: str, status: int,
     assert response.status_code == status
     body = response.json()
     assert body["code"] == code and body["message"] and body["message_en"]
+
+
+def test_large_pages_are_streamed_with_the_same_features(client: TestClient) -> None:
+    streamed = client.get("/collections/cases/items?limit=3000&sortby=reported_at")
+    assert streamed.status_code == 200 and "content-length" not in streamed.headers  # chunked
+    body = streamed.json()
+    assert body["numberReturned"] == len(body["features"]) == 3000
+    pieces = [
+        client.get(f"/collections/cases/items?limit=1000&sortby=reported_at&offset={o}").json()
+        for o in (0, 1000, 2000)
+    ]
+    assert [f["id"] for f in body["features"]] == [f["id"] for p in pieces for f in p["features"]]
+    assert body["features"][0] == pieces[0]["features"][0]
+    assert any(link["rel"] == "next" for link in body["links"]) and body["numberMatched"] > 3000
+    keyset = client.get("/collections/cases/items?limit=2000").json()
+    following = next(link["href"] for link in keyset["links"] if link["rel"] == "next")
+    assert f"after={keyset['features'][-1]['id']}" in following

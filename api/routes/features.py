@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, LayerDep
 from layers import editing, features, tiles
@@ -17,6 +18,7 @@ from layers.features import MAX_LIMIT, ItemsQuery
 from layers.registry import LAYERS, FieldType, Layer
 
 router = APIRouter()
+STREAM_ABOVE = 1000  # features: larger pages are streamed
 GEOJSON = "application/geo+json"
 ITEM_PARAMS = {
     "bbox",
@@ -218,17 +220,28 @@ def items(
         parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
         after,
     )
-    page = features.fetch_items(conn, query)
     matched, estimated = features.count_matched(conn, query)
-    members = {
-        "numberMatched": str(matched),
-        "links": _links(request, query, page, matched, estimated),
-        "timeStamp": json.dumps(_now()),
-    }
-    if estimated:
-        members["numberMatchedIsEstimate"] = "true"
     headers = {"Content-Crs": crs.header}
-    return Response(page.with_members(members), media_type=GEOJSON, headers=headers)
+
+    def members(returned: int, last_id: int | None) -> dict[str, str]:
+        out = {
+            "numberMatched": str(matched),
+            "links": _links(
+                request, query, features.Page("", returned, last_id), matched, estimated
+            ),
+            "timeStamp": json.dumps(_now()),
+        }
+        return out | ({"numberMatchedIsEstimate": "true"} if estimated else {})
+
+    if limit > STREAM_ABOVE:  # large pages go out as PostGIS writes them, never whole in memory
+        sql, params = features.rows_sql(query)
+        tail = lambda n, last: ", ".join(f'"{k}" : {v}' for k, v in members(n, last).items())  # noqa: E731
+        stream = features.stream_items(request.app.state.engine, sql, params, tail)
+        return StreamingResponse(stream, media_type=GEOJSON, headers=headers)
+    page = features.fetch_items(conn, query)
+    return Response(
+        page.with_members(members(page.returned, page.last_id)), media_type=GEOJSON, headers=headers
+    )
 
 
 def _now() -> str:
