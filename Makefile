@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format db-up db-down clean
+.PHONY: run test lint format bench db-up db-down clean
 
 $(STAMP): pyproject.toml
 	@sh scripts/bootstrap-python.sh "$(PYTHON)" "$(VENV)"
@@ -27,6 +27,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format gis layers api webmap tests data
 	$(BIN)/ruff check --fix gis layers api webmap tests data
+
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null)
+	@[ -x bench/.venv-tipg/bin/python ] || ($(PYTHON) -m venv bench/.venv-tipg && bench/.venv-tipg/bin/pip install -q tipg==1.6.1 uvicorn==0.54.0)
+	$(BIN)/python bench/features_vs_tipg.py
 
 db-up: $(STAMP)
 	$(BIN)/citygrid db up

@@ -20,13 +20,14 @@ from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
 from layers.errors import FeatureNotFound, InvalidFeature, PreconditionFailed, PreconditionRequired
+from layers.features import ROW_ETAG
 from layers.registry import STORAGE_SRID, Field, FieldType, Layer
 
 ROW_JSON = (
     "(to_jsonb(t) - 'geom') || jsonb_build_object('geometry', ST_AsGeoJSON(t.geom, 7, 0)::jsonb)"
 )
 ROW_JSON_NO_GEOM = "to_jsonb(t)"
-ETAG = "md5(to_jsonb(t)::text)"
+ETAG = ROW_ETAG
 
 
 @dataclass(frozen=True)
@@ -439,10 +440,3 @@ def delete(
     conn.execute(text(f"DELETE FROM {_q(layer.id)} WHERE id = :id"), {"id": fid})
     _audit(conn, ctx, "delete", layer, fid, before, None)
     return Written(fid, None)
-
-
-def current_etag(conn: Connection, layer: Layer, fid: int) -> str | None:
-    """The ETag of a feature as it is now (None when it does not exist)."""
-    return conn.execute(
-        text(f"SELECT {ETAG} FROM {_q(layer.id)} AS t WHERE t.id = :id"), {"id": fid}
-    ).scalar()

@@ -18,6 +18,7 @@ from layers.errors import BadQuery, FeatureNotFound, UnknownLayer
 from layers.registry import LAYERS, Field, FieldType, Layer
 
 MAX_LIMIT = 10_000
+ROW_ETAG = "md5(to_jsonb(t)::text)"  # a feature's ETag: the hash of its whole row
 EXACT_COUNT_MAX_ROWS = 100_000  # above this many rows numberMatched is the planner's estimate
 
 
@@ -225,12 +226,16 @@ def stream_items(
         rows = conn.execution_options(stream_results=True, yield_per=batch).execute(
             text(sql), params
         )
-        yield b'{"type" : "FeatureCollection", "features" : ['
         returned, last_id = 0, None
+        chunk: list[str] = ['{"type" : "FeatureCollection", "features" : [']
         for feature_id, feature in rows:
-            yield (b"," if returned else b"") + feature.encode()
+            chunk.append(("," if returned else "") + feature)
             returned, last_id = returned + 1, feature_id
-        yield f'], "numberReturned" : {returned}, {tail(returned, last_id)}}}'.encode()
+            if len(chunk) >= batch:  # one write per batch, not per feature
+                yield "".join(chunk).encode()
+                chunk = []
+        chunk.append(f'], "numberReturned" : {returned}, {tail(returned, last_id)}}}')
+        yield "".join(chunk).encode()
 
 
 def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
@@ -261,16 +266,21 @@ def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
     return int(plan[0]["Plan"]["Plan Rows"]), True
 
 
-def fetch_item(conn: Connection, layer: Layer, feature_id: int, crs: Crs = STORAGE) -> str:
-    """One feature as GeoJSON text."""
-    sql = f"SELECT {_feature(layer, crs)}::text FROM {_q(layer.id)} AS t WHERE t.id = :feature_id"
+def fetch_item(
+    conn: Connection, layer: Layer, feature_id: int, crs: Crs = STORAGE
+) -> tuple[str, str]:
+    """One feature as GeoJSON text, and its ETag (the hash of the whole row), in one query."""
+    sql = (
+        f"SELECT {_feature(layer, crs)}::text, {ROW_ETAG} "
+        f"FROM {_q(layer.id)} AS t WHERE t.id = :feature_id"
+    )
     row = conn.execute(text(sql), {"feature_id": feature_id}).first()
     if row is None:
         raise FeatureNotFound(
             f"{layer.id} has no feature {feature_id}.",
             f"图层 {layer.title_zh} 中没有编号为 {feature_id} 的要素。",
         )
-    return str(row[0])
+    return str(row[0]), str(row[1])
 
 
 def extent(conn: Connection, layer: Layer) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, LayerDep
-from layers import editing, features, tiles
+from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
@@ -301,8 +301,7 @@ def _links(
 )
 def item(layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep) -> Response:
     """One feature by id."""
-    body = features.fetch_item(conn, layer, feature_id, crs)
-    etag = editing.current_etag(conn, layer, feature_id)
+    body, etag = features.fetch_item(conn, layer, feature_id, crs)
     return Response(
         body, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
     )

@@ -7,7 +7,7 @@ a few are rejected, parked, or still open at the year's end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -179,13 +179,15 @@ def cases(
     categories: dict[str, CaseCategory],
     sections: npt.NDArray[np.object_],
     section_codes: list[str],
+    scale: float = 1.0,
 ) -> list[dict[str, Any]]:
     """The demo year's cases, each placed in its section grid."""
     rng = ctx.rng
     calendar = WorkCalendar()
     tree = shapely.STRtree(sections)
     rows: list[dict[str, Any]] = []
-    for profile in PROFILES:
+    for base in PROFILES:
+        profile = replace(base, count=round(base.count * scale))
         pts = ctx.points(profile.count, profile.mix)
         hit_point, hit_grid = tree.query(pts, predicate="intersects")
         grid_of = np.full(len(pts), -1)

@@ -98,10 +98,10 @@ FACE_AREA = {  # median face area (m²) by type
 RISK_GRADES = (["A", "B", "C", "D"], [0.70, 0.20, 0.08, 0.02])
 
 
-def billboards(ctx: DemoContext) -> list[Row]:
+def billboards(ctx: DemoContext, scale: float = 1.0) -> list[Row]:
     """~1,800 billboards; every shop sign graded; the year's removals as in the report."""
     rng = ctx.rng
-    types = [t for t, n in BILLBOARD_COUNTS.items() for _ in range(n)]
+    types = [t for t, n in BILLBOARD_COUNTS.items() for _ in range(round(n * scale))]
     pts = ctx.points(len(types), SHOP_STREETS)
     rows: list[Row] = []
     for t, p in zip(types, pts, strict=True):

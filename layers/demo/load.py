@@ -49,7 +49,16 @@ def qidong() -> County:
     return load_county(str(data_file(BOUNDARY_FILE)), ADCODE, COUNTY_NAME, gcj02=True)
 
 
-def build(county: County, seed: int, year: int) -> DemoCity:
+@dataclass(frozen=True)
+class Scale:
+    """Multipliers of the report's numbers (benchmarks load a larger city)."""
+
+    cases: float = 1.0
+    billboards: float = 1.0
+    illegal_buildings: float = 1.0
+
+
+def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoCity:
     """Generate the whole demo city from `seed`: same seed, same city."""
     rng = np.random.default_rng(seed)
     epsg = int(geometry_zone([county.boundary])[0])
@@ -71,8 +80,10 @@ def build(county: County, seed: int, year: int) -> DemoCity:
     city = DemoCity(county)
     city.rows = {
         "grids": grid_rows,
-        "illegal_buildings": features.illegal_buildings(ctx),
-        "billboards": features.billboards(ctx),
+        "illegal_buildings": features.illegal_buildings(
+            ctx, round(120 * scale.illegal_buildings), round(300 * scale.illegal_buildings)
+        ),
+        "billboards": features.billboards(ctx, scale.billboards),
         "dust_sites": dust.sites,
         "dust_inspections": dust.inspections,
         "work_orders": dust.work_orders,
@@ -82,6 +93,7 @@ def build(county: County, seed: int, year: int) -> DemoCity:
             categories,
             np.asarray([r["geom"] for r in sections], dtype=object),
             [str(r["code"]) for r in sections],
+            scale.cases,
         ),
     }
     return city
@@ -104,7 +116,12 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
 
 
 def load(
-    engine: Engine, seed: int, year: int, step: Step | None = None, force: bool = False
+    engine: Engine,
+    seed: int,
+    year: int,
+    step: Step | None = None,
+    force: bool = False,
+    scale: Scale = Scale(),
 ) -> dict[str, int] | None:
     """Load the demo unless data is present (then None); `force` replaces what is there."""
     with engine.begin() as conn:
@@ -114,7 +131,7 @@ def load(
             tables = ", ".join(TABLES[n].name for n in LOAD_ORDER)
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     generated = step("generating", 1) if step else None
-    city = build(qidong(), seed, year)
+    city = build(qidong(), seed, year, scale)
     if generated:
         generated(1)
     with engine.begin() as conn:

@@ -1,0 +1,13 @@
+"""ASGI entry for process managers: `uvicorn --factory api.asgi:build --workers N`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+
+
+def build() -> FastAPI:
+    """The application configured from the CITYGRID_* environment when called."""
+    return create_app(DatabaseSettings())

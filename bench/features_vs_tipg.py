@@ -1,0 +1,219 @@
+"""citygrid against tipg on the same PostGIS: pages, filters, single items and tiles under wrk.
+
+Loads a scaled 启东 (1,000,000 cases, 100,000 illegal buildings, 100,000 billboards) into a
+database `citygrid_bench` on the project's cluster (kept for later runs), starts both servers
+with the same number of uvicorn workers and no compression, and prints requests per second of
+each, their ratio, and the feature counts each returned.
+
+Run: make bench   (needs `wrk` from Debian and tipg in bench/.venv-tipg; `make bench` installs them)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy import text
+
+from api.settings import DatabaseSettings
+from layers import db, migrate
+from layers.demo import load as demo_city
+
+ROOT = Path(__file__).resolve().parents[1]
+TIPG_PYTHON = ROOT / "bench" / ".venv-tipg" / "bin" / "python"
+DATABASE = "citygrid_bench"
+SCALE = demo_city.Scale(
+    cases=1_000_000 / 143_652, billboards=100_000 / 1_844, illegal_buildings=100_000 / 420
+)
+STREET_BBOX = "121.60,31.76,121.70,31.86"
+MONTH = "2023-05-01T00:00:00Z/2023-05-31T23:59:59Z"
+FILTER = quote("status = 'parked'")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: what is asked of both servers."""
+
+    name: str
+    citygrid: str
+    tipg: str
+    counts: bool = True
+
+
+def rows() -> list[Row]:
+    def both(name: str, query: str, layer: str = "cases", counts: bool = True) -> Row:
+        return Row(
+            name, f"/collections/{layer}/{query}", f"/collections/public.{layer}/{query}", counts
+        )
+
+    tiles = [
+        both(f"tile z{z}", f"tiles/WebMercatorQuad/{z}/{x}/{y}", counts=False)
+        for z, x, y in ((10, 857, 418), (12, 3430, 1672), (14, 13723, 6690), (16, 54893, 26763))
+    ]
+    return [
+        both("items limit 10", "items?limit=10"),
+        both("items limit 1,000", "items?limit=1000"),
+        both("items limit 10,000", "items?limit=10000"),
+        both("street bbox, limit 1,000", f"items?limit=1000&bbox={STREET_BBOX}"),
+        both("one month (datetime), limit 1,000", f"items?limit=1000&datetime={MONTH}"),
+        both("CQL2 filter, limit 1,000", f"items?limit=1000&filter-lang=cql2-text&filter={FILTER}"),
+        both("single item", "items/123456", counts=False),
+        *tiles,
+    ]
+
+
+def prepare(settings: DatabaseSettings) -> str:
+    """The benchmark database, loaded once with the scaled city."""
+    cluster = settings.cluster()
+    cluster.up(print)
+    db.ensure_database(cluster.url("postgres"), DATABASE)
+    url = cluster.url(DATABASE)
+    engine = db.make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            cases = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
+        if cases < 900_000:
+            print("loading the scaled city (1,000,000 cases; a few minutes, once)", flush=True)
+            demo_city.load(engine, 20231231, 2023, force=True, scale=SCALE)
+    finally:
+        engine.dispose()
+    return url
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for _ in range(120):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/collections", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    sys.exit(f"server on port {port} did not start: {' '.join(command)}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def rate(url: str, seconds: int, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        sys.exit(f"{url}: {non2xx.group(1)} failed requests")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(match.group(1)) if match else 0.0
+
+
+def count(url: str) -> int | None:
+    body = httpx.get(url, timeout=120).json()
+    return len(body["features"]) if "features" in body else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    url = prepare(DatabaseSettings())
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    ours = start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.asgi:build",
+            "--factory",
+            "--port",
+            "8801",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        {"CITYGRID_DATABASE_URL": url},
+        8801,
+    )
+    tipg = start(
+        [
+            str(TIPG_PYTHON),
+            "-m",
+            "uvicorn",
+            "tipg.main:app",
+            "--port",
+            "8802",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        {
+            "DATABASE_URL": plain,
+            "TIPG_DB_SCHEMAS": '["public"]',
+            "TIPG_MAX_FEATURES_PER_QUERY": "10000",
+            "TIPG_TABLE_CONFIG__public_cases__datetimecol": "reported_at",
+        },
+        8802,
+    )
+    results = []
+    try:
+        for row in rows():
+            a, b = f"http://127.0.0.1:8801{row.citygrid}", f"http://127.0.0.1:8802{row.tipg}"
+            counts = (count(a), count(b)) if row.counts else (None, None)
+            ra, rb = (
+                rate(a, args.seconds, args.connections),
+                rate(b, args.seconds, args.connections),
+            )
+            results.append(
+                {
+                    "row": row.name,
+                    "citygrid_rps": ra,
+                    "tipg_rps": rb,
+                    "ratio": ra / rb if rb else None,
+                    "citygrid_features": counts[0],
+                    "tipg_features": counts[1],
+                }
+            )
+            print(
+                f"{row.name:<36} citygrid {ra:8.1f}/s  tipg {rb:8.1f}/s  ×{ra / rb if rb else float('nan'):5.2f}"
+                + (f"  features {counts[0]} / {counts[1]}" if row.counts else ""),
+                flush=True,
+            )
+    finally:
+        stop(ours)
+        stop(tipg)
+    (ROOT / "bench" / "results-features-vs-tipg.json").write_text(
+        json.dumps(results, indent=1, ensure_ascii=False)
+    )
+
+
+if __name__ == "__main__":
+    main()
