@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--only", default="", help="run only the rows whose name contains this text"
+    )
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
     plain = url.replace("postgresql+psycopg://", "postgresql://")
@@ -185,7 +188,7 @@ def main() -> None:
     )
     results = []
     try:
-        for row in rows():
+        for row in (r for r in rows() if args.only in r.name):
             a, b = f"http://127.0.0.1:8801{row.citygrid}", f"http://127.0.0.1:8802{row.tipg}"
             counts = (count(a), count(b)) if row.counts else (None, None)
             ra, rb = (
