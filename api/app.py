@@ -14,6 +14,7 @@ from api.routes import docs, editing, features, meta, pages
 from api.settings import DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
 from layers.tiles import TileCache
+from layers.versions import VersionWatcher
 from webmap.basemaps import resolve_basemap
 
 
@@ -29,9 +30,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.url(), settings.gk_epsg, settings.pool_size)
         app.state.engine = engine
+        app.state.layer_versions = VersionWatcher(engine.url)
+        app.state.layer_versions.start()
         try:
             yield
         finally:
+            app.state.layer_versions.stop()
             engine.dispose()
 
     app = FastAPI(

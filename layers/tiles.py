@@ -14,10 +14,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from layers.errors import BadQuery
 from layers.registry import STORAGE_SRID, Layer
+from layers.versions import VersionWatcher
 
 EXTENT = 4096
 BUFFER = 64
@@ -128,11 +129,18 @@ class TileCache:
 
 
 def fetch_tile(
-    conn: Connection, layer: Layer, z: int, x: int, y: int, cache: TileCache | None = None
+    conn: Connection,
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    cache: TileCache | None = None,
+    version: int | None = None,
 ) -> Tile:
     """The tile z/x/y of `layer`, from the cache when the layer has not changed since."""
     check_tile(z, x, y)
-    version = layer_version(conn, layer)
+    if version is None:
+        version = layer_version(conn, layer)
     key = (layer.id, version, z, x, y)
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
@@ -143,3 +151,22 @@ def fetch_tile(
     if cache is not None:
         cache.put(key, tile)
     return tile
+
+
+def serve_tile(
+    engine: Engine,
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    cache: TileCache,
+    versions: VersionWatcher | None,
+) -> Tile:
+    """A tile for the API: straight from the cache, without touching the database, when the
+    listener vouches for the layer's version; otherwise through `fetch_tile`."""
+    check_tile(z, x, y)
+    version = versions.current(layer.id) if versions is not None else None
+    if version is not None and (hit := cache.get((layer.id, version, z, x, y))) is not None:
+        return hit
+    with engine.connect() as conn:
+        return fetch_tile(conn, layer, z, x, y, cache, version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 
 import mapbox_vector_tile
@@ -159,3 +160,40 @@ def test_cache_never_serves_a_changed_layer(scratch_url: str) -> None:
         engine.dispose()
     assert len(decode(first.data)["billboards"]) == 1
     assert len(decode(second.data)["billboards"]) == 2 and second.etag != first.etag
+
+
+def test_api_tile_cache_follows_writes_from_any_process(scratch_url: str) -> None:
+    """Served from memory without a query, yet a write by another connection is seen at once."""
+    engine = db.make_engine(scratch_url)
+    insert = text("""
+        INSERT INTO billboards (adcode, geom, type, face_area_m2)
+        VALUES ('320681', ST_SetSRID(ST_MakePoint(:lon, 31.808), 4490), 'wall', 5)
+    """)
+    z = 12
+    x, y = tile_of(*SEAT, z)
+    url = f"/collections/billboards/tiles/WebMercatorQuad/{z}/{x}/{y}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, {"lon": 121.657})
+        app = create_app(DatabaseSettings(database_url=scratch_url))
+        with TestClient(app) as c:
+            watcher = app.state.layer_versions
+            for _ in range(100):
+                if watcher.current("billboards") is not None:
+                    break
+                time.sleep(0.05)
+            first = c.get(url)
+            assert c.get(url).headers["etag"] == first.headers["etag"]
+            with engine.begin() as conn:  # another writer, not through this app
+                conn.execute(insert, {"lon": 121.658})
+            deadline = time.monotonic() + 2
+            while (
+                watcher.current("billboards") == int(first.headers["etag"].split("-")[1])
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
+            second = c.get(url)
+    finally:
+        engine.dispose()
+    assert len(decode(first.content)["billboards"]) == 1
+    assert len(decode(second.content)["billboards"]) == 2

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, LayerDep
+from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, EngineDep, LayerDep
 from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
@@ -322,16 +322,15 @@ MVT = "application/vnd.mapbox-vector-tile"
     response_class=Response,
     responses={200: {"content": {MVT: {}}}, 304: {"description": "Not modified"}},
 )
-def tile(
-    layer: LayerDep, z: int, x: int, y: int, conn: ConnectionDep, request: Request
-) -> Response:
+def tile(layer: LayerDep, z: int, x: int, y: int, engine: EngineDep, request: Request) -> Response:
     """One Mapbox vector tile of the layer (ETag, and 304 when the client's copy is current)."""
     if layer.geometry is None:
         raise BadQuery(
             f"{layer.id} has no geometry, so no tiles.",
             f"图层 {layer.title_zh} 没有几何，不提供瓦片。",
         )
-    found = tiles.fetch_tile(conn, layer, z, x, y, request.app.state.tile_cache)
+    state = request.app.state
+    found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions)
     headers = {"ETag": found.etag, "Cache-Control": "public, max-age=60, must-revalidate"}
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
