@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -87,31 +88,37 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def _coerce(f: Field, value: Any) -> Any:  # noqa: C901 - one branch per field type
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _date(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    return parsed if parsed is not None and parsed.tzinfo else None  # an instant needs its zone
+
+
+# JSON value -> stored value, or None when the value does not fit the field's type.
+_PARSERS: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.TEXT: lambda v: v if isinstance(v, str) else None,
+    FieldType.INTEGER: lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None,
+    FieldType.REAL: lambda v: float(v) if _is_number(v) else None,
+    FieldType.BOOLEAN: lambda v: v if isinstance(v, bool) else None,
+    FieldType.DATE: _date,
+    FieldType.TIMESTAMP: _timestamp,
+}
+
+
+def _coerce(f: Field, value: Any) -> Any:
     if value is None:
         return None
-    ok: Any = None
-    if (f.type is FieldType.TEXT and isinstance(value, str)) or (
-        f.type is FieldType.INTEGER and isinstance(value, int) and not isinstance(value, bool)
-    ):
-        ok = value
-    elif (
-        f.type is FieldType.REAL and isinstance(value, int | float) and not isinstance(value, bool)
-    ):
-        ok = float(value)
-    elif f.type is FieldType.BOOLEAN and isinstance(value, bool):
-        ok = value
-    elif f.type is FieldType.DATE and isinstance(value, str):
-        try:
-            ok = date.fromisoformat(value)
-        except ValueError:
-            ok = None
-    elif f.type is FieldType.TIMESTAMP and isinstance(value, str):
-        try:
-            ok = datetime.fromisoformat(value)
-            ok = ok if ok.tzinfo else None
-        except ValueError:
-            ok = None
+    try:
+        ok = _PARSERS[f.type](value)
+    except ValueError:
+        ok = None
     if ok is None:
         raise _bad(
             "property_wrong_type",

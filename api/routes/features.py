@@ -235,7 +235,10 @@ def items(
 
     if limit > STREAM_ABOVE:  # large pages go out as PostGIS writes them, never whole in memory
         sql, params = features.rows_sql(query)
-        tail = lambda n, last: ", ".join(f'"{k}" : {v}' for k, v in members(n, last).items())  # noqa: E731
+
+        def tail(returned: int, last_id: int | None) -> str:
+            return ", ".join(f'"{k}" : {v}' for k, v in members(returned, last_id).items())
+
         stream = features.stream_items(request.app.state.engine, sql, params, tail)
         return StreamingResponse(stream, media_type=GEOJSON, headers=headers)
     page = features.fetch_items(conn, query)
