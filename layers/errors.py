@@ -98,3 +98,15 @@ class PreconditionFailed(CitygridError):
     """A change whose If-Match names a version that is no longer current."""
 
     code = "precondition_failed"
+
+
+class GridRuleBroken(CitygridError):
+    """A grid change whose result would no longer tile the parent; details carry the report."""
+
+    code = "grid_rules_broken"
+
+
+class GridEditRefused(CitygridError):
+    """A grid operation that cannot be made as asked (a line that does not cut, grids not adjacent)."""
+
+    code = "grid_edit_refused"

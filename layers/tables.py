@@ -97,6 +97,18 @@ audit_log = Table(
 )
 
 
+grid_inspectors = Table(
+    "grid_inspectors",
+    metadata,
+    Column("grid_code", String(15), primary_key=True, comment="网格编码"),
+    Column("name", Text, primary_key=True, comment="监督员"),
+    Column("phone", Text, nullable=True, comment="联系电话"),
+    CheckConstraint("grid_code ~ '^[0-9]{15}$'", name="code_format"),
+    CheckConstraint("length(btrim(name)) > 0", name="name_present"),
+    comment="网格监督员",
+)
+
+
 def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

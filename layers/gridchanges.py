@@ -1,0 +1,385 @@
+"""Grid changes, each one transaction: check the result, close the old grids, open the new ones.
+
+Nothing is deleted: a change sets `valid_to` on the grids it replaces and inserts their successors
+with `valid_from` on the same day. Open cases follow their location to the new grids. A change is
+refused, with the topology report, when its result has a defect the family did not have before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+
+from gis import gridops
+from gis.topology import CODE_LAYOUT, KINDS, CheckOptions, Report
+from layers.errors import GridEditRefused, GridRuleBroken
+from layers.grids import Family, StoredGrid, check_family, load_family, not_found, report_document
+
+OPEN_CASES = "status NOT IN ('closed', 'rejected')"
+
+
+@dataclass(frozen=True)
+class NewGrid:
+    """A grid to open: its geometry in metres, and what it inherits (code, name, people)."""
+
+    geom: BaseGeometry
+    code: str | None = None
+    name: str | None = None
+    model: StoredGrid | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a change did."""
+
+    operation: str
+    parent_code: str
+    effective: date
+    closed: list[str]
+    created: list[str]
+    reassigned_cases: int
+    report: dict[str, Any]
+
+    def document(self) -> dict[str, Any]:
+        """The change as the API answers it."""
+        return {
+            "operation": self.operation,
+            "parent_code": self.parent_code,
+            "effective": self.effective.isoformat(),
+            "closed": self.closed,
+            "created": self.created,
+            "reassigned_cases": self.reassigned_cases,
+            "report": self.report,
+        }
+
+
+def refused(exc: gridops.EditRefused) -> GridEditRefused:
+    """The domain error for a geometric refusal."""
+    return GridEditRefused(
+        exc.message_en[0].upper() + exc.message_en[1:] + ".", exc.message_zh + "。", code=exc.code
+    )
+
+
+def _worse(before: Report, after: Report, tolerance_m2: float) -> bool:
+    old, new = before.counts(), after.counts()
+    return any(
+        new[kind] > old[kind] or after.area(kind) > before.area(kind) + tolerance_m2
+        for kind in KINDS
+    )
+
+
+def _next_codes(conn: Connection, family: Family, n: int) -> list[str]:
+    """Fresh codes in the family, never reused from history, in the order asked."""
+    shared, own, zeros = CODE_LAYOUT[family.child_level]
+    prefix = family.parent_code[:shared]
+    used = conn.execute(
+        text(
+            "SELECT max(CAST(substr(code, :start, :own) AS integer)) FROM grids "
+            "WHERE level = :level AND code LIKE :prefix"
+        ),
+        {"start": shared + 1, "own": own, "level": family.child_level, "prefix": prefix + "%"},
+    ).scalar()
+    first = (used or 0) + 1
+    if first + n - 1 >= 10**own:
+        raise GridEditRefused(
+            f"{family.parent_code} has no {n} free {own}-digit grid numbers left.",
+            f"{family.parent_code} 下已没有 {n} 个可用的 {own} 位网格序号。",
+            code="grid_codes_exhausted",
+        )
+    return [f"{prefix}{seq:0{own}d}{'0' * zeros}" for seq in range(first, first + n)]
+
+
+def _default_name(family: Family, code: str) -> str:
+    shared, own, _ = CODE_LAYOUT[family.child_level]
+    number = int(code[shared : shared + own])
+    suffix = {"street": "街道", "community": "社区", "section": "网格"}[family.child_level]
+    return f"{family.parent_name}第{number}{suffix}"
+
+
+def _refuse_parents(conn: Connection, closing: list[StoredGrid]) -> None:
+    if not closing:
+        return
+    row = conn.execute(
+        text(
+            "SELECT parent_code, count(*) FROM grids WHERE parent_code = ANY(:codes) "
+            "AND valid_to IS NULL GROUP BY parent_code LIMIT 1"
+        ),
+        {"codes": [g.code for g in closing]},
+    ).first()
+    if row is not None:
+        raise GridEditRefused(
+            f"Grid {row[0]} has {row[1]} child grids: change those first, or regenerate them.",
+            f"网格 {row[0]} 下有 {row[1]} 个下级网格：请先调整下级网格或重新生成。",
+            code="grid_has_children",
+        )
+
+
+def _insert(
+    conn: Connection, family: Family, grid: NewGrid, code: str, effective: date
+) -> dict[str, Any]:
+    model = grid.model
+    row = conn.execute(
+        text("""
+        WITH t AS (
+            INSERT INTO grids (adcode, geom, level, code, name, parent_code, responsible_person,
+                               responsible_unit, phone, valid_from)
+            VALUES (:adcode,
+                    ST_Multi(ST_CollectionExtract(ST_MakeValid(
+                        ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), :epsg), 4490)), 3)),
+                    :level, :code, :name, :parent, :person, :unit, :phone, :effective)
+            RETURNING *
+        ) SELECT to_jsonb(t) - 'geom' FROM t
+    """),
+        {
+            "adcode": family.adcode,
+            "wkb": shapely.to_wkb(grid.geom),
+            "epsg": family.epsg,
+            "level": family.child_level,
+            "code": code,
+            "name": grid.name or _default_name(family, code),
+            "parent": None if family.parent_level == "county" else family.parent_code,
+            "person": model.responsible_person if model else None,
+            "unit": model.responsible_unit if model else None,
+            "phone": model.phone if model else None,
+            "effective": effective,
+        },
+    ).scalar_one()
+    return dict(row)
+
+
+def _audit(
+    conn: Connection, actor: str, action: str, fid: int, adcode: str, before: Any, after: Any
+) -> None:
+    conn.execute(
+        text("""
+        INSERT INTO audit_log (actor, action, layer, feature_id, adcode, before, after)
+        VALUES (:actor, :action, 'grids', :fid, :adcode, CAST(:before AS jsonb), CAST(:after AS jsonb))
+    """),
+        {
+            "actor": actor,
+            "action": action,
+            "fid": fid,
+            "adcode": adcode,
+            "before": None
+            if before is None
+            else json.dumps(before, ensure_ascii=False, default=str),
+            "after": None if after is None else json.dumps(after, ensure_ascii=False, default=str),
+        },
+    )
+
+
+def _reassign_cases(conn: Connection, closed: list[str]) -> int:
+    result = conn.execute(
+        text(f"""
+        UPDATE cases AS c SET grid_code = (
+            SELECT g.code FROM grids AS g
+            WHERE g.level = 'section' AND g.valid_to IS NULL AND ST_Intersects(g.geom, c.geom)
+            ORDER BY g.code LIMIT 1
+        ) WHERE c.grid_code = ANY(:codes) AND c.{OPEN_CASES}
+    """),
+        {"codes": closed},
+    )
+    return result.rowcount
+
+
+def _carry_inspectors(conn: Connection, links: list[tuple[str, str]]) -> None:
+    for old, new in links:
+        if old != new:
+            conn.execute(
+                text("""
+                INSERT INTO grid_inspectors (grid_code, name, phone)
+                SELECT :new, name, phone FROM grid_inspectors WHERE grid_code = :old
+                ON CONFLICT DO NOTHING
+            """),
+                {"old": old, "new": new},
+            )
+
+
+def commit(
+    conn: Connection,
+    family: Family,
+    operation: str,
+    closing: list[StoredGrid],
+    opening: list[NewGrid],
+    actor: str,
+    options: CheckOptions,
+) -> Change:
+    """Check the family as it would be, then close `closing` and open `opening` today."""
+    effective: date = conn.execute(text("SELECT CURRENT_DATE")).scalar_one()
+    _refuse_parents(conn, closing)
+    for grid in closing:
+        if grid.valid_from > effective:
+            raise GridEditRefused(
+                f"Grid {grid.code} only takes effect on {grid.valid_from}.",
+                f"网格 {grid.code} 自 {grid.valid_from} 起才生效。",
+                code="grid_not_yet_valid",
+            )
+    closing_ids = {g.id for g in closing}
+    kept = [c for c in family.children if c.id not in closing_ids]
+    fresh = iter(_next_codes(conn, family, sum(1 for n in opening if n.code is None)))
+    codes = [n.code or next(fresh) for n in opening]
+    geoms = [c.geom for c in kept] + [n.geom for n in opening]
+    before = check_family(
+        family, [c.geom for c in family.children], [c.code for c in family.children], options
+    )
+    after = check_family(family, geoms, [c.code for c in kept] + codes, options)
+    if _worse(before, after, options.min_area_m2):
+        raise GridRuleBroken(
+            "The change would leave the grids with gaps, overlaps or other defects; nothing was changed.",
+            "此修改会造成网格空隙、重叠或其他问题，未做任何修改。",
+            report=report_document([(after, family.epsg)]),
+        )
+    for grid in closing:
+        before_row = conn.execute(
+            text("UPDATE grids SET valid_to = :d WHERE id = :id AND valid_to IS NULL RETURNING id"),
+            {"d": effective, "id": grid.id},
+        ).first()
+        if before_row is None:
+            raise not_found(grid.code)
+        _audit(
+            conn,
+            actor,
+            "update",
+            grid.id,
+            grid.adcode,
+            {"code": grid.code, "valid_to": None},
+            {"code": grid.code, "valid_to": effective, "operation": operation},
+        )
+    created = []
+    for new, code in zip(opening, codes, strict=True):
+        row = _insert(conn, family, new, code, effective)
+        _audit(
+            conn, actor, "create", row["id"], family.adcode, None, row | {"operation": operation}
+        )
+        created.append(code)
+    _carry_inspectors(
+        conn, [(n.model.code, c) for n, c in zip(opening, codes, strict=True) if n.model]
+    )
+    closed = [g.code for g in closing]
+    moved = _reassign_cases(conn, closed)
+    return Change(
+        operation,
+        family.parent_code,
+        effective,
+        closed,
+        created,
+        moved,
+        report_document([(after, family.epsg)]),
+    )
+
+
+def _grid_and_family(conn: Connection, code: str) -> tuple[StoredGrid, Family]:
+    parent = conn.execute(
+        text(
+            "SELECT coalesce(parent_code, adcode || '000000000') FROM grids WHERE code = :code AND valid_to IS NULL"
+        ),
+        {"code": code},
+    ).scalar()
+    if parent is None:
+        raise not_found(code)
+    family = load_family(conn, parent, lock=True)
+    grid = next(c for c in family.children if c.code == code)
+    return grid, family
+
+
+def _geometric(step: Callable[[], Any]) -> Any:
+    try:
+        return step()
+    except gridops.EditRefused as exc:
+        raise refused(exc) from None
+
+
+def split(
+    conn: Connection,
+    code: str,
+    line_m: Callable[[int], BaseGeometry],
+    actor: str,
+    options: CheckOptions,
+) -> Change:
+    """Cut a grid in two (or more) along a line; every piece gets a new code."""
+    grid, family = _grid_and_family(conn, code)
+    pieces = _geometric(lambda: gridops.split(grid.geom, line_m(family.epsg)))
+    opening = [NewGrid(p, model=grid) for p in pieces]
+    return commit(conn, family, "split", [grid], opening, actor, options)
+
+
+def merge(conn: Connection, codes: list[str], actor: str, options: CheckOptions) -> Change:
+    """Join adjacent grids of one parent into one grid with a new code."""
+    if len(set(codes)) < 2:
+        raise refused(
+            gridops.EditRefused(
+                "merge_needs_two", "select at least two grids to merge", "至少选择两个网格才能合并"
+            )
+        )
+    first, family = _grid_and_family(conn, codes[0])
+    by_code = {c.code: c for c in family.children}
+    strangers = [c for c in codes if c not in by_code]
+    if strangers:
+        raise GridEditRefused(
+            f"Grids {', '.join(strangers)} do not belong to the same parent as {codes[0]}.",
+            f"网格 {', '.join(strangers)} 与 {codes[0]} 不属于同一上级网格，不能合并。",
+            code="merge_different_parents",
+        )
+    grids = [by_code[c] for c in dict.fromkeys(codes)]
+    merged = _geometric(lambda: gridops.merge([g.geom for g in grids]))
+    return commit(conn, family, "merge", grids, [NewGrid(merged, model=first)], actor, options)
+
+
+def redraw(
+    conn: Connection,
+    code: str,
+    drawn_m: Callable[[int], BaseGeometry],
+    snap_m: float,
+    actor: str,
+    options: CheckOptions,
+) -> Change:
+    """Give a grid a new boundary; neighbours sharing the moved edges follow."""
+    grid, family = _grid_and_family(conn, code)
+    siblings = [c for c in family.children if c.id != grid.id]
+    new, adjusted = _geometric(
+        lambda: gridops.redraw(
+            grid.geom, drawn_m(family.epsg), [s.geom for s in siblings], family.parent, snap_m
+        )
+    )
+    changed = [
+        (s, geom) for s, geom in zip(siblings, adjusted, strict=True) if not geom.equals(s.geom)
+    ]
+    closing = [grid] + [s for s, _ in changed]
+    opening = [NewGrid(new, grid.code, grid.name, grid)] + [
+        NewGrid(geom, s.code, s.name, s) for s, geom in changed
+    ]
+    return commit(conn, family, "redraw", closing, opening, actor, options)
+
+
+def generate(
+    conn: Connection, parent_code: str, plan: gridops.UnitPlan, actor: str, options: CheckOptions
+) -> Change:
+    """Replace a parent's children by regular unit cells numbered west→east, north→south."""
+    family = load_family(conn, parent_code, lock=True)
+    cells = _geometric(lambda: gridops.unit_cells(family.parent, plan))
+    opening = [NewGrid(c) for c in cells]
+    return commit(conn, family, "generate", family.children, opening, actor, options)
+
+
+def replace_children(
+    conn: Connection,
+    parent_code: str,
+    drawn: Callable[[int], list[tuple[BaseGeometry, str | None, str | None]]],
+    actor: str,
+    options: CheckOptions,
+) -> Change:
+    """Replace a parent's whole set of children by uploaded ones (geometry, code, name)."""
+    family = load_family(conn, parent_code, lock=True)
+    opening = [NewGrid(geom, code, name) for geom, code, name in drawn(family.epsg)]
+    if not opening:
+        raise GridEditRefused(
+            "The upload holds no grid.", "上传的文件中没有网格。", code="upload_empty"
+        )
+    return commit(conn, family, "replace", family.children, opening, actor, options)
