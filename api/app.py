@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
-from api.routes import docs, editing, features, meta, pages
+from api.routes import docs, editing, features, grids, meta, pages
 from api.settings import DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
 from layers.tiles import TileCache
@@ -58,6 +58,7 @@ def create_app(
     app.include_router(docs.router)
     app.include_router(features.router)
     app.include_router(editing.router)
+    app.include_router(grids.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

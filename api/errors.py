@@ -13,6 +13,8 @@ from layers.errors import (
     DatabaseUnreachable,
     DataFileError,
     FeatureNotFound,
+    GridEditRefused,
+    GridRuleBroken,
     InvalidFeature,
     MigrationError,
     PayloadTooLarge,
@@ -38,6 +40,8 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     PreconditionFailed: 412,
     PreconditionRequired: 428,
     BadQuery: 400,
+    GridRuleBroken: 409,
+    GridEditRefused: 422,
 }
 
 

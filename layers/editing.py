@@ -20,7 +20,13 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers.errors import FeatureNotFound, InvalidFeature, PreconditionFailed, PreconditionRequired
+from layers.errors import (
+    FeatureNotFound,
+    GridEditRefused,
+    InvalidFeature,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 from layers.features import ROW_ETAG
 from layers.registry import STORAGE_SRID, Field, FieldType, Layer
 
@@ -323,10 +329,25 @@ def _assignments(
     return sql_values
 
 
+GRID_PEOPLE = {"name", "responsible_person", "responsible_unit", "phone"}
+
+
+def _grid_operations_only(layer: Layer, touched: set[str]) -> None:
+    """Grid shapes, codes and validity change only through the grid operations, which keep coverage."""
+    if layer.id == "grids" and not touched <= GRID_PEOPLE:
+        raise GridEditRefused(
+            "Grid boundaries, codes and validity change only through /grids operations "
+            "(split, merge, redraw, generate, replace), which keep the coverage valid.",
+            "网格的边界、编码和有效期只能通过 /grids 的网格操作（拆分、合并、调整边界、生成、替换）修改，以保证全域覆盖、互不重叠。",
+            code="use_grid_operations",
+        )
+
+
 def create(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditContext) -> Written:
     """Insert a new feature."""
     geom = _geometry(conn, layer, feature.get("geometry"), ctx)
     values = clean_properties(layer, feature.get("properties", {}), partial=False)
+    _grid_operations_only(layer, {"geometry"})
     _check_references(conn, layer, values)
     values |= _derived(conn, layer, geom, values, ctx)
     params: dict[str, Any] = {}
@@ -396,6 +417,7 @@ def replace(
     ctx: EditContext,
 ) -> Written:
     """Replace a feature whole: properties not given become empty."""
+    _grid_operations_only(layer, {"geometry"})
     before = _locked(conn, layer, fid, if_match)
     geom = _geometry(conn, layer, feature.get("geometry"), ctx)
     given = clean_properties(layer, feature.get("properties", {}), partial=False)
@@ -423,6 +445,7 @@ def update(
         else None
     )
     values = clean_properties(layer, patch.get("properties", {}), partial=True)
+    _grid_operations_only(layer, set(values) | ({"geometry"} if geom is not None else set()))
     for name, value in values.items():
         if value is None and name in {f.name for f in layer.fields if f.required}:
             raise _bad(
@@ -443,6 +466,7 @@ def delete(
     conn: Connection, layer: Layer, fid: int, if_match: str | None, ctx: EditContext
 ) -> Written:
     """Delete a feature (its child rows go with it)."""
+    _grid_operations_only(layer, {"geometry"})
     before = _locked(conn, layer, fid, if_match)
     conn.execute(text(f"DELETE FROM {_q(layer.id)} WHERE id = :id"), {"id": fid})
     _audit(conn, ctx, "delete", layer, fid, before, None)

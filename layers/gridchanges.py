@@ -75,7 +75,7 @@ def _worse(before: Report, after: Report, tolerance_m2: float) -> bool:
     )
 
 
-def _next_codes(conn: Connection, family: Family, n: int) -> list[str]:
+def next_codes(conn: Connection, family: Family, n: int) -> list[str]:
     """Fresh codes in the family, never reused from history, in the order asked."""
     shared, own, zeros = CODE_LAYOUT[family.child_level]
     prefix = family.parent_code[:shared]
@@ -223,7 +223,7 @@ def commit(
             )
     closing_ids = {g.id for g in closing}
     kept = [c for c in family.children if c.id not in closing_ids]
-    fresh = iter(_next_codes(conn, family, sum(1 for n in opening if n.code is None)))
+    fresh = iter(next_codes(conn, family, sum(1 for n in opening if n.code is None)))
     codes = [n.code or next(fresh) for n in opening]
     geoms = [c.geom for c in kept] + [n.geom for n in opening]
     before = check_family(
@@ -383,3 +383,28 @@ def replace_children(
             "The upload holds no grid.", "上传的文件中没有网格。", code="upload_empty"
         )
     return commit(conn, family, "replace", family.children, opening, actor, options)
+
+
+def split_target(conn: Connection, line_lonlat: BaseGeometry) -> str:
+    """The one current leaf grid a drawn line cuts through (lon/lat line), or a refusal."""
+    rows = conn.execute(
+        text("""
+        SELECT g.code FROM grids AS g
+        WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490))
+          AND NOT EXISTS (SELECT 1 FROM grids AS k WHERE k.parent_code = g.code AND k.valid_to IS NULL)
+          AND ST_NumGeometries(ST_Split(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490)))
+              > ST_NumGeometries(g.geom)
+        ORDER BY g.code
+    """),
+        {"wkb": shapely.to_wkb(line_lonlat)},
+    ).all()
+    if len(rows) != 1:
+        found = (
+            "no grid" if not rows else f"{len(rows)} grids ({', '.join(r[0] for r in rows[:5])})"
+        )
+        raise GridEditRefused(
+            f"The line must cut across exactly one grid; it cuts {found}.",
+            f"拆分线必须完整穿过且只穿过一个网格；当前穿过了{'0 个网格' if not rows else f' {len(rows)} 个网格'}。",
+            code="split_target_ambiguous",
+        )
+    return str(rows[0][0])

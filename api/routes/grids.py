@@ -1,0 +1,240 @@
+"""Grid management: grids on a day, checks, split/merge/redraw/generate/replace, people, statistics."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+
+from api.deps import BodyDep, ConnectionDep, EditContextDep, EngineDep
+from gis.gridops import UnitPlan
+from gis.topology import CheckOptions, Report
+from gis.zones import to_gk
+from layers import gridchanges, gridfiles, gridhistory
+from layers.editing import parse_body
+from layers.errors import InvalidFeature
+from layers.grids import (
+    Family,
+    all_parents,
+    check_family,
+    check_stored,
+    load_family,
+    report_document,
+)
+
+router = APIRouter(prefix="/grids", tags=["grids 网格管理"])
+GEOJSON = "application/geo+json"
+LINE = {"LineString", "MultiLineString"}
+POLYGON = {"Polygon", "MultiPolygon"}
+CODE = r"^[0-9]{15}$"
+
+
+class Strict(BaseModel):
+    """A request body that refuses unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckRequest(Strict):
+    """What to check: one parent's stored children, every family, or an uploaded set."""
+
+    parent: str | None = Field(default=None, pattern=CODE, description="上级网格编码")
+    sliver_m2: float | None = Field(default=None, gt=0, description="碎片面积下限（㎡）")
+    features: dict[str, Any] | None = Field(
+        default=None, description="待检查的网格 GeoJSON FeatureCollection（经纬度）"
+    )
+
+
+class SplitRequest(Strict):
+    """A drawn line; the grid it cuts across is found when no code is given."""
+
+    line: dict[str, Any] = Field(description="GeoJSON LineString（经纬度）")
+    code: str | None = Field(default=None, pattern=CODE)
+
+
+class MergeRequest(Strict):
+    """Adjacent grids of one parent to merge."""
+
+    codes: list[str] = Field(min_length=2, max_length=50)
+
+
+class RedrawRequest(Strict):
+    """A grid's new boundary."""
+
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon（经纬度）")
+    snap_m: float | None = Field(default=None, ge=0, le=50, description="吸附容差（米）")
+
+
+class GenerateRequest(Strict):
+    """Regular unit cells for a parent."""
+
+    nominal_area_m2: float = Field(default=10_000, ge=100, le=10_000_000)
+    sliver_ratio: float = Field(default=0.3, ge=0, lt=1)
+
+
+def _options(request: Request, sliver_m2: float | None = None) -> CheckOptions:
+    settings = request.app.state.editing
+    return CheckOptions(sliver_m2=sliver_m2 or settings.grid_sliver_m2)
+
+
+def _code(code: str) -> str:
+    if not code.isdigit() or len(code) != 15:
+        raise InvalidFeature(
+            f"{code!r} is not a 15-digit grid code.",
+            f"{code!r} 不是 15 位网格编码。",
+            code="invalid_parameter",
+        )
+    return code
+
+
+@router.get("", summary="Grids valid on a day / 某日的网格")
+def grids_on(
+    conn: ConnectionDep,
+    at: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
+    level: Annotated[str | None, Query(description="street | community | section")] = None,
+    parent: Annotated[str | None, Query(pattern=CODE)] = None,
+) -> Response:
+    """The grids valid on `at` (valid_from ≤ at < valid_to), as GeoJSON."""
+    day = at or date.today()
+    return Response(gridhistory.grids_on(conn, day, level, parent), media_type=GEOJSON)
+
+
+@router.get("/stats", summary="Counts per grid on a day / 网格统计")
+def grid_stats(
+    conn: ConnectionDep,
+    at: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
+    level: Annotated[str | None, Query()] = "section",
+    parent: Annotated[str | None, Query(pattern=CODE)] = None,
+) -> list[Any]:
+    """Per grid valid on `at`: area (km²), cases reported up to that day and on it, features inside."""
+    return gridhistory.grid_stats(conn, at or date.today(), level, parent)
+
+
+@router.post("/check", summary="Check grids / 网格拓扑检查")
+def check(request: Request, conn: ConnectionDep, body: CheckRequest) -> dict[str, Any]:
+    """Gaps, overlaps, spill-over, invalid shapes, slivers and code errors, each as a feature."""
+    options = _options(request, body.sliver_m2)
+    if body.features is not None:
+        if body.parent is None:
+            raise InvalidFeature(
+                "Checking uploaded grids needs their parent's code.",
+                "检查上传的网格需要提供上级网格编码（parent）。",
+                code="missing_property",
+            )
+        family = load_family(conn, body.parent)
+        rows = gridfiles.from_feature_collection(body.features)(family.epsg)
+        return report_document([(_check_rows(conn, family, rows, options), family.epsg)])
+    parents = [body.parent] if body.parent else all_parents(conn)
+    return report_document([check_stored(conn, p, options) for p in parents])
+
+
+def _check_rows(
+    conn: Connection, family: Family, rows: gridfiles.Drawn, options: CheckOptions
+) -> Report:
+    fresh = iter(gridchanges.next_codes(conn, family, sum(1 for _, c, _ in rows if c is None)))
+    codes = [c or next(fresh) for _, c, _ in rows]
+    return check_family(family, [g for g, _, _ in rows], codes, options)
+
+
+def _answer(change: gridchanges.Change) -> dict[str, Any]:
+    return change.document()
+
+
+@router.post("/split", summary="Split a grid by a line / 拆分网格")
+def split(
+    request: Request, engine: EngineDep, ctx: EditContextDep, body: SplitRequest
+) -> dict[str, Any]:
+    """Cut the grid the line crosses; every piece gets a new code, the old grid is closed."""
+    line = gridfiles.drawn_geometry(body.line, LINE)
+    with engine.begin() as conn:
+        code = body.code or gridchanges.split_target(conn, line)
+        change = gridchanges.split(
+            conn, code, lambda epsg: to_gk(line, epsg)[()], ctx.actor, _options(request)
+        )
+    return _answer(change)
+
+
+@router.post("/merge", summary="Merge adjacent grids / 合并网格")
+def merge(
+    request: Request, engine: EngineDep, ctx: EditContextDep, body: MergeRequest
+) -> dict[str, Any]:
+    """Join adjacent grids of one parent into one with a new code."""
+    codes = [_code(c) for c in body.codes]
+    with engine.begin() as conn:
+        change = gridchanges.merge(conn, codes, ctx.actor, _options(request))
+    return _answer(change)
+
+
+@router.post("/{code}/redraw", summary="Redraw a grid's boundary / 调整网格边界")
+def redraw(
+    code: str, request: Request, engine: EngineDep, ctx: EditContextDep, body: RedrawRequest
+) -> dict[str, Any]:
+    """New boundary for a grid; neighbours along the moved edges are adjusted to match."""
+    drawn = gridfiles.drawn_geometry(body.geometry, POLYGON)
+    if not drawn.is_valid:
+        raise InvalidFeature(
+            "The drawn boundary crosses itself.", "绘制的边界自相交。", code="geometry_invalid"
+        )
+    snap = body.snap_m if body.snap_m is not None else request.app.state.editing.grid_snap_m
+    with engine.begin() as conn:
+        change = gridchanges.redraw(
+            conn,
+            _code(code),
+            lambda epsg: to_gk(drawn, epsg)[()],
+            snap,
+            ctx.actor,
+            _options(request),
+        )
+    return _answer(change)
+
+
+@router.post("/{code}/generate", summary="Generate unit grids / 生成单元网格")
+def generate(
+    code: str, request: Request, engine: EngineDep, ctx: EditContextDep, body: GenerateRequest
+) -> dict[str, Any]:
+    """Replace the children of a grid by regular cells of the nominal area."""
+    plan = UnitPlan(body.nominal_area_m2, body.sliver_ratio)
+    with engine.begin() as conn:
+        change = gridchanges.generate(conn, _code(code), plan, ctx.actor, _options(request))
+    return _answer(change)
+
+
+@router.post("/{code}/children", summary="Replace children from a file / 上传替换下级网格")
+async def replace_children(
+    code: str,
+    request: Request,
+    engine: EngineDep,
+    ctx: EditContextDep,
+    filename: Annotated[str, Query(description="e.g. grids.gpkg, grids.zip (Shapefile)")],
+    crs: Annotated[str | None, Query(description="source CRS when the file has none")] = None,
+) -> dict[str, Any]:
+    """Upload a GeoPackage, zipped Shapefile or GeoJSON drawn in QGIS; checked, then all or nothing."""
+    limits = gridfiles.UploadLimits(max_bytes=request.app.state.editing.max_upload_bytes)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limits.max_bytes:
+            break
+    drawn = gridfiles.read_grid_file(bytes(data), filename, crs, limits)
+    with engine.begin() as conn:
+        change = gridchanges.replace_children(
+            conn, _code(code), drawn, ctx.actor, _options(request)
+        )
+    return _answer(change)
+
+
+@router.get("/{code}/people", summary="People of a grid / 网格责任人与监督员")
+def get_people(code: str, conn: ConnectionDep) -> dict[str, Any]:
+    """Responsible person, unit and phone, and the assigned inspectors."""
+    return gridhistory.people(conn, _code(code))
+
+
+@router.put("/{code}/people", summary="Set the people of a grid / 设置网格责任人")
+def put_people(code: str, body: BodyDep, engine: EngineDep, ctx: EditContextDep) -> dict[str, Any]:
+    """Replace the responsible person, unit, phone and inspectors of a current grid."""
+    doc = parse_body(body)
+    with engine.begin() as conn:
+        return gridhistory.set_people(conn, _code(code), doc, ctx.actor)

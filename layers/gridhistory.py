@@ -1,0 +1,199 @@
+"""Grids as they were on a day, counts of what lies in them, and the people responsible."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from layers.errors import InvalidFeature
+from layers.grids import not_found
+from layers.registry import GRIDS, LAYERS
+
+VALID_ON = "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
+COUNTED_LAYERS = ("illegal_buildings", "billboards", "dust_sites", "parking_lots")
+
+
+def _filters(level: str | None, parent: str | None) -> str:
+    clauses = [VALID_ON]
+    if level is not None:
+        clauses.append("g.level = :level")
+    if parent is not None:
+        clauses.append("g.parent_code = :parent")
+    return " AND ".join(clauses)
+
+
+def check_level(level: str | None) -> None:
+    """Refuse a level that grids do not have."""
+    allowed = GRIDS.field("level").code_values
+    if level is not None and level not in allowed:
+        raise InvalidFeature(
+            f"level must be one of {', '.join(allowed)}.",
+            f"网格层级必须是 {', '.join(allowed)} 之一。",
+            code="invalid_parameter",
+        )
+
+
+def grids_on(conn: Connection, at: date, level: str | None, parent: str | None) -> str:
+    """A GeoJSON FeatureCollection of the grids valid on `at`, built by the database."""
+    check_level(level)
+    return str(
+        conn.execute(
+            text(f"""
+            SELECT json_build_object(
+                'type', 'FeatureCollection', 'at', CAST(:at AS date),
+                'features', coalesce(json_agg(json_build_object(
+                    'type', 'Feature', 'id', g.id,
+                    'geometry', ST_AsGeoJSON(g.geom, 7, 0)::json,
+                    'properties', json_build_object(
+                        'code', g.code, 'name', g.name, 'level', g.level,
+                        'parent_code', g.parent_code, 'responsible_person', g.responsible_person,
+                        'responsible_unit', g.responsible_unit, 'phone', g.phone,
+                        'valid_from', g.valid_from, 'valid_to', g.valid_to,
+                        'area_m2', round(g.area_m2::numeric, 1),
+                        'area_km2', round((g.area_m2 / 1e6)::numeric, 4))
+                ) ORDER BY g.code), '[]'::json)
+            )::text
+            FROM grids AS g WHERE {_filters(level, parent)}
+        """),
+            {"at": at, "level": level, "parent": parent},
+        ).scalar_one()
+    )
+
+
+def _layer_count(layer_id: str) -> str:
+    point = "f.geom" if LAYERS[layer_id].geometry.value == "POINT" else "ST_PointOnSurface(f.geom)"  # type: ignore[union-attr]
+    return (
+        f"(SELECT count(*) FROM {layer_id} AS f "
+        f"WHERE f.geom && g.geom AND ST_Intersects(g.geom, {point}))"
+    )
+
+
+def grid_stats(conn: Connection, at: date, level: str | None, parent: str | None) -> list[Any]:
+    """Per grid valid on `at`: area, cases reported up to that day, open cases, features inside."""
+    check_level(level)
+    layer_counts = ", ".join(f"'{lid}', {_layer_count(lid)}" for lid in COUNTED_LAYERS)
+    rows = conn.execute(
+        text(f"""
+        SELECT coalesce(json_agg(json_build_object(
+            'code', g.code, 'name', g.name, 'level', g.level, 'parent_code', g.parent_code,
+            'valid_from', g.valid_from, 'valid_to', g.valid_to,
+            'area_km2', round((g.area_m2 / 1e6)::numeric, 4),
+            'cases', (SELECT count(*) FROM cases AS c WHERE c.geom && g.geom
+                      AND ST_Intersects(g.geom, c.geom) AND c.reported_at < CAST(:at AS date) + 1),
+            'cases_on_day', (SELECT count(*) FROM cases AS c WHERE c.geom && g.geom
+                      AND ST_Intersects(g.geom, c.geom) AND c.reported_at >= CAST(:at AS date)
+                      AND c.reported_at < CAST(:at AS date) + 1),
+            'features', json_build_object({layer_counts})
+        ) ORDER BY g.code), '[]'::json)::text
+        FROM grids AS g WHERE {_filters(level, parent)}
+    """),
+        {"at": at, "level": level, "parent": parent},
+    ).scalar_one()
+    out: list[Any] = json.loads(rows)
+    return out
+
+
+def people(conn: Connection, code: str) -> dict[str, Any]:
+    """The responsible person and unit of a current grid, and its inspectors."""
+    row = conn.execute(
+        text("""
+        SELECT json_build_object(
+            'code', g.code, 'name', g.name, 'responsible_person', g.responsible_person,
+            'responsible_unit', g.responsible_unit, 'phone', g.phone,
+            'inspectors', coalesce((SELECT json_agg(json_build_object('name', i.name, 'phone', i.phone)
+                                    ORDER BY i.name) FROM grid_inspectors AS i
+                                    WHERE i.grid_code = g.code), '[]'::json))::text
+        FROM grids AS g WHERE g.code = :code AND g.valid_to IS NULL
+    """),
+        {"code": code},
+    ).scalar()
+    if row is None:
+        raise not_found(code)
+    out: dict[str, Any] = json.loads(row)
+    return out
+
+
+PEOPLE_FIELDS = ("responsible_person", "responsible_unit", "phone")
+
+
+def _text_or_none(doc: dict[str, Any], name: str, label: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidFeature(
+            f"{name} must be text.", f"{label}（{name}）必须是文本。", code="property_wrong_type"
+        )
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _inspectors(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
+    given = doc.get("inspectors", [])
+    if not isinstance(given, list) or not all(isinstance(i, dict) for i in given):
+        raise InvalidFeature(
+            "inspectors must be a list of {name, phone} objects.",
+            "监督员（inspectors）必须是 {name, phone} 对象的列表。",
+            code="property_wrong_type",
+        )
+    out = []
+    for item in given:
+        name = _text_or_none(item, "name", "监督员姓名")
+        if name is None:
+            raise InvalidFeature(
+                "every inspector needs a name.", "每位监督员都需要姓名。", code="missing_property"
+            )
+        out.append((name, _text_or_none(item, "phone", "联系电话")))
+    if len({n for n, _ in out}) != len(out):
+        raise InvalidFeature(
+            "an inspector is listed twice.", "监督员名单中有重复。", code="duplicate_inspector"
+        )
+    return out
+
+
+def set_people(conn: Connection, code: str, doc: Any, actor: str) -> dict[str, Any]:
+    """Replace the people of a current grid (unknown keys refused); audited."""
+    if not isinstance(doc, dict):
+        raise InvalidFeature(
+            "The body must be an object.", "请求体必须是对象。", code="body_not_object"
+        )
+    unknown = set(doc) - {*PEOPLE_FIELDS, "inspectors"}
+    if unknown:
+        raise InvalidFeature(
+            f"Unknown field(s): {', '.join(sorted(unknown))}.",
+            f"未知字段：{', '.join(sorted(unknown))}。",
+            code="unknown_property",
+        )
+    labels = {f.name: f.label_zh for f in GRIDS.fields}
+    values = {n: _text_or_none(doc, n, labels[n]) for n in PEOPLE_FIELDS}
+    inspectors = _inspectors(doc)
+    before = people(conn, code)
+    fid = conn.execute(
+        text("""
+        UPDATE grids SET responsible_person = :responsible_person,
+               responsible_unit = :responsible_unit, phone = :phone
+        WHERE code = :code AND valid_to IS NULL RETURNING id
+    """),
+        values | {"code": code},
+    ).scalar_one()
+    conn.execute(text("DELETE FROM grid_inspectors WHERE grid_code = :code"), {"code": code})
+    for name, phone in inspectors:
+        conn.execute(
+            text("INSERT INTO grid_inspectors (grid_code, name, phone) VALUES (:c, :n, :p)"),
+            {"c": code, "n": name, "p": phone},
+        )
+    after = people(conn, code)
+    conn.execute(
+        text("""
+        INSERT INTO audit_log (actor, action, layer, feature_id, adcode, before, after)
+        SELECT :actor, 'update', 'grids', :fid, adcode, CAST(:before AS jsonb), CAST(:after AS jsonb)
+        FROM grids WHERE id = :fid
+    """),
+        {
+            "actor": actor,
+            "fid": fid,
+            "before": json.dumps(before, ensure_ascii=False),
+            "after": json.dumps(after, ensure_ascii=False),
+        },
+    )
+    return after
