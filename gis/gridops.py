@@ -58,11 +58,12 @@ def unit_cells(parent: BaseGeometry, plan: UnitPlan = UnitPlan()) -> list[MultiP
     shapely.destroy_prepared(parent)
     parts = [p for g in clipped for p in shapely.get_parts(polygonal(g)) if p.area > 0]
     cells = np.concatenate([boxes[inner], np.asarray(parts, dtype=object)])
-    return _absorb_small(cells, plan.nominal_area_m2 * plan.sliver_ratio, side)
+    top = miny + side * xs.shape[0]  # rows of the order are the rows of the cell lattice
+    return _absorb_small(cells, plan.nominal_area_m2 * plan.sliver_ratio, side, top)
 
 
 def _absorb_small(
-    cells: npt.NDArray[np.object_], limit: float, row_height: float
+    cells: npt.NDArray[np.object_], limit: float, row_height: float, top: float
 ) -> list[MultiPolygon]:
     """Merge every cell under `limit` into the neighbour it shares the longest edge with."""
     areas = shapely.area(cells)
@@ -84,7 +85,7 @@ def _absorb_small(
         groups[b].append(cells[i])
     merged = [shapely.union_all(g) if len(g) > 1 else g[0] for g in groups.values()]
     out = _pieces(merged)
-    return [out[i] for i in reading_order(out, row_height)]
+    return [out[i] for i in reading_order(out, row_height, top)]
 
 
 def _as_line(line: BaseGeometry) -> BaseGeometry:

@@ -51,12 +51,17 @@ def voronoi_cells(
     return [polygonal(c) for c in clipped]
 
 
-def reading_order(geoms: npt.ArrayLike, row_height: float | None = None) -> npt.NDArray[np.int64]:
-    """Indices that order geometries north→south in rows, west→east inside a row."""
+def reading_order(
+    geoms: npt.ArrayLike, row_height: float | None = None, top: float | None = None
+) -> npt.NDArray[np.int64]:
+    """Indices that order geometries north→south in rows, west→east inside a row.
+
+    Rows are `row_height` tall counted down from `top` (default: the northernmost geometry).
+    """
     arr = np.asarray(geoms, dtype=object)
     points = shapely.point_on_surface(arr)
     x, y = shapely.get_x(points), shapely.get_y(points)
     if row_height is None:
         row_height = float(np.sqrt(np.median(shapely.area(arr)))) or 1.0
-    rows = np.floor((y.max() - y) / row_height)
+    rows = np.floor(((y.max() if top is None else top) - y) / row_height)
     return np.lexsort((x, rows))

@@ -262,6 +262,7 @@ def commit(
     _carry_inspectors(
         conn, [(n.model.code, c) for n, c in zip(opening, codes, strict=True) if n.model]
     )
+    _verify_stored(conn, family, before, options)
     closed = [g.code for g in closing]
     moved = _reassign_cases(conn, closed)
     return Change(
@@ -273,6 +274,20 @@ def commit(
         moved,
         report_document([(after, family.epsg)]),
     )
+
+
+def _verify_stored(conn: Connection, family: Family, before: Report, options: CheckOptions) -> None:
+    """Check the family again as stored: the round trip through CGCS2000 must not break it."""
+    stored = load_family(conn, family.parent_code)
+    report = check_family(
+        stored, [c.geom for c in stored.children], [c.code for c in stored.children], options
+    )
+    if _worse(before, report, options.min_area_m2):
+        raise GridRuleBroken(
+            "Stored in CGCS2000, the change would leave defects; nothing was changed.",
+            "修改结果转换为 CGCS2000 存储后会产生问题，未做任何修改。",
+            report=report_document([(report, stored.epsg)]),
+        )
 
 
 def _grid_and_family(conn: Connection, code: str) -> tuple[StoredGrid, Family]:
@@ -408,3 +423,43 @@ def split_target(conn: Connection, line_lonlat: BaseGeometry) -> str:
             code="split_target_ambiguous",
         )
     return str(rows[0][0])
+
+
+PARENT_LEVEL = {"street": None, "community": "street", "section": "community"}
+
+
+def add(
+    conn: Connection,
+    drawn_lonlat: BaseGeometry,
+    level: str,
+    name: str | None,
+    to_zone: Callable[[int], BaseGeometry],
+    actor: str,
+    options: CheckOptions,
+) -> Change:
+    """A new grid drawn by hand, in the parent under it; refused when it overlaps or spills."""
+    parent_level = PARENT_LEVEL.get(level)
+    if parent_level is None:
+        raise GridEditRefused(
+            f"New grids can be drawn at the community or section level, not {level!r}.",
+            f"只能在社区或片区层级绘制新网格，不能是 {level!r}。",
+            code="add_level",
+        )
+    parent = conn.execute(
+        text("""
+        SELECT code FROM grids WHERE level = :level AND valid_to IS NULL
+          AND ST_Intersects(geom, ST_PointOnSurface(ST_SetSRID(ST_GeomFromWKB(:wkb), 4490)))
+        ORDER BY code LIMIT 1
+    """),
+        {"level": parent_level, "wkb": shapely.to_wkb(drawn_lonlat)},
+    ).scalar()
+    if parent is None:
+        raise GridEditRefused(
+            "The drawn grid does not lie in any grid of the level above.",
+            "绘制的网格不在任何上级网格内。",
+            code="add_outside_parents",
+        )
+    family = load_family(conn, str(parent), lock=True)
+    return commit(
+        conn, family, "add", [], [NewGrid(to_zone(family.epsg), name=name)], actor, options
+    )

@@ -11,6 +11,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from gis.partition import polygonal
 from gis.topology import CHILD_LEVEL, KINDS, CheckOptions, Report, check_children
 from gis.zones import from_gk
 from layers.errors import FeatureNotFound, GridEditRefused
@@ -125,11 +126,18 @@ def load_family(conn: Connection, parent_code: str, lock: bool = False) -> Famil
     children = [
         StoredGrid(
             **{k: v for k, v in r._mapping.items() if k != "wkb"},
-            geom=shapely.from_wkb(bytes(r.wkb)),
+            geom=_projected(bytes(r.wkb)),
         )
         for r in rows
     ]
-    return Family(parent_code, level, name, adcode, shapely.from_wkb(wkb), epsg, children)
+    return Family(parent_code, level, name, adcode, _projected(wkb), epsg, children)
+
+
+def _projected(wkb: bytes) -> BaseGeometry:
+    """A stored (hence valid) geometry after projection; a ring touching itself at a point may
+    cross itself by a rounding error in the new coordinates, which is repaired, not reported."""
+    geom = shapely.from_wkb(wkb)
+    return geom if geom.is_valid else polygonal(shapely.make_valid(geom))
 
 
 def check_family(

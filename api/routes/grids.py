@@ -55,6 +55,14 @@ class SplitRequest(Strict):
     code: str | None = Field(default=None, pattern=CODE)
 
 
+class AddRequest(Strict):
+    """A grid drawn by hand; its parent is the grid of the level above under it."""
+
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon（经纬度）")
+    level: str = Field(default="section", pattern="^(community|section)$")
+    name: str | None = Field(default=None, max_length=100)
+
+
 class MergeRequest(Strict):
     """Adjacent grids of one parent to merge."""
 
@@ -143,6 +151,34 @@ def _answer(change: gridchanges.Change) -> dict[str, Any]:
     return change.document()
 
 
+@router.post("", summary="Draw a new grid / 新增网格")
+def add(
+    request: Request, engine: EngineDep, ctx: EditContextDep, body: AddRequest
+) -> dict[str, Any]:
+    """Add a hand-drawn grid to the parent under it; refused with the report if it breaks the rules."""
+    drawn = _valid_polygon(body.geometry)
+    with engine.begin() as conn:
+        change = gridchanges.add(
+            conn,
+            drawn,
+            body.level,
+            body.name,
+            lambda epsg: to_gk(drawn, epsg)[()],
+            ctx.actor,
+            _options(request),
+        )
+    return _answer(change)
+
+
+def _valid_polygon(doc: dict[str, Any]) -> Any:
+    drawn = gridfiles.drawn_geometry(doc, POLYGON)
+    if not drawn.is_valid:
+        raise InvalidFeature(
+            "The drawn boundary crosses itself.", "绘制的边界自相交。", code="geometry_invalid"
+        )
+    return drawn
+
+
 @router.post("/split", summary="Split a grid by a line / 拆分网格")
 def split(
     request: Request, engine: EngineDep, ctx: EditContextDep, body: SplitRequest
@@ -173,11 +209,7 @@ def redraw(
     code: str, request: Request, engine: EngineDep, ctx: EditContextDep, body: RedrawRequest
 ) -> dict[str, Any]:
     """New boundary for a grid; neighbours along the moved edges are adjusted to match."""
-    drawn = gridfiles.drawn_geometry(body.geometry, POLYGON)
-    if not drawn.is_valid:
-        raise InvalidFeature(
-            "The drawn boundary crosses itself.", "绘制的边界自相交。", code="geometry_invalid"
-        )
+    drawn = _valid_polygon(body.geometry)
     snap = body.snap_m if body.snap_m is not None else request.app.state.editing.grid_snap_m
     with engine.begin() as conn:
         change = gridchanges.redraw(
