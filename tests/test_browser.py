@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
-from tests.support import ARTIFACTS, CHROMIUM_ARGS, PageWatch, chromium_path, live_server, watch
+from tests.support import ARTIFACTS, PageWatch, live_server, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
     "grids_street": 7,
@@ -22,17 +21,6 @@ EXPECTED = {  # features drawn in the opening view (the whole county)
     "cases": 1000,
 }
 AMAP_HOST = ".is.autonavi.com"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, dict[str, int]]:
