@@ -1,7 +1,7 @@
 """The OpenAPI document in version 3.0, as OGC API - Features (conformance class oas30) asks.
 
-FastAPI writes OpenAPI 3.1, whose only 3.1-only construct here is `null` as a type; 3.0 says
-`nullable: true` instead.
+FastAPI writes OpenAPI 3.1, whose 3.1-only constructs here are `null` as a type (3.0 says
+`nullable: true`) and numeric exclusive bounds (3.0 pairs `minimum` with a boolean flag).
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def _convert(node: Any) -> Any:
             else:
                 node[key] = rest
             node["nullable"] = True
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = node.get(bound)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            node[limit] = value
+            node[bound] = True
     if isinstance(node.get("type"), list) and "null" in node["type"]:
         kinds = [k for k in node["type"] if k != "null"]
         node["type"] = kinds[0] if len(kinds) == 1 else kinds
