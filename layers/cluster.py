@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 
+from layers.db import BUREAU_TIMEZONE
 from layers.errors import SetupError
 
 MIN_MAJOR = 15
@@ -304,7 +305,7 @@ def _server_config(port: int) -> str:
         "work_mem = '32MB'\n"
         "maintenance_work_mem = '256MB'\n"
         "max_wal_size = '2GB'\n"
-        "timezone = 'Asia/Shanghai'\n"
+        f"timezone = '{BUREAU_TIMEZONE}'\n"
         "jit = off\n"
     )
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from gis import gridops
 from gis.topology import CODE_LAYOUT, KINDS, CheckOptions, Report
 from layers.errors import GridEditRefused, GridRuleBroken
+from layers.gridhistory import today
 from layers.grids import Family, StoredGrid, check_family, load_family, not_found, report_document
 
 OPEN_CASES = "status NOT IN ('closed', 'rejected')"
@@ -212,7 +213,7 @@ def commit(
     options: CheckOptions,
 ) -> Change:
     """Check the family as it would be, then close `closing` and open `opening` today."""
-    effective: date = conn.execute(text("SELECT CURRENT_DATE")).scalar_one()
+    effective = today(conn)
     _refuse_parents(conn, closing)
     for grid in closing:
         if grid.valid_from > effective:

@@ -16,6 +16,12 @@ VALID_ON = "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
 COUNTED_LAYERS = ("illegal_buildings", "billboards", "dust_sites", "parking_lots")
 
 
+def today(conn: Connection) -> date:
+    """The bureau's current day, as the database sees it."""
+    day: date = conn.execute(text("SELECT CURRENT_DATE")).scalar_one()
+    return day
+
+
 def _filters(level: str | None, parent: str | None) -> str:
     clauses = [VALID_ON]
     if level is not None:

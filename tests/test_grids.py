@@ -8,6 +8,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyogrio.raw
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.topology import CheckOptions
-from layers import db, gridchanges
+from layers import db, gridchanges, gridhistory
 from layers.codes import seed_case_categories
 from layers.errors import GridEditRefused, GridRuleBroken
 from layers.grids import check_stored
@@ -33,6 +34,7 @@ TO_LONLAT = Transformer.from_crs(EPSG, 4490, always_xy=True)
 ORIGIN = Transformer.from_crs(4490, EPSG, always_xy=True).transform(121.65, 31.80)
 STREET = "320681100000000"
 SIDE = 300.0
+BUREAU_ZONE = ZoneInfo(db.BUREAU_TIMEZONE)
 
 
 def lonlat(geom: shapely.Geometry) -> shapely.Geometry:
@@ -193,13 +195,25 @@ def add_case(engine: Engine, x: float, y: float, at: datetime, status: str = "di
         )
 
 
+def test_today_is_the_bureaus_day_whatever_zone_the_server_keeps(engine: Engine) -> None:
+    # A server on UTC+14 (or on UTC, as in the cloud) must not move the day a change takes effect.
+    url = engine.url.set(query={"options": "-c timezone=Pacific/Kiritimati"})
+    far = db.make_engine(url.render_as_string(hide_password=False))
+    try:
+        with far.connect() as conn:
+            assert conn.execute(text("SHOW timezone")).scalar_one() == db.BUREAU_TIMEZONE
+            assert gridhistory.today(conn) == datetime.now(BUREAU_ZONE).date()
+    finally:
+        far.dispose()
+
+
 def test_split_keeps_history_and_statistics_by_the_grids_of_each_day(
     client: TestClient, engine: Engine
 ) -> None:
-    today = date.today()
+    noon = datetime.now(BUREAU_ZONE).replace(hour=12, minute=0, second=0, microsecond=0)
+    today = noon.date()
     yesterday = today - timedelta(days=1)
     x0, y0, x1, y1 = cell_box(1, 1).bounds
-    noon = datetime.now().astimezone().replace(hour=12, minute=0, second=0, microsecond=0)
     add_case(engine, x0 + 50, y0 + 150, noon - timedelta(days=1))
     add_case(engine, x1 - 50, y0 + 150, noon - timedelta(days=1), status="closed")
     add_case(engine, x1 - 60, y0 + 100, noon)

@@ -106,7 +106,7 @@ def grids_on(
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> Response:
     """The grids valid on `at` (valid_from ≤ at < valid_to), as GeoJSON."""
-    day = at or date.today()
+    day = at or gridhistory.today(conn)
     return Response(gridhistory.grids_on(conn, day, level, parent), media_type=GEOJSON)
 
 
@@ -118,7 +118,7 @@ def grid_stats(
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> list[Any]:
     """Per grid valid on `at`: area (km²), cases reported up to that day and on it, features inside."""
-    return gridhistory.grid_stats(conn, at or date.today(), level, parent)
+    return gridhistory.grid_stats(conn, at or gridhistory.today(conn), level, parent)
 
 
 @router.post("/check", summary="Check grids / 网格拓扑检查")

@@ -17,11 +17,12 @@ import numpy.typing as npt
 import shapely
 
 from layers.codes import CaseCategory
+from layers.db import BUREAU_TIMEZONE
 from layers.demo.features import DemoContext
 from layers.demo.population import Mix
 from layers.worktime import WorkCalendar
 
-LOCAL = ZoneInfo("Asia/Shanghai")
+LOCAL = ZoneInfo(BUREAU_TIMEZONE)
 STAGES = (
     "reported_at",
     "registered_at",
