@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -11,19 +12,24 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from api.app import create_app
-from api.settings import DatabaseSettings, DemoSettings, ServerSettings
+from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
+from gis.topology import KIND_LABELS, KINDS, CheckOptions, Report
 from layers import cluster, db, migrate
 from layers.boundary import load_county
 from layers.cluster import State
 from layers.demo import load as demo_city
 from layers.errors import CitygridError
+from layers.grids import all_parents, check_stored, report_document
 from webmap.pages import PAGES
 
 console = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
 app = typer.Typer(
     help="citygrid: grids, layers and cases of a city-management bureau.",
     no_args_is_help=True,
@@ -38,6 +44,8 @@ app.add_typer(db_app, name="db")
 boundary_app = typer.Typer(help="County boundary files.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 app.add_typer(boundary_app, name="boundary")
+grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_is_help=True)
+app.add_typer(grids_app, name="grids")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]
@@ -238,6 +246,84 @@ def boundary_check(
     epsg = int(zones.geometry_zone([county.boundary])[0])
     area = float(zones.area_m2([county.boundary], epsg)[0])
     say(f"{path}: {len(county.boundary.geoms)} polygon(s), {area / 1e6:,.2f} km², zone EPSG:{epsg}")
+
+
+@grids_app.command(
+    "check",
+    epilog="Problem kinds 问题类型: " + ", ".join(f"{k} {v}" for k, v in KIND_LABELS.items()) + ".",
+)
+@friendly
+def grids_check(
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CODE",
+            help="Check only the children of this 15-digit grid code (a county is its adcode "
+            "followed by nine zeros); default: every parent with current children",
+        ),
+    ] = None,
+    sliver_m2: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Grids smaller than this many m² are reported as slivers "
+            "(default CITYGRID_GRID_SLIVER_M2, 100)",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the whole report as JSON on stdout (problems as GeoJSON in CGCS2000 "
+            "longitude/latitude), as POST /grids/check answers",
+        ),
+    ] = False,
+) -> None:
+    """Check that current grids tile their parents; exit status 1 when any problem is found."""
+    settings = DatabaseSettings()
+    engine = db.make_engine(settings.url(), settings.gk_epsg)
+    limit = sliver_m2 if sliver_m2 is not None else EditingSettings().grid_sliver_m2
+    options = CheckOptions(sliver_m2=limit)
+    try:
+        db.check_connection(engine)
+        with engine.connect() as conn:
+            parents = [parent] if parent else all_parents(conn)
+            reports = [check_stored(conn, code, options) for code in parents]
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report_document(reports), ensure_ascii=False, indent=2))
+    else:
+        _print_reports([report for report, _ in reports])
+    if any(report.problems for report, _ in reports):
+        raise typer.Exit(1)
+
+
+def _print_reports(reports: list[Report]) -> None:
+    """Counts by kind as a table, then one line per problem, then a one-line verdict."""
+    table = Table(title="网格拓扑检查")
+    table.add_column("问题类型")
+    table.add_column("代码")
+    table.add_column("数量", justify="right")
+    table.add_column("面积合计（㎡）", justify="right")
+    for kind in KINDS:
+        count = sum(r.counts()[kind] for r in reports)
+        total = sum(r.area(kind) for r in reports)
+        table.add_row(KIND_LABELS[kind], kind, f"{count:,}", f"{total:,.2f}" if total else "—")
+    stdout.print(table)
+    for report in reports:
+        for p in report.problems:
+            codes = escape("、".join(p.codes)) or "—"
+            area = "—" if p.area_m2 is None else f"{p.area_m2:,.2f} ㎡"
+            stdout.print(
+                f"[red]{KIND_LABELS[p.kind]}[/]  上级 {report.parent_code}  网格 {codes}  {area}  "
+                f"{escape(p.message_zh)}",
+                highlight=False,
+            )
+    found = sum(len(r.problems) for r in reports)
+    children = sum(r.children for r in reports)
+    verdict = f"[red]发现 {found:,} 个问题[/]" if found else "[green]未发现问题[/]"
+    stdout.print(f"检查了 {len(reports):,} 个上级网格的 {children:,} 个下级网格：{verdict}")
 
 
 def _public_url(settings: DatabaseSettings) -> str:

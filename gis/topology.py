@@ -26,16 +26,18 @@ CODE_LAYOUT: dict[str, tuple[int, int, int]] = {
 }
 CHILD_LEVEL = {"county": "street", "street": "community", "community": "section"}
 
-KINDS = (
-    "invalid",
-    "gap",
-    "overlap",
-    "outside",
-    "sliver",
-    "malformed_code",
-    "duplicate_code",
-    "code_parent_mismatch",
-)
+KIND_LABELS = {
+    "invalid": "几何无效",
+    "gap": "空隙",
+    "overlap": "重叠",
+    "outside": "超出上级",
+    "sliver": "碎片",
+    "malformed_code": "编码格式错误",
+    "duplicate_code": "编码重复",
+    "code_parent_mismatch": "编码与上级不符",
+}
+"""Problem kinds, in the order reports list them, with the label users read."""
+KINDS = tuple(KIND_LABELS)
 
 
 @dataclass(frozen=True)

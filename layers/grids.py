@@ -12,7 +12,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.partition import polygonal
-from gis.topology import CHILD_LEVEL, KINDS, CheckOptions, Report, check_children
+from gis.topology import CHILD_LEVEL, KIND_LABELS, KINDS, CheckOptions, Report, check_children
 from gis.zones import from_gk
 from layers.errors import FeatureNotFound, GridEditRefused
 
@@ -200,6 +200,7 @@ def problem_features(report: Report, epsg: int) -> list[dict[str, Any]]:
             "geometry": _rounded(json.loads(shapely.to_geojson(geom))),
             "properties": {
                 "kind": p.kind,
+                "kind_label": KIND_LABELS[p.kind],
                 "parent_code": report.parent_code,
                 "codes": list(p.codes),
                 "area_m2": None if p.area_m2 is None else round(p.area_m2, 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from shapely.geometry import box
 from sqlalchemy import create_engine, make_url, text
 
 from layers import cluster, db, migrate
@@ -173,3 +175,83 @@ def test_no_right_to_create_postgis_is_one_clear_sentence(unprivileged_url: str)
         assert migrate.current_revision(engine) is None  # nothing half-applied
     finally:
         engine.dispose()
+
+
+def test_grids_check_of_the_demo_city_finds_nothing(database_url: str) -> None:
+    env = {"CITYGRID_DATABASE_URL": database_url}
+    table = citygrid("grids", "check", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "未发现问题" in table.stdout and "空隙" in table.stdout  # the table lists every kind
+    report = json.loads(citygrid("grids", "check", "--json", env=env).stdout)
+    engine = db.make_engine(database_url)
+    with engine.connect() as conn:
+        current = conn.execute(text("SELECT count(*) FROM grids WHERE valid_to IS NULL")).scalar()
+    engine.dispose()
+    assert report["ok"] and report["children"] == current and not any(report["counts"].values())
+
+
+@pytest.fixture
+def defective_family(pg_server: PgServer) -> Iterator[str]:
+    """A community whose sections leave a 1 m² hole, one of them coded under another community."""
+    from tests.conftest import fresh_database
+    from tests.test_grids import COMMUNITIES, SIDE, family_box, insert_grid
+
+    databases = fresh_database(pg_server, "cli_grids")
+    url = next(databases)
+    engine = db.make_engine(url)
+    x0, y0 = family_box(0, 0)
+    with engine.begin() as conn:
+        insert_grid(
+            conn,
+            "community",
+            COMMUNITIES[1],
+            None,
+            box(x0, y0, x0 + 2 * SIDE, y0 + SIDE),
+            "2020-01-01",
+        )
+        west = box(x0, y0, x0 + SIDE, y0 + SIDE).difference(
+            box(x0 + 100, y0 + 100, x0 + 101, y0 + 101)
+        )
+        east = box(x0 + SIDE, y0, x0 + 2 * SIDE, y0 + SIDE)
+        insert_grid(
+            conn, "section", f"{COMMUNITIES[1][:12]}001", COMMUNITIES[1], west, "2020-01-01"
+        )
+        insert_grid(
+            conn, "section", f"{COMMUNITIES[2][:12]}002", COMMUNITIES[1], east, "2020-01-01"
+        )
+    engine.dispose()
+    yield url
+    next(databases, None)
+
+
+def test_grids_check_lists_planted_problems_and_fails(defective_family: str) -> None:
+    from tests.test_grids import COMMUNITIES
+
+    env = {"CITYGRID_DATABASE_URL": defective_family}
+    table = citygrid("grids", "check", "--parent", COMMUNITIES[1], env=env)
+    assert table.returncode == 1 and "Traceback" not in table.stderr
+    lines = table.stdout.splitlines()
+    assert any("空隙" in line and "1.00 ㎡" in line for line in lines), table.stdout
+    assert any("编码与上级不符" in line and f"{COMMUNITIES[2][:12]}002" in line for line in lines)
+    assert "发现 2 个问题" in table.stdout
+
+    report = json.loads(citygrid("grids", "check", "--json", env=env).stdout)
+    assert report["counts"]["gap"] == 1 and report["counts"]["code_parent_mismatch"] == 1
+    gap = next(f for f in report["problems"]["features"] if f["properties"]["kind"] == "gap")
+    assert gap["properties"]["kind_label"] == "空隙" and gap["geometry"]["type"] == "Polygon"
+
+    slivers = json.loads(
+        citygrid("grids", "check", "--json", "--sliver-m2", "100000", env=env).stdout
+    )
+    assert slivers["counts"]["sliver"] == 2  # both 90,000 m² sections fall under the limit
+
+
+def test_grids_check_of_an_unknown_parent_is_one_clear_sentence(defective_family: str) -> None:
+    result = citygrid(
+        "grids",
+        "check",
+        "--parent",
+        "320681999999000",
+        env={"CITYGRID_DATABASE_URL": defective_family},
+    )
+    assert_clear_failure(result, "320681999999000")

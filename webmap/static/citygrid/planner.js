@@ -1,11 +1,6 @@
 /* The planner's tools: draw a line to split, a polygon to add, edit to redraw, select two to merge.
    Every change is saved through /grids; the answer's check report is drawn in red and listed. */
 (function () {
-  var KIND = {
-    gap: '空隙', overlap: '重叠', outside: '超出上级', invalid: '几何无效', sliver: '碎片',
-    malformed_code: '编码格式错误', duplicate_code: '编码重复', code_parent_mismatch: '编码与上级不符'
-  };
-
   function localizeDraw() {
     var d = L.drawLocal;
     d.draw.toolbar.buttons.polyline = '画线拆分网格';
@@ -53,7 +48,7 @@
       pane: 'cgPoints',
       style: function () { return { color: '#c0392b', weight: 3, fillColor: '#e74c3c', fillOpacity: 0.6 }; },
       onEachFeature: function (feature, layer) {
-        layer.bindPopup('<b>' + escapeHtml(KIND[feature.properties.kind] || feature.properties.kind) +
+        layer.bindPopup('<b>' + escapeHtml(feature.properties.kind_label) +
           '</b><br>' + escapeHtml(feature.properties.message));
       }
     }).addTo(map);
@@ -88,7 +83,7 @@
       list.innerHTML = '';
       features.slice(0, 50).forEach(function (f) {
         var item = document.createElement('li');
-        item.textContent = (KIND[f.properties.kind] || f.properties.kind) + '：' + f.properties.message;
+        item.textContent = f.properties.kind_label + '：' + f.properties.message;
         item.addEventListener('click', function () {
           var p = CityGrid.toDisplay({ type: 'Point', coordinates: f.properties.location });
           map.setView([p.coordinates[1], p.coordinates[0]], Math.max(map.getZoom(), 16));
