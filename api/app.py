@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
-from api.routes import docs, editing, features, grids, meta, pages
-from api.settings import DatabaseSettings, EditingSettings, WebmapSettings
+from api.auth import Issuer
+from api.routes import auth, docs, editing, features, grids, meta, pages
+from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
 from layers.tiles import TileCache
 from layers.versions import VersionWatcher
@@ -22,8 +23,9 @@ def create_app(
     settings: DatabaseSettings,
     webmap: WebmapSettings | None = None,
     editing_limits: EditingSettings | None = None,
+    auth_settings: AuthSettings | None = None,
 ) -> FastAPI:
-    """Build the application for one database, one base-map choice and the editing limits."""
+    """Build the application for one database, one base-map choice, editing limits and sign-in."""
     webmap = webmap or WebmapSettings()
 
     @asynccontextmanager
@@ -52,10 +54,14 @@ def create_app(
     )
     app.state.tile_cache = TileCache()
     app.state.editing = editing_limits or EditingSettings()
+    app.state.issuer = Issuer.from_settings(auth_settings or AuthSettings())
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)
     app.include_router(docs.router)
+    app.include_router(auth.router)
+    app.include_router(auth.pages)
+    app.include_router(features.public)
     app.include_router(features.router)
     app.include_router(editing.router)
     app.include_router(grids.router)

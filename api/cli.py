@@ -5,31 +5,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import cli_users
 from api.app import create_app
+from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, CheckOptions, Report
 from layers import cluster, db, migrate
 from layers.boundary import load_county
 from layers.cluster import State
+from layers.demo import accounts as demo_accounts
 from layers.demo import load as demo_city
-from layers.errors import CitygridError
 from layers.grids import all_parents, check_stored, report_document
+from layers.registry import ROLE_LABELS, Role
 from webmap.pages import PAGES
 
-console = Console(stderr=True, soft_wrap=True)
-stdout = Console(soft_wrap=True)
 app = typer.Typer(
     help="citygrid: grids, layers and cases of a city-management bureau.",
     no_args_is_help=True,
@@ -46,31 +45,10 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(boundary_app, name="boundary")
 grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_is_help=True)
 app.add_typer(grids_app, name="grids")
+app.add_typer(cli_users.app, name="users")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def say(message: str) -> None:
-    """Print one progress line for the user."""
-    console.print(f"[cyan]citygrid[/]: {message}")
-
-
-def friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn citygrid errors into one clear sentence and exit status 1, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except CitygridError as exc:
-            console.print(f"[red]citygrid: {exc.message_en}[/]\n[red]citygrid：{exc.message_zh}[/]")
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def prepare_database(settings: DatabaseSettings) -> str:
@@ -194,6 +172,35 @@ def _load_demo(
         return
     total = sum(written.values())
     say(f"demo city 启东市 loaded: {total:,} rows in {time.perf_counter() - started:.1f} s")
+    _demo_logins(url, settings)
+
+
+def _demo_logins(url: str, settings: DatabaseSettings) -> None:
+    """Create the demo accounts and show their passwords, this once."""
+    engine = db.make_engine(url, settings.gk_epsg)
+    try:
+        with engine.begin() as conn:
+            logins = demo_accounts.ensure_accounts(conn)
+    finally:
+        engine.dispose()
+    table = Table(title="演示账号（密码只显示这一次，请记下；可用 citygrid users passwd 重设）")
+    for column in ("角色", "用户名", "姓名", "密码"):
+        table.add_column(column)
+    inspectors = [x for x in logins if x.role is Role.INSPECTOR]
+    for login in logins:
+        if login.role is not Role.INSPECTOR:
+            table.add_row(
+                ROLE_LABELS[login.role], login.username, login.display_name, login.password
+            )
+    if inspectors:
+        first = inspectors[0]
+        table.add_row(
+            ROLE_LABELS[Role.INSPECTOR],
+            f"{first.username} 等 {len(inspectors)} 个（insp-街道社区六位码）",
+            "各社区网格监督员",
+            first.password,
+        )
+    console.print(table)
 
 
 @app.command("serve")

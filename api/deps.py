@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
+from api.auth import ViewerDep
 from gis.validate import Limits
 from layers.crs import CRS84, Crs, parse_crs
 from layers.editing import EditContext
@@ -160,12 +161,11 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def edit_context(request: Request) -> EditContext:
+def edit_context(request: Request, viewer: ViewerDep) -> EditContext:
     """Who is writing and the limits of what they may write."""
     settings = request.app.state.editing
-    user = getattr(request.state, "user", None)
     return EditContext(
-        actor=getattr(user, "name", None) or "anonymous",
+        viewer=viewer,
         limits=Limits(settings.max_vertices, settings.county_tolerance_m),
         default_adcode=settings.default_adcode,
     )

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from layers.errors import (
+    AccountError,
     BadQuery,
     CitygridError,
     DatabaseUnreachable,
     DataFileError,
     FeatureNotFound,
+    Forbidden,
     GridEditRefused,
     GridRuleBroken,
     InvalidFeature,
     MigrationError,
+    NotSignedIn,
     PayloadTooLarge,
     PostgisMissing,
     PreconditionFailed,
     PreconditionRequired,
     SetupError,
+    TooManyAttempts,
     UnknownLayer,
     UnsupportedMediaType,
 )
@@ -42,6 +48,10 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     BadQuery: 400,
     GridRuleBroken: 409,
     GridEditRefused: 422,
+    NotSignedIn: 401,
+    Forbidden: 403,
+    TooManyAttempts: 429,
+    AccountError: 400,
 }
 
 
@@ -58,10 +68,19 @@ def error_body(code: str, message_zh: str, message_en: str, **details: object) -
     return {"code": code, "message": message_zh, "message_en": message_en, **details}
 
 
+HEADERS_BY_ERROR: dict[type[CitygridError], Callable[[CitygridError], dict[str, str]]] = {
+    NotSignedIn: lambda _: {"WWW-Authenticate": "Bearer"},
+    TooManyAttempts: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 1))},
+}
+
+
 async def _citygrid_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CitygridError)
+    headers = HEADERS_BY_ERROR.get(type(exc), lambda _: {})(exc)
     return JSONResponse(
-        error_body(exc.code, exc.message_zh, exc.message_en, **exc.details), status_for(exc)
+        error_body(exc.code, exc.message_zh, exc.message_en, **exc.details),
+        status_for(exc),
+        headers=headers,
     )
 
 

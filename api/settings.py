@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from layers.cluster import Cluster
@@ -110,3 +112,46 @@ class EditingSettings(BaseSettings):
     grid_snap_m: float = Field(
         default=2.0, ge=0, description="Redrawn edges snap to neighbours within this"
     )
+
+
+class AuthSettings(BaseSettings):
+    """Sign-in: the token signing key and lifetimes, the session cookie, the login slowdown."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key signing tokens (32+ characters); unset = one kept in the state directory",
+    )
+    state_dir: Path = Field(default=Path(".citygrid"), description="Where an unset key is kept")
+    token_minutes: int = Field(default=30, ge=1, le=24 * 60, description="Bearer token lifetime")
+    session_hours: float = Field(
+        default=10.0, gt=0, le=24, description="Page sign-in lifetime (one working shift)"
+    )
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)"
+    )
+    patrol_buffer_m: float = Field(
+        default=50.0, ge=0, le=1000, description="How far past their grids inspectors see"
+    )
+    login_max_failures: int = Field(default=5, ge=1)
+    login_block_seconds: float = Field(default=30.0, gt=0)
+    login_max_block_seconds: float = Field(default=900.0, gt=0)
+
+    def signing_key(self) -> str:
+        """The configured key, or the one kept in the state directory (made on first use)."""
+        if self.secret_key is not None:
+            key = self.secret_key.get_secret_value()
+            if len(key) < 32:
+                raise ValueError("CITYGRID_SECRET_KEY needs at least 32 characters")
+            return key
+        path = self.state_dir.resolve() / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                return path.read_text().strip()
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()

@@ -20,15 +20,16 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
+from layers import access
+from layers.access import Viewer
 from layers.errors import (
-    FeatureNotFound,
     GridEditRefused,
     InvalidFeature,
     PreconditionFailed,
     PreconditionRequired,
 )
 from layers.features import ROW_ETAG
-from layers.registry import STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
 
 ROW_JSON = (
     "(to_jsonb(t) - 'geom') || jsonb_build_object('geometry', ST_AsGeoJSON(t.geom, 7, 0)::jsonb)"
@@ -49,9 +50,14 @@ class Written:
 class EditContext:
     """Who writes, and the limits submitted geometries must respect."""
 
-    actor: str
+    viewer: Viewer
     limits: Limits
     default_adcode: str
+
+    @property
+    def actor(self) -> str:
+        """The name the audit log records."""
+        return self.viewer.username
 
 
 def _q(name: str) -> str:
@@ -343,12 +349,45 @@ def _grid_operations_only(layer: Layer, touched: set[str]) -> None:
         )
 
 
+def _check_place(
+    conn: Connection,
+    layer: Layer,
+    geom: BaseGeometry | None,
+    values: dict[str, Any],
+    viewer: Viewer,
+) -> None:
+    """Refuse a row an inspector would place outside their patrol area."""
+    if access.may_edit_anywhere(layer, viewer):
+        return
+    params: dict[str, Any] = {}
+    if geom is not None:
+        params["wkb"] = shapely.to_wkb(geom)
+        where = access.point_clause(
+            viewer, params, f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
+        )
+        inside = conn.execute(text(f"SELECT {where}"), params).scalar()
+    else:
+        parent = LAYERS[layer.parent or ""]
+        params["pid"] = values.get(layer.parent_key or "")
+        where = access.area_clause(parent, viewer, params)
+        inside = conn.execute(
+            text(
+                f"SELECT EXISTS (SELECT 1 FROM {_q(parent.id)} AS t WHERE t.id = :pid AND {where})"
+            ),
+            params,
+        ).scalar()
+    if not inside:
+        raise access.outside_area()
+
+
 def create(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditContext) -> Written:
     """Insert a new feature."""
+    access.check_create(layer, ctx.viewer)
     geom = _geometry(conn, layer, feature.get("geometry"), ctx)
     values = clean_properties(layer, feature.get("properties", {}), partial=False)
     _grid_operations_only(layer, {"geometry"})
     _check_references(conn, layer, values)
+    _check_place(conn, layer, geom, values, ctx.viewer)
     values |= _derived(conn, layer, geom, values, ctx)
     params: dict[str, Any] = {}
     sql_values = _assignments(values, geom, params)
@@ -365,23 +404,29 @@ def create(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     return Written(row[0], row[2])
 
 
-def _locked(conn: Connection, layer: Layer, fid: int, if_match: str | None) -> dict[str, Any]:
+def _locked(
+    conn: Connection, layer: Layer, fid: int, if_match: str | None, viewer: Viewer
+) -> dict[str, Any]:
     if not if_match:
         raise PreconditionRequired(
             "Send the feature's current ETag in If-Match to change it (GET the feature to learn it).",
             "修改要素需要在 If-Match 中提供其当前 ETag（可先 GET 该要素获得）。",
         )
+    params: dict[str, Any] = {"id": fid}
+    visible = (
+        "TRUE"
+        if access.may_edit_anywhere(layer, viewer)
+        else access.area_clause(layer, viewer, params)
+    )
     row = conn.execute(
         text(
-            f"SELECT {_row_json(layer)}, {ETAG} FROM {_q(layer.id)} AS t WHERE t.id = :id FOR UPDATE"
+            f"SELECT {_row_json(layer)}, {ETAG} FROM {_q(layer.id)} AS t "
+            f"WHERE t.id = :id AND {visible} FOR UPDATE OF t"
         ),
-        {"id": fid},
+        params,
     ).first()
     if row is None:
-        raise FeatureNotFound(
-            f"{layer.id} has no feature {fid}.",
-            f"图层 {layer.title_zh} 中没有编号为 {fid} 的要素。",
-        )
+        raise access.not_visible(layer, fid)
     wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
     if row[1] not in wanted:
         raise PreconditionFailed(
@@ -417,8 +462,9 @@ def replace(
     ctx: EditContext,
 ) -> Written:
     """Replace a feature whole: properties not given become empty."""
+    access.check_replace_or_delete(layer, ctx.viewer)
     _grid_operations_only(layer, {"geometry"})
-    before = _locked(conn, layer, fid, if_match)
+    before = _locked(conn, layer, fid, if_match, ctx.viewer)
     geom = _geometry(conn, layer, feature.get("geometry"), ctx)
     given = clean_properties(layer, feature.get("properties", {}), partial=False)
     values = {f.name: given.get(f.name) for f in layer.fields if not f.derived} | given
@@ -438,7 +484,12 @@ def update(
     ctx: EditContext,
 ) -> Written:
     """Change the given properties (and the geometry, if given) of a feature."""
-    before = _locked(conn, layer, fid, if_match)
+    asked = patch.get("properties")
+    touched = set(asked) if isinstance(asked, dict) else set()
+    access.check_update(
+        layer, ctx.viewer, touched | ({"geometry"} if patch.get("geometry") is not None else set())
+    )
+    before = _locked(conn, layer, fid, if_match, ctx.viewer)
     geom = (
         _geometry(conn, layer, patch["geometry"], ctx)
         if patch.get("geometry") is not None
@@ -466,8 +517,9 @@ def delete(
     conn: Connection, layer: Layer, fid: int, if_match: str | None, ctx: EditContext
 ) -> Written:
     """Delete a feature (its child rows go with it)."""
+    access.check_replace_or_delete(layer, ctx.viewer)
     _grid_operations_only(layer, {"geometry"})
-    before = _locked(conn, layer, fid, if_match)
+    before = _locked(conn, layer, fid, if_match, ctx.viewer)
     conn.execute(text(f"DELETE FROM {_q(layer.id)} WHERE id = :id"), {"id": fid})
     _audit(conn, ctx, "delete", layer, fid, before, None)
     return Written(fid, None)

@@ -110,3 +110,27 @@ class GridEditRefused(CitygridError):
     """A grid operation that cannot be made as asked (a line that does not cut, grids not adjacent)."""
 
     code = "grid_edit_refused"
+
+
+class NotSignedIn(CitygridError):
+    """No credentials, or credentials that are expired, forged or no longer valid."""
+
+    code = "not_signed_in"
+
+
+class Forbidden(CitygridError):
+    """A signed-in user asking for what their role or patrol area does not allow."""
+
+    code = "forbidden"
+
+
+class TooManyAttempts(CitygridError):
+    """Sign-in refused for a while after repeated failures; details carry the wait in seconds."""
+
+    code = "too_many_attempts"
+
+
+class AccountError(CitygridError):
+    """An account that cannot be created or changed as asked (taken name, unknown role)."""
+
+    code = "account_error"

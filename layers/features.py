@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from layers import cql
+from layers.access import Viewer, area_clause, not_visible
 from layers.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
-from layers.errors import BadQuery, FeatureNotFound, UnknownLayer
+from layers.errors import BadQuery, UnknownLayer
 from layers.registry import LAYERS, Field, FieldType, Layer
 
 MAX_LIMIT = 10_000
@@ -72,6 +73,7 @@ class ItemsQuery:
     filter_lang: str = "cql2-text"
     filter_crs: Crs = STORAGE
     after: int | None = None  # keyset cursor: ids above this one (pages in id order)
+    viewer: Viewer | None = None  # whose rights limit the rows (None: every row)
 
 
 def get_layer(layer_id: str) -> Layer:
@@ -145,7 +147,7 @@ def _time_clause(layer: Layer, time: TimeRange, params: dict[str, Any]) -> str:
 
 
 def _where(query: ItemsQuery, params: dict[str, Any]) -> str:
-    clauses = ["TRUE"]
+    clauses = [area_clause(query.layer, query.viewer, params)]
     if query.bbox is not None and query.layer.geometry is not None:
         clauses.append(_bbox_clause(query.bbox, params))
     if query.time is not None and query.layer.temporal:
@@ -267,19 +269,21 @@ def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
 
 
 def fetch_item(
-    conn: Connection, layer: Layer, feature_id: int, crs: Crs = STORAGE
+    conn: Connection,
+    layer: Layer,
+    feature_id: int,
+    crs: Crs = STORAGE,
+    viewer: Viewer | None = None,
 ) -> tuple[str, str]:
     """One feature as GeoJSON text, and its ETag (the hash of the whole row), in one query."""
+    params: dict[str, Any] = {"feature_id": feature_id}
     sql = (
         f"SELECT {_feature(layer, crs)}::text, {ROW_ETAG} "
-        f"FROM {_q(layer.id)} AS t WHERE t.id = :feature_id"
+        f"FROM {_q(layer.id)} AS t WHERE t.id = :feature_id AND {area_clause(layer, viewer, params)}"
     )
-    row = conn.execute(text(sql), {"feature_id": feature_id}).first()
+    row = conn.execute(text(sql), params).first()
     if row is None:
-        raise FeatureNotFound(
-            f"{layer.id} has no feature {feature_id}.",
-            f"图层 {layer.title_zh} 中没有编号为 {feature_id} 的要素。",
-        )
+        raise not_visible(layer, feature_id)
     return str(row[0]), str(row[1])
 
 

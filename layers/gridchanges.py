@@ -195,8 +195,8 @@ def _carry_inspectors(conn: Connection, links: list[tuple[str, str]]) -> None:
         if old != new:
             conn.execute(
                 text("""
-                INSERT INTO grid_inspectors (grid_code, name, phone)
-                SELECT :new, name, phone FROM grid_inspectors WHERE grid_code = :old
+                INSERT INTO grid_inspectors (grid_code, name, phone, username)
+                SELECT :new, name, phone, username FROM grid_inspectors WHERE grid_code = :old
                 ON CONFLICT DO NOTHING
             """),
                 {"old": old, "new": new},

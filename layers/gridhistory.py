@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from layers.access import Viewer, area_clause
 from layers.errors import InvalidFeature
 from layers.grids import not_found
 from layers.registry import GRIDS, LAYERS
@@ -22,8 +23,10 @@ def today(conn: Connection) -> date:
     return day
 
 
-def _filters(level: str | None, parent: str | None) -> str:
-    clauses = [VALID_ON]
+def _filters(
+    level: str | None, parent: str | None, viewer: Viewer | None, params: dict[str, Any]
+) -> str:
+    clauses = [VALID_ON, area_clause(GRIDS, viewer, params, alias="g")]
     if level is not None:
         clauses.append("g.level = :level")
     if parent is not None:
@@ -42,9 +45,17 @@ def check_level(level: str | None) -> None:
         )
 
 
-def grids_on(conn: Connection, at: date, level: str | None, parent: str | None) -> str:
-    """A GeoJSON FeatureCollection of the grids valid on `at`, built by the database."""
+def grids_on(
+    conn: Connection,
+    at: date,
+    level: str | None,
+    parent: str | None,
+    viewer: Viewer | None = None,
+) -> str:
+    """A GeoJSON FeatureCollection of the grids valid on `at` the viewer may see, built by the database."""
     check_level(level)
+    params: dict[str, Any] = {"at": at, "level": level, "parent": parent}
+    where = _filters(level, parent, viewer, params)
     return str(
         conn.execute(
             text(f"""
@@ -62,9 +73,9 @@ def grids_on(conn: Connection, at: date, level: str | None, parent: str | None) 
                         'area_km2', round((g.area_m2 / 1e6)::numeric, 4))
                 ) ORDER BY g.code), '[]'::json)
             )::text
-            FROM grids AS g WHERE {_filters(level, parent)}
+            FROM grids AS g WHERE {where}
         """),
-            {"at": at, "level": level, "parent": parent},
+            params,
         ).scalar_one()
     )
 
@@ -77,9 +88,17 @@ def _layer_count(layer_id: str) -> str:
     )
 
 
-def grid_stats(conn: Connection, at: date, level: str | None, parent: str | None) -> list[Any]:
-    """Per grid valid on `at`: area, cases reported up to that day, open cases, features inside."""
+def grid_stats(
+    conn: Connection,
+    at: date,
+    level: str | None,
+    parent: str | None,
+    viewer: Viewer | None = None,
+) -> list[Any]:
+    """Per grid valid on `at` the viewer may see: area, cases up to and on that day, features inside."""
     check_level(level)
+    params: dict[str, Any] = {"at": at, "level": level, "parent": parent}
+    where = _filters(level, parent, viewer, params)
     layer_counts = ", ".join(f"'{lid}', {_layer_count(lid)}" for lid in COUNTED_LAYERS)
     rows = conn.execute(
         text(f"""
@@ -94,27 +113,30 @@ def grid_stats(conn: Connection, at: date, level: str | None, parent: str | None
                       AND c.reported_at < CAST(:at AS date) + 1),
             'features', json_build_object({layer_counts})
         ) ORDER BY g.code), '[]'::json)::text
-        FROM grids AS g WHERE {_filters(level, parent)}
+        FROM grids AS g WHERE {where}
     """),
-        {"at": at, "level": level, "parent": parent},
+        params,
     ).scalar_one()
     out: list[Any] = json.loads(rows)
     return out
 
 
-def people(conn: Connection, code: str) -> dict[str, Any]:
-    """The responsible person and unit of a current grid, and its inspectors."""
+def people(conn: Connection, code: str, viewer: Viewer | None = None) -> dict[str, Any]:
+    """The responsible person and unit of a current grid (one the viewer may see), and its inspectors."""
+    params: dict[str, Any] = {"code": code}
+    visible = area_clause(GRIDS, viewer, params, alias="g")
     row = conn.execute(
-        text("""
+        text(f"""
         SELECT json_build_object(
             'code', g.code, 'name', g.name, 'responsible_person', g.responsible_person,
             'responsible_unit', g.responsible_unit, 'phone', g.phone,
-            'inspectors', coalesce((SELECT json_agg(json_build_object('name', i.name, 'phone', i.phone)
+            'inspectors', coalesce((SELECT json_agg(json_build_object(
+                                        'name', i.name, 'phone', i.phone, 'username', i.username)
                                     ORDER BY i.name) FROM grid_inspectors AS i
                                     WHERE i.grid_code = g.code), '[]'::json))::text
-        FROM grids AS g WHERE g.code = :code AND g.valid_to IS NULL
+        FROM grids AS g WHERE g.code = :code AND g.valid_to IS NULL AND {visible}
     """),
-        {"code": code},
+        params,
     ).scalar()
     if row is None:
         raise not_found(code)
@@ -134,23 +156,46 @@ def _text_or_none(doc: dict[str, Any], name: str, label: str) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def _inspectors(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
+Inspector = tuple[str, str | None, str | None]  # name, phone, account
+
+
+def _inspectors(conn: Connection, doc: dict[str, Any]) -> list[Inspector]:
     given = doc.get("inspectors", [])
     if not isinstance(given, list) or not all(isinstance(i, dict) for i in given):
         raise InvalidFeature(
-            "inspectors must be a list of {name, phone} objects.",
-            "监督员（inspectors）必须是 {name, phone} 对象的列表。",
+            "inspectors must be a list of {name, phone, username} objects.",
+            "监督员（inspectors）必须是 {name, phone, username} 对象的列表。",
             code="property_wrong_type",
         )
     out = []
     for item in given:
+        unknown = set(item) - {"name", "phone", "username"}
+        if unknown:
+            raise InvalidFeature(
+                f"Unknown inspector field(s): {', '.join(sorted(unknown))}.",
+                f"监督员的未知字段：{', '.join(sorted(unknown))}。",
+                code="unknown_property",
+            )
         name = _text_or_none(item, "name", "监督员姓名")
         if name is None:
             raise InvalidFeature(
                 "every inspector needs a name.", "每位监督员都需要姓名。", code="missing_property"
             )
-        out.append((name, _text_or_none(item, "phone", "联系电话")))
-    if len({n for n, _ in out}) != len(out):
+        username = _text_or_none(item, "username", "监督员账号")
+        if (
+            username is not None
+            and not conn.execute(
+                text("SELECT 1 FROM users WHERE username = :u AND role = 'inspector'"),
+                {"u": username},
+            ).first()
+        ):
+            raise InvalidFeature(
+                f"{username!r} is not an inspector's account.",
+                f"{username!r} 不是监督员账号。",
+                code="unknown_inspector_account",
+            )
+        out.append((name, _text_or_none(item, "phone", "联系电话"), username))
+    if len({n for n, _, _ in out}) != len(out):
         raise InvalidFeature(
             "an inspector is listed twice.", "监督员名单中有重复。", code="duplicate_inspector"
         )
@@ -172,7 +217,7 @@ def set_people(conn: Connection, code: str, doc: Any, actor: str) -> dict[str, A
         )
     labels = {f.name: f.label_zh for f in GRIDS.fields}
     values = {n: _text_or_none(doc, n, labels[n]) for n in PEOPLE_FIELDS}
-    inspectors = _inspectors(doc)
+    inspectors = _inspectors(conn, doc)
     before = people(conn, code)
     fid = conn.execute(
         text("""
@@ -183,10 +228,12 @@ def set_people(conn: Connection, code: str, doc: Any, actor: str) -> dict[str, A
         values | {"code": code},
     ).scalar_one()
     conn.execute(text("DELETE FROM grid_inspectors WHERE grid_code = :code"), {"code": code})
-    for name, phone in inspectors:
+    for name, phone, username in inspectors:
         conn.execute(
-            text("INSERT INTO grid_inspectors (grid_code, name, phone) VALUES (:c, :n, :p)"),
-            {"c": code, "n": name, "p": phone},
+            text(
+                "INSERT INTO grid_inspectors (grid_code, name, phone, username) VALUES (:c, :n, :p, :u)"
+            ),
+            {"c": code, "n": name, "p": phone, "u": username},
         )
     after = people(conn, code)
     conn.execute(

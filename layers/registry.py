@@ -39,6 +39,14 @@ class Role(StrEnum):
     LEADER = "leader"
 
 
+ROLE_LABELS = {
+    Role.ADMIN: "系统管理员",
+    Role.PLANNER: "网格规划员",
+    Role.INSPECTOR: "监督员",
+    Role.LEADER: "领导",
+}
+
+
 @dataclass(frozen=True)
 class Code:
     """One value of a code list, stored as `value`, shown as `label_zh`."""
@@ -89,7 +97,9 @@ class Layer:
     fields: tuple[Field, ...]
     geometry: GeometryKind | None = None
     parent: str | None = None
-    editable_by: frozenset[Role] = frozenset({Role.ADMIN})
+    editable_by: frozenset[Role] = frozenset({Role.ADMIN})  # anywhere, any change
+    inspector_creates: bool = False  # an inspector may add rows inside their patrol area
+    inspector_updates: tuple[str, ...] = ()  # fields an inspector may change inside it
     style: Style | None = None
     popup_fields: tuple[str, ...] = ()
     area_field: str | None = None
@@ -216,7 +226,7 @@ ILLEGAL_BUILDINGS = Layer(
         Field("demolished_area_m2", FieldType.REAL, "拆除面积(㎡)", "Demolished area (m²)"),
         _area("占地面积(㎡)"),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    editable_by=frozenset({Role.ADMIN}),
     style=Style("#c0392b", "#e74c3c", 0.5, 1.5),
     popup_fields=("category", "status", "found_by", "address", "area_m2", "demolished_on"),
     area_field="area_m2",
@@ -265,7 +275,7 @@ BILLBOARDS = Layer(
         Field("removed_on", FieldType.DATE, "拆除日期", "Removed on", indexed=True),
         Field("removed_area_m2", FieldType.REAL, "拆除面积(㎡)", "Removed area (m²)"),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    editable_by=frozenset({Role.ADMIN}),
     style=Style("#8e44ad", "#9b59b6", 0.8, 1.0),
     popup_fields=("type", "owner", "face_area_m2", "risk_grade", "last_inspected_on", "removed_on"),
     temporal=("last_inspected_on",),
@@ -310,7 +320,7 @@ DUST_SITES = Layer(
         ),
         Field("started_on", FieldType.DATE, "开工日期", "Started on"),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    editable_by=frozenset({Role.ADMIN}),
     style=Style("#b9770e", "#f5b041", 0.8, 1.0),
     popup_fields=("name", "site_type", "contractor", "status"),
     temporal=("started_on",),
@@ -329,7 +339,7 @@ DUST_INSPECTIONS = Layer(
         Field("problems_found", FieldType.INTEGER, "发现问题数", "Problems found", required=True),
         Field("problems", FieldType.TEXT, "问题描述", "Problems"),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    inspector_creates=True,
     temporal=("inspected_on",),
 )
 
@@ -365,7 +375,7 @@ WORK_ORDERS = Layer(
         ),
         Field("requirement", FieldType.TEXT, "整改要求", "Requirement"),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    inspector_updates=("result", "rectified_on"),
     temporal=("issued_on",),
 )
 
@@ -408,7 +418,7 @@ PARKING_LOTS = Layer(
         Field("operator", FieldType.TEXT, "经营单位", "Operator"),
         _area(),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    editable_by=frozenset({Role.ADMIN}),
     style=Style("#1e8449", "#52be80", 0.4, 1.5),
     popup_fields=("name", "category", "spaces", "shared_windows", "registration"),
     area_field="area_m2",
@@ -493,7 +503,7 @@ CASES = Layer(
             pattern=r"^[0-9]{15}$",
         ),
     ),
-    editable_by=frozenset({Role.ADMIN, Role.INSPECTOR}),
+    inspector_creates=True,
     style=Style("#d35400", "#e67e22", 0.8, 1.0),
     popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),
     temporal=("reported_at",),

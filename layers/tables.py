@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.types import DateTime
 
-from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer, Role
 
 metadata = MetaData(
     naming_convention={
@@ -97,20 +97,62 @@ audit_log = Table(
 )
 
 
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False, unique=True, comment="用户名"),
+    Column("display_name", Text, nullable=True, comment="姓名"),
+    Column("role", Text, nullable=False, comment="角色"),
+    Column("password_hash", Text, nullable=False, comment="口令哈希 (argon2id)"),
+    Column("disabled", Boolean, nullable=False, server_default=text("false"), comment="已停用"),
+    Column(
+        "sessions_valid_from",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="此前签发的令牌作废",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("username ~ '^[A-Za-z0-9_.-]{2,64}$'", name="username_format"),
+    CheckConstraint(f"role IN ({', '.join(_quote_literal(r.value) for r in Role)})", name="role"),
+    comment="用户",
+)
+
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("username", Text, primary_key=True, comment="尝试登录的用户名（小写）"),
+    Column("failures", Integer, nullable=False, comment="连续失败次数"),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True), nullable=True, comment="此前拒绝再试"),
+    comment="登录失败计数（防暴力破解）",
+)
+
+
 grid_inspectors = Table(
     "grid_inspectors",
     metadata,
     Column("grid_code", String(15), primary_key=True, comment="网格编码"),
     Column("name", Text, primary_key=True, comment="监督员"),
     Column("phone", Text, nullable=True, comment="联系电话"),
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+        comment="监督员账号",
+    ),
     CheckConstraint("grid_code ~ '^[0-9]{15}$'", name="code_format"),
     CheckConstraint("length(btrim(name)) > 0", name="name_present"),
     comment="网格监督员",
 )
-
-
-def _quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _field_column(layer: Layer, f: Field) -> Column[Any]:

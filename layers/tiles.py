@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from layers.access import Viewer, area_clause
 from layers.errors import BadQuery
 from layers.registry import STORAGE_SRID, Layer
 from layers.versions import VersionWatcher
@@ -53,18 +54,21 @@ def _attributes(layer: Layer) -> str:
     return "".join(f", t.{_q(name)}" for name in layer.popup_fields)
 
 
-def tile_sql(layer: Layer, z: int) -> str:
-    """SQL returning one bytea: the layer's tile z/x/y (parameters :z, :x, :y)."""
+def tile_sql(layer: Layer, z: int, viewer: Viewer | None = None) -> tuple[str, dict[str, Any]]:
+    """SQL returning one bytea, the layer's tile z/x/y (parameters :z, :x, :y), and its other values."""
     table = _q(layer.id)
     pixel = WORLD_M / 2**z / EXTENT
+    params: dict[str, Any] = {}
     where = f"t.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), {STORAGE_SRID})"
+    where += f" AND {area_clause(layer, viewer, params)}"
     if layer.id == "grids":
         where += " AND t.valid_to IS NULL"
     if layer.cluster_below_zoom is not None and z < layer.cluster_below_zoom:
         # Snap in degrees (cheap: no per-point projection) on one grid per zoom, so neighbouring
         # tiles agree on every cell; a cell is CLUSTER_PIXELS wide (a little taller off the equator).
         cell_deg = pixel * CLUSTER_PIXELS / 111319.49
-        return f"""
+        return (
+            f"""
             WITH cells AS MATERIALIZED (
                 SELECT ST_SnapToGrid(t.geom, {cell_deg}) AS centre, count(*) AS count
                 FROM {table} AS t WHERE {where}
@@ -75,11 +79,14 @@ def tile_sql(layer: Layer, z: int) -> str:
                 FROM cells
             )
             SELECT ST_AsMVT(mvt.*, '{layer.id}', {EXTENT}, 'geom') FROM mvt WHERE geom IS NOT NULL
-        """
+        """,
+            params,
+        )
     geometry = "ST_Transform(t.geom, 3857)"
     if layer.geometry is not None and layer.geometry.value != "POINT":
         geometry = f"ST_SimplifyPreserveTopology({geometry}, {pixel})"
-    return f"""
+    return (
+        f"""
         WITH mvt AS (
             SELECT ST_AsMVTGeom({geometry}, ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true) AS geom,
                    t.id{_attributes(layer)}
@@ -88,7 +95,9 @@ def tile_sql(layer: Layer, z: int) -> str:
             LIMIT {FEATURE_CAP}
         )
         SELECT ST_AsMVT(mvt.*, '{layer.id}', {EXTENT}, 'geom', 'id') FROM mvt WHERE geom IS NOT NULL
-    """
+    """,
+        params,
+    )
 
 
 def layer_version(conn: Connection, layer: Layer) -> int:
@@ -136,20 +145,23 @@ def fetch_tile(
     y: int,
     cache: TileCache | None = None,
     version: int | None = None,
+    viewer: Viewer | None = None,
 ) -> Tile:
-    """The tile z/x/y of `layer`, from the cache when the layer has not changed since."""
+    """The tile z/x/y of `layer` as `viewer` may see it, from the cache when the layer has not
+    changed since (tiles limited to a patrol area are never cached: they are one user's)."""
     check_tile(z, x, y)
     if version is None:
         version = layer_version(conn, layer)
     key = (layer.id, version, z, x, y)
-    if cache is not None and (hit := cache.get(key)) is not None:
+    shared = cache if viewer is None or not viewer.patrols else None
+    if shared is not None and (hit := shared.get(key)) is not None:
         return hit
-    data = bytes(
-        conn.execute(text(tile_sql(layer, z)), {"z": z, "x": x, "y": y}).scalar_one() or b""
-    )
-    tile = Tile(data, f'"{layer.id}-{version}-{hashlib.blake2b(data, digest_size=8).hexdigest()}"')
-    if cache is not None:
-        cache.put(key, tile)
+    sql, params = tile_sql(layer, z, viewer)
+    data = bytes(conn.execute(text(sql), params | {"z": z, "x": x, "y": y}).scalar_one() or b"")
+    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+    tile = Tile(data, f'"{layer.id}-{version}-{digest}"')
+    if shared is not None:
+        shared.put(key, tile)
     return tile
 
 
@@ -161,12 +173,18 @@ def serve_tile(
     y: int,
     cache: TileCache,
     versions: VersionWatcher | None,
+    viewer: Viewer | None = None,
 ) -> Tile:
     """A tile for the API: straight from the cache, without touching the database, when the
     listener vouches for the layer's version; otherwise through `fetch_tile`."""
     check_tile(z, x, y)
     version = versions.current(layer.id) if versions is not None else None
-    if version is not None and (hit := cache.get((layer.id, version, z, x, y))) is not None:
+    patrols = viewer is not None and viewer.patrols
+    if (
+        not patrols
+        and version is not None
+        and (hit := cache.get((layer.id, version, z, x, y))) is not None
+    ):
         return hit
     with engine.connect() as conn:
-        return fetch_tile(conn, layer, z, x, y, cache, version)
+        return fetch_tile(conn, layer, z, x, y, cache, version, viewer)

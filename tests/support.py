@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.accounts import SERVER_ENV
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 CHROMIUM_ARGS = [
@@ -82,7 +84,7 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
     with log.open("w") as out:
         proc = subprocess.Popen(
             [CITYGRID, "serve", "--port", str(port)],
-            env={**os.environ, "CITYGRID_DATABASE_URL": database_url, **env},
+            env={**os.environ, "CITYGRID_DATABASE_URL": database_url, **SERVER_ENV, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -10,12 +10,14 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import LAYERS
+from tests.accounts import TEST_AUTH, sign_in
 
 
 @pytest.fixture(scope="module")
 def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
-    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
-        yield c
+    settings = DatabaseSettings(database_url=database_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        yield sign_in(c, database_url)
 
 
 def test_landing_links_to_docs_and_layers(client: TestClient) -> None:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
+from tests.accounts import bearer, browser_context, ensure_account
 from tests.support import ARTIFACTS, PageWatch, live_server, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
@@ -23,8 +24,15 @@ EXPECTED = {  # features drawn in the opening view (the whole county)
 AMAP_HOST = ".is.autonavi.com"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def admin_account(database_url: str) -> None:
+    ensure_account(database_url, "admin", "admin")
+
+
 def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, dict[str, int]]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    context = browser_context(
+        browser, base, "admin", viewport={"width": 1280, "height": 860}, locale="zh-CN"
+    )
     page = context.new_page()
     seen = watch(page)
     page.goto(f"{base}/maps/overview", wait_until="load")
@@ -79,7 +87,9 @@ def test_overview_on_amap_draws_in_gcj02(
     browser: Any, database_url: str, demo: dict[str, int]
 ) -> None:
     with live_server(database_url, CITYGRID_BASEMAP="amap") as base:
-        feature = httpx.get(f"{base}/collections/billboards/items/1").json()
+        feature = httpx.get(
+            f"{base}/collections/billboards/items/1", headers=bearer("admin")
+        ).json()
         page, seen, counts = open_overview(browser, base, "overview-amap-tiles-blocked.png")
         check_drawn(page, counts)
         lon, lat = feature["geometry"]["coordinates"]
@@ -105,7 +115,7 @@ def test_overview_on_amap_draws_in_gcj02(
 
 def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, int]) -> None:
     with live_server(database_url) as base:
-        context = browser.new_context(locale="zh-CN")
+        context = browser_context(browser, base, "admin", locale="zh-CN")
         page = context.new_page()
         seen = watch(page)
         page.goto(f"{base}/docs", wait_until="networkidle")

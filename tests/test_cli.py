@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from layers import cluster, db, migrate
 from layers.errors import SetupError
+from tests.accounts import SERVER_ENV, bearer
 from tests.conftest import PgServer
 from tests.support import free_port, stop, wait_healthy
 
@@ -122,14 +123,21 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
     with log.open("w") as out:
         proc = subprocess.Popen(
             ["make", "--no-print-directory", "-C", str(ROOT), "run"],
-            env={**os.environ, "CITYGRID_DATABASE_URL": url, "CITYGRID_PORT": str(port)},
+            env={
+                **os.environ,
+                **SERVER_ENV,
+                "CITYGRID_DATABASE_URL": url,
+                "CITYGRID_PORT": str(port),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
         wait_healthy(proc, f"http://127.0.0.1:{port}", log, 180)
-        layers = httpx.get(f"http://127.0.0.1:{port}/layers", timeout=10).json()
+        layers = httpx.get(
+            f"http://127.0.0.1:{port}/layers", headers=bearer("admin"), timeout=10
+        ).json()
         assert f"http://127.0.0.1:{port}/docs" in log.read_text()
         assert f"http://127.0.0.1:{port}/maps/overview" in log.read_text()
         return {layer["id"]: layer["count"] for layer in layers}
@@ -140,10 +148,13 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
 def test_run_twice_keeps_the_same_rows(scratch_url: str, tmp_path: Path) -> None:
     first = _run_once(scratch_url, tmp_path / "first.log")
     assert first["grids"] == 422 and first["cases"] == 143652
-    assert "demo city 启东市 loaded" in (tmp_path / "first.log").read_text()
+    first_log = (tmp_path / "first.log").read_text()
+    assert "demo city 启东市 loaded" in first_log
+    assert "演示账号" in first_log and "insp-" in first_log  # the demo's passwords, shown once
     second = _run_once(scratch_url, tmp_path / "second.log")
     assert second == first
-    assert "data already loaded" in (tmp_path / "second.log").read_text()
+    second_log = (tmp_path / "second.log").read_text()
+    assert "data already loaded" in second_log and "演示账号" not in second_log
 
 
 @pytest.fixture

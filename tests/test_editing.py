@@ -15,9 +15,11 @@ from api.app import create_app
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
 from layers import db, editing
+from layers.access import Viewer
 from layers.codes import seed_case_categories
 from layers.errors import PreconditionFailed
-from layers.registry import LAYERS
+from layers.registry import LAYERS, Role
+from tests.accounts import TEST_AUTH, sign_in
 
 GEOJSON = {"Content-Type": "application/geo+json"}
 STREET = "MULTIPOLYGON(((121.60 31.75, 121.70 31.75, 121.70 31.85, 121.60 31.85, 121.60 31.75)))"
@@ -75,8 +77,11 @@ def engine(pg_server: Any) -> Iterator[Engine]:
 def client(engine: Engine) -> Iterator[TestClient]:
     url = engine.url.render_as_string(hide_password=False)
     limits = EditingSettings(max_body_bytes=20_000, max_vertices=50)
-    with TestClient(create_app(DatabaseSettings(database_url=url), editing_limits=limits)) as c:
-        yield c
+    app = create_app(
+        DatabaseSettings(database_url=url), editing_limits=limits, auth_settings=TEST_AUTH
+    )
+    with TestClient(app) as c:
+        yield sign_in(c, engine)
 
 
 def state(engine: Engine) -> dict[str, Any]:
@@ -186,7 +191,7 @@ def test_lost_update_exactly_one_wins(client: TestClient, engine: Engine) -> Non
     )
     fid = int(path.rsplit("/", 1)[1])
     tag = client.get(path).headers["etag"]
-    ctx = editing.EditContext("测试", Limits(), "320681")
+    ctx = editing.EditContext(Viewer("测试", Role.ADMIN), Limits(), "320681")
     layer = LAYERS["billboards"]
     first = engine.connect()
     first_tx = first.begin()

@@ -11,14 +11,16 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import LAYERS
+from tests.accounts import TEST_AUTH, sign_in
 
 SEAT_BBOX = "121.60,31.76,121.72,31.86"
 
 
 @pytest.fixture(scope="module")
 def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
-    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
-        yield c
+    settings = DatabaseSettings(database_url=database_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        yield sign_in(c, database_url)
 
 
 def count(engine: Engine, sql: str) -> int:

@@ -28,6 +28,7 @@ from layers import db, gridchanges, gridhistory
 from layers.codes import seed_case_categories
 from layers.errors import GridEditRefused, GridRuleBroken
 from layers.grids import check_stored
+from tests.accounts import TEST_AUTH, sign_in
 
 EPSG = 4550  # CGCS2000 / 3-degree GK CM 123E, where 启东 lies
 TO_LONLAT = Transformer.from_crs(EPSG, 4490, always_xy=True)
@@ -111,8 +112,8 @@ def engine(pg_server: Any) -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def client(engine: Engine) -> Iterator[TestClient]:
     url = engine.url.render_as_string(hide_password=False)
-    with TestClient(create_app(DatabaseSettings(database_url=url))) as c:
-        yield c
+    with TestClient(create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)) as c:
+        yield sign_in(c, engine)
 
 
 def snapshot(engine: Engine) -> tuple[Any, ...]:

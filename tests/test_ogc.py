@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
+from tests.accounts import TEST_AUTH, sign_in
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -22,8 +23,9 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 @pytest.fixture(scope="module")
 def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
-    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
-        yield c
+    settings = DatabaseSettings(database_url=database_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        yield sign_in(c, database_url)
 
 
 def sql_count(engine: Engine, sql: str, **params: Any) -> int:

@@ -11,6 +11,7 @@ from shapely.geometry import box
 from sqlalchemy import text
 
 from layers import db
+from tests.accounts import bearer, browser_context, ensure_account
 from tests.support import ARTIFACTS, live_server, watch
 from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, section
 
@@ -71,8 +72,9 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
     browser: Any, planner_db: str
 ) -> None:
     with live_server(planner_db) as base:
-        page = browser.new_context(
-            viewport={"width": 1280, "height": 860}, locale="zh-CN"
+        ensure_account(planner_db, "planner", "planner")
+        page = browser_context(
+            browser, base, "planner", viewport={"width": 1280, "height": 860}, locale="zh-CN"
         ).new_page()
         seen = watch(page)
         page.goto(f"{base}/maps/planner", wait_until="load")
@@ -98,7 +100,9 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         page.wait_for_selector(".cg-problem-count:text('未发现问题')")
         message = page.locator(".cg-planner-message").inner_text()
         assert section(1, 13) in message and section(1, 14) in message and section(1, 6) in message
-        grids = httpx.get(f"{base}/grids?parent={COMMUNITIES[1]}").json()["features"]
+        grids = httpx.get(
+            f"{base}/grids?parent={COMMUNITIES[1]}", headers=bearer("planner")
+        ).json()["features"]
         codes = {g["properties"]["code"] for g in grids}
         assert {section(1, 13), section(1, 14)} <= codes and section(1, 6) not in codes
         ARTIFACTS.mkdir(exist_ok=True)
@@ -117,7 +121,9 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         assert "当前问题" in page.locator(".cg-problem-count").inner_text()
         assert "重叠" in page.locator(".cg-problems").inner_text()
         page.screenshot(path=str(ARTIFACTS / "planner-overlap-refused.png"))
-        after = httpx.get(f"{base}/grids?parent={COMMUNITIES[1]}").json()["features"]
+        after = httpx.get(
+            f"{base}/grids?parent={COMMUNITIES[1]}", headers=bearer("planner")
+        ).json()["features"]
         assert len(after) == 13  # nothing was saved
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)

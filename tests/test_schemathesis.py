@@ -14,13 +14,16 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
 from api.settings import DatabaseSettings
+from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.conftest import PgServer, fresh_database
 
 
 @pytest.fixture(scope="module")
 def schema(pg_server: PgServer) -> Iterator[Any]:
     databases = fresh_database(pg_server, "fuzz")
-    app = create_app(DatabaseSettings(database_url=next(databases)))
+    url = next(databases)
+    ensure_account(url, "admin", "admin")
+    app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     with TestClient(app):  # run the lifespan: the app owns its engine
         yield schemathesis.openapi.from_asgi("/api", app)
     next(databases, None)
@@ -45,6 +48,8 @@ def test_no_server_error_and_no_off_schema_answer(schema: Any, operation: str) -
         max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
     )
     def check(case: Any) -> None:
-        case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+        case.call_and_validate(
+            headers=bearer("admin"), checks=[not_a_server_error, response_schema_conformance]
+        )
 
     check()

@@ -16,6 +16,7 @@ from api.settings import DatabaseSettings
 from layers import db
 from layers.registry import LAYERS, spatial_layers
 from layers.tiles import TileCache, fetch_tile
+from tests.accounts import TEST_AUTH, sign_in
 
 SEAT = (121.657, 31.808)
 COUNTY = (121.42, 31.61, 121.98, 32.13)
@@ -38,8 +39,9 @@ def tiles_covering(
 
 @pytest.fixture(scope="module")
 def client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
-    with TestClient(create_app(DatabaseSettings(database_url=database_url))) as c:
-        yield c
+    settings = DatabaseSettings(database_url=database_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        yield sign_in(c, database_url)
 
 
 def decode(data: bytes) -> dict[str, list[dict[str, object]]]:
@@ -175,8 +177,9 @@ def test_api_tile_cache_follows_writes_from_any_process(scratch_url: str) -> Non
     try:
         with engine.begin() as conn:
             conn.execute(insert, {"lon": 121.657})
-        app = create_app(DatabaseSettings(database_url=scratch_url))
+        app = create_app(DatabaseSettings(database_url=scratch_url), auth_settings=TEST_AUTH)
         with TestClient(app) as c:
+            sign_in(c, scratch_url)
             watcher = app.state.layer_versions
             for _ in range(100):
                 if watcher.current("billboards") is not None:

@@ -15,6 +15,7 @@ from folium import plugins
 
 from api.app import create_app
 from api.settings import DatabaseSettings, WebmapSettings
+from tests.accounts import TEST_AUTH, sign_in
 from webmap.assets import OfflineAssetError, manifest
 from webmap.base import new_page
 from webmap.basemaps import BaseMap, resolve_basemap
@@ -49,9 +50,9 @@ def client(
     request: pytest.FixtureRequest, database_url: str, demo: dict[str, int]
 ) -> Iterator[tuple[TestClient, BaseMap]]:
     webmap = WebmapSettings(basemap=request.param, **BASEMAPS[request.param])
-    app = create_app(DatabaseSettings(database_url=database_url), webmap)
+    app = create_app(DatabaseSettings(database_url=database_url), webmap, auth_settings=TEST_AUTH)
     with TestClient(app) as c:
-        yield c, app.state.basemap
+        yield sign_in(c, database_url), app.state.basemap
 
 
 @pytest.mark.parametrize("page", list(PAGES))

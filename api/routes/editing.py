@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
+from api.auth import current_viewer
 from api.deps import BodyDep, EditContextDep, EngineDep, LayerDep
 from layers import editing
 from layers.editing import quoted_etag
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(current_viewer)])
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 

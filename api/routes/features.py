@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from api.auth import ViewerDep, current_viewer
 from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, EngineDep, LayerDep
 from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
@@ -17,7 +18,8 @@ from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
 from layers.registry import LAYERS, FieldType, Layer
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(current_viewer)])
+public = APIRouter()
 STREAM_ABOVE = 1000  # features: larger pages are streamed
 GEOJSON = "application/geo+json"
 ITEM_PARAMS = {
@@ -67,7 +69,7 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/conformance", summary="Conformance classes / 符合性声明")
+@public.get("/conformance", summary="Conformance classes / 符合性声明")
 def conformance() -> dict[str, list[str]]:
     """The OGC conformance classes this API implements."""
     return {"conformsTo": CONFORMANCE}
@@ -192,6 +194,7 @@ def items(
     layer: LayerDep,
     conn: ConnectionDep,
     request: Request,
+    viewer: ViewerDep,
     bbox: BBoxDep,
     crs: CrsDep,
     time: DatetimeDep,
@@ -219,6 +222,7 @@ def items(
         filter_lang,
         parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
         after,
+        viewer,
     )
     matched, estimated = features.count_matched(conn, query)
     headers = {"Content-Crs": crs.header}
@@ -302,9 +306,11 @@ def _links(
     summary="One feature / 单个要素",
     response_class=Response,
 )
-def item(layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep) -> Response:
-    """One feature by id."""
-    body, etag = features.fetch_item(conn, layer, feature_id, crs)
+def item(
+    layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep, viewer: ViewerDep
+) -> Response:
+    """One feature by id (404 when it lies outside what the viewer may read)."""
+    body, etag = features.fetch_item(conn, layer, feature_id, crs, viewer)
     return Response(
         body, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
     )
@@ -325,16 +331,25 @@ MVT = "application/vnd.mapbox-vector-tile"
     response_class=Response,
     responses={200: {"content": {MVT: {}}}, 304: {"description": "Not modified"}},
 )
-def tile(layer: LayerDep, z: int, x: int, y: int, engine: EngineDep, request: Request) -> Response:
-    """One Mapbox vector tile of the layer (ETag, and 304 when the client's copy is current)."""
+def tile(
+    layer: LayerDep,
+    z: int,
+    x: int,
+    y: int,
+    engine: EngineDep,
+    request: Request,
+    viewer: ViewerDep,
+) -> Response:
+    """One Mapbox vector tile of the layer as the viewer may see it (ETag, 304 when current)."""
     if layer.geometry is None:
         raise BadQuery(
             f"{layer.id} has no geometry, so no tiles.",
             f"图层 {layer.title_zh} 没有几何，不提供瓦片。",
         )
     state = request.app.state
-    found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions)
-    headers = {"ETag": found.etag, "Cache-Control": "public, max-age=60, must-revalidate"}
+    found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
+    # private: what a tile holds depends on who asks, so no shared cache may keep it
+    headers = {"ETag": found.etag, "Cache-Control": "private, max-age=60, must-revalidate"}
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=MVT, headers=headers)

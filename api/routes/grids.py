@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
+from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
 from api.deps import BodyDep, ConnectionDep, EditContextDep, EngineDep
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
@@ -25,7 +26,7 @@ from layers.grids import (
     report_document,
 )
 
-router = APIRouter(prefix="/grids", tags=["grids 网格管理"])
+router = APIRouter(prefix="/grids", tags=["grids 网格管理"], dependencies=[Depends(current_viewer)])
 GEOJSON = "application/geo+json"
 LINE = {"LineString", "MultiLineString"}
 POLYGON = {"Polygon", "MultiPolygon"}
@@ -101,28 +102,32 @@ def _code(code: str) -> str:
 @router.get("", summary="Grids valid on a day / 某日的网格")
 def grids_on(
     conn: ConnectionDep,
+    viewer: ViewerDep,
     at: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
     level: Annotated[str | None, Query(description="street | community | section")] = None,
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> Response:
     """The grids valid on `at` (valid_from ≤ at < valid_to), as GeoJSON."""
     day = at or gridhistory.today(conn)
-    return Response(gridhistory.grids_on(conn, day, level, parent), media_type=GEOJSON)
+    return Response(gridhistory.grids_on(conn, day, level, parent, viewer), media_type=GEOJSON)
 
 
 @router.get("/stats", summary="Counts per grid on a day / 网格统计")
 def grid_stats(
     conn: ConnectionDep,
+    viewer: ViewerDep,
     at: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
     level: Annotated[str | None, Query()] = "section",
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> list[Any]:
     """Per grid valid on `at`: area (km²), cases reported up to that day and on it, features inside."""
-    return gridhistory.grid_stats(conn, at or gridhistory.today(conn), level, parent)
+    return gridhistory.grid_stats(conn, at or gridhistory.today(conn), level, parent, viewer)
 
 
 @router.post("/check", summary="Check grids / 网格拓扑检查")
-def check(request: Request, conn: ConnectionDep, body: CheckRequest) -> dict[str, Any]:
+def check(
+    request: Request, conn: ConnectionDep, body: CheckRequest, _: GridReaderDep
+) -> dict[str, Any]:
     """Gaps, overlaps, spill-over, invalid shapes, slivers and code errors, each as a feature."""
     options = _options(request, body.sliver_m2)
     if body.features is not None:
@@ -153,7 +158,7 @@ def _answer(change: gridchanges.Change) -> dict[str, Any]:
 
 @router.post("", summary="Draw a new grid / 新增网格")
 def add(
-    request: Request, engine: EngineDep, ctx: EditContextDep, body: AddRequest
+    request: Request, engine: EngineDep, ctx: EditContextDep, body: AddRequest, _: PlannerDep
 ) -> dict[str, Any]:
     """Add a hand-drawn grid to the parent under it; refused with the report if it breaks the rules."""
     drawn = _valid_polygon(body.geometry)
@@ -181,7 +186,7 @@ def _valid_polygon(doc: dict[str, Any]) -> Any:
 
 @router.post("/split", summary="Split a grid by a line / 拆分网格")
 def split(
-    request: Request, engine: EngineDep, ctx: EditContextDep, body: SplitRequest
+    request: Request, engine: EngineDep, ctx: EditContextDep, body: SplitRequest, _: PlannerDep
 ) -> dict[str, Any]:
     """Cut the grid the line crosses; every piece gets a new code, the old grid is closed."""
     line = gridfiles.drawn_geometry(body.line, LINE)
@@ -195,7 +200,7 @@ def split(
 
 @router.post("/merge", summary="Merge adjacent grids / 合并网格")
 def merge(
-    request: Request, engine: EngineDep, ctx: EditContextDep, body: MergeRequest
+    request: Request, engine: EngineDep, ctx: EditContextDep, body: MergeRequest, _: PlannerDep
 ) -> dict[str, Any]:
     """Join adjacent grids of one parent into one with a new code."""
     codes = [_code(c) for c in body.codes]
@@ -206,7 +211,12 @@ def merge(
 
 @router.post("/{code}/redraw", summary="Redraw a grid's boundary / 调整网格边界")
 def redraw(
-    code: str, request: Request, engine: EngineDep, ctx: EditContextDep, body: RedrawRequest
+    code: str,
+    request: Request,
+    engine: EngineDep,
+    ctx: EditContextDep,
+    body: RedrawRequest,
+    _: PlannerDep,
 ) -> dict[str, Any]:
     """New boundary for a grid; neighbours along the moved edges are adjusted to match."""
     drawn = _valid_polygon(body.geometry)
@@ -225,7 +235,12 @@ def redraw(
 
 @router.post("/{code}/generate", summary="Generate unit grids / 生成单元网格")
 def generate(
-    code: str, request: Request, engine: EngineDep, ctx: EditContextDep, body: GenerateRequest
+    code: str,
+    request: Request,
+    engine: EngineDep,
+    ctx: EditContextDep,
+    body: GenerateRequest,
+    _: PlannerDep,
 ) -> dict[str, Any]:
     """Replace the children of a grid by regular cells of the nominal area."""
     plan = UnitPlan(body.nominal_area_m2, body.sliver_ratio)
@@ -240,6 +255,7 @@ async def replace_children(
     request: Request,
     engine: EngineDep,
     ctx: EditContextDep,
+    _: PlannerDep,
     filename: Annotated[str, Query(description="e.g. grids.gpkg, grids.zip (Shapefile)")],
     crs: Annotated[str | None, Query(description="source CRS when the file has none")] = None,
 ) -> dict[str, Any]:
@@ -259,13 +275,15 @@ async def replace_children(
 
 
 @router.get("/{code}/people", summary="People of a grid / 网格责任人与监督员")
-def get_people(code: str, conn: ConnectionDep) -> dict[str, Any]:
+def get_people(code: str, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
     """Responsible person, unit and phone, and the assigned inspectors."""
-    return gridhistory.people(conn, _code(code))
+    return gridhistory.people(conn, _code(code), viewer)
 
 
 @router.put("/{code}/people", summary="Set the people of a grid / 设置网格责任人")
-def put_people(code: str, body: BodyDep, engine: EngineDep, ctx: EditContextDep) -> dict[str, Any]:
+def put_people(
+    code: str, _: PlannerDep, body: BodyDep, engine: EngineDep, ctx: EditContextDep
+) -> dict[str, Any]:
     """Replace the responsible person, unit, phone and inspectors of a current grid."""
     doc = parse_body(body)
     with engine.begin() as conn:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api.auth import ViewerDep
 from api.deps import EngineDep
 from layers.db import check_connection
 from layers.layerinfo import layer_summaries
@@ -58,7 +59,7 @@ def health(engine: EngineDep) -> dict[str, str]:
 
 
 @router.get("/layers", summary="Layers and row counts / 图层与数量")
-def layers(engine: EngineDep) -> list[dict[str, Any]]:
+def layers(engine: EngineDep, _: ViewerDep) -> list[dict[str, Any]]:
     """Every layer of the registry with its Chinese title and how many rows it holds."""
     with engine.connect() as conn:
         return layer_summaries(conn)

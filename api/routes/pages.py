@@ -1,14 +1,47 @@
-"""The map pages, rendered by the builders in `webmap/` (they hold no data: the browser asks the API)."""
+"""The map pages, rendered by the builders in `webmap/` (they hold no data: the browser asks the API).
+
+A page needs the session cookie: without one (or with an expired one) the browser is sent to the
+login page and brought back; a role the page is not for gets a page saying so.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from typing import Annotated
+from urllib.parse import quote
 
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.auth import optional_viewer
+from layers.access import Viewer
+from layers.errors import NotSignedIn
+from layers.registry import ROLE_LABELS, Role
 from webmap import pages, planner
 from webmap.basemaps import BaseMap
+from webmap.login import refused_page
 
 router = APIRouter(include_in_schema=False)
+
+
+def page_viewer(request: Request) -> Viewer | None:
+    """The viewer of a page; an expired or broken cookie counts as not signed in."""
+    try:
+        return optional_viewer(request)
+    except NotSignedIn:
+        return None
+
+
+PageViewer = Annotated[Viewer | None, Depends(page_viewer)]
+
+
+def _gate(request: Request, viewer: Viewer | None, *roles: Role) -> Response | None:
+    """Where to send a visitor who may not see the page, or None when they may."""
+    if viewer is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    if roles and viewer.role is not Role.ADMIN and viewer.role not in roles:
+        needed = "、".join(ROLE_LABELS[r] for r in roles)
+        return HTMLResponse(refused_page(ROLE_LABELS[viewer.role], needed), status_code=403)
+    return None
 
 
 def _basemap(request: Request) -> BaseMap:
@@ -17,12 +50,12 @@ def _basemap(request: Request) -> BaseMap:
 
 
 @router.get("/maps/overview", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
-    """综合概览."""
-    return HTMLResponse(pages.overview(_basemap(request)))
+def overview(request: Request, viewer: PageViewer) -> Response:
+    """综合概览 (every role; an inspector's layers hold only their area)."""
+    return _gate(request, viewer) or HTMLResponse(pages.overview(_basemap(request)))
 
 
 @router.get("/maps/planner", response_class=HTMLResponse)
-def planner_map(request: Request) -> HTMLResponse:
-    """网格规划."""
-    return HTMLResponse(planner.planner(_basemap(request)))
+def planner_map(request: Request, viewer: PageViewer) -> Response:
+    """网格规划 (planners)."""
+    return _gate(request, viewer, Role.PLANNER) or HTMLResponse(planner.planner(_basemap(request)))

@@ -1,0 +1,142 @@
+"""`citygrid users`: accounts and roles, from the command line of the server."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import Engine
+
+from api.console import friendly, stdout
+from api.settings import DatabaseSettings
+from layers import db, users
+from layers.registry import ROLE_LABELS, Role
+
+app = typer.Typer(help="User accounts and roles (用户与角色).", no_args_is_help=True)
+RoleArg = Annotated[str, typer.Option("--role", help=f"One of {', '.join(r.value for r in Role)}")]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _password(given: str | None) -> str:
+    if given is not None:
+        return given
+    password: str = typer.prompt("密码 Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _engine() -> Engine:
+    settings = DatabaseSettings()
+    engine = db.make_engine(settings.url(), settings.gk_epsg)
+    db.check_connection(engine)
+    return engine
+
+
+@app.command("add")
+@friendly
+def add(
+    name: Annotated[str, typer.Argument(help="User name: 2-64 letters, digits, _ . -")],
+    role: RoleArg,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", metavar="CODE", help="An inspector's grid (repeat for several)"),
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (asked for, hidden, when not given)")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="Full name shown on pages")] = None,
+) -> None:
+    """Create an account; an inspector sees only the grids given with --grid."""
+    password_hash = users.hash_password(_password(password))
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            account = users.add(
+                conn, name, role, password_hash, _actor(), display_name, list(grid or [])
+            )
+    finally:
+        engine.dispose()
+    grids = f", grids {', '.join(account.grids)}" if account.grids else ""
+    stdout.print(f"created {account.username} ({account.role.value}{grids})")
+
+
+@app.command("list")
+@friendly
+def list_users() -> None:
+    """Every account with its role, state and grids."""
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            accounts = users.list_accounts(conn)
+    finally:
+        engine.dispose()
+    table = Table(title="用户")
+    for column in ("用户名", "姓名", "角色", "状态", "负责网格"):
+        table.add_column(column)
+    for a in accounts:
+        table.add_row(
+            a.username,
+            a.display_name or "—",
+            f"{ROLE_LABELS[a.role]} ({a.role.value})",
+            "停用" if a.disabled else "正常",
+            "、".join(a.grids) or "—",
+        )
+    stdout.print(table)
+
+
+@app.command("disable")
+@friendly
+def disable(name: Annotated[str, typer.Argument(help="User name")]) -> None:
+    """Disable an account: it can no longer sign in, and its tokens stop working at once."""
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            users.disable(conn, name, _actor())
+    finally:
+        engine.dispose()
+    stdout.print(f"disabled {name}")
+
+
+@app.command("set-role")
+@friendly
+def set_role(
+    name: Annotated[str, typer.Argument(help="User name")],
+    role: RoleArg,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", metavar="CODE", help="An inspector's grids (replace the old ones)"),
+    ] = None,
+) -> None:
+    """Change an account's role (and an inspector's grids); its tokens stop working."""
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            account = users.set_role(conn, name, role, _actor())
+            if grid is not None:
+                users.assign_grids(conn, account, list(grid))
+    finally:
+        engine.dispose()
+    stdout.print(f"{name} is now {role}")
+
+
+@app.command("passwd")
+@friendly
+def passwd(
+    name: Annotated[str, typer.Argument(help="User name")],
+    password: Annotated[
+        str | None, typer.Option(help="New password (asked for, hidden, when not given)")
+    ] = None,
+) -> None:
+    """Set a new password; the account's tokens stop working."""
+    password_hash = users.hash_password(_password(password))
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            users.set_password(conn, name, password_hash, _actor())
+    finally:
+        engine.dispose()
+    stdout.print(f"password of {name} changed")

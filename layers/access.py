@@ -1,0 +1,141 @@
+"""Who may read and write what, enforced inside the SQL that reads and writes.
+
+Leaders, planners and admins read every layer. An inspector reads only what lies in their patrol
+area: the current grids assigned to them, buffered by a few metres, computed by the database in
+the query itself, so a row outside can never reach a body, a tile or a count. Writes follow the
+registry: the roles in a layer's `editable_by` may change it anywhere; an inspector may create
+(`inspector_creates`) and update (`inspector_updates`) only inside their area.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from layers.errors import FeatureNotFound, Forbidden
+from layers.registry import ROLE_LABELS, Layer, Role
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user a query runs for."""
+
+    username: str
+    role: Role
+    display_name: str | None = None
+    patrol_buffer_m: float = 50.0
+
+    @property
+    def patrols(self) -> bool:
+        """Whether what this user reads is limited to a patrol area."""
+        return self.role is Role.INSPECTOR
+
+
+# The patrol area: the union of the inspector's current grids, buffered in metres in their
+# Gauss-Krüger zone. An uncorrelated subquery: PostgreSQL computes it once per statement.
+PATROL_AREA = """(SELECT ST_Transform(ST_Buffer(ST_Transform(a.geom, citygrid_gk_srid(a.geom)),
+                                               :patrol_buffer_m), 4490)
+    FROM (SELECT ST_Union(g.geom) AS geom FROM grids AS g
+          JOIN grid_inspectors AS i ON i.grid_code = g.code
+          WHERE i.username = :patrol_user AND g.valid_to IS NULL) AS a)"""
+
+
+def _bind(viewer: Viewer, params: dict[str, Any]) -> None:
+    params["patrol_user"] = viewer.username
+    params["patrol_buffer_m"] = viewer.patrol_buffer_m
+
+
+def area_clause(
+    layer: Layer, viewer: Viewer | None, params: dict[str, Any], alias: str = "t"
+) -> str:
+    """A WHERE condition keeping only the rows of `layer` that `viewer` may read."""
+    if viewer is None or not viewer.patrols:
+        return "TRUE"
+    _bind(viewer, params)
+    if layer.id == "grids":  # their grids and the grids inside them, not the neighbours
+        return f"ST_CoveredBy({alias}.geom, {PATROL_AREA})"
+    if layer.geometry is not None:
+        return f"ST_Intersects({alias}.geom, {PATROL_AREA})"
+    if layer.parent is not None and layer.parent_key is not None:
+        return (
+            f'EXISTS (SELECT 1 FROM "{layer.parent}" AS p WHERE p.id = {alias}."{layer.parent_key}" '
+            f"AND ST_Intersects(p.geom, {PATROL_AREA}))"
+        )
+    return "FALSE"
+
+
+def point_clause(viewer: Viewer, params: dict[str, Any], geometry_sql: str) -> str:
+    """A condition true when the geometry lies in the viewer's patrol area."""
+    _bind(viewer, params)
+    return f"ST_Intersects({geometry_sql}, {PATROL_AREA})"
+
+
+def may_edit_anywhere(layer: Layer, viewer: Viewer) -> bool:
+    """Whether the viewer's role edits this layer without an area limit."""
+    return viewer.role is Role.ADMIN or viewer.role in layer.editable_by
+
+
+def forbidden(en: str, zh: str, code: str = "forbidden") -> Forbidden:
+    """The error of an action the role does not allow."""
+    return Forbidden(en, zh, code=code)
+
+
+def check_create(layer: Layer, viewer: Viewer) -> None:
+    """Refuse a create the role does not allow at all (the area is checked with the row)."""
+    if may_edit_anywhere(layer, viewer):
+        return
+    if viewer.patrols and layer.inspector_creates:
+        return
+    raise forbidden(
+        f"Your role ({viewer.role.value}) may not add to {layer.id}.",
+        f"您的角色无权在{layer.title_zh}中新增。",
+    )
+
+
+def check_update(layer: Layer, viewer: Viewer, fields: set[str]) -> None:
+    """Refuse an update touching what the role may not change."""
+    if may_edit_anywhere(layer, viewer):
+        return
+    if viewer.patrols and layer.inspector_updates and fields <= set(layer.inspector_updates):
+        return
+    raise forbidden(
+        f"Your role ({viewer.role.value}) may not change {', '.join(sorted(fields)) or 'this'} in {layer.id}.",
+        f"您的角色无权修改{layer.title_zh}的这些内容。",
+    )
+
+
+def check_replace_or_delete(layer: Layer, viewer: Viewer) -> None:
+    """Replacing or deleting a row is for the roles that edit the layer anywhere."""
+    if not may_edit_anywhere(layer, viewer):
+        raise forbidden(
+            f"Your role ({viewer.role.value}) may not replace or delete in {layer.id}.",
+            f"您的角色无权替换或删除{layer.title_zh}中的要素。",
+        )
+
+
+def outside_area() -> Forbidden:
+    """The error of a write at a place outside the inspector's patrol area."""
+    return forbidden(
+        "That place is outside your patrol area.",
+        "该位置不在您负责的巡查网格内。",
+        code="outside_patrol_area",
+    )
+
+
+def not_visible(layer: Layer, fid: int) -> FeatureNotFound:
+    """What a row the viewer may not read looks like: absent."""
+    return FeatureNotFound(
+        f"{layer.id} has no feature {fid}.",
+        f"图层 {layer.title_zh} 中没有编号为 {fid} 的要素。",
+    )
+
+
+def require_role(viewer: Viewer, *roles: Role) -> None:
+    """Refuse a viewer whose role is not among `roles` (admins always pass)."""
+    if viewer.role is Role.ADMIN or viewer.role in roles:
+        return
+    names = "、".join(ROLE_LABELS[r] for r in roles)
+    raise forbidden(
+        f"This needs one of the roles {', '.join(r.value for r in roles)}.",
+        f"此操作需要以下角色之一：{names}。",
+    )

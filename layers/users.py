@@ -1,0 +1,325 @@
+"""Accounts: roles, argon2id password hashes, inspectors' grids, and sign-in with a slowdown.
+
+Passwords are only ever compared through their hash; neither they nor their hashes leave this
+module (the audit log records who and when, never what was typed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, Engine, text
+
+from layers.errors import AccountError, NotSignedIn, TooManyAttempts
+from layers.registry import Role
+
+HASHER = PasswordHasher()  # argon2id with the RFC 9106 low-memory parameters
+USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
+MIN_PASSWORD = 8
+# Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = HASHER.hash("citygrid-no-such-user")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as the rest of the code sees it: never with the password hash."""
+
+    id: int
+    username: str
+    display_name: str | None
+    role: Role
+    disabled: bool
+    sessions_valid_from: datetime
+    grids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """After `max_failures` wrong passwords a name waits, twice as long after each further one."""
+
+    max_failures: int = 5
+    block_seconds: float = 30.0
+    max_block_seconds: float = 900.0
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise AccountError(
+            f"Unknown role {value!r}; one of {allowed}.",
+            f"未知角色 {value!r}，可选：{allowed}。",
+            code="unknown_role",
+        ) from None
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(
+            f"A password needs at least {MIN_PASSWORD} characters.",
+            f"密码至少需要 {MIN_PASSWORD} 个字符。",
+            code="weak_password",
+        )
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of a password (refusing one that is too short)."""
+    _check_password(password)
+    return HASHER.hash(password)
+
+
+ACCOUNT_SQL = """
+    SELECT u.id, u.username, u.display_name, u.role, u.disabled, u.sessions_valid_from,
+           coalesce(array_agg(i.grid_code ORDER BY i.grid_code)
+                    FILTER (WHERE i.grid_code IS NOT NULL), '{}') AS grids
+    FROM users AS u LEFT JOIN grid_inspectors AS i ON i.username = u.username
+        AND EXISTS (SELECT 1 FROM grids AS g WHERE g.code = i.grid_code AND g.valid_to IS NULL)
+"""
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        row.id,
+        row.username,
+        row.display_name,
+        Role(row.role),
+        row.disabled,
+        row.sessions_valid_from,
+        tuple(row.grids),
+    )
+
+
+def find(conn: Connection, username: str) -> Account | None:
+    """The account called `username`, disabled or not."""
+    row = conn.execute(
+        text(f"{ACCOUNT_SQL} WHERE u.username = :u GROUP BY u.id"), {"u": username}
+    ).first()
+    return _account(row) if row else None
+
+
+def get(conn: Connection, username: str) -> Account:
+    """The account called `username`, or a clear error."""
+    account = find(conn, username)
+    if account is None:
+        raise AccountError(
+            f"There is no user {username!r}.", f"不存在用户 {username!r}。", code="unknown_user"
+        )
+    return account
+
+
+def list_accounts(conn: Connection) -> list[Account]:
+    """Every account, by role then name."""
+    rows = conn.execute(text(f"{ACCOUNT_SQL} GROUP BY u.id ORDER BY u.role, u.username")).all()
+    return [_account(r) for r in rows]
+
+
+def _audit(
+    conn: Connection, actor: str, action: str, account: Account | None, **after: Any
+) -> None:
+    conn.execute(
+        text("""
+        INSERT INTO audit_log (actor, action, layer, feature_id, after)
+        VALUES (:actor, :action, 'users', :fid, CAST(:after AS jsonb))
+    """),
+        {
+            "actor": actor,
+            "action": action,
+            "fid": account.id if account else None,
+            "after": json.dumps(after, ensure_ascii=False, default=str),
+        },
+    )
+
+
+def _summary(account: Account) -> dict[str, Any]:
+    return {
+        "username": account.username,
+        "display_name": account.display_name,
+        "role": account.role.value,
+        "disabled": account.disabled,
+        "grids": list(account.grids),
+    }
+
+
+def assign_grids(conn: Connection, account: Account, codes: list[str]) -> None:
+    """Make `account` (an inspector) the inspector of exactly these current grids."""
+    if codes and account.role is not Role.INSPECTOR:
+        raise AccountError(
+            "Only inspectors are assigned grids.",
+            "只有监督员才分配网格。",
+            code="grids_not_allowed",
+        )
+    found = set(
+        conn.execute(
+            text("SELECT code FROM grids WHERE code = ANY(:codes) AND valid_to IS NULL"),
+            {"codes": codes},
+        ).scalars()
+    )
+    missing = sorted(set(codes) - found)
+    if missing:
+        raise AccountError(
+            f"No current grid has the code(s) {', '.join(missing)}.",
+            f"不存在现行网格：{'、'.join(missing)}。",
+            code="unknown_grid",
+        )
+    conn.execute(text("DELETE FROM grid_inspectors WHERE username = :u"), {"u": account.username})
+    for code in sorted(found):
+        conn.execute(
+            text("""
+            INSERT INTO grid_inspectors (grid_code, name, username) VALUES (:c, :n, :u)
+            ON CONFLICT (grid_code, name) DO UPDATE SET username = excluded.username
+        """),
+            {"c": code, "n": account.display_name or account.username, "u": account.username},
+        )
+
+
+def add(
+    conn: Connection,
+    username: str,
+    role: str,
+    password_hash: str,
+    actor: str,
+    display_name: str | None = None,
+    grids: list[str] | None = None,
+) -> Account:
+    """Create an account (a hash from `hash_password`), with an inspector's grids."""
+    if not USERNAME.fullmatch(username):
+        raise AccountError(
+            f"{username!r} is not a valid user name: 2-64 letters, digits, '_', '.' or '-'.",
+            f"用户名 {username!r} 无效：应为 2-64 个字母、数字、“_”、“.”或“-”。",
+            code="bad_username",
+        )
+    if find(conn, username) is not None:
+        raise AccountError(
+            f"The user name {username!r} is taken.",
+            f"用户名 {username!r} 已被使用。",
+            code="username_taken",
+        )
+    conn.execute(
+        text("""
+        INSERT INTO users (username, display_name, role, password_hash)
+        VALUES (:u, :d, :r, :h)
+    """),
+        {"u": username, "d": display_name, "r": _role(role).value, "h": password_hash},
+    )
+    account = get(conn, username)
+    assign_grids(conn, account, grids or [])
+    account = get(conn, username)
+    _audit(conn, actor, "create", account, **_summary(account))
+    return account
+
+
+def _change(
+    conn: Connection, username: str, actor: str, assignments: str, **values: Any
+) -> Account:
+    before = get(conn, username)
+    conn.execute(
+        text(f"UPDATE users SET {assignments}, sessions_valid_from = now() WHERE username = :u"),
+        {"u": username, **values},
+    )
+    after = get(conn, username)
+    _audit(conn, actor, "update", after, before=_summary(before), **_summary(after))
+    return after
+
+
+def set_role(conn: Connection, username: str, role: str, actor: str) -> Account:
+    """Change a user's role; their grids go when they stop being an inspector."""
+    new_role = _role(role)
+    if new_role is not Role.INSPECTOR:
+        conn.execute(text("DELETE FROM grid_inspectors WHERE username = :u"), {"u": username})
+    return _change(conn, username, actor, "role = :r", r=new_role.value)
+
+
+def disable(conn: Connection, username: str, actor: str) -> Account:
+    """Disable an account: it can no longer sign in and its tokens stop working."""
+    return _change(conn, username, actor, "disabled = true")
+
+
+def set_password(conn: Connection, username: str, password_hash: str, actor: str) -> Account:
+    """Replace a password (its tokens stop working)."""
+    return _change(conn, username, actor, "password_hash = :h", h=password_hash)
+
+
+def _blocked_for(conn: Connection, key: str) -> float:
+    wait = conn.execute(
+        text("""
+        SELECT extract(epoch FROM blocked_until - clock_timestamp()) FROM login_failures
+        WHERE username = :k AND blocked_until > clock_timestamp()
+    """),
+        {"k": key},
+    ).scalar()
+    return float(wait or 0.0)
+
+
+def _record_failure(conn: Connection, key: str, policy: LoginPolicy) -> None:
+    conn.execute(
+        text("""
+        INSERT INTO login_failures AS f (username, failures, last_failure_at)
+        VALUES (:k, 1, clock_timestamp())
+        ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1, last_failure_at = clock_timestamp()
+    """),
+        {"k": key},
+    )
+    conn.execute(
+        text("""
+        UPDATE login_failures SET blocked_until = clock_timestamp() + make_interval(
+            secs => least(:max_block, :block * 2 ^ (failures - :max_failures)))
+        WHERE username = :k AND failures >= :max_failures
+    """),
+        {
+            "k": key,
+            "block": policy.block_seconds,
+            "max_block": policy.max_block_seconds,
+            "max_failures": policy.max_failures,
+        },
+    )
+
+
+def _refused(detail_en: str, detail_zh: str) -> NotSignedIn:
+    return NotSignedIn(detail_en, detail_zh, code="bad_credentials")
+
+
+def authenticate(
+    engine: Engine, username: str, password: str, policy: LoginPolicy, client: str | None
+) -> Account:
+    """The account whose password this is; failures are counted (and kept) even though they raise."""
+    key = username.strip().lower()[:64]
+    with engine.begin() as conn:
+        wait = _blocked_for(conn, key)
+        if wait > 0:
+            raise TooManyAttempts(
+                f"Too many failed sign-ins for {key!r}: try again in {wait:.0f} s.",
+                f"用户 {key!r} 登录失败次数过多，请 {max(wait, 1):.0f} 秒后再试。",
+                retry_after=max(int(wait + 0.999), 1),
+            )
+        row = conn.execute(
+            text("SELECT password_hash FROM users WHERE username = :u"), {"u": username}
+        ).first()
+        try:
+            HASHER.verify(row.password_hash if row else _DUMMY_HASH, password)
+            ok = row is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
+        account = find(conn, username) if ok else None
+        if account is None or account.disabled:
+            _record_failure(conn, key, policy)
+            _audit(conn, key or "?", "login_failed", account, client=client)
+        else:
+            conn.execute(text("DELETE FROM login_failures WHERE username = :k"), {"k": key})
+            if row is not None and HASHER.check_needs_rehash(row.password_hash):
+                conn.execute(
+                    text("UPDATE users SET password_hash = :h WHERE id = :id"),
+                    {"h": HASHER.hash(password), "id": account.id},
+                )
+            _audit(conn, account.username, "login", account, client=client)
+    if account is None:
+        raise _refused("Wrong user name or password.", "用户名或密码错误。")
+    if account.disabled:
+        raise _refused("This account is disabled.", "该账号已停用。")
+    return account

@@ -1,0 +1,71 @@
+"""Test accounts: made directly in a test database, with tokens signed by the test key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from api.auth import COOKIE, Issuer
+from api.settings import AuthSettings
+from layers import db, users
+
+TEST_KEY = "citygrid-test-signing-key-not-for-production-use"
+TEST_PASSWORD = "correct-horse-battery"
+TEST_AUTH = AuthSettings(
+    secret_key=SecretStr(TEST_KEY),
+    login_max_failures=3,
+    login_block_seconds=1.0,
+    login_max_block_seconds=4.0,
+)
+SERVER_ENV = {"CITYGRID_SECRET_KEY": TEST_KEY}
+
+
+@cache
+def _password_hash() -> str:
+    return users.hash_password(TEST_PASSWORD)
+
+
+def ensure_account(
+    target: Engine | str, username: str, role: str, grids: tuple[str, ...] = ()
+) -> None:
+    """An account with the test password (made once per database)."""
+    engine = db.make_engine(target) if isinstance(target, str) else target
+    try:
+        with engine.begin() as conn:
+            account = users.find(conn, username)
+            if account is None:
+                users.add(conn, username, role, _password_hash(), "tests", None, list(grids))
+            elif account.grids != tuple(sorted(grids)) and role == "inspector":
+                users.assign_grids(conn, account, list(grids))
+    finally:
+        if isinstance(target, str):
+            engine.dispose()
+
+
+def token_for(username: str, lifetime: timedelta = timedelta(minutes=30)) -> str:
+    """A token for `username` signed with the test key."""
+    return Issuer.from_settings(TEST_AUTH).issue(username, lifetime)
+
+
+def bearer(username: str) -> dict[str, str]:
+    """The Authorization header of `username`."""
+    return {"Authorization": f"Bearer {token_for(username)}"}
+
+
+def sign_in(client: Any, target: Engine | str, username: str = "admin", role: str = "admin") -> Any:
+    """Make the account and send its token with every request of `client`."""
+    ensure_account(target, username, role)
+    client.headers.update(bearer(username))
+    return client
+
+
+def browser_context(browser: Any, base: str, username: str, **options: Any) -> Any:
+    """A browser context that carries `username`'s session cookie for `base`."""
+    context = browser.new_context(**options)
+    cookie = {"name": COOKIE, "value": token_for(username, timedelta(hours=1)), "url": base}
+    context.add_cookies([cookie])
+    return context

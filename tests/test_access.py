@@ -1,0 +1,468 @@
+"""Who sees and changes what: every role against every kind of endpoint, inside and outside a patrol area.
+
+Two neighbouring communities: "west" is the inspector's, "east" is not. Each holds one row of every
+layer, placed in its middle, far from the shared edge. Nothing from the east may reach an
+inspector, in any body or tile, and every refused write leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import mapbox_vector_tile
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+from layers import db
+from layers.codes import seed_case_categories
+from layers.registry import LAYERS
+from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lonlat
+from webmap.pages import PAGES
+
+WEST, EAST = COMMUNITIES[1], COMMUNITIES[2]
+ROLES = ("admin", "planner", "leader", "inspector")
+SPATIAL = ("illegal_buildings", "billboards", "dust_sites", "parking_lots", "cases")
+CHILDREN = ("dust_inspections", "work_orders")
+
+
+def middle(community: int) -> tuple[float, float]:
+    """Centre (metres) of a community of the test street."""
+    x0, y0 = family_box(community - 1, 0)
+    return x0 + 2 * SIDE, y0 + 1.5 * SIDE
+
+
+def point(community: int, dx: float = 0.0) -> dict[str, Any]:
+    x, y = middle(community)
+    return mapping(lonlat(shapely.Point(x + dx, y)))
+
+
+def square(community: int, dx: float = 0.0) -> dict[str, Any]:
+    x, y = middle(community)
+    return mapping(lonlat(shapely.MultiPolygon([box(x + dx - 20, y - 20, x + dx + 20, y + 20)])))
+
+
+PROPERTIES = {
+    "illegal_buildings": {"category": "new", "found_by": "patrol", "status": "pending"},
+    "billboards": {"type": "pole", "face_area_m2": 12.0},
+    "dust_sites": {"name": "测试工地", "site_type": "construction", "status": "active"},
+    "parking_lots": {
+        "name": "测试停车场",
+        "category": "public",
+        "spaces": 40,
+        "registration": "registered",
+    },
+    "cases": {
+        "category_code": "E0101",
+        "source": "inspector",
+        "status": "reported",
+        "reported_at": "2026-11-20T09:30:00+08:00",
+    },
+}
+GEOMETRY = {"illegal_buildings": square, "parking_lots": square}
+
+
+@dataclass(frozen=True)
+class World:
+    """The database, and the ids of each layer's row in the west and in the east."""
+
+    url: str
+    engine: Engine
+    west: dict[str, int]
+    east: dict[str, int]
+
+
+def _create(client: TestClient, layer: str, feature: dict[str, Any]) -> int:
+    answer = client.post(f"/collections/{layer}/items", json=feature, headers=bearer("admin"))
+    assert answer.status_code == 201, answer.text
+    return int(answer.headers["location"].rsplit("/", 1)[1])
+
+
+def _feature(layer: str, community: int) -> dict[str, Any]:
+    geometry = GEOMETRY.get(layer, point)(community)
+    return {"type": "Feature", "geometry": geometry, "properties": PROPERTIES[layer]}
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    from tests.conftest import fresh_database
+
+    databases = fresh_database(pg_server, "access")
+    url = next(databases)
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        seed_case_categories(conn)
+        x0, y0 = family_box(0, 0)
+        street = box(x0, y0, x0 + 8 * SIDE, y0 + 3 * SIDE)
+        insert_grid(conn, "street", STREET, None, street, "2020-01-01")
+        for n in (1, 2):
+            cx, cy = family_box(n - 1, 0)
+            code = COMMUNITIES[n]
+            insert_grid(
+                conn,
+                "community",
+                code,
+                STREET,
+                box(cx, cy, cx + 4 * SIDE, cy + 3 * SIDE),
+                "2020-01-01",
+            )
+            for k in range(2):  # two sections, west and east halves
+                half = box(cx + k * 2 * SIDE, cy, cx + (k + 1) * 2 * SIDE, cy + 3 * SIDE)
+                insert_grid(conn, "section", f"{code[:12]}{k + 1:03d}", code, half, "2020-01-01")
+    for role in ROLES[:3]:
+        ensure_account(url, role, role)
+    ensure_account(url, "inspector", "inspector", (WEST,))
+    app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
+    west: dict[str, int] = {}
+    east: dict[str, int] = {}
+    with TestClient(app) as client:
+        for ids, n in ((west, 1), (east, 2)):
+            for layer in SPATIAL:
+                ids[layer] = _create(client, layer, _feature(layer, n))
+            site = ids["dust_sites"]
+            ids["dust_inspections"] = _create(
+                client,
+                "dust_inspections",
+                {
+                    "type": "Feature",
+                    "geometry": None,
+                    "properties": {
+                        "dust_site_id": site,
+                        "inspected_on": "2026-11-20",
+                        "inspector": "张三",
+                        "problems_found": 1,
+                    },
+                },
+            )
+            ids["work_orders"] = _create(
+                client,
+                "work_orders",
+                {
+                    "type": "Feature",
+                    "geometry": None,
+                    "properties": {
+                        "dust_site_id": site,
+                        "issued_on": "2026-11-20",
+                        "deadline": "2026-11-27",
+                        "result": "open",
+                    },
+                },
+            )
+    yield World(url, engine, west, east)
+    engine.dispose()
+    next(databases, None)
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    app = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def as_role(role: str | None) -> dict[str, str]:
+    return bearer(role) if role else {}
+
+
+def snapshot(engine: Engine) -> dict[str, Any]:
+    """Every row of every layer: what a refused write must leave unchanged."""
+    with engine.connect() as conn:
+        return {
+            layer: conn.execute(
+                text(
+                    f"SELECT md5(coalesce(string_agg(to_jsonb(t)::text, '' ORDER BY id), '')) FROM \"{layer}\" AS t"
+                )
+            ).scalar_one()
+            for layer in LAYERS
+        }
+
+
+def ids_in(body: dict[str, Any]) -> set[int]:
+    return {int(f["id"]) for f in body["features"]}
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", [*SPATIAL, *CHILDREN])
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("limit", [100, 5000])  # a page, and the streamed bulk read
+def test_items_hold_only_what_the_role_may_read(
+    client: TestClient, world: World, layer: str, role: str, limit: int
+) -> None:
+    answer = client.get(f"/collections/{layer}/items?limit={limit}", headers=as_role(role))
+    assert answer.status_code == 200, answer.text
+    seen = ids_in(answer.json())
+    if role == "inspector":
+        assert seen == {world.west[layer]}
+        assert world.east[layer] not in seen
+    else:
+        assert {world.west[layer], world.east[layer]} <= seen
+
+
+@pytest.mark.parametrize("layer", [*SPATIAL, *CHILDREN])
+@pytest.mark.parametrize("role", ROLES)
+def test_single_items_outside_the_area_are_not_found(
+    client: TestClient, world: World, layer: str, role: str
+) -> None:
+    inside = client.get(f"/collections/{layer}/items/{world.west[layer]}", headers=as_role(role))
+    outside = client.get(f"/collections/{layer}/items/{world.east[layer]}", headers=as_role(role))
+    assert inside.status_code == 200
+    if role == "inspector":
+        assert outside.status_code == 404 and outside.json()["code"] == "feature_not_found"
+    else:
+        assert outside.status_code == 200
+
+
+def tile_index(lon: float, lat: float, z: int) -> tuple[int, int]:
+    import math
+
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def tile_ids(client: TestClient, layer: str, z: int, x: int, y: int, role: str) -> set[int]:
+    answer = client.get(
+        f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}", headers=as_role(role)
+    )
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"].startswith("private")
+    decoded = mapbox_vector_tile.decode(answer.content)
+    return {int(f["id"]) for f in decoded.get(layer, {}).get("features", [])}
+
+
+@pytest.mark.parametrize("layer", ["illegal_buildings", "billboards", "dust_sites", "parking_lots"])
+@pytest.mark.parametrize("role", ROLES)
+def test_tiles_hold_only_what_the_role_may_read(
+    client: TestClient, world: World, layer: str, role: str
+) -> None:
+    west = point(1)["coordinates"]
+    east = point(2)["coordinates"]
+    both = tile_index(*west, 12)
+    assert both == tile_index(*east, 12)  # one tile covers both communities
+    seen = tile_ids(client, layer, 12, *both, role)
+    only_east = tile_index(*east, 17)
+    assert only_east != tile_index(*west, 17)
+    seen_east = tile_ids(client, layer, 17, *only_east, role)
+    if role == "inspector":
+        assert seen == {world.west[layer]} and seen_east == set()
+    else:
+        assert {world.west[layer], world.east[layer]} <= seen and world.east[layer] in seen_east
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_grids_and_statistics_stay_inside_the_area(client: TestClient, role: str) -> None:
+    grids = client.get("/grids", headers=as_role(role)).json()["features"]
+    codes = {g["properties"]["code"] for g in grids}
+    stats = client.get("/grids/stats?level=section", headers=as_role(role)).json()
+    stat_codes = {row["code"] for row in stats}
+    west_sections = {f"{WEST[:12]}001", f"{WEST[:12]}002"}
+    if role == "inspector":
+        assert codes == {WEST, *west_sections} and stat_codes == west_sections
+        assert all(row["cases"] <= 1 for row in stats)
+        people = client.get(f"/grids/{EAST}/people", headers=as_role(role))
+        assert people.status_code == 404
+    else:
+        assert {STREET, WEST, EAST} <= codes and len(stat_codes) == 4
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/maps/overview", set(ROLES)),
+        ("/maps/planner", {"admin", "planner"}),
+    ],
+)
+@pytest.mark.parametrize("role", [None, *ROLES])
+def test_pages_by_role(client: TestClient, path: str, allowed: set[str], role: str | None) -> None:
+    answer = client.get(path, headers=as_role(role))
+    if role is None:
+        assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={path}"
+    elif role in allowed:
+        assert answer.status_code == 200 and "<html" in answer.text
+    else:
+        assert answer.status_code == 403 and "无权访问" in answer.text
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def post_case(client: TestClient, community: int, role: str | None) -> Any:
+    feature = {
+        "type": "Feature",
+        "geometry": point(community, 30),
+        "properties": PROPERTIES["cases"],
+    }
+    return client.post("/collections/cases/items", json=feature, headers=as_role(role))
+
+
+@pytest.mark.parametrize(
+    ("role", "community", "status", "code"),
+    [
+        ("inspector", 1, 201, None),
+        ("inspector", 2, 403, "outside_patrol_area"),
+        ("leader", 1, 403, "forbidden"),
+        ("planner", 1, 403, "forbidden"),
+        ("admin", 2, 201, None),
+        (None, 1, 401, "not_signed_in"),
+    ],
+)
+def test_reporting_a_case(
+    client: TestClient,
+    world: World,
+    role: str | None,
+    community: int,
+    status: int,
+    code: str | None,
+) -> None:
+    before = snapshot(world.engine)
+    answer = post_case(client, community, role)
+    assert answer.status_code == status, answer.text
+    if code is not None:
+        assert answer.json()["code"] == code and answer.json()["message"]
+        assert snapshot(world.engine) == before
+    else:
+        with world.engine.connect() as conn:
+            actor = conn.execute(
+                text("SELECT actor FROM audit_log WHERE layer = 'cases' ORDER BY id DESC LIMIT 1")
+            ).scalar_one()
+        assert actor == role
+
+
+@pytest.mark.parametrize(("community", "status"), [(1, 201), (2, 403)])
+def test_an_inspector_records_dust_inspections_only_in_the_area(
+    client: TestClient, world: World, community: int, status: int
+) -> None:
+    site = (world.west if community == 1 else world.east)["dust_sites"]
+    before = snapshot(world.engine)
+    answer = client.post(
+        "/collections/dust_inspections/items",
+        json={
+            "type": "Feature",
+            "geometry": None,
+            "properties": {
+                "dust_site_id": site,
+                "inspected_on": "2026-11-21",
+                "inspector": "监督员",
+                "problems_found": 0,
+            },
+        },
+        headers=bearer("inspector"),
+    )
+    assert answer.status_code == status, answer.text
+    if status != 201:
+        assert answer.json()["code"] == "outside_patrol_area" and snapshot(world.engine) == before
+
+
+def patch(client: TestClient, layer: str, fid: int, properties: dict[str, Any], role: str) -> Any:
+    etag = client.get(f"/collections/{layer}/items/{fid}", headers=bearer("admin")).headers["etag"]
+    return client.patch(
+        f"/collections/{layer}/items/{fid}",
+        json={"properties": properties},
+        headers={**bearer(role), "If-Match": etag},
+    )
+
+
+def test_an_inspector_closes_work_orders_in_the_area_and_nothing_else(
+    client: TestClient, world: World
+) -> None:
+    before = snapshot(world.engine)
+    outside = patch(
+        client, "work_orders", world.east["work_orders"], {"result": "on_time"}, "inspector"
+    )
+    assert outside.status_code == 404
+    deadline = patch(
+        client, "work_orders", world.west["work_orders"], {"deadline": "2027-01-01"}, "inspector"
+    )
+    assert deadline.status_code == 403 and deadline.json()["code"] == "forbidden"
+    sign = patch(client, "billboards", world.west["billboards"], {"face_area_m2": 1.0}, "inspector")
+    assert sign.status_code == 403
+    for role in ("leader", "planner"):
+        assert (
+            patch(
+                client, "billboards", world.west["billboards"], {"face_area_m2": 1.0}, role
+            ).status_code
+            == 403
+        )
+    etag = client.get(
+        f"/collections/cases/items/{world.west['cases']}", headers=bearer("admin")
+    ).headers["etag"]
+    gone = client.delete(
+        f"/collections/cases/items/{world.west['cases']}",
+        headers={**bearer("inspector"), "If-Match": etag},
+    )
+    assert gone.status_code == 403
+    assert snapshot(world.engine) == before
+    closed = patch(
+        client,
+        "work_orders",
+        world.west["work_orders"],
+        {"result": "on_time", "rectified_on": "2026-11-25"},
+        "inspector",
+    )
+    assert closed.status_code == 204, closed.text
+    assert (
+        patch(
+            client, "billboards", world.west["billboards"], {"face_area_m2": 13.0}, "admin"
+        ).status_code
+        == 204
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("planner", 200), ("admin", 200), ("leader", 403), ("inspector", 403)]
+)
+def test_only_planners_change_grids_and_their_people(
+    client: TestClient, world: World, role: str, status: int
+) -> None:
+    before = snapshot(world.engine)
+    answer = client.put(
+        f"/grids/{EAST}/people",
+        json={"responsible_person": f"{role}改的", "inspectors": []},
+        headers=bearer(role),
+    )
+    assert answer.status_code == status, answer.text
+    if status == 403:
+        assert snapshot(world.engine) == before
+    check = client.post("/grids/check", json={"parent": STREET}, headers=bearer(role))
+    assert check.status_code == (403 if role == "inspector" else 200)
+
+
+# --- nothing open by mistake ---------------------------------------------------------------
+
+PUBLIC = {"/", "/health", "/auth/token", "/conformance"}
+
+
+def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient) -> None:
+    """Each operation of the OpenAPI document, and each map page, refuses an anonymous request."""
+    checked = 0
+    for template, operations in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
+        if template in PUBLIC:
+            continue
+        path = template.format(collection_id="billboards", feature_id=1, z=1, x=1, y=1, code=WEST)
+        for method in operations:
+            answer = client.request(method.upper(), path)
+            assert answer.status_code == 401, (method, path, answer.status_code)
+            assert answer.json()["code"] == "not_signed_in"
+            assert answer.headers["www-authenticate"] == "Bearer"
+            checked += 1
+    for page, _title in PAGES.values():
+        assert client.get(page).status_code == 303, page
+    assert checked >= 20  # the enumeration found the API
+
+
+def test_the_public_routes_answer_anonymously(client: TestClient) -> None:
+    for path in ("/", "/health", "/login", "/conformance", "/api", "/docs"):
+        assert client.get(path).status_code == 200, path
