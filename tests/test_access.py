@@ -90,11 +90,11 @@ def _feature(layer: str, community: int) -> dict[str, Any]:
     return {"type": "Feature", "geometry": geometry, "properties": PROPERTIES[layer]}
 
 
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
+def make_world(pg_server: Any, suffix: str) -> Iterator[World]:
+    """A fresh database holding the two communities, their rows and one account per role."""
     from tests.conftest import fresh_database
 
-    databases = fresh_database(pg_server, "access")
+    databases = fresh_database(pg_server, suffix)
     url = next(databases)
     engine = db.make_engine(url)
     with engine.begin() as conn:
@@ -158,6 +158,11 @@ def world(pg_server: Any) -> Iterator[World]:
     yield World(url, engine, west, east)
     engine.dispose()
     next(databases, None)
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    yield from make_world(pg_server, "access")
 
 
 @pytest.fixture(scope="module")
