@@ -9,6 +9,7 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
 
 from api.settings import AuthSettings
@@ -115,7 +116,14 @@ def viewer_from_token(engine: Engine, issuer: Issuer, token: str) -> Viewer:
     return Viewer(account.username, account.role, account.display_name, issuer.patrol_buffer_m)
 
 
-def optional_viewer(request: Request) -> Viewer | None:
+# Declares the password flow in the OpenAPI document (the docs' "Authorize" button); the header
+# itself is read by `_presented_token`, which also accepts the pages' cookie.
+PASSWORD_FLOW = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def optional_viewer(
+    request: Request, _: Annotated[str | None, Depends(PASSWORD_FLOW)] = None
+) -> Viewer | None:
     """The signed-in viewer, or None when the request carries no credentials."""
     token = _presented_token(request)
     if token is None:
