@@ -20,6 +20,7 @@ from layers.errors import (
     GridEditRefused,
     GridRuleBroken,
     InvalidFeature,
+    LengthRequired,
     MigrationError,
     NotSignedIn,
     PayloadTooLarge,
@@ -27,6 +28,7 @@ from layers.errors import (
     PreconditionFailed,
     PreconditionRequired,
     SetupError,
+    StateConflict,
     TooManyAttempts,
     UnknownLayer,
     UnsupportedMediaType,
@@ -52,6 +54,8 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     Forbidden: 403,
     TooManyAttempts: 429,
     AccountError: 400,
+    StateConflict: 409,
+    LengthRequired: 411,
 }
 
 

@@ -109,6 +109,9 @@ class EditingSettings(BaseSettings):
     grid_sliver_m2: float = Field(
         default=100.0, gt=0, description="Grids smaller than this are slivers"
     )
+    max_photo_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest photo sent with a case"
+    )
     grid_snap_m: float = Field(
         default=2.0, ge=0, description="Redrawn edges snap to neighbours within this"
     )

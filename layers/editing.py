@@ -294,9 +294,10 @@ def _derived(
     return extra
 
 
-def _audit(
+def audit(
     conn: Connection, ctx: EditContext, action: str, layer: Layer, fid: int, before: Any, after: Any
 ) -> None:
+    """Record a write in the audit log: who, what, and the row before and after."""
     conn.execute(
         text("""
         INSERT INTO audit_log (actor, action, layer, feature_id, adcode, before, after)
@@ -400,7 +401,7 @@ def create(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     """),
         params,
     ).one()
-    _audit(conn, ctx, "create", layer, row[0], None, row[1])
+    audit(conn, ctx, "create", layer, row[0], None, row[1])
     return Written(row[0], row[2])
 
 
@@ -471,7 +472,7 @@ def replace(
     _check_references(conn, layer, values)
     values |= _derived(conn, layer, geom, values, ctx)
     after, etag = _write_update(conn, layer, fid, values, geom)
-    _audit(conn, ctx, "replace", layer, fid, before, after)
+    audit(conn, ctx, "replace", layer, fid, before, after)
     return Written(fid, etag)
 
 
@@ -509,7 +510,7 @@ def update(
     if geom is not None:
         values |= _derived(conn, layer, geom, values, ctx)
     after, etag = _write_update(conn, layer, fid, values, geom)
-    _audit(conn, ctx, "update", layer, fid, before, after)
+    audit(conn, ctx, "update", layer, fid, before, after)
     return Written(fid, etag)
 
 
@@ -521,5 +522,5 @@ def delete(
     _grid_operations_only(layer, {"geometry"})
     before = _locked(conn, layer, fid, if_match, ctx.viewer)
     conn.execute(text(f"DELETE FROM {_q(layer.id)} WHERE id = :id"), {"id": fid})
-    _audit(conn, ctx, "delete", layer, fid, before, None)
+    audit(conn, ctx, "delete", layer, fid, before, None)
     return Written(fid, None)

@@ -134,3 +134,15 @@ class AccountError(CitygridError):
     """An account that cannot be created or changed as asked (taken name, unknown role)."""
 
     code = "account_error"
+
+
+class StateConflict(CitygridError):
+    """An action that the record's current state does not allow (a case not awaiting its check)."""
+
+    code = "state_conflict"
+
+
+class LengthRequired(CitygridError):
+    """An upload sent without Content-Length, whose size cannot be checked before it is read."""
+
+    code = "length_required"

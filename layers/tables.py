@@ -16,6 +16,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -94,6 +95,33 @@ audit_log = Table(
     ),
     Index("ix_audit_log_layer", "layer", "feature_id"),
     comment="审计日志",
+)
+
+
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+case_photos = Table(
+    "case_photos",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "case_id",
+        BigInteger,
+        ForeignKey("cases.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="案件",
+    ),
+    Column("content_type", Text, nullable=False, comment="图片类型"),
+    Column("data", LargeBinary, nullable=False, comment="图片"),
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("uploaded_by", Text, nullable=False, comment="上传人"),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "content_type IN ('image/jpeg', 'image/png', 'image/webp')", name="content_type"
+    ),
+    comment="案件照片",
 )
 
 

@@ -1,0 +1,162 @@
+"""Field work: report a case with its photo, check handled cases on the spot, and the patrol layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+
+from api.auth import ViewerDep, current_viewer
+from api.deps import ConnectionDep, EditContextDep, EngineDep
+from layers import casework, patrol
+from layers.casework import Photo
+from layers.editing import EditContext, parse_body
+from layers.errors import InvalidFeature, LengthRequired, PayloadTooLarge
+
+router = APIRouter(tags=["field work 现场工作"], dependencies=[Depends(current_viewer)])
+GEOJSON = "application/geo+json"
+FORM_OVERHEAD = 64 * 1024  # the feature field and the multipart boundaries around the photo
+
+
+class CheckResult(BaseModel):
+    """The outcome of an on-site check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    passed: bool = Field(description="核查通过")
+    note: str | None = Field(default=None, max_length=500, description="核查说明")
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        raise LengthRequired(
+            "Send the report with a Content-Length header.", "上报请求需要 Content-Length 头。"
+        )
+    if int(declared) > limit:
+        raise PayloadTooLarge(
+            f"The report is larger than {limit:,} bytes.", f"上报内容超过 {limit:,} 字节的上限。"
+        )
+
+
+async def _photo(upload: Any, max_bytes: int) -> Photo | None:
+    if upload is None or (isinstance(upload, str) and not upload):
+        return None
+    if not isinstance(upload, UploadFile):
+        raise InvalidFeature(
+            "photo must be a file.", "照片（photo）必须是文件。", code="photo_not_image"
+        )
+    data = await upload.read(max_bytes + 1)
+    return casework.sniff_photo(data, max_bytes) if data else None
+
+
+def _report(engine: Any, feature: dict[str, Any], photo: Photo | None, ctx: EditContext) -> int:
+    with engine.begin() as conn:
+        return casework.report(conn, feature, photo, ctx)
+
+
+REPORT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["feature"],
+                "properties": {
+                    "feature": {
+                        "type": "string",
+                        "description": "GeoJSON Feature: Point geometry; properties category_code, "
+                        "description, address",
+                    },
+                    "photo": {"type": "string", "format": "binary", "description": "现场照片"},
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/cases",
+    status_code=201,
+    summary="Report a case with a photo / 现场上报案件",
+    openapi_extra={"requestBody": REPORT_BODY},
+)
+async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) -> Response:
+    """multipart/form-data: `feature` (a GeoJSON Feature: point, category_code, description,
+    address) and an optional `photo` (JPEG, PNG or WebP); both saved, or neither."""
+    max_photo = request.app.state.editing.max_photo_bytes
+    _declared_length(request, max_photo + FORM_OVERHEAD)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise InvalidFeature(
+            "Send the report as multipart/form-data (fields feature and photo).",
+            "请以 multipart/form-data 上报（字段 feature 和 photo）。",
+            code="unsupported_media_type",
+        )
+    async with request.form(max_files=1, max_fields=2, max_part_size=FORM_OVERHEAD) as form:
+        raw = form.get("feature")
+        if not isinstance(raw, str):
+            raise InvalidFeature(
+                "The report needs its feature (GeoJSON) field.",
+                "上报内容缺少 feature（GeoJSON 要素）。",
+                code="missing_property",
+            )
+        feature = parse_body(raw.encode())
+        photo = await _photo(form.get("photo"), max_photo)
+    case_id = await run_in_threadpool(_report, engine, feature, photo, ctx)
+    location = f"{str(request.base_url).rstrip('/')}/collections/cases/items/{case_id}"
+    return Response(
+        content=f'{{"id": {case_id}}}',
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": location},
+    )
+
+
+@router.post("/cases/{case_id}/check", summary="On-site check of a case / 案件核查")
+def check_case(
+    case_id: int, body: CheckResult, engine: EngineDep, ctx: EditContextDep
+) -> dict[str, Any]:
+    """Pass (→ 核查) or fail (→ 返工) a case the handling unit fed back."""
+    with engine.begin() as conn:
+        return casework.verify(conn, case_id, body.passed, body.note, ctx)
+
+
+@router.get("/cases/{case_id}/photos", summary="Photos of a case / 案件照片")
+def case_photos(case_id: int, conn: ConnectionDep, viewer: ViewerDep) -> list[dict[str, Any]]:
+    """The photos sent with a case."""
+    return casework.photos(conn, case_id, viewer)
+
+
+@router.get(
+    "/cases/{case_id}/photos/{photo_id}",
+    summary="One photo / 照片",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
+)
+def case_photo(case_id: int, photo_id: int, conn: ConnectionDep, viewer: ViewerDep) -> Response:
+    """The picture itself."""
+    found = casework.photo(conn, case_id, photo_id, viewer)
+    return Response(
+        found.data,
+        media_type=found.content_type,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get(
+    "/patrol/dust_sites", summary="Dust sites with their last inspection / 扬尘现场督查状态"
+)
+def patrol_dust_sites(conn: ConnectionDep, viewer: ViewerDep) -> Response:
+    """Dust sites the viewer may read, with the last inspection's result and open work orders."""
+    return Response(patrol.dust_sites(conn, viewer), media_type=GEOJSON)
+
+
+@router.get("/patrol/cases", summary="Open cases and deadlines / 在办案件")
+def patrol_cases(conn: ConnectionDep, viewer: ViewerDep) -> Response:
+    """Open cases the viewer may read, soonest deadline first."""
+    return Response(patrol.open_cases(conn, viewer), media_type=GEOJSON)
