@@ -288,6 +288,7 @@ def test_grids_and_statistics_stay_inside_the_area(client: TestClient, role: str
     [
         ("/maps/overview", set(ROLES)),
         ("/maps/planner", {"admin", "planner"}),
+        ("/maps/inspector", {"admin", "inspector"}),
     ],
 )
 @pytest.mark.parametrize("role", [None, *ROLES])
@@ -456,7 +457,16 @@ def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient)
     for template, operations in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
         if template in PUBLIC:
             continue
-        path = template.format(collection_id="billboards", feature_id=1, z=1, x=1, y=1, code=WEST)
+        path = template.format(
+            collection_id="billboards",
+            feature_id=1,
+            z=1,
+            x=1,
+            y=1,
+            code=WEST,
+            case_id=1,
+            photo_id=1,
+        )
         for method in operations:
             answer = client.request(method.upper(), path)
             assert answer.status_code == 401, (method, path, answer.status_code)

@@ -111,9 +111,9 @@ class MapPage:
             self.legend.append(legend)
         return layer
 
-    def render(self) -> str:
+    def render(self, collapsed_layers: bool = False) -> str:
         """The finished HTML page (layer control and legend added last)."""
-        folium.LayerControl(collapsed=False, position="topright").add_to(self.map)
+        folium.LayerControl(collapsed=collapsed_layers, position="topright").add_to(self.map)
         _legend("图例", self.legend).add_to(self.map)
         return self.figure.render()
 

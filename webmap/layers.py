@@ -8,6 +8,7 @@ browser side (`static/citygrid/citygrid.js`) asks `/collections/{id}/items?bbox=
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from folium.map import Layer
@@ -15,6 +16,21 @@ from folium.template import Template
 
 from layers.registry import Layer as RegistryLayer
 from layers.registry import Style
+
+
+@dataclass(frozen=True)
+class ColorBy:
+    """One colour per value of a property, with the label the legend shows for it."""
+
+    field: str
+    colors: dict[str, str]
+    labels: dict[str, str]
+
+    @classmethod
+    def of_codes(cls, layer: RegistryLayer, name: str, colors: dict[str, str]) -> ColorBy:
+        """Colours for the code list of a registry field, labelled with its Chinese labels."""
+        labels = {c.value: c.label_zh for c in layer.field(name).codes}
+        return cls(name, colors, {value: labels[value] for value in colors})
 
 
 class ApiLayer(Layer):
@@ -71,8 +87,12 @@ def api_layer(
     min_zoom: int | None = None,
     show: bool = True,
     codes: dict[str, dict[str, str]] | None = None,
+    url: str | None = None,
+    whole: bool = False,
+    color_by: ColorBy | None = None,
 ) -> ApiLayer:
-    """A data layer of a registry layer, optionally filtered by field values (`params`)."""
+    """A data layer of a registry layer, optionally filtered by field values (`params`), fetched
+    from `url` (default: the layer's items) by view or `whole`, coloured by a property."""
     assert layer.style is not None, f"{layer.id} has no map style"
     title = title or layer.title_zh
     fields = popup_fields(layer)
@@ -82,7 +102,8 @@ def api_layer(
     options = {
         "key": key or layer.id,
         "title": title,
-        "url": f"/collections/{layer.id}/items",
+        "url": url or f"/collections/{layer.id}/items",
+        "whole": whole,
         "params": params or {},
         "style": style or leaflet_style(layer.style),
         "fields": fields,
@@ -90,6 +111,8 @@ def api_layer(
         "minZoom": min_zoom,
         "pane": _pane(layer),
     }
+    if color_by is not None:
+        options["colorBy"] = {"field": color_by.field, "colors": color_by.colors}
     return ApiLayer(title, options, show=show)
 
 

@@ -16,7 +16,11 @@ from webmap.base import LegendEntry, new_page
 from webmap.basemaps import BaseMap
 from webmap.layers import api_layer, leaflet_style
 
-PAGES = {"overview": ("/maps/overview", "综合概览"), "planner": ("/maps/planner", "网格规划")}
+PAGES = {
+    "overview": ("/maps/overview", "综合概览"),
+    "planner": ("/maps/planner", "网格规划"),
+    "inspector": ("/maps/inspector", "我的巡查区域"),
+}
 
 GRID_LEVEL_STYLES = {
     "street": ("街道网格", {"color": "#1f3a93", "weight": 3, "fillOpacity": 0.0, "fill": True}),

@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import optional_viewer
 from layers.access import Viewer
+from layers.codes import read_case_categories
 from layers.errors import NotSignedIn
 from layers.registry import ROLE_LABELS, Role
-from webmap import pages, planner
+from webmap import inspector, pages, planner
 from webmap.basemaps import BaseMap
 from webmap.login import refused_page
 
@@ -59,3 +60,11 @@ def overview(request: Request, viewer: PageViewer) -> Response:
 def planner_map(request: Request, viewer: PageViewer) -> Response:
     """网格规划 (planners)."""
     return _gate(request, viewer, Role.PLANNER) or HTMLResponse(planner.planner(_basemap(request)))
+
+
+@router.get("/maps/inspector", response_class=HTMLResponse)
+def inspector_map(request: Request, viewer: PageViewer) -> Response:
+    """我的巡查区域 (inspectors; an admin sees the whole county)."""
+    return _gate(request, viewer, Role.INSPECTOR) or HTMLResponse(
+        inspector.inspector(_basemap(request), read_case_categories())
+    )

@@ -168,6 +168,32 @@
       return control;
     },
 
+    escapeHtml: escapeHtml,
+
+    /** Call the API with the page's session; resolves with the JSON answer, rejects with its Chinese message. */
+    api: function (method, path, body, headers) {
+      var isForm = typeof FormData !== 'undefined' && body instanceof FormData;
+      var sent = Object.assign(isForm || body === undefined ? {} : { 'Content-Type': 'application/json' }, headers || {});
+      CityGrid.pending += 1;
+      return fetch(path, {
+        method: method, credentials: 'same-origin', headers: sent,
+        body: body === undefined ? undefined : (isForm ? body : JSON.stringify(body))
+      }).then(function (response) {
+        var etag = response.headers.get('ETag');
+        return response.text().then(function (raw) {
+          var doc = raw ? JSON.parse(raw) : {};
+          if (!response.ok) {
+            var error = new Error(doc.message || ('服务器返回 ' + response.status));
+            error.report = doc.report;
+            error.status = response.status;
+            throw error;
+          }
+          if (etag && doc && typeof doc === 'object') { Object.defineProperty(doc, 'etag', { value: etag }); }
+          return doc;
+        });
+      }).finally(function () { CityGrid.pending -= 1; });
+    },
+
     /** A GeoJSON layer that loads the features in view from the API and reloads as the map moves. */
     apiLayer: function (options) { return new ApiLayer(options); }
   };
@@ -177,9 +203,16 @@
       var self = this;
       this.cg = options;
       this.loaded = 0;
+      // colorBy: {field, colors: {value: colour}}: one colour per value of a property.
+      function featureStyle(feature) {
+        var by = options.colorBy;
+        if (!by || !feature) { return options.style; }
+        var color = by.colors[String(feature.properties[by.field])] || options.style.color;
+        return Object.assign({}, options.style, { color: color, fillColor: color });
+      }
       L.GeoJSON.prototype.initialize.call(this, null, {
-        style: function () { return options.style; },
-        pointToLayer: function (feature, latlng) { return L.circleMarker(latlng, options.style); },
+        style: featureStyle,
+        pointToLayer: function (feature, latlng) { return L.circleMarker(latlng, featureStyle(feature)); },
         onEachFeature: function (feature, layer) {
           layer.bindPopup(popupHtml(options.title, options.fields, feature), { maxWidth: 320 });
         },

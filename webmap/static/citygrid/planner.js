@@ -17,29 +17,8 @@
     d.edit.handlers.edit.tooltip = { text: '拖动节点调整边界', subtext: '点击“取消”放弃修改' };
   }
 
-  function escapeHtml(value) {
-    return String(value).replace(/[&<>"']/g, function (c) {
-      return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
-    });
-  }
-
-  function api(method, path, body) {
-    CityGrid.pending += 1;
-    return fetch(path, {
-      method: method, credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      return response.json().then(function (doc) {
-        if (!response.ok) {
-          var error = new Error(doc.message || ('服务器返回 ' + response.status));
-          error.report = doc.report;
-          throw error;
-        }
-        return doc;
-      });
-    }).finally(function () { CityGrid.pending -= 1; });
-  }
+  var escapeHtml = CityGrid.escapeHtml;
+  var api = CityGrid.api;
 
   CityGrid.planner = function (map) {
     localizeDraw();

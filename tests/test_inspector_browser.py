@@ -1,0 +1,138 @@
+"""The inspector's map on a phone-sized screen in a real headless Chromium: sign in through the
+login page, see only the patrol area, report a case with a photo at a tapped point, find it in
+the API; a report outside the area shows the API's refusal and saves nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.accounts import TEST_PASSWORD, bearer
+from tests.support import ARTIFACTS, live_server, watch
+from tests.test_access import SPATIAL, World, make_world
+from tests.test_casework import JPEG
+
+PHONE = {"width": 390, "height": 844}
+LAYER_KEYS = {
+    "illegal_buildings": "illegal_buildings",
+    "billboards": "billboards",
+    "dust_sites": "dust_sites",
+    "parking_lots": "parking_lots",
+    "cases": "open_cases",
+}
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    yield from make_world(pg_server, "inspector_page")
+
+
+def drawn_ids(page: Any) -> dict[str, list[int]]:
+    return dict(
+        page.evaluate(
+            "Object.fromEntries(Object.entries(CityGrid.layers).map("
+            "([k, l]) => [k, l.getLayers().map(f => f.feature && f.feature.id)]))"
+        )
+    )
+
+
+def tap_at(page: Any, lon: float, lat: float) -> None:
+    """Tap the map where a longitude/latitude is shown."""
+    x, y = page.evaluate(
+        "([lon, lat]) => { const m = CityGrid.layers.patrol_area._map;"
+        " const p = m.latLngToContainerPoint([lat, lon]);"
+        " const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
+        [lon, lat],
+    )
+    page.touchscreen.tap(x, y)
+
+
+def fill_report(page: Any, description: str) -> None:
+    page.wait_for_selector(".cg-sheet.cg-open select[name=category_code]")
+    page.select_option("select[name=category_code]", "E0102")
+    page.fill("textarea[name=description]", description)
+    page.set_input_files(
+        "input[name=photo]", {"name": "现场.jpg", "mimeType": "image/jpeg", "buffer": JPEG}
+    )
+    page.click(".cg-submit")
+
+
+def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: World) -> None:
+    with live_server(world.url) as base:
+        context = browser.new_context(
+            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
+        )
+        page = context.new_page()
+        seen = watch(page)
+        page.goto(f"{base}/maps/inspector", wait_until="load")
+        assert page.url.startswith(f"{base}/login?next=/maps/inspector")
+        page.fill("#username", "inspector")
+        page.fill("#password", TEST_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/maps/inspector")
+        page.wait_for_function(
+            "window.CityGrid && CityGrid.inspectorReady && CityGrid.idle()"
+            " && CityGrid.layers.open_cases.loaded > 0 && CityGrid.layers.dust_sites.loaded > 0",
+            timeout=60_000,
+        )
+        assert "width=device-width" in page.content()
+        assert "我的巡查区域" in page.locator(".cg-title").inner_text()
+        ids = drawn_ids(page)
+        for layer in SPATIAL:
+            assert ids[LAYER_KEYS[layer]] == [world.west[layer]], layer
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "inspector-phone.png"))
+
+        page.evaluate(
+            "CityGrid.layers.dust_sites.getLayers()[0].openPopup()"
+        )  # the dust site's popup offers the field forms
+        assert page.locator(".cg-actions .cg-record").count() == 1
+        assert page.locator(".cg-close-order").count() == 1
+        page.evaluate("CityGrid.layers.patrol_area._map.closePopup()")
+        page.wait_for_selector(".leaflet-popup", state="detached")  # it fades out first
+
+        west_case = httpx.get(
+            f"{base}/collections/cases/items/{world.west['cases']}", headers=bearer("admin")
+        ).json()["geometry"]["coordinates"]
+        page.click(".cg-report")
+        page.wait_for_selector(".cg-toast.cg-shown:has-text('请在地图上点击案件位置')")
+        tap_at(page, west_case[0] + 0.0005, west_case[1] + 0.0003)
+        fill_report(page, "手机上报：人行道暴露垃圾")
+        page.wait_for_selector(".cg-toast.cg-shown:has-text('案件已上报')", timeout=30_000)
+        case_id = page.evaluate("CityGrid.lastReported")
+        page.wait_for_function("CityGrid.idle() && CityGrid.layers.open_cases.loaded === 2")
+        page.screenshot(path=str(ARTIFACTS / "inspector-reported.png"))
+
+        case = httpx.get(
+            f"{base}/collections/cases/items/{case_id}", headers=bearer("inspector")
+        ).json()
+        assert case["properties"]["description"] == "手机上报：人行道暴露垃圾"
+        assert case["properties"]["source"] == "inspector"
+        assert abs(case["geometry"]["coordinates"][0] - (west_case[0] + 0.0005)) < 2e-5
+        photos = httpx.get(f"{base}/cases/{case_id}/photos", headers=bearer("inspector")).json()
+        assert len(photos) == 1 and photos[0]["uploaded_by"] == "inspector"
+
+        with world.engine.connect() as conn:
+            before = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
+        east_case = httpx.get(
+            f"{base}/collections/cases/items/{world.east['cases']}", headers=bearer("admin")
+        ).json()["geometry"]["coordinates"]
+        page.evaluate(
+            "([lon, lat]) => CityGrid.layers.patrol_area._map.setView([lat, lon], 17, {animate: false})",
+            east_case,
+        )
+        page.click(".cg-report")
+        tap_at(page, *east_case)
+        fill_report(page, "区域外")
+        page.wait_for_selector(".cg-form-error:has-text('不在您负责的巡查网格内')", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "inspector-refused.png"))
+        with world.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
+        page.close()
+    assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    unexpected = [m for m in seen.console_errors if "403" not in m]
+    assert unexpected == [], unexpected
