@@ -266,3 +266,49 @@ def test_grids_check_of_an_unknown_parent_is_one_clear_sentence(defective_family
         env={"CITYGRID_DATABASE_URL": defective_family},
     )
     assert_clear_failure(result, "320681999999000")
+
+
+def test_users_commands_manage_accounts(defective_family: str) -> None:
+    from tests.test_grids import COMMUNITIES
+
+    env = {"CITYGRID_DATABASE_URL": defective_family}
+    added = citygrid(
+        "users", "add", "zhang.san", "--role", "inspector", "--grid", COMMUNITIES[1],
+        "--password", "patrol-2026", "--display-name", "张三", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    prompted = subprocess.run(
+        [CITYGRID, "users", "add", "li-si", "--role", "leader"],
+        input="leader-pass-1\nleader-pass-1\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    assert prompted.returncode == 0, prompted.stderr
+    assert "leader-pass-1" not in prompted.stdout + prompted.stderr
+    listed = citygrid("users", "list", env=env).stdout
+    assert "zhang.san" in listed and "张三" in listed and COMMUNITIES[1] in listed
+    assert "li-si" in listed and "领导" in listed
+    assert citygrid("users", "set-role", "li-si", "--role", "planner", env=env).returncode == 0
+    assert citygrid("users", "disable", "zhang.san", env=env).returncode == 0
+    listed = citygrid("users", "list", env=env).stdout
+    assert "网格规划员" in listed and "停用" in listed
+    assert_clear_failure(
+        citygrid("users", "add", "x y", "--role", "leader", "--password", "long-enough", env=env),
+        "not a valid user name",
+    )
+    assert_clear_failure(
+        citygrid("users", "add", "wang", "--role", "mayor", "--password", "long-enough", env=env),
+        "Unknown role",
+    )
+    assert_clear_failure(
+        citygrid("users", "add", "wang", "--role", "leader", "--password", "short", env=env),
+        "at least 8",
+    )
+    engine = db.make_engine(defective_family)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT string_agg(password_hash, ' ') FROM users")).scalar()
+    engine.dispose()
+    assert "patrol-2026" not in stored and "leader-pass-1" not in stored

@@ -116,6 +116,21 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
         photos = httpx.get(f"{base}/cases/{case_id}/photos", headers=bearer("inspector")).json()
         assert len(photos) == 1 and photos[0]["uploaded_by"] == "inspector"
 
+        with world.engine.begin() as conn:  # the unit fed the old case back: it awaits the check
+            conn.execute(
+                text("UPDATE cases SET status = 'feedback' WHERE id = :id"),
+                {"id": world.west["cases"]},
+            )
+        page.evaluate("CityGrid.layers.open_cases.refresh()")
+        page.wait_for_selector(".cg-checks:has-text('待核查（1）')")
+        page.click(".cg-checks")
+        page.click(".cg-check-list .cg-pass")
+        page.wait_for_selector(".cg-toast.cg-shown:has-text('核查通过')", timeout=30_000)
+        checked = httpx.get(
+            f"{base}/collections/cases/items/{world.west['cases']}", headers=bearer("inspector")
+        ).json()
+        assert checked["properties"]["status"] == "verified"
+
         with world.engine.connect() as conn:
             before = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
         east_case = httpx.get(
