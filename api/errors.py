@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from layers.errors import (
@@ -110,8 +110,23 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, exc.status_code, headers=getattr(exc, "headers", None))
 
 
+async def _refuse_nul(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Refuse a query string holding a NUL character: no text column can store or compare it."""
+    if "%00" in request.url.query or "\x00" in request.url.query:
+        body = error_body(
+            "nul_character",
+            "查询参数中含有空字符（%00）",
+            "A query parameter holds a NUL character (%00)",
+        )
+        return JSONResponse(body, 400)
+    return await call_next(request)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the common JSON body."""
+    app.middleware("http")(_refuse_nul)
     app.add_exception_handler(CitygridError, _citygrid_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -97,7 +97,24 @@ def parse_body(body: bytes) -> dict[str, Any]:
             "the body must be a GeoJSON Feature object",
             "请求体必须是 GeoJSON Feature 对象",
         )
+    if holds_nul(doc):
+        raise _bad(
+            "nul_character",
+            "text in the body holds a NUL character (\\u0000)",
+            "请求体的文本中含有空字符（\\u0000）",
+        )
     return doc
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether any text in a JSON value holds U+0000, which PostgreSQL text cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
 
 
 def _is_number(value: Any) -> bool:

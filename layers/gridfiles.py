@@ -208,7 +208,7 @@ def from_feature_collection(doc: Any) -> Callable[[int], Drawn]:
 def drawn_geometry(doc: Any, kinds: set[str]) -> BaseGeometry:
     """A drawn GeoJSON geometry (longitude/latitude) of one of `kinds`, or a clear refusal."""
     kind = doc.get("type") if isinstance(doc, dict) else None
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise _refuse(
             "geometry_wrong_type",
             f"Expected a GeoJSON {' or '.join(sorted(kinds))}, got {kind!r}.",

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, text
 
+from layers.access import Viewer, area_clause
 from layers.registry import LAYERS
-from layers.tables import TABLES
 
 
-def row_counts(conn: Connection) -> dict[str, int]:
-    """Exact number of rows in every layer table."""
-    return {
-        layer_id: int(conn.execute(select(func.count()).select_from(TABLES[layer_id])).scalar_one())
-        for layer_id in LAYERS
-    }
+def row_counts(conn: Connection, viewer: Viewer | None = None) -> dict[str, int]:
+    """Exact number of rows in every layer table that the viewer may read."""
+    counts = {}
+    for layer in LAYERS.values():
+        params: dict[str, Any] = {}
+        where = area_clause(layer, viewer, params)
+        sql = f'SELECT count(*) FROM "{layer.id}" AS t WHERE {where}'
+        counts[layer.id] = int(conn.execute(text(sql), params).scalar_one())
+    return counts
 
 
-def layer_summaries(conn: Connection) -> list[dict[str, Any]]:
-    """One dictionary per layer: id, titles, geometry type, parent and row count."""
-    counts = row_counts(conn)
+def layer_summaries(conn: Connection, viewer: Viewer | None = None) -> list[dict[str, Any]]:
+    """One dictionary per layer: id, titles, geometry type, parent and the rows the viewer may read."""
+    counts = row_counts(conn, viewer)
     return [
         {
             "id": layer.id,

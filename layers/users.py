@@ -289,7 +289,8 @@ def authenticate(
     engine: Engine, username: str, password: str, policy: LoginPolicy, client: str | None
 ) -> Account:
     """The account whose password this is; failures are counted (and kept) even though they raise."""
-    key = username.strip().lower()[:64]
+    key = username.replace("\x00", "").strip().lower()[:64]
+    possible = USERNAME.fullmatch(username) is not None  # anything else names no account
     with engine.begin() as conn:
         wait = _blocked_for(conn, key)
         if wait > 0:
@@ -298,9 +299,13 @@ def authenticate(
                 f"用户 {key!r} 登录失败次数过多，请 {max(wait, 1):.0f} 秒后再试。",
                 retry_after=max(int(wait + 0.999), 1),
             )
-        row = conn.execute(
-            text("SELECT password_hash FROM users WHERE username = :u"), {"u": username}
-        ).first()
+        row = (
+            conn.execute(
+                text("SELECT password_hash FROM users WHERE username = :u"), {"u": username}
+            ).first()
+            if possible
+            else None
+        )
         try:
             HASHER.verify(row.password_hash if row else _DUMMY_HASH, password)
             ok = row is not None

@@ -235,6 +235,7 @@ def test_secure_cookies_behind_tls(world: World) -> None:
 
 INJECTIONS = [
     "1' OR '1'='1",
+    "nul\x00byte",
     "1; DROP TABLE users; --",
     "') OR 1=1 --",
     '" OR ""="',
@@ -291,6 +292,37 @@ def new_cases(world: World) -> set[int]:
                 text("SELECT id FROM cases WHERE grid_code LIKE :west"), {"west": f"{WEST[:12]}%"}
             ).scalars()
         )
+
+
+def test_nul_characters_are_refused_with_a_message(client: TestClient, world: World) -> None:
+    def inspections() -> int:
+        with world.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM dust_inspections")).scalar_one())
+
+    before = inspections()
+    assert login(client, "admin\x00", TEST_PASSWORD).json()["code"] == "bad_credentials"
+    feature = {
+        "type": "Feature",
+        "geometry": None,
+        "properties": {
+            "dust_site_id": world.west["dust_sites"],
+            "inspected_on": "2026-11-21",
+            "inspector": "a\x00b",
+            "problems_found": 0,
+        },
+    }
+    answer = client.post(
+        "/collections/dust_inspections/items", json=feature, headers=bearer("admin")
+    )
+    assert answer.status_code == 400 and answer.json()["code"] == "nul_character"
+    assert "空字符" in answer.json()["message"]
+    check = client.post(
+        f"/cases/{world.west['cases']}/check",
+        json={"passed": True, "note": "\x00"},
+        headers=bearer("inspector"),
+    )
+    assert check.status_code == 400 and check.json()["code"] == "invalid_request"
+    assert inspections() == before
 
 
 def test_the_signing_key_is_made_once_and_kept_private(tmp_path: Any) -> None:

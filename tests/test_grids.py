@@ -277,6 +277,14 @@ BAD_REQUESTS: list[tuple[str, str, str, Any, int, str]] = [
         "geometry_wrong_type",
     ),
     (
+        "geometry type is not text",
+        "post",
+        "/grids/split",
+        {"line": {"type": []}},
+        400,
+        "geometry_wrong_type",
+    ),
+    (
         "merge grids apart",
         "post",
         "/grids/merge",

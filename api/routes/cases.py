@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import ConnectionDep, EditContextDep, EngineDep
+from api.routes.grids import Strict
 from layers import casework, patrol
 from layers.casework import Photo
 from layers.editing import EditContext, parse_body
@@ -21,10 +22,8 @@ GEOJSON = "application/geo+json"
 FORM_OVERHEAD = 64 * 1024  # the feature field and the multipart boundaries around the photo
 
 
-class CheckResult(BaseModel):
+class CheckResult(Strict):
     """The outcome of an on-site check."""
-
-    model_config = ConfigDict(extra="forbid")
 
     passed: bool = Field(description="核查通过")
     note: str | None = Field(default=None, max_length=500, description="核查说明")

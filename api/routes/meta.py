@@ -59,7 +59,7 @@ def health(engine: EngineDep) -> dict[str, str]:
 
 
 @router.get("/layers", summary="Layers and row counts / 图层与数量")
-def layers(engine: EngineDep, _: ViewerDep) -> list[dict[str, Any]]:
+def layers(engine: EngineDep, viewer: ViewerDep) -> list[dict[str, Any]]:
     """Every layer of the registry with its Chinese title and how many rows it holds."""
     with engine.connect() as conn:
-        return layer_summaries(conn)
+        return layer_summaries(conn, viewer)
