@@ -66,6 +66,8 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     assert page.get_attribute(".leaflet-control-locate a", "title") == "定位到我的位置"
     assert "测量" in page.get_attribute(".leaflet-control-measure-toggle", "title")
     assert page.locator(".leaflet-control-scale-line").count() == 1
+    account = page.locator(".cg-account")
+    assert "admin（系统管理员）" in account.inner_text() and "退出" in account.inner_text()
 
 
 def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str, int]) -> None:

@@ -50,6 +50,18 @@ class _PageSetup(JSCSSMixin):
         self.datum = datum
 
 
+class _Account(MacroElement):
+    """Who is signed in, with a sign-out button (filled in by citygrid.js from /auth/me)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            CityGrid.account({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+
 class _Box(MacroElement):
     """A fixed box on the map (title, legend) holding Chinese HTML."""
 
@@ -134,6 +146,7 @@ def new_page(
     basemap.add_to(m)
     _PageSetup("gcj02" if basemap.gcj02 else "wgs84").add_to(m)
     _Box("topright", "cg-title", escape(title)).add_to(m)
+    _Account().add_to(m)
     plugins.Fullscreen(position="topleft", title="全屏显示", title_cancel="退出全屏").add_to(m)
     plugins.LocateControl(
         position="topleft",

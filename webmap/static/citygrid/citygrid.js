@@ -155,6 +155,25 @@
       new Status().addTo(map);
     },
 
+    /** Who is signed in, and a way out, in the map's corner. */
+    account: function (map) {
+      var Account = L.Control.extend({
+        options: { position: 'topright' },
+        onAdd: function () {
+          var box = L.DomUtil.create('form', 'cg-account');
+          box.method = 'post';
+          box.action = '/logout';
+          L.DomEvent.disableClickPropagation(box);
+          CityGrid.api('GET', '/auth/me').then(function (me) {
+            box.innerHTML = '<span>' + escapeHtml((me.display_name || me.username) + '（' + me.role_label + '）') +
+              '</span> <button type="submit">退出</button>';
+          }).catch(function () { box.remove(); });
+          return box;
+        }
+      });
+      new Account().addTo(map);
+    },
+
     /** leaflet-measure's control; its full-map capture marker must not make Leaflet >= 1.8 pan on focus. */
     measureControl: function (map, options) {
       L.Control.Measure.include({
