@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Connection
 
 from api.console import friendly, stdout
 from api.settings import DatabaseSettings
@@ -29,11 +31,17 @@ def _password(given: str | None) -> str:
     return password
 
 
-def _engine() -> Engine:
+@contextmanager
+def _transaction() -> Iterator[Connection]:
+    """A connection to the configured database inside one transaction, closed afterwards."""
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
-    db.check_connection(engine)
-    return engine
+    try:
+        db.check_connection(engine)
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 @app.command("add")
@@ -52,14 +60,10 @@ def add(
 ) -> None:
     """Create an account; an inspector sees only the grids given with --grid."""
     password_hash = users.hash_password(_password(password))
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            account = users.add(
-                conn, name, role, password_hash, _actor(), display_name, list(grid or [])
-            )
-    finally:
-        engine.dispose()
+    with _transaction() as conn:
+        account = users.add(
+            conn, name, role, password_hash, _actor(), display_name, list(grid or [])
+        )
     grids = f", grids {', '.join(account.grids)}" if account.grids else ""
     stdout.print(f"created {account.username} ({account.role.value}{grids})")
 
@@ -68,12 +72,8 @@ def add(
 @friendly
 def list_users() -> None:
     """Every account with its role, state and grids."""
-    engine = _engine()
-    try:
-        with engine.connect() as conn:
-            accounts = users.list_accounts(conn)
-    finally:
-        engine.dispose()
+    with _transaction() as conn:
+        accounts = users.list_accounts(conn)
     table = Table(title="用户")
     for column in ("用户名", "姓名", "角色", "状态", "负责网格"):
         table.add_column(column)
@@ -92,12 +92,8 @@ def list_users() -> None:
 @friendly
 def disable(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Disable an account: it can no longer sign in, and its tokens stop working at once."""
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            users.disable(conn, name, _actor())
-    finally:
-        engine.dispose()
+    with _transaction() as conn:
+        users.disable(conn, name, _actor())
     stdout.print(f"disabled {name}")
 
 
@@ -112,14 +108,10 @@ def set_role(
     ] = None,
 ) -> None:
     """Change an account's role (and an inspector's grids); its tokens stop working."""
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            account = users.set_role(conn, name, role, _actor())
-            if grid is not None:
-                users.assign_grids(conn, account, list(grid))
-    finally:
-        engine.dispose()
+    with _transaction() as conn:
+        account = users.set_role(conn, name, role, _actor())
+        if grid is not None:
+            users.assign_grids(conn, account, list(grid))
     stdout.print(f"{name} is now {role}")
 
 
@@ -133,10 +125,6 @@ def passwd(
 ) -> None:
     """Set a new password; the account's tokens stop working."""
     password_hash = users.hash_password(_password(password))
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            users.set_password(conn, name, password_hash, _actor())
-    finally:
-        engine.dispose()
+    with _transaction() as conn:
+        users.set_password(conn, name, password_hash, _actor())
     stdout.print(f"password of {name} changed")
