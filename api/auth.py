@@ -113,7 +113,13 @@ def viewer_from_token(engine: Engine, issuer: Issuer, token: str) -> Viewer:
             "该登录已失效，请重新登录。",
             code="token_revoked",
         )
-    return Viewer(account.username, account.role, account.display_name, issuer.patrol_buffer_m)
+    return Viewer(
+        account.username,
+        account.role,
+        account.display_name,
+        issuer.patrol_buffer_m,
+        account.unit,
+    )
 
 
 # Declares the password flow in the OpenAPI document (the docs' "Authorize" button); the header

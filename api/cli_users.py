@@ -57,12 +57,14 @@ def add(
         str | None, typer.Option(help="Password (asked for, hidden, when not given)")
     ] = None,
     display_name: Annotated[str | None, typer.Option(help="Full name shown on pages")] = None,
+    unit: Annotated[str | None, typer.Option(help="A handling unit's name (role handler)")] = None,
 ) -> None:
-    """Create an account; an inspector sees only the grids given with --grid."""
+    """Create an account; an inspector sees only the grids given with --grid, a handling unit
+    (--role handler) only the cases dispatched to its --unit."""
     password_hash = users.hash_password(_password(password))
     with _transaction() as conn:
         account = users.add(
-            conn, name, role, password_hash, _actor(), display_name, list(grid or [])
+            conn, name, role, password_hash, _actor(), display_name, list(grid or []), unit
         )
     grids = f", grids {', '.join(account.grids)}" if account.grids else ""
     stdout.print(f"created {account.username} ({account.role.value}{grids})")
@@ -106,10 +108,11 @@ def set_role(
         list[str] | None,
         typer.Option("--grid", metavar="CODE", help="An inspector's grids (replace the old ones)"),
     ] = None,
+    unit: Annotated[str | None, typer.Option(help="A handling unit's name (role handler)")] = None,
 ) -> None:
-    """Change an account's role (and an inspector's grids); its tokens stop working."""
+    """Change an account's role (and an inspector's grids, a unit's name); its tokens stop working."""
     with _transaction() as conn:
-        account = users.set_role(conn, name, role, _actor())
+        account = users.set_role(conn, name, role, _actor(), unit)
         if grid is not None:
             users.assign_grids(conn, account, list(grid))
     stdout.print(f"{name} is now {role}")

@@ -1,7 +1,7 @@
 """Who may read and write what, enforced inside the SQL that reads and writes.
 
-Leaders, planners and admins read every layer. An inspector reads only what lies in their patrol
-area: the current grids assigned to them, buffered by a few metres, computed by the database in
+Leaders, planners, dispatchers and admins read every layer; a handling unit reads every layer but
+only its own cases. An inspector reads only what lies in their patrol area: the current grids assigned to them, buffered by a few metres, computed by the database in
 the query itself, so a row outside can never reach a body, a tile or a count. Writes follow the
 registry: the roles in a layer's `editable_by` may change it anywhere; an inspector may create
 (`inspector_creates`) and update (`inspector_updates`) only inside their area.
@@ -24,6 +24,7 @@ class Viewer:
     role: Role
     display_name: str | None = None
     patrol_buffer_m: float = 50.0
+    unit: str | None = None  # a handling unit's name: its cases are the ones it reads
 
     @property
     def patrols(self) -> bool:

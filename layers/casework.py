@@ -1,4 +1,4 @@
-"""Field work on cases: a case reported at a point with its photo, and the on-site check (核查).
+"""Cases reported at a point with their photo, by an inspector on the spot or by the command centre.
 
 A report and its photo are written in one transaction, so a case never exists without the photo
 that was sent with it, nor a photo without its case.
@@ -17,11 +17,12 @@ from sqlalchemy import Connection, text
 from layers import access, editing
 from layers.db import BUREAU_TIMEZONE
 from layers.editing import EditContext
-from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge, StateConflict
+from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge
 from layers.registry import CASES, Role
 
-AWAITING_CHECK = "feedback"  # handled and fed back by the unit: the inspector checks on the spot
-REPORTED_FIELDS = {"category_code", "description", "address"}
+REPORTED_FIELDS = {"category_code", "description", "address", "source"}
+# what the command centre takes in at its desk (an inspector's own reports are always "inspector")
+DESK_SOURCES = {c.value: c.label_zh for c in CASES.field("source").codes if c.value != "inspector"}
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,21 @@ def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: 
             f"上报案件只填写类别、描述和地址，不能填写：{'、'.join(sorted(unknown))}。",
             code="unknown_property",
         )
+    access.require_role(ctx.viewer, Role.INSPECTOR, Role.DISPATCHER)
+    given = dict(given)
+    source = given.pop("source", None)
+    if ctx.viewer.patrols or source is None:
+        source = "inspector" if ctx.viewer.patrols else "hotline"
+    elif source not in DESK_SOURCES:
+        raise InvalidFeature(
+            f"source must be one of {', '.join(DESK_SOURCES)}.",
+            f"案件来源必须是：{'、'.join(DESK_SOURCES.values())}。",
+            code="property_not_in_code_list",
+        )
     now = datetime.now(ZoneInfo(BUREAU_TIMEZONE)).replace(microsecond=0)
-    properties = given | {
-        "source": "inspector",
-        "status": "reported",
-        "reported_at": now.isoformat(),
-    }
+    properties = given | {"source": source, "status": "reported", "reported_at": now.isoformat()}
     case = {"type": "Feature", "geometry": feature.get("geometry"), "properties": properties}
-    written = editing.create(conn, CASES, case, ctx)
+    written = editing.insert(conn, CASES, case, ctx)
     if photo is not None:
         digest = hashlib.sha256(photo.data).hexdigest()
         photo_id = conn.execute(
@@ -102,48 +110,17 @@ def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: 
     return written.feature_id
 
 
-def _visible_case(conn: Connection, case_id: int, viewer: access.Viewer, lock: bool) -> Any:
+def _visible_case(conn: Connection, case_id: int, viewer: access.Viewer) -> None:
     params: dict[str, Any] = {"id": case_id}
     where = access.area_clause(CASES, viewer, params)
-    row = conn.execute(
-        text(
-            f"SELECT t.id, t.status, to_jsonb(t) - 'geom' AS row FROM cases AS t "
-            f"WHERE t.id = :id AND {where}{' FOR UPDATE OF t' if lock else ''}"
-        ),
-        params,
-    ).first()
-    if row is None:
+    found = conn.execute(text(f"SELECT 1 FROM cases AS t WHERE t.id = :id AND {where}"), params)
+    if found.first() is None:
         raise access.not_visible(CASES, case_id)
-    return row
-
-
-def verify(
-    conn: Connection, case_id: int, passed: bool, note: str | None, ctx: EditContext
-) -> dict[str, Any]:
-    """Record the on-site check of a case awaiting it: passed → 核查, failed → 返工."""
-    access.require_role(ctx.viewer, Role.INSPECTOR)
-    before = _visible_case(conn, case_id, ctx.viewer, lock=True)
-    if before.status != AWAITING_CHECK:
-        labels = {c.value: c.label_zh for c in CASES.field("status").codes}
-        raise StateConflict(
-            f"Case {case_id} is {before.status}, not waiting for its on-site check.",
-            f"案件 {case_id} 当前为“{labels[before.status]}”，不在待核查状态。",
-            code="case_not_awaiting_check",
-        )
-    after = conn.execute(
-        text("""
-        UPDATE cases AS t SET status = :status, verified_at = date_trunc('second', now())
-        WHERE t.id = :id RETURNING to_jsonb(t) - 'geom'
-    """),
-        {"id": case_id, "status": "verified" if passed else "rework"},
-    ).scalar_one()
-    editing.audit(conn, ctx, "update", CASES, case_id, before.row, after | {"check_note": note})
-    return {"id": case_id, "status": after["status"], "verified_at": after["verified_at"]}
 
 
 def photos(conn: Connection, case_id: int, viewer: access.Viewer) -> list[dict[str, Any]]:
     """The photos of a case the viewer may read (without their bytes)."""
-    _visible_case(conn, case_id, viewer, lock=False)
+    _visible_case(conn, case_id, viewer)
     rows = conn.execute(
         text("""
         SELECT id, content_type, size_bytes, uploaded_by, uploaded_at FROM case_photos
@@ -156,7 +133,7 @@ def photos(conn: Connection, case_id: int, viewer: access.Viewer) -> list[dict[s
 
 def photo(conn: Connection, case_id: int, photo_id: int, viewer: access.Viewer) -> Photo:
     """One photo of a case the viewer may read."""
-    _visible_case(conn, case_id, viewer, lock=False)
+    _visible_case(conn, case_id, viewer)
     row = conn.execute(
         text("SELECT content_type, data FROM case_photos WHERE id = :p AND case_id = :c"),
         {"p": photo_id, "c": case_id},

@@ -296,13 +296,21 @@ def _derived(
         ).scalar()
         extra["adcode"] = adcode or ctx.default_adcode
         if layer.id == "cases" and values.get("grid_code") is None:
-            extra["grid_code"] = conn.execute(
-                text(
-                    f"SELECT code FROM grids WHERE level = 'section' AND valid_to IS NULL AND ST_Intersects(geom, {point}) "
-                    "ORDER BY code LIMIT 1"
-                ),
+            # the section under the point, and the nearest responsible unit up its family
+            grid = conn.execute(
+                text(f"""
+                SELECT g.code, coalesce(g.responsible_unit, c.responsible_unit, s.responsible_unit)
+                FROM grids AS g
+                LEFT JOIN grids AS c ON c.code = g.parent_code AND c.valid_to IS NULL
+                LEFT JOIN grids AS s ON s.code = c.parent_code AND s.valid_to IS NULL
+                WHERE g.level = 'section' AND g.valid_to IS NULL AND ST_Intersects(g.geom, {point})
+                ORDER BY g.code LIMIT 1
+            """),
                 params,
-            ).scalar()
+            ).first()
+            extra["grid_code"] = grid[0] if grid else None
+            if values.get("unit") is None and grid is not None:
+                extra["unit"] = grid[1]
     elif layer.parent and layer.parent_key in values:
         extra["adcode"] = conn.execute(
             text(f"SELECT adcode FROM {_q(layer.parent)} WHERE id = :id"),
@@ -375,7 +383,7 @@ def _check_place(
     viewer: Viewer,
 ) -> None:
     """Refuse a row an inspector would place outside their patrol area."""
-    if access.may_edit_anywhere(layer, viewer):
+    if access.may_edit_anywhere(layer, viewer) or not viewer.patrols:
         return
     params: dict[str, Any] = {}
     if geom is not None:
@@ -399,8 +407,13 @@ def _check_place(
 
 
 def create(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditContext) -> Written:
-    """Insert a new feature."""
+    """Insert a new feature, if the viewer's role may."""
     access.check_create(layer, ctx.viewer)
+    return insert(conn, layer, feature, ctx)
+
+
+def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditContext) -> Written:
+    """Insert a new feature whose writer's role the caller has checked (inside an inspector's area)."""
     geom = _geometry(conn, layer, feature.get("geometry"), ctx)
     values = clean_properties(layer, feature.get("properties", {}), partial=False)
     _grid_operations_only(layer, {"geometry"})

@@ -37,6 +37,8 @@ class Role(StrEnum):
     PLANNER = "planner"
     INSPECTOR = "inspector"
     LEADER = "leader"
+    DISPATCHER = "dispatcher"  # the command centre: registers, dispatches, closes cases
+    HANDLER = "handler"  # a handling unit: handles the cases dispatched to it
 
 
 ROLE_LABELS = {
@@ -44,6 +46,8 @@ ROLE_LABELS = {
     Role.PLANNER: "网格规划员",
     Role.INSPECTOR: "监督员",
     Role.LEADER: "领导",
+    Role.DISPATCHER: "指挥中心派遣员",
+    Role.HANDLER: "处置单位",
 }
 
 
@@ -502,8 +506,9 @@ CASES = Layer(
             indexed=True,
             pattern=r"^[0-9]{15}$",
         ),
+        Field("unit", FieldType.TEXT, "处置单位", "Handling unit", indexed=True),
     ),
-    inspector_creates=True,
+    # cases are reported through POST /cases, which sets their status and time itself
     style=Style("#d35400", "#e67e22", 0.8, 1.0),
     popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),
     temporal=("reported_at",),

@@ -146,7 +146,9 @@ users = Table(
         comment="此前签发的令牌作废",
     ),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("unit", Text, nullable=True, comment="所属处置单位"),
     CheckConstraint("username ~ '^[A-Za-z0-9_.-]{2,64}$'", name="username_format"),
+    CheckConstraint("role <> 'handler' OR unit IS NOT NULL", name="handler_unit"),
     CheckConstraint(f"role IN ({', '.join(_quote_literal(r.value) for r in Role)})", name="role"),
     comment="用户",
 )
@@ -160,6 +162,28 @@ login_failures = Table(
     Column("last_failure_at", DateTime(timezone=True), nullable=False),
     Column("blocked_until", DateTime(timezone=True), nullable=True, comment="此前拒绝再试"),
     comment="登录失败计数（防暴力破解）",
+)
+
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "case_id",
+        BigInteger,
+        ForeignKey("cases.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="案件",
+    ),
+    Column("at", DateTime(timezone=True), nullable=False, comment="时间"),
+    Column("action", Text, nullable=False, comment="环节"),
+    Column("from_status", Text, nullable=False, comment="原状态"),
+    Column("to_status", Text, nullable=False, comment="新状态"),
+    Column("actor", Text, nullable=False, comment="操作人"),
+    Column("note", Text, nullable=True, comment="说明"),
+    comment="案件流转记录",
 )
 
 

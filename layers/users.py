@@ -37,6 +37,7 @@ class Account:
     disabled: bool
     sessions_valid_from: datetime
     grids: tuple[str, ...] = ()
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def hash_password(password: str) -> str:
 
 
 ACCOUNT_SQL = """
-    SELECT u.id, u.username, u.display_name, u.role, u.disabled, u.sessions_valid_from,
+    SELECT u.id, u.username, u.display_name, u.role, u.disabled, u.sessions_valid_from, u.unit,
            coalesce(array_agg(i.grid_code ORDER BY i.grid_code)
                     FILTER (WHERE i.grid_code IS NOT NULL), '{}') AS grids
     FROM users AS u LEFT JOIN grid_inspectors AS i ON i.username = u.username
@@ -93,6 +94,7 @@ def _account(row: Any) -> Account:
         row.disabled,
         row.sessions_valid_from,
         tuple(row.grids),
+        row.unit,
     )
 
 
@@ -144,6 +146,7 @@ def _summary(account: Account) -> dict[str, Any]:
         "role": account.role.value,
         "disabled": account.disabled,
         "grids": list(account.grids),
+        "unit": account.unit,
     }
 
 
@@ -187,8 +190,9 @@ def add(
     actor: str,
     display_name: str | None = None,
     grids: list[str] | None = None,
+    unit: str | None = None,
 ) -> Account:
-    """Create an account (a hash from `hash_password`), with an inspector's grids."""
+    """Create an account (a hash from `hash_password`), with an inspector's grids or a unit."""
     if not USERNAME.fullmatch(username):
         raise AccountError(
             f"{username!r} is not a valid user name: 2-64 letters, digits, '_', '.' or '-'.",
@@ -201,12 +205,20 @@ def add(
             f"用户名 {username!r} 已被使用。",
             code="username_taken",
         )
+    checked_role = _role(role)
+    unit = _unit_for(checked_role, unit)
     conn.execute(
         text("""
-        INSERT INTO users (username, display_name, role, password_hash)
-        VALUES (:u, :d, :r, :h)
+        INSERT INTO users (username, display_name, role, password_hash, unit)
+        VALUES (:u, :d, :r, :h, :unit)
     """),
-        {"u": username, "d": display_name, "r": _role(role).value, "h": password_hash},
+        {
+            "u": username,
+            "d": display_name,
+            "r": checked_role.value,
+            "h": password_hash,
+            "unit": unit,
+        },
     )
     account = get(conn, username)
     assign_grids(conn, account, grids or [])
@@ -228,12 +240,25 @@ def _change(
     return after
 
 
-def set_role(conn: Connection, username: str, role: str, actor: str) -> Account:
-    """Change a user's role; their grids go when they stop being an inspector."""
+def _unit_for(role: Role, unit: str | None) -> str | None:
+    if (role is Role.HANDLER) != bool(unit and unit.strip()):
+        raise AccountError(
+            "A handling unit's account needs its unit, and only such an account has one.",
+            "处置单位账号必须填写所属单位（且只有处置单位账号填写）。",
+            code="unit_mismatch",
+        )
+    return unit.strip() if unit else None
+
+
+def set_role(
+    conn: Connection, username: str, role: str, actor: str, unit: str | None = None
+) -> Account:
+    """Change a user's role (a handling unit's with its unit); grids go with the inspector role."""
     new_role = _role(role)
+    unit = _unit_for(new_role, unit)
     if new_role is not Role.INSPECTOR:
         conn.execute(text("DELETE FROM grid_inspectors WHERE username = :u"), {"u": username})
-    return _change(conn, username, actor, "role = :r", r=new_role.value)
+    return _change(conn, username, actor, "role = :r, unit = :unit", r=new_role.value, unit=unit)
 
 
 def disable(conn: Connection, username: str, actor: str) -> Account:

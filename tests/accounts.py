@@ -30,7 +30,11 @@ def _password_hash() -> str:
 
 
 def ensure_account(
-    target: Engine | str, username: str, role: str, grids: tuple[str, ...] = ()
+    target: Engine | str,
+    username: str,
+    role: str,
+    grids: tuple[str, ...] = (),
+    unit: str | None = None,
 ) -> None:
     """An account with the test password (made once per database)."""
     engine = db.make_engine(target) if isinstance(target, str) else target
@@ -38,7 +42,7 @@ def ensure_account(
         with engine.begin() as conn:
             account = users.find(conn, username)
             if account is None:
-                users.add(conn, username, role, _password_hash(), "tests", None, list(grids))
+                users.add(conn, username, role, _password_hash(), "tests", None, list(grids), unit)
             elif account.grids != tuple(sorted(grids)) and role == "inspector":
                 users.assign_grids(conn, account, list(grids))
     finally:

@@ -143,7 +143,7 @@ def test_the_on_site_check_passes_or_fails_a_case_in_the_area(
     again = client.post(
         f"/cases/{case_id}/check", json={"passed": True}, headers=bearer("inspector")
     )
-    assert again.status_code == 409 and again.json()["code"] == "case_not_awaiting_check"
+    assert again.status_code == 409 and again.json()["code"] == "illegal_transition"
     assert "核查" in again.json()["message"]
     awaiting_check(world, 1)
     failed = client.post(
@@ -155,8 +155,8 @@ def test_the_on_site_check_passes_or_fails_a_case_in_the_area(
     with world.engine.connect() as conn:
         note = conn.execute(
             text(
-                "SELECT after ->> 'check_note' FROM audit_log WHERE layer = 'cases' "
-                "AND feature_id = :id ORDER BY id DESC LIMIT 1"
+                "SELECT note FROM case_events WHERE case_id = :id AND action = 'fail' "
+                "ORDER BY id DESC LIMIT 1"
             ),
             {"id": case_id},
         ).scalar_one()

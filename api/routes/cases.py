@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from api.auth import ViewerDep, current_viewer
 from api.deps import ConnectionDep, EditContextDep, EngineDep
 from api.routes.grids import Strict
-from layers import casework, patrol
+from layers import casework, patrol, workflow
 from layers.casework import Photo
 from layers.editing import EditContext, parse_body
 from layers.errors import InvalidFeature, LengthRequired, PayloadTooLarge
@@ -116,13 +116,41 @@ async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) 
     )
 
 
+class Move(Strict):
+    """One move of a case through the workflow."""
+
+    action: str = Field(
+        max_length=20,
+        description="register 立案 | reject 不予立案 | dispatch 派遣 | return 退回 | handle 处置 | "
+        "feedback 反馈 | pass 核查通过 | fail 核查不通过 | close 结案 | park 挂账 | resume 取消挂账",
+    )
+    note: str | None = Field(default=None, max_length=500, description="说明")
+    unit: str | None = Field(
+        default=None, max_length=200, description="派遣时的处置单位（默认按网格）"
+    )
+
+
+@router.post("/cases/{case_id}/transitions", summary="Move a case on / 案件流转")
+def move_case(case_id: int, body: Move, engine: EngineDep, ctx: EditContextDep) -> dict[str, Any]:
+    """One legal move by the role it belongs to; refused with the moves possible otherwise."""
+    with engine.begin() as conn:
+        return workflow.transition(conn, case_id, body.action, body.note, ctx, unit=body.unit)
+
+
+@router.get("/cases/{case_id}/transitions", summary="A case's moves / 案件流转记录")
+def case_moves(case_id: int, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
+    """The moves so far and those the signed-in user may make next."""
+    return workflow.history(conn, case_id, viewer)
+
+
 @router.post("/cases/{case_id}/check", summary="On-site check of a case / 案件核查")
 def check_case(
     case_id: int, body: CheckResult, engine: EngineDep, ctx: EditContextDep
 ) -> dict[str, Any]:
     """Pass (→ 核查) or fail (→ 返工) a case the handling unit fed back."""
+    action = "pass" if body.passed else "fail"
     with engine.begin() as conn:
-        return casework.verify(conn, case_id, body.passed, body.note, ctx)
+        return workflow.transition(conn, case_id, action, body.note, ctx)
 
 
 @router.get("/cases/{case_id}/photos", summary="Photos of a case / 案件照片")
