@@ -186,20 +186,24 @@ def _demo_logins(url: str, settings: DatabaseSettings) -> None:
     table = Table(title="演示账号（密码只显示这一次，请记下；可用 citygrid users passwd 重设）")
     for column in ("角色", "用户名", "姓名", "密码"):
         table.add_column(column)
-    inspectors = [x for x in logins if x.role is Role.INSPECTOR]
+    shared = {
+        Role.INSPECTOR: ("insp-", "各社区网格监督员"),
+        Role.HANDLER: ("unit-", "各社区处置单位"),
+    }
     for login in logins:
-        if login.role is not Role.INSPECTOR:
+        if login.role not in shared:
             table.add_row(
                 ROLE_LABELS[login.role], login.username, login.display_name, login.password
             )
-    if inspectors:
-        first = inspectors[0]
-        table.add_row(
-            ROLE_LABELS[Role.INSPECTOR],
-            f"{first.username} 等 {len(inspectors)} 个（insp-街道社区六位码）",
-            "各社区网格监督员",
-            first.password,
-        )
+    for role, (prefix, who) in shared.items():
+        group = [x for x in logins if x.role is role]
+        if group:
+            table.add_row(
+                ROLE_LABELS[role],
+                f"{group[0].username} 等 {len(group)} 个（{prefix}街道社区六位码）",
+                who,
+                group[0].password,
+            )
     console.print(table)
 
 

@@ -77,7 +77,7 @@ def list_users() -> None:
     with _transaction() as conn:
         accounts = users.list_accounts(conn)
     table = Table(title="用户")
-    for column in ("用户名", "姓名", "角色", "状态", "负责网格"):
+    for column in ("用户名", "姓名", "角色", "状态", "负责网格", "处置单位"):
         table.add_column(column)
     for a in accounts:
         table.add_row(
@@ -86,6 +86,7 @@ def list_users() -> None:
             f"{ROLE_LABELS[a.role]} ({a.role.value})",
             "停用" if a.disabled else "正常",
             "、".join(a.grids) or "—",
+            a.unit or "—",
         )
     stdout.print(table)
 

@@ -50,6 +50,9 @@ def area_clause(
     layer: Layer, viewer: Viewer | None, params: dict[str, Any], alias: str = "t"
 ) -> str:
     """A WHERE condition keeping only the rows of `layer` that `viewer` may read."""
+    if viewer is not None and viewer.role is Role.HANDLER and layer.id == "cases":
+        params["viewer_unit"] = viewer.unit
+        return f"{alias}.unit = :viewer_unit"
     if viewer is None or not viewer.patrols:
         return "TRUE"
     _bind(viewer, params)

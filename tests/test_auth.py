@@ -341,7 +341,9 @@ def test_the_demo_accounts_cover_every_role_and_community(world: World) -> None:
         logins = ensure_accounts(conn)
         accounts = {a.username: a for a in users.list_accounts(conn)}
     roles = {login.role.value for login in logins}
-    assert roles == {"admin", "planner", "leader", "inspector"}
+    assert roles == {"admin", "planner", "leader", "inspector", "dispatcher", "handler"}
+    units = [x for x in logins if x.role.value == "handler"]
+    assert len(units) == 2 and accounts[units[0].username].unit == "测试单位"
     inspectors = [x for x in logins if x.role.value == "inspector"]
     assert len(inspectors) == 2 and accounts[inspectors[0].username].grids == (WEST,)
     assert len({x.password for x in inspectors}) == 1

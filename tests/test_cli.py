@@ -291,6 +291,18 @@ def test_users_commands_manage_accounts(defective_family: str) -> None:
     listed = citygrid("users", "list", env=env).stdout
     assert "zhang.san" in listed and "张三" in listed and COMMUNITIES[1] in listed
     assert "li-si" in listed and "领导" in listed
+    unit = citygrid(
+        "users", "add", "unit-a", "--role", "handler", "--unit", "城管一中队",
+        "--password", "unit-pass-1", env=env,
+    )  # fmt: skip
+    assert unit.returncode == 0, unit.stderr
+    assert "城管一中队" in citygrid("users", "list", env=env).stdout
+    assert_clear_failure(
+        citygrid(
+            "users", "add", "unit-b", "--role", "handler", "--password", "long-enough", env=env
+        ),
+        "needs its unit",
+    )
     assert citygrid("users", "set-role", "li-si", "--role", "planner", env=env).returncode == 0
     assert citygrid("users", "disable", "zhang.san", env=env).returncode == 0
     listed = citygrid("users", "list", env=env).stdout

@@ -112,6 +112,13 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         rows = city.rows[name]
         advance = step(name, len(rows)) if step else None
         written[name] = copy_rows(conn, TABLES[name], rows, city.county.adcode, advance)
+    # each case goes to the unit responsible for its grid, as a report does
+    conn.execute(
+        text("""
+        UPDATE cases AS c SET unit = g.responsible_unit
+        FROM grids AS g WHERE g.code = c.grid_code AND g.valid_to IS NULL AND c.unit IS NULL
+    """)
+    )
     return written
 
 
