@@ -124,7 +124,8 @@ def _properties(layer: Layer, names: list[str] | None) -> str:
     return f"json_build_object({pairs})"
 
 
-def _bbox_clause(bbox: BBox, params: dict[str, Any]) -> str:
+def bbox_clause(bbox: BBox, params: dict[str, Any]) -> str:
+    """`t.geom` meets the box (in the box's CRS), with the box's corners as bound values."""
     params.update(west=bbox.west, south=bbox.south, east=bbox.east, north=bbox.north)
     envelope = geometry_in("ST_MakeEnvelope(:west, :south, :east, :north)", bbox.crs)
     return f"t.geom && {envelope}"
@@ -149,7 +150,7 @@ def _time_clause(layer: Layer, time: TimeRange, params: dict[str, Any]) -> str:
 def _where(query: ItemsQuery, params: dict[str, Any]) -> str:
     clauses = [area_clause(query.layer, query.viewer, params)]
     if query.bbox is not None and query.layer.geometry is not None:
-        clauses.append(_bbox_clause(query.bbox, params))
+        clauses.append(bbox_clause(query.bbox, params))
     if query.time is not None and query.layer.temporal:
         clauses.append(_time_clause(query.layer, query.time, params))
     for i, (name, value) in enumerate(sorted(query.equals.items())):

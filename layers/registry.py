@@ -110,6 +110,7 @@ class Layer:
     unique_current: tuple[str, ...] = field(default=())
     temporal: tuple[str, ...] = ()  # the field (or start, end fields) `datetime` filters on
     cluster_below_zoom: int | None = None  # vector tiles aggregate points below this zoom
+    binned: bool = False  # rows keep their Gauss-Krüger position and 250 m cell, for heatmaps
 
     @property
     def parent_key(self) -> str | None:
@@ -513,6 +514,7 @@ CASES = Layer(
     popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),
     temporal=("reported_at",),
     cluster_below_zoom=15,
+    binned=True,
 )
 
 LAYERS: dict[str, Layer] = {

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -254,6 +255,14 @@ def build_table(layer: Layer) -> Table:
             )
         )
     columns.extend(_field_column(layer, f) for f in layer.fields)
+    if layer.binned:  # kept by a trigger: see migration 0010
+        columns += [
+            Column("gk_srid", SmallInteger, nullable=False, comment="高斯-克吕格投影带 EPSG"),
+            Column("gk_x", Double, nullable=False, comment="投影坐标X（米）"),
+            Column("gk_y", Double, nullable=False, comment="投影坐标Y（米）"),
+            Column("cell_x", Integer, nullable=False, comment="250米格网列号"),
+            Column("cell_y", Integer, nullable=False, comment="250米格网行号"),
+        ]
     columns += [
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -1,0 +1,135 @@
+"""Case heatmaps aggregated by PostGIS: counts per square bin in metres of the Gauss-Krüger zone.
+
+Every case keeps its zone, its projected position and its 250 m cell (migration 0010), so a bin
+of 250 m × 2^k is an integer division of stored cells: no point is projected at query time and
+the planner, knowing how few distinct cells there are, aggregates in parallel workers. Only the
+bins leave the database: their centres in longitude/latitude and their weights.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from gis.bins import bin_metres, cells_per_bin
+from layers.access import Viewer, area_clause
+from layers.errors import BadQuery
+from layers.features import BBox, bbox_clause
+from layers.registry import CASES
+
+CATEGORY = re.compile(r"[EC][0-9]{2}(?:[0-9]{2})?")
+
+
+@dataclass(frozen=True)
+class HeatmapQuery:
+    """What a heatmap asks for: where, at which zoom, when, which categories, for whom."""
+
+    zoom: float
+    bbox: BBox | None = None
+    start: date | None = None
+    end: date | None = None  # inclusive
+    categories: tuple[str, ...] = field(default=())
+    viewer: Viewer | None = None
+
+
+def parse_categories(raw: str | None) -> tuple[str, ...]:
+    """Case sub-category codes (E0101) or whole classes (E01), comma separated."""
+    if not raw:
+        return ()
+    codes = tuple(c.strip() for c in raw.split(",") if c.strip())
+    bad = [c for c in codes if not CATEGORY.fullmatch(c)]
+    if bad:
+        raise BadQuery(
+            f"category {', '.join(bad)}: give codes like E0101 or classes like E01.",
+            f"案件类别 {'、'.join(bad)} 无效：应为小类代码（如 E0101）或大类代码（如 E01）。",
+        )
+    return codes
+
+
+def filters(query: HeatmapQuery, params: dict[str, Any]) -> str:
+    """The WHERE conditions on `cases AS t` shared by the bins and by their check count."""
+    if query.start and query.end and query.start > query.end:
+        raise BadQuery(
+            f"from {query.start} is after to {query.end}.",
+            f"起始日期 {query.start} 晚于截止日期 {query.end}。",
+        )
+    clauses = [area_clause(CASES, query.viewer, params)]
+    if query.bbox is not None:
+        clauses.append(bbox_clause(query.bbox, params))
+    if query.start is not None:
+        params["start"] = query.start
+        clauses.append("t.reported_at >= CAST(:start AS date)")
+    if query.end is not None:
+        params["after_end"] = query.end + timedelta(days=1)
+        clauses.append("t.reported_at < CAST(:after_end AS date)")
+    if query.categories:
+        params["codes"] = [c for c in query.categories if len(c) == 5]
+        params["classes"] = [c for c in query.categories if len(c) == 3]
+        clauses.append(
+            "(t.category_code = ANY(:codes) OR left(t.category_code, 3) = ANY(:classes))"
+        )
+    return " AND ".join(clauses)
+
+
+def _latitude(conn: Connection, bbox: BBox | None) -> float:
+    if bbox is not None and bbox.crs.uri.endswith("CRS84"):
+        return (bbox.south + bbox.north) / 2
+    middle = conn.execute(
+        text(
+            "SELECT ST_Y(ST_Centroid(ST_Extent(geom))) FROM grids "
+            "WHERE level = 'street' AND valid_to IS NULL"
+        )
+    ).scalar()
+    return float(middle) if middle is not None else 30.0
+
+
+def heatmap(conn: Connection, query: HeatmapQuery) -> str:
+    """The bins as JSON text: cell size, total, heaviest bin, and [lon, lat, weight] per bin."""
+    bin_m = bin_metres(query.zoom, _latitude(conn, query.bbox))
+    params: dict[str, Any] = {"bin": bin_m, "zoom": query.zoom}
+    where = filters(query, params)
+    k = cells_per_bin(bin_m)
+    if k is not None:
+        params["k"] = k
+        column, row = "t.cell_x / :k", "t.cell_y / :k"
+    else:
+        column, row = "floor(t.gk_x / :bin)::int", "floor(t.gk_y / :bin)::int"
+    # The default setup cost keeps PostgreSQL from splitting a one-second scan over the cores.
+    conn.execute(text("SET LOCAL parallel_setup_cost = 100"))
+    return str(
+        conn.execute(
+            text(f"""
+            WITH bins AS (
+                SELECT t.gk_srid AS srid, {column} AS i, {row} AS j, count(*) AS n
+                FROM cases AS t WHERE {where}
+                GROUP BY 1, 2, 3
+            ), centres AS (
+                SELECT n, ST_Transform(ST_SetSRID(ST_MakePoint(
+                           (i + 0.5) * CAST(:bin AS float8), (j + 0.5) * CAST(:bin AS float8)),
+                           srid), 4490) AS c
+                FROM bins
+            )
+            SELECT json_build_object(
+                'cell_m', CAST(:bin AS float8), 'zoom', CAST(:zoom AS float8),
+                'total', coalesce(sum(n), 0), 'max', coalesce(max(n), 0),
+                'bins', coalesce(json_agg(json_build_array(
+                    round(ST_X(c)::numeric, 6), round(ST_Y(c)::numeric, 6), n) ORDER BY n DESC),
+                    '[]'::json))::text
+            FROM centres
+        """),
+            params,
+        ).scalar_one()
+    )
+
+
+def matched(conn: Connection, query: HeatmapQuery) -> int:
+    """How many cases the heatmap's filter matches (what its weights add up to)."""
+    params: dict[str, Any] = {}
+    where = filters(query, params)
+    return int(
+        conn.execute(text(f"SELECT count(*) FROM cases AS t WHERE {where}"), params).scalar_one()
+    )
