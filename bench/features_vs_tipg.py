@@ -1,7 +1,7 @@
 """citygrid against tipg on the same PostGIS: pages, filters, single items and tiles under wrk.
 
-Loads a scaled 启东 (1,000,000 cases, 100,000 illegal buildings, 100,000 billboards) into a
-database `citygrid_bench` on the project's cluster (kept for later runs), starts both servers
+Uses the scaled 启东 of `bench/scaled.py` (1,000,000 cases, 100,000 illegal buildings, 100,000
+billboards, kept for later runs), starts both servers (citygrid's requests signed in as an admin)
 with the same number of uvicorn workers and no compression, and prints requests per second of
 each, their ratio, and the feature counts each returned.
 
@@ -12,29 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import text
+from scaled import citygrid_server, prepare, signed_in, start, stop
 
 from api.settings import DatabaseSettings
-from layers import db, migrate
-from layers.demo import load as demo_city
 
 ROOT = Path(__file__).resolve().parents[1]
 TIPG_PYTHON = ROOT / "bench" / ".venv-tipg" / "bin" / "python"
-DATABASE = "citygrid_bench"
-SCALE = demo_city.Scale(
-    cases=1_000_000 / 143_652, billboards=100_000 / 1_844, illegal_buildings=100_000 / 420
-)
 STREET_BBOX = "121.60,31.76,121.70,31.86"
 MONTH = "2023-05-01T00:00:00Z/2023-05-31T23:59:59Z"
 FILTER = quote("status = 'parked'")
@@ -72,55 +63,10 @@ def rows() -> list[Row]:
     ]
 
 
-def prepare(settings: DatabaseSettings) -> str:
-    """The benchmark database, loaded once with the scaled city."""
-    cluster = settings.cluster()
-    cluster.up(print)
-    db.ensure_database(cluster.url("postgres"), DATABASE)
-    url = cluster.url(DATABASE)
-    engine = db.make_engine(url)
-    try:
-        migrate.upgrade(engine)
-        with engine.connect() as conn:
-            cases = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
-        if cases < 900_000:
-            print("loading the scaled city (1,000,000 cases; a few minutes, once)", flush=True)
-            demo_city.load(engine, 20231231, 2023, force=True, scale=SCALE)
-    finally:
-        engine.dispose()
-    return url
-
-
-def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    for _ in range(120):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/collections", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    stop(proc)
-    sys.exit(f"server on port {port} did not start: {' '.join(command)}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def rate(url: str, seconds: int, connections: int) -> float:
+def rate(url: str, seconds: int, connections: int, headers: dict[str, str]) -> float:
+    sent = [part for name, value in headers.items() for part in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", *sent, url],
         capture_output=True,
         text=True,
         check=True,
@@ -132,8 +78,8 @@ def rate(url: str, seconds: int, connections: int) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def count(url: str) -> int | None:
-    body = httpx.get(url, timeout=120).json()
+def count(url: str, headers: dict[str, str]) -> int | None:
+    body = httpx.get(url, headers=headers, timeout=120).json()
     return len(body["features"]) if "features" in body else None
 
 
@@ -148,23 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    ours = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.asgi:build",
-            "--factory",
-            "--port",
-            "8801",
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        {"CITYGRID_DATABASE_URL": url},
-        8801,
-    )
+    env, auth = signed_in()
+    ours = citygrid_server(url, 8801, args.workers, env)
     tipg = start(
         [
             str(TIPG_PYTHON),
@@ -190,10 +121,10 @@ def main() -> None:
     try:
         for row in (r for r in rows() if args.only in r.name):
             a, b = f"http://127.0.0.1:8801{row.citygrid}", f"http://127.0.0.1:8802{row.tipg}"
-            counts = (count(a), count(b)) if row.counts else (None, None)
+            counts = (count(a, auth), count(b, {})) if row.counts else (None, None)
             ra, rb = (
-                rate(a, args.seconds, args.connections),
-                rate(b, args.seconds, args.connections),
+                rate(a, args.seconds, args.connections, auth),
+                rate(b, args.seconds, args.connections, {}),
             )
             results.append(
                 {

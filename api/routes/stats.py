@@ -1,7 +1,8 @@
-"""Statistics for leaders: heatmaps of cases aggregated in the database."""
+"""Statistics for leaders: heatmaps and indicators of cases, computed by the database."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import BBoxDep, ConnectionDep
-from layers import heatmap
+from layers import heatmap, indicators
 
 router = APIRouter(
     prefix="/stats", tags=["statistics 统计"], dependencies=[Depends(current_viewer)]
@@ -32,3 +33,32 @@ def case_heatmap(
     zone): `bins` holds [longitude, latitude, weight] per bin, heaviest first."""
     query = heatmap.HeatmapQuery(zoom, bbox, from_, to, heatmap.parse_categories(category), viewer)
     return Response(heatmap.heatmap(conn, query), media_type="application/json")
+
+
+@router.get("/indicators", summary="Case indicators / 案件考核指标", response_class=Response)
+def case_indicators(
+    conn: ConnectionDep,
+    viewer: ViewerDep,
+    from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
+    to: Annotated[date, Query(description="last day (included), YYYY-MM-DD")],
+    by: Annotated[
+        str, Query(description="section | community | street | category | month | week")
+    ] = "street",
+    category: Annotated[
+        str | None, Query(description="codes (E0101) or classes (E01), comma separated")
+    ] = None,
+    format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
+) -> Response:
+    """立案数, 结案数, 应结案数, 结案率, 按期结案率, 超期数 and average handling hours per group,
+    as JSON or as CSV with Chinese headers."""
+    query = indicators.IndicatorQuery(from_, to, by, heatmap.parse_categories(category), viewer)
+    found = indicators.rows(conn, query)
+    if format_ == "csv":
+        name = f"indicators-{by}-{from_}-{to}.csv"
+        return Response(
+            indicators.as_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    body = {"from": from_.isoformat(), "to": to.isoformat(), "by": by, "rows": found}
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")

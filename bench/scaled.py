@@ -1,0 +1,101 @@
+"""The scaled city the benchmarks share, a signed-in admin for them, and servers started and stopped.
+
+`citygrid_bench` on the project's cluster holds 启东 at 1,000,000 cases, 100,000 illegal buildings
+and 100,000 billboards; it is loaded once (a few minutes) and kept for later runs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from api.auth import Issuer
+from api.settings import AuthSettings, DatabaseSettings
+from layers import db, migrate, users
+from layers.demo import load as demo_city
+
+DATABASE = "citygrid_bench"
+SCALE = demo_city.Scale(
+    cases=1_000_000 / 143_652, billboards=100_000 / 1_844, illegal_buildings=100_000 / 420
+)
+BENCH_USER = "bench-admin"
+
+
+def prepare(settings: DatabaseSettings) -> str:
+    """The benchmark database, loaded once with the scaled city; its URL."""
+    cluster = settings.cluster()
+    cluster.up(print)
+    db.ensure_database(cluster.url("postgres"), DATABASE)
+    url = cluster.url(DATABASE)
+    engine = db.make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            cases = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
+        if cases < 900_000:
+            print("loading the scaled city (1,000,000 cases; a few minutes, once)", flush=True)
+            demo_city.load(engine, 20231231, 2023, force=True, scale=SCALE)
+        with engine.begin() as conn:
+            if users.find(conn, BENCH_USER) is None:
+                password = users.hash_password(secrets.token_urlsafe(16))
+                users.add(conn, BENCH_USER, "admin", password, "bench")
+    finally:
+        engine.dispose()
+    return url
+
+
+def signed_in() -> tuple[dict[str, str], dict[str, str]]:
+    """A fresh signing key for the server's environment, and the bench admin's header for it."""
+    key = secrets.token_urlsafe(48)
+    issuer = Issuer.from_settings(AuthSettings(secret_key=SecretStr(key)))
+    token = issuer.issue(BENCH_USER, timedelta(hours=6))
+    return {"CITYGRID_SECRET_KEY": key}, {"Authorization": f"Bearer {token}"}
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """A server in its own process group, once it answers on `port`."""
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for _ in range(120):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    sys.exit(f"server on port {port} did not start: {' '.join(command)}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by `start`, and its workers."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def citygrid_server(
+    url: str, port: int, workers: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """citygrid under uvicorn on the benchmark database."""
+    command = [
+        sys.executable, "-m", "uvicorn", "api.asgi:build", "--factory",
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+    ]  # fmt: skip
+    return start(command, {"CITYGRID_DATABASE_URL": url, **env}, port)
