@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from citygrid_data import data_file
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from layers.errors import DataFileError
+from layers.errors import BadQuery, DataFileError
 from layers.tables import case_categories
 
 CASE_CATEGORIES_FILE = "case_categories.csv"
@@ -53,3 +55,47 @@ def seed_case_categories(conn: Connection) -> int:
     )
     conn.execute(stmt)
     return int(conn.execute(select(func.count()).select_from(case_categories)).scalar_one())
+
+
+CATEGORY_PATTERN = re.compile(r"[EC][0-9]{2}(?:[0-9]{2})?")
+
+
+def parse_categories(raw: str | None) -> tuple[str, ...]:
+    """Case sub-category codes (E0101) or whole classes (E01), comma separated."""
+    if not raw:
+        return ()
+    requested = tuple(c.strip() for c in raw.split(",") if c.strip())
+    bad = [c for c in requested if not CATEGORY_PATTERN.fullmatch(c)]
+    if bad:
+        raise BadQuery(
+            f"category {', '.join(bad)}: give codes like E0101 or classes like E01.",
+            f"案件类别 {'、'.join(bad)} 无效：应为小类代码（如 E0101）或大类代码（如 E01）。",
+        )
+    return requested
+
+
+def category_clause(
+    conn: Connection, requested: tuple[str, ...], params: dict[str, Any], alias: str
+) -> str:
+    """A condition on `alias.category_code`: the requested codes, classes spelled out as codes
+    (a plain list the planner can estimate, unlike a function of every row)."""
+    if not requested:
+        return "TRUE"
+    codes = (
+        conn.execute(
+            text(
+                "SELECT code FROM case_categories WHERE code = ANY(:codes) "
+                "OR left(code, 3) = ANY(:codes) ORDER BY code"
+            ),
+            {"codes": list(requested)},
+        )
+        .scalars()
+        .all()
+    )
+    if not codes:
+        raise BadQuery(
+            f"No case category is {', '.join(requested)}.",
+            f"没有案件类别 {'、'.join(requested)}。",
+        )
+    params["category_codes"] = list(codes)
+    return f"{alias}.category_code = ANY(CAST(:category_codes AS text[]))"

@@ -8,7 +8,6 @@ bins leave the database: their centres in longitude/latitude and their weights.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -17,11 +16,10 @@ from sqlalchemy import Connection, text
 
 from gis.bins import bin_metres, cells_per_bin
 from layers.access import Viewer, area_clause
+from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.features import BBox, bbox_clause
 from layers.registry import CASES
-
-CATEGORY = re.compile(r"[EC][0-9]{2}(?:[0-9]{2})?")
 
 
 @dataclass(frozen=True)
@@ -36,21 +34,7 @@ class HeatmapQuery:
     viewer: Viewer | None = None
 
 
-def parse_categories(raw: str | None) -> tuple[str, ...]:
-    """Case sub-category codes (E0101) or whole classes (E01), comma separated."""
-    if not raw:
-        return ()
-    codes = tuple(c.strip() for c in raw.split(",") if c.strip())
-    bad = [c for c in codes if not CATEGORY.fullmatch(c)]
-    if bad:
-        raise BadQuery(
-            f"category {', '.join(bad)}: give codes like E0101 or classes like E01.",
-            f"案件类别 {'、'.join(bad)} 无效：应为小类代码（如 E0101）或大类代码（如 E01）。",
-        )
-    return codes
-
-
-def filters(query: HeatmapQuery, params: dict[str, Any]) -> str:
+def filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> str:
     """The WHERE conditions on `cases AS t` shared by the bins and by their check count."""
     if query.start and query.end and query.start > query.end:
         raise BadQuery(
@@ -66,12 +50,7 @@ def filters(query: HeatmapQuery, params: dict[str, Any]) -> str:
     if query.end is not None:
         params["after_end"] = query.end + timedelta(days=1)
         clauses.append("t.reported_at < CAST(:after_end AS date)")
-    if query.categories:
-        params["codes"] = [c for c in query.categories if len(c) == 5]
-        params["classes"] = [c for c in query.categories if len(c) == 3]
-        clauses.append(
-            "(t.category_code = ANY(:codes) OR left(t.category_code, 3) = ANY(:classes))"
-        )
+    clauses.append(category_clause(conn, query.categories, params, "t"))
     return " AND ".join(clauses)
 
 
@@ -87,39 +66,81 @@ def _latitude(conn: Connection, bbox: BBox | None) -> float:
     return float(middle) if middle is not None else 30.0
 
 
-def heatmap(conn: Connection, query: HeatmapQuery) -> str:
-    """The bins as JSON text: cell size, total, heaviest bin, and [lon, lat, weight] per bin."""
+def _binned(
+    conn: Connection, query: HeatmapQuery, period: str | None
+) -> tuple[str, dict[str, Any]]:
+    """SQL of `centres` (period, n, c: the bin's centre) and its values."""
     bin_m = bin_metres(query.zoom, _latitude(conn, query.bbox))
     params: dict[str, Any] = {"bin": bin_m, "zoom": query.zoom}
-    where = filters(query, params)
+    where = filters(conn, query, params)
     k = cells_per_bin(bin_m)
     if k is not None:
         params["k"] = k
         column, row = "t.cell_x / :k", "t.cell_y / :k"
     else:
         column, row = "floor(t.gk_x / :bin)::int", "floor(t.gk_y / :bin)::int"
+    if period is not None:
+        params["interval"] = period
+    when = "date_trunc(:interval, t.reported_at)" if period else "NULL::timestamptz"
     # The default setup cost keeps PostgreSQL from splitting a one-second scan over the cores.
     conn.execute(text("SET LOCAL parallel_setup_cost = 100"))
+    sql = f"""
+        bins AS (
+            SELECT {when} AS period, t.gk_srid AS srid, {column} AS i, {row} AS j, count(*) AS n
+            FROM cases AS t WHERE {where}
+            GROUP BY 1, 2, 3, 4
+        ), centres AS (
+            SELECT period, n, ST_Transform(ST_SetSRID(ST_MakePoint(
+                       (i + 0.5) * CAST(:bin AS float8), (j + 0.5) * CAST(:bin AS float8)),
+                       srid), 4490) AS c
+            FROM bins
+        )"""
+    return sql, params
+
+
+BIN_JSON = """coalesce(json_agg(json_build_array(
+    round(ST_X(c)::numeric, 6), round(ST_Y(c)::numeric, 6), n) ORDER BY n DESC), '[]'::json)"""
+
+
+def heatmap(conn: Connection, query: HeatmapQuery) -> str:
+    """The bins as JSON text: cell size, total, heaviest bin, and [lon, lat, weight] per bin."""
+    centres, params = _binned(conn, query, None)
     return str(
         conn.execute(
             text(f"""
-            WITH bins AS (
-                SELECT t.gk_srid AS srid, {column} AS i, {row} AS j, count(*) AS n
-                FROM cases AS t WHERE {where}
-                GROUP BY 1, 2, 3
-            ), centres AS (
-                SELECT n, ST_Transform(ST_SetSRID(ST_MakePoint(
-                           (i + 0.5) * CAST(:bin AS float8), (j + 0.5) * CAST(:bin AS float8)),
-                           srid), 4490) AS c
-                FROM bins
-            )
+            WITH {centres}
             SELECT json_build_object(
                 'cell_m', CAST(:bin AS float8), 'zoom', CAST(:zoom AS float8),
-                'total', coalesce(sum(n), 0), 'max', coalesce(max(n), 0),
-                'bins', coalesce(json_agg(json_build_array(
-                    round(ST_X(c)::numeric, 6), round(ST_Y(c)::numeric, 6), n) ORDER BY n DESC),
-                    '[]'::json))::text
+                'total', coalesce(sum(n), 0), 'max', coalesce(max(n), 0), 'bins', {BIN_JSON})::text
             FROM centres
+        """),
+            params,
+        ).scalar_one()
+    )
+
+
+def frames(conn: Connection, query: HeatmapQuery, interval: str) -> str:
+    """The bins of each week or month, in order, for an animated heatmap."""
+    if interval not in ("week", "month"):
+        raise BadQuery(
+            "interval must be week or month.", "时间间隔（interval）必须是 week 或 month。"
+        )
+    centres, params = _binned(conn, query, interval)
+    return str(
+        conn.execute(
+            text(f"""
+            WITH {centres}, framed AS (
+                SELECT to_char(period, 'YYYY-MM-DD') AS period, sum(n) AS total, max(n) AS max,
+                       {BIN_JSON} AS bins
+                FROM centres GROUP BY period
+            )
+            SELECT json_build_object(
+                'cell_m', CAST(:bin AS float8), 'interval', CAST(:interval AS text),
+                'max', coalesce(max(max), 0),
+                'frames', coalesce(json_agg(json_build_object(
+                    'period', period, 'total', total, 'bins', bins) ORDER BY period), '[]'::json)
+            )::text
+            FROM framed
         """),
             params,
         ).scalar_one()
@@ -129,7 +150,7 @@ def heatmap(conn: Connection, query: HeatmapQuery) -> str:
 def matched(conn: Connection, query: HeatmapQuery) -> int:
     """How many cases the heatmap's filter matches (what its weights add up to)."""
     params: dict[str, Any] = {}
-    where = filters(query, params)
+    where = filters(conn, query, params)
     return int(
         conn.execute(text(f"SELECT count(*) FROM cases AS t WHERE {where}"), params).scalar_one()
     )

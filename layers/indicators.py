@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from layers.access import Viewer, area_clause
+from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
 
@@ -60,16 +61,14 @@ def _check(query: IndicatorQuery) -> None:
         )
 
 
-def _base(query: IndicatorQuery, params: dict[str, Any]) -> tuple[str, str]:
+def _base(conn: Connection, query: IndicatorQuery, params: dict[str, Any]) -> tuple[str, str]:
     """The cases to count with their group key (FROM clause), and the label of a key."""
-    filters = [area_clause(CASES, query.viewer, params, alias="c")]
-    if query.categories:
-        params["codes"] = [c for c in query.categories if len(c) == 5]
-        params["classes"] = [c for c in query.categories if len(c) == 3]
-        filters.append(
-            "(c.category_code = ANY(:codes) OR left(c.category_code, 3) = ANY(:classes))"
+    where = " AND ".join(
+        (
+            area_clause(CASES, query.viewer, params, alias="c"),
+            category_clause(conn, query.categories, params, "c"),
         )
-    where = " AND ".join(filters)
+    )
     if query.by in GRIDS.field("level").code_values:
         params["level"] = query.by
         grids = area_clause(GRIDS, query.viewer, params, alias="g")
@@ -110,7 +109,7 @@ def rows(conn: Connection, query: IndicatorQuery) -> list[dict[str, Any]]:
         "after_end": query.end + timedelta(days=1),
         "last_day": query.end,
     }
-    base, label = _base(query, params)
+    base, label = _base(conn, query, params)
     within = "{0} >= CAST(:start AS date) AND {0} < CAST(:after_end AS date)"
     found = conn.execute(
         text(f"""

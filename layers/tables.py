@@ -273,6 +273,12 @@ def build_table(layer: Layer) -> Table:
     if layer.area_field:
         columns.append(CheckConstraint("ST_IsValid(geom)", name="geom_valid"))
     table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[call-overload]
+    if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
+        Index(
+            f"ix_{layer.id}_heatmap",
+            table.c[layer.temporal[0]],
+            postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
+        )
     if layer.unique_current:
         Index(
             f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import BBoxDep, ConnectionDep
-from layers import heatmap, indicators
+from layers import casestats, heatmap, indicators
+from layers.codes import parse_categories
 
 router = APIRouter(
     prefix="/stats", tags=["statistics 统计"], dependencies=[Depends(current_viewer)]
@@ -31,7 +32,7 @@ def case_heatmap(
 ) -> Response:
     """Cases counted per square bin of about 16 screen pixels (250 m × 2^k in the Gauss-Krüger
     zone): `bins` holds [longitude, latitude, weight] per bin, heaviest first."""
-    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, heatmap.parse_categories(category), viewer)
+    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer)
     return Response(heatmap.heatmap(conn, query), media_type="application/json")
 
 
@@ -51,7 +52,7 @@ def case_indicators(
 ) -> Response:
     """立案数, 结案数, 应结案数, 结案率, 按期结案率, 超期数 and average handling hours per group,
     as JSON or as CSV with Chinese headers."""
-    query = indicators.IndicatorQuery(from_, to, by, heatmap.parse_categories(category), viewer)
+    query = indicators.IndicatorQuery(from_, to, by, parse_categories(category), viewer)
     found = indicators.rows(conn, query)
     if format_ == "csv":
         name = f"indicators-{by}-{from_}-{to}.csv"
@@ -62,3 +63,48 @@ def case_indicators(
         )
     body = {"from": from_.isoformat(), "to": to.isoformat(), "by": by, "rows": found}
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
+
+
+@router.get(
+    "/heatmap/frames", summary="Heatmap per week or month / 热力图时间序列", response_class=Response
+)
+def case_heatmap_frames(
+    conn: ConnectionDep,
+    viewer: ViewerDep,
+    bbox: BBoxDep,
+    zoom: Annotated[float, Query(ge=0, le=22)],
+    interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    category: Annotated[str | None, Query()] = None,
+) -> Response:
+    """The heatmap's bins for each week or month of the period, in order (for an animation)."""
+    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer)
+    return Response(heatmap.frames(conn, query, interval), media_type="application/json")
+
+
+@router.get("/choropleth", summary="Cases per grid / 网格案件分布", response_class=Response)
+def case_choropleth(
+    conn: ConnectionDep,
+    viewer: ViewerDep,
+    from_: Annotated[date, Query(alias="from")],
+    to: Annotated[date, Query()],
+    level: Annotated[str, Query(description="street | community | section")] = "section",
+    category: Annotated[str | None, Query()] = None,
+) -> Response:
+    """The grids valid on the last day with the cases reported in them (total and per km²)."""
+    body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer)
+    return Response(body, media_type="application/geo+json")
+
+
+@router.get("/trend", summary="Cases per week or month by class / 案件趋势")
+def case_trend(
+    conn: ConnectionDep,
+    viewer: ViewerDep,
+    from_: Annotated[date, Query(alias="from")],
+    to: Annotated[date, Query()],
+    interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
+    category: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Cases reported per period and class (大类), for a trend chart."""
+    return casestats.trend(conn, interval, from_, to, parse_categories(category), viewer)

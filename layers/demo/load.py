@@ -147,5 +147,6 @@ def load(
             return None
         written = write(conn, city, step)
     with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        # VACUUM too: index-only scans (the heatmap's) need the pages marked all-visible
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     return written
