@@ -140,3 +140,37 @@ def test_bad_heatmap_requests_are_refused(client: TestClient, query: str, code: 
     answer = client.get(f"/stats/heatmap?{query}")
     assert answer.status_code == 400 and answer.json()["code"] == code, answer.text
     assert answer.json()["message"]
+
+
+def test_weekly_frames_add_up_to_the_whole_heatmap(client: TestClient, engine: Engine) -> None:
+    params = {"zoom": 11, "from": "2023-03-01", "to": "2023-05-31", "category": "E05"}
+    whole = client.get("/stats/heatmap", params=params).json()
+    framed = client.get("/stats/heatmap/frames", params={**params, "interval": "week"}).json()
+    periods = [f["period"] for f in framed["frames"]]
+    assert periods == sorted(periods) and len(periods) in (13, 14)  # Mondays covering the spring
+    assert sum(f["total"] for f in framed["frames"]) == whole["total"]
+    assert all(sum(b[2] for b in f["bins"]) == f["total"] for f in framed["frames"])
+    monthly = client.get("/stats/heatmap/frames", params={**params, "interval": "month"}).json()
+    assert [f["period"] for f in monthly["frames"]] == ["2023-03-01", "2023-04-01", "2023-05-01"]
+    assert (
+        client.get("/stats/heatmap/frames", params={**params, "interval": "day"}).status_code == 400
+    )
+
+
+def test_choropleth_and_trend_count_every_case_of_the_period_once(
+    client: TestClient, engine: Engine
+) -> None:
+    period = {"from": "2023-06-01", "to": "2023-06-30"}
+    expected = count(engine, "reported_at >= '2023-06-01' AND reported_at < '2023-07-01'")
+    grids = client.get("/stats/choropleth", params={**period, "level": "section"}).json()
+    assert len(grids["features"]) == 349
+    assert sum(f["properties"]["cases"] for f in grids["features"]) == expected
+    densest = max(grids["features"], key=lambda f: f["properties"]["per_km2"])["properties"]
+    assert densest["per_km2"] == pytest.approx(densest["cases"] / densest["area_km2"], rel=1e-2)
+    streets = client.get("/stats/choropleth", params={**period, "level": "street"}).json()
+    assert sum(f["properties"]["cases"] for f in streets["features"]) == expected
+    trend = client.get("/stats/trend", params={**period, "interval": "week"}).json()
+    assert sum(row["cases"] for row in trend) == expected
+    assert {row["class"] for row in trend} >= {"E01", "E05"} and all(
+        row["class_name"] for row in trend
+    )
