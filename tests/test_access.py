@@ -298,6 +298,8 @@ def test_grids_and_statistics_stay_inside_the_area(client: TestClient, role: str
         ("/maps/overview", set(ROLES)),
         ("/maps/planner", {"admin", "planner"}),
         ("/maps/inspector", {"admin", "inspector"}),
+        ("/maps/leader", {"admin", "leader"}),
+        ("/maps/leader/timeline", {"admin", "leader"}),
     ],
 )
 @pytest.mark.parametrize("role", [None, *ROLES])

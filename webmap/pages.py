@@ -20,6 +20,8 @@ PAGES = {
     "overview": ("/maps/overview", "综合概览"),
     "planner": ("/maps/planner", "网格规划"),
     "inspector": ("/maps/inspector", "我的巡查区域"),
+    "leader": ("/maps/leader", "领导驾驶舱"),
+    "timeline": ("/maps/leader/timeline", "案件热力逐周变化"),
 }
 
 GRID_LEVEL_STYLES = {

@@ -17,7 +17,7 @@ from layers.access import Viewer
 from layers.codes import read_case_categories
 from layers.errors import NotSignedIn
 from layers.registry import ROLE_LABELS, Role
-from webmap import inspector, pages, planner
+from webmap import inspector, leader, pages, planner
 from webmap.basemaps import BaseMap
 from webmap.login import refused_page
 
@@ -67,4 +67,20 @@ def inspector_map(request: Request, viewer: PageViewer) -> Response:
     """我的巡查区域 (inspectors; an admin sees the whole county)."""
     return _gate(request, viewer, Role.INSPECTOR) or HTMLResponse(
         inspector.inspector(_basemap(request), read_case_categories())
+    )
+
+
+@router.get("/maps/leader", response_class=HTMLResponse)
+def leader_map(request: Request, viewer: PageViewer) -> Response:
+    """领导驾驶舱 (leaders)."""
+    return _gate(request, viewer, Role.LEADER) or HTMLResponse(
+        leader.dashboard(_basemap(request), read_case_categories())
+    )
+
+
+@router.get("/maps/leader/timeline", response_class=HTMLResponse)
+def leader_timeline(request: Request, viewer: PageViewer) -> Response:
+    """案件热力逐周变化 (leaders)."""
+    return _gate(request, viewer, Role.LEADER) or HTMLResponse(
+        leader.timeline(_basemap(request), read_case_categories())
     )

@@ -1,0 +1,90 @@
+"""The leaders' dashboard and its animated weekly heatmap: every number comes from `/stats`,
+re-asked whenever the map moves or a filter changes; the pages embed no data."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from branca.element import MacroElement
+from folium.elements import JSCSSMixin
+from folium.plugins import HeatMap, HeatMapWithTime
+from folium.template import Template
+
+from layers.codes import CaseCategory
+from webmap.base import LegendEntry, new_page
+from webmap.basemaps import BaseMap
+
+LEADER_JS = "/static/citygrid/leader.js"
+MEASURES = {
+    "cases": "案件数",
+    "per_km2": "每平方公里案件数",
+    "closed_rate": "结案率",
+    "on_time_rate": "按期结案率",
+    "overdue": "超期数",
+}
+LEVELS = {"street": "街道", "community": "社区", "section": "片区网格"}
+
+
+def _classes(categories: list[CaseCategory]) -> list[dict[str, str]]:
+    seen: dict[str, str] = {}
+    for c in categories:
+        seen.setdefault(c.code[:3], c.major_name)
+    return [{"code": code, "label": name} for code, name in seen.items()]
+
+
+class Dashboard(JSCSSMixin, MacroElement):
+    """Filters, heatmap, choropleth, worst grids, trend chart and overdue cases: leader.js."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            CityGrid.leader({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+    default_js = [*HeatMap.default_js, ("citygrid_leader_js", LEADER_JS)]
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "Dashboard"
+        self.config = config
+
+
+def dashboard(basemap: BaseMap, categories: list[CaseCategory]) -> str:
+    """领导驾驶舱: heatmap by view, choropleth of an indicator, worst ten, trend, overdue cases."""
+    page = new_page("城市管理领导驾驶舱", basemap)
+    page.legend.append(LegendEntry("案件热力（按视图重新汇总）", "#e67e22", "#f5b041"))
+    config = {"classes": _classes(categories), "measures": MEASURES, "levels": LEVELS}
+    Dashboard(config).add_to(page.map)
+    return page.render(collapsed_layers=True)
+
+
+class ApiHeatMapWithTime(HeatMapWithTime):
+    """folium's HeatMapWithTime layer and player, its weekly frames fetched from the API."""
+
+    _own = Template(
+        """
+        {% macro script(this, kwargs) %}
+            CityGrid.timeline({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+    default_js = [*HeatMapWithTime.default_js, ("citygrid_leader_js", LEADER_JS)]
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__([], name="案件周热力", control=False, show=False)  # added by leader.js
+        self.config = config
+        # folium's header (the time-dimension heat layer and its player), our script (the data)
+        self._template = SimpleNamespace(
+            module=SimpleNamespace(
+                header=HeatMapWithTime._template.module.header, script=self._own.module.script
+            )
+        )
+
+
+def timeline(basemap: BaseMap, categories: list[CaseCategory]) -> str:
+    """案件周热力动画: one heatmap per week of the period, played in turn."""
+    page = new_page("案件热力逐周变化", basemap)
+    ApiHeatMapWithTime({"classes": _classes(categories)}).add_to(page.map)
+    return page.render(collapsed_layers=True)
