@@ -13,6 +13,17 @@ from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
 
 
+def within_grid(code: str | None, params: dict[str, Any], alias: str) -> str:
+    """Cases inside one current grid (a street, say), or every case when no code is given."""
+    if code is None:
+        return "TRUE"
+    params["within"] = code
+    return (
+        f"ST_Intersects({alias}.geom, (SELECT w.geom FROM grids AS w "
+        "WHERE w.code = :within AND w.valid_to IS NULL))"
+    )
+
+
 def _period(start: date, end: date, params: dict[str, Any]) -> str:
     if start > end:
         raise BadQuery(f"from {start} is after to {end}.", f"起始日期 {start} 晚于截止日期 {end}。")
@@ -27,9 +38,10 @@ def choropleth(
     end: date,
     categories: tuple[str, ...],
     viewer: Viewer | None,
+    within: str | None = None,
 ) -> str:
-    """The grids of a level valid on the last day, as GeoJSON with their area and the cases
-    reported in them during the period (in total and per km²)."""
+    """The grids of a level valid on the last day (inside the `within` grid), as GeoJSON with
+    their area and the cases reported in them during the period (in total and per km²)."""
     if level not in GRIDS.field("level").code_values:
         raise BadQuery(
             "level must be street, community or section.",
@@ -44,6 +56,12 @@ def choropleth(
         )
     )
     grids = area_clause(GRIDS, viewer, params, alias="g")
+    if within is not None:
+        params["within"] = within
+        grids += (
+            " AND ST_Intersects(ST_PointOnSurface(g.geom), (SELECT w.geom FROM grids AS w "
+            "WHERE w.code = :within AND w.valid_to IS NULL))"
+        )
     return str(
         conn.execute(
             text(f"""
@@ -81,6 +99,7 @@ def trend(
     end: date,
     categories: tuple[str, ...],
     viewer: Viewer | None,
+    within: str | None = None,
 ) -> list[dict[str, Any]]:
     """Cases reported per week or month and per class (大类), in order."""
     if interval not in ("week", "month"):
@@ -93,6 +112,7 @@ def trend(
             _period(start, end, params),
             category_clause(conn, categories, params, "c"),
             area_clause(CASES, viewer, params, alias="c"),
+            within_grid(within, params, "c"),
         )
     )
     found = conn.execute(

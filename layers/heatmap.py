@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from gis.bins import bin_metres, cells_per_bin
 from layers.access import Viewer, area_clause
+from layers.casestats import within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.features import BBox, bbox_clause
@@ -32,6 +33,7 @@ class HeatmapQuery:
     end: date | None = None  # inclusive
     categories: tuple[str, ...] = field(default=())
     viewer: Viewer | None = None
+    within: str | None = None  # a current grid's code: only the cases inside it
 
 
 def filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> str:
@@ -51,6 +53,7 @@ def filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> st
         params["after_end"] = query.end + timedelta(days=1)
         clauses.append("t.reported_at < CAST(:after_end AS date)")
     clauses.append(category_clause(conn, query.categories, params, "t"))
+    clauses.append(within_grid(query.within, params, "t"))
     return " AND ".join(clauses)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from layers.access import Viewer, area_clause
+from layers.casestats import within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
@@ -46,6 +47,7 @@ class IndicatorQuery:
     by: str = "street"
     categories: tuple[str, ...] = ()
     viewer: Viewer | None = None
+    within: str | None = None  # a current grid's code: only the cases inside it
 
 
 def _check(query: IndicatorQuery) -> None:
@@ -67,6 +69,7 @@ def _base(conn: Connection, query: IndicatorQuery, params: dict[str, Any]) -> tu
         (
             area_clause(CASES, query.viewer, params, alias="c"),
             category_clause(conn, query.categories, params, "c"),
+            within_grid(query.within, params, "c"),
         )
     )
     if query.by in GRIDS.field("level").code_values:

@@ -174,3 +174,31 @@ def test_choropleth_and_trend_count_every_case_of_the_period_once(
     assert {row["class"] for row in trend} >= {"E01", "E05"} and all(
         row["class_name"] for row in trend
     )
+
+
+def test_within_a_street_counts_only_its_cases(client: TestClient, engine: Engine) -> None:
+    with engine.connect() as conn:
+        street = conn.execute(
+            text(
+                "SELECT code FROM grids WHERE level = 'street' AND valid_to IS NULL ORDER BY code LIMIT 1"
+            )
+        ).scalar_one()
+    inside = count(
+        engine,
+        "ST_Intersects(geom, (SELECT geom FROM grids WHERE code = :s AND valid_to IS NULL))",
+        s=street,
+    )
+    assert (
+        client.get("/stats/heatmap", params={"zoom": 11, "within": street}).json()["total"]
+        == inside
+    )
+    trend = client.get(
+        "/stats/trend", params={"from": "2000-01-01", "to": "2099-12-31", "within": street}
+    ).json()
+    assert sum(row["cases"] for row in trend) == inside
+    grids = client.get(
+        "/stats/choropleth",
+        params={"from": "2000-01-01", "to": "2099-12-31", "level": "section", "within": street},
+    ).json()["features"]
+    assert grids and all(f["properties"]["code"][:9] == street[:9] for f in grids)
+    assert client.get("/stats/heatmap", params={"zoom": 11, "within": "x"}).status_code == 400

@@ -13,6 +13,10 @@ from api.deps import BBoxDep, ConnectionDep
 from layers import casestats, heatmap, indicators
 from layers.codes import parse_categories
 
+Within = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{15}$", description="only the cases inside this current grid (a street)"),
+]
 router = APIRouter(
     prefix="/stats", tags=["statistics 统计"], dependencies=[Depends(current_viewer)]
 )
@@ -29,10 +33,11 @@ def case_heatmap(
     category: Annotated[
         str | None, Query(description="codes (E0101) or classes (E01), comma separated")
     ] = None,
+    within: Within = None,
 ) -> Response:
     """Cases counted per square bin of about 16 screen pixels (250 m × 2^k in the Gauss-Krüger
     zone): `bins` holds [longitude, latitude, weight] per bin, heaviest first."""
-    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer)
+    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
     return Response(heatmap.heatmap(conn, query), media_type="application/json")
 
 
@@ -49,10 +54,11 @@ def case_indicators(
         str | None, Query(description="codes (E0101) or classes (E01), comma separated")
     ] = None,
     format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
+    within: Within = None,
 ) -> Response:
     """立案数, 结案数, 应结案数, 结案率, 按期结案率, 超期数 and average handling hours per group,
     as JSON or as CSV with Chinese headers."""
-    query = indicators.IndicatorQuery(from_, to, by, parse_categories(category), viewer)
+    query = indicators.IndicatorQuery(from_, to, by, parse_categories(category), viewer, within)
     found = indicators.rows(conn, query)
     if format_ == "csv":
         name = f"indicators-{by}-{from_}-{to}.csv"
@@ -77,9 +83,10 @@ def case_heatmap_frames(
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
     category: Annotated[str | None, Query()] = None,
+    within: Within = None,
 ) -> Response:
     """The heatmap's bins for each week or month of the period, in order (for an animation)."""
-    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer)
+    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
     return Response(heatmap.frames(conn, query, interval), media_type="application/json")
 
 
@@ -91,9 +98,10 @@ def case_choropleth(
     to: Annotated[date, Query()],
     level: Annotated[str, Query(description="street | community | section")] = "section",
     category: Annotated[str | None, Query()] = None,
+    within: Within = None,
 ) -> Response:
     """The grids valid on the last day with the cases reported in them (total and per km²)."""
-    body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer)
+    body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer, within)
     return Response(body, media_type="application/geo+json")
 
 
@@ -105,6 +113,7 @@ def case_trend(
     to: Annotated[date, Query()],
     interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
     category: Annotated[str | None, Query()] = None,
+    within: Within = None,
 ) -> list[dict[str, Any]]:
     """Cases reported per period and class (大类), for a trend chart."""
-    return casestats.trend(conn, interval, from_, to, parse_categories(category), viewer)
+    return casestats.trend(conn, interval, from_, to, parse_categories(category), viewer, within)

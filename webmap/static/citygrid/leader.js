@@ -137,7 +137,7 @@
 
     function refreshHeat() {
       var params = Object.assign({ bbox: CityGrid.viewBBox(map).join(','), zoom: map.getZoom(),
-        category: state.category }, period());
+        category: state.category, within: state.street }, period());
       return api('GET', '/stats/heatmap?' + query(params)).then(function (doc) {
         heat.setOptions({ max: Math.max(doc.max, 1) });
         heat.setLatLngs(doc.bins.map(function (b) { return shown(b[1], b[0]).concat([b[2]]); }));
@@ -146,11 +146,9 @@
       }).catch(function (error) { CityGrid.notice(map, 'heat', '热力图加载失败：' + error.message, true); });
     }
 
-    function inStreet(code) { return !state.street || code.slice(0, 9) === state.street.slice(0, 9); }
-
     function refreshGrids() {
-      var params = Object.assign({ level: state.level, category: state.category }, period());
-      var byLevel = Object.assign({ by: state.level, category: state.category }, period());
+      var params = Object.assign({ level: state.level, category: state.category, within: state.street }, period());
+      var byLevel = Object.assign({ by: state.level, category: state.category, within: state.street }, period());
       field('measure').disabled = false;
       box.querySelector('.cg-csv').href = '/stats/indicators?' + query(Object.assign({ format: 'csv' }, byLevel));
       return Promise.all([
@@ -159,7 +157,7 @@
       ]).then(function (answers) {
         var indicators = {};
         answers[1].rows.forEach(function (r) { indicators[r.key] = r; });
-        var features = answers[0].features.filter(function (f) { return inStreet(f.properties.code); });
+        var features = answers[0].features;
         features.forEach(function (f) {
           var row = indicators[f.properties.code] || {};
           ['closed_rate', 'on_time_rate', 'overdue', 'registered', 'closed', 'due'].forEach(function (k) {
@@ -193,7 +191,7 @@
     }
 
     function refreshTrend() {
-      var params = Object.assign({ interval: 'week', category: state.category }, period());
+      var params = Object.assign({ interval: 'week', category: state.category, within: state.street }, period());
       return api('GET', '/stats/trend?' + query(params)).then(function (rows) {
         box.querySelector('.cg-trend-box').innerHTML = rows.length ? trendSvg(rows, config.classes) : '无数据';
       }).catch(function (error) { CityGrid.notice(map, 'trend', '趋势加载失败：' + error.message, true); });
@@ -202,7 +200,8 @@
     function refreshOverdue() {
       return api('GET', '/patrol/cases').then(function (doc) {
         var overdue = doc.features.filter(function (f) {
-          return f.properties.overdue && (!state.category || (f.properties.category_code || '').indexOf(state.category) === 0);
+          return f.properties.overdue && (!state.category || (f.properties.category_code || '').indexOf(state.category) === 0) &&
+            (!state.street || (f.properties.grid_code || '').slice(0, 9) === state.street.slice(0, 9));
         });
         box.querySelector('.cg-overdue-count').textContent = '（' + overdue.length + ' 件）';
         box.querySelector('.cg-overdue').innerHTML = overdue.slice(0, 10).map(function (f) {
@@ -229,7 +228,7 @@
       if (chosen) { map.fitBounds(chosen.getBounds()); } else if (CityGrid.layers.county) {
         map.fitBounds(CityGrid.layers.county.getBounds());
       }
-      refreshGrids();
+      refreshAll();
     });
     map.on('moveend', L.Util.throttle(refreshHeat, 400));
 
