@@ -64,6 +64,15 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url:
         csv = page.get_attribute(".cg-csv", "href")
         assert csv is not None and "format=csv" in csv and "category=E01" in csv
         page.screenshot(path=str(ARTIFACTS / "leader-dashboard-filtered.png"))
+        before = page.evaluate("CityGrid.dashboardRound")
+        street = (
+            page.locator(".cg-dashboard select[name=street] option").nth(1).get_attribute("value")
+        )
+        page.select_option(".cg-dashboard select[name=street]", street)
+        page.wait_for_function(f"CityGrid.dashboardRound > {before} && CityGrid.idle()")
+        page.wait_for_timeout(300)
+        one_street = drawn(page)
+        assert 0 < one_street["grids"] < 349 and one_street["total"] < filtered["total"]
         page.close()
     assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
 
