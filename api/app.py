@@ -11,7 +11,18 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
 from api.auth import Issuer
-from api.routes import auth, cases, docs, editing, features, grids, meta, pages, stats
+from api.routes import (
+    auth,
+    cases,
+    docs,
+    editing,
+    features,
+    grids,
+    meta,
+    pages,
+    stats,
+    transfer,
+)
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
 from layers.tiles import TileCache
@@ -67,6 +78,7 @@ def create_app(
     app.include_router(grids.router)
     app.include_router(cases.router)
     app.include_router(stats.router)
+    app.include_router(transfer.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

@@ -320,7 +320,13 @@ def _derived(
 
 
 def audit(
-    conn: Connection, ctx: EditContext, action: str, layer: Layer, fid: int, before: Any, after: Any
+    conn: Connection,
+    ctx: EditContext,
+    action: str,
+    layer: Layer,
+    fid: int | None,
+    before: Any,
+    after: Any,
 ) -> None:
     """Record a write in the audit log: who, what, and the row before and after."""
     conn.execute(

@@ -1,0 +1,127 @@
+"""`citygrid import`: a file into a layer, every row checked, all or nothing."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.console import console, friendly, say, stdout
+from api.settings import DatabaseSettings, EditingSettings
+from gis.validate import Limits
+from layers import db, filein
+from layers.access import Viewer
+from layers.editing import EditContext
+from layers.features import get_layer
+from layers.importing import ImportRefused, import_rows
+from layers.registry import Role
+
+
+def _mapping(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        source, sep, target = pair.partition("=")
+        if not sep or not source or not target:
+            raise typer.BadParameter(f"{pair!r}: write SOURCE_COLUMN=FIELD")
+        out[source] = target
+    return out
+
+
+@friendly
+def import_file(
+    layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id, e.g. billboards")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="GeoPackage, Shapefile (.shp or .zip), GeoJSON, KML, CSV, XLSX",
+        ),
+    ],
+    crs: Annotated[
+        str | None,
+        typer.Option(help="Source CRS when the file names none: EPSG:4549, gcj02, …"),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", metavar="COLUMN=FIELD", help="Map a source column to a field"),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding (default: the .cpg, else detected)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row and report; write nothing")
+    ] = False,
+    errors_csv: Annotated[
+        Path | None, typer.Option(help="Write the bad rows to this CSV when refused")
+    ] = None,
+) -> None:
+    """Import a file into a layer: every row checked first; all rows go in, or none."""
+    layer = get_layer(layer_id)
+    limits = EditingSettings()
+    say(f"reading {path}")
+    source = filein.read(path, filein.FileLimits(), encoding)
+    settings = DatabaseSettings()
+    engine = db.make_engine(settings.url(), settings.gk_epsg)
+    ctx = EditContext(
+        Viewer(f"cli:{getpass.getuser()}", Role.ADMIN),
+        Limits(limits.max_vertices, limits.county_tolerance_m),
+        limits.default_adcode,
+    )
+    try:
+        db.check_connection(engine)
+        with (
+            Progress(
+                TextColumn("{task.description:<10}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress,
+            engine.begin() as conn,
+        ):
+            task = progress.add_task("writing", total=len(source))
+            report = import_rows(
+                conn,
+                layer,
+                source,
+                ctx,
+                crs,
+                _mapping(map_),
+                dry_run,
+                lambda n: progress.advance(task, n),
+            )
+    except ImportRefused as refused:
+        _print_refusal(refused, errors_csv)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    for note in report.notes:
+        say(note)
+    verb = "checked (dry run, nothing written)" if dry_run else "imported"
+    say(
+        f"{report.rows:,} rows {verb} into {layer.id}; columns {report.mapping}; "
+        f"encoding {report.encoding or '—'}; CRS {report.crs}"
+    )
+    if report.unused_columns:
+        say(f"columns not used: {', '.join(report.unused_columns)}")
+
+
+def _print_refusal(refused: ImportRefused, errors_csv: Path | None) -> None:
+    report = refused.report
+    table = Table(
+        title=f"导入被拒绝：{len({e.row for e in report.errors})} 行有问题，未写入任何数据"
+    )
+    for column in ("行号", "字段", "取值", "问题"):
+        table.add_column(column)
+    for e in report.errors[:30]:
+        table.add_row(str(e.row), e.field, e.value, e.message)
+    stdout.print(table)
+    console.print(f"[red]citygrid: {refused.message_en}[/]\n[red]citygrid：{refused.message_zh}[/]")
+    if errors_csv is not None:
+        errors_csv.write_text(report.errors_csv(), encoding="utf-8")
+        console.print(f"bad rows written to {errors_csv}")

@@ -1,0 +1,101 @@
+"""Files in: `POST /collections/{id}/import` takes the formats planners and surveyors hand over."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+
+from api.auth import current_viewer
+from api.deps import EditContextDep, EngineDep, LayerDep
+from layers import filein
+from layers.editing import EditContext
+from layers.errors import BadQuery, PayloadTooLarge
+from layers.importing import ImportRefused, import_rows
+from layers.registry import Layer
+
+router = APIRouter(tags=["files 文件导入导出"], dependencies=[Depends(current_viewer)])
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        source, sep, target = pair.partition(":")
+        if not sep or not source or not target:
+            raise BadQuery(
+                f"map={pair!r}: write SOURCE_COLUMN:FIELD.", f"map={pair!r} 应写作“源列名:字段名”。"
+            )
+        out[source] = target
+    return out
+
+
+def _import(
+    engine: Engine,
+    layer: Layer,
+    data: bytes,
+    filename: str,
+    ctx: EditContext,
+    crs: str | None,
+    mapping: dict[str, str],
+    dry_run: bool,
+    limits: filein.FileLimits,
+) -> dict[str, Any]:
+    with filein.opened(data, filename, limits) as path:
+        source = filein.read(path, limits)
+    with engine.begin() as conn:
+        return import_rows(conn, layer, source, ctx, crs, mapping, dry_run).document()
+
+
+@router.post("/collections/{collection_id}/import", summary="Import a file / 导入文件")
+async def import_file(
+    layer: LayerDep,
+    request: Request,
+    engine: EngineDep,
+    ctx: EditContextDep,
+    filename: Annotated[
+        str, Query(max_length=200, description="e.g. signs.gpkg, signs.zip, signs.csv")
+    ],
+    crs: Annotated[str | None, Query(max_length=100, description="EPSG:4549, gcj02, …")] = None,
+    map_: Annotated[list[str] | None, Query(alias="map", description="SOURCE_COLUMN:FIELD")] = None,
+    dry_run: Annotated[bool, Query(alias="dry-run")] = False,
+    report: Annotated[
+        str, Query(pattern="^(json|csv)$", description="how bad rows are listed")
+    ] = "json",
+) -> Response:
+    """The file as the body: every row checked; all imported in one transaction, or none, with
+    each bad row's number, field and reason (as JSON, or CSV with `report=csv`)."""
+    most = request.app.state.editing.max_upload_bytes
+    limits = filein.FileLimits(max_bytes=most, max_unzipped_bytes=10 * most)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limits.max_bytes:
+            raise PayloadTooLarge(
+                f"The file is larger than {limits.max_bytes:,} bytes.",
+                f"文件超过 {limits.max_bytes:,} 字节的上限。",
+            )
+    try:
+        done = await run_in_threadpool(
+            _import,
+            engine,
+            layer,
+            bytes(data),
+            filename,
+            ctx,
+            crs,
+            _mapping(map_ or []),
+            dry_run,
+            limits,
+        )
+    except ImportRefused as refused:
+        if report == "csv":
+            return Response(
+                refused.report.errors_csv(), status_code=400, media_type="text/csv; charset=utf-8"
+            )
+        raise
+    return Response(
+        json.dumps(done, ensure_ascii=False, default=str), media_type="application/json"
+    )

@@ -1,0 +1,427 @@
+"""Importing a file into a layer: all rows or none, with a report of every bad row.
+
+Source columns map to the layer's fields by name, by Chinese label or by an explicit mapping;
+code values may be given as their labels (高炮 → pole). Geometries come to CGCS2000 from the
+file's CRS, from one given (an EPSG code, a Gauss-Krüger zone, or `gcj02` for data traced on
+Amap), and are checked as the spatial API checks them, vectorised. Nothing is written unless
+every row is good; then all of them go in with one COPY inside one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+
+from gis.gcj02 import gcj02_to_wgs84
+from gis.validate import GeometryProblem, Limits, validate_geometry
+from layers import access, editing
+from layers.bulk import Progress, copy_rows
+from layers.db import BUREAU_TIMEZONE
+from layers.editing import EditContext
+from layers.errors import BadQuery, InvalidFeature
+from layers.filein import SourceData, refuse
+from layers.registry import STORAGE_SRID, Field, FieldType, Layer
+from layers.tables import TABLES
+
+MAX_REPORTED = 1000  # rows listed in a refusal; the count says how many more
+TRUE_WORDS = {"true", "1", "yes", "y", "是", "有", "t"}
+FALSE_WORDS = {"false", "0", "no", "n", "否", "无", "f"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem of one row (numbered from 1, as a spreadsheet shows data rows)."""
+
+    row: int
+    field: str
+    value: str
+    code: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did."""
+
+    layer: str
+    rows: int
+    mapping: dict[str, str]
+    unused_columns: list[str]
+    encoding: str | None
+    crs: str
+    notes: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    imported: int = 0
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether every row is good."""
+        return not self.errors
+
+    def document(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "ok": self.ok,
+            "layer": self.layer,
+            "rows": self.rows,
+            "imported": self.imported,
+            "dry_run": self.dry_run,
+            "mapping": self.mapping,
+            "unused_columns": self.unused_columns,
+            "encoding": self.encoding,
+            "crs": self.crs,
+            "notes": self.notes,
+            "bad_rows": len({e.row for e in self.errors}),
+            "errors": [vars(e) for e in self.errors[:MAX_REPORTED]],
+        }
+
+    def errors_csv(self) -> str:
+        """The bad rows as CSV (with a byte-order mark so spreadsheets read the Chinese)."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["行号", "字段", "取值", "问题代码", "问题"])
+        for e in self.errors:
+            writer.writerow([e.row, e.field, e.value, e.code, e.message])
+        return "\ufeff" + out.getvalue()
+
+
+class ImportRefused(InvalidFeature):
+    """A file with bad rows: nothing was written; the body carries the report."""
+
+    code = "import_refused"
+
+    def __init__(self, report: ImportReport) -> None:
+        bad = len({e.row for e in report.errors})
+        super().__init__(
+            f"{bad} of {report.rows} rows are bad; nothing was imported.",
+            f"{report.rows} 行中有 {bad} 行有问题，未导入任何数据。",
+            report=report.document(),
+        )
+        self.report = report
+
+
+def field_mapping(
+    layer: Layer, columns: list[str], explicit: dict[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Source column → layer field (explicit first, then by name, then by Chinese label)."""
+    explicit = explicit or {}
+    writable = {f.name: f for f in layer.fields if not f.derived}
+    unknown = sorted(set(explicit.values()) - set(writable) - {layer.parent_key or ""})
+    if unknown or set(explicit) - set(columns):
+        bad = unknown or sorted(set(explicit) - set(columns))
+        raise BadQuery(
+            f"The mapping names {', '.join(bad)}, which the file or {layer.id} does not have.",
+            f"字段对应中的 {'、'.join(bad)} 不在文件或图层 {layer.title_zh} 中。",
+        )
+    labels = {f.label_zh: f.name for f in writable.values()}
+    out: dict[str, str] = {}
+    for column in columns:
+        key = column.strip()
+        target = (
+            explicit.get(column)
+            or (key.lower() if key.lower() in writable or key.lower() == layer.parent_key else None)
+            or labels.get(key)
+        )
+        if target and target not in out.values():
+            out[column] = target
+    unused = [c for c in columns if c not in out]
+    return out, unused
+
+
+def _blank(value: Any) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, np.datetime64):
+        return datetime.fromisoformat(str(value)[:19]).date()
+    return date.fromisoformat(str(value).strip().replace("/", "-")[:10])
+
+
+def _as_timestamp(value: Any) -> datetime:
+    if isinstance(value, np.datetime64):
+        value = str(value)[:19]
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(BUREAU_TIMEZONE))
+
+
+def _as_int(value: Any) -> int:
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError("not whole")
+    return int(number)
+
+
+def _as_bool(value: Any) -> bool:
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(word)
+
+
+CONVERTERS: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.TEXT: lambda v: str(v).strip() if not isinstance(v, float) else f"{v:g}",
+    FieldType.INTEGER: _as_int,
+    FieldType.REAL: float,
+    FieldType.DATE: _as_date,
+    FieldType.TIMESTAMP: _as_timestamp,
+    FieldType.BOOLEAN: _as_bool,
+}
+
+
+def _code_lookup(f: Field) -> dict[str, str]:
+    out = {c.value: c.value for c in f.codes}
+    out.update({c.label_zh: c.value for c in f.codes})
+    out.update({c.label_en.lower(): c.value for c in f.codes})
+    return out
+
+
+def _to_storage(source: SourceData, crs: str | None) -> tuple[list[BaseGeometry | None], str]:
+    """Geometries in CGCS2000 longitude/latitude, and the name of the CRS they came from."""
+    given = crs or source.crs
+    geoms = np.asarray(source.geometries, dtype=object)
+    present = np.array([g is not None for g in geoms])
+    if given is None or given.lower() in ("gcj02", "gcj-02"):
+        if given is None:
+            bounds = shapely.total_bounds(geoms[present]) if present.any() else None
+            if bounds is not None and not (
+                -180 <= bounds[0] <= bounds[2] <= 180 and -90 <= bounds[1] <= bounds[3] <= 90
+            ):
+                raise refuse(
+                    "import_crs_unknown",
+                    "The file names no coordinate system and its coordinates are not degrees: give --crs.",
+                    "文件未说明坐标系，且坐标不是经纬度：请指定坐标系（crs）。",
+                )
+            return list(geoms), "EPSG:4490（未声明，按经纬度读取）"
+        moved = [
+            shapely.transform(g, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1])))
+            if g is not None
+            else None
+            for g in geoms
+        ]
+        return moved, "GCJ-02（高德/腾讯），已纠偏"
+    try:
+        source_crs = CRS.from_user_input(given)
+    except CRSError:
+        raise refuse(
+            "import_crs_unknown",
+            f"Unknown coordinate system {given!r}.",
+            f"无法识别的坐标系 {given!r}。",
+        ) from None
+    if source_crs.equals(CRS.from_epsg(STORAGE_SRID)) or source_crs.equals(CRS.from_epsg(4326)):
+        return list(geoms), source_crs.name
+    to_storage = Transformer.from_crs(source_crs, STORAGE_SRID, always_xy=True)
+    moved = shapely.transform(
+        geoms[present], lambda xy: np.column_stack(to_storage.transform(xy[:, 0], xy[:, 1]))
+    )
+    out = list(geoms)
+    for i, g in zip(np.flatnonzero(present), moved, strict=True):
+        out[int(i)] = g
+    return out, source_crs.name
+
+
+def _check_geometries(
+    layer: Layer,
+    geoms: list[BaseGeometry | None],
+    county: BaseGeometry | None,
+    limits: Limits,
+    errors: list[RowError],
+) -> list[BaseGeometry | None]:
+    """Valid geometries of the layer's type inside the county; problems go to `errors`."""
+    if layer.geometry is None:
+        return [None] * len(geoms)
+    expected = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
+    arr = np.asarray(geoms, dtype=object)
+    present = np.array([g is not None for g in arr])
+    fine = present.copy()
+    fine[present] &= shapely.is_valid(arr[present])
+    fine[present] &= shapely.get_num_coordinates(arr[present]) <= limits.max_vertices
+    kinds = np.full(len(arr), -1)
+    kinds[present] = shapely.get_type_id(arr[present])
+    fine &= np.isin(kinds, [0] if expected == "Point" else [3, 6])
+    if county is not None:
+        shapely.prepare(county)
+        fine[fine] &= shapely.within(arr[fine], county)
+    out: list[BaseGeometry | None] = []
+    for i, g in enumerate(arr):
+        if fine[i]:
+            out.append(shapely.MultiPolygon([g]) if kinds[i] == 3 else g)
+            continue
+        if g is None:
+            errors.append(RowError(i + 1, "geometry", "", "geometry_missing", "缺少几何或坐标"))
+            out.append(None)
+            continue
+        try:  # the detailed check: tolerance near the boundary, and the reason when refused
+            out.append(validate_geometry(mapping(g), expected, county, limits))
+        except GeometryProblem as problem:
+            errors.append(RowError(i + 1, "geometry", g.wkt[:60], problem.code, problem.message_zh))
+            out.append(None)
+    return out
+
+
+def _check_values(
+    layer: Layer, source: SourceData, columns: dict[str, str], errors: list[RowError]
+) -> list[dict[str, Any]]:
+    fields = {f.name: f for f in layer.fields}
+    index = {target: source.columns.index(column) for column, target in columns.items()}
+    lookups = {
+        name: _code_lookup(fields[name]) for name in index if name in fields and fields[name].codes
+    }
+    required = [f for f in layer.fields if f.required and not f.derived]
+    missing_columns = [f for f in required if f.name not in index]
+    if missing_columns or (layer.parent_key and layer.parent_key not in index):
+        names = [f"{f.label_zh}（{f.name}）" for f in missing_columns] or [layer.parent_key or ""]
+        raise refuse(
+            "import_missing_columns",
+            f"The file has no column for the required field(s) {', '.join(f.name for f in missing_columns) or layer.parent_key}.",
+            f"文件中缺少必填字段对应的列：{'、'.join(names)}。",
+        )
+    rows = []
+    for r in range(len(source)):
+        row: dict[str, Any] = {}
+        for name, i in index.items():
+            value, problem = _cell(layer, fields.get(name), name, source.values[i][r], lookups)
+            if problem is None:
+                row[name] = value
+            else:
+                errors.append(RowError(r + 1, name, str(source.values[i][r])[:60], *problem))
+        rows.append(row)
+    return rows
+
+
+def _cell(
+    layer: Layer, f: Field | None, name: str, raw: Any, lookups: dict[str, dict[str, str]]
+) -> tuple[Any, tuple[str, str] | None]:
+    """One source value as the field stores it, or the (code, message) of why it cannot be."""
+    label = f.label_zh if f is not None else "上级编号"
+    if _blank(raw):
+        if (f is not None and f.required) or name == layer.parent_key:
+            return None, ("missing_property", f"必填字段“{label}”为空")
+        return None, None
+    try:
+        value = _as_int(raw) if f is None else CONVERTERS[f.type](raw)
+    except (TypeError, ValueError, OverflowError):
+        kind = "integer" if f is None else f.type.value
+        return None, ("property_wrong_type", f"“{label}”不是有效的{kind}")
+    if name in lookups:
+        coded = lookups[name].get(str(value)) or lookups[name].get(str(value).lower())
+        if coded is None:
+            assert f is not None
+            allowed = "、".join(c.label_zh for c in f.codes)
+            return None, ("property_not_in_code_list", f"“{label}”不在代码表中（{allowed}）")
+        value = coded
+    if isinstance(value, str) and "\x00" in value:
+        return None, ("nul_character", "文本中含有空字符")
+    return value, None
+
+
+def _check_references(
+    conn: Connection, layer: Layer, rows: list[dict[str, Any]], errors: list[RowError]
+) -> None:
+    targets = [(f.name, f.references) for f in layer.fields if f.references]
+    if layer.parent and layer.parent_key:
+        targets.append((layer.parent_key, f"{layer.parent}.id"))
+    for name, target in targets:
+        assert target is not None
+        wanted = sorted({r[name] for r in rows if r.get(name) is not None}, key=str)
+        if not wanted:
+            continue
+        table, column = target.split(".")
+        found = set(
+            conn.execute(
+                text(f'SELECT "{column}" FROM "{table}" WHERE "{column}" = ANY(:v)'), {"v": wanted}
+            ).scalars()
+        )
+        for i, row in enumerate(rows):
+            if row.get(name) is not None and row[name] not in found:
+                errors.append(
+                    RowError(
+                        i + 1,
+                        name,
+                        str(row[name]),
+                        "reference_not_found",
+                        f"{table} 中不存在 {row[name]}",
+                    )
+                )
+
+
+def import_rows(
+    conn: Connection,
+    layer: Layer,
+    source: SourceData,
+    ctx: EditContext,
+    crs: str | None = None,
+    explicit: dict[str, str] | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Check every row; when all are good (and this is no dry run) write them all."""
+    if layer.id == "grids":
+        raise refuse(
+            "use_grid_operations",
+            "Grids are replaced through /grids/{code}/children, which keeps the coverage valid.",
+            "网格请通过 /grids/{code}/children 整体替换，以保证全域覆盖、互不重叠。",
+        )
+    if not access.may_edit_anywhere(layer, ctx.viewer):
+        raise access.forbidden(
+            f"Your role may not import into {layer.id}.",
+            f"您的角色无权向{layer.title_zh}导入数据。",
+        )
+    columns, unused = field_mapping(layer, source.columns, explicit)
+    geoms, crs_name = _to_storage(source, crs) if layer.geometry else ([None] * len(source), "—")
+    report = ImportReport(
+        layer.id, len(source), columns, unused, source.encoding, crs_name, list(source.notes)
+    )
+    report.dry_run = dry_run
+    checked = _check_geometries(
+        layer, geoms, editing.county_geometry(conn), ctx.limits, report.errors
+    )
+    rows = _check_values(layer, source, columns, report.errors)
+    _check_references(conn, layer, rows, report.errors)
+    report.errors.sort(key=lambda e: (e.row, e.field))
+    if not report.ok:
+        raise ImportRefused(report)
+    if dry_run:
+        return report
+    for row, geom in zip(rows, checked, strict=True):
+        if geom is not None:
+            row["geom"] = geom
+    report.imported = copy_rows(conn, TABLES[layer.id], rows, ctx.default_adcode, progress)
+    if layer.id == "cases":
+        conn.execute(
+            text("""
+            UPDATE cases AS c SET grid_code = g.code, unit = coalesce(c.unit, g.responsible_unit)
+            FROM grids AS g
+            WHERE c.grid_code IS NULL AND g.level = 'section' AND g.valid_to IS NULL
+              AND ST_Intersects(g.geom, c.geom)
+        """)
+        )
+    editing.audit(
+        conn, ctx, "create", layer, None, None, {"imported": report.imported, "mapping": columns}
+    )
+    return report

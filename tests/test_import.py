@@ -1,0 +1,276 @@
+"""Files in: every format, field names or Chinese labels, code labels, CRS (GK zones, GCJ-02),
+GBK Shapefiles with or without a .cpg, and all-or-nothing with every bad row reported."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyogrio.raw
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+from sqlalchemy import text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+from gis.gcj02 import wgs84_to_gcj02
+from tests.accounts import TEST_AUTH, bearer
+from tests.test_access import World, make_world, middle, snapshot
+from tests.test_grids import TO_LONLAT
+
+OWNER = "启东市广告有限公司"
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    yield from make_world(pg_server, "import")
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    app = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
+    with TestClient(app) as c:
+        c.headers.update(bearer("admin"))
+        yield c
+
+
+def spots(n: int) -> list[tuple[float, float]]:
+    """`n` longitude/latitude points spread inside the west community."""
+    x, y = middle(1)
+    rng = np.random.default_rng(7)
+    xs, ys = x + rng.uniform(-500, 500, n), y + rng.uniform(-350, 350, n)
+    return list(zip(*TO_LONLAT.transform(xs, ys), strict=True))
+
+
+def write(
+    path: Path,
+    points: list[tuple[float, float]],
+    columns: dict[str, list[Any]],
+    driver: str,
+    crs: str | None = "EPSG:4490",
+    encoding: str | None = None,
+) -> Path:
+    geometry = (
+        None if driver in ("CSV", "XLSX") else shapely.to_wkb([shapely.Point(p) for p in points])
+    )
+    fields = list(columns)
+    data = [np.asarray(v, dtype=object) for v in columns.values()]
+    pyogrio.raw.write(
+        str(path), geometry, data, fields, driver=driver, crs=crs, encoding=encoding,
+        geometry_type=None if geometry is None else "Point",
+    )  # fmt: skip
+    return path
+
+
+def billboard_columns(n: int) -> dict[str, list[Any]]:
+    return {"设施类型": ["高炮"] * n, "牌面面积(㎡)": [12.5] * n, "owner": [OWNER] * n}
+
+
+def upload(client: TestClient, layer: str, path: Path, **params: Any) -> Any:
+    return client.post(
+        f"/collections/{layer}/import",
+        params={"filename": path.name, **params},
+        content=path.read_bytes(),
+    )
+
+
+def count(world: World, layer: str, where: str = "TRUE") -> int:
+    with world.engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {layer} WHERE {where}")).scalar_one())
+
+
+def zipped(shp: Path, keep_cpg: bool = True, cpg: str | None = None) -> Path:
+    out = shp.with_suffix(".zip")
+    with zipfile.ZipFile(out, "w") as archive:
+        for part in shp.parent.glob(f"{shp.stem}.*"):
+            if part.suffix.lower() in (".zip",) or (part.suffix.lower() == ".cpg" and not keep_cpg):
+                continue
+            if part.suffix.lower() == ".cpg" and cpg is not None:
+                archive.writestr(part.name, cpg)
+                continue
+            archive.write(part, part.name)
+        if cpg is not None and not (shp.with_suffix(".cpg")).exists():
+            archive.writestr(f"{shp.stem}.cpg", cpg)
+    return out
+
+
+def test_geojson_with_chinese_labels_and_code_labels(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    before = count(world, "billboards")
+    path = write(tmp_path / "signs.geojson", spots(20), billboard_columns(20), "GeoJSON")
+    answer = upload(client, "billboards", path)
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert report["ok"] and report["imported"] == 20
+    assert report["mapping"] == {
+        "设施类型": "type",
+        "牌面面积(㎡)": "face_area_m2",
+        "owner": "owner",
+    }
+    assert count(world, "billboards") == before + 20
+    assert count(world, "billboards", f"owner = '{OWNER}' AND type = 'pole'") == 20
+
+
+@pytest.mark.parametrize(
+    ("cpg", "keep"),
+    [("936", True), (None, False), ("UTF-8", True)],
+    ids=["gbk-with-cpg", "gbk-without-cpg", "gbk-with-wrong-cpg"],
+)
+def test_gbk_shapefiles_keep_their_chinese(
+    client: TestClient, world: World, tmp_path: Path, cpg: str | None, keep: bool
+) -> None:
+    columns = {
+        "设施类型": ["高炮"] * 5,
+        "MJ": [12.5] * 5,
+        "owner": [OWNER] * 5,
+    }  # DBF: 10-byte names
+    shp = write(tmp_path / "gbk.shp", spots(5), columns, "ESRI Shapefile", encoding="GBK")
+    for sidecar in tmp_path.glob("gbk.cpg"):
+        sidecar.unlink()
+    archive = zipped(shp, keep, cpg)
+    dbf = (tmp_path / "gbk.dbf").read_bytes()
+    assert OWNER.encode("gbk") in dbf and OWNER.encode("utf-8") not in dbf  # really GBK
+    before = count(world, "billboards", f"owner = '{OWNER}'")
+    answer = upload(client, "billboards", archive, map="MJ:face_area_m2")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["encoding"] == "GBK" and answer.json()["mapping"]["MJ"] == "face_area_m2"
+    if cpg == "UTF-8":
+        assert any("与内容不符" in n for n in answer.json()["notes"])
+    assert count(world, "billboards", f"owner = '{OWNER}'") == before + 5
+
+
+def test_three_bad_rows_among_a_thousand_refuse_the_file(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    points = spots(1000)
+    columns = billboard_columns(1000)
+    columns["牌面面积(㎡)"] = list(columns["牌面面积(㎡)"])
+    columns["设施类型"] = list(columns["设施类型"])
+    columns["lon"] = [p[0] for p in points]
+    columns["lat"] = [p[1] for p in points]
+    columns["牌面面积(㎡)"][16] = "十二"  # row 17: not a number
+    columns["设施类型"][511] = "飞艇"  # row 512: not in the code list
+    columns["lon"][997] = 120.0  # row 998: far outside the county
+    path = write(tmp_path / "signs.csv", [], columns, "CSV", crs=None)
+    before = snapshot(world.engine)
+    answer = upload(client, "billboards", path)
+    assert answer.status_code == 400 and answer.json()["code"] == "import_refused"
+    report = answer.json()["report"]
+    assert report["bad_rows"] == 3
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [
+        (17, "face_area_m2"),
+        (512, "type"),
+        (998, "geometry"),
+    ]
+    assert "未导入任何数据" in answer.json()["message"]
+    assert snapshot(world.engine) == before
+    listed = upload(client, "billboards", path, report="csv")
+    lines = listed.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "行号,字段,取值,问题代码,问题" and len(lines) == 4
+    assert lines[1].startswith("17,face_area_m2,十二,property_wrong_type")
+
+
+def test_dry_run_checks_and_writes_nothing(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ok.gpkg", spots(10), billboard_columns(10), "GPKG")
+    before = snapshot(world.engine)
+    answer = upload(client, "billboards", path, **{"dry-run": "true"})
+    assert answer.status_code == 200 and answer.json()["ok"] and answer.json()["dry_run"]
+    assert answer.json()["imported"] == 0 and snapshot(world.engine) == before
+
+
+def test_xlsx_kml_and_gauss_kruger_sources(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    points = spots(6)
+    columns = billboard_columns(6) | {
+        "经度": [p[0] for p in points],
+        "纬度": [p[1] for p in points],
+    }
+    before = count(world, "billboards")
+    assert (
+        upload(
+            client, "billboards", write(tmp_path / "s.xlsx", [], columns, "XLSX", crs=None)
+        ).status_code
+        == 200
+    )
+    kml = write(tmp_path / "s.kml", points, billboard_columns(6), "KML", crs="EPSG:4326")
+    assert upload(client, "billboards", kml).status_code == 200, "kml"
+    to_gk = Transformer.from_crs(4490, 4550, always_xy=True)
+    projected = [to_gk.transform(*p) for p in points]
+    gpkg = write(tmp_path / "gk.gpkg", projected, billboard_columns(6), "GPKG", crs="EPSG:4550")
+    answer = upload(client, "billboards", gpkg)
+    assert answer.status_code == 200 and "Gauss" in answer.json()["crs"], answer.text
+    assert count(world, "billboards") == before + 18
+
+
+def test_gcj02_coordinates_are_shifted_back(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    points = spots(3)
+    lon, lat = wgs84_to_gcj02([p[0] for p in points], [p[1] for p in points])
+    columns = billboard_columns(3) | {"lng": list(lon), "lat": list(lat)}
+    columns["owner"] = ["高德描点"] * 3
+    answer = upload(
+        client,
+        "billboards",
+        write(tmp_path / "amap.csv", [], columns, "CSV", crs=None),
+        crs="gcj02",
+    )
+    assert answer.status_code == 200, answer.text
+    with world.engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT ST_X(geom), ST_Y(geom) FROM billboards WHERE owner = '高德描点' ORDER BY id"
+            )
+        ).all()
+    for (x, y), (px, py) in zip(stored, points, strict=True):
+        assert abs(x - px) < 1e-5 and abs(y - py) < 1e-5  # about 1 m
+
+
+@pytest.mark.parametrize("kind", ["bomb", "traversal", "format", "no-shapefile"])
+def test_unsafe_or_unusable_uploads_are_refused(
+    client: TestClient, world: World, tmp_path: Path, kind: str
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        if kind == "bomb":  # 300 MiB of zeros: a few hundred KiB zipped, past 10 × the upload limit
+            with archive.open("a.shp", "w") as member:
+                for _ in range(300):
+                    member.write(bytes(1024 * 1024))
+        elif kind == "traversal":
+            archive.writestr("../../etc/a.shp", b"x")
+        else:
+            archive.writestr("readme.txt", b"x")
+    path = tmp_path / ("x.zip" if kind != "format" else "x.docx")
+    path.write_bytes(buffer.getvalue())
+    before = snapshot(world.engine)
+    answer = upload(client, "billboards", path)
+    assert answer.status_code in (400, 413) and answer.json()["message"], answer.text
+    assert snapshot(world.engine) == before
+
+
+def test_only_roles_editing_the_layer_import(client: TestClient, tmp_path: Path) -> None:
+    path = write(tmp_path / "signs.geojson", spots(2), billboard_columns(2), "GeoJSON")
+    refused = client.post(
+        "/collections/billboards/import",
+        params={"filename": path.name},
+        content=path.read_bytes(),
+        headers=bearer("leader"),
+    )
+    assert refused.status_code == 403
+    grids = upload(client, "grids", path)
+    assert grids.status_code == 400 and grids.json()["code"] == "use_grid_operations"
+    missing = write(tmp_path / "bare.geojson", spots(2), {"owner": ["x", "y"]}, "GeoJSON")
+    answer = upload(client, "billboards", missing)
+    assert answer.status_code == 400 and answer.json()["code"] == "import_missing_columns"
+    assert json.dumps(answer.json(), ensure_ascii=False).count("类型") >= 1
