@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
-from api.auth import Issuer
+from api.auth import AccountCache, Issuer
 from api.routes import (
     auth,
     cases,
@@ -66,6 +66,7 @@ def create_app(
     app.state.tile_cache = TileCache()
     app.state.editing = editing_limits or EditingSettings()
     app.state.issuer = Issuer.from_settings(auth_settings or AuthSettings())
+    app.state.accounts = AccountCache()
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)

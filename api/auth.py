@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from layers import users
 from layers.access import Viewer, require_role
 from layers.errors import NotSignedIn
 from layers.registry import Role
-from layers.users import LoginPolicy
+from layers.users import Account, LoginPolicy
 
 COOKIE = "citygrid_session"
 ALGORITHM = "HS256"
@@ -98,11 +99,42 @@ def _presented_token(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def viewer_from_token(engine: Engine, issuer: Issuer, token: str) -> Viewer:
+class AccountCache:
+    """Accounts as last read, trusted only while the listener vouches that `users` is unchanged
+    (every write to it is announced like a layer's), so a disabled account is refused at once."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, tuple[int, Account | None]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, engine: Engine, username: str, version: int | None) -> Account | None:
+        """The account, from memory when its version is current, else from the database."""
+        with self._lock:
+            cached = self._accounts.get(username)
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        with engine.connect() as conn:
+            account = users.find(conn, username)
+        if version is not None:  # read after the version: a later change bumps it again
+            with self._lock:
+                self._accounts[username] = (version, account)
+        return account
+
+
+def viewer_from_token(
+    engine: Engine,
+    issuer: Issuer,
+    token: str,
+    cache: AccountCache | None = None,
+    version: int | None = None,
+) -> Viewer:
     """The viewer a token stands for, refused when the account is gone, disabled or changed."""
     username, issued_at = issuer.read(token)
-    with engine.connect() as conn:
-        account = users.find(conn, username)
+    if cache is not None:
+        account = cache.find(engine, username, version)
+    else:
+        with engine.connect() as conn:
+            account = users.find(conn, username)
     if (
         account is None
         or account.disabled
@@ -134,8 +166,10 @@ def optional_viewer(
     token = _presented_token(request)
     if token is None:
         return None
-    issuer: Issuer = request.app.state.issuer
-    viewer = viewer_from_token(request.app.state.engine, issuer, token)
+    state = request.app.state
+    watcher = getattr(state, "layer_versions", None)
+    version = watcher.current("users") if watcher is not None else None
+    viewer = viewer_from_token(state.engine, state.issuer, token, state.accounts, version)
     request.state.viewer = viewer
     return viewer
 

@@ -112,6 +112,15 @@ def test_bad_tokens_are_refused(client: TestClient, make: Any, code: str) -> Non
     client.cookies.clear()
 
 
+def announced(client: TestClient, before: int | None) -> None:
+    """Wait for the account change to be announced to the app (milliseconds after the commit)."""
+    watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while watcher.current("users") == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watcher.current("users") != before
+
+
 def test_disabling_or_changing_a_role_ends_the_tokens_at_once(
     world: World, client: TestClient
 ) -> None:
@@ -119,17 +128,23 @@ def test_disabling_or_changing_a_role_ends_the_tokens_at_once(
     token = token_for("temp-leader")
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/collections/billboards/items", headers=headers).status_code == 200
+    assert client.get("/collections/billboards/items", headers=headers).status_code == 200  # cached
     time.sleep(1.01)  # tokens carry whole seconds
+    watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
+    version = watcher.current("users")
     with world.engine.begin() as conn:
         users.set_role(conn, "temp-leader", "inspector", "tests")
+    announced(client, version)
     assert (
         client.get("/collections/billboards/items", headers=headers).json()["code"]
         == "token_revoked"
     )
     fresh = {"Authorization": f"Bearer {token_for('temp-leader')}"}
     assert ids_in(client.get("/collections/billboards/items", headers=fresh).json()) == set()
+    version = watcher.current("users")
     with world.engine.begin() as conn:
         users.disable(conn, "temp-leader", "tests")
+    announced(client, version)
     assert client.get("/collections/billboards/items", headers=fresh).status_code == 401
     assert login(client, "temp-leader", TEST_PASSWORD).json()["code"] == "bad_credentials"
 
