@@ -47,6 +47,7 @@ grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_i
 app.add_typer(grids_app, name="grids")
 app.add_typer(cli_users.app, name="users")
 app.command("import")(cli_files.import_file)
+app.command("export")(cli_files.export_file)
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]

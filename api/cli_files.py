@@ -1,4 +1,4 @@
-"""`citygrid import`: a file into a layer, every row checked, all or nothing."""
+"""`citygrid import` and `citygrid export`: layers from and to the files people hand over."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.console import console, friendly, say, stdout
+from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
-from layers import db, filein
+from layers import db, filein, fileout
 from layers.access import Viewer
 from layers.editing import EditContext
-from layers.features import get_layer
+from layers.features import ItemsQuery, get_layer
 from layers.importing import ImportRefused, import_rows
 from layers.registry import Role
 
@@ -125,3 +126,53 @@ def _print_refusal(refused: ImportRefused, errors_csv: Path | None) -> None:
     if errors_csv is not None:
         errors_csv.write_text(report.errors_csv(), encoding="utf-8")
         console.print(f"bad rows written to {errors_csv}")
+
+
+SUFFIX_FORMATS = {".gpkg": "gpkg", ".zip": "shp", ".geojson": "geojson", ".json": "geojson",
+                  ".kml": "kml", ".csv": "csv", ".xlsx": "xlsx"}  # fmt: skip
+
+
+@friendly
+def export_file(
+    layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id, e.g. billboards")],
+    path: Annotated[
+        Path, typer.Argument(help="Output: .gpkg, .zip (Shapefile), .geojson, .kml, .csv, .xlsx")
+    ],
+    bbox: Annotated[
+        str | None, typer.Option(help="west,south,east,north in longitude/latitude")
+    ] = None,
+    filter_: Annotated[str | None, typer.Option("--filter", help="CQL2 text filter")] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Shapefile text: UTF-8 or GBK (a .cpg says which)")
+    ] = "UTF-8",
+) -> None:
+    """Export a layer (all of it, or what --bbox and --filter select) as a file."""
+    layer = get_layer(layer_id)
+    name = SUFFIX_FORMATS.get(path.suffix.lower())
+    if name is None:
+        raise typer.BadParameter(
+            f"{path.suffix or 'no suffix'}: use one of {', '.join(SUFFIX_FORMATS)}"
+        )
+    if encoding not in fileout.ENCODINGS:
+        raise typer.BadParameter(f"encoding must be one of {', '.join(fileout.ENCODINGS)}")
+    box = parse_bbox(bbox, None) if bbox else None
+    query = ItemsQuery(layer, box, limit=0, filter=filter_)
+    settings = DatabaseSettings()
+    engine = db.make_engine(settings.url(), settings.gk_epsg)
+    try:
+        db.check_connection(engine)
+        with (
+            Progress(
+                TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console,
+            ) as progress,
+            engine.connect() as conn,
+        ):  # fmt: skip
+            task = progress.add_task("writing", total=None)
+            written = fileout.write(
+                conn, query, fileout.FORMATS[name], path, encoding,
+                progress=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    say(f"{written:,} features of {layer.id} written to {path}")

@@ -147,7 +147,8 @@ def _time_clause(layer: Layer, time: TimeRange, params: dict[str, Any]) -> str:
     return " AND ".join(clauses) or "TRUE"
 
 
-def _where(query: ItemsQuery, params: dict[str, Any]) -> str:
+def where_sql(query: ItemsQuery, params: dict[str, Any]) -> str:
+    """The WHERE condition of a query on `t`: rights, bbox, time, equalities, CQL2, cursor."""
     clauses = [area_clause(query.layer, query.viewer, params)]
     if query.bbox is not None and query.layer.geometry is not None:
         clauses.append(bbox_clause(query.bbox, params))
@@ -196,7 +197,7 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
             SELECT row_number() OVER (ORDER BY {_order(query)}) AS n, t.id,
                    {_feature(query.layer, query.crs, query.properties)} AS feature
             FROM {_q(query.layer.id)} AS t
-            WHERE {_where(query, params)}
+            WHERE {where_sql(query, params)}
             ORDER BY {_order(query)}
             LIMIT :limit OFFSET :offset
         ) AS page
@@ -210,7 +211,7 @@ def rows_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
     sql = f"""
         SELECT t.id, {_feature(query.layer, query.crs, query.properties)}::text
         FROM {_q(query.layer.id)} AS t
-        WHERE {_where(query, params)}
+        WHERE {where_sql(query, params)}
         ORDER BY {_order(query)}
         LIMIT :limit OFFSET :offset
     """
@@ -251,7 +252,7 @@ def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
 def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
     """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS, else estimated."""
     params: dict[str, Any] = {}
-    where = _where(replace(query, after=None), params)
+    where = where_sql(replace(query, after=None), params)
     table = _q(query.layer.id)
     rows = conn.execute(
         text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),

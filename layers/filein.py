@@ -152,7 +152,18 @@ def _shapefile_encoding(shp: Path) -> tuple[str, list[str]]:
 
 
 def _points_from_columns(columns: list[str], values: list[Any]) -> list[BaseGeometry | None]:
+    """Shapes from a WKT column, else points from longitude/latitude columns."""
     lowered = [c.strip().lower() for c in columns]
+    if "wkt" in lowered:
+        out_wkt: list[BaseGeometry | None] = []
+        for value in values[lowered.index("wkt")]:
+            try:
+                out_wkt.append(
+                    shapely.from_wkt(value) if isinstance(value, str) and value else None
+                )
+            except shapely.errors.GEOSException:
+                out_wkt.append(None)
+        return out_wkt
     lon = next((lowered.index(n) for n in LON_NAMES if n in lowered), None)
     lat = next((lowered.index(n) for n in LAT_NAMES if n in lowered), None)
     if lon is None or lat is None:

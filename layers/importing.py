@@ -136,6 +136,7 @@ def field_mapping(
             explicit.get(column)
             or (key.lower() if key.lower() in writable or key.lower() == layer.parent_key else None)
             or labels.get(key)
+            or _shapefile_name(key.lower(), writable)
         )
         if target and target not in out.values():
             out[column] = target
@@ -143,10 +144,19 @@ def field_mapping(
     return out, unused
 
 
+def _shapefile_name(column: str, writable: dict[str, Field]) -> str | None:
+    """The field a Shapefile cut to its 10-character column name, when only one fits."""
+    if len(column) != 10:
+        return None
+    fits = [name for name in writable if name.startswith(column)]
+    return fits[0] if len(fits) == 1 else None
+
+
 def _blank(value: Any) -> bool:
     return (
         value is None
         or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, np.datetime64) and bool(np.isnat(value)))
         or (isinstance(value, str) and not value.strip())
     )
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -324,3 +325,68 @@ def test_users_commands_manage_accounts(defective_family: str) -> None:
         stored = conn.execute(text("SELECT string_agg(password_hash, ' ') FROM users")).scalar()
     engine.dispose()
     assert "patrol-2026" not in stored and "leader-pass-1" not in stored
+
+
+def test_import_command_checks_reports_and_writes(defective_family: str, tmp_path: Path) -> None:
+    import numpy as np
+    import pyogrio.raw
+    import shapely
+
+    from tests.test_grids import TO_LONLAT, family_box
+
+    x0, y0 = family_box(0, 0)
+    lon, lat = TO_LONLAT.transform(x0 + 150, y0 + 150)
+    path = tmp_path / "parks.geojson"
+    square = shapely.Polygon(
+        [(lon, lat), (lon + 0.0005, lat), (lon + 0.0005, lat + 0.0004), (lon, lat + 0.0004)]
+    )
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb([square, square]),
+        [
+            np.asarray(["北门停车场", "南门停车场"], dtype=object),
+            np.asarray(["公共停车场", "错误类别"], dtype=object),
+            np.asarray([40, 60], dtype=object),
+            np.asarray(["已备案", "已备案"], dtype=object),
+        ],
+        ["名称", "类别", "泊位数", "备案状态"],
+        driver="GeoJSON",
+        crs="EPSG:4490",
+        geometry_type="Polygon",
+    )
+    env = {"CITYGRID_DATABASE_URL": defective_family}
+    refused = citygrid(
+        "import", "parking_lots", str(path), "--errors-csv", str(tmp_path / "bad.csv"), env=env
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "1 行有问题" in refused.stdout and "错误类别" in refused.stdout
+    assert (
+        (tmp_path / "bad.csv")
+        .read_text(encoding="utf-8-sig")
+        .splitlines()[1]
+        .startswith("2,category")
+    )
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("错误类别", "临时停车场"), encoding="utf-8"
+    )
+    dry = citygrid("import", "parking_lots", str(path), "--dry-run", env=env)
+    assert dry.returncode == 0 and "dry run" in dry.stderr
+    done = citygrid("import", "parking_lots", str(path), env=env)
+    assert done.returncode == 0 and "2 rows imported into parking_lots" in done.stderr
+    engine = db.make_engine(defective_family)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT name, category, spaces FROM parking_lots ORDER BY name")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("北门停车场", "public", 40),
+        ("南门停车场", "temporary", 60),
+    ]
+    out = tmp_path / "lots.zip"
+    exported = citygrid("export", "parking_lots", str(out), "--encoding", "GBK", env=env)
+    assert exported.returncode == 0 and "2 features of parking_lots" in exported.stderr
+    with zipfile.ZipFile(out) as archive:
+        assert "北门停车场".encode("gbk") in archive.read("lots.dbf")
+    wrong = citygrid("export", "parking_lots", str(tmp_path / "lots.dwg"), env=env)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr

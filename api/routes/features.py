@@ -162,7 +162,7 @@ def _field_or_400(layer: Layer, name: str, parameter: str) -> None:
         ) from None
 
 
-def _properties(layer: Layer, raw: str | None) -> list[str] | None:
+def property_names(layer: Layer, raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     names = [n.strip() for n in raw.split(",") if n.strip()]
@@ -171,10 +171,12 @@ def _properties(layer: Layer, raw: str | None) -> list[str] | None:
     return names
 
 
-def _equals(layer: Layer, request: Request) -> dict[str, Any]:
+def field_equalities(
+    layer: Layer, request: Request, known: set[str] = ITEM_PARAMS
+) -> dict[str, Any]:
     equals = {}
     for name, raw in request.query_params.items():
-        if name in ITEM_PARAMS:
+        if name in known:
             continue
         try:
             f = layer.field(name)
@@ -213,10 +215,10 @@ def items(
         bbox,
         limit,
         offset,
-        _equals(layer, request),
+        field_equalities(layer, request),
         _sortby(layer, sortby),
         time,
-        _properties(layer, properties),
+        property_names(layer, properties),
         crs,
         filter_,
         filter_lang,

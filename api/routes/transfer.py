@@ -1,19 +1,28 @@
-"""Files in: `POST /collections/{id}/import` takes the formats planners and surveyors hand over."""
+"""Files in and out: `POST /collections/{id}/import` and `GET /collections/{id}/export` in the
+formats planners, surveyors and leaders hand over."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from sqlalchemy import Engine
+from starlette.background import BackgroundTask
 
-from api.auth import current_viewer
-from api.deps import EditContextDep, EngineDep, LayerDep
-from layers import filein
+from api.auth import ViewerDep, current_viewer
+from api.deps import BBoxDep, DatetimeDep, EditContextDep, EngineDep, LayerDep
+from api.routes.features import field_equalities, property_names
+from layers import filein, fileout
+from layers.crs import STORAGE, parse_crs
 from layers.editing import EditContext
 from layers.errors import BadQuery, PayloadTooLarge
+from layers.features import ItemsQuery
 from layers.importing import ImportRefused, import_rows
 from layers.registry import Layer
 
@@ -98,4 +107,71 @@ async def import_file(
         raise
     return Response(
         json.dumps(done, ensure_ascii=False, default=str), media_type="application/json"
+    )
+
+
+EXPORT_PARAMS = {
+    "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs", "properties",
+    "format", "encoding",
+}  # fmt: skip
+
+
+def _export(engine: Engine, query: ItemsQuery, fmt: fileout.Format, encoding: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
+    path = folder / f"{query.layer.id}{fmt.suffix}"
+    try:
+        with engine.connect() as conn:
+            fileout.write(conn, query, fmt, path, encoding)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path
+
+
+@router.get(
+    "/collections/{collection_id}/export",
+    summary="Export as a file / 导出文件",
+    response_class=Response,
+    responses={
+        200: {"content": {f.media_type.split(";")[0]: {} for f in fileout.FORMATS.values()}}
+    },
+)
+async def export_file(
+    layer: LayerDep,
+    request: Request,
+    engine: EngineDep,
+    viewer: ViewerDep,
+    bbox: BBoxDep,
+    time: DatetimeDep,
+    format_: Annotated[
+        str, Query(alias="format", description="gpkg | shp | geojson | kml | csv | xlsx")
+    ] = "gpkg",
+    encoding: Annotated[
+        str, Query(pattern="^(UTF-8|GBK)$", description="Shapefile text")
+    ] = "UTF-8",
+    properties: Annotated[str | None, Query(description="field,field")] = None,
+    filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
+    filter_lang: Annotated[str, Query(alias="filter-lang")] = "cql2-text",
+    filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+) -> Response:
+    """The features `/items` would give for the same filters and rights, as one file."""
+    fmt = fileout.get_format(format_)
+    query = ItemsQuery(
+        layer,
+        bbox,
+        limit=0,
+        equals=field_equalities(layer, request, EXPORT_PARAMS),
+        time=time,
+        properties=property_names(layer, properties),
+        filter=filter_,
+        filter_lang=filter_lang,
+        filter_crs=parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
+        viewer=viewer,
+    )
+    path = await run_in_threadpool(_export, engine, query, fmt, encoding)
+    return FileResponse(
+        path,
+        media_type=fmt.media_type,
+        filename=path.name,
+        background=BackgroundTask(shutil.rmtree, path.parent, True),
     )

@@ -1,0 +1,198 @@
+"""Files out, and back in: every format exported from one database imports into another with the
+same shapes (within 1 cm) and values; exports follow the filters and rights of `/items`."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+from tests.accounts import TEST_AUTH, bearer
+from tests.test_access import World, make_world, point, square
+
+FORMATS = ("gpkg", "shp", "geojson", "kml", "csv", "xlsx")
+COMPARED = {
+    "billboards": ("type", "face_area_m2", "owner", "risk_grade", "last_inspected_on"),
+    "parking_lots": ("name", "category", "spaces", "registration", "operator"),
+}
+
+
+def _client(world: World) -> TestClient:
+    app = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def source(pg_server: Any) -> Iterator[World]:
+    for world in make_world(pg_server, "export_src"):
+        with _client(world) as client:
+            for n, (dx, owner, grade) in enumerate(
+                [(40, "汇龙广告公司", "A"), (-40, "启东市城管局", "D"), (80, None, None)]
+            ):
+                feature = {
+                    "type": "Feature",
+                    "geometry": point(1 + n % 2, dx),
+                    "properties": {
+                        "type": "shop_sign",
+                        "face_area_m2": 3.25 + n,
+                        "owner": owner,
+                        "risk_grade": grade,
+                        "last_inspected_on": f"2023-0{n + 4}-1{n}",
+                    },
+                }
+                assert (
+                    client.post(
+                        "/collections/billboards/items", json=feature, headers=bearer("admin")
+                    ).status_code
+                    == 201
+                )
+                lot = {
+                    "type": "Feature",
+                    "geometry": square(1 + n % 2, dx * 3),
+                    "properties": {
+                        "name": f"第{n + 1}停车场",
+                        "category": "public",
+                        "spaces": 20 + n,
+                        "registration": "registered",
+                        "operator": owner,
+                    },
+                }
+                assert (
+                    client.post(
+                        "/collections/parking_lots/items", json=lot, headers=bearer("admin")
+                    ).status_code
+                    == 201
+                )
+        yield world
+
+
+@pytest.fixture(scope="module")
+def target(pg_server: Any) -> Iterator[World]:
+    yield from make_world(pg_server, "export_dst")
+
+
+def rows(world: World, layer: str, after: int = 0) -> list[tuple[Any, ...]]:
+    names = ", ".join(COMPARED[layer])
+    with world.engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(f"SELECT ST_AsBinary(geom), {names} FROM {layer} WHERE id > :a ORDER BY id"),
+                {"a": after},
+            )
+        ]
+
+
+def top_id(world: World, layer: str) -> int:
+    with world.engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {layer}")).scalar_one())
+
+
+@pytest.mark.parametrize("layer", list(COMPARED))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_goes_out_and_back_in(
+    source: World, target: World, layer: str, fmt: str
+) -> None:
+    with _client(source) as out:
+        exported = out.get(
+            f"/collections/{layer}/export", params={"format": fmt}, headers=bearer("admin")
+        )
+    assert exported.status_code == 200, exported.text
+    assert "attachment" in exported.headers["content-disposition"]
+    suffix = ".zip" if fmt == "shp" else f".{fmt}"
+    before = top_id(target, layer)
+    with _client(target) as back:
+        answer = back.post(
+            f"/collections/{layer}/import",
+            params={"filename": f"{layer}{suffix}"},
+            content=exported.content,
+            headers=bearer("admin"),
+        )
+    assert answer.status_code == 200, answer.text
+    sent, arrived = rows(source, layer), rows(target, layer, before)
+    assert len(arrived) == len(sent) == answer.json()["imported"]
+    for a, b in zip(sent, arrived, strict=True):
+        shape_a, shape_b = shapely.from_wkb(bytes(a[0])), shapely.from_wkb(bytes(b[0]))
+        assert shapely.hausdorff_distance(shape_a, shape_b) < 1e-7  # about 1 cm in degrees
+        for name, x, y in zip(COMPARED[layer], a[1:], b[1:], strict=True):
+            assert x == pytest.approx(y) if isinstance(x, float) else x == y, (fmt, name, x, y)
+
+
+def test_exports_follow_the_filters_and_rights_of_items(source: World) -> None:
+    with _client(source) as client:
+        west = client.get(
+            "/collections/billboards/export",
+            params={
+                "format": "csv",
+                "bbox": ",".join(
+                    map(
+                        str,
+                        shapely.from_wkb(bytes(rows(source, "billboards")[0][0]))
+                        .buffer(0.0001)
+                        .bounds,
+                    )
+                ),
+            },
+            headers=bearer("admin"),
+        )
+        mine = client.get(
+            "/collections/billboards/export", params={"format": "csv"}, headers=bearer("inspector")
+        )
+        everything = client.get(
+            "/collections/billboards/export", params={"format": "csv"}, headers=bearer("leader")
+        )
+        graded = client.get(
+            "/collections/billboards/export",
+            params={
+                "format": "csv",
+                "filter": "risk_grade = 'D'",
+                "properties": "owner,risk_grade",
+            },
+            headers=bearer("leader"),
+        )
+        bad = client.get(
+            "/collections/billboards/export", params={"format": "dwg"}, headers=bearer("leader")
+        )
+    lines = lambda r: r.content.decode("utf-8").splitlines()  # noqa: E731
+    assert len(lines(everything)) - 1 == len(rows(source, "billboards"))
+    assert 1 < len(lines(mine)) - 1 < len(lines(everything)) - 1  # the west community only
+    assert len(lines(west)) - 1 == 1
+    assert lines(graded)[0] == "设置单位,风险等级,经度,纬度" and len(lines(graded)) == 2
+    assert "启东市城管局" in lines(graded)[1]
+    assert bad.status_code == 400 and bad.json()["message"]
+
+
+def test_labels_aliases_and_encodings(source: World, tmp_path: Path) -> None:
+    with _client(source) as client:
+        gpkg = client.get(
+            "/collections/billboards/export", params={"format": "gpkg"}, headers=bearer("admin")
+        )
+        gbk = client.get(
+            "/collections/billboards/export",
+            params={"format": "shp", "encoding": "GBK"},
+            headers=bearer("admin"),
+        )
+        xlsx = client.get(
+            "/collections/billboards/export", params={"format": "xlsx"}, headers=bearer("admin")
+        )
+    path = tmp_path / "b.gpkg"
+    path.write_bytes(gpkg.content)
+    with sqlite3.connect(path) as db:
+        titles = dict(db.execute("SELECT column_name, title FROM gpkg_data_columns").fetchall())
+    assert titles["face_area_m2"] == "牌面面积(㎡)" and titles["owner"] == "设置单位"
+    with zipfile.ZipFile(io.BytesIO(gbk.content)) as archive:
+        names = archive.namelist()
+        dbf = archive.read(next(n for n in names if n.endswith(".dbf")))
+        cpg = archive.read(next(n for n in names if n.endswith(".cpg"))).decode()
+    assert "汇龙广告公司".encode("gbk") in dbf and cpg.strip().upper() in ("CP936", "936", "GBK")
+    assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
