@@ -1,79 +1,29 @@
-"""Grid sets handed over as files (GeoPackage, zipped Shapefile, GeoJSON) or as GeoJSON in a request."""
+"""Grid sets handed over as files (read by `layers.filein`) or as GeoJSON in a request."""
 
 from __future__ import annotations
 
-import tempfile
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from layers.errors import InvalidFeature, PayloadTooLarge
+from layers import filein
+from layers.errors import InvalidFeature
+from layers.filein import FileLimits
 
 CODE_NAMES = ("code", "网格编码", "grid_code", "wgbm")
 NAME_NAMES = ("name", "网格名称", "grid_name", "wgmc")
-SUFFIXES = (".gpkg", ".zip", ".geojson", ".json")
 
 Drawn = list[tuple[BaseGeometry, str | None, str | None]]
 
 
-@dataclass(frozen=True)
-class UploadLimits:
-    """What an uploaded grid file may hold."""
-
-    max_bytes: int = 20 * 1024 * 1024
-    max_features: int = 5_000
-    max_zip_entries: int = 20
-    max_unzipped_bytes: int = 100 * 1024 * 1024
-
-
 def _refuse(code: str, en: str, zh: str) -> InvalidFeature:
     return InvalidFeature(en, zh, code=code)
-
-
-def _check_zip(path: Path, limits: UploadLimits) -> str:
-    """The .shp inside a safe zip (no absolute or `..` names, bounded size), for GDAL's /vsizip/."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except zipfile.BadZipFile:
-        raise _refuse("upload_unreadable", "The zip file is damaged.", "zip 文件已损坏。") from None
-    if len(entries) > limits.max_zip_entries:
-        raise _refuse(
-            "upload_too_many_entries",
-            f"The zip holds {len(entries)} files, at most {limits.max_zip_entries} are allowed.",
-            f"zip 中有 {len(entries)} 个文件，最多允许 {limits.max_zip_entries} 个。",
-        )
-    for entry in entries:
-        name = PurePosixPath(entry.filename.replace("\\", "/"))
-        if name.is_absolute() or ".." in name.parts:
-            raise _refuse(
-                "upload_unsafe_path",
-                f"The zip entry {entry.filename!r} points outside the archive.",
-                f"zip 中的文件名 {entry.filename!r} 指向压缩包之外，已拒绝。",
-            )
-    if sum(e.file_size for e in entries) > limits.max_unzipped_bytes:
-        raise PayloadTooLarge(
-            f"The zip unpacks to more than {limits.max_unzipped_bytes:,} bytes.",
-            f"zip 解压后超过 {limits.max_unzipped_bytes:,} 字节，已拒绝。",
-        )
-    shps = [e.filename for e in entries if e.filename.lower().endswith(".shp")]
-    if len(shps) != 1:
-        raise _refuse(
-            "upload_no_shapefile",
-            "The zip must hold exactly one Shapefile (.shp with its .shx, .dbf, .prj).",
-            "zip 中必须恰好包含一个 Shapefile（.shp 及其 .shx、.dbf、.prj）。",
-        )
-    return f"/vsizip/{path}/{shps[0]}"
 
 
 def _pick(fields: list[str], wanted: tuple[str, ...]) -> int | None:
@@ -92,40 +42,13 @@ def _text_column(values: Any, i: int) -> str | None:
 
 
 def read_grid_file(
-    data: bytes, filename: str, crs: str | None, limits: UploadLimits
+    data: bytes, filename: str, crs: str | None, limits: FileLimits
 ) -> Callable[[int], Drawn]:
     """Grids of an uploaded file, as a function giving them in metres of a GK zone."""
-    if len(data) > limits.max_bytes:
-        raise PayloadTooLarge(
-            f"The file is larger than {limits.max_bytes:,} bytes.",
-            f"文件超过 {limits.max_bytes:,} 字节的上限。",
-        )
-    suffix = Path(filename).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise _refuse(
-            "upload_format",
-            f"Upload a GeoPackage, a zipped Shapefile or GeoJSON, not {suffix or 'a file without extension'}.",
-            f"请上传 GeoPackage、zip 压缩的 Shapefile 或 GeoJSON，而不是 {suffix or '无扩展名的文件'}。",
-        )
-    with tempfile.TemporaryDirectory(prefix="citygrid-upload-") as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(data)
-        source = _check_zip(path, limits) if suffix == ".zip" else str(path)
-        try:
-            meta, _, wkb, columns = pyogrio.raw.read(source, max_features=limits.max_features + 1)
-        except Exception as exc:  # GDAL reports unreadable files with many exception types
-            raise _refuse(
-                "upload_unreadable",
-                f"The file cannot be read as vector data ({exc}).",
-                f"无法读取该文件中的矢量数据（{exc}）。",
-            ) from None
-    if len(wkb) > limits.max_features:
-        raise PayloadTooLarge(
-            f"The file holds more than {limits.max_features:,} features.",
-            f"文件中的要素超过 {limits.max_features:,} 个。",
-        )
-    geoms = shapely.from_wkb(wkb)
-    fields = list(meta["fields"])
+    with filein.opened(data, filename, limits) as path:
+        source = filein.read(path, limits)
+    fields = source.columns
+    columns = source.values
     code_i, name_i = _pick(fields, CODE_NAMES), _pick(fields, NAME_NAMES)
     rows = [
         (
@@ -133,9 +56,9 @@ def read_grid_file(
             None if code_i is None else _text_column(columns[code_i], n),
             None if name_i is None else _text_column(columns[name_i], n),
         )
-        for n, geom in enumerate(geoms)
+        for n, geom in enumerate(source.geometries)
     ]
-    return in_zone(rows, crs or meta.get("crs"))
+    return in_zone(rows, crs or source.crs)
 
 
 def _source_crs(given: str | None) -> CRS:

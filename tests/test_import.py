@@ -243,7 +243,7 @@ def test_unsafe_or_unusable_uploads_are_refused(
 ) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        if kind == "bomb":  # 300 MiB of zeros: a few hundred KiB zipped, past 10 × the upload limit
+        if kind == "bomb":  # 300 MiB of zeros: a few hundred KiB zipped, past 5 × the upload limit
             with archive.open("a.shp", "w") as member:
                 for _ in range(300):
                     member.write(bytes(1024 * 1024))

@@ -17,6 +17,7 @@ from gis.zones import to_gk
 from layers import gridchanges, gridfiles, gridhistory
 from layers.editing import holds_nul, parse_body
 from layers.errors import InvalidFeature
+from layers.filein import FileLimits
 from layers.grids import (
     Family,
     all_parents,
@@ -267,7 +268,8 @@ async def replace_children(
     crs: Annotated[str | None, Query(description="source CRS when the file has none")] = None,
 ) -> dict[str, Any]:
     """Upload a GeoPackage, zipped Shapefile or GeoJSON drawn in QGIS; checked, then all or nothing."""
-    limits = gridfiles.UploadLimits(max_bytes=request.app.state.editing.max_upload_bytes)
+    most = request.app.state.editing.max_upload_bytes
+    limits = FileLimits(max_bytes=most, max_features=5_000, max_unzipped_bytes=5 * most)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk

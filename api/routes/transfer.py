@@ -77,7 +77,7 @@ async def import_file(
     """The file as the body: every row checked; all imported in one transaction, or none, with
     each bad row's number, field and reason (as JSON, or CSV with `report=csv`)."""
     most = request.app.state.editing.max_upload_bytes
-    limits = filein.FileLimits(max_bytes=most, max_unzipped_bytes=10 * most)
+    limits = filein.FileLimits(max_bytes=most, max_unzipped_bytes=5 * most)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
