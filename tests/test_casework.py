@@ -75,6 +75,7 @@ def test_a_case_is_reported_with_its_photo(client: TestClient, world: World) -> 
     assert listed[0]["uploaded_by"] == "inspector" and listed[0]["size_bytes"] == len(JPEG)
     picture = client.get(f"/cases/{case_id}/photos/{listed[0]['id']}", headers=bearer("leader"))
     assert picture.content == JPEG and picture.headers["content-type"] == "image/jpeg"
+    assert picture.headers["x-content-type-options"] == "nosniff"
     assert report(client, 1, photo=None).status_code == 201  # a photo is welcome, not required
 
 

@@ -171,7 +171,7 @@ def case_photo(case_id: int, photo_id: int, conn: ConnectionDep, viewer: ViewerD
     return Response(
         found.data,
         media_type=found.content_type,
-        headers={"Cache-Control": "private, max-age=3600"},
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
 
 
