@@ -74,6 +74,7 @@ class ItemsQuery:
     filter_crs: Crs = STORAGE
     after: int | None = None  # keyset cursor: ids above this one (pages in id order)
     viewer: Viewer | None = None  # whose rights limit the rows (None: every row)
+    few_matches: bool = False  # the filter keeps few rows: find them first, then order them
 
 
 def get_layer(layer_id: str) -> Layer:
@@ -184,6 +185,22 @@ def _feature(layer: Layer, crs: Crs = STORAGE, properties: list[str] | None = No
     )
 
 
+FEW_MATCHES = 200_000  # below this, a page is cut from the matching ids rather than the id order
+
+
+def _page_rows(query: ItemsQuery, params: dict[str, Any]) -> str:
+    """FROM … LIMIT of one page. Walking the id index until `limit` rows match is fast when most
+    rows match; when few do (one month of a year, say) and they sit late in id order, it reads
+    hundreds of thousands of rows, so their ids are found through the filter first and sorted."""
+    table, where, order = _q(query.layer.id), where_sql(query, params), _order(query)
+    if not (query.few_matches and not query.sortby):
+        return f"FROM {table} AS t WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
+    return f"""FROM {table} AS t WHERE t.id IN (
+            SELECT hit.id FROM (SELECT t.id FROM {table} AS t WHERE {where} OFFSET 0) AS hit
+            ORDER BY hit.id LIMIT :limit OFFSET :offset)
+        ORDER BY t.id"""
+
+
 def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
     """SQL returning the page as GeoJSON text (and its feature count)."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
@@ -196,10 +213,7 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
         FROM (
             SELECT row_number() OVER (ORDER BY {_order(query)}) AS n, t.id,
                    {_feature(query.layer, query.crs, query.properties)} AS feature
-            FROM {_q(query.layer.id)} AS t
-            WHERE {where_sql(query, params)}
-            ORDER BY {_order(query)}
-            LIMIT :limit OFFSET :offset
+            {_page_rows(query, params)}
         ) AS page
     """
     return sql, params
@@ -210,10 +224,7 @@ def rows_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
     sql = f"""
         SELECT t.id, {_feature(query.layer, query.crs, query.properties)}::text
-        FROM {_q(query.layer.id)} AS t
-        WHERE {where_sql(query, params)}
-        ORDER BY {_order(query)}
-        LIMIT :limit OFFSET :offset
+        {_page_rows(query, params)}
     """
     return sql, params
 

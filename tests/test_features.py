@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
+from layers.features import ItemsQuery, TimeRange, fetch_items
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, sign_in
 
@@ -115,3 +118,16 @@ def test_large_pages_are_streamed_with_the_same_features(client: TestClient) -> 
     keyset = client.get("/collections/cases/items?limit=2000").json()
     following = next(link["href"] for link in keyset["links"] if link["rel"] == "next")
     assert f"after={keyset['features'][-1]['id']}" in following
+
+
+@pytest.mark.parametrize(
+    "time", [TimeRange(date(2023, 5, 1), date(2023, 5, 31)), TimeRange(date(2023, 12, 1), None)]
+)
+def test_pages_of_few_matches_are_the_same_either_way(engine: Engine, time: TimeRange) -> None:
+    """Finding the matches first (few of them) gives the very page the id walk gives."""
+    query = ItemsQuery(LAYERS["cases"], limit=50, offset=20, time=time)
+    with engine.connect() as conn:
+        walked = fetch_items(conn, query).body
+        query.few_matches = True
+        found = fetch_items(conn, query).body
+    assert found == walked and json.loads(found)["numberReturned"] == 50

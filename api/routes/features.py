@@ -227,6 +227,7 @@ def items(
         viewer,
     )
     matched, estimated = features.count_matched(conn, query)
+    query.few_matches = matched <= features.FEW_MATCHES
     headers = {"Content-Crs": crs.header}
 
     def members(returned: int, last_id: int | None) -> dict[str, str]:
