@@ -18,18 +18,8 @@ from layers import db, filein, fileout
 from layers.access import Viewer
 from layers.editing import EditContext
 from layers.features import ItemsQuery, get_layer
-from layers.importing import ImportRefused, import_rows
+from layers.importing import ImportRefused, import_rows, parse_mapping
 from layers.registry import Role
-
-
-def _mapping(pairs: list[str] | None) -> dict[str, str]:
-    out = {}
-    for pair in pairs or []:
-        source, sep, target = pair.partition("=")
-        if not sep or not source or not target:
-            raise typer.BadParameter(f"{pair!r}: write SOURCE_COLUMN=FIELD")
-        out[source] = target
-    return out
 
 
 @friendly
@@ -92,7 +82,7 @@ def import_file(
                 source,
                 ctx,
                 crs,
-                _mapping(map_),
+                parse_mapping(map_ or [], "="),
                 dry_run,
                 lambda n: progress.advance(task, n),
             )

@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import Connection, Engine
 
 from api.auth import ViewerDep
 from gis.validate import Limits
 from layers.crs import CRS84, Crs, parse_crs
-from layers.editing import EditContext
+from layers.editing import EditContext, holds_nul
 from layers.errors import BadQuery, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
@@ -173,3 +174,16 @@ def edit_context(request: Request, viewer: ViewerDep) -> EditContext:
 
 BodyDep = Annotated[bytes, Depends(read_json_body)]
 EditContextDep = Annotated[EditContext, Depends(edit_context)]
+
+
+class Strict(BaseModel):
+    """A request body that refuses unknown fields and text PostgreSQL cannot store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if holds_nul(data):
+            raise ValueError("text holds a NUL character (\\u0000)")
+        return data

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from layers.access import Viewer, area_clause
+from layers.casefilters import period_clause, within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
-
-
-def within_grid(code: str | None, params: dict[str, Any], alias: str) -> str:
-    """Cases inside one current grid (a street, say), or every case when no code is given."""
-    if code is None:
-        return "TRUE"
-    params["within"] = code
-    return (
-        f"ST_Intersects({alias}.geom, (SELECT w.geom FROM grids AS w "
-        "WHERE w.code = :within AND w.valid_to IS NULL))"
-    )
-
-
-def _period(start: date, end: date, params: dict[str, Any]) -> str:
-    if start > end:
-        raise BadQuery(f"from {start} is after to {end}.", f"起始日期 {start} 晚于截止日期 {end}。")
-    params.update(start=start, after_end=end + timedelta(days=1), last_day=end)
-    return "c.reported_at >= CAST(:start AS date) AND c.reported_at < CAST(:after_end AS date)"
 
 
 def choropleth(
@@ -50,7 +33,7 @@ def choropleth(
     params: dict[str, Any] = {"level": level}
     cases = " AND ".join(
         (
-            _period(start, end, params),
+            period_clause(start, end, params, "c"),
             category_clause(conn, categories, params, "c"),
             area_clause(CASES, viewer, params, alias="c"),
         )
@@ -109,7 +92,7 @@ def trend(
     params: dict[str, Any] = {"interval": interval}
     where = " AND ".join(
         (
-            _period(start, end, params),
+            period_clause(start, end, params, "c"),
             category_clause(conn, categories, params, "c"),
             area_clause(CASES, viewer, params, alias="c"),
             within_grid(within, params, "c"),

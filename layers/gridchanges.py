@@ -22,8 +22,9 @@ from gis.topology import CODE_LAYOUT, KINDS, CheckOptions, Report
 from layers.errors import GridEditRefused, GridRuleBroken
 from layers.gridhistory import today
 from layers.grids import Family, StoredGrid, check_family, load_family, not_found, report_document
+from layers.registry import CASE_FINAL_STATUSES
 
-OPEN_CASES = "status NOT IN ('closed', 'rejected')"
+OPEN_CASES = f"status NOT IN ({', '.join(repr(s) for s in CASE_FINAL_STATUSES)})"
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,12 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from layers import filein
-from layers.errors import InvalidFeature
-from layers.filein import FileLimits
+from layers.filein import FileLimits, refuse
 
 CODE_NAMES = ("code", "网格编码", "grid_code", "wgbm")
 NAME_NAMES = ("name", "网格名称", "grid_name", "wgmc")
 
 Drawn = list[tuple[BaseGeometry, str | None, str | None]]
-
-
-def _refuse(code: str, en: str, zh: str) -> InvalidFeature:
-    return InvalidFeature(en, zh, code=code)
 
 
 def _pick(fields: list[str], wanted: tuple[str, ...]) -> int | None:
@@ -63,7 +58,7 @@ def read_grid_file(
 
 def _source_crs(given: str | None) -> CRS:
     if not given:
-        raise _refuse(
+        raise refuse(
             "upload_no_crs",
             "The file does not say its coordinate system: give crs (e.g. EPSG:4490 or EPSG:4549).",
             "文件未声明坐标系：请指定 crs（例如 EPSG:4490 或 EPSG:4549）。",
@@ -71,7 +66,7 @@ def _source_crs(given: str | None) -> CRS:
     try:
         return CRS.from_user_input(given)
     except CRSError:
-        raise _refuse(
+        raise refuse(
             "unknown_crs", f"Unknown coordinate system {given!r}.", f"无法识别的坐标系 {given!r}。"
         ) from None
 
@@ -82,7 +77,7 @@ def in_zone(rows: Drawn, crs: str | None) -> Callable[[int], Drawn]:
     for n, (geom, _, _) in enumerate(rows, start=1):
         if geom is None or geom.geom_type not in {"Polygon", "MultiPolygon"}:
             kind = "no geometry" if geom is None else geom.geom_type
-            raise _refuse(
+            raise refuse(
                 "geometry_wrong_type",
                 f"Feature {n} is {kind}; grids are polygons.",
                 f"第 {n} 个要素是 {kind}，网格必须是面。",
@@ -104,7 +99,7 @@ def in_zone(rows: Drawn, crs: str | None) -> Callable[[int], Drawn]:
 def from_feature_collection(doc: Any) -> Callable[[int], Drawn]:
     """Grids of a GeoJSON FeatureCollection in longitude/latitude (CGCS2000 or WGS84)."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise _refuse(
+        raise refuse(
             "body_not_feature_collection",
             "features must be a GeoJSON FeatureCollection.",
             "features 必须是 GeoJSON FeatureCollection。",
@@ -115,7 +110,7 @@ def from_feature_collection(doc: Any) -> Callable[[int], Drawn]:
         try:
             geom = shape(feature["geometry"])
         except Exception:  # shapely raises several types on malformed GeoJSON
-            raise _refuse(
+            raise refuse(
                 "geometry_malformed",
                 f"Feature {n} has no usable geometry.",
                 f"第 {n} 个要素的几何无法使用。",
@@ -132,7 +127,7 @@ def drawn_geometry(doc: Any, kinds: set[str]) -> BaseGeometry:
     """A drawn GeoJSON geometry (longitude/latitude) of one of `kinds`, or a clear refusal."""
     kind = doc.get("type") if isinstance(doc, dict) else None
     if not isinstance(kind, str) or kind not in kinds:
-        raise _refuse(
+        raise refuse(
             "geometry_wrong_type",
             f"Expected a GeoJSON {' or '.join(sorted(kinds))}, got {kind!r}.",
             f"需要 GeoJSON {' 或 '.join(sorted(kinds))} 几何，收到的是 {kind!r}。",
@@ -140,7 +135,7 @@ def drawn_geometry(doc: Any, kinds: set[str]) -> BaseGeometry:
     try:
         geom = shape(doc)
     except Exception:  # shapely raises several types on malformed GeoJSON
-        raise _refuse(
+        raise refuse(
             "geometry_malformed", "The geometry is malformed.", "几何格式不正确。"
         ) from None
     coords = shapely.get_coordinates(geom)
@@ -149,7 +144,7 @@ def drawn_geometry(doc: Any, kinds: set[str]) -> BaseGeometry:
         or not np.isfinite(coords).all()
         or not ((np.abs(coords[:, 0]) <= 180).all() and (np.abs(coords[:, 1]) <= 90).all())
     ):
-        raise _refuse(
+        raise refuse(
             "geometry_malformed",
             "The geometry must be longitude/latitude in degrees.",
             "几何坐标必须是以度为单位的经纬度。",

@@ -9,14 +9,14 @@ bins leave the database: their centres in longitude/latitude and their weights.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from gis.bins import bin_metres, cells_per_bin
 from layers.access import Viewer, area_clause
-from layers.casestats import within_grid
+from layers.casefilters import period_clause, within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.features import BBox, bbox_clause
@@ -38,20 +38,10 @@ class HeatmapQuery:
 
 def filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> str:
     """The WHERE conditions on `cases AS t` shared by the bins and by their check count."""
-    if query.start and query.end and query.start > query.end:
-        raise BadQuery(
-            f"from {query.start} is after to {query.end}.",
-            f"起始日期 {query.start} 晚于截止日期 {query.end}。",
-        )
     clauses = [area_clause(CASES, query.viewer, params)]
     if query.bbox is not None:
         clauses.append(bbox_clause(query.bbox, params))
-    if query.start is not None:
-        params["start"] = query.start
-        clauses.append("t.reported_at >= CAST(:start AS date)")
-    if query.end is not None:
-        params["after_end"] = query.end + timedelta(days=1)
-        clauses.append("t.reported_at < CAST(:after_end AS date)")
+    clauses.append(period_clause(query.start, query.end, params, "t"))
     clauses.append(category_clause(conn, query.categories, params, "t"))
     clauses.append(within_grid(query.within, params, "t"))
     return " AND ".join(clauses)
@@ -147,13 +137,4 @@ def frames(conn: Connection, query: HeatmapQuery, interval: str) -> str:
         """),
             params,
         ).scalar_one()
-    )
-
-
-def matched(conn: Connection, query: HeatmapQuery) -> int:
-    """How many cases the heatmap's filter matches (what its weights add up to)."""
-    params: dict[str, Any] = {}
-    where = filters(conn, query, params)
-    return int(
-        conn.execute(text(f"SELECT count(*) FROM cases AS t WHERE {where}"), params).scalar_one()
     )

@@ -115,6 +115,20 @@ class ImportRefused(InvalidFeature):
         self.report = report
 
 
+def parse_mapping(pairs: list[str], separator: str) -> dict[str, str]:
+    """`COLUMN<separator>FIELD` pairs as given on the command line or in a query string."""
+    out = {}
+    for pair in pairs:
+        source, sep, target = pair.partition(separator)
+        if not sep or not source or not target:
+            raise BadQuery(
+                f"{pair!r}: write SOURCE_COLUMN{separator}FIELD.",
+                f"{pair!r} 应写作“源列名{separator}字段名”。",
+            )
+        out[source] = target
+    return out
+
+
 def field_mapping(
     layer: Layer, columns: list[str], explicit: dict[str, str] | None = None
 ) -> tuple[dict[str, str], list[str]]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from layers.access import Viewer, area_clause
-from layers.casestats import within_grid
+from layers.casefilters import bind_period, within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
@@ -55,11 +55,6 @@ def _check(query: IndicatorQuery) -> None:
         raise BadQuery(
             f"by must be one of {', '.join(GROUPINGS)}.",
             f"分组方式（by）必须是：{'、'.join(GROUPINGS)}。",
-        )
-    if query.start > query.end:
-        raise BadQuery(
-            f"from {query.start} is after to {query.end}.",
-            f"起始日期 {query.start} 晚于截止日期 {query.end}。",
         )
 
 
@@ -107,11 +102,8 @@ def _key(query: IndicatorQuery, moment: str) -> str:
 def rows(conn: Connection, query: IndicatorQuery) -> list[dict[str, Any]]:
     """One row per group: counts, rates (None without cases due) and the average hours."""
     _check(query)
-    params: dict[str, Any] = {
-        "start": query.start,
-        "after_end": query.end + timedelta(days=1),
-        "last_day": query.end,
-    }
+    params: dict[str, Any] = {}
+    bind_period(query.start, query.end, params)
     base, label = _base(conn, query, params)
     within = "{0} >= CAST(:start AS date) AND {0} < CAST(:after_end AS date)"
     found = conn.execute(

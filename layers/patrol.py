@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from layers.access import Viewer, area_clause
-from layers.registry import CASES, DUST_SITES
+from layers.registry import CASE_FINAL_STATUSES, CASES, DUST_SITES
 
 MAX_FEATURES = 2000
-CLOSED = ("closed", "rejected")
 
 
 def dust_sites(conn: Connection, viewer: Viewer) -> str:
@@ -54,7 +53,7 @@ def dust_sites(conn: Connection, viewer: Viewer) -> str:
 
 def open_cases(conn: Connection, viewer: Viewer) -> str:
     """Cases not yet closed, soonest deadline first, marking the overdue and those awaiting a check."""
-    params: dict[str, Any] = {"limit": MAX_FEATURES, "closed": list(CLOSED)}
+    params: dict[str, Any] = {"limit": MAX_FEATURES, "closed": list(CASE_FINAL_STATUSES)}
     where = area_clause(CASES, viewer, params)
     return str(
         conn.execute(

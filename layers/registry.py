@@ -443,6 +443,8 @@ CASE_STATUSES = codes(
     ("parked", "挂账", "Parked"),
 )
 
+CASE_FINAL_STATUSES = ("closed", "rejected")  # a case in these is no longer open
+
 CASES = Layer(
     id="cases",
     title_zh="城管案件",

@@ -99,20 +99,23 @@ audit_log = Table(
 )
 
 
-PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
-
-case_photos = Table(
-    "case_photos",
-    metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
-    Column(
+def _case_reference() -> Column[Any]:
+    """The case a row belongs to (gone with it)."""
+    return Column(
         "case_id",
         BigInteger,
         ForeignKey("cases.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
         comment="案件",
-    ),
+    )
+
+
+case_photos = Table(
+    "case_photos",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    _case_reference(),
     Column("content_type", Text, nullable=False, comment="图片类型"),
     Column("data", LargeBinary, nullable=False, comment="图片"),
     Column("size_bytes", Integer, nullable=False),
@@ -170,14 +173,7 @@ case_events = Table(
     "case_events",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "case_id",
-        BigInteger,
-        ForeignKey("cases.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-        comment="案件",
-    ),
+    _case_reference(),
     Column("at", DateTime(timezone=True), nullable=False, comment="时间"),
     Column("action", Text, nullable=False, comment="环节"),
     Column("from_status", Text, nullable=False, comment="原状态"),

@@ -10,8 +10,7 @@ from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import ConnectionDep, EditContextDep, EngineDep
-from api.routes.grids import Strict
+from api.deps import ConnectionDep, EditContextDep, EngineDep, Strict
 from layers import casework, patrol, workflow
 from layers.casework import Photo
 from layers.editing import EditContext, parse_body

@@ -6,16 +6,16 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from sqlalchemy import Connection
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
-from api.deps import BodyDep, ConnectionDep, EditContextDep, EngineDep
+from api.deps import BodyDep, ConnectionDep, EditContextDep, EngineDep, Strict
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
 from layers import gridchanges, gridfiles, gridhistory
-from layers.editing import holds_nul, parse_body
+from layers.editing import parse_body
 from layers.errors import InvalidFeature
 from layers.filein import FileLimits
 from layers.grids import (
@@ -32,19 +32,6 @@ GEOJSON = "application/geo+json"
 LINE = {"LineString", "MultiLineString"}
 POLYGON = {"Polygon", "MultiPolygon"}
 CODE = r"^[0-9]{15}$"
-
-
-class Strict(BaseModel):
-    """A request body that refuses unknown fields and text PostgreSQL cannot store."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if holds_nul(data):
-            raise ValueError("text holds a NUL character (\\u0000)")
-        return data
 
 
 class CheckRequest(Strict):

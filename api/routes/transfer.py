@@ -21,24 +21,12 @@ from api.routes.features import field_equalities, property_names
 from layers import filein, fileout
 from layers.crs import STORAGE, parse_crs
 from layers.editing import EditContext
-from layers.errors import BadQuery, PayloadTooLarge
+from layers.errors import PayloadTooLarge
 from layers.features import ItemsQuery
-from layers.importing import ImportRefused, import_rows
+from layers.importing import ImportRefused, import_rows, parse_mapping
 from layers.registry import Layer
 
 router = APIRouter(tags=["files 文件导入导出"], dependencies=[Depends(current_viewer)])
-
-
-def _mapping(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        source, sep, target = pair.partition(":")
-        if not sep or not source or not target:
-            raise BadQuery(
-                f"map={pair!r}: write SOURCE_COLUMN:FIELD.", f"map={pair!r} 应写作“源列名:字段名”。"
-            )
-        out[source] = target
-    return out
 
 
 def _import(
@@ -95,7 +83,7 @@ async def import_file(
             filename,
             ctx,
             crs,
-            _mapping(map_ or []),
+            parse_mapping(map_ or [], ":"),
             dry_run,
             limits,
         )
