@@ -13,6 +13,7 @@ from layers.errors import (
     AccountError,
     BadQuery,
     CitygridError,
+    ConcurrentChange,
     DatabaseUnreachable,
     DataFileError,
     FeatureNotFound,
@@ -55,6 +56,7 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     TooManyAttempts: 429,
     AccountError: 400,
     StateConflict: 409,
+    ConcurrentChange: 409,
     LengthRequired: 411,
 }
 

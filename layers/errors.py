@@ -142,6 +142,12 @@ class StateConflict(CitygridError):
     code = "state_conflict"
 
 
+class ConcurrentChange(CitygridError):
+    """A change that lost a race: what it was about changed or went away while it was being made."""
+
+    code = "concurrent_change"
+
+
 class LengthRequired(CitygridError):
     """An upload sent without Content-Length, whose size cannot be checked before it is read."""
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 
 from gis import gridops
 from gis.topology import CODE_LAYOUT, KINDS, CheckOptions, Report
-from layers.errors import GridEditRefused, GridRuleBroken
+from layers.errors import ConcurrentChange, GridEditRefused, GridRuleBroken
 from layers.gridhistory import today
 from layers.grids import Family, StoredGrid, check_family, load_family, not_found, report_document
 from layers.registry import CASE_FINAL_STATUSES
@@ -215,6 +215,7 @@ def commit(
 ) -> Change:
     """Check the family as it would be, then close `closing` and open `opening` today."""
     effective = today(conn)
+    _lock_closing(conn, closing)
     _refuse_parents(conn, closing)
     for grid in closing:
         if grid.valid_from > effective:
@@ -292,18 +293,66 @@ def _verify_stored(conn: Connection, family: Family, before: Report, options: Ch
         )
 
 
-def _grid_and_family(conn: Connection, code: str) -> tuple[StoredGrid, Family]:
-    parent = conn.execute(
+def changed(codes: list[str]) -> ConcurrentChange:
+    """The error for a change that another change of the same grids overtook."""
+    joined = ", ".join(codes)
+    return ConcurrentChange(
+        f"Grid {joined} was changed by someone else meanwhile; nothing was changed: reload and try again.",
+        f"网格 {'、'.join(codes)} 刚被他人修改，本次未做任何修改：请刷新后重试。",
+        code="grid_changed",
+        grids=codes,
+    )
+
+
+def _seen(conn: Connection, codes: list[str]) -> dict[str, tuple[int, str]]:
+    """The current row and parent of each code, as the change found them before any lock."""
+    rows = conn.execute(
         text(
-            "SELECT coalesce(parent_code, adcode || '000000000') FROM grids WHERE code = :code AND valid_to IS NULL"
+            "SELECT code, id, coalesce(parent_code, adcode || '000000000') FROM grids "
+            "WHERE code = ANY(:codes) AND valid_to IS NULL"
         ),
-        {"code": code},
-    ).scalar()
-    if parent is None:
-        raise not_found(code)
+        {"codes": codes},
+    ).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _grids_and_family(conn: Connection, codes: list[str]) -> tuple[list[StoredGrid], Family]:
+    """The current grids of `codes` and their family, locked; 409 when another change came first."""
+    seen = _seen(conn, codes)
+    for code in codes:
+        if code not in seen:
+            raise not_found(code)
+    parent = seen[codes[0]][1]
+    strangers = [c for c in codes if seen[c][1] != parent]
+    if strangers:
+        raise GridEditRefused(
+            f"Grids {', '.join(strangers)} do not belong to the same parent as {codes[0]}.",
+            f"网格 {', '.join(strangers)} 与 {codes[0]} 不属于同一上级网格，不能合并。",
+            code="merge_different_parents",
+        )
     family = load_family(conn, parent, lock=True)
-    grid = next(c for c in family.children if c.code == code)
-    return grid, family
+    by_id = {c.id: c for c in family.children}
+    lost = [c for c in codes if seen[c][0] not in by_id]
+    if lost:
+        raise changed(lost)
+    return [by_id[seen[c][0]] for c in codes], family
+
+
+def _lock_closing(conn: Connection, closing: list[StoredGrid]) -> None:
+    """Lock the rows a change closes, in id order, and make sure they are all still current."""
+    if not closing:
+        return
+    locked = set(
+        conn.execute(
+            text(
+                "SELECT id FROM grids WHERE id = ANY(:ids) AND valid_to IS NULL ORDER BY id FOR UPDATE"
+            ),
+            {"ids": [g.id for g in closing]},
+        ).scalars()
+    )
+    lost = [g.code for g in closing if g.id not in locked]
+    if lost:
+        raise changed(lost)
 
 
 def _geometric(step: Callable[[], Any]) -> Any:
@@ -321,7 +370,7 @@ def split(
     options: CheckOptions,
 ) -> Change:
     """Cut a grid in two (or more) along a line; every piece gets a new code."""
-    grid, family = _grid_and_family(conn, code)
+    [grid], family = _grids_and_family(conn, [code])
     pieces = _geometric(lambda: gridops.split(grid.geom, line_m(family.epsg)))
     opening = [NewGrid(p, model=grid) for p in pieces]
     return commit(conn, family, "split", [grid], opening, actor, options)
@@ -335,16 +384,8 @@ def merge(conn: Connection, codes: list[str], actor: str, options: CheckOptions)
                 "merge_needs_two", "select at least two grids to merge", "至少选择两个网格才能合并"
             )
         )
-    first, family = _grid_and_family(conn, codes[0])
-    by_code = {c.code: c for c in family.children}
-    strangers = [c for c in codes if c not in by_code]
-    if strangers:
-        raise GridEditRefused(
-            f"Grids {', '.join(strangers)} do not belong to the same parent as {codes[0]}.",
-            f"网格 {', '.join(strangers)} 与 {codes[0]} 不属于同一上级网格，不能合并。",
-            code="merge_different_parents",
-        )
-    grids = [by_code[c] for c in dict.fromkeys(codes)]
+    grids, family = _grids_and_family(conn, list(dict.fromkeys(codes)))
+    first = grids[0]
     merged = _geometric(lambda: gridops.merge([g.geom for g in grids]))
     return commit(conn, family, "merge", grids, [NewGrid(merged, model=first)], actor, options)
 
@@ -358,7 +399,7 @@ def redraw(
     options: CheckOptions,
 ) -> Change:
     """Give a grid a new boundary; neighbours sharing the moved edges follow."""
-    grid, family = _grid_and_family(conn, code)
+    [grid], family = _grids_and_family(conn, [code])
     siblings = [c for c in family.children if c.id != grid.id]
     new, adjusted = _geometric(
         lambda: gridops.redraw(

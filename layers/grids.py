@@ -72,7 +72,7 @@ def not_found(code: str) -> FeatureNotFound:
     )
 
 
-def _parent_row(conn: Connection, code: str) -> tuple[str, str, str, bytes, int]:
+def _parent_row(conn: Connection, code: str, lock: bool) -> tuple[str, str, str, bytes, int]:
     if code.endswith(COUNTY_TAIL) and len(code) == 15:
         row = conn.execute(
             text("""
@@ -91,11 +91,14 @@ def _parent_row(conn: Connection, code: str) -> tuple[str, str, str, bytes, int]
             {"g": bytes(row[3]), "epsg": epsg},
         ).scalar_one()
         return "county", code[:6], f"{code[:6]}县域", bytes(wkb), epsg
+    # A change closing the parent (FOR UPDATE) waits for the changes of its children, and the
+    # other way round: no child is added under a parent that a concurrent change closes.
+    share = "FOR SHARE" if lock else ""
     row = conn.execute(
-        text("""
+        text(f"""
         SELECT level, adcode, name, citygrid_gk_srid(geom) AS epsg,
                ST_AsBinary(ST_Transform(geom, citygrid_gk_srid(geom)))
-        FROM grids WHERE code = :code AND valid_to IS NULL
+        FROM grids WHERE code = :code AND valid_to IS NULL {share}
     """),
         {"code": code},
     ).first()
@@ -108,7 +111,7 @@ def load_family(conn: Connection, parent_code: str, lock: bool = False) -> Famil
     """A parent and its current children; `lock` serialises changes to the family."""
     if lock:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:code))"), {"code": parent_code})
-    level, adcode, name, wkb, epsg = _parent_row(conn, parent_code)
+    level, adcode, name, wkb, epsg = _parent_row(conn, parent_code, lock)
     if level == "section":
         raise GridEditRefused(
             f"Grid {parent_code} is a section grid: it has no child grids.",
