@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from layers.db import database_error
 from layers.errors import (
     AccountError,
     BadQuery,
@@ -77,17 +82,56 @@ def error_body(code: str, message_zh: str, message_en: str, **details: object) -
 HEADERS_BY_ERROR: dict[type[CitygridError], Callable[[CitygridError], dict[str, str]]] = {
     NotSignedIn: lambda _: {"WWW-Authenticate": "Bearer"},
     TooManyAttempts: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 1))},
+    DatabaseUnreachable: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 5))},
 }
+# Driver and pool errors, turned into domain errors by `layers.db.database_error`.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    DisconnectionError,
+    PoolTimeout,
+    psycopg.Error,
+)
+
+UNAVAILABLE_PAGE = """<!DOCTYPE html>
+<html lang="zh-CN">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>暂时无法使用 · citygrid</title></head>
+<body>
+<h1>系统暂时无法使用</h1>
+<p>{message}</p>
+<p><a href="">重新加载</a></p>
+</body>
+</html>
+"""
 
 
-async def _citygrid_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CitygridError)
+def _wants_page(request: Request) -> bool:
+    """Whether the client is a browser loading a page (it asks for HTML, not JSON)."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "json" not in accept
+
+
+def _answer(request: Request, exc: CitygridError) -> Response:
     headers = HEADERS_BY_ERROR.get(type(exc), lambda _: {})(exc)
+    status = status_for(exc)
+    if status == 503 and _wants_page(request):
+        page = UNAVAILABLE_PAGE.format(message=html.escape(exc.message_zh))
+        return HTMLResponse(page, status, headers=headers)
     return JSONResponse(
-        error_body(exc.code, exc.message_zh, exc.message_en, **exc.details),
-        status_for(exc),
-        headers=headers,
+        error_body(exc.code, exc.message_zh, exc.message_en, **exc.details), status, headers=headers
     )
+
+
+async def _citygrid_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CitygridError)
+    return _answer(request, exc)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    translated = database_error(exc)
+    if translated is None:
+        raise exc
+    return _answer(request, translated)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -130,5 +174,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the common JSON body."""
     app.middleware("http")(_refuse_nul)
     app.add_exception_handler(CitygridError, _citygrid_error)
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

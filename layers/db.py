@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from layers.errors import DatabaseUnreachable, PostgisMissing
+from layers.errors import CitygridError, ConcurrentChange, DatabaseUnreachable, PostgisMissing
 
 # Every bureau works on China Standard Time: "today", day boundaries of statistics and the day a
 # grid change takes effect are the bureau's, whatever the server's clock zone.
 BUREAU_TIMEZONE = "Asia/Shanghai"
+
+
+# Seconds a client is asked to wait (Retry-After) when the database cannot be used: about the
+# time PostgreSQL takes to restart.
+RETRY_AFTER_S = 5
+# SQLSTATEs of a server that cannot be used now: too many connections, shutting down or starting
+# up; class 08 (connection exceptions) is matched by its prefix.
+UNAVAILABLE_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
+# Serialization failure and deadlock: the transaction lost a race with another one.
+CONFLICT_STATES = frozenset({"40001", "40P01"})
 
 
 def _describe(url: URL) -> str:
@@ -113,3 +125,43 @@ def drop_database(admin_url: str, name: str) -> None:
             conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
     finally:
         engine.dispose()
+
+
+def unreachable() -> DatabaseUnreachable:
+    """The error a client meets while the database cannot be reached or refuses new work."""
+    return DatabaseUnreachable(
+        "The database cannot be reached at the moment; nothing was changed: try again shortly.",
+        "数据库暂时无法连接，本次请求未做任何修改：请稍后重试。",
+        retry_after=RETRY_AFTER_S,
+    )
+
+
+def _driver_error(exc: BaseException) -> BaseException | None:
+    if isinstance(exc, DBAPIError):
+        return exc.orig
+    return exc if isinstance(exc, psycopg.Error) else None
+
+
+def database_error(exc: BaseException) -> CitygridError | None:
+    """The domain error for a database failure no client caused; None for any other error."""
+    if isinstance(exc, PoolTimeout | DisconnectionError):
+        return unreachable()
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return unreachable()
+    orig = _driver_error(exc)
+    if orig is None:
+        return None
+    state = getattr(orig, "sqlstate", None)
+    if state in CONFLICT_STATES:
+        return ConcurrentChange(
+            "Another change of the same data came first; nothing was changed: try again.",
+            "同一数据刚被其他修改占用，本次未做任何修改：请重试。",
+        )
+    if state is not None:
+        return unreachable() if state.startswith("08") or state in UNAVAILABLE_STATES else None
+    # without a state the driver itself failed: no connection, or a connection lost mid-way
+    return (
+        unreachable()
+        if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+        else None
+    )
