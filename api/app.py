@@ -25,6 +25,7 @@ from api.routes import (
 )
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
+from layers.roles import API_APPLICATION
 from layers.tiles import TileCache
 from layers.versions import VersionWatcher
 from webmap.basemaps import resolve_basemap
@@ -41,9 +42,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.url(), settings.gk_epsg, settings.pool_size)
+        engine = make_engine(settings.url(), settings.gk_epsg, settings.pool_size, API_APPLICATION)
         app.state.engine = engine
-        app.state.layer_versions = VersionWatcher(engine.url)
+        app.state.layer_versions = VersionWatcher(engine.url, API_APPLICATION)
         app.state.layer_versions.start()
         try:
             yield

@@ -20,7 +20,7 @@ from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, CheckOptions, Report
-from layers import cluster, db, migrate
+from layers import cluster, db, migrate, roles
 from layers.boundary import load_county
 from layers.cluster import State
 from layers.demo import accounts as demo_accounts
@@ -54,19 +54,29 @@ PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRI
 
 
 def prepare_database(settings: DatabaseSettings) -> str:
-    """Make the database reachable, PostGIS-ready and migrated; return its URL."""
+    """Make the database reachable, PostGIS-ready and migrated, the API's role able to use it;
+    return the owner's URL."""
     if settings.uses_own_cluster:
         cluster = settings.cluster()
         cluster.up(say)
         db.ensure_database(cluster.url("postgres"), settings.database_name)
-    url = settings.url()
-    engine = db.make_engine(url, settings.gk_epsg)
+        admin = db.make_engine(cluster.url("postgres"))
+        try:
+            roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
+        finally:
+            admin.dispose()
+    url = settings.migration_url()
+    engine = db.make_engine(url, settings.gk_epsg, application_name=roles.MIGRATION_APPLICATION)
     try:
         db.check_connection(engine)
         db.check_postgis(engine)
         if migrate.current_revision(engine) != migrate.head_revision():
             say("Applying database migrations")
             migrate.upgrade(engine)
+        api_role = db.parse_url(settings.url()).username
+        if api_role and api_role != engine.url.username:
+            with engine.begin() as conn:
+                roles.grant_api_rights(conn, api_role)
     finally:
         engine.dispose()
     return url

@@ -20,7 +20,13 @@ class DatabaseSettings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of an existing PostGIS database; unset = own cluster",
+        description="SQLAlchemy URL of an existing PostGIS database, as the API's role "
+        "(rows only, no DDL); unset = own cluster",
+    )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="The same database as the role that owns the schema and runs migrations; "
+        "unset = CITYGRID_DATABASE_URL",
     )
     state_dir: Path = Field(default=Path(".citygrid"), description="Where the own cluster lives")
     cluster_port: int = Field(default=55432, ge=1024, le=65535)
@@ -40,9 +46,15 @@ class DatabaseSettings(BaseSettings):
         return Cluster(self.state_dir.resolve(), self.cluster_port)
 
     def url(self) -> str:
-        """The SQLAlchemy URL to connect to."""
+        """The SQLAlchemy URL the API connects to (the API's role)."""
         if self.database_url:
             return _with_driver(self.database_url)
+        return self.cluster().api_url(self.database_name)
+
+    def migration_url(self) -> str:
+        """The SQLAlchemy URL of the schema's owner, who migrates and loads the demo."""
+        if self.database_url:
+            return _with_driver(self.migration_database_url or self.database_url)
         return self.cluster().url(self.database_name)
 
 

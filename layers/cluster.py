@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from layers.db import BUREAU_TIMEZONE
 from layers.errors import SetupError
+from layers.roles import API_ROLE
 
 MIN_MAJOR = 15
 SUPERUSER = "citygrid"
@@ -183,15 +184,38 @@ class Cluster:
         """The server log."""
         return self.data_dir / "server.log"
 
+    @property
+    def api_password_file(self) -> Path:
+        """The password of the API's role, readable by the project's user only."""
+        return self.state_dir / "api.password"
+
     def url(self, database: str) -> str:
-        """SQLAlchemy URL of a database in this cluster."""
-        if not self.password_file.exists():
+        """SQLAlchemy URL of a database in this cluster, as the superuser (who owns the schema)."""
+        return self._url(SUPERUSER, self.password_file, database)
+
+    def api_url(self, database: str) -> str:
+        """SQLAlchemy URL of a database in this cluster, as the API's role."""
+        return self._url(API_ROLE, self.api_password_file, database)
+
+    def api_password(self) -> str:
+        """The API role's password, made on first use."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.api_password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return self.api_password_file.read_text().strip()
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24) + "\n")
+        return self.api_password_file.read_text().strip()
+
+    def _url(self, user: str, password_file: Path, database: str) -> str:
+        if not password_file.exists():
             raise SetupError(
-                f"The local database cluster in {self.data_dir} has not been created: run `citygrid db up`.",
-                f"本地数据库集群 {self.data_dir} 尚未创建：请先运行 `citygrid db up`。",
+                f"The local database cluster in {self.data_dir} has not been set up: run `citygrid db up`.",
+                f"本地数据库集群 {self.data_dir} 尚未准备好：请先运行 `citygrid db up`。",
             )
-        password = quote(self.password_file.read_text().strip(), safe="")
-        return f"postgresql+psycopg://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{database}"
+        password = quote(password_file.read_text().strip(), safe="")
+        return f"postgresql+psycopg://{user}:{password}@127.0.0.1:{self.port}/{database}"
 
     def state(self) -> State:
         """Whether the cluster exists and runs."""

@@ -47,13 +47,15 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str, gk_epsg: int | None = None, pool_size: int = 5) -> Engine:
+def make_engine(
+    url: str, gk_epsg: int | None = None, pool_size: int = 5, application_name: str = "citygrid"
+) -> Engine:
     """An engine for `url`; `gk_epsg` forces the Gauss-Krüger zone the database measures in."""
     engine = create_engine(
         parse_url(url),
         pool_size=pool_size,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 10, "application_name": "citygrid"},
+        connect_args={"connect_timeout": 10, "application_name": application_name},
     )
 
     @event.listens_for(engine, "connect")

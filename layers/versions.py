@@ -18,8 +18,9 @@ CHANNEL = "citygrid_layers"
 class VersionWatcher:
     """Listens for layer version changes; `current(layer)` is the latest committed version."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, application_name: str = "citygrid") -> None:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._application_name = application_name
         self._versions: dict[str, int] = {}
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -41,7 +42,12 @@ class VersionWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(
+                    self._dsn,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=self._application_name,
+                ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     rows = conn.execute("SELECT layer, version FROM layer_versions").fetchall()
                     self._versions = {layer: int(version) for layer, version in rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,19 +12,42 @@ import pytest
 from sqlalchemy import Engine, make_url
 
 from api.settings import DatabaseSettings, DemoSettings
-from layers import db, migrate
+from layers import db, migrate, roles
 from layers.demo import load as demo_city
 
 
 @dataclass(frozen=True)
 class PgServer:
-    """A PostgreSQL server the tests may create databases on."""
+    """A PostgreSQL server the tests may create databases on, and the password of its API role."""
 
     admin_url: str
+    api_password: str
 
     def url(self, database: str) -> str:
-        """URL of a database on this server."""
+        """URL of a database on this server, as the administrator (who owns the schema)."""
         return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
+
+    def api_url(self, database: str) -> str:
+        """URL of a database on this server, as the API's role."""
+        url = make_url(self.admin_url).set(
+            database=database, username=roles.API_ROLE, password=self.api_password
+        )
+        return url.render_as_string(hide_password=False)
+
+    def as_owner(self, url: str) -> str:
+        """The same database as the administrator: for loaders and migrations."""
+        database = make_url(url).database
+        assert database is not None
+        return self.url(database)
+
+
+def _with_api_role(admin_url: str, password: str) -> PgServer:
+    engine = db.make_engine(admin_url)
+    try:
+        roles.ensure_login_role(engine, roles.API_ROLE, password)
+    finally:
+        engine.dispose()
+    return PgServer(admin_url, password)
 
 
 def _log(message: str) -> None:
@@ -35,34 +59,33 @@ def pg_server() -> Iterator[PgServer]:
     """The server: started for the session if it was not running, stopped again afterwards."""
     settings = DatabaseSettings()
     if not settings.uses_own_cluster:
-        yield PgServer(
-            db.parse_url(settings.url())
-            .set(database="postgres")
-            .render_as_string(hide_password=False)
-        )
+        admin = db.parse_url(settings.migration_url()).set(database="postgres")
+        yield _with_api_role(admin.render_as_string(hide_password=False), secrets.token_urlsafe(24))
         return
     cluster = settings.cluster()
     started = cluster.up(_log)
     try:
-        yield PgServer(cluster.url("postgres"))
+        yield _with_api_role(cluster.url("postgres"), cluster.api_password())
     finally:
         if started:
             cluster.down(_log)
 
 
 def fresh_database(server: PgServer, suffix: str) -> Iterator[str]:
-    """A new, migrated database on `server`, dropped when the caller is done with it."""
+    """A new database on `server`, migrated by its owner; yields the URL the API connects with
+    (the API's role, rows only), dropped when the caller is done with it."""
     name = f"citygrid_test_{suffix}_{os.getpid()}"
     db.drop_database(server.admin_url, name)
     db.ensure_database(server.admin_url, name)
-    url = server.url(name)
-    engine = db.make_engine(url)
+    engine = db.make_engine(server.url(name))
     try:
         migrate.upgrade(engine)
+        with engine.begin() as conn:
+            roles.grant_api_rights(conn, roles.API_ROLE)
     finally:
         engine.dispose()
     try:
-        yield url
+        yield server.api_url(name)
     finally:
         db.drop_database(server.admin_url, name)
 
@@ -74,9 +97,9 @@ def database_url(pg_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on the session database."""
-    eng = db.make_engine(database_url)
+def engine(pg_server: PgServer, database_url: str) -> Iterator[Engine]:
+    """An engine on the session database, as its owner (the demo loader vacuums)."""
+    eng = db.make_engine(pg_server.as_owner(database_url))
     yield eng
     eng.dispose()
 

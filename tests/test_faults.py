@@ -18,7 +18,7 @@ from api.app import create_app
 from api.auth import COOKIE
 from api.errors import status_for
 from api.settings import DatabaseSettings
-from layers import db, migrate
+from layers import db, migrate, roles
 from layers.cluster import Cluster, find_server
 from tests.accounts import TEST_AUTH, bearer, ensure_account, token_for
 from tests.conftest import PgServer
@@ -61,14 +61,18 @@ def fault_cluster() -> Iterator[tuple[Cluster, str]]:
     try:
         cluster.up(_log)
         db.ensure_database(cluster.url("postgres"), "citygrid")
-        url = cluster.url("citygrid")
-        engine = db.make_engine(url)
+        admin = db.make_engine(cluster.url("postgres"))
+        owner = db.make_engine(cluster.url("citygrid"))
         try:
-            migrate.upgrade(engine)
-            ensure_account(engine, USER, "admin")
+            roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
+            migrate.upgrade(owner)
+            with owner.begin() as conn:
+                roles.grant_api_rights(conn, roles.API_ROLE)
+            ensure_account(owner, USER, "admin")
         finally:
-            engine.dispose()
-        yield cluster, url
+            admin.dispose()
+            owner.dispose()
+        yield cluster, cluster.api_url("citygrid")
     finally:
         cluster.down(_log)
         shutil.rmtree(state, ignore_errors=True)

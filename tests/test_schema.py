@@ -13,11 +13,12 @@ from sqlalchemy.exc import IntegrityError
 
 from layers import db, migrate
 from layers.registry import LAYERS, STORAGE_SRID, spatial_layers
+from tests.conftest import PgServer
 
 
 @pytest.fixture
-def scratch(scratch_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(scratch_url)
+def scratch(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
+    eng = db.make_engine(pg_server.as_owner(scratch_url))
     yield eng
     eng.dispose()
 
