@@ -16,12 +16,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, text
 
+from layers import passwords
 from layers.errors import AccountError, NotSignedIn, TooManyAttempts
 from layers.registry import Role
 
 HASHER = PasswordHasher()  # argon2id with the RFC 9106 low-memory parameters
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
-MIN_PASSWORD = 8
 # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = HASHER.hash("citygrid-no-such-user")
 
@@ -61,18 +61,9 @@ def _role(value: str) -> Role:
         ) from None
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise AccountError(
-            f"A password needs at least {MIN_PASSWORD} characters.",
-            f"密码至少需要 {MIN_PASSWORD} 个字符。",
-            code="weak_password",
-        )
-
-
-def hash_password(password: str) -> str:
-    """The argon2id hash of a password (refusing one that is too short)."""
-    _check_password(password)
+def hash_password(password: str, *names: str) -> str:
+    """The argon2id hash of a password, refusing a weak one or one holding the user's `names`."""
+    passwords.check(password, *names)
     return HASHER.hash(password)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import AuthSettings, DatabaseSettings
-from layers import users
+from layers import db, users
 from tests.accounts import TEST_AUTH, TEST_KEY, TEST_PASSWORD, bearer, ensure_account, token_for
 from tests.test_access import WEST, World, ids_in, make_world
 
@@ -381,3 +381,62 @@ def test_accounts_refuse_bad_names_short_passwords_and_unknown_roles(world: Worl
             users.add(
                 conn, "ok-name", "leader", users.hash_password(TEST_PASSWORD), "tests", grids=[WEST]
             )
+
+
+@pytest.mark.parametrize(
+    ("password", "names", "reason"),
+    [
+        ("password", (), "too_common"),
+        ("Password1!", (), "too_common"),
+        ("1qaz2wsx3edc", (), "too_common"),
+        ("qwertyuiop", (), "too_common"),
+        ("planner-2026!", ("planner", "网格规划员"), "contains_name"),
+        ("1990.san.zhang", ("zhang.san",), "contains_name"),
+        ("short", (), "too_short"),
+    ],
+)
+def test_common_passwords_and_the_users_own_name_are_refused(
+    password: str, names: tuple[str, ...], reason: str
+) -> None:
+    from api.errors import status_for
+    from layers.errors import AccountError
+
+    with pytest.raises(AccountError) as caught:
+        users.hash_password(password, *names)
+    assert caught.value.code == "weak_password" and caught.value.details["reason"] == reason
+    assert status_for(caught.value) == 400
+    assert caught.value.message_zh and caught.value.message_en
+    assert users.hash_password(TEST_PASSWORD, "planner").startswith("$argon2id$")
+
+
+def test_demo_passwords_go_to_an_owner_only_file_not_to_the_log(
+    scratch_url: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from argon2 import PasswordHasher
+
+    from api import cli
+
+    state = tmp_path / "state"
+    cli._demo_logins(scratch_url, DatabaseSettings(database_url=scratch_url, state_dir=state))
+    printed = capsys.readouterr()
+    path = state / "demo-passwords.txt"
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = [line.split("\t") for line in path.read_text().splitlines()[1:]]
+    passwords = {username: password for _, username, _, password in lines}
+    assert {"admin", "planner", "leader", "dispatcher"} <= set(passwords)
+    assert str(path) in printed.out + printed.err
+    for password in passwords.values():
+        assert password not in printed.out + printed.err
+    engine = db.make_engine(scratch_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT password_hash FROM users WHERE username = 'admin'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert PasswordHasher().verify(stored, passwords["admin"])
+    path.chmod(0o644)  # a second load resets the passwords and takes the rights back
+    cli._demo_logins(scratch_url, DatabaseSettings(database_url=scratch_url, state_dir=state))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert dict(line.split("\t")[1::2] for line in path.read_text().splitlines()[1:]) != passwords
