@@ -245,7 +245,8 @@ def _serve(
     say(f"health:       {base}/health")
     for path, title in PAGES.values():
         say(f"map {title}: {base}{path}")
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES).
+    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 @boundary_app.command("check")
