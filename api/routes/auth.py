@@ -80,7 +80,10 @@ def token(
     "/auth/logout",
     status_code=204,
     summary="End this sign-in / 注销",
-    responses={204: {"description": "The token (or session cookie) no longer works anywhere"}},
+    responses={
+        204: {"description": "The token (or session cookie) no longer works anywhere"},
+        401: {"description": "No valid sign-in to end"},
+    },
 )
 def api_logout(request: Request, engine: EngineDep, _: ViewerDep) -> Response:
     """End the session of the token sent (bearer header or cookie): it is refused from now on."""
