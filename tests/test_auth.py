@@ -199,6 +199,24 @@ def test_logout_ends_the_session_on_the_server_and_only_that_one(
     assert [tuple(s) for s in states] == [("cookie", True), ("cookie", False), ("bearer", True)]
 
 
+def test_a_logout_holds_in_every_api_process(world: World, client: TestClient) -> None:
+    ensure_account(world.url, "two-desks", "leader")
+    token = login(client, "two-desks", TEST_PASSWORD).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    other_process = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
+    with TestClient(other_process) as other:
+        watcher = other.app.state.layer_versions  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 5
+        while watcher.current("sessions") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert other.get("/auth/me", headers=headers).status_code == 200  # now in its memory
+        before = watcher.current("sessions")
+        assert client.post("/auth/logout", headers=headers).status_code == 204
+        announced_sessions(other, before)
+        replay = other.get("/auth/me", headers=headers)
+        assert replay.status_code == 401 and replay.json()["code"] == "token_revoked"
+
+
 def announced_sessions(client: TestClient, before: int | None) -> None:
     """Wait for a change of `sessions` to be announced to the app."""
     watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
