@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
-from api.auth import AccountCache, Issuer
+from api.auth import AccountCache, Issuer, RevokedSessions
+from api.client_address import parse_networks
 from api.routes import (
     auth,
     cases,
@@ -24,6 +25,7 @@ from api.routes import (
     transfer,
 )
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
+from api.sign_in_budget import HashBudget
 from layers.db import make_engine
 from layers.roles import API_APPLICATION
 from layers.tiles import TileCache
@@ -66,8 +68,14 @@ def create_app(
     )
     app.state.tile_cache = TileCache()
     app.state.editing = editing_limits or EditingSettings()
-    app.state.issuer = Issuer.from_settings(auth_settings or AuthSettings())
+    auth_settings = auth_settings or AuthSettings()
+    app.state.issuer = Issuer.from_settings(auth_settings)
+    app.state.trusted_proxies = parse_networks(auth_settings.trusted_proxies)
+    app.state.hash_budget = HashBudget(
+        auth_settings.login_hashes_per_second, auth_settings.login_hash_burst
+    )
     app.state.accounts = AccountCache()
+    app.state.revoked_sessions = RevokedSessions()
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)

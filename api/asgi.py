@@ -1,4 +1,5 @@
-"""ASGI entry for process managers: `uvicorn --factory api.asgi:build --workers N`."""
+"""ASGI entry for process managers: `uvicorn --factory api.asgi:build --workers N
+--no-proxy-headers` (the app itself reads X-Forwarded-For from CITYGRID_TRUSTED_PROXIES)."""
 
 from __future__ import annotations
 

@@ -14,11 +14,13 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
 
 from api.settings import AuthSettings
-from layers import users
+from layers import sessions, users
 from layers.access import Viewer, require_role
 from layers.errors import NotSignedIn
 from layers.registry import Role
-from layers.users import Account, LoginPolicy
+from layers.sessions import Kind
+from layers.signin import LoginPolicy
+from layers.users import Account
 
 COOKIE = "citygrid_session"
 ALGORITHM = "HS256"
@@ -48,25 +50,27 @@ class Issuer:
                 settings.login_max_failures,
                 settings.login_block_seconds,
                 settings.login_max_block_seconds,
+                settings.login_client_max_failures,
+                settings.login_forget_seconds,
             ),
             settings.patrol_buffer_m,
         )
 
-    def issue(self, username: str, lifetime: timedelta) -> str:
-        """A signed token naming the user, valid for `lifetime`."""
+    def issue(self, username: str, lifetime: timedelta, sid: str) -> str:
+        """A signed token naming the user and the session `sid`, valid for `lifetime`."""
         now = datetime.now(UTC)
-        claims = {"sub": username, "aud": AUDIENCE, "iat": now, "exp": now + lifetime}
+        claims = {"sub": username, "sid": sid, "aud": AUDIENCE, "iat": now, "exp": now + lifetime}
         return jwt.encode(claims, self.key, algorithm=ALGORITHM)
 
-    def read(self, token: str) -> tuple[str, int]:
-        """The user name and issue time (epoch seconds) of a token this issuer signed."""
+    def read(self, token: str) -> Claims:
+        """The claims of a token this issuer signed."""
         try:
             claims = jwt.decode(
                 token,
                 self.key,
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
-                options={"require": ["sub", "iat", "exp", "aud"]},
+                options={"require": ["sub", "sid", "iat", "exp", "aud"]},
             )
         except jwt.ExpiredSignatureError:
             raise NotSignedIn(
@@ -80,12 +84,41 @@ class Issuer:
                 "登录凭证无效，请重新登录。",
                 code="token_invalid",
             ) from None
-        if not isinstance(claims["sub"], str) or not isinstance(claims["iat"], int | float):
+        if not (
+            isinstance(claims["sub"], str)
+            and isinstance(claims["sid"], str)
+            and isinstance(claims["iat"], int | float)
+            and isinstance(claims["exp"], int | float)
+        ):
             raise NotSignedIn("The token is not valid.", "登录凭证无效。", code="token_invalid")
-        return claims["sub"], int(claims["iat"])
+        return Claims(
+            claims["sub"],
+            claims["sid"],
+            int(claims["iat"]),
+            datetime.fromtimestamp(claims["exp"], UTC),
+        )
 
 
-def _presented_token(request: Request) -> str | None:
+@dataclass(frozen=True)
+class Claims:
+    """What a valid token says: whose it is, which session, when issued and until when."""
+
+    username: str
+    sid: str
+    issued_at: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Presented:
+    """A token as the request carried it, and whether in the header or the session cookie."""
+
+    token: str
+    kind: Kind
+
+
+def presented_token(request: Request) -> Presented | None:
+    """The bearer token of the Authorization header, else the session cookie, else None."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -95,8 +128,9 @@ def _presented_token(request: Request) -> str | None:
                 "请以“Authorization: Bearer <令牌>”提供登录凭证。",
                 code="token_invalid",
             )
-        return token.strip()
-    return request.cookies.get(COOKIE)
+        return Presented(token.strip(), "bearer")
+    cookie = request.cookies.get(COOKIE)
+    return Presented(cookie, "cookie") if cookie else None
 
 
 class AccountCache:
@@ -121,30 +155,72 @@ class AccountCache:
         return account
 
 
+class RevokedSessions:
+    """The ids of revoked sessions as last read, trusted only while the listener vouches that
+    `sessions` is unchanged (every revocation is announced), so a logout holds in every process."""
+
+    def __init__(self) -> None:
+        self._known: tuple[int, frozenset[str]] | None = None
+        self._ended_here: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def note(self, sid: str, expires_at: datetime) -> None:
+        """Remember a session this process ended, before its announcement comes back."""
+        now = datetime.now(UTC)
+        with self._lock:
+            self._ended_here = {s: t for s, t in self._ended_here.items() if t > now}
+            self._ended_here[sid] = expires_at
+
+    def revoked(self, engine: Engine, sid: str, version: int | None) -> bool:
+        """Whether `sid` is revoked: from memory when its version is current, else the database."""
+        with self._lock:
+            known = self._known
+            if sid in self._ended_here:
+                return True
+        if version is not None and known is not None and known[0] == version:
+            return sid in known[1]
+        with engine.connect() as conn:
+            if version is None:
+                return sessions.is_revoked(conn, sid)
+            ids = sessions.revoked_ids(conn)
+        with self._lock:  # read after the version: a later revocation bumps it again
+            self._known = (version, ids)
+        return sid in ids
+
+
+def _revoked() -> NotSignedIn:
+    return NotSignedIn(
+        "This sign-in is no longer valid: sign in again.",
+        "该登录已失效，请重新登录。",
+        code="token_revoked",
+    )
+
+
 def viewer_from_token(
     engine: Engine,
     issuer: Issuer,
     token: str,
     cache: AccountCache | None = None,
-    version: int | None = None,
+    versions: Callable[[str], int | None] = lambda _: None,
+    revocations: RevokedSessions | None = None,
 ) -> Viewer:
-    """The viewer a token stands for, refused when the account is gone, disabled or changed."""
-    username, issued_at = issuer.read(token)
+    """The viewer a token stands for, refused when its session was ended or the account is gone,
+    disabled or changed."""
+    claims = issuer.read(token)
+    revocations = revocations or RevokedSessions()
+    if revocations.revoked(engine, claims.sid, versions("sessions")):
+        raise _revoked()
     if cache is not None:
-        account = cache.find(engine, username, version)
+        account = cache.find(engine, claims.username, versions("users"))
     else:
         with engine.connect() as conn:
-            account = users.find(conn, username)
+            account = users.find(conn, claims.username)
     if (
         account is None
         or account.disabled
-        or issued_at < int(account.sessions_valid_from.timestamp())
+        or claims.issued_at < int(account.sessions_valid_from.timestamp())
     ):
-        raise NotSignedIn(
-            "This sign-in is no longer valid: sign in again.",
-            "该登录已失效，请重新登录。",
-            code="token_revoked",
-        )
+        raise _revoked()
     return Viewer(
         account.username,
         account.role,
@@ -155,7 +231,7 @@ def viewer_from_token(
 
 
 # Declares the password flow in the OpenAPI document (the docs' "Authorize" button); the header
-# itself is read by `_presented_token`, which also accepts the pages' cookie.
+# itself is read by `presented_token`, which also accepts the pages' cookie.
 PASSWORD_FLOW = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
@@ -163,13 +239,19 @@ def optional_viewer(
     request: Request, _: Annotated[str | None, Depends(PASSWORD_FLOW)] = None
 ) -> Viewer | None:
     """The signed-in viewer, or None when the request carries no credentials."""
-    token = _presented_token(request)
-    if token is None:
+    presented = presented_token(request)
+    if presented is None:
         return None
     state = request.app.state
     watcher = getattr(state, "layer_versions", None)
-    version = watcher.current("users") if watcher is not None else None
-    viewer = viewer_from_token(state.engine, state.issuer, token, state.accounts, version)
+    viewer = viewer_from_token(
+        state.engine,
+        state.issuer,
+        presented.token,
+        state.accounts,
+        watcher.current if watcher is not None else lambda _: None,
+        state.revoked_sessions,
+    )
     request.state.viewer = viewer
     return viewer
 

@@ -188,15 +188,16 @@ def _load_demo(
 
 
 def _demo_logins(url: str, settings: DatabaseSettings) -> None:
-    """Create the demo accounts and show their passwords, this once."""
+    """Create the demo accounts; their passwords go to an owner-only file, never to the screen."""
     engine = db.make_engine(url, settings.gk_epsg)
     try:
         with engine.begin() as conn:
             logins = demo_accounts.ensure_accounts(conn)
     finally:
         engine.dispose()
-    table = Table(title="演示账号（密码只显示这一次，请记下；可用 citygrid users passwd 重设）")
-    for column in ("角色", "用户名", "姓名", "密码"):
+    path = demo_accounts.write_logins(logins, settings.state_dir)
+    table = Table(title="演示账号")
+    for column in ("角色", "用户名", "姓名"):
         table.add_column(column)
     shared = {
         Role.INSPECTOR: ("insp-", "各社区网格监督员"),
@@ -204,9 +205,7 @@ def _demo_logins(url: str, settings: DatabaseSettings) -> None:
     }
     for login in logins:
         if login.role not in shared:
-            table.add_row(
-                ROLE_LABELS[login.role], login.username, login.display_name, login.password
-            )
+            table.add_row(ROLE_LABELS[login.role], login.username, login.display_name)
     for role, (prefix, who) in shared.items():
         group = [x for x in logins if x.role is role]
         if group:
@@ -214,9 +213,12 @@ def _demo_logins(url: str, settings: DatabaseSettings) -> None:
                 ROLE_LABELS[role],
                 f"{group[0].username} 等 {len(group)} 个（{prefix}街道社区六位码）",
                 who,
-                group[0].password,
             )
     console.print(table)
+    say(
+        f"demo passwords written to {path} (readable by you only) / "
+        f"演示账号密码已写入 {path}（仅本用户可读；可用 citygrid users passwd 重设）"
+    )
 
 
 @app.command("serve")
@@ -253,7 +255,8 @@ def _serve(
     say(f"health:       {base}/health")
     for path, title in PAGES.values():
         say(f"map {title}: {base}{path}")
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES).
+    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 @boundary_app.command("check")

@@ -61,7 +61,7 @@ def add(
 ) -> None:
     """Create an account; an inspector sees only the grids given with --grid, a handling unit
     (--role handler) only the cases dispatched to its --unit."""
-    password_hash = users.hash_password(_password(password))
+    password_hash = users.hash_password(_password(password), name, display_name or "")
     with _transaction() as conn:
         account = users.add(
             conn, name, role, password_hash, _actor(), display_name, list(grid or []), unit
@@ -128,7 +128,9 @@ def passwd(
     ] = None,
 ) -> None:
     """Set a new password; the account's tokens stop working."""
-    password_hash = users.hash_password(_password(password))
+    given = _password(password)
     with _transaction() as conn:
+        account = users.get(conn, name)
+        password_hash = users.hash_password(given, account.username, account.display_name or "")
         users.set_password(conn, name, password_hash, _actor())
     stdout.print(f"password of {name} changed")

@@ -7,9 +7,10 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.client_address import parse_networks
 from layers.cluster import Cluster
 
 
@@ -149,9 +150,36 @@ class AuthSettings(BaseSettings):
     patrol_buffer_m: float = Field(
         default=50.0, ge=0, le=1000, description="How far past their grids inspectors see"
     )
-    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failures of one name from one address before it waits"
+    )
     login_block_seconds: float = Field(default=30.0, gt=0)
     login_max_block_seconds: float = Field(default=900.0, gt=0)
+    login_client_max_failures: int = Field(
+        default=20, ge=1, description="Failures from one address, any names, before it waits"
+    )
+    login_forget_seconds: float = Field(
+        default=3600.0, gt=0, description="Failure counts are forgotten after this quiet spell"
+    )
+    login_hashes_per_second: float = Field(
+        default=2.0, gt=0, description="Password checks a second per address (per process)"
+    )
+    login_hash_burst: int = Field(
+        default=10, ge=1, description="Password checks an address may make at once"
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"CITYGRID_TRUSTED_PROXIES: {exc}") from None
+        return value
 
     def signing_key(self) -> str:
         """The configured key, or the one kept in the state directory (made on first use)."""

@@ -57,7 +57,7 @@ def signed_in() -> tuple[dict[str, str], dict[str, str]]:
     """A fresh signing key for the server's environment, and the bench admin's header for it."""
     key = secrets.token_urlsafe(48)
     issuer = Issuer.from_settings(AuthSettings(secret_key=SecretStr(key)))
-    token = issuer.issue(BENCH_USER, timedelta(hours=6))
+    token = issuer.issue(BENCH_USER, timedelta(hours=6), secrets.token_urlsafe(18))
     return {"CITYGRID_SECRET_KEY": key}, {"Authorization": f"Bearer {token}"}
 
 

@@ -20,6 +20,7 @@ import pyogrio.raw
 import shapely
 from sqlalchemy import Connection, text
 
+from layers.cells import neutral
 from layers.errors import BadQuery
 from layers.features import ItemsQuery, where_sql
 from layers.registry import Field, FieldType, Layer
@@ -71,14 +72,17 @@ def _column_names(fields: list[Field], fmt: Format) -> list[str]:
     return [f.label_zh if fmt.labels else f.name for f in fields]
 
 
-def _array(f: Field, values: list[Any]) -> Any:
-    """A column for GDAL: numbers with NaN for empty, dates and times as ISO text."""
+def _array(f: Field, values: list[Any], spreadsheet: bool = False) -> Any:
+    """A column for GDAL: numbers with NaN for empty, dates and times as ISO text; a spreadsheet's
+    text cells neutralised so none starts a formula."""
     if f.type in (FieldType.INTEGER, FieldType.REAL):
         return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
     if f.type in (FieldType.DATE, FieldType.TIMESTAMP):
         return np.array([None if v is None else v.isoformat() for v in values], dtype=object)
     if f.type is FieldType.BOOLEAN:
         return np.array([np.nan if v is None else int(v) for v in values], dtype=float)
+    if spreadsheet:
+        return np.array([neutral(v) for v in values], dtype=object)
     return np.array(values, dtype=object)
 
 
@@ -135,7 +139,7 @@ def _append(
     first: bool,
 ) -> int:
     geoms = shapely.from_wkb([row[0] for row in chunk]) if layer.geometry else None
-    data = [_array(f, [row[i + 1] for row in chunk]) for i, f in enumerate(fields)]
+    data = [_array(f, [row[i + 1] for row in chunk], fmt.table) for i, f in enumerate(fields)]
     names = _column_names(fields, fmt)
     if fmt.table and geoms is not None:
         extra_names, extra = _table_columns(layer, geoms)

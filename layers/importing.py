@@ -30,6 +30,7 @@ from gis.gcj02 import gcj02_to_wgs84
 from gis.validate import GeometryProblem, Limits, validate_geometry
 from layers import access, editing
 from layers.bulk import Progress, copy_rows
+from layers.cells import neutral
 from layers.db import BUREAU_TIMEZONE
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature
@@ -91,12 +92,13 @@ class ImportReport:
         }
 
     def errors_csv(self) -> str:
-        """The bad rows as CSV (with a byte-order mark so spreadsheets read the Chinese)."""
+        """The bad rows as CSV (with a byte-order mark so spreadsheets read the Chinese), each text
+        cell neutralised so that a value echoed from the file cannot start a formula."""
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["行号", "字段", "取值", "问题代码", "问题"])
         for e in self.errors:
-            writer.writerow([e.row, e.field, e.value, e.code, e.message])
+            writer.writerow([e.row, *(neutral(v) for v in (e.field, e.value, e.code, e.message))])
         return "\ufeff" + out.getvalue()
 
 

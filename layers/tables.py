@@ -161,11 +161,39 @@ users = Table(
 login_failures = Table(
     "login_failures",
     metadata,
-    Column("username", Text, primary_key=True, comment="尝试登录的用户名（小写）"),
-    Column("failures", Integer, nullable=False, comment="连续失败次数"),
-    Column("last_failure_at", DateTime(timezone=True), nullable=False),
+    Column("client", Text, primary_key=True, comment="客户端地址"),
+    Column(
+        "username",
+        Text,
+        primary_key=True,
+        comment="尝试登录的用户名（小写）；空串 = 该地址尝试的所有用户名",
+    ),
+    Column("failures", Integer, nullable=False, comment="失败次数"),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False, index=True),
     Column("blocked_until", DateTime(timezone=True), nullable=True, comment="此前拒绝再试"),
-    comment="登录失败计数（防暴力破解）",
+    comment="登录失败计数（按用户名与客户端地址、按客户端地址；防暴力破解）",
+)
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("sid", Text, primary_key=True, comment="会话编号（令牌中的 sid）"),
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="用户名",
+    ),
+    Column("kind", Text, nullable=False, comment="cookie（页面登录）或 bearer（接口令牌）"),
+    Column("client", Text, nullable=True, comment="登录时的客户端地址"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True, comment="注销时间"),
+    CheckConstraint("kind IN ('cookie', 'bearer')", name="kind"),
+    comment="登录会话（注销、改密、停用后立即失效）",
 )
 
 

@@ -1,4 +1,4 @@
-"""Accounts: roles, argon2id password hashes, inspectors' grids, and sign-in with a slowdown.
+"""Accounts: roles, argon2id password hashes, inspectors' grids, and sign-in (limits in `signin`).
 
 Passwords are only ever compared through their hash; neither they nor their hashes leave this
 module (the audit log records who and when, never what was typed).
@@ -16,12 +16,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, text
 
-from layers.errors import AccountError, NotSignedIn, TooManyAttempts
+from layers import passwords, sessions, signin
+from layers.errors import AccountError, NotSignedIn
 from layers.registry import Role
+from layers.signin import LoginPolicy
 
 HASHER = PasswordHasher()  # argon2id with the RFC 9106 low-memory parameters
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
-MIN_PASSWORD = 8
 # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = HASHER.hash("citygrid-no-such-user")
 
@@ -40,15 +41,6 @@ class Account:
     unit: str | None = None
 
 
-@dataclass(frozen=True)
-class LoginPolicy:
-    """After `max_failures` wrong passwords a name waits, twice as long after each further one."""
-
-    max_failures: int = 5
-    block_seconds: float = 30.0
-    max_block_seconds: float = 900.0
-
-
 def _role(value: str) -> Role:
     try:
         return Role(value)
@@ -61,18 +53,9 @@ def _role(value: str) -> Role:
         ) from None
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise AccountError(
-            f"A password needs at least {MIN_PASSWORD} characters.",
-            f"密码至少需要 {MIN_PASSWORD} 个字符。",
-            code="weak_password",
-        )
-
-
-def hash_password(password: str) -> str:
-    """The argon2id hash of a password (refusing one that is too short)."""
-    _check_password(password)
+def hash_password(password: str, *names: str) -> str:
+    """The argon2id hash of a password, refusing a weak one or one holding the user's `names`."""
+    passwords.check(password, *names)
     return HASHER.hash(password)
 
 
@@ -235,6 +218,7 @@ def _change(
         text(f"UPDATE users SET {assignments}, sessions_valid_from = now() WHERE username = :u"),
         {"u": username, **values},
     )
+    sessions.revoke_all(conn, username)
     after = get(conn, username)
     _audit(conn, actor, "update", after, before=_summary(before), **_summary(after))
     return after
@@ -271,59 +255,19 @@ def set_password(conn: Connection, username: str, password_hash: str, actor: str
     return _change(conn, username, actor, "password_hash = :h", h=password_hash)
 
 
-def _blocked_for(conn: Connection, key: str) -> float:
-    wait = conn.execute(
-        text("""
-        SELECT extract(epoch FROM blocked_until - clock_timestamp()) FROM login_failures
-        WHERE username = :k AND blocked_until > clock_timestamp()
-    """),
-        {"k": key},
-    ).scalar()
-    return float(wait or 0.0)
-
-
-def _record_failure(conn: Connection, key: str, policy: LoginPolicy) -> None:
-    conn.execute(
-        text("""
-        INSERT INTO login_failures AS f (username, failures, last_failure_at)
-        VALUES (:k, 1, clock_timestamp())
-        ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1, last_failure_at = clock_timestamp()
-    """),
-        {"k": key},
-    )
-    conn.execute(
-        text("""
-        UPDATE login_failures SET blocked_until = clock_timestamp() + make_interval(
-            secs => least(:max_block, :block * 2 ^ (failures - :max_failures)))
-        WHERE username = :k AND failures >= :max_failures
-    """),
-        {
-            "k": key,
-            "block": policy.block_seconds,
-            "max_block": policy.max_block_seconds,
-            "max_failures": policy.max_failures,
-        },
-    )
-
-
 def _refused(detail_en: str, detail_zh: str) -> NotSignedIn:
     return NotSignedIn(detail_en, detail_zh, code="bad_credentials")
 
 
 def authenticate(
-    engine: Engine, username: str, password: str, policy: LoginPolicy, client: str | None
+    engine: Engine, username: str, password: str, policy: LoginPolicy, client: str
 ) -> Account:
-    """The account whose password this is; failures are counted (and kept) even though they raise."""
-    key = username.replace("\x00", "").strip().lower()[:64]
+    """The account whose password this is, signing in from `client` (an address); failures are
+    counted (and kept) even though they raise."""
+    key, where = signin.name_key(username), signin.limit_key(client)
     possible = USERNAME.fullmatch(username) is not None  # anything else names no account
     with engine.begin() as conn:
-        wait = _blocked_for(conn, key)
-        if wait > 0:
-            raise TooManyAttempts(
-                f"Too many failed sign-ins for {key!r}: try again in {wait:.0f} s.",
-                f"用户 {key!r} 登录失败次数过多，请 {max(wait, 1):.0f} 秒后再试。",
-                retry_after=max(int(wait + 0.999), 1),
-            )
+        signin.check_not_blocked(conn, where, key)
         row = (
             conn.execute(
                 text("SELECT password_hash FROM users WHERE username = :u"), {"u": username}
@@ -338,10 +282,10 @@ def authenticate(
             ok = False
         account = find(conn, username) if ok else None
         if account is None or account.disabled:
-            _record_failure(conn, key, policy)
-            _audit(conn, key or "?", "login_failed", account, client=client)
+            signin.record_failure(conn, where, key, policy)
+            _audit(conn, key, "login_failed", account, client=client)
         else:
-            conn.execute(text("DELETE FROM login_failures WHERE username = :k"), {"k": key})
+            signin.record_success(conn, where, key)
             if row is not None and HASHER.check_needs_rehash(row.password_hash):
                 conn.execute(
                     text("UPDATE users SET password_hash = :h WHERE id = :id"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -20,6 +21,9 @@ TEST_AUTH = AuthSettings(
     login_max_failures=3,
     login_block_seconds=1.0,
     login_max_block_seconds=4.0,
+    login_client_max_failures=50,
+    login_hashes_per_second=1000.0,
+    login_hash_burst=1000,
 )
 SERVER_ENV = {"CITYGRID_SECRET_KEY": TEST_KEY}
 
@@ -51,8 +55,8 @@ def ensure_account(
 
 
 def token_for(username: str, lifetime: timedelta = timedelta(minutes=30)) -> str:
-    """A token for `username` signed with the test key."""
-    return Issuer.from_settings(TEST_AUTH).issue(username, lifetime)
+    """A token for `username` signed with the test key, naming a session of its own."""
+    return Issuer.from_settings(TEST_AUTH).issue(username, lifetime, secrets.token_urlsafe(18))
 
 
 def bearer(username: str) -> dict[str, str]:

@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from api.auth import COOKIE
 from api.settings import AuthSettings, DatabaseSettings
-from layers import users
+from layers import db, users
 from tests.accounts import TEST_AUTH, TEST_KEY, TEST_PASSWORD, bearer, ensure_account, token_for
 from tests.test_access import WEST, World, ids_in, make_world
 
@@ -147,6 +148,112 @@ def test_disabling_or_changing_a_role_ends_the_tokens_at_once(
     announced(client, version)
     assert client.get("/collections/billboards/items", headers=fresh).status_code == 401
     assert login(client, "temp-leader", TEST_PASSWORD).json()["code"] == "bad_credentials"
+
+
+def page_session(client: TestClient, username: str, password: str = TEST_PASSWORD) -> str:
+    """The session cookie value the login form gives `username` (the client keeps none)."""
+    answer = client.post("/login", data={"username": username, "password": password})
+    assert answer.status_code == 303, answer.text
+    value = answer.cookies[COOKIE]
+    client.cookies.clear()
+    return value
+
+
+def me_with_cookie(client: TestClient, value: str) -> Any:
+    client.cookies.set(COOKIE, value)
+    try:
+        return client.get("/auth/me")
+    finally:
+        client.cookies.clear()
+
+
+def test_logout_ends_the_session_on_the_server_and_only_that_one(
+    world: World, client: TestClient
+) -> None:
+    ensure_account(world.url, "two-shifts", "leader")
+    cookie, other_cookie = page_session(client, "two-shifts"), page_session(client, "two-shifts")
+    bearer_token = login(client, "two-shifts", TEST_PASSWORD).json()["access_token"]
+    other = {"Authorization": f"Bearer {bearer_token}"}
+    assert me_with_cookie(client, cookie).status_code == 200
+    client.cookies.set(COOKIE, cookie)
+    out = client.post("/logout")
+    assert out.status_code == 303 and "max-age=0" in out.headers["set-cookie"].lower()
+    client.cookies.clear()
+    replay = me_with_cookie(client, cookie)  # the value captured before the logout
+    assert replay.status_code == 401 and replay.json()["code"] == "token_revoked"
+    assert replay.json()["message"] and replay.json()["message_en"]
+    assert me_with_cookie(client, other_cookie).status_code == 200  # another browser
+    assert client.get("/auth/me", headers=other).status_code == 200  # an API client
+    ended = client.post("/auth/logout", headers=other)
+    assert ended.status_code == 204
+    assert client.get("/auth/me", headers=other).json()["code"] == "token_revoked"
+    assert client.post("/auth/logout", headers=other).status_code == 401
+    assert me_with_cookie(client, other_cookie).status_code == 200
+    with world.engine.connect() as conn:
+        states = conn.execute(
+            text("""
+            SELECT kind, revoked_at IS NOT NULL FROM sessions
+            WHERE username = 'two-shifts' ORDER BY created_at
+        """)
+        ).all()
+    assert [tuple(s) for s in states] == [("cookie", True), ("cookie", False), ("bearer", True)]
+
+
+def test_a_logout_holds_in_every_api_process(world: World, client: TestClient) -> None:
+    ensure_account(world.url, "two-desks", "leader")
+    token = login(client, "two-desks", TEST_PASSWORD).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    other_process = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
+    with TestClient(other_process) as other:
+        watcher = other.app.state.layer_versions  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 5
+        while watcher.current("sessions") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert other.get("/auth/me", headers=headers).status_code == 200  # now in its memory
+        before = watcher.current("sessions")
+        assert client.post("/auth/logout", headers=headers).status_code == 204
+        announced_sessions(other, before)
+        replay = other.get("/auth/me", headers=headers)
+        assert replay.status_code == 401 and replay.json()["code"] == "token_revoked"
+
+
+def announced_sessions(client: TestClient, before: int | None) -> None:
+    """Wait for a change of `sessions` to be announced to the app."""
+    watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while watcher.current("sessions") == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watcher.current("sessions") != before
+
+
+def test_a_password_change_or_disabling_ends_every_session(
+    world: World, client: TestClient
+) -> None:
+    watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
+    ensure_account(world.url, "many-sessions", "leader")
+    new_password = "Lantern-river-tea-58"
+    for password, change in (
+        (
+            TEST_PASSWORD,
+            lambda conn: users.set_password(
+                conn, "many-sessions", users.hash_password(new_password), "tests"
+            ),
+        ),
+        (new_password, lambda conn: users.disable(conn, "many-sessions", "tests")),
+    ):
+        cookies = [page_session(client, "many-sessions", password) for _ in range(2)]
+        tokens = [login(client, "many-sessions", password).json()["access_token"] for _ in range(2)]
+        assert all(me_with_cookie(client, c).status_code == 200 for c in cookies)
+        version = watcher.current("sessions")
+        with world.engine.begin() as conn:
+            change(conn)
+        announced_sessions(client, version)
+        for c in cookies:
+            assert me_with_cookie(client, c).json()["code"] == "token_revoked"
+        for t in tokens:
+            answer = client.get("/auth/me", headers={"Authorization": f"Bearer {t}"})
+            assert answer.status_code == 401 and answer.json()["code"] == "token_revoked"
+    assert login(client, "many-sessions", new_password).json()["code"] == "bad_credentials"
 
 
 def every_text(engine: Engine) -> str:
@@ -381,3 +488,62 @@ def test_accounts_refuse_bad_names_short_passwords_and_unknown_roles(world: Worl
             users.add(
                 conn, "ok-name", "leader", users.hash_password(TEST_PASSWORD), "tests", grids=[WEST]
             )
+
+
+@pytest.mark.parametrize(
+    ("password", "names", "reason"),
+    [
+        ("password", (), "too_common"),
+        ("Password1!", (), "too_common"),
+        ("1qaz2wsx3edc", (), "too_common"),
+        ("qwertyuiop", (), "too_common"),
+        ("planner-2026!", ("planner", "网格规划员"), "contains_name"),
+        ("1990.san.zhang", ("zhang.san",), "contains_name"),
+        ("short", (), "too_short"),
+    ],
+)
+def test_common_passwords_and_the_users_own_name_are_refused(
+    password: str, names: tuple[str, ...], reason: str
+) -> None:
+    from api.errors import status_for
+    from layers.errors import AccountError
+
+    with pytest.raises(AccountError) as caught:
+        users.hash_password(password, *names)
+    assert caught.value.code == "weak_password" and caught.value.details["reason"] == reason
+    assert status_for(caught.value) == 400
+    assert caught.value.message_zh and caught.value.message_en
+    assert users.hash_password(TEST_PASSWORD, "planner").startswith("$argon2id$")
+
+
+def test_demo_passwords_go_to_an_owner_only_file_not_to_the_log(
+    scratch_url: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from argon2 import PasswordHasher
+
+    from api import cli
+
+    state = tmp_path / "state"
+    cli._demo_logins(scratch_url, DatabaseSettings(database_url=scratch_url, state_dir=state))
+    printed = capsys.readouterr()
+    path = state / "demo-passwords.txt"
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = [line.split("\t") for line in path.read_text().splitlines()[1:]]
+    passwords = {username: password for _, username, _, password in lines}
+    assert {"admin", "planner", "leader", "dispatcher"} <= set(passwords)
+    assert str(path) in printed.out + printed.err
+    for password in passwords.values():
+        assert password not in printed.out + printed.err
+    engine = db.make_engine(scratch_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT password_hash FROM users WHERE username = 'admin'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert PasswordHasher().verify(stored, passwords["admin"])
+    path.chmod(0o644)  # a second load resets the passwords and takes the rights back
+    cli._demo_logins(scratch_url, DatabaseSettings(database_url=scratch_url, state_dir=state))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert dict(line.split("\t")[1::2] for line in path.read_text().splitlines()[1:]) != passwords

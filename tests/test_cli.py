@@ -294,13 +294,13 @@ def test_users_commands_manage_accounts(defective_family: str) -> None:
     assert "li-si" in listed and "领导" in listed
     unit = citygrid(
         "users", "add", "unit-a", "--role", "handler", "--unit", "城管一中队",
-        "--password", "unit-pass-1", env=env,
+        "--password", "Harbour-lights-9", env=env,
     )  # fmt: skip
     assert unit.returncode == 0, unit.stderr
     assert "城管一中队" in citygrid("users", "list", env=env).stdout
     assert_clear_failure(
         citygrid(
-            "users", "add", "unit-b", "--role", "handler", "--password", "long-enough", env=env
+            "users", "add", "unit-b", "--role", "handler", "--password", "Harbour-lights-9", env=env
         ),
         "needs its unit",
     )
@@ -309,16 +309,28 @@ def test_users_commands_manage_accounts(defective_family: str) -> None:
     listed = citygrid("users", "list", env=env).stdout
     assert "网格规划员" in listed and "停用" in listed
     assert_clear_failure(
-        citygrid("users", "add", "x y", "--role", "leader", "--password", "long-enough", env=env),
+        citygrid(
+            "users", "add", "x y", "--role", "leader", "--password", "Harbour-lights-9", env=env
+        ),
         "not a valid user name",
     )
     assert_clear_failure(
-        citygrid("users", "add", "wang", "--role", "mayor", "--password", "long-enough", env=env),
+        citygrid(
+            "users", "add", "wang", "--role", "mayor", "--password", "Harbour-lights-9", env=env
+        ),
         "Unknown role",
     )
     assert_clear_failure(
         citygrid("users", "add", "wang", "--role", "leader", "--password", "short", env=env),
         "at least 8",
+    )
+    for password, reason in (("password", "too common"), ("wang-2026-qd", "user name")):
+        assert_clear_failure(
+            citygrid("users", "add", "wang", "--role", "leader", "--password", password, env=env),
+            reason,
+        )
+    assert_clear_failure(
+        citygrid("users", "passwd", "li-si", "--password", "12345678", env=env), "too common"
     )
     engine = db.make_engine(defective_family)
     with engine.connect() as conn:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyogrio.raw
 import pytest
 import shapely
 from fastapi.testclient import TestClient
@@ -196,3 +197,45 @@ def test_labels_aliases_and_encodings(source: World, tmp_path: Path) -> None:
         cpg = archive.read(next(n for n in names if n.endswith(".cpg"))).decode()
     assert "汇龙广告公司".encode("gbk") in dbf and cpg.strip().upper() in ("CP936", "936", "GBK")
     assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+
+
+FORMULA = "=cmd|' /C calc'!A0"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_spreadsheet_exports_neutralise_formulas_and_keep_negative_numbers(
+    source: World, tmp_path: Path, fmt: str
+) -> None:
+    with source.engine.begin() as conn:
+        added = conn.execute(
+            text("""
+            INSERT INTO billboards (geom, adcode, type, face_area_m2, owner, address)
+            SELECT geom, adcode, type, -12.5, :owner, :address FROM billboards ORDER BY id LIMIT 1
+            RETURNING id
+        """),
+            {"owner": FORMULA, "address": "@SUM(1+1)*cmd|' /C calc'!A0"},
+        ).scalar_one()
+    try:
+        with _client(source) as client:
+            exported = client.get(
+                "/collections/billboards/export",
+                params={"format": fmt},
+                headers=bearer("admin"),
+            )
+    finally:
+        with source.engine.begin() as conn:
+            conn.execute(text("DELETE FROM billboards WHERE id = :id"), {"id": added})
+    assert exported.status_code == 200, exported.text
+    path = tmp_path / f"out.{fmt}"
+    path.write_bytes(exported.content)
+    meta, _, _, values = pyogrio.raw.read(path)
+    names = meta["fields"].tolist()
+    columns = dict(zip(names, values, strict=True))
+    at = [str(v) for v in columns["设置单位"]].index("'" + FORMULA)
+    row = {name: column[at] for name, column in columns.items()}
+    assert row["设置单位"] == "'" + FORMULA and row["地址"].startswith("'@")
+    assert float(row["牌面面积(㎡)"]) == -12.5
+    if fmt == "xlsx":
+        assert isinstance(row["牌面面积(㎡)"], float)  # a number cell, not text
+    else:
+        assert ",-12.5," in exported.text  # not quoted, not prefixed

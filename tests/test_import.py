@@ -3,6 +3,7 @@ GBK Shapefiles with or without a .cpg, and all-or-nothing with every bad row rep
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
@@ -274,3 +275,25 @@ def test_only_roles_editing_the_layer_import(client: TestClient, tmp_path: Path)
     answer = upload(client, "billboards", missing)
     assert answer.status_code == 400 and answer.json()["code"] == "import_missing_columns"
     assert json.dumps(answer.json(), ensure_ascii=False).count("类型") >= 1
+
+
+def test_the_report_of_bad_rows_cannot_start_a_formula(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    points = spots(3)
+    columns = billboard_columns(3)
+    columns["牌面面积(㎡)"] = ["=cmd|' /C calc'!A0", "-1+cmd|' /C calc'!A0", 12.5]
+    columns["设施类型"] = ["高炮", "高炮", "@SUM(A1)"]
+    columns["lon"] = [p[0] for p in points]
+    columns["lat"] = [p[1] for p in points]
+    path = write(tmp_path / "formulas.csv", [], columns, "CSV", crs=None)
+    listed = upload(client, "billboards", path, report="csv")
+    assert listed.status_code == 400
+    rows = list(csv.reader(io.StringIO(listed.content.decode("utf-8-sig"))))[1:]
+    values = {(int(r[0]), r[1]): r[2] for r in rows}
+    assert values == {
+        (1, "face_area_m2"): "'=cmd|' /C calc'!A0",
+        (2, "face_area_m2"): "'-1+cmd|' /C calc'!A0",
+        (3, "type"): "'@SUM(A1)",
+    }
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import Engine
 
-from api.auth import COOKIE, Issuer, ViewerDep
+from api import client_address
+from api.auth import COOKIE, Issuer, ViewerDep, presented_token
 from api.deps import EngineDep
-from layers import users
-from layers.errors import CitygridError, TooManyAttempts
+from layers import sessions, signin, users
+from layers.errors import CitygridError, NotSignedIn, TooManyAttempts
 from layers.registry import ROLE_LABELS, Role
+from layers.sessions import Kind
+from layers.users import Account
 from webmap.login import login_page
 
 router = APIRouter()
@@ -25,8 +30,34 @@ def _issuer(request: Request) -> Issuer:
     return issuer
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def _client(request: Request) -> str:
+    return client_address.of_request(request, request.app.state.trusted_proxies)
+
+
+def _authenticate(request: Request, engine: Engine, username: str, password: str) -> Account:
+    """Check a password, refusing first (without hashing) an address over its hashing budget."""
+    client = _client(request)
+    request.app.state.hash_budget.take(signin.limit_key(client))
+    return users.authenticate(engine, username, password, _issuer(request).policy, client)
+
+
+def _new_session(
+    engine: Engine, issuer: Issuer, username: str, kind: Kind, client: str | None
+) -> str:
+    """A token for a new session of `username`, recorded so that it can be ended."""
+    lifetime = issuer.token_lifetime if kind == "bearer" else issuer.session_lifetime
+    with engine.begin() as conn:
+        sid, _ = sessions.open_session(conn, username, kind, lifetime, client)
+    return issuer.issue(username, lifetime, sid)
+
+
+def _end_session(request: Request, engine: Engine, token: str, kind: Kind) -> None:
+    """Revoke the session a token names (at once, in every process)."""
+    issuer, revocations = _issuer(request), request.app.state.revoked_sessions
+    claims = issuer.read(token)
+    with engine.begin() as conn:
+        sessions.revoke(conn, claims.sid, claims.username, kind, claims.expires_at)
+    revocations.note(claims.sid, claims.expires_at)
 
 
 @router.post("/auth/token", summary="Sign in, get a token / 登录获取令牌")
@@ -35,16 +66,34 @@ def token(
 ) -> dict[str, Any]:
     """OAuth2 password flow: a short-lived bearer token for a user name and password."""
     issuer = _issuer(request)
-    account = users.authenticate(
-        engine, form.username, form.password, issuer.policy, _client(request)
-    )
+    account = _authenticate(request, engine, form.username, form.password)
     return {
-        "access_token": issuer.issue(account.username, issuer.token_lifetime),
+        "access_token": _new_session(engine, issuer, account.username, "bearer", _client(request)),
         "token_type": "bearer",
         "expires_in": int(issuer.token_lifetime.total_seconds()),
         "username": account.username,
         "role": account.role.value,
     }
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    summary="End this sign-in / 注销",
+    responses={
+        204: {"description": "The token (or session cookie) no longer works anywhere"},
+        401: {"description": "No valid sign-in to end"},
+    },
+)
+def api_logout(request: Request, engine: EngineDep, _: ViewerDep) -> Response:
+    """End the session of the token sent (bearer header or cookie): it is refused from now on."""
+    presented = presented_token(request)
+    assert presented is not None  # ViewerDep admitted it
+    _end_session(request, engine, presented.token, presented.kind)
+    response = Response(status_code=204)
+    if presented.kind == "cookie":
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+    return response
 
 
 @router.get("/auth/me", summary="Who is signed in / 当前用户")
@@ -85,14 +134,14 @@ def login(
     """Check the form; on success set the session cookie and go on."""
     issuer = _issuer(request)
     try:
-        account = users.authenticate(engine, username, password, issuer.policy, _client(request))
+        account = _authenticate(request, engine, username, password)
     except CitygridError as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
         return HTMLResponse(login_page(next, username, exc.message_zh), status_code=status)
     response = RedirectResponse(safe_next(next, account.role), status_code=303)
     response.set_cookie(
         COOKIE,
-        issuer.issue(account.username, issuer.session_lifetime),
+        _new_session(engine, issuer, account.username, "cookie", _client(request)),
         max_age=int(issuer.session_lifetime.total_seconds()),
         httponly=True,
         samesite="lax",
@@ -103,8 +152,12 @@ def login(
 
 
 @pages.post("/logout")
-def logout() -> Response:
-    """Forget the session cookie."""
+def logout(request: Request, engine: EngineDep) -> Response:
+    """End the page session on the server and forget its cookie."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        with suppress(NotSignedIn):  # expired or broken: nothing left to end
+            _end_session(request, engine, cookie, "cookie")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
     return response

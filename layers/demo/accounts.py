@@ -1,14 +1,17 @@
 """The demo city's accounts: one per office role, and for every community grid an inspector and
 its handling unit (the community's committee, responsible for the grid's cases).
 
-Passwords are drawn at random when the demo is loaded and shown once; the demo's inspectors share
-one password (one hash), and so do its units, so the list a trainer hands out stays short.
+Passwords are drawn at random when the demo is loaded and written to a file only its owner may
+read (never printed, so no log keeps them); the demo's inspectors share one password (one hash),
+and so do its units, so the list a trainer hands out stays short.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Connection, text
 
@@ -16,6 +19,7 @@ from layers import users
 from layers.registry import Role
 
 ACTOR = "demo"
+PASSWORDS_FILE = "demo-passwords.txt"
 OFFICE = (
     ("admin", Role.ADMIN, "系统管理员"),
     ("planner", Role.PLANNER, "网格规划员"),
@@ -65,7 +69,7 @@ def ensure_accounts(conn: Connection) -> list[DemoLogin]:
     logins = []
     for username, role, display in OFFICE:
         password = secrets.token_urlsafe(9)
-        _ensure(conn, username, role, display, users.hash_password(password))
+        _ensure(conn, username, role, display, users.hash_password(password, username))
         logins.append(DemoLogin(username, role, display, password))
     shared = secrets.token_urlsafe(9)
     shared_hash = users.hash_password(shared)
@@ -86,3 +90,21 @@ def ensure_accounts(conn: Connection) -> list[DemoLogin]:
             _ensure(conn, unit_name(code), Role.HANDLER, unit, units_hash, unit)
             logins.append(DemoLogin(unit_name(code), Role.HANDLER, unit, units))
     return logins
+
+
+def write_logins(logins: list[DemoLogin], state_dir: Path) -> Path:
+    """Write the demo accounts and passwords to a file readable by its owner only; its path."""
+    lines = [
+        "# citygrid 演示账号 demo accounts: 角色 role, 用户名 username, 姓名 name, 密码 password"
+    ]
+    lines += [f"{x.role.value}\t{x.username}\t{x.display_name}\t{x.password}" for x in logins]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir.resolve() / PASSWORDS_FILE
+    partial = path.with_name(f".{PASSWORDS_FILE}.{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    # Created with owner-only rights (never readable for a moment), then moved over the old one.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    os.replace(partial, path)
+    return path
