@@ -8,6 +8,7 @@ inspector, in any body or tile, and every refused write leaves the database as i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
+from layers import db, users
 from layers.codes import seed_case_categories
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, bearer, ensure_account
@@ -271,6 +272,34 @@ def test_tiles_hold_only_what_the_role_may_read(
         assert seen == {world.west[layer]} and seen_east == set()
     else:
         assert {world.west[layer], world.east[layer]} <= seen and world.east[layer] in seen_east
+
+
+def test_a_cached_patrol_tile_follows_the_inspector_to_other_grids(
+    client: TestClient, world: World
+) -> None:
+    """Tiles limited to a patrol area are cached under the version of the grid assignments, so
+    the moment an inspector is moved, their tiles show the new area."""
+    name = "inspector-moved"
+    ensure_account(world.url, name, "inspector", (WEST,))
+    watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while watcher.current("grid_inspectors") is None:
+        assert time.monotonic() < deadline, "the version listener did not connect"
+        time.sleep(0.05)
+    both = tile_index(*point(1)["coordinates"], 12)
+    try:
+        for _ in range(2):  # asked, then from the cache
+            assert tile_ids(client, "billboards", 12, *both, name) == {world.west["billboards"]}
+        before = watcher.current("grid_inspectors")
+        with world.engine.begin() as conn:
+            users.assign_grids(conn, users.get(conn, name), [EAST])
+        while watcher.current("grid_inspectors") == before:
+            assert time.monotonic() < deadline + 10, "the assignment was not announced"
+            time.sleep(0.01)
+        assert tile_ids(client, "billboards", 12, *both, name) == {world.east["billboards"]}
+    finally:
+        with world.engine.begin() as conn:
+            users.assign_grids(conn, users.get(conn, name), [])
 
 
 @pytest.mark.parametrize("role", ROLES)

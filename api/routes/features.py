@@ -351,8 +351,13 @@ def tile(
         )
     state = request.app.state
     found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
-    # private: what a tile holds depends on who asks, so no shared cache may keep it
-    headers = {"ETag": found.etag, "Cache-Control": "private, max-age=60, must-revalidate"}
+    # private: what a tile holds depends on who asks, so no shared cache may keep it, and a
+    # browser keeps it apart for each sign-in (another account in the same browser asks again)
+    headers = {
+        "ETag": found.etag,
+        "Cache-Control": "private, max-age=60, must-revalidate",
+        "Vary": "Authorization, Cookie",
+    }
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=MVT, headers=headers)
