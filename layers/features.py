@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from layers import cql
-from layers.access import Viewer, area_clause, not_visible
+from layers.access import Viewer, area_clause, not_visible, read_limit
 from layers.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
 from layers.errors import BadQuery, UnknownLayer
 from layers.registry import LAYERS, Field, FieldType, Layer
@@ -261,7 +261,8 @@ def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
 
 
 def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
-    """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS, else estimated."""
+    """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS and whenever the
+    viewer reads only part of the layer, else the planner's estimate."""
     params: dict[str, Any] = {}
     where = where_sql(replace(query, after=None), params)
     table = _q(query.layer.id)
@@ -269,7 +270,9 @@ def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
         text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
         {"t": query.layer.id},
     ).scalar_one()
-    if rows <= EXACT_COUNT_MAX_ROWS:
+    # the planner cannot see through a read limit (a patrol area is one opaque subquery), so
+    # its guess for a narrow viewer is the whole table's, not theirs: count theirs
+    if rows <= EXACT_COUNT_MAX_ROWS or read_limit(query.layer, query.viewer).narrow:
         return int(
             conn.execute(
                 text(f"SELECT count(*) FROM {table} AS t WHERE {where}"), params
