@@ -318,6 +318,40 @@ def test_grids_and_statistics_stay_inside_the_area(client: TestClient, role: str
         assert {STREET, WEST, EAST} <= codes and len(stat_codes) == 4
 
 
+@pytest.mark.parametrize("viewer", [*ROLES, "handler-of-the-grids"])
+def test_grid_statistics_count_only_the_cases_the_viewer_reads(
+    client: TestClient, world: World, viewer: str
+) -> None:
+    """A unit's statistics count its own cases, as its items do: the west and east cases carry
+    the grids' unit, so the other unit ("handler") counts none and this one counts them all."""
+    ensure_account(world.url, "handler-of-the-grids", "handler", unit="测试单位")
+    answer = client.get("/grids/stats?level=section", headers=bearer(viewer))
+    assert answer.status_code == 200, answer.text
+    totals = {"cases": 0, "cases_on_day": 0}
+    with world.engine.connect() as conn:
+        unit = conn.execute(
+            text("SELECT unit FROM users WHERE username = :u"), {"u": viewer}
+        ).scalar()
+        for row in answer.json():
+            for figure, since in (("cases", "-infinity"), ("cases_on_day", "today")):
+                expected = conn.execute(
+                    text("""
+                    SELECT count(*) FROM cases AS c JOIN grids AS g
+                      ON g.code = :code AND g.valid_to IS NULL AND ST_Intersects(g.geom, c.geom)
+                    WHERE c.reported_at >= CAST(:since AS timestamptz)
+                      AND c.reported_at < CURRENT_DATE + 1
+                      AND (CAST(:unit AS text) IS NULL OR c.unit = :unit)
+                """),
+                    {"code": row["code"], "since": since, "unit": unit},
+                ).scalar_one()
+                assert row[figure] == expected, (viewer, row["code"], figure)
+                totals[figure] += expected
+    if viewer == "handler":
+        assert totals["cases"] == 0
+    elif viewer != "inspector":  # every section, so every case of both communities
+        assert totals["cases"] >= 2
+
+
 # --- pages --------------------------------------------------------------------------------
 
 
