@@ -22,6 +22,7 @@ from api.routes import (
     pages,
     stats,
     transfer,
+    units,
 )
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
 from layers.db import make_engine
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(stats.router)
     app.include_router(transfer.router)
+    app.include_router(units.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db, users
+from layers import db, units, users
 from layers.codes import seed_case_categories
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, bearer, ensure_account
@@ -124,6 +124,8 @@ def make_world(pg_server: Any, suffix: str) -> Iterator[World]:
     ensure_account(url, "inspector", "inspector", (WEST,))
     ensure_account(url, "dispatcher", "dispatcher")
     ensure_account(url, "handler", "handler", unit=EAST_UNIT)
+    with engine.begin() as conn:  # a unit of its own, not a grid's: declared, as an admin would
+        units.add(conn, EAST_UNIT, "tests")
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     west: dict[str, int] = {}
     east: dict[str, int] = {}
