@@ -14,7 +14,7 @@ reaches every cache key by being written here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from layers.errors import FeatureNotFound, Forbidden
 from layers.registry import ROLE_LABELS, Layer, Role
@@ -53,7 +53,7 @@ class ReadLimit:
     """What a viewer may read of a layer: a SQL condition, the values it binds, and the tables
     besides the layer whose rows decide which rows pass. `key` names the limit for any cache."""
 
-    kind: str  # "all", "unit", "patrol" or "none"
+    kind: Literal["all", "unit", "patrol", "none"]
     sql: str
     params: tuple[tuple[str, Any], ...] = ()
     tables: tuple[str, ...] = ()
