@@ -66,7 +66,8 @@ class ReadLimit:
     @property
     def key(self) -> tuple[Any, ...]:
         """Everything that limits the rows: two viewers with equal keys read the same rows."""
-        return (self.kind, self.params, self.tables)
+        bound = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.params)
+        return (self.kind, bound, self.tables)  # hashable even when a limit binds a list
 
 
 def _patrol_params(viewer: Viewer) -> tuple[tuple[str, Any], ...]:

@@ -23,8 +23,9 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import db, units, users
+from layers.access import ReadLimit, Viewer, read_limit
 from layers.codes import seed_case_categories
-from layers.registry import LAYERS
+from layers.registry import LAYERS, Role
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lonlat
 from webmap.pages import PAGES
@@ -302,6 +303,22 @@ def test_a_cached_patrol_tile_follows_the_inspector_to_other_grids(
     finally:
         with world.engine.begin() as conn:
             users.assign_grids(conn, users.get(conn, name), [])
+
+
+def test_read_limits_name_what_they_bind() -> None:
+    """Viewers share a cache entry only when their limits bind the same values, lists included."""
+    cases = LAYERS["cases"]
+    one, other = (read_limit(cases, Viewer("u", Role.HANDLER, unit=u)) for u in ("甲", "乙"))
+    assert one.narrow and one.key != other.key
+    patrol = read_limit(cases, Viewer("i", Role.INSPECTOR))
+    assert patrol.key != read_limit(cases, Viewer("i", Role.INSPECTOR, patrol_buffer_m=10)).key
+    assert set(patrol.tables) == {"grids", "grid_inspectors"}
+    children = read_limit(LAYERS["work_orders"], Viewer("i", Role.INSPECTOR))
+    assert "dust_sites" in children.tables  # their rows decide which orders pass
+    offices = {read_limit(cases, Viewer(r, Role(r))).key for r in ("admin", "leader", "planner")}
+    assert len(offices) == 1 and not read_limit(cases, Viewer("l", Role.LEADER)).narrow
+    several = ReadLimit("unit", "t.unit = ANY(:units)", (("units", ["甲", "乙"]),))
+    assert hash(several.key) == hash(ReadLimit("unit", "", (("units", ["甲", "乙"]),)).key)
 
 
 @pytest.mark.parametrize("role", ROLES)
