@@ -303,15 +303,18 @@ def fetch_item(
     return str(row[0]), str(row[1])
 
 
-def extent(conn: Connection, layer: Layer) -> dict[str, Any]:
-    """Spatial (CRS84) and temporal extent of a layer, from the data."""
+def extent(conn: Connection, layer: Layer, viewer: Viewer | None = None) -> dict[str, Any]:
+    """Spatial (CRS84) and temporal extent of the rows of a layer the viewer may read."""
     out: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    visible = area_clause(layer, viewer, params)
     if layer.geometry is not None:
         box = conn.execute(
             text(
                 f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                f"(SELECT ST_Extent(geom) AS e FROM {_q(layer.id)}) AS x"
-            )
+                f"(SELECT ST_Extent(t.geom) AS e FROM {_q(layer.id)} AS t WHERE {visible}) AS x"
+            ),
+            params,
         ).one()
         out["spatial"] = {
             "bbox": [list(box)] if box[0] is not None else [],
@@ -320,7 +323,11 @@ def extent(conn: Connection, layer: Layer) -> dict[str, Any]:
     if layer.temporal:
         first, last = layer.temporal[0], layer.temporal[-1]
         lo, hi = conn.execute(
-            text(f"SELECT min({_q(first)}), max({_q(last)}) FROM {_q(layer.id)}")
+            text(
+                f"SELECT min(t.{_q(first)}), max(t.{_q(last)}) FROM {_q(layer.id)} AS t "
+                f"WHERE {visible}"
+            ),
+            params,
         ).one()
         out["temporal"] = {
             "interval": [[_iso(lo), _iso(hi)]],

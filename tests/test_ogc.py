@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -154,6 +155,47 @@ def test_number_matched_counts_what_a_narrow_viewer_reads(
         assert "numberMatchedIsEstimate" not in body
         assert body["numberReturned"] == min(limit, expected)
     assert expected == 0  # the last period has no case: not a guess of 1
+
+
+@pytest.mark.parametrize("viewer", ["count-inspector", "count-unit"])
+def test_collection_extents_are_those_of_the_viewers_rows(
+    client: TestClient, engine: Engine, narrow_viewers: dict[str, str], viewer: str
+) -> None:
+    """The extent in space and time a narrow viewer is told is that of the cases they read."""
+    with engine.connect() as conn:
+        box, whole = (
+            list(
+                conn.execute(
+                    text(
+                        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                        f"(SELECT ST_Extent(c.geom) AS e FROM cases AS c WHERE {where}) AS x"
+                    )
+                ).one()
+            )
+            for where in (narrow_viewers[viewer], "TRUE")
+        )
+        first, last = conn.execute(
+            text(
+                "SELECT min(c.reported_at), max(c.reported_at) FROM cases AS c "
+                f"WHERE {narrow_viewers[viewer]}"
+            )
+        ).one()
+    assert box != whole  # the viewer's cases cover less than the county's
+    listed = get_as(client, "/collections", viewer)["collections"]
+    for doc in (
+        get_as(client, "/collections/cases", viewer),
+        *(c for c in listed if c["id"] == "cases"),
+    ):
+        assert doc["extent"]["spatial"]["bbox"][0] == pytest.approx(box)
+        start, end = doc["extent"]["temporal"]["interval"][0]
+        assert (datetime.fromisoformat(start), datetime.fromisoformat(end)) == (first, last)
+
+
+def get_as(client: TestClient, url: str, username: str) -> dict[str, Any]:
+    answer = client.get(url, headers=bearer(username))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 @pytest.mark.parametrize("role", ["admin", "planner", "leader", "dispatcher"])

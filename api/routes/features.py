@@ -101,21 +101,24 @@ def _collection(layer: Layer, base: str, extent: dict[str, Any] | None = None) -
 
 
 @router.get("/collections", summary="Collections / 图层列表")
-def collections(request: Request, conn: ConnectionDep) -> dict[str, Any]:
-    """Every layer of the registry as a collection, with its extent."""
+def collections(request: Request, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Every layer of the registry as a collection, with the extent of what the viewer may read."""
     base = _base(request)
     return {
         "collections": [
-            _collection(layer, base, features.extent(conn, layer)) for layer in LAYERS.values()
+            _collection(layer, base, features.extent(conn, layer, viewer))
+            for layer in LAYERS.values()
         ],
         "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}],
     }
 
 
 @router.get("/collections/{collection_id}", summary="One collection / 图层")
-def collection(layer: LayerDep, request: Request, conn: ConnectionDep) -> dict[str, Any]:
-    """One layer's description, with its spatial and temporal extent."""
-    return _collection(layer, _base(request), features.extent(conn, layer))
+def collection(
+    layer: LayerDep, request: Request, conn: ConnectionDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    """One layer's description, with the extent (space, time) of what the viewer may read."""
+    return _collection(layer, _base(request), features.extent(conn, layer, viewer))
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryables / 可查询属性")
