@@ -23,6 +23,7 @@ from api.routes import (
     pages,
     stats,
     transfer,
+    units,
 )
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
 from api.sign_in_budget import HashBudget
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(stats.router)
     app.include_router(transfer.router)
+    app.include_router(units.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

@@ -5,12 +5,16 @@ only its own cases. An inspector reads only what lies in their patrol area: the 
 the query itself, so a row outside can never reach a body, a tile or a count. Writes follow the
 registry: the roles in a layer's `editable_by` may change it anywhere; an inspector may create
 (`inspector_creates`) and update (`inspector_updates`) only inside their area.
+
+`read_limit` builds the condition once, with its key (the kind of limit, the values it binds and
+the tables it reads): a cache of anything a viewer reads keys on it, so a new kind of limit
+reaches every cache key by being written here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from layers.errors import FeatureNotFound, Forbidden
 from layers.registry import ROLE_LABELS, Layer, Role
@@ -41,36 +45,73 @@ PATROL_AREA = """(SELECT ST_Transform(ST_Buffer(ST_Transform(a.geom, citygrid_gk
           WHERE i.username = :patrol_user AND g.valid_to IS NULL) AS a)"""
 
 
-def _bind(viewer: Viewer, params: dict[str, Any]) -> None:
-    params["patrol_user"] = viewer.username
-    params["patrol_buffer_m"] = viewer.patrol_buffer_m
+PATROL_TABLES = ("grids", "grid_inspectors")  # the tables the patrol area is computed from
+
+
+@dataclass(frozen=True)
+class ReadLimit:
+    """What a viewer may read of a layer: a SQL condition, the values it binds, and the tables
+    besides the layer whose rows decide which rows pass. `key` names the limit for any cache."""
+
+    kind: Literal["all", "unit", "patrol", "none"]
+    sql: str
+    params: tuple[tuple[str, Any], ...] = ()
+    tables: tuple[str, ...] = ()
+
+    @property
+    def narrow(self) -> bool:
+        """Whether the viewer reads fewer rows than the whole layer."""
+        return self.kind != "all"
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Everything that limits the rows: two viewers with equal keys read the same rows."""
+        bound = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.params)
+        return (self.kind, bound, self.tables)  # hashable even when a limit binds a list
+
+
+def _patrol_params(viewer: Viewer) -> tuple[tuple[str, Any], ...]:
+    return (("patrol_buffer_m", viewer.patrol_buffer_m), ("patrol_user", viewer.username))
+
+
+def read_limit(layer: Layer, viewer: Viewer | None, alias: str = "t") -> ReadLimit:
+    """The condition keeping only the rows of `layer` that `viewer` may read, with its scope."""
+    if viewer is not None and viewer.role is Role.HANDLER and layer.id == "cases":
+        return ReadLimit("unit", f"{alias}.unit = :viewer_unit", (("viewer_unit", viewer.unit),))
+    if viewer is None or not viewer.patrols:
+        return ReadLimit("all", "TRUE")
+    bound = _patrol_params(viewer)
+    if layer.id == "grids":  # their grids and the grids inside them, not the neighbours
+        return ReadLimit(
+            "patrol", f"ST_CoveredBy({alias}.geom, {PATROL_AREA})", bound, PATROL_TABLES
+        )
+    if layer.geometry is not None:
+        return ReadLimit(
+            "patrol", f"ST_Intersects({alias}.geom, {PATROL_AREA})", bound, PATROL_TABLES
+        )
+    if layer.parent is not None and layer.parent_key is not None:
+        return ReadLimit(
+            "patrol",
+            f'EXISTS (SELECT 1 FROM "{layer.parent}" AS p WHERE p.id = {alias}."{layer.parent_key}" '
+            f"AND ST_Intersects(p.geom, {PATROL_AREA}))",
+            bound,
+            (*PATROL_TABLES, layer.parent),
+        )
+    return ReadLimit("none", "FALSE")
 
 
 def area_clause(
     layer: Layer, viewer: Viewer | None, params: dict[str, Any], alias: str = "t"
 ) -> str:
     """A WHERE condition keeping only the rows of `layer` that `viewer` may read."""
-    if viewer is not None and viewer.role is Role.HANDLER and layer.id == "cases":
-        params["viewer_unit"] = viewer.unit
-        return f"{alias}.unit = :viewer_unit"
-    if viewer is None or not viewer.patrols:
-        return "TRUE"
-    _bind(viewer, params)
-    if layer.id == "grids":  # their grids and the grids inside them, not the neighbours
-        return f"ST_CoveredBy({alias}.geom, {PATROL_AREA})"
-    if layer.geometry is not None:
-        return f"ST_Intersects({alias}.geom, {PATROL_AREA})"
-    if layer.parent is not None and layer.parent_key is not None:
-        return (
-            f'EXISTS (SELECT 1 FROM "{layer.parent}" AS p WHERE p.id = {alias}."{layer.parent_key}" '
-            f"AND ST_Intersects(p.geom, {PATROL_AREA}))"
-        )
-    return "FALSE"
+    limit = read_limit(layer, viewer, alias)
+    params.update(limit.params)
+    return limit.sql
 
 
 def point_clause(viewer: Viewer, params: dict[str, Any], geometry_sql: str) -> str:
     """A condition true when the geometry lies in the viewer's patrol area."""
-    _bind(viewer, params)
+    params.update(_patrol_params(viewer))
     return f"ST_Intersects({geometry_sql}, {PATROL_AREA})"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from layers import cql
-from layers.access import Viewer, area_clause, not_visible
+from layers.access import Viewer, area_clause, not_visible, read_limit
 from layers.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
 from layers.errors import BadQuery, UnknownLayer
 from layers.registry import LAYERS, Field, FieldType, Layer
@@ -261,7 +261,8 @@ def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
 
 
 def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
-    """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS, else estimated."""
+    """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS and whenever the
+    viewer reads only part of the layer, else the planner's estimate."""
     params: dict[str, Any] = {}
     where = where_sql(replace(query, after=None), params)
     table = _q(query.layer.id)
@@ -269,7 +270,9 @@ def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
         text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
         {"t": query.layer.id},
     ).scalar_one()
-    if rows <= EXACT_COUNT_MAX_ROWS:
+    # the planner cannot see through a read limit (a patrol area is one opaque subquery), so
+    # its guess for a narrow viewer is the whole table's, not theirs: count theirs
+    if rows <= EXACT_COUNT_MAX_ROWS or read_limit(query.layer, query.viewer).narrow:
         return int(
             conn.execute(
                 text(f"SELECT count(*) FROM {table} AS t WHERE {where}"), params
@@ -300,15 +303,18 @@ def fetch_item(
     return str(row[0]), str(row[1])
 
 
-def extent(conn: Connection, layer: Layer) -> dict[str, Any]:
-    """Spatial (CRS84) and temporal extent of a layer, from the data."""
+def extent(conn: Connection, layer: Layer, viewer: Viewer | None = None) -> dict[str, Any]:
+    """Spatial (CRS84) and temporal extent of the rows of a layer the viewer may read."""
     out: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    visible = area_clause(layer, viewer, params)
     if layer.geometry is not None:
         box = conn.execute(
             text(
                 f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                f"(SELECT ST_Extent(geom) AS e FROM {_q(layer.id)}) AS x"
-            )
+                f"(SELECT ST_Extent(t.geom) AS e FROM {_q(layer.id)} AS t WHERE {visible}) AS x"
+            ),
+            params,
         ).one()
         out["spatial"] = {
             "bbox": [list(box)] if box[0] is not None else [],
@@ -317,7 +323,11 @@ def extent(conn: Connection, layer: Layer) -> dict[str, Any]:
     if layer.temporal:
         first, last = layer.temporal[0], layer.temporal[-1]
         lo, hi = conn.execute(
-            text(f"SELECT min({_q(first)}), max({_q(last)}) FROM {_q(layer.id)}")
+            text(
+                f"SELECT min(t.{_q(first)}), max(t.{_q(last)}) FROM {_q(layer.id)} AS t "
+                f"WHERE {visible}"
+            ),
+            params,
         ).one()
         out["temporal"] = {
             "interval": [[_iso(lo), _iso(hi)]],

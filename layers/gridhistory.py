@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 from layers.access import Viewer, area_clause
 from layers.errors import InvalidFeature
 from layers.grids import not_found
-from layers.registry import GRIDS, LAYERS
+from layers.registry import CASES, GRIDS, LAYERS
 
 VALID_ON = "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
 COUNTED_LAYERS = ("illegal_buildings", "billboards", "dust_sites", "parking_lots")
@@ -80,11 +80,12 @@ def grids_on(
     )
 
 
-def _layer_count(layer_id: str) -> str:
+def _layer_count(layer_id: str, viewer: Viewer | None, params: dict[str, Any]) -> str:
     point = "f.geom" if LAYERS[layer_id].geometry.value == "POINT" else "ST_PointOnSurface(f.geom)"  # type: ignore[union-attr]
+    visible = area_clause(LAYERS[layer_id], viewer, params, alias="f")
     return (
         f"(SELECT count(*) FROM {layer_id} AS f "
-        f"WHERE f.geom && g.geom AND ST_Intersects(g.geom, {point}))"
+        f"WHERE f.geom && g.geom AND ST_Intersects(g.geom, {point}) AND {visible})"
     )
 
 
@@ -95,11 +96,15 @@ def grid_stats(
     parent: str | None,
     viewer: Viewer | None = None,
 ) -> list[Any]:
-    """Per grid valid on `at` the viewer may see: area, cases up to and on that day, features inside."""
+    """Per grid valid on `at` the viewer may see: area, and the cases (up to and on that day) and
+    features inside that the viewer may read."""
     check_level(level)
     params: dict[str, Any] = {"at": at, "level": level, "parent": parent}
     where = _filters(level, parent, viewer, params)
-    layer_counts = ", ".join(f"'{lid}', {_layer_count(lid)}" for lid in COUNTED_LAYERS)
+    layer_counts = ", ".join(
+        f"'{lid}', {_layer_count(lid, viewer, params)}" for lid in COUNTED_LAYERS
+    )
+    cases = area_clause(CASES, viewer, params, alias="c")  # a unit counts its own cases
     rows = conn.execute(
         text(f"""
         SELECT coalesce(json_agg(json_build_object(
@@ -107,10 +112,11 @@ def grid_stats(
             'valid_from', g.valid_from, 'valid_to', g.valid_to,
             'area_km2', round((g.area_m2 / 1e6)::numeric, 4),
             'cases', (SELECT count(*) FROM cases AS c WHERE c.geom && g.geom
-                      AND ST_Intersects(g.geom, c.geom) AND c.reported_at < CAST(:at AS date) + 1),
+                      AND ST_Intersects(g.geom, c.geom) AND c.reported_at < CAST(:at AS date) + 1
+                      AND {cases}),
             'cases_on_day', (SELECT count(*) FROM cases AS c WHERE c.geom && g.geom
                       AND ST_Intersects(g.geom, c.geom) AND c.reported_at >= CAST(:at AS date)
-                      AND c.reported_at < CAST(:at AS date) + 1),
+                      AND c.reported_at < CAST(:at AS date) + 1 AND {cases}),
             'features', json_build_object({layer_counts})
         ) ORDER BY g.code), '[]'::json)::text
         FROM grids AS g WHERE {where}

@@ -232,6 +232,23 @@ grid_inspectors = Table(
 )
 
 
+units = Table(
+    "units",
+    metadata,
+    Column("name", Text, primary_key=True, comment="处置单位名称"),
+    Column("added_by", Text, nullable=False, comment="登记人"),
+    Column(
+        "added_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="登记时间",
+    ),
+    CheckConstraint("name = btrim(name) AND length(name) BETWEEN 1 AND 200", name="name_format"),
+    comment="处置单位（网格责任单位之外由管理员登记）",
+)
+
+
 def _field_column(layer: Layer, f: Field) -> Column[Any]:
     args: list[ForeignKey] = []
     if f.references:

@@ -2,8 +2,11 @@
 
 Polygons are simplified to the tile's pixel size, large point layers are aggregated into counted
 cells below a zoom declared in the registry, and every tile is capped in features, so no tile of
-the demo city reaches 500 KB. Tiles are cached per process under the layer's version, which
-every write bumps in the database (`layer_versions`), so a cache never serves a changed layer.
+the demo city reaches 500 KB. Tiles are cached per process under the versions of the layer and of
+every table the viewer's read limit depends on (the patrol area's grids and assignments), which
+every write bumps in the database (`layer_versions`), and under the limit's own key (its kind and
+bound values, from `layers.access`), so a cache never serves a changed layer nor one viewer's tile
+to a viewer who may read other rows.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from layers.access import Viewer, area_clause
+from layers.access import ReadLimit, Viewer, read_limit
 from layers.errors import BadQuery
 from layers.registry import STORAGE_SRID, Layer
 from layers.versions import VersionWatcher
@@ -54,13 +57,14 @@ def _attributes(layer: Layer) -> str:
     return "".join(f", t.{_q(name)}" for name in layer.popup_fields)
 
 
-def tile_sql(layer: Layer, z: int, viewer: Viewer | None = None) -> tuple[str, dict[str, Any]]:
-    """SQL returning one bytea, the layer's tile z/x/y (parameters :z, :x, :y), and its other values."""
+def tile_sql(layer: Layer, z: int, limit: ReadLimit) -> tuple[str, dict[str, Any]]:
+    """SQL returning one bytea, the layer's tile z/x/y (parameters :z, :x, :y), and its other
+    values, holding only the rows `limit` lets through."""
     table = _q(layer.id)
     pixel = WORLD_M / 2**z / EXTENT
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(limit.params)
     where = f"t.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), {STORAGE_SRID})"
-    where += f" AND {area_clause(layer, viewer, params)}"
+    where += f" AND {limit.sql}"
     if layer.id == "grids":
         where += " AND t.valid_to IS NULL"
     if layer.cluster_below_zoom is not None and z < layer.cluster_below_zoom:
@@ -100,12 +104,22 @@ def tile_sql(layer: Layer, z: int, viewer: Viewer | None = None) -> tuple[str, d
     )
 
 
-def layer_version(conn: Connection, layer: Layer) -> int:
-    """The layer's version: changes with every write to it."""
-    row = conn.execute(
-        text("SELECT version FROM layer_versions WHERE layer = :layer"), {"layer": layer.id}
-    ).first()
-    return int(row[0]) if row else 0
+def layer_versions(conn: Connection, names: tuple[str, ...]) -> tuple[int, ...]:
+    """The versions of the named layers (or other versioned tables), in order: each changes with
+    every write to it."""
+    found = conn.execute(
+        text("SELECT layer, version FROM layer_versions WHERE layer = ANY(:names)"),
+        {"names": list(names)},
+    ).all()
+    rows: dict[str, int] = {str(layer): int(version) for layer, version in found}
+    return tuple(rows.get(name, 0) for name in names)
+
+
+def tile_key(
+    layer: Layer, limit: ReadLimit, versions: tuple[int, ...], z: int, x: int, y: int
+) -> tuple[Any, ...]:
+    """The cache key of a tile: the layer, the read limit's key, the versions it was read at."""
+    return (layer.id, limit.key, versions, z, x, y)
 
 
 class TileCache:
@@ -116,6 +130,11 @@ class TileCache:
         self._tiles: OrderedDict[tuple[Any, ...], Tile] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many tiles are kept."""
+        with self._lock:
+            return len(self._tiles)
 
     def get(self, key: tuple[Any, ...]) -> Tile | None:
         """A cached tile, marked as recently used."""
@@ -144,25 +163,30 @@ def fetch_tile(
     x: int,
     y: int,
     cache: TileCache | None = None,
-    version: int | None = None,
+    versions: tuple[int, ...] | None = None,
     viewer: Viewer | None = None,
 ) -> Tile:
-    """The tile z/x/y of `layer` as `viewer` may see it, from the cache when the layer has not
-    changed since (tiles limited to a patrol area are never cached: they are one user's)."""
+    """The tile z/x/y of `layer` as `viewer` may see it, from the cache when neither the layer
+    nor what limits the viewer has changed since. `versions` are those of `versioned_by`."""
     check_tile(z, x, y)
-    if version is None:
-        version = layer_version(conn, layer)
-    key = (layer.id, version, z, x, y)
-    shared = cache if viewer is None or not viewer.patrols else None
-    if shared is not None and (hit := shared.get(key)) is not None:
+    limit = read_limit(layer, viewer)
+    if versions is None:  # read before the tile: a write in between only makes it newer
+        versions = layer_versions(conn, versioned_by(layer, limit))
+    key = tile_key(layer, limit, versions, z, x, y)
+    if cache is not None and (hit := cache.get(key)) is not None:
         return hit
-    sql, params = tile_sql(layer, z, viewer)
+    sql, params = tile_sql(layer, z, limit)
     data = bytes(conn.execute(text(sql), params | {"z": z, "x": x, "y": y}).scalar_one() or b"")
     digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    tile = Tile(data, f'"{layer.id}-{version}-{digest}"')
-    if shared is not None:
-        shared.put(key, tile)
+    tile = Tile(data, f'"{layer.id}-{versions[0]}-{digest}"')
+    if cache is not None:
+        cache.put(key, tile)
     return tile
+
+
+def versioned_by(layer: Layer, limit: ReadLimit) -> tuple[str, ...]:
+    """The versioned tables a tile of `layer` under `limit` is read from, the layer first."""
+    return (layer.id, *(t for t in limit.tables if t != layer.id))
 
 
 def serve_tile(
@@ -176,15 +200,15 @@ def serve_tile(
     viewer: Viewer | None = None,
 ) -> Tile:
     """A tile for the API: straight from the cache, without touching the database, when the
-    listener vouches for the layer's version; otherwise through `fetch_tile`."""
+    listener vouches for every version it depends on; otherwise through `fetch_tile`."""
     check_tile(z, x, y)
-    version = versions.current(layer.id) if versions is not None else None
-    patrols = viewer is not None and viewer.patrols
-    if (
-        not patrols
-        and version is not None
-        and (hit := cache.get((layer.id, version, z, x, y))) is not None
-    ):
+    limit = read_limit(layer, viewer)
+    known: tuple[int, ...] | None = None
+    if versions is not None:
+        current = [versions.current(name) for name in versioned_by(layer, limit)]
+        if all(v is not None for v in current):
+            known = tuple(v for v in current if v is not None)
+    if known is not None and (hit := cache.get(tile_key(layer, limit, known, z, x, y))):
         return hit
     with engine.connect() as conn:
-        return fetch_tile(conn, layer, z, x, y, cache, version, viewer)
+        return fetch_tile(conn, layer, z, x, y, cache, known, viewer)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from layers import access, editing
+from layers import access, editing, units
 from layers.db import BUREAU_TIMEZONE
 from layers.editing import EditContext
 from layers.errors import InvalidFeature, StateConflict
@@ -142,6 +142,7 @@ def transition(
     if move.action == "dispatch":
         values["deadline"] = calendar.add(at, case.time_limit, case.time_unit)
         if unit is not None:
+            units.check_known(conn, unit)
             values["unit"] = unit
         elif case.unit is None:
             raise InvalidFeature(

@@ -8,6 +8,7 @@ inspector, in any body or tile, and every refused write leaves the database as i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,10 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
+from layers import db, units, users
+from layers.access import ReadLimit, Viewer, read_limit
 from layers.codes import seed_case_categories
-from layers.registry import LAYERS
+from layers.registry import LAYERS, Role
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lonlat
 from webmap.pages import PAGES
@@ -123,6 +125,8 @@ def make_world(pg_server: Any, suffix: str) -> Iterator[World]:
     ensure_account(url, "inspector", "inspector", (WEST,))
     ensure_account(url, "dispatcher", "dispatcher")
     ensure_account(url, "handler", "handler", unit=EAST_UNIT)
+    with engine.begin() as conn:  # a unit of its own, not a grid's: declared, as an admin would
+        units.add(conn, EAST_UNIT, "tests")
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     west: dict[str, int] = {}
     east: dict[str, int] = {}
@@ -273,6 +277,50 @@ def test_tiles_hold_only_what_the_role_may_read(
         assert {world.west[layer], world.east[layer]} <= seen and world.east[layer] in seen_east
 
 
+def test_a_cached_patrol_tile_follows_the_inspector_to_other_grids(
+    client: TestClient, world: World
+) -> None:
+    """Tiles limited to a patrol area are cached under the version of the grid assignments, so
+    the moment an inspector is moved, their tiles show the new area."""
+    name = "inspector-moved"
+    ensure_account(world.url, name, "inspector", (WEST,))
+    watcher = client.app.state.layer_versions  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while watcher.current("grid_inspectors") is None:
+        assert time.monotonic() < deadline, "the version listener did not connect"
+        time.sleep(0.05)
+    both = tile_index(*point(1)["coordinates"], 12)
+    try:
+        for _ in range(2):  # asked, then from the cache
+            assert tile_ids(client, "billboards", 12, *both, name) == {world.west["billboards"]}
+        before = watcher.current("grid_inspectors")
+        with world.engine.begin() as conn:
+            users.assign_grids(conn, users.get(conn, name), [EAST])
+        while watcher.current("grid_inspectors") == before:
+            assert time.monotonic() < deadline + 10, "the assignment was not announced"
+            time.sleep(0.01)
+        assert tile_ids(client, "billboards", 12, *both, name) == {world.east["billboards"]}
+    finally:
+        with world.engine.begin() as conn:
+            users.assign_grids(conn, users.get(conn, name), [])
+
+
+def test_read_limits_name_what_they_bind() -> None:
+    """Viewers share a cache entry only when their limits bind the same values, lists included."""
+    cases = LAYERS["cases"]
+    one, other = (read_limit(cases, Viewer("u", Role.HANDLER, unit=u)) for u in ("甲", "乙"))
+    assert one.narrow and one.key != other.key
+    patrol = read_limit(cases, Viewer("i", Role.INSPECTOR))
+    assert patrol.key != read_limit(cases, Viewer("i", Role.INSPECTOR, patrol_buffer_m=10)).key
+    assert set(patrol.tables) == {"grids", "grid_inspectors"}
+    children = read_limit(LAYERS["work_orders"], Viewer("i", Role.INSPECTOR))
+    assert "dust_sites" in children.tables  # their rows decide which orders pass
+    offices = {read_limit(cases, Viewer(r, Role(r))).key for r in ("admin", "leader", "planner")}
+    assert len(offices) == 1 and not read_limit(cases, Viewer("l", Role.LEADER)).narrow
+    several = ReadLimit("unit", "t.unit = ANY(:units)", (("units", ["甲", "乙"]),))
+    assert hash(several.key) == hash(ReadLimit("unit", "", (("units", ["甲", "乙"]),)).key)
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_grids_and_statistics_stay_inside_the_area(client: TestClient, role: str) -> None:
     grids = client.get("/grids", headers=as_role(role)).json()["features"]
@@ -287,6 +335,40 @@ def test_grids_and_statistics_stay_inside_the_area(client: TestClient, role: str
         assert people.status_code == 404
     else:
         assert {STREET, WEST, EAST} <= codes and len(stat_codes) == 4
+
+
+@pytest.mark.parametrize("viewer", [*ROLES, "handler-of-the-grids"])
+def test_grid_statistics_count_only_the_cases_the_viewer_reads(
+    client: TestClient, world: World, viewer: str
+) -> None:
+    """A unit's statistics count its own cases, as its items do: the west and east cases carry
+    the grids' unit, so the other unit ("handler") counts none and this one counts them all."""
+    ensure_account(world.url, "handler-of-the-grids", "handler", unit="测试单位")
+    answer = client.get("/grids/stats?level=section", headers=bearer(viewer))
+    assert answer.status_code == 200, answer.text
+    totals = {"cases": 0, "cases_on_day": 0}
+    with world.engine.connect() as conn:
+        unit = conn.execute(
+            text("SELECT unit FROM users WHERE username = :u"), {"u": viewer}
+        ).scalar()
+        for row in answer.json():
+            for figure, since in (("cases", "-infinity"), ("cases_on_day", "today")):
+                expected = conn.execute(
+                    text("""
+                    SELECT count(*) FROM cases AS c JOIN grids AS g
+                      ON g.code = :code AND g.valid_to IS NULL AND ST_Intersects(g.geom, c.geom)
+                    WHERE c.reported_at >= CAST(:since AS timestamptz)
+                      AND c.reported_at < CURRENT_DATE + 1
+                      AND (CAST(:unit AS text) IS NULL OR c.unit = :unit)
+                """),
+                    {"code": row["code"], "since": since, "unit": unit},
+                ).scalar_one()
+                assert row[figure] == expected, (viewer, row["code"], figure)
+                totals[figure] += expected
+    if viewer == "handler":
+        assert totals["cases"] == 0
+    elif viewer != "inspector":  # every section, so every case of both communities
+        assert totals["cases"] >= 2
 
 
 # --- pages --------------------------------------------------------------------------------

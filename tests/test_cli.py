@@ -402,3 +402,20 @@ def test_import_command_checks_reports_and_writes(defective_family: str, tmp_pat
         assert "北门停车场".encode("gbk") in archive.read("lots.dbf")
     wrong = citygrid("export", "parking_lots", str(tmp_path / "lots.dwg"), env=env)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+
+
+def test_units_commands_declare_and_list_units(defective_family: str) -> None:
+    env = {"CITYGRID_DATABASE_URL": defective_family}
+    added = citygrid("units", "add", "新设城管中队", env=env)
+    assert added.returncode == 0, added.stderr
+    listed = citygrid("units", "list", env=env).stdout
+    assert "测试单位" in listed and "网格责任单位" in listed
+    assert "新设城管中队" in listed and "管理员登记" in listed
+    assert_clear_failure(citygrid("units", "add", "新设城管中队", env=env), "already declared")
+    assert_clear_failure(citygrid("units", "add", "   ", env=env), "printable characters")
+    engine = db.make_engine(defective_family)
+    with engine.connect() as conn:
+        declared = conn.execute(text("SELECT name, added_by FROM units")).all()
+    engine.dispose()
+    assert [name for name, _ in declared] == ["新设城管中队"]
+    assert declared[0][1].startswith("cli:")

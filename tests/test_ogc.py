@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from tests.accounts import TEST_AUTH, sign_in
+from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -100,6 +101,112 @@ def test_number_matched_is_exact_or_said_to_be_estimated(
     large = get(client, "/collections/cases/items?limit=1")
     assert large["numberMatchedIsEstimate"] is True
     assert abs(large["numberMatched"] - 143652) / 143652 < 0.05
+
+
+@pytest.fixture(scope="module")
+def narrow_viewers(engine: Engine, demo: dict[str, int]) -> dict[str, str]:
+    """An inspector of the busiest community and its unit: name → the SQL of the cases each reads."""
+    with engine.connect() as conn:
+        code, unit = conn.execute(
+            text("""
+            SELECT g.code, g.responsible_unit FROM grids AS g
+            WHERE g.level = 'community' AND g.valid_to IS NULL
+            ORDER BY (SELECT count(*) FROM cases AS c WHERE c.unit = g.responsible_unit) DESC,
+                     g.code
+            LIMIT 1
+        """)
+        ).one()
+    ensure_account(engine, "count-inspector", "inspector", (code,))
+    ensure_account(engine, "count-unit", "handler", unit=unit)
+    area = f"""(SELECT ST_Transform(ST_Buffer(ST_Transform(g.geom, citygrid_gk_srid(g.geom)),
+                   {TEST_AUTH.patrol_buffer_m}), 4490) FROM grids AS g
+                WHERE g.code = '{code}' AND g.valid_to IS NULL)"""
+    return {
+        "count-inspector": f"ST_Intersects(c.geom, {area})",
+        "count-unit": f"c.unit = '{unit}'",
+    }
+
+
+@pytest.mark.parametrize("limit", [1, 2000])  # a page, and a streamed one
+@pytest.mark.parametrize("viewer", ["count-inspector", "count-unit"])
+def test_number_matched_counts_what_a_narrow_viewer_reads(
+    client: TestClient, engine: Engine, narrow_viewers: dict[str, str], viewer: str, limit: int
+) -> None:
+    """Not the planner's guess for the whole table: the exact number of the viewer's rows."""
+    where = narrow_viewers[viewer]
+    for start, end in (
+        ("2000-01-01T00:00:00Z", "2099-12-31T23:59:59Z"),
+        ("2023-03-01T00:00:00Z", "2023-03-31T23:59:59Z"),
+        ("2021-01-01T00:00:00Z", "2021-12-31T23:59:59Z"),  # before the demo's year
+    ):
+        answer = client.get(
+            f"/collections/cases/items?limit={limit}&datetime={start}/{end}",
+            headers=bearer(viewer),
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        expected = sql_count(
+            engine,
+            f"SELECT count(*) FROM cases AS c WHERE {where} AND c.reported_at BETWEEN :s AND :e",
+            s=start,
+            e=end,
+        )
+        assert body["numberMatched"] == expected, (viewer, start)
+        assert "numberMatchedIsEstimate" not in body
+        assert body["numberReturned"] == min(limit, expected)
+    assert expected == 0  # the last period has no case: not a guess of 1
+
+
+@pytest.mark.parametrize("viewer", ["count-inspector", "count-unit"])
+def test_collection_extents_are_those_of_the_viewers_rows(
+    client: TestClient, engine: Engine, narrow_viewers: dict[str, str], viewer: str
+) -> None:
+    """The extent in space and time a narrow viewer is told is that of the cases they read."""
+    with engine.connect() as conn:
+        box, whole = (
+            list(
+                conn.execute(
+                    text(
+                        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                        f"(SELECT ST_Extent(c.geom) AS e FROM cases AS c WHERE {where}) AS x"
+                    )
+                ).one()
+            )
+            for where in (narrow_viewers[viewer], "TRUE")
+        )
+        first, last = conn.execute(
+            text(
+                "SELECT min(c.reported_at), max(c.reported_at) FROM cases AS c "
+                f"WHERE {narrow_viewers[viewer]}"
+            )
+        ).one()
+    assert box != whole  # the viewer's cases cover less than the county's
+    listed = get_as(client, "/collections", viewer)["collections"]
+    for doc in (
+        get_as(client, "/collections/cases", viewer),
+        *(c for c in listed if c["id"] == "cases"),
+    ):
+        assert doc["extent"]["spatial"]["bbox"][0] == pytest.approx(box)
+        start, end = doc["extent"]["temporal"]["interval"][0]
+        assert (datetime.fromisoformat(start), datetime.fromisoformat(end)) == (first, last)
+
+
+def get_as(client: TestClient, url: str, username: str) -> dict[str, Any]:
+    answer = client.get(url, headers=bearer(username))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+@pytest.mark.parametrize("role", ["admin", "planner", "leader", "dispatcher"])
+def test_number_matched_of_the_whole_table_may_be_estimated(
+    client: TestClient, database_url: str, role: str
+) -> None:
+    """Viewers of every case get the planner's estimate of the large table, flagged as one."""
+    ensure_account(database_url, f"count-{role}", role)
+    body = client.get("/collections/cases/items?limit=1", headers=bearer(f"count-{role}")).json()
+    assert body["numberMatchedIsEstimate"] is True
+    assert abs(body["numberMatched"] - 143652) / 143652 < 0.05
 
 
 def test_datetime_instant_interval_and_open_ends(client: TestClient, engine: Engine) -> None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import db
 from layers.registry import LAYERS, spatial_layers
 from layers.tiles import TileCache, fetch_tile
-from tests.accounts import TEST_AUTH, sign_in
+from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 
 SEAT = (121.657, 31.808)
 COUNTY = (121.42, 31.61, 121.98, 32.13)
@@ -200,3 +202,154 @@ def test_api_tile_cache_follows_writes_from_any_process(scratch_url: str) -> Non
         engine.dispose()
     assert len(decode(first.content)["billboards"]) == 1
     assert len(decode(second.content)["billboards"]) == 2
+
+
+# --- one viewer's tile never reaches another ----------------------------------------------
+
+SCOPE_ZOOM = 16
+SCOPE_LAYERS = ("cases", "billboards")
+
+
+@dataclass(frozen=True)
+class Scopes:
+    """A busy tile shared by two units (each a community's), and what each test viewer may read
+    of it, counted by SQL written here."""
+
+    tile: tuple[int, int, int]
+    viewers: dict[str, tuple[str, tuple[str, ...], str | None]]  # name: (role, grids, unit)
+    expected: dict[str, dict[str, int]]  # layer: viewer: features
+
+
+def _shared_tile(conn: Connection, z: int) -> tuple[tuple[int, int, int], list[tuple[str, str]]]:
+    """The tile at zoom `z` holding the most cases of more than one unit, and its two busiest
+    units with their community grids."""
+    x, y = conn.execute(
+        text("""
+        WITH t AS (
+            SELECT floor((ST_X(geom) + 180) / 360 * 2 ^ :z)::int AS x,
+                   floor((1 - asinh(tan(radians(ST_Y(geom)))) / pi()) / 2 * 2 ^ :z)::int AS y, unit
+            FROM cases
+        )
+        SELECT x, y FROM t GROUP BY x, y HAVING count(DISTINCT unit) > 1
+        ORDER BY count(*) DESC, x, y LIMIT 1
+    """),
+        {"z": z},
+    ).one()
+    units = conn.execute(
+        text("""
+        SELECT c.unit, min(g.code) FROM cases AS c
+        JOIN grids AS g ON g.responsible_unit = c.unit AND g.level = 'community' AND g.valid_to IS NULL
+        WHERE ST_Intersects(ST_Transform(c.geom, 3857), ST_TileEnvelope(:z, :x, :y))
+        GROUP BY c.unit ORDER BY count(*) DESC, c.unit LIMIT 2
+    """),
+        {"z": z, "x": x, "y": y},
+    ).all()
+    return (z, x, y), [(unit, code) for unit, code in units]
+
+
+def _expected(
+    conn: Connection,
+    layer: str,
+    tile: tuple[int, int, int],
+    grids: tuple[str, ...],
+    unit: str | None,
+) -> int:
+    """Points of `layer` drawn in the tile, inside the grids (widened by the patrol buffer, in
+    metres of the Gauss-Krüger zone) and of the unit, when given."""
+    z, x, y = tile
+    # a point is drawn when it lands within the tile's 64-unit buffer on its 4096-unit grid
+    where = [
+        "ST_AsMVTGeom(ST_Transform(t.geom, 3857), ST_TileEnvelope(:z, :x, :y), 4096, 64, true) IS NOT NULL"
+    ]
+    if grids:
+        where.append("""ST_Intersects(t.geom, (
+            SELECT ST_Transform(ST_Buffer(ST_Transform(u.geom, citygrid_gk_srid(u.geom)), :m), 4490)
+            FROM (SELECT ST_Union(g.geom) AS geom FROM grids AS g
+                  WHERE g.code = ANY(:grids) AND g.valid_to IS NULL) AS u))""")
+    if unit is not None:
+        where.append("t.unit = :unit")
+    return int(
+        conn.execute(
+            text(f'SELECT count(*) FROM "{layer}" AS t WHERE {" AND ".join(where)}'),
+            {
+                "z": z,
+                "x": x,
+                "y": y,
+                "grids": list(grids),
+                "unit": unit,
+                "m": TEST_AUTH.patrol_buffer_m,
+            },
+        ).scalar_one()
+    )
+
+
+@pytest.fixture(scope="module")
+def scopes(engine: Engine, demo: dict[str, int]) -> Scopes:
+    with engine.connect() as conn:
+        tile, ((unit_a, grid_a), (unit_b, grid_b)) = _shared_tile(conn, SCOPE_ZOOM)
+    viewers: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+        "scope-admin": ("admin", (), None),
+        "scope-planner": ("planner", (), None),
+        "scope-leader": ("leader", (), None),
+        "scope-dispatcher": ("dispatcher", (), None),
+        "scope-insp-a": ("inspector", (grid_a,), None),
+        "scope-insp-b": ("inspector", (grid_b,), None),
+        "scope-unit-a": ("handler", (), unit_a),
+        "scope-unit-b": ("handler", (), unit_b),
+    }
+    for name, (role, grids, unit) in viewers.items():
+        ensure_account(engine, name, role, grids, unit)
+    with engine.connect() as conn:
+        expected = {
+            layer: {
+                name: _expected(conn, layer, tile, grids, unit if layer == "cases" else None)
+                for name, (_, grids, unit) in viewers.items()
+            }
+            for layer in SCOPE_LAYERS
+        }
+    cases = expected["cases"]
+    # the scopes differ in this tile, so no order of requests can pass by luck
+    assert len({cases["scope-admin"], cases["scope-unit-a"], cases["scope-unit-b"]}) == 3, cases
+    assert cases["scope-insp-a"] != cases["scope-insp-b"], cases
+    boards = expected["billboards"]
+    assert len({boards["scope-admin"], boards["scope-insp-a"], boards["scope-insp-b"]}) > 1, boards
+    return Scopes(tile, viewers, expected)
+
+
+def _ready(app: Any, names: tuple[str, ...]) -> None:
+    """Wait until the version listener vouches for every table, so tiles come from memory."""
+    watcher = app.state.layer_versions
+    deadline = time.monotonic() + 10
+    while any(watcher.current(n) is None for n in names):
+        assert time.monotonic() < deadline, "the version listener did not connect"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_the_tile_cache_never_hands_a_tile_to_another_scope(
+    database_url: str, scopes: Scopes, order: str
+) -> None:
+    """Every role, and two inspectors and two units of different scopes, one after the other on
+    one app (so the cache is shared), in both orders: each gets what SQL says it may read."""
+    names = list(scopes.viewers)
+    if order == "backward":
+        names.reverse()
+    z, x, y = scopes.tile
+    app = create_app(DatabaseSettings(database_url=database_url), auth_settings=TEST_AUTH)
+    varies: set[str] = set()
+    with TestClient(app) as c:
+        _ready(app, SCOPE_LAYERS)
+        for name in names:
+            for layer in SCOPE_LAYERS:
+                url = f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                for _ in range(2):  # asked, then served from the cache
+                    answer = c.get(url, headers=bearer(name))
+                    assert answer.status_code == 200, answer.text
+                    got = len(decode(answer.content).get(layer, []))
+                    assert got == scopes.expected[layer][name], (layer, name, order)
+                    varies.add(answer.headers.get("vary", ""))
+        # viewers of one scope share a tile: the four offices' one, and one per inspector and
+        # unit of cases; the units read every billboard, the offices' tile
+        assert len(app.state.tile_cache) == 5 + 3
+    # and a browser keeps them apart when another account signs in
+    assert varies == {"Authorization, Cookie"}

@@ -249,3 +249,62 @@ def test_dispatch_counts_working_time(client: TestClient, world: World) -> None:
     assert row.deadline == CALENDAR.add(row.dispatched_at, limit, unit)
     assert datetime.fromisoformat(answer["deadline"]) == row.deadline
     assert row.deadline > row.dispatched_at
+
+
+def _traces(world: World) -> tuple[Any, ...]:
+    """The layers, the case events and the audit log: what a refused move must leave as it was."""
+    with world.engine.connect() as conn:
+        events, audits, declared = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM case_events), (SELECT count(*) FROM audit_log), "
+                "(SELECT count(*) FROM units)"
+            )
+        ).one()
+    return snapshot(world.engine), events, audits, declared
+
+
+@pytest.mark.parametrize("unit", ["不存在的单位<script>", "测试单位 ", "", "东片城管中队二"])
+def test_dispatch_only_to_a_known_unit(client: TestClient, world: World, unit: str) -> None:
+    case_id = report(client)
+    assert move(client, case_id, "register", "dispatcher").status_code == 200
+    before = _traces(world)
+    answer = move(client, case_id, "dispatch", "dispatcher", unit=unit)
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert body["code"] == "unknown_unit" and "处置单位" in body["message"]
+    assert "handling unit" in body["message_en"]
+    assert _traces(world) == before and case_row(world, case_id).status == "registered"
+    # the grid's responsible unit and a declared one are known
+    for known in ("测试单位", EAST_UNIT):
+        assert move(client, case_id, "dispatch", "dispatcher", unit=known).status_code == 200
+        assert case_row(world, case_id).unit == known
+        put_in(world, case_id, "registered")
+
+
+def test_units_are_listed_and_declared_by_the_admin_only(client: TestClient, world: World) -> None:
+    listed = client.get("/units", headers=bearer("dispatcher"))
+    assert listed.status_code == 200
+    sources = {u["name"]: u["sources"] for u in listed.json()}
+    assert sources["测试单位"] == ["grid"] and sources[EAST_UNIT] == ["declared"]
+    new = "新设城管中队"
+    before = _traces(world)
+    for role in ("dispatcher", "planner", "leader", "inspector", "handler"):
+        refused = client.post("/units", json={"name": new}, headers=bearer(role))
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    for bad, code in (("   ", "bad_unit_name"), ("x" * 201, "invalid_request")):
+        refused = client.post("/units", json={"name": bad}, headers=bearer("admin"))
+        assert refused.status_code == 400 and refused.json()["code"] == code, refused.text
+    assert _traces(world) == before
+    added = client.post("/units", json={"name": f" {new} "}, headers=bearer("admin"))
+    assert added.status_code == 201 and added.json() == {"name": new, "sources": ["declared"]}
+    again = client.post("/units", json={"name": new}, headers=bearer("admin"))
+    assert again.status_code == 409 and again.json()["code"] == "unit_exists"
+    case_id = report(client)
+    assert move(client, case_id, "register", "dispatcher").status_code == 200
+    assert move(client, case_id, "dispatch", "dispatcher", unit=new).status_code == 200
+    assert case_row(world, case_id).unit == new
+    with world.engine.connect() as conn:
+        actor = conn.execute(
+            text("SELECT actor FROM audit_log WHERE layer = 'units' ORDER BY id DESC LIMIT 1")
+        ).scalar_one()
+    assert actor == "admin"

@@ -101,21 +101,24 @@ def _collection(layer: Layer, base: str, extent: dict[str, Any] | None = None) -
 
 
 @router.get("/collections", summary="Collections / 图层列表")
-def collections(request: Request, conn: ConnectionDep) -> dict[str, Any]:
-    """Every layer of the registry as a collection, with its extent."""
+def collections(request: Request, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Every layer of the registry as a collection, with the extent of what the viewer may read."""
     base = _base(request)
     return {
         "collections": [
-            _collection(layer, base, features.extent(conn, layer)) for layer in LAYERS.values()
+            _collection(layer, base, features.extent(conn, layer, viewer))
+            for layer in LAYERS.values()
         ],
         "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}],
     }
 
 
 @router.get("/collections/{collection_id}", summary="One collection / 图层")
-def collection(layer: LayerDep, request: Request, conn: ConnectionDep) -> dict[str, Any]:
-    """One layer's description, with its spatial and temporal extent."""
-    return _collection(layer, _base(request), features.extent(conn, layer))
+def collection(
+    layer: LayerDep, request: Request, conn: ConnectionDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    """One layer's description, with the extent (space, time) of what the viewer may read."""
+    return _collection(layer, _base(request), features.extent(conn, layer, viewer))
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryables / 可查询属性")
@@ -351,8 +354,13 @@ def tile(
         )
     state = request.app.state
     found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
-    # private: what a tile holds depends on who asks, so no shared cache may keep it
-    headers = {"ETag": found.etag, "Cache-Control": "private, max-age=60, must-revalidate"}
+    # private: what a tile holds depends on who asks, so no shared cache may keep it, and a
+    # browser keeps it apart for each sign-in (another account in the same browser asks again)
+    headers = {
+        "ETag": found.etag,
+        "Cache-Control": "private, max-age=60, must-revalidate",
+        "Vary": "Authorization, Cookie",
+    }
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=MVT, headers=headers)
