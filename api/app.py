@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
 from api.auth import AccountCache, Issuer
+from api.deps import declared_body_type
 from api.routes import (
     auth,
     cases,
@@ -23,7 +24,14 @@ from api.routes import (
     stats,
     transfer,
 )
-from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
+from api.security import SecurityHeaders, tile_sources
+from api.settings import (
+    AuthSettings,
+    BrowserSettings,
+    DatabaseSettings,
+    EditingSettings,
+    WebmapSettings,
+)
 from layers.db import make_engine
 from layers.tiles import TileCache
 from layers.versions import VersionWatcher
@@ -35,8 +43,10 @@ def create_app(
     webmap: WebmapSettings | None = None,
     editing_limits: EditingSettings | None = None,
     auth_settings: AuthSettings | None = None,
+    browser: BrowserSettings | None = None,
 ) -> FastAPI:
-    """Build the application for one database, one base-map choice, editing limits and sign-in."""
+    """Build the application for one database, one base-map choice, editing limits, sign-in and
+    the address browsers use."""
     webmap = webmap or WebmapSettings()
 
     @asynccontextmanager
@@ -59,6 +69,7 @@ def create_app(
         openapi_url="/api",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(declared_body_type)],
     )
     app.state.basemap = resolve_basemap(
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
@@ -67,6 +78,7 @@ def create_app(
     app.state.editing = editing_limits or EditingSettings()
     app.state.issuer = Issuer.from_settings(auth_settings or AuthSettings())
     app.state.accounts = AccountCache()
+    app.state.public_origin = (browser or BrowserSettings()).public_origin()
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)
@@ -84,4 +96,5 @@ def create_app(
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"
     )
+    app.add_middleware(SecurityHeaders, image_sources=tile_sources(app.state.basemap.tile_urls))
     return app

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
 
+from api import csrf
 from api.settings import AuthSettings
 from layers import users
 from layers.access import Viewer, require_role
@@ -170,6 +171,8 @@ def optional_viewer(
     watcher = getattr(state, "layer_versions", None)
     version = watcher.current("users") if watcher is not None else None
     viewer = viewer_from_token(state.engine, state.issuer, token, state.accounts, version)
+    if "authorization" not in request.headers:  # the cookie: sent by the browser on its own
+        csrf.check_cookie_write(request, state.issuer.key, token)
     request.state.viewer = viewer
     return viewer
 

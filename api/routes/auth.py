@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
+from api import csrf
 from api.auth import COOKIE, Issuer, ViewerDep
 from api.deps import EngineDep
+from api.security import html_page
 from layers import users
 from layers.errors import CitygridError, TooManyAttempts
 from layers.registry import ROLE_LABELS, Role
@@ -69,12 +71,12 @@ def safe_next(raw: str | None, role: Role | None = None) -> str:
 
 
 @pages.get("/login", response_class=HTMLResponse)
-def login_form(next: str | None = None) -> HTMLResponse:
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     """The sign-in page."""
-    return HTMLResponse(login_page(safe_next(next) if next else ""))
+    return html_page(request, login_page(safe_next(next) if next else ""))
 
 
-@pages.post("/login", response_class=HTMLResponse)
+@pages.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf.same_origin)])
 def login(
     request: Request,
     engine: EngineDep,
@@ -88,7 +90,7 @@ def login(
         account = users.authenticate(engine, username, password, issuer.policy, _client(request))
     except CitygridError as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
-        return HTMLResponse(login_page(next, username, exc.message_zh), status_code=status)
+        return html_page(request, login_page(next, username, exc.message_zh), status)
     response = RedirectResponse(safe_next(next, account.role), status_code=303)
     response.set_cookie(
         COOKIE,
@@ -102,7 +104,7 @@ def login(
     return response
 
 
-@pages.post("/logout")
+@pages.post("/logout", dependencies=[Depends(csrf.same_origin)])
 def logout() -> Response:
     """Forget the session cookie."""
     response = RedirectResponse("/login", status_code=303)

@@ -351,8 +351,10 @@ def tile(
         )
     state = request.app.state
     found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
-    # private: what a tile holds depends on who asks, so no shared cache may keep it
-    headers = {"ETag": found.etag, "Cache-Control": "private, max-age=60, must-revalidate"}
+    # What a tile holds depends on who asks, and a browser keeps it under its URL only: no-cache
+    # makes it ask every time with the cookie of whoever is signed in now (a 304 only when that
+    # viewer's tile has the same bytes: the ETag is a digest of them), no shared cache keeps it.
+    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=MVT, headers=headers)

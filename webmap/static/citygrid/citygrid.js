@@ -189,10 +189,13 @@
 
     escapeHtml: escapeHtml,
 
-    /** Call the API with the page's session; resolves with the JSON answer, rejects with its Chinese message. */
+    /** Call the API with the page's session; resolves with the JSON answer, rejects with its Chinese message.
+        Changes carry the token the page was rendered with: the server refuses cookie writes without it. */
     api: function (method, path, body, headers) {
       var isForm = typeof FormData !== 'undefined' && body instanceof FormData;
       var sent = Object.assign(isForm || body === undefined ? {} : { 'Content-Type': 'application/json' }, headers || {});
+      var token = document.querySelector('meta[name="csrf-token"]');
+      if (method !== 'GET' && method !== 'HEAD' && token) { sent['X-CSRF-Token'] = token.content; }
       CityGrid.pending += 1;
       return fetch(path, {
         method: method, credentials: 'same-origin', headers: sent,
