@@ -9,7 +9,7 @@ import pytest
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 from tests.accounts import bearer, browser_context, ensure_account
-from tests.support import ARTIFACTS, PageWatch, live_server, watch
+from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
     "grids_street": 7,
@@ -83,6 +83,7 @@ def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str,
         seen.console_errors,
         seen.page_errors,
     )
+    assert_policy_kept(seen)
 
 
 def test_overview_on_amap_draws_in_gcj02(
@@ -113,6 +114,7 @@ def test_overview_on_amap_draws_in_gcj02(
     assert seen.page_errors == [], seen.page_errors
     tile_failures = [m for m in seen.console_errors if "net::ERR_FAILED" in m]
     assert [m for m in seen.console_errors if m not in tile_failures] == []
+    assert_policy_kept(seen)  # the tiles were stopped at the border, not by the policy
 
 
 def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, int]) -> None:
@@ -126,3 +128,4 @@ def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, 
         page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)

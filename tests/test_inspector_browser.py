@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.accounts import TEST_PASSWORD, bearer
-from tests.support import ARTIFACTS, live_server, watch
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, watch
 from tests.test_access import SPATIAL, World, make_world
 from tests.test_casework import JPEG
 
@@ -149,5 +149,6 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
             assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)  # the login page and the map page
     unexpected = [m for m in seen.console_errors if "403" not in m]
     assert unexpected == [], unexpected

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.accounts import browser_context, ensure_account
-from tests.support import ARTIFACTS, live_server, watch
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, watch
 
 READY = "window.CityGrid && CityGrid.leaderReady && CityGrid.idle()"
 
@@ -75,6 +75,7 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url:
         assert 0 < one_street["grids"] < 349 and one_street["total"] < filtered["total"]
         page.close()
     assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
+    assert_policy_kept(seen)
 
 
 def test_the_weekly_heatmap_plays_from_the_api(browser: Any, database_url: str) -> None:
@@ -96,3 +97,4 @@ def test_the_weekly_heatmap_plays_from_the_api(browser: Any, database_url: str) 
         page.screenshot(path=str(ARTIFACTS / "leader-timeline.png"))
         page.close()
     assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
+    assert_policy_kept(seen)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from layers import db
 from tests.accounts import bearer, browser_context, ensure_account
-from tests.support import ARTIFACTS, live_server, watch
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, watch
 from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, section
 
 
@@ -127,5 +127,6 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         assert len(after) == 13  # nothing was saved
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)
     unexpected = [m for m in seen.console_errors if "409" not in m]
     assert unexpected == [], unexpected
