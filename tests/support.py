@@ -132,11 +132,21 @@ def assert_policy_kept(seen: PageWatch) -> None:
     assert seen.csp_violations == [] and refused == [], (seen.csp_violations, refused)
 
 
+def wait_for(page: Any, expression: str, timeout: float = 30_000) -> None:
+    """Wait until a JavaScript expression is true on the page. Playwright's wait_for_function
+    compiles its predicate with eval, which the pages' Content-Security-Policy rightly refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(f"Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)
+
+
 def watch(page: Any) -> PageWatch:
     """Block and record every request that is not to 127.0.0.1; collect errors and what the
     Content-Security-Policy refused."""
     seen = PageWatch()
-    page.expose_function("citygridCspViolation", seen.csp_violations.append)
+    page.expose_function("citygridCspViolation", lambda text: seen.csp_violations.append(text))
     page.add_init_script(CSP_LISTENER)
     page.on("response", lambda r: _document_policy(seen, r))
 

@@ -9,7 +9,7 @@ import pytest
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 from tests.accounts import bearer, browser_context, ensure_account
-from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, watch
+from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, wait_for, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
     "grids_street": 7,
@@ -36,7 +36,8 @@ def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, d
     page = context.new_page()
     seen = watch(page)
     page.goto(f"{base}/maps/overview", wait_until="load")
-    page.wait_for_function(
+    wait_for(
+        page,
         "window.CityGrid && Object.keys(CityGrid.layers).length >= 9 && CityGrid.idle()"
         " && CityGrid.layers.cases.loaded > 0",
         timeout=60_000,
@@ -76,7 +77,7 @@ def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str,
         check_drawn(page, counts)
         assert page.locator("img.leaflet-tile").count() == 0
         page.mouse.wheel(0, -600)  # zoom in: layers reload for the new view
-        page.wait_for_function("CityGrid.idle()")
+        wait_for(page, "CityGrid.idle()")
         page.close()
     assert seen.blocked == [], seen.blocked
     assert seen.console_errors == [] and seen.page_errors == [], (
