@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 from typing import Any
 
 import httpx
+import pyproj
 import pytest
+import shapely
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 from tests.accounts import bearer, browser_context, ensure_account
@@ -71,10 +76,43 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     assert "admin（系统管理员）" in account.inner_text() and "退出" in account.inner_text()
 
 
+def check_measure(page: Any) -> None:
+    """The measure control: three clicks give a length along them and the area they enclose."""
+    page.evaluate("CityGrid.layers.county._map.closePopup()")
+    page.wait_for_selector(".leaflet-popup", state="detached")
+    page.click(".leaflet-control-measure-toggle")
+    box = page.locator(".leaflet-container").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((0, 0), (120, 0), (120, 90)):
+        page.mouse.click(x + dx, y + dy)
+        page.wait_for_timeout(350)  # apart, not a double click
+    corners = page.evaluate(
+        f"[[{x}, {y}], [{x + 120}, {y}], [{x + 120}, {y + 90}]].map(p => {{"
+        " const m = CityGrid.layers.county._map, r = m.getContainer().getBoundingClientRect();"
+        " const ll = m.containerPointToLatLng([p[0] - r.left, p[1] - r.top]);"
+        " return [ll.lng, ll.lat]; })"
+    )
+    zone = pyproj.Transformer.from_crs(4490, 4549, always_xy=True)
+    planar = [zone.transform(lon, lat) for lon, lat in corners]
+    length = sum(math.dist(a, b) for a, b in itertools.pairwise(planar))
+    area = shapely.Polygon(planar).area
+    measured = page.evaluate(
+        "CityGrid.measure(" + json.dumps(corners) + ".map(c => L.latLng(c[1], c[0])))"
+    )
+    assert measured["length"] == pytest.approx(length, rel=0.005)
+    assert measured["area"] == pytest.approx(area, rel=0.01)
+    shown = page.locator(".leaflet-control-measure-interaction").inner_text()
+    assert "距离" in shown and "面积" in shown and "公顷" in shown, shown
+    page.click(".leaflet-control-measure-interaction a.finish")
+    page.click(".leaflet-control-measure-interaction a.cancel")
+    assert page.locator(".leaflet-control-measure-interaction").is_hidden()
+
+
 def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str, int]) -> None:
     with live_server(database_url, CITYGRID_BASEMAP="none") as base:
         page, seen, counts = open_overview(browser, base, "overview-no-tiles.png")
         check_drawn(page, counts)
+        check_measure(page)
         assert page.locator("img.leaflet-tile").count() == 0
         page.mouse.wheel(0, -600)  # zoom in: layers reload for the new view
         wait_for(page, "CityGrid.idle()")

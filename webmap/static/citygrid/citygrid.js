@@ -269,7 +269,8 @@
       this._cancel();
       this._panel.hidden = false;
       this._map.doubleClickZoom.disable();
-      this._map.getContainer().style.cursor = 'crosshair';
+      // features would take the clicks (and open their popups): let them through to the map
+      L.DomUtil.addClass(this._map.getContainer(), 'cg-measuring');
       this._map.on('click', this._add, this);
       this._show();
     },
@@ -293,7 +294,7 @@
       if (!this._map) { return; }
       this._map.off('click', this._add, this);
       this._map.doubleClickZoom.enable();
-      this._map.getContainer().style.cursor = '';
+      L.DomUtil.removeClass(this._map.getContainer(), 'cg-measuring');
     },
 
     _finish: function () { this._stopCapture(); this._show(true); },
