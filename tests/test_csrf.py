@@ -219,7 +219,7 @@ GEOJSON_FILE = json.dumps(
         ("POST", "/grids/merge", b'{"codes": []}', "application/x-www-form-urlencoded", "planner"),
         ("POST", "/cases/1/transitions", b'{"action": "register"}', "text/plain", "dispatcher"),
         ("POST", "/collections/billboards/items", b"{}", "text/plain", "admin"),
-        ("POST", "/cases", b"feature=%7B%7D", "application/x-www-form-urlencoded", "inspector"),
+        ("POST", "/cases", b"feature=%7B%7D", "text/plain", "inspector"),
         ("POST", "/login", b'{"username": "planner"}', "application/json", None),
         ("POST", "/auth/token", b'{"username": "planner"}', "application/json", None),
     ],

@@ -56,6 +56,11 @@ def _report(engine: Any, feature: dict[str, Any], photo: Photo | None, ctx: Edit
         return casework.report(conn, feature, photo, ctx)
 
 
+FEATURE_FIELD = {
+    "type": "string",
+    "description": "GeoJSON Feature: Point geometry; properties category_code, description, address",
+}
+REPORT_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 REPORT_BODY = {
     "required": True,
     "content": {
@@ -64,15 +69,18 @@ REPORT_BODY = {
                 "type": "object",
                 "required": ["feature"],
                 "properties": {
-                    "feature": {
-                        "type": "string",
-                        "description": "GeoJSON Feature: Point geometry; properties category_code, "
-                        "description, address",
-                    },
+                    "feature": FEATURE_FIELD,
                     "photo": {"type": "string", "format": "binary", "description": "现场照片"},
                 },
             }
-        }
+        },
+        "application/x-www-form-urlencoded": {  # a report without a photo
+            "schema": {
+                "type": "object",
+                "required": ["feature"],
+                "properties": {"feature": FEATURE_FIELD},
+            }
+        },
     },
 }
 
@@ -88,7 +96,7 @@ async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) 
     address) and an optional `photo` (JPEG, PNG or WebP); both saved, or neither."""
     max_photo = request.app.state.editing.max_photo_bytes
     _declared_length(request, max_photo + FORM_OVERHEAD)
-    require_media_type(request, ("multipart/form-data",), "the report", "上报内容")
+    require_media_type(request, REPORT_TYPES, "the report", "上报内容")
     async with request.form(max_files=1, max_fields=2, max_part_size=FORM_OVERHEAD) as form:
         raw = form.get("feature")
         if not isinstance(raw, str):
