@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi
 from api.auth import AccountCache, Issuer, RevokedSessions
 from api.client_address import parse_networks
+from api.deps import declared_body_type
 from api.routes import (
     auth,
     cases,
@@ -25,7 +26,14 @@ from api.routes import (
     transfer,
     units,
 )
-from api.settings import AuthSettings, DatabaseSettings, EditingSettings, WebmapSettings
+from api.security import SecurityHeaders, tile_sources
+from api.settings import (
+    AuthSettings,
+    BrowserSettings,
+    DatabaseSettings,
+    EditingSettings,
+    WebmapSettings,
+)
 from api.sign_in_budget import HashBudget
 from layers.db import make_engine
 from layers.roles import API_APPLICATION
@@ -39,8 +47,10 @@ def create_app(
     webmap: WebmapSettings | None = None,
     editing_limits: EditingSettings | None = None,
     auth_settings: AuthSettings | None = None,
+    browser: BrowserSettings | None = None,
 ) -> FastAPI:
-    """Build the application for one database, one base-map choice, editing limits and sign-in."""
+    """Build the application for one database, one base-map choice, editing limits, sign-in and
+    the address browsers use."""
     webmap = webmap or WebmapSettings()
 
     @asynccontextmanager
@@ -63,6 +73,7 @@ def create_app(
         openapi_url="/api",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(declared_body_type)],
     )
     app.state.basemap = resolve_basemap(
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
@@ -77,6 +88,7 @@ def create_app(
     )
     app.state.accounts = AccountCache()
     app.state.revoked_sessions = RevokedSessions()
+    app.state.public_origin = (browser or BrowserSettings()).public_origin()
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)
@@ -95,4 +107,5 @@ def create_app(
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"
     )
+    app.add_middleware(SecurityHeaders, image_sources=tile_sources(app.state.basemap.tile_urls))
     return app

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
 
+from api import csrf
 from api.settings import AuthSettings
 from layers import sessions, users
 from layers.access import Viewer, require_role
@@ -252,6 +253,8 @@ def optional_viewer(
         watcher.current if watcher is not None else lambda _: None,
         state.revoked_sessions,
     )
+    if presented.kind == "cookie":  # sent by the browser on its own, whichever site asks
+        csrf.check_cookie_write(request, state.issuer.key, presented.token)
     request.state.viewer = viewer
     return viewer
 

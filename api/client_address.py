@@ -65,3 +65,13 @@ def of_request(request: Request, trusted: tuple[Network, ...]) -> str:
     """The client address of `request`."""
     peer = request.client.host if request.client else None
     return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
+
+
+def scheme_of(request: Request, trusted: tuple[Network, ...]) -> str:
+    """The scheme the client used: `X-Forwarded-Proto` when a trusted proxy sent it, else the
+    request's own (a proxy ending TLS talks plain HTTP to us)."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+    if peer and forwarded in ("http", "https") and _trusted(peer, trusted):
+        return forwarded
+    return request.url.scheme

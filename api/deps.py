@@ -134,17 +134,69 @@ DatetimeDep = Annotated[TimeRange | None, Depends(parse_datetime)]
 
 
 JSON_TYPES = ("application/json", "application/geo+json", "application/merge-patch+json")
+UPLOAD_TYPES = (
+    "application/octet-stream",
+    "application/geopackage+sqlite3",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/geo+json",
+    "application/json",
+    "application/vnd.google-earth.kml+xml",
+    "text/csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+
+
+def media_type(request: Request) -> str:
+    """The request's Content-Type without its parameters, lower case ('' when absent)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def require_media_type(
+    request: Request, accepted: tuple[str, ...], what_en: str, what_zh: str
+) -> None:
+    """Refuse (415) a body whose declared Content-Type is not one of `accepted`."""
+    media = media_type(request)
+    if media not in accepted:
+        got = media or "no Content-Type"
+        raise UnsupportedMediaType(
+            f"Send {what_en} as {' or '.join(accepted)} (got {got}).",
+            f"请以 {'、'.join(accepted)} 提交{what_zh}（收到的是 {media or '无 Content-Type'}）。",
+        )
+
+
+def _sends_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length != "0")
+
+
+def declared_body_type(request: Request) -> None:
+    """A body the framework parses for a route is read only with the media type the route
+    declares (JSON for models, a form for form fields): 415 otherwise, before anything is done."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    if field is None or not _sends_body(request):
+        return
+    declared: str = field.field_info.media_type
+    require_media_type(request, (declared,), "the body", "请求体")
+
+
+def upload_body_type(request: Request) -> None:
+    """An uploaded file comes with its own media type or application/octet-stream."""
+    require_media_type(request, UPLOAD_TYPES, "the file", "文件")
+
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        media: {"schema": {"type": "string", "format": "binary"}} for media in UPLOAD_TYPES
+    },
+}
 
 
 async def read_json_body(request: Request) -> bytes:
     """The request body, refused when it is not JSON or exceeds the configured size."""
     limit: int = request.app.state.editing.max_body_bytes
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in JSON_TYPES:
-        raise UnsupportedMediaType(
-            f"Send the feature as application/geo+json (got {media or 'no Content-Type'}).",
-            f"请以 application/geo+json 提交要素（收到的是 {media or '无 Content-Type'}）。",
-        )
+    require_media_type(request, JSON_TYPES, "the feature", "要素")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.client_address import parse_networks
@@ -128,6 +128,27 @@ class EditingSettings(BaseSettings):
     grid_snap_m: float = Field(
         default=2.0, ge=0, description="Redrawn edges snap to neighbours within this"
     )
+
+
+class BrowserSettings(BaseSettings):
+    """How browsers reach the application: the origin its pages' writes must come from."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Address users open, e.g. https://citygrid.example.gov.cn; unset = the "
+        "scheme and Host header of each request",
+    )
+
+    def public_origin(self) -> str | None:
+        """The origin (scheme://host[:port]) of the public URL, or None when unset."""
+        if self.public_url is None:
+            return None
+        url = self.public_url
+        default = {"http": 80, "https": 443}.get(url.scheme)
+        port = "" if url.port in (None, default) else f":{url.port}"
+        return f"{url.scheme}://{url.host}{port}".lower()
 
 
 class AuthSettings(BaseSettings):

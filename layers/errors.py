@@ -124,6 +124,12 @@ class Forbidden(CitygridError):
     code = "forbidden"
 
 
+class CsrfFailed(Forbidden):
+    """A cookie-authenticated write that did not come from the application's own pages."""
+
+    code = "csrf_failed"
+
+
 class TooManyAttempts(CitygridError):
     """Sign-in refused for a while after repeated failures; details carry the wait in seconds."""
 

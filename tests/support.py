@@ -99,16 +99,56 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
 
 @dataclass
 class PageWatch:
-    """What a page did: console errors, script errors, and requests stopped at the border."""
+    """What a page did: console errors, script errors, requests stopped at the border, the
+    Content-Security-Policy of each document and what that policy refused."""
 
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    policies: list[tuple[str, str | None]] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+
+CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.citygridCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
+    ' at ' + e.sourceFile + ':' + e.lineNumber);
+});
+"""
+
+
+def _document_policy(seen: PageWatch, response: Any) -> None:
+    if response.request.resource_type == "document":
+        seen.policies.append((response.url, response.headers.get("content-security-policy")))
+
+
+def assert_policy_kept(seen: PageWatch) -> None:
+    """Every document came with the nonce policy, and the policy refused nothing on any of them."""
+    assert seen.policies, "no document was loaded"
+    for url, policy in seen.policies:
+        assert policy and "script-src 'self' 'nonce-" in policy, (url, policy)
+        assert "frame-ancestors 'none'" in policy, (url, policy)
+    refused = [m for m in seen.console_errors if "Content Security Policy" in m]
+    assert seen.csp_violations == [] and refused == [], (seen.csp_violations, refused)
+
+
+def wait_for(page: Any, expression: str, timeout: float = 30_000) -> None:
+    """Wait until a JavaScript expression is true on the page. Playwright's wait_for_function
+    compiles its predicate with eval, which the pages' Content-Security-Policy rightly refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(f"Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 def watch(page: Any) -> PageWatch:
-    """Block and record every request that is not to 127.0.0.1; collect errors."""
+    """Block and record every request that is not to 127.0.0.1; collect errors and what the
+    Content-Security-Policy refused."""
     seen = PageWatch()
+    page.expose_function("citygridCspViolation", lambda text: seen.csp_violations.append(text))
+    page.add_init_script(CSP_LISTENER)
+    page.on("response", lambda r: _document_policy(seen, r))
 
     def route(r: Any) -> None:
         host = urlsplit(r.request.url).hostname

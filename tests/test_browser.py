@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 from typing import Any
 
 import httpx
+import pyproj
 import pytest
+import shapely
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 from tests.accounts import bearer, browser_context, ensure_account
-from tests.support import ARTIFACTS, PageWatch, live_server, watch
+from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, wait_for, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
     "grids_street": 7,
@@ -36,7 +41,8 @@ def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, d
     page = context.new_page()
     seen = watch(page)
     page.goto(f"{base}/maps/overview", wait_until="load")
-    page.wait_for_function(
+    wait_for(
+        page,
         "window.CityGrid && Object.keys(CityGrid.layers).length >= 9 && CityGrid.idle()"
         " && CityGrid.layers.cases.loaded > 0",
         timeout=60_000,
@@ -70,19 +76,53 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     assert "admin（系统管理员）" in account.inner_text() and "退出" in account.inner_text()
 
 
+def check_measure(page: Any) -> None:
+    """The measure control: three clicks give a length along them and the area they enclose."""
+    page.evaluate("CityGrid.layers.county._map.closePopup()")
+    page.wait_for_selector(".leaflet-popup", state="detached")
+    page.click(".leaflet-control-measure-toggle")
+    box = page.locator(".leaflet-container").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((0, 0), (120, 0), (120, 90)):
+        page.mouse.click(x + dx, y + dy)
+        page.wait_for_timeout(350)  # apart, not a double click
+    corners = page.evaluate(
+        f"[[{x}, {y}], [{x + 120}, {y}], [{x + 120}, {y + 90}]].map(p => {{"
+        " const m = CityGrid.layers.county._map, r = m.getContainer().getBoundingClientRect();"
+        " const ll = m.containerPointToLatLng([p[0] - r.left, p[1] - r.top]);"
+        " return [ll.lng, ll.lat]; })"
+    )
+    zone = pyproj.Transformer.from_crs(4490, 4549, always_xy=True)
+    planar = [zone.transform(lon, lat) for lon, lat in corners]
+    length = sum(math.dist(a, b) for a, b in itertools.pairwise(planar))
+    area = shapely.Polygon(planar).area
+    measured = page.evaluate(
+        "CityGrid.measure(" + json.dumps(corners) + ".map(c => L.latLng(c[1], c[0])))"
+    )
+    assert measured["length"] == pytest.approx(length, rel=0.005)
+    assert measured["area"] == pytest.approx(area, rel=0.01)
+    shown = page.locator(".leaflet-control-measure-interaction").inner_text()
+    assert "距离" in shown and "面积" in shown and "公顷" in shown, shown
+    page.click(".leaflet-control-measure-interaction a.finish")
+    page.click(".leaflet-control-measure-interaction a.cancel")
+    assert page.locator(".leaflet-control-measure-interaction").is_hidden()
+
+
 def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str, int]) -> None:
     with live_server(database_url, CITYGRID_BASEMAP="none") as base:
         page, seen, counts = open_overview(browser, base, "overview-no-tiles.png")
         check_drawn(page, counts)
+        check_measure(page)
         assert page.locator("img.leaflet-tile").count() == 0
         page.mouse.wheel(0, -600)  # zoom in: layers reload for the new view
-        page.wait_for_function("CityGrid.idle()")
+        wait_for(page, "CityGrid.idle()")
         page.close()
     assert seen.blocked == [], seen.blocked
     assert seen.console_errors == [] and seen.page_errors == [], (
         seen.console_errors,
         seen.page_errors,
     )
+    assert_policy_kept(seen)
 
 
 def test_overview_on_amap_draws_in_gcj02(
@@ -113,6 +153,7 @@ def test_overview_on_amap_draws_in_gcj02(
     assert seen.page_errors == [], seen.page_errors
     tile_failures = [m for m in seen.console_errors if "net::ERR_FAILED" in m]
     assert [m for m in seen.console_errors if m not in tile_failures] == []
+    assert_policy_kept(seen)  # the tiles were stopped at the border, not by the policy
 
 
 def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, int]) -> None:
@@ -126,3 +167,4 @@ def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, 
         page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)

@@ -115,7 +115,13 @@ def test_a_report_without_its_length_or_form_is_refused(client: TestClient) -> N
     )
     assert chunked.status_code == 411 and chunked.json()["code"] == "length_required"
     as_json = client.post("/cases", json={"feature": {}}, headers=bearer("inspector"))
-    assert as_json.status_code == 400 and as_json.json()["code"] == "unsupported_media_type"
+    assert as_json.status_code == 415 and as_json.json()["code"] == "unsupported_media_type"
+    as_text = client.post(
+        "/cases",
+        content=b"feature=%7B%7D",
+        headers={**bearer("inspector"), "content-type": "text/plain"},
+    )
+    assert as_text.status_code == 415 and as_text.json()["code"] == "unsupported_media_type"
     no_feature = client.post("/cases", data={"other": "x"}, headers=bearer("inspector"))
     assert no_feature.status_code == 400 and no_feature.json()["code"] == "missing_property"
 

@@ -117,7 +117,7 @@ def test_every_format_goes_out_and_back_in(
             f"/collections/{layer}/import",
             params={"filename": f"{layer}{suffix}"},
             content=exported.content,
-            headers=bearer("admin"),
+            headers={**bearer("admin"), "Content-Type": "application/octet-stream"},
         )
     assert answer.status_code == 200, answer.text
     sent, arrived = rows(source, layer), rows(target, layer, before)

@@ -494,12 +494,16 @@ def test_replace_children_from_an_uploaded_geopackage(
     bad = tmp_path / "bad.gpkg"
     write_gpkg(bad, [halves[0], box(cx + 500, cy, cx + 1200, cy + 900)], [None, None])
     refused = client.post(
-        f"/grids/{COMMUNITIES[4]}/children?filename=bad.gpkg", content=bad.read_bytes()
+        f"/grids/{COMMUNITIES[4]}/children?filename=bad.gpkg",
+        content=bad.read_bytes(),
+        headers={"Content-Type": "application/geopackage+sqlite3"},
     )
     assert refused.status_code == 409 and refused.json()["report"]["counts"]["overlap"] == 1
     assert snapshot(engine) == before
     answer = client.post(
-        f"/grids/{COMMUNITIES[4]}/children?filename=good.gpkg", content=good.read_bytes()
+        f"/grids/{COMMUNITIES[4]}/children?filename=good.gpkg",
+        content=good.read_bytes(),
+        headers={"Content-Type": "application/geopackage+sqlite3"},
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["created"] == [f"{COMMUNITIES[4][:12]}901", f"{COMMUNITIES[4][:12]}902"]
@@ -543,7 +547,9 @@ def test_unsafe_zip_uploads_are_refused(
             archive.writestr(name, data)
     before = snapshot(engine)
     answer = client.post(
-        f"/grids/{COMMUNITIES[4]}/children?filename=grids.zip", content=buffer.getvalue()
+        f"/grids/{COMMUNITIES[4]}/children?filename=grids.zip",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/zip"},
     )
     assert answer.status_code in (400, 413) and answer.json()["code"] == code
     assert snapshot(engine) == before

@@ -79,6 +79,7 @@ def upload(client: TestClient, layer: str, path: Path, **params: Any) -> Any:
         f"/collections/{layer}/import",
         params={"filename": path.name, **params},
         content=path.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
     )
 
 
@@ -266,7 +267,7 @@ def test_only_roles_editing_the_layer_import(client: TestClient, tmp_path: Path)
         "/collections/billboards/import",
         params={"filename": path.name},
         content=path.read_bytes(),
-        headers=bearer("leader"),
+        headers={**bearer("leader"), "Content-Type": "application/octet-stream"},
     )
     assert refused.status_code == 403
     grids = upload(client, "grids", path)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.accounts import TEST_PASSWORD, bearer
-from tests.support import ARTIFACTS, live_server, watch
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 from tests.test_access import SPATIAL, World, make_world
 from tests.test_casework import JPEG
 
@@ -74,7 +74,8 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
         page.fill("#password", TEST_PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/maps/inspector")
-        page.wait_for_function(
+        wait_for(
+            page,
             "window.CityGrid && CityGrid.inspectorReady && CityGrid.idle()"
             " && CityGrid.layers.open_cases.loaded > 0 && CityGrid.layers.dust_sites.loaded > 0",
             timeout=60_000,
@@ -104,7 +105,7 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
         fill_report(page, "手机上报：人行道暴露垃圾")
         page.wait_for_selector(".cg-toast.cg-shown:has-text('案件已上报')", timeout=30_000)
         case_id = page.evaluate("CityGrid.lastReported")
-        page.wait_for_function("CityGrid.idle() && CityGrid.layers.open_cases.loaded === 2")
+        wait_for(page, "CityGrid.idle() && CityGrid.layers.open_cases.loaded === 2")
         page.screenshot(path=str(ARTIFACTS / "inspector-reported.png"))
 
         case = httpx.get(
@@ -149,5 +150,6 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
             assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)  # the login page and the map page
     unexpected = [m for m in seen.console_errors if "403" not in m]
     assert unexpected == [], unexpected

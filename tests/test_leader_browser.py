@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.accounts import browser_context, ensure_account
-from tests.support import ARTIFACTS, live_server, watch
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 
 READY = "window.CityGrid && CityGrid.leaderReady && CityGrid.idle()"
 
@@ -41,7 +41,7 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url:
         ).new_page()
         seen = watch(page)
         page.goto(f"{base}/maps/leader", wait_until="load")
-        page.wait_for_function(READY, timeout=60_000)
+        wait_for(page, READY, timeout=60_000)
         page.wait_for_timeout(300)
         first = drawn(page)
         assert first["heat"] > 50 and first["total"] > 10_000
@@ -53,12 +53,12 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url:
         page.screenshot(path=str(ARTIFACTS / "leader-dashboard.png"))
 
         page.select_option(".cg-dashboard select[name=category]", "E01")
-        page.wait_for_function(f"CityGrid.dashboardRound > {first['round']} && CityGrid.idle()")
+        wait_for(page, f"CityGrid.dashboardRound > {first['round']} && CityGrid.idle()")
         page.wait_for_timeout(300)
         filtered = drawn(page)
         assert 0 < filtered["total"] < first["total"] and filtered["grids"] == 349
         page.select_option(".cg-dashboard select[name=measure]", "per_km2")
-        page.wait_for_function("CityGrid.idle()")
+        wait_for(page, "CityGrid.idle()")
         header = page.locator(".cg-worst tr").first.inner_text()
         assert "每平方公里案件数" in header
         csv = page.get_attribute(".cg-csv", "href")
@@ -69,12 +69,13 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url:
             page.locator(".cg-dashboard select[name=street] option").nth(1).get_attribute("value")
         )
         page.select_option(".cg-dashboard select[name=street]", street)
-        page.wait_for_function(f"CityGrid.dashboardRound > {before} && CityGrid.idle()")
+        wait_for(page, f"CityGrid.dashboardRound > {before} && CityGrid.idle()")
         page.wait_for_timeout(300)
         one_street = drawn(page)
         assert 0 < one_street["grids"] < 349 and one_street["total"] < filtered["total"]
         page.close()
     assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
+    assert_policy_kept(seen)
 
 
 def test_the_weekly_heatmap_plays_from_the_api(browser: Any, database_url: str) -> None:
@@ -84,7 +85,7 @@ def test_the_weekly_heatmap_plays_from_the_api(browser: Any, database_url: str) 
         ).new_page()
         seen = watch(page)
         page.goto(f"{base}/maps/leader/timeline", wait_until="load")
-        page.wait_for_function("window.CityGrid && CityGrid.timelineReady", timeout=60_000)
+        wait_for(page, "window.CityGrid && CityGrid.timelineReady", timeout=60_000)
         assert page.evaluate("CityGrid.timelineFrames") in (52, 53)
         assert page.locator(".leaflet-control-timecontrol").count() >= 1
         label = page.locator(".timecontrol-date").first.inner_text()
@@ -96,3 +97,4 @@ def test_the_weekly_heatmap_plays_from_the_api(browser: Any, database_url: str) 
         page.screenshot(path=str(ARTIFACTS / "leader-timeline.png"))
         page.close()
     assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
+    assert_policy_kept(seen)

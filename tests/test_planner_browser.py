@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from layers import db
 from tests.accounts import bearer, browser_context, ensure_account
-from tests.support import ARTIFACTS, live_server, watch
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, section
 
 
@@ -78,7 +78,8 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         ).new_page()
         seen = watch(page)
         page.goto(f"{base}/maps/planner", wait_until="load")
-        page.wait_for_function(
+        wait_for(
+            page,
             "window.CityGrid && CityGrid.plannerReady && CityGrid.idle()"
             " && CityGrid.layers.grids_section.getLayers().length === 12",
             timeout=60_000,
@@ -93,7 +94,8 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         page.wait_for_selector(
             ".cg-planner-message.cg-info:has-text('拆分网格成功')", timeout=30_000
         )
-        page.wait_for_function(
+        wait_for(
+            page,
             "CityGrid.idle() && CityGrid.layers.grids_section.getLayers().length === 13",
             timeout=30_000,
         )
@@ -117,7 +119,7 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         page.wait_for_selector(".cg-planner-message.cg-error", timeout=30_000)
         refusal = page.locator(".cg-planner-message").inner_text()
         assert "新增网格未保存" in refusal and "重叠" in refusal
-        page.wait_for_function("CityGrid.idle()")
+        wait_for(page, "CityGrid.idle()")
         assert "当前问题" in page.locator(".cg-problem-count").inner_text()
         assert "重叠" in page.locator(".cg-problems").inner_text()
         page.screenshot(path=str(ARTIFACTS / "planner-overlap-refused.png"))
@@ -127,5 +129,6 @@ def test_split_by_a_drawn_line_and_refuse_an_overlapping_grid(
         assert len(after) == 13  # nothing was saved
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)
     unexpected = [m for m in seen.console_errors if "409" not in m]
     assert unexpected == [], unexpected

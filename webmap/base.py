@@ -95,14 +95,16 @@ def _legend(title: str, entries: list[LegendEntry]) -> _Box:
     return _Box("bottomright", "cg-legend", f"<h4>{escape(title)}</h4>{rows}")
 
 
-class _Measure(plugins.MeasureControl):
-    """leaflet-measure, created by citygrid.js (which also fixes its panning on Leaflet >= 1.8)."""
+class _Measure(JSCSSMixin, MacroElement):
+    """Distance and area by clicking the map: citygrid.js's control in leaflet-measure's look (its
+    stylesheet only; its script compiles templates with eval, which the pages' CSP refuses)."""
+
+    default_css = plugins.MeasureControl.default_css
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = CityGrid.measureControl(
-                {{ this._parent.get_name() }}, {{ this.options|tojavascript }});
+            var {{ this.get_name() }} = CityGrid.measureControl({{ this._parent.get_name() }});
         {% endmacro %}
         """
     )
@@ -153,14 +155,7 @@ def new_page(
         strings={"title": "定位到我的位置", "popup": "您在此点附近 {distance} 米范围内"},
         locateOptions={"enableHighAccuracy": True},
     ).add_to(m)
-    _Measure(
-        position="topleft",
-        primary_length_unit="meters",
-        secondary_length_unit="kilometers",
-        primary_area_unit="sqmeters",
-        secondary_area_unit="hectares",
-        localization="cn",
-    ).add_to(m)
+    _Measure().add_to(m)
     page = MapPage(m, figure)
     if county:
         page.add_layer(county_layer(), LegendEntry("行政区边界", "#333333", "#ffffff"))

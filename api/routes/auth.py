@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 
-from api import client_address
+from api import client_address, csrf
 from api.auth import COOKIE, Issuer, ViewerDep, presented_token
 from api.deps import EngineDep
+from api.security import html_page
 from layers import sessions, signin, users
 from layers.errors import CitygridError, NotSignedIn, TooManyAttempts
 from layers.registry import ROLE_LABELS, Role
@@ -118,12 +119,12 @@ def safe_next(raw: str | None, role: Role | None = None) -> str:
 
 
 @pages.get("/login", response_class=HTMLResponse)
-def login_form(next: str | None = None) -> HTMLResponse:
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     """The sign-in page."""
-    return HTMLResponse(login_page(safe_next(next) if next else ""))
+    return html_page(request, login_page(safe_next(next) if next else ""))
 
 
-@pages.post("/login", response_class=HTMLResponse)
+@pages.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf.same_origin)])
 def login(
     request: Request,
     engine: EngineDep,
@@ -137,7 +138,7 @@ def login(
         account = _authenticate(request, engine, username, password)
     except CitygridError as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
-        return HTMLResponse(login_page(next, username, exc.message_zh), status_code=status)
+        return html_page(request, login_page(next, username, exc.message_zh), status)
     response = RedirectResponse(safe_next(next, account.role), status_code=303)
     response.set_cookie(
         COOKIE,
@@ -151,7 +152,7 @@ def login(
     return response
 
 
-@pages.post("/logout")
+@pages.post("/logout", dependencies=[Depends(csrf.same_origin)])
 def logout(request: Request, engine: EngineDep) -> Response:
     """End the page session on the server and forget its cookie."""
     cookie = request.cookies.get(COOKIE)

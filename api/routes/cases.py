@@ -10,7 +10,7 @@ from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import ConnectionDep, EditContextDep, EngineDep, Strict
+from api.deps import ConnectionDep, EditContextDep, EngineDep, Strict, require_media_type
 from layers import casework, patrol, workflow
 from layers.casework import Photo
 from layers.editing import EditContext, parse_body
@@ -56,6 +56,11 @@ def _report(engine: Any, feature: dict[str, Any], photo: Photo | None, ctx: Edit
         return casework.report(conn, feature, photo, ctx)
 
 
+FEATURE_FIELD = {
+    "type": "string",
+    "description": "GeoJSON Feature: Point geometry; properties category_code, description, address",
+}
+REPORT_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 REPORT_BODY = {
     "required": True,
     "content": {
@@ -64,15 +69,18 @@ REPORT_BODY = {
                 "type": "object",
                 "required": ["feature"],
                 "properties": {
-                    "feature": {
-                        "type": "string",
-                        "description": "GeoJSON Feature: Point geometry; properties category_code, "
-                        "description, address",
-                    },
+                    "feature": FEATURE_FIELD,
                     "photo": {"type": "string", "format": "binary", "description": "现场照片"},
                 },
             }
-        }
+        },
+        "application/x-www-form-urlencoded": {  # a report without a photo
+            "schema": {
+                "type": "object",
+                "required": ["feature"],
+                "properties": {"feature": FEATURE_FIELD},
+            }
+        },
     },
 }
 
@@ -88,13 +96,7 @@ async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) 
     address) and an optional `photo` (JPEG, PNG or WebP); both saved, or neither."""
     max_photo = request.app.state.editing.max_photo_bytes
     _declared_length(request, max_photo + FORM_OVERHEAD)
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise InvalidFeature(
-            "Send the report as multipart/form-data (fields feature and photo).",
-            "请以 multipart/form-data 上报（字段 feature 和 photo）。",
-            code="unsupported_media_type",
-        )
+    require_media_type(request, REPORT_TYPES, "the report", "上报内容")
     async with request.form(max_files=1, max_fields=2, max_part_size=FORM_OVERHEAD) as form:
         raw = form.get("feature")
         if not isinstance(raw, str):
@@ -170,7 +172,7 @@ def case_photo(case_id: int, photo_id: int, conn: ConnectionDep, viewer: ViewerD
     return Response(
         found.data,
         media_type=found.content_type,
-        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        headers={"X-Content-Type-Options": "nosniff"},  # and, like anything personal, not stored
     )
 
 

@@ -354,11 +354,13 @@ def tile(
         )
     state = request.app.state
     found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
-    # private: what a tile holds depends on who asks, so no shared cache may keep it, and a
-    # browser keeps it apart for each sign-in (another account in the same browser asks again)
+    # What a tile holds depends on who asks, and a browser keeps it under its URL only: no-cache
+    # makes it ask every time with the credentials of whoever is signed in now (a 304 only when
+    # that viewer's tile has the same bytes: the ETag is a digest of them); Vary and private keep
+    # it out of shared caches and apart for each sign-in.
     headers = {
         "ETag": found.etag,
-        "Cache-Control": "private, max-age=60, must-revalidate",
+        "Cache-Control": "private, no-cache",
         "Vary": "Authorization, Cookie",
     }
     if request.headers.get("if-none-match") == found.etag:

@@ -10,7 +10,15 @@ from pydantic import Field
 from sqlalchemy import Connection
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
-from api.deps import BodyDep, ConnectionDep, EditContextDep, EngineDep, Strict
+from api.deps import (
+    UPLOAD_BODY,
+    BodyDep,
+    ConnectionDep,
+    EditContextDep,
+    EngineDep,
+    Strict,
+    upload_body_type,
+)
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
@@ -244,7 +252,12 @@ def generate(
     return _answer(change)
 
 
-@router.post("/{code}/children", summary="Replace children from a file / 上传替换下级网格")
+@router.post(
+    "/{code}/children",
+    summary="Replace children from a file / 上传替换下级网格",
+    dependencies=[Depends(upload_body_type)],
+    openapi_extra={"requestBody": UPLOAD_BODY},
+)
 async def replace_children(
     code: str,
     request: Request,

@@ -16,7 +16,15 @@ from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import BBoxDep, DatetimeDep, EditContextDep, EngineDep, LayerDep
+from api.deps import (
+    UPLOAD_BODY,
+    BBoxDep,
+    DatetimeDep,
+    EditContextDep,
+    EngineDep,
+    LayerDep,
+    upload_body_type,
+)
 from api.routes.features import field_equalities, property_names
 from layers import filein, fileout
 from layers.crs import STORAGE, parse_crs
@@ -46,7 +54,12 @@ def _import(
         return import_rows(conn, layer, source, ctx, crs, mapping, dry_run).document()
 
 
-@router.post("/collections/{collection_id}/import", summary="Import a file / 导入文件")
+@router.post(
+    "/collections/{collection_id}/import",
+    summary="Import a file / 导入文件",
+    dependencies=[Depends(upload_body_type)],
+    openapi_extra={"requestBody": UPLOAD_BODY},
+)
 async def import_file(
     layer: LayerDep,
     request: Request,

@@ -174,25 +174,38 @@
       new Account().addTo(map);
     },
 
-    /** leaflet-measure's control; its full-map capture marker must not make Leaflet >= 1.8 pan on focus. */
-    measureControl: function (map, options) {
-      L.Control.Measure.include({
-        _setCaptureMarkerIcon: function () {
-          this._captureMarker.options.autoPanOnFocus = false;
-          this._captureMarker.setIcon(L.divIcon({ iconSize: this._map.getSize().multiplyBy(2) }));
-        }
-      });
-      var control = new L.Control.Measure(options);
+    /** Measure a distance, and from three points the area they enclose, by clicking on the map.
+        Our own control in leaflet-measure's look: that plugin compiles its templates with eval at
+        load, which the pages' Content-Security-Policy refuses. */
+    measureControl: function (map) {
+      var control = new MeasureControl();
       map.addControl(control);
       return control;
     },
 
+    /** Metres along the clicked points, and the enclosed area in m² (on the sphere) from three. */
+    measure: function (latlngs) {
+      var length = 0, area = 0, rad = Math.PI / 180, R = 6378137;
+      for (var i = 1; i < latlngs.length; i++) { length += latlngs[i - 1].distanceTo(latlngs[i]); }
+      if (latlngs.length > 2) {
+        for (var j = 0; j < latlngs.length; j++) {
+          var a = latlngs[j], b = latlngs[(j + 1) % latlngs.length];
+          area += (b.lng - a.lng) * rad * (2 + Math.sin(a.lat * rad) + Math.sin(b.lat * rad));
+        }
+        area = Math.abs(area * R * R / 2);
+      }
+      return { length: length, area: area };
+    },
+
     escapeHtml: escapeHtml,
 
-    /** Call the API with the page's session; resolves with the JSON answer, rejects with its Chinese message. */
+    /** Call the API with the page's session; resolves with the JSON answer, rejects with its Chinese message.
+        Changes carry the token the page was rendered with: the server refuses cookie writes without it. */
     api: function (method, path, body, headers) {
       var isForm = typeof FormData !== 'undefined' && body instanceof FormData;
       var sent = Object.assign(isForm || body === undefined ? {} : { 'Content-Type': 'application/json' }, headers || {});
+      var token = document.querySelector('meta[name="csrf-token"]');
+      if (method !== 'GET' && method !== 'HEAD' && token) { sent['X-CSRF-Token'] = token.content; }
       CityGrid.pending += 1;
       return fetch(path, {
         method: method, credentials: 'same-origin', headers: sent,
@@ -216,6 +229,99 @@
     /** A GeoJSON layer that loads the features in view from the API and reloads as the map moves. */
     apiLayer: function (options) { return new ApiLayer(options); }
   };
+
+  function number(value, digits) {
+    return value.toLocaleString('zh-CN', { maximumFractionDigits: digits });
+  }
+
+  var MeasureControl = L.Control.extend({
+    options: { position: 'topleft' },
+
+    onAdd: function (map) {
+      var box = L.DomUtil.create('div', 'leaflet-control-measure leaflet-bar leaflet-control');
+      var toggle = L.DomUtil.create('a', 'leaflet-control-measure-toggle', box);
+      toggle.href = '#';
+      toggle.title = '测量距离和面积';
+      toggle.setAttribute('role', 'button');
+      toggle.textContent = '测量';
+      this._panel = L.DomUtil.create('div', 'leaflet-control-measure-interaction', box);
+      this._panel.hidden = true;
+      this._drawn = L.layerGroup().addTo(map);
+      this._points = [];
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      L.DomEvent.on(toggle, 'click', function (event) {
+        L.DomEvent.preventDefault(event);
+        if (this._panel.hidden) { this._start(); } else { this._cancel(); }
+      }, this);
+      L.DomEvent.on(this._panel, 'click', function (event) {
+        var task = event.target.getAttribute('data-task');
+        if (!task) { return; }
+        L.DomEvent.preventDefault(event);
+        if (task === 'finish') { this._finish(); } else { this._cancel(); }
+      }, this);
+      return box;
+    },
+
+    onRemove: function (map) { this._cancel(); map.removeLayer(this._drawn); },
+
+    _start: function () {
+      this._cancel();
+      this._panel.hidden = false;
+      this._map.doubleClickZoom.disable();
+      // features would take the clicks (and open their popups): let them through to the map
+      L.DomUtil.addClass(this._map.getContainer(), 'cg-measuring');
+      this._map.on('click', this._add, this);
+      this._show();
+    },
+
+    _add: function (event) {
+      this._points.push(event.latlng);
+      this._drawn.clearLayers();
+      var style = { color: '#d35400', weight: 3, dashArray: '6 4', interactive: false };
+      if (this._points.length > 2) {
+        L.polygon(this._points, Object.assign({ fillOpacity: 0.1 }, style)).addTo(this._drawn);
+      } else if (this._points.length === 2) {
+        L.polyline(this._points, style).addTo(this._drawn);
+      }
+      this._points.forEach(function (p) {
+        L.circleMarker(p, { radius: 4, color: '#d35400', fillOpacity: 1, interactive: false }).addTo(this._drawn);
+      }, this);
+      this._show();
+    },
+
+    _stopCapture: function () {
+      if (!this._map) { return; }
+      this._map.off('click', this._add, this);
+      this._map.doubleClickZoom.enable();
+      L.DomUtil.removeClass(this._map.getContainer(), 'cg-measuring');
+    },
+
+    _finish: function () { this._stopCapture(); this._show(true); },
+
+    _cancel: function () {
+      this._stopCapture();
+      this._points = [];
+      if (this._drawn) { this._drawn.clearLayers(); }
+      if (this._panel) { this._panel.hidden = true; this._panel.innerHTML = ''; }
+    },
+
+    _show: function (finished) {
+      var m = CityGrid.measure(this._points);
+      var lines = [];
+      if (this._points.length < 2) {
+        lines.push('<p>在地图上依次点击要测量的点</p>');
+      } else {
+        lines.push('<p class="cg-measure-length">距离：' + number(m.length, 1) + ' 米（' + number(m.length / 1000, 3) + ' 公里）</p>');
+      }
+      if (this._points.length > 2) {
+        lines.push('<p class="cg-measure-area">面积：' + number(m.area, 0) + ' 平方米（' + number(m.area / 10000, 2) + ' 公顷）</p>');
+      }
+      var tasks = (finished ? '' : '<li><a href="#" class="finish" data-task="finish">完成</a></li>') +
+        '<li><a href="#" class="cancel" data-task="cancel">' + (finished ? '清除' : '取消') + '</a></li>';
+      this._panel.innerHTML = '<h3>测量距离和面积</h3>' + lines.join('') + '<ul class="tasks">' + tasks + '</ul>';
+    }
+  });
 
   var ApiLayer = L.GeoJSON.extend({
     initialize: function (options) {
