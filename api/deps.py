@@ -13,8 +13,9 @@ from sqlalchemy import Connection, Engine
 
 from api.auth import ViewerDep
 from gis.validate import Limits
+from layers import jsonin
 from layers.crs import CRS84, Crs, parse_crs
-from layers.editing import EditContext, holds_nul
+from layers.editing import EditContext
 from layers.errors import BadQuery, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
@@ -71,12 +72,16 @@ def parse_bbox(
             f"bbox {bbox}: the minimum must be below the maximum on both axes.",
             f"bbox {bbox}：两个轴上最小值都必须小于最大值。",
         )
-    if crs.uri == CRS84 and not (
-        low[0] >= -180 and high[0] <= 180 and low[1] >= -90 and high[1] <= 90
-    ):
+    a0, b0, a1, b1 = crs.domain
+    if not (low[0] >= a0 and low[1] >= b0 and high[0] <= a1 and high[1] <= b1):
+        if crs.uri == CRS84:
+            raise BadQuery(
+                f"bbox {bbox} is not longitude/latitude; give bbox-crs for other coordinates.",
+                f"bbox {bbox} 不是经纬度范围；其他坐标请同时给出 bbox-crs。",
+            )
         raise BadQuery(
-            f"bbox {bbox} is not longitude/latitude; give bbox-crs for other coordinates.",
-            f"bbox {bbox} 不是经纬度范围；其他坐标请同时给出 bbox-crs。",
+            f"bbox {bbox} lies outside {a0:g},{b0:g},{a1:g},{b1:g}, where {crs.uri} is defined.",
+            f"bbox {bbox} 超出坐标系 {crs.uri} 的有效范围 {a0:g},{b0:g},{a1:g},{b1:g}。",
         )
     return BBox(low[0], low[1], high[0], high[1], crs)
 
@@ -177,13 +182,14 @@ EditContextDep = Annotated[EditContext, Depends(edit_context)]
 
 
 class Strict(BaseModel):
-    """A request body that refuses unknown fields and text PostgreSQL cannot store."""
+    """A request body that refuses unknown fields, deep nesting and text PostgreSQL cannot store."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if holds_nul(data):
-            raise ValueError("text holds a NUL character (\\u0000)")
-        return data
+    def _storable(cls, data: Any) -> Any:
+        try:
+            return jsonin.check(data)
+        except jsonin.JsonRefused as refused:
+            raise ValueError(refused.message_en) from None

@@ -105,6 +105,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         body = error_body("not_found", "未找到请求的资源", "Not found")
     elif exc.status_code == 405:
         body = error_body("method_not_allowed", "不支持该请求方法", "Method not allowed")
+    elif exc.status_code == 400:  # the framework could not parse the body (JSON or form)
+        body = error_body("body_unreadable", "无法解析请求体", "The request body cannot be parsed")
     else:
         body = error_body("http_error", str(exc.detail), str(exc.detail))
     return JSONResponse(body, exc.status_code, headers=getattr(exc, "headers", None))

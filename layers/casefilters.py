@@ -16,7 +16,9 @@ def bind_period(start: date | None, end: date | None, params: dict[str, Any]) ->
     if start is not None:
         params["start"] = start
     if end is not None:
-        params.update(after_end=end + timedelta(days=1), last_day=end)
+        # the last representable day has no day after it: PostgreSQL's 'infinity' stands in
+        after_end = "infinity" if end == date.max else end + timedelta(days=1)
+        params.update(after_end=after_end, last_day=end)
 
 
 def period_clause(start: date | None, end: date | None, params: dict[str, Any], alias: str) -> str:

@@ -132,6 +132,11 @@ def queryables(layer: LayerDep, request: Request) -> Response:
         }
         if f.codes:
             entry["enum"] = list(f.code_values)
+        low, high = f.bounds
+        if low is not None:
+            entry["minimum"] = low
+        if high is not None:
+            entry["maximum"] = high
         props[f.name] = entry
     body = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
