@@ -1,16 +1,45 @@
-"""The OpenAPI document in version 3.0, as OGC API - Features (conformance class oas30) asks.
+"""The OpenAPI document in version 3.0, as OGC API - Features (conformance class oas30) asks,
+with every error an operation can answer.
 
 FastAPI writes OpenAPI 3.1, whose 3.1-only constructs here are `null` as a type (3.0 says
 `nullable: true`) and numeric exclusive bounds (3.0 pairs `minimum` with a boolean flag).
+FastAPI also documents 422 for invalid requests, which the error handler answers with 400; the
+errors documented here come from the one error table instead, so a status added there is
+documented on every operation without touching a route.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from api.deps import JSON_TYPES, read_json_body
+from api.errors import STATUS_BY_ERROR
 
 NULL = {"type": "null"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message", "message_en"],
+    "properties": {
+        "code": {"type": "string", "description": "machine code, e.g. invalid_parameter"},
+        "message": {"type": "string", "description": "中文说明"},
+        "message_en": {"type": "string", "description": "the same in English"},
+    },
+    "additionalProperties": True,
+}
+FRAMEWORK_STATUSES = {400, 401, 404}  # an invalid request, no credentials, an unknown resource
+BODY_STATUSES = {411, 413, 415}  # only where a body is read
+IF_MATCH_STATUSES = {412, 428}  # only where If-Match is read
+FILE_BODY = {
+    "required": True,
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+JSON_BODY = {"required": True, "content": {t: {"schema": {"type": "object"}} for t in JSON_TYPES}}
 
 
 def _convert(node: Any) -> Any:
@@ -50,13 +79,83 @@ def as_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+def answers(*media_types: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route whose body is built by hand, in one of these media types."""
+    return {status: {"content": {m: {"schema": _body_schema(m)} for m in media_types}}}
+
+
+def _body_schema(media_type: str) -> dict[str, Any]:
+    if media_type.endswith(("/json", "+json")):
+        return {"type": "object"}
+    if media_type.startswith("text/"):
+        return {"type": "string"}
+    return {"type": "string", "format": "binary"}
+
+
+def error_statuses() -> set[int]:
+    """Every status an error can answer with: the error table's and the framework's (no 500)."""
+    return {s for s in {*STATUS_BY_ERROR.values(), *FRAMEWORK_STATUSES} if s < 500 or s == 503}
+
+
+def _reads_json_body(dependant: Dependant) -> bool:
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        if current.call is read_json_body:
+            return True
+        stack.extend(current.dependencies)
+    return False
+
+
+def _reads_if_match(operation: dict[str, Any]) -> bool:
+    return any(
+        p.get("in") == "header" and str(p.get("name", "")).lower() == "if-match"
+        for p in operation.get("parameters", [])
+    )
+
+
+def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
+    """Replace FastAPI's 422 by the errors the operation can answer, each with the error body."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    for status in sorted(statuses):
+        if status in BODY_STATUSES and "requestBody" not in operation:
+            continue
+        if status in IF_MATCH_STATUSES and not _reads_if_match(operation):
+            continue
+        entry = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+        entry.setdefault("content", {}).setdefault("application/json", {"schema": ERROR_REF})
+
+
+def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
+    """The document with raw JSON bodies declared and every operation's errors."""
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute):
+            continue
+        item = document["paths"].get(getattr(route, "path_format", ""), {})
+        for method in getattr(route, "methods", None) or ():
+            operation = item.get(method.lower())
+            if operation is not None and "requestBody" not in operation:
+                if _reads_json_body(route.original_route.dependant):
+                    operation["requestBody"] = JSON_BODY
+    statuses = error_statuses()
+    for item in document["paths"].values():
+        for operation in item.values():
+            document_errors(operation, statuses)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return document
+
+
 def install(app: FastAPI) -> None:
     """Serve the 3.0 document at the app's openapi_url (and to /docs)."""
     build = app.openapi
 
     def openapi_30() -> dict[str, Any]:
         if app.openapi_schema is None or app.openapi_schema.get("openapi") != "3.0.3":
-            app.openapi_schema = as_openapi_30(build())
+            app.openapi_schema = as_openapi_30(complete(app, build()))
         return app.openapi_schema
 
     app.openapi = openapi_30  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, EngineDep, LayerDep
+from api.openapi import answers
 from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
@@ -118,7 +119,12 @@ def collection(layer: LayerDep, request: Request, conn: ConnectionDep) -> dict[s
     return _collection(layer, _base(request), features.extent(conn, layer))
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryables / 可查询属性")
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Queryables / 可查询属性",
+    response_class=Response,
+    responses=answers("application/schema+json"),
+)
 def queryables(layer: LayerDep, request: Request) -> Response:
     """The properties a filter may name, as JSON Schema."""
     props: dict[str, Any] = {}
@@ -195,7 +201,10 @@ def field_equalities(
 
 
 @router.get(
-    "/collections/{collection_id}/items", summary="Features / 要素", response_class=Response
+    "/collections/{collection_id}/items",
+    summary="Features / 要素",
+    response_class=Response,
+    responses=answers(GEOJSON),
 )
 def items(
     layer: LayerDep,
@@ -313,6 +322,7 @@ def _links(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature / 单个要素",
     response_class=Response,
+    responses=answers(GEOJSON),
 )
 def item(
     layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep, viewer: ViewerDep
@@ -324,7 +334,12 @@ def item(
     )
 
 
-@router.get("/county", summary="County outline / 行政区轮廓", response_class=Response)
+@router.get(
+    "/county",
+    summary="County outline / 行政区轮廓",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def county(conn: ConnectionDep) -> Response:
     """The county's outline (union of the current street grids)."""
     return Response(features.county_outline(conn), media_type=GEOJSON)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
 from api.deps import BodyDep, ConnectionDep, EditContextDep, EngineDep, Strict
+from api.openapi import FILE_BODY, answers
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
@@ -94,7 +95,12 @@ def _code(code: str) -> str:
     return code
 
 
-@router.get("", summary="Grids valid on a day / 某日的网格")
+@router.get(
+    "",
+    summary="Grids valid on a day / 某日的网格",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def grids_on(
     conn: ConnectionDep,
     viewer: ViewerDep,
@@ -244,7 +250,11 @@ def generate(
     return _answer(change)
 
 
-@router.post("/{code}/children", summary="Replace children from a file / 上传替换下级网格")
+@router.post(
+    "/{code}/children",
+    summary="Replace children from a file / 上传替换下级网格",
+    openapi_extra={"requestBody": FILE_BODY},
+)
 async def replace_children(
     code: str,
     request: Request,

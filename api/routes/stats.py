@@ -10,9 +10,11 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import BBoxDep, ConnectionDep
+from api.openapi import answers
 from layers import casestats, heatmap, indicators
 from layers.codes import parse_categories
 
+JSON, GEOJSON, CSV = "application/json", "application/geo+json", "text/csv"
 Within = Annotated[
     str | None,
     Query(pattern=r"^[0-9]{15}$", description="only the cases inside this current grid (a street)"),
@@ -22,7 +24,12 @@ router = APIRouter(
 )
 
 
-@router.get("/heatmap", summary="Case heatmap bins / 案件热力图", response_class=Response)
+@router.get(
+    "/heatmap",
+    summary="Case heatmap bins / 案件热力图",
+    response_class=Response,
+    responses=answers(JSON),
+)
 def case_heatmap(
     conn: ConnectionDep,
     viewer: ViewerDep,
@@ -38,10 +45,15 @@ def case_heatmap(
     """Cases counted per square bin of about 16 screen pixels (250 m × 2^k in the Gauss-Krüger
     zone): `bins` holds [longitude, latitude, weight] per bin, heaviest first."""
     query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
-    return Response(heatmap.heatmap(conn, query), media_type="application/json")
+    return Response(heatmap.heatmap(conn, query), media_type=JSON)
 
 
-@router.get("/indicators", summary="Case indicators / 案件考核指标", response_class=Response)
+@router.get(
+    "/indicators",
+    summary="Case indicators / 案件考核指标",
+    response_class=Response,
+    responses=answers(JSON, CSV),
+)
 def case_indicators(
     conn: ConnectionDep,
     viewer: ViewerDep,
@@ -64,15 +76,18 @@ def case_indicators(
         name = f"indicators-{by}-{from_}-{to}.csv"
         return Response(
             indicators.as_csv(found),
-            media_type="text/csv; charset=utf-8",
+            media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     body = {"from": from_.isoformat(), "to": to.isoformat(), "by": by, "rows": found}
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
+    return Response(json.dumps(body, ensure_ascii=False), media_type=JSON)
 
 
 @router.get(
-    "/heatmap/frames", summary="Heatmap per week or month / 热力图时间序列", response_class=Response
+    "/heatmap/frames",
+    summary="Heatmap per week or month / 热力图时间序列",
+    response_class=Response,
+    responses=answers(JSON),
 )
 def case_heatmap_frames(
     conn: ConnectionDep,
@@ -87,10 +102,15 @@ def case_heatmap_frames(
 ) -> Response:
     """The heatmap's bins for each week or month of the period, in order (for an animation)."""
     query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
-    return Response(heatmap.frames(conn, query, interval), media_type="application/json")
+    return Response(heatmap.frames(conn, query, interval), media_type=JSON)
 
 
-@router.get("/choropleth", summary="Cases per grid / 网格案件分布", response_class=Response)
+@router.get(
+    "/choropleth",
+    summary="Cases per grid / 网格案件分布",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def case_choropleth(
     conn: ConnectionDep,
     viewer: ViewerDep,
@@ -102,7 +122,7 @@ def case_choropleth(
 ) -> Response:
     """The grids valid on the last day with the cases reported in them (total and per km²)."""
     body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer, within)
-    return Response(body, media_type="application/geo+json")
+    return Response(body, media_type=GEOJSON)
 
 
 @router.get("/trend", summary="Cases per week or month by class / 案件趋势")

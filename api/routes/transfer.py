@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import BBoxDep, DatetimeDep, EditContextDep, EngineDep, LayerDep
+from api.openapi import FILE_BODY, answers
 from api.routes.features import field_equalities, property_names
 from layers import filein, fileout
 from layers.crs import STORAGE, parse_crs
@@ -46,7 +47,13 @@ def _import(
         return import_rows(conn, layer, source, ctx, crs, mapping, dry_run).document()
 
 
-@router.post("/collections/{collection_id}/import", summary="Import a file / 导入文件")
+@router.post(
+    "/collections/{collection_id}/import",
+    summary="Import a file / 导入文件",
+    response_class=Response,
+    responses={**answers("application/json"), **answers("text/csv", status=400)},
+    openapi_extra={"requestBody": FILE_BODY},
+)
 async def import_file(
     layer: LayerDep,
     request: Request,
