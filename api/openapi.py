@@ -135,9 +135,9 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
         item = document["paths"].get(getattr(route, "path_format", ""), {})
         for method in getattr(route, "methods", None) or ():
             operation = item.get(method.lower())
-            if operation is not None and "requestBody" not in operation:
-                if _reads_json_body(route.original_route.dependant):
-                    operation["requestBody"] = JSON_BODY
+            reads = _reads_json_body(route.original_route.dependant)
+            if operation is not None and reads and "requestBody" not in operation:
+                operation["requestBody"] = JSON_BODY
     statuses = error_statuses()
     for item in document["paths"].values():
         for operation in item.values():
