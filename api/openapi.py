@@ -10,6 +10,7 @@ documented on every operation without touching a route.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -39,7 +40,87 @@ FILE_BODY = {
     "required": True,
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
 }
-JSON_BODY = {"required": True, "content": {t: {"schema": {"type": "object"}} for t in JSON_TYPES}}
+NO_NUL = "^[^\\x00]*$"  # a query string holding NUL is refused before any route
+TEXT = {"type": "string", "pattern": NO_NUL}  # storable text
+GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+
+
+def _coordinates(depth: int) -> dict[str, Any]:
+    """Numbers nested up to `depth` arrays deep (a MultiPolygon's are 4)."""
+    inner: dict[str, Any] = {"type": "number"}
+    for _ in range(depth):
+        inner = {"type": "array", "items": {"anyOf": [{"type": "number"}, inner]}}
+    return inner
+
+
+def geometry_schema(*kinds: str) -> dict[str, Any]:
+    """A GeoJSON geometry of one of these types (any type without arguments)."""
+    return {
+        "type": "object",
+        "required": ["type", "coordinates"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": list(kinds or GEOMETRY_TYPES)},
+            "coordinates": _coordinates(4),
+        },
+    }
+
+
+def described_as(exact: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` replacing a free-form field's schema by `exact` (keeping its text)."""
+
+    def document(schema: dict[str, Any]) -> None:
+        description = schema.get("description")
+        schema.clear()
+        schema.update(exact, **({"description": description} if description else {}))
+
+    return document
+
+
+def as_geometry(*kinds: str) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` of a model field holding a GeoJSON geometry of these types."""
+    return described_as(geometry_schema(*kinds))
+
+
+FEATURE = {
+    "type": "object",
+    "required": ["type"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "geometry": {**geometry_schema(), "nullable": True},
+        "properties": {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {
+                "nullable": True,
+                "anyOf": [TEXT, {"type": "number"}, {"type": "boolean"}],
+            },
+        },
+    },
+}
+
+
+def text(pattern: str = NO_NUL, nullable: bool = True, **more: Any) -> dict[str, Any]:
+    """A text property of a body schema (nullable unless told)."""
+    return {"type": "string", "pattern": pattern, "nullable": nullable, **more}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required request body in any of the JSON media types the server reads."""
+    return {"required": True, "content": {t: {"schema": schema} for t in JSON_TYPES}}
+
+
+FEATURE_COLLECTION = {
+    "type": "object",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": FEATURE},
+    },
+    "additionalProperties": False,
+}
+JSON_BODY = json_body(FEATURE)  # unless the route declares its own
 
 
 def _convert(node: Any) -> Any:
@@ -114,6 +195,18 @@ def _reads_if_match(operation: dict[str, Any]) -> bool:
     )
 
 
+def _query_text_without_nul(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        targets = [schema, schema.get("items", {})] if schema.get("type") == "array" else [schema]
+        for target in targets:
+            plain = not ({"pattern", "enum", "format"} & set(target))
+            if parameter.get("in") == "query" and target.get("type") == "string" and plain:
+                target["pattern"] = NO_NUL
+        if parameter.get("in") == "header" and str(parameter.get("name")).lower() == "if-match":
+            parameter["required"] = True  # a change without it is refused (428)
+
+
 def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
     """Replace FastAPI's 422 by the errors the operation can answer, each with the error body."""
     responses = operation.setdefault("responses", {})
@@ -141,6 +234,7 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     statuses = error_statuses()
     for item in document["paths"].values():
         for operation in item.values():
+            _query_text_without_nul(operation)
             document_errors(operation, statuses)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
@@ -155,7 +249,7 @@ def install(app: FastAPI) -> None:
 
     def openapi_30() -> dict[str, Any]:
         if app.openapi_schema is None or app.openapi_schema.get("openapi") != "3.0.3":
-            app.openapi_schema = as_openapi_30(complete(app, build()))
+            app.openapi_schema = complete(app, as_openapi_30(build()))
         return app.openapi_schema
 
     app.openapi = openapi_30  # type: ignore[method-assign]

@@ -12,7 +12,11 @@ def bind_period(start: date | None, end: date | None, params: dict[str, Any]) ->
     """Check a period of days (both included, either end open) and bind :start, :after_end and
     :last_day for the SQL that uses it."""
     if start is not None and end is not None and start > end:
-        raise BadQuery(f"from {start} is after to {end}.", f"起始日期 {start} 晚于截止日期 {end}。")
+        raise BadQuery(
+            f"from {start} is after to {end}.",
+            f"起始日期 {start} 晚于截止日期 {end}。",
+            code="period_reversed",
+        )
     if start is not None:
         params["start"] = start
     if end is not None:

@@ -61,7 +61,7 @@ class _Box:
 
 
 def _bad(en: str, zh: str) -> BadQuery:
-    return BadQuery(f"Invalid filter: {en}", f"过滤条件无效：{zh}")
+    return BadQuery(f"Invalid filter: {en}", f"过滤条件无效：{zh}", code="invalid_filter")
 
 
 def _infix_temporal(text: str) -> str:
@@ -233,6 +233,7 @@ class SqlFilter(Evaluator):
             raise BadQuery(
                 f"Invalid filter: {self.layer.id} has no property {node.name!r} (see /collections/{self.layer.id}/queryables).",
                 f"过滤条件无效：图层 {self.layer.id} 没有属性 {node.name!r}（见 /collections/{self.layer.id}/queryables）。",
+                code="invalid_filter",
             ) from None
         return _Column(f't."{f.name}"', f)
 
@@ -432,6 +433,7 @@ def _coerce(f: Field, value: Any) -> Any:
     raise BadQuery(
         f"Invalid filter: {value!r} cannot be compared with {f.name} ({f.type.value}).",
         f"过滤条件无效：{value!r} 不能与{f.label_zh}（{f.name}，{f.type.value}）比较。",
+        code="invalid_filter",
     )
 
 

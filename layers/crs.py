@@ -63,8 +63,16 @@ def supported_uris() -> list[str]:
     return [CRS84, *(epsg_uri(code) for code in SUPPORTED_EPSG)]
 
 
+def uri_pattern() -> str:
+    """A regular expression (for the API's schema) matching every CRS name parse_crs accepts."""
+    codes = "|".join(str(code) for code in SUPPORTED_EPSG)
+    crs84 = re.escape(CRS84)
+    return rf"^\s*({crs84}|CRS84|OGC:CRS84|({re.escape(EPSG_PREFIX)}|EPSG:)({codes}))\s*$"
+
+
 def parse_crs(value: str | None, parameter: str = "crs") -> Crs:
     """The CRS named by a URI (or `EPSG:nnnn`), refusing any the API does not serve."""
+    value = value.strip() if value is not None else None
     if value is None or value in (CRS84, "CRS84", "OGC:CRS84"):
         return STORAGE
     match = re.fullmatch(r"(?:http://www\.opengis\.net/def/crs/EPSG/0/|EPSG:)(\d+)", value.strip())

@@ -96,7 +96,7 @@ def test_a_filter_of_600_ors_is_answered(client: TestClient, world: World) -> No
 )
 def test_filters_beyond_the_stated_size_or_depth_are_refused(client: TestClient, text: str) -> None:
     answer = client.get("/collections/parking_lots/items", params={"filter": text})
-    assert refused(answer)["code"] == "invalid_parameter"
+    assert refused(answer)["code"] == "invalid_filter"
 
 
 def test_a_cql2_json_filter_nested_too_deep_is_refused(client: TestClient) -> None:
@@ -105,7 +105,7 @@ def test_a_cql2_json_filter_nested_too_deep_is_refused(client: TestClient) -> No
     answer = client.get(
         "/collections/parking_lots/items", params={"filter": nested, "filter-lang": "cql2-json"}
     )
-    assert refused(answer)["code"] == "invalid_parameter"
+    assert refused(answer)["code"] == "invalid_filter"
 
 
 def test_not_of_not_parses_and_selects_what_its_inside_selects(
@@ -123,7 +123,7 @@ def test_not_of_not_parses_and_selects_what_its_inside_selects(
 def test_a_bbox_of_huge_numbers_in_a_projected_crs_is_refused(client: TestClient, crs: str) -> None:
     for bbox in ("1e300,1e300,2e300,2e300", "-1e12,-1e12,1e12,1e12"):
         answer = client.get("/collections/billboards/items", params={"bbox": bbox, "bbox-crs": crs})
-        assert refused(answer)["code"] == "invalid_parameter"
+        assert refused(answer)["code"] == "bbox_outside_crs"
         assert crs.split(":")[1] in answer.json()["message"]
 
 
@@ -144,7 +144,7 @@ def test_a_cql_geometry_of_huge_numbers_is_refused(client: TestClient) -> None:
             "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4549",
         },
     )
-    assert refused(answer)["code"] == "invalid_parameter"
+    assert refused(answer)["code"] == "invalid_filter"
 
 
 def deep_json(levels: int) -> bytes:
@@ -201,7 +201,7 @@ def test_lone_surrogates_in_bodies_and_queries_are_refused(
         "/collections/billboards/items",
         params={"filter": json.dumps(query), "filter-lang": "cql2-json"},
     )
-    assert refused(answer)["code"] == "invalid_parameter"
+    assert refused(answer)["code"] == "invalid_filter"
     assert snapshot(world.engine) == before
 
 

@@ -64,6 +64,7 @@ REPORT_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["feature"],
+                "additionalProperties": False,
                 "properties": {
                     "feature": {
                         "type": "string",

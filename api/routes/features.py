@@ -7,11 +7,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, EngineDep, LayerDep
+from api.deps import (
+    CRS_PATTERN,
+    FILTER_LANGS,
+    BBoxDep,
+    ConnectionDep,
+    CrsDep,
+    DatetimeDep,
+    EngineDep,
+    LayerDep,
+)
 from api.openapi import answers
 from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
@@ -170,6 +179,7 @@ def _field_or_400(layer: Layer, name: str, parameter: str) -> None:
         raise BadQuery(
             f"{parameter} names {name!r}, which {layer.id} does not have.",
             f"{parameter} 中的 {name!r} 不是图层 {layer.id} 的字段。",
+            code="unknown_property",
         ) from None
 
 
@@ -220,8 +230,8 @@ def items(
     sortby: Annotated[str | None, Query(description="field,-field")] = None,
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
-    filter_lang: Annotated[str, Query(alias="filter-lang")] = "cql2-text",
-    filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+    filter_lang: Annotated[str, Query(alias="filter-lang", pattern=FILTER_LANGS)] = "cql2-text",
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", pattern=CRS_PATTERN)] = None,
 ) -> Response:
     """Features in `bbox` and `datetime`, filtered by CQL2 and field=value, one page at a time."""
     query = ItemsQuery(
@@ -356,9 +366,9 @@ MVT = "application/vnd.mapbox-vector-tile"
 )
 def tile(
     layer: LayerDep,
-    z: int,
-    x: int,
-    y: int,
+    z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
     engine: EngineDep,
     request: Request,
     viewer: ViewerDep,

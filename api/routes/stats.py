@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import BBoxDep, ConnectionDep
+from api.deps import CODE_PATTERN, BBoxDep, Categories, ConnectionDep, Day
 from api.openapi import answers
 from layers import casestats, heatmap, indicators
 from layers.codes import parse_categories
 
 JSON, GEOJSON, CSV = "application/json", "application/geo+json", "text/csv"
+LEVELS = "^(street|community|section)$"
 Within = Annotated[
     str | None,
-    Query(pattern=r"^[0-9]{15}$", description="only the cases inside this current grid (a street)"),
+    Query(pattern=CODE_PATTERN, description="only the cases inside this current grid (a street)"),
 ]
 router = APIRouter(
     prefix="/stats", tags=["statistics 统计"], dependencies=[Depends(current_viewer)]
@@ -35,11 +35,9 @@ def case_heatmap(
     viewer: ViewerDep,
     bbox: BBoxDep,
     zoom: Annotated[float, Query(ge=0, le=22, description="map zoom the bins are sized for")],
-    from_: Annotated[date | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
-    to: Annotated[date | None, Query(description="last day (included), YYYY-MM-DD")] = None,
-    category: Annotated[
-        str | None, Query(description="codes (E0101) or classes (E01), comma separated")
-    ] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
+    to: Annotated[Day | None, Query(description="last day (included), YYYY-MM-DD")] = None,
+    category: Categories = None,
     within: Within = None,
 ) -> Response:
     """Cases counted per square bin of about 16 screen pixels (250 m × 2^k in the Gauss-Krüger
@@ -57,14 +55,16 @@ def case_heatmap(
 def case_indicators(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
-    to: Annotated[date, Query(description="last day (included), YYYY-MM-DD")],
+    from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD")],
+    to: Annotated[Day, Query(description="last day (included), YYYY-MM-DD")],
     by: Annotated[
-        str, Query(description="section | community | street | category | month | week")
+        str,
+        Query(
+            pattern="^(section|community|street|category|month|week)$",
+            description="section | community | street | category | month | week",
+        ),
     ] = "street",
-    category: Annotated[
-        str | None, Query(description="codes (E0101) or classes (E01), comma separated")
-    ] = None,
+    category: Categories = None,
     format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
     within: Within = None,
 ) -> Response:
@@ -95,9 +95,9 @@ def case_heatmap_frames(
     bbox: BBoxDep,
     zoom: Annotated[float, Query(ge=0, le=22)],
     interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    category: Annotated[str | None, Query()] = None,
+    from_: Annotated[Day | None, Query(alias="from")] = None,
+    to: Annotated[Day | None, Query()] = None,
+    category: Categories = None,
     within: Within = None,
 ) -> Response:
     """The heatmap's bins for each week or month of the period, in order (for an animation)."""
@@ -114,10 +114,12 @@ def case_heatmap_frames(
 def case_choropleth(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    from_: Annotated[date, Query(alias="from")],
-    to: Annotated[date, Query()],
-    level: Annotated[str, Query(description="street | community | section")] = "section",
-    category: Annotated[str | None, Query()] = None,
+    from_: Annotated[Day, Query(alias="from")],
+    to: Annotated[Day, Query()],
+    level: Annotated[str, Query(pattern=LEVELS, description="street | community | section")] = (
+        "section"
+    ),
+    category: Categories = None,
     within: Within = None,
 ) -> Response:
     """The grids valid on the last day with the cases reported in them (total and per km²)."""
@@ -129,10 +131,10 @@ def case_choropleth(
 def case_trend(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    from_: Annotated[date, Query(alias="from")],
-    to: Annotated[date, Query()],
+    from_: Annotated[Day, Query(alias="from")],
+    to: Annotated[Day, Query()],
     interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
-    category: Annotated[str | None, Query()] = None,
+    category: Categories = None,
     within: Within = None,
 ) -> list[dict[str, Any]]:
     """Cases reported per period and class (大类), for a trend chart."""
