@@ -17,7 +17,7 @@ from gis.validate import Limits
 from layers import jsonin
 from layers.crs import CRS84, Crs, parse_crs, uri_pattern
 from layers.editing import EditContext
-from layers.errors import BadQuery, PayloadTooLarge, UnsupportedMediaType
+from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
 
@@ -236,4 +236,8 @@ class Strict(BaseModel):
         try:
             return jsonin.check(data)
         except jsonin.JsonRefused as refused:
+            if refused.code == "unstorable_name":  # its own code: no schema can exclude it
+                raise InvalidFeature(
+                    refused.message_en, refused.message_zh, code=refused.code
+                ) from None
             raise ValueError(refused.message_en) from None

@@ -195,16 +195,25 @@ def _reads_if_match(operation: dict[str, Any]) -> bool:
     )
 
 
-def _query_text_without_nul(operation: dict[str, Any]) -> None:
+def _text_without_nul(node: Any) -> None:
+    """Every free text in the document excludes NUL, which the server refuses everywhere."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, dict):
+            free = not ({"pattern", "enum", "format"} & set(current))
+            if current.get("type") == "string" and free:
+                current["pattern"] = NO_NUL
+            stack.extend(current.values())
+
+
+def _if_match_required(operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
-        schema = parameter.get("schema", {})
-        targets = [schema, schema.get("items", {})] if schema.get("type") == "array" else [schema]
-        for target in targets:
-            plain = not ({"pattern", "enum", "format"} & set(target))
-            if parameter.get("in") == "query" and target.get("type") == "string" and plain:
-                target["pattern"] = NO_NUL
         if parameter.get("in") == "header" and str(parameter.get("name")).lower() == "if-match":
             parameter["required"] = True  # a change without it is refused (428)
+            parameter["schema"] = {"type": "string", "minLength": 1, "pattern": NO_NUL}
 
 
 def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
@@ -234,12 +243,14 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     statuses = error_statuses()
     for item in document["paths"].values():
         for operation in item.values():
-            _query_text_without_nul(operation)
+            _if_match_required(operation)
             document_errors(operation, statuses)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Error"] = ERROR_SCHEMA
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _text_without_nul(document["paths"])
+    _text_without_nul(schemas)
+    schemas["Error"] = ERROR_SCHEMA
     return document
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 MAX_DEPTH = 32  # a GeoJSON multipolygon feature nests 6 deep; nothing sent here needs more
@@ -47,23 +47,29 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def strings(value: Any) -> Any:
-    """Every string in a JSON value, keys included, without recursion."""
-    stack = [value]
+def strings(value: Any) -> Iterator[tuple[str, bool]]:
+    """Every string in a JSON value and whether it is a member's name, without recursion."""
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        node = stack.pop()
+        node, is_name = stack.pop()
         if isinstance(node, str):
-            yield node
+            yield node, is_name
         elif isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
+            stack.extend((name, True) for name in node)
+            stack.extend((member, False) for member in node.values())
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((item, False) for item in node)
 
 
 def unstorable_text(value: Any) -> JsonRefused | None:
     """Why text in `value` cannot be stored (a NUL, a lone UTF-16 surrogate), or None."""
-    for text in strings(value):
+    for text, is_name in strings(value):
+        if is_name and ("\x00" in text or _SURROGATE.search(text)):
+            return JsonRefused(
+                "unstorable_name",
+                "a member name holds a NUL character or a lone UTF-16 surrogate",
+                "成员名称中含有空字符或孤立的 UTF-16 代理码元",
+            )
         if "\x00" in text:
             return JsonRefused(
                 "nul_character",

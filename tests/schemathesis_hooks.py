@@ -29,6 +29,8 @@ DOMAIN_REFUSALS = frozenset(
         "unknown_property",  # the fields a name may take depend on the collection
         "unknown_action",
         "unknown_category",
+        # a member name PostgreSQL cannot store: OpenAPI 3.0 has no propertyNames to say so
+        "unstorable_name",
         "unknown_inspector_account",
         # a language of its own: a CQL2 filter's grammar is more than a pattern can state
         "invalid_filter",
@@ -42,7 +44,8 @@ DOMAIN_REFUSALS = frozenset(
         "upload_unreadable",
         "import_refused",
         "import_missing_columns",
-        "body_not_json",
+        "body_not_json",  # the JSON inside a multipart field
+        "body_not_object",
         "missing_property",
         "invalid_feature",
     }
