@@ -91,7 +91,6 @@ FEATURE = {
         "geometry": {**geometry_schema(), "nullable": True},
         "properties": {
             "type": "object",
-            "propertyNames": {"pattern": NO_NUL},
             "additionalProperties": {
                 "nullable": True,
                 "anyOf": [TEXT, {"type": "number"}, {"type": "boolean"}],

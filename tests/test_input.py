@@ -121,7 +121,7 @@ def test_not_of_not_parses_and_selects_what_its_inside_selects(
 
 @pytest.mark.parametrize("crs", ["EPSG:4549", "EPSG:4550", "EPSG:3857"])
 def test_a_bbox_of_huge_numbers_in_a_projected_crs_is_refused(client: TestClient, crs: str) -> None:
-    for bbox in ("1e300,1e300,2e300,2e300", "-1e12,-1e12,1e12,1e12"):
+    for bbox in ("1e99,1e99,2e99,2e99", "-1e12,-1e12,1e12,1e12"):
         answer = client.get("/collections/billboards/items", params={"bbox": bbox, "bbox-crs": crs})
         assert refused(answer)["code"] == "bbox_outside_crs"
         assert crs.split(":")[1] in answer.json()["message"]
