@@ -40,7 +40,7 @@ FILE_BODY = {
     "required": True,
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
 }
-NO_NUL = "^[^\\x00]*$"  # a query string holding NUL is refused before any route
+NO_NUL = "^[^\\x00]*$"  # text holding NUL is refused wherever it is sent
 TEXT = {"type": "string", "pattern": NO_NUL}  # storable text
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 
