@@ -95,8 +95,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     problems = [
         {"location": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
     ]
+    where = "、".join(dict.fromkeys(str(p["location"]) for p in problems))
     return JSONResponse(
-        error_body("invalid_request", "请求参数无效", "The request is invalid", problems=problems),
+        error_body(
+            "invalid_request",
+            f"请求参数无效：{where}（允许的取值见 /api 接口文档）",
+            f"The request is invalid: {where.replace('、', ', ')} (see the API document at /api)",
+            problems=problems,
+        ),
         400,
     )
 
