@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, model_validator
+from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from sqlalchemy import Connection, Engine
 
 from api.auth import ViewerDep
 from gis.validate import Limits
-from layers.crs import CRS84, Crs, parse_crs
-from layers.editing import EditContext, holds_nul
-from layers.errors import BadQuery, PayloadTooLarge, UnsupportedMediaType
+from layers import jsonin
+from layers.crs import CRS84, Crs, parse_crs, uri_pattern
+from layers.editing import EditContext
+from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
 
@@ -41,16 +43,51 @@ def get_layer_dep(collection_id: str) -> Layer:
     return get_layer(collection_id)
 
 
-def parse_crs_param(crs: Annotated[str | None, Query(description="Output CRS URI")] = None) -> Crs:
+CRS_PATTERN = uri_pattern()
+FILTER_LANGS = "^(cql2-text|cql2-json)$"
+NUMBER = r"\s*[-+]?([0-9]{1,20}\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*"  # finite
+BBOX_PATTERN = rf"^{NUMBER}(,{NUMBER}){{3}}(,{NUMBER},{NUMBER})?$"
+CODE_PATTERN = r"^[0-9]{15}$"
+DAY = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+INSTANT = (
+    rf"{DAY}(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-][01][0-9]:[0-5][0-9]))?"
+)
+DATETIME_PATTERN = rf"^({INSTANT}|{INSTANT}/({INSTANT}|\.\.)?|(\.\.)?/{INSTANT})$"
+CATEGORY = r"\s*[EC][0-9]{2}([0-9]{2})?\s*"
+CATEGORIES_PATTERN = rf"^({CATEGORY}(,{CATEGORY})*)?$"
+CrsName = Annotated[str | None, Query(pattern=CRS_PATTERN, description="a CRS URI or EPSG:code")]
+Categories = Annotated[
+    str | None,
+    Query(
+        pattern=CATEGORIES_PATTERN, description="codes (E0101) or classes (E01), comma separated"
+    ),
+]
+GridCode = Annotated[str, Path(pattern=CODE_PATTERN, description="15-digit grid code")]
+
+
+def _day_text(value: Any) -> Any:
+    """Only YYYY-MM-DD: left alone, the date type also reads numbers as timestamps."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_day_text)]
+
+
+def parse_crs_param(
+    crs: Annotated[str | None, Query(pattern=CRS_PATTERN, description="Output CRS URI")] = None,
+) -> Crs:
     """`crs`: the CRS of the geometries in the answer (default CRS84)."""
     return parse_crs(crs, "crs")
 
 
 def parse_bbox(
     bbox: Annotated[
-        str | None, Query(description="minx,miny,maxx,maxy in bbox-crs axis order")
+        str | None,
+        Query(pattern=BBOX_PATTERN, description="minx,miny,maxx,maxy in bbox-crs axis order"),
     ] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", pattern=CRS_PATTERN)] = None,
 ) -> BBox | None:
     """`bbox` (4 or 6 numbers) in `bbox-crs` (default CRS84: longitude, latitude)."""
     if bbox is None:
@@ -70,13 +107,20 @@ def parse_bbox(
         raise BadQuery(
             f"bbox {bbox}: the minimum must be below the maximum on both axes.",
             f"bbox {bbox}：两个轴上最小值都必须小于最大值。",
+            code="bbox_reversed",
         )
-    if crs.uri == CRS84 and not (
-        low[0] >= -180 and high[0] <= 180 and low[1] >= -90 and high[1] <= 90
-    ):
+    a0, b0, a1, b1 = crs.domain
+    if not (low[0] >= a0 and low[1] >= b0 and high[0] <= a1 and high[1] <= b1):
+        if crs.uri == CRS84:
+            raise BadQuery(
+                f"bbox {bbox} is not longitude/latitude; give bbox-crs for other coordinates.",
+                f"bbox {bbox} 不是经纬度范围；其他坐标请同时给出 bbox-crs。",
+                code="bbox_outside_crs",
+            )
         raise BadQuery(
-            f"bbox {bbox} is not longitude/latitude; give bbox-crs for other coordinates.",
-            f"bbox {bbox} 不是经纬度范围；其他坐标请同时给出 bbox-crs。",
+            f"bbox {bbox} lies outside {a0:g},{b0:g},{a1:g},{b1:g}, where {crs.uri} is defined.",
+            f"bbox {bbox} 超出坐标系 {crs.uri} 的有效范围 {a0:g},{b0:g},{a1:g},{b1:g}。",
+            code="bbox_outside_crs",
         )
     return BBox(low[0], low[1], high[0], high[1], crs)
 
@@ -91,7 +135,7 @@ def _instant(raw: str) -> date | datetime:
 
 
 def parse_datetime(
-    datetime_: Annotated[str | None, Query(alias="datetime")] = None,
+    datetime_: Annotated[str | None, Query(alias="datetime", pattern=DATETIME_PATTERN)] = None,
 ) -> TimeRange | None:
     """`datetime`: an instant or an interval (`a/b`, `../b`, `a/..`) in RFC 3339."""
     if datetime_ is None:
@@ -107,12 +151,17 @@ def parse_datetime(
             if start is None and end is None:
                 raise ValueError("open at both ends")
             if start is not None and end is not None and _as_datetime(start) > _as_datetime(end):
-                raise ValueError("start after end")
+                raise BadQuery(
+                    f"datetime={datetime_} starts after it ends.",
+                    f"datetime={datetime_} 的开始时间晚于结束时间。",
+                    code="period_reversed",
+                )
             return TimeRange(start, end)
     except ValueError as exc:
         raise BadQuery(
             f"datetime={datetime_} is not an RFC 3339 instant or interval ({exc}); e.g. 2023-05-01T00:00:00Z or 2023-05-01/2023-05-31.",
             f"datetime={datetime_} 不是有效的 RFC 3339 时间或时间段（{exc}），例如 2023-05-01T00:00:00+08:00 或 2023-05-01/2023-05-31。",
+            code="invalid_datetime",
         ) from None
     raise BadQuery(
         f"datetime={datetime_} has too many '/'.", f"datetime={datetime_} 中的 “/” 过多。"
@@ -229,13 +278,18 @@ EditContextDep = Annotated[EditContext, Depends(edit_context)]
 
 
 class Strict(BaseModel):
-    """A request body that refuses unknown fields and text PostgreSQL cannot store."""
+    """A request body that refuses unknown fields, deep nesting and text PostgreSQL cannot store."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if holds_nul(data):
-            raise ValueError("text holds a NUL character (\\u0000)")
-        return data
+    def _storable(cls, data: Any) -> Any:
+        try:
+            return jsonin.check(data)
+        except jsonin.JsonRefused as refused:
+            if refused.code == "unstorable_name":  # its own code: no schema can exclude it
+                raise InvalidFeature(
+                    refused.message_en, refused.message_zh, code=refused.code
+                ) from None
+            raise ValueError(refused.message_en) from None

@@ -9,9 +9,11 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from layers.db import database_error
 from layers.errors import (
@@ -139,21 +141,42 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     problems = [
         {"location": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
     ]
+    where = "、".join(dict.fromkeys(str(p["location"]) for p in problems))
     return JSONResponse(
-        error_body("invalid_request", "请求参数无效", "The request is invalid", problems=problems),
+        error_body(
+            "invalid_request",
+            f"请求参数无效：{where}（允许的取值见 /api 接口文档）",
+            f"The request is invalid: {where.replace('、', ', ')} (see the API document at /api)",
+            problems=problems,
+        ),
         400,
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        path_format = getattr(route, "path_format", None)
+        if path_format and compile_path(path_format)[0].match(request.scope["path"]):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:  # the router names one route's methods; the path may have more
+        headers["Allow"] = ", ".join(allowed_methods(request))
     if exc.status_code == 404:
         body = error_body("not_found", "未找到请求的资源", "Not found")
     elif exc.status_code == 405:
         body = error_body("method_not_allowed", "不支持该请求方法", "Method not allowed")
+    elif exc.status_code == 400:  # the framework could not parse the body (JSON or form)
+        body = error_body("body_unreadable", "无法解析请求体", "The request body cannot be parsed")
     else:
         body = error_body("http_error", str(exc.detail), str(exc.detail))
-    return JSONResponse(body, exc.status_code, headers=getattr(exc, "headers", None))
+    return JSONResponse(body, exc.status_code, headers=headers)
 
 
 async def _refuse_nul(

@@ -1,16 +1,121 @@
-"""The OpenAPI document in version 3.0, as OGC API - Features (conformance class oas30) asks.
+"""The OpenAPI document in version 3.0, as OGC API - Features (conformance class oas30) asks,
+with every error an operation can answer.
 
 FastAPI writes OpenAPI 3.1, whose 3.1-only constructs here are `null` as a type (3.0 says
 `nullable: true`) and numeric exclusive bounds (3.0 pairs `minimum` with a boolean flag).
+FastAPI also documents 422 for invalid requests, which the error handler answers with 400; the
+errors documented here come from the one error table instead, so a status added there is
+documented on every operation without touching a route.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from api.deps import JSON_TYPES, read_json_body
+from api.errors import STATUS_BY_ERROR
 
 NULL = {"type": "null"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message", "message_en"],
+    "properties": {
+        "code": {"type": "string", "description": "machine code, e.g. invalid_parameter"},
+        "message": {"type": "string", "description": "中文说明"},
+        "message_en": {"type": "string", "description": "the same in English"},
+    },
+    "additionalProperties": True,
+}
+FRAMEWORK_STATUSES = {400, 401, 404}  # an invalid request, no credentials, an unknown resource
+BODY_STATUSES = {411, 413, 415}  # only where a body is read
+IF_MATCH_STATUSES = {412, 428}  # only where If-Match is read
+NO_NUL = "^[^\\x00]*$"  # text holding NUL is refused wherever it is sent
+TEXT = {"type": "string", "pattern": NO_NUL}  # storable text
+GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+
+
+def _coordinates(depth: int) -> dict[str, Any]:
+    """Numbers nested up to `depth` arrays deep (a MultiPolygon's are 4)."""
+    inner: dict[str, Any] = {"type": "number"}
+    for _ in range(depth):
+        inner = {"type": "array", "items": {"anyOf": [{"type": "number"}, inner]}}
+    return inner
+
+
+def geometry_schema(*kinds: str) -> dict[str, Any]:
+    """A GeoJSON geometry of one of these types (any type without arguments)."""
+    return {
+        "type": "object",
+        "required": ["type", "coordinates"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": list(kinds or GEOMETRY_TYPES)},
+            "coordinates": _coordinates(4),
+        },
+    }
+
+
+def described_as(exact: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` replacing a free-form field's schema by `exact` (keeping its text)."""
+
+    def document(schema: dict[str, Any]) -> None:
+        description = schema.get("description")
+        schema.clear()
+        schema.update(exact, **({"description": description} if description else {}))
+
+    return document
+
+
+def as_geometry(*kinds: str) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` of a model field holding a GeoJSON geometry of these types."""
+    return described_as(geometry_schema(*kinds))
+
+
+FEATURE = {
+    "type": "object",
+    "required": ["type"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "geometry": {**geometry_schema(), "nullable": True},
+        "properties": {
+            "type": "object",
+            "additionalProperties": {
+                "nullable": True,
+                "anyOf": [TEXT, {"type": "number"}, {"type": "boolean"}],
+            },
+        },
+    },
+}
+
+
+def text(pattern: str = NO_NUL, nullable: bool = True, **more: Any) -> dict[str, Any]:
+    """A text property of a body schema (nullable unless told)."""
+    return {"type": "string", "pattern": pattern, "nullable": nullable, **more}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required request body in any of the JSON media types the server reads."""
+    return {"required": True, "content": {t: {"schema": schema} for t in JSON_TYPES}}
+
+
+FEATURE_COLLECTION = {
+    "type": "object",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": FEATURE},
+    },
+    "additionalProperties": False,
+}
+JSON_BODY = json_body(FEATURE)  # unless the route declares its own
 
 
 def _convert(node: Any) -> Any:
@@ -50,13 +155,107 @@ def as_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+def answers(*media_types: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route whose body is built by hand, in one of these media types."""
+    return {status: {"content": {m: {"schema": _body_schema(m)} for m in media_types}}}
+
+
+def _body_schema(media_type: str) -> dict[str, Any]:
+    if media_type.endswith(("/json", "+json")):
+        return {"type": "object"}
+    if media_type.startswith("text/"):
+        return {"type": "string"}
+    return {"type": "string", "format": "binary"}
+
+
+def error_statuses() -> set[int]:
+    """Every status an error can answer with: the error table's and the framework's (no 500)."""
+    return {s for s in {*STATUS_BY_ERROR.values(), *FRAMEWORK_STATUSES} if s < 500 or s == 503}
+
+
+def _reads_json_body(dependant: Dependant) -> bool:
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        if current.call is read_json_body:
+            return True
+        stack.extend(current.dependencies)
+    return False
+
+
+def _reads_if_match(operation: dict[str, Any]) -> bool:
+    return any(
+        p.get("in") == "header" and str(p.get("name", "")).lower() == "if-match"
+        for p in operation.get("parameters", [])
+    )
+
+
+def _text_without_nul(node: Any) -> None:
+    """Every free text in the document excludes NUL, which the server refuses everywhere."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, dict):
+            free = not ({"pattern", "enum", "format"} & set(current))
+            if current.get("type") == "string" and free:
+                current["pattern"] = NO_NUL
+            stack.extend(current.values())
+
+
+def _if_match_required(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "header" and str(parameter.get("name")).lower() == "if-match":
+            parameter["required"] = True  # a change without it is refused (428)
+            parameter["schema"] = {"type": "string", "minLength": 1, "pattern": NO_NUL}
+
+
+def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
+    """Replace FastAPI's 422 by the errors the operation can answer, each with the error body."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    for status in sorted(statuses):
+        if status in BODY_STATUSES and "requestBody" not in operation:
+            continue
+        if status in IF_MATCH_STATUSES and not _reads_if_match(operation):
+            continue
+        entry = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+        entry.setdefault("content", {}).setdefault("application/json", {"schema": ERROR_REF})
+
+
+def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
+    """The document with raw JSON bodies declared and every operation's errors."""
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute):
+            continue
+        item = document["paths"].get(getattr(route, "path_format", ""), {})
+        for method in getattr(route, "methods", None) or ():
+            operation = item.get(method.lower())
+            reads = _reads_json_body(route.original_route.dependant)
+            if operation is not None and reads and "requestBody" not in operation:
+                operation["requestBody"] = JSON_BODY
+    statuses = error_statuses()
+    for item in document["paths"].values():
+        for operation in item.values():
+            _if_match_required(operation)
+            document_errors(operation, statuses)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    _text_without_nul(document["paths"])
+    _text_without_nul(schemas)
+    schemas["Error"] = ERROR_SCHEMA
+    return document
+
+
 def install(app: FastAPI) -> None:
     """Serve the 3.0 document at the app's openapi_url (and to /docs)."""
     build = app.openapi
 
     def openapi_30() -> dict[str, Any]:
         if app.openapi_schema is None or app.openapi_schema.get("openapi") != "3.0.3":
-            app.openapi_schema = as_openapi_30(build())
+            app.openapi_schema = complete(app, as_openapi_30(build()))
         return app.openapi_schema
 
     app.openapi = openapi_30  # type: ignore[method-assign]

@@ -12,11 +12,17 @@ def bind_period(start: date | None, end: date | None, params: dict[str, Any]) ->
     """Check a period of days (both included, either end open) and bind :start, :after_end and
     :last_day for the SQL that uses it."""
     if start is not None and end is not None and start > end:
-        raise BadQuery(f"from {start} is after to {end}.", f"起始日期 {start} 晚于截止日期 {end}。")
+        raise BadQuery(
+            f"from {start} is after to {end}.",
+            f"起始日期 {start} 晚于截止日期 {end}。",
+            code="period_reversed",
+        )
     if start is not None:
         params["start"] = start
     if end is not None:
-        params.update(after_end=end + timedelta(days=1), last_day=end)
+        # the last representable day has no day after it: PostgreSQL's 'infinity' stands in
+        after_end = "infinity" if end == date.max else end + timedelta(days=1)
+        params.update(after_end=after_end, last_day=end)
 
 
 def period_clause(start: date | None, end: date | None, params: dict[str, Any], alias: str) -> str:

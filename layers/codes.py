@@ -96,6 +96,7 @@ def category_clause(
         raise BadQuery(
             f"No case category is {', '.join(requested)}.",
             f"没有案件类别 {'、'.join(requested)}。",
+            code="unknown_category",
         )
     params["category_codes"] = list(codes)
     return f"{alias}.category_code = ANY(CAST(:category_codes AS text[]))"

@@ -8,22 +8,37 @@ parameters. Anything it cannot translate is a clear `BadQuery`, never a server e
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
+from lark import Lark
 from pygeofilter import ast, values
 from pygeofilter.backends.evaluator import Evaluator, handle
 from pygeofilter.parsers.cql2_json import parse as parse_json
-from pygeofilter.parsers.cql2_text import parse as parse_text
+from pygeofilter.parsers.cql2_text import parser as text_parser
 
+from layers import jsonin
 from layers.crs import Crs, geometry_in
 from layers.errors import BadQuery
 from layers.registry import Field, FieldType, Layer
 
 GEOMETRY_NAMES = {"geom", "geometry"}
 _TEMPORAL_FUNCTION = re.compile(r"\b(T_[A-Z]+)\s*\(", re.IGNORECASE)
+MAX_FILTER_CHARS = 20_000
+MAX_FILTER_DEPTH = 32  # operators nested in one another; a run of ANDs (or of ORs) counts once
+# CQL2 lets NOT negate any condition (NOT (NOT (a = 1)), NOT (a = 1 AND b = 2)); the shipped
+# grammar only negates a single predicate, so its rule is widened here.
+_NOT_ANY_CONDITION = """
+%override ?condition_1: predicate
+            | "NOT"i condition_1 -> not_
+            | "(" condition ")"
+"""
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,7 @@ class _Box:
 
 
 def _bad(en: str, zh: str) -> BadQuery:
-    return BadQuery(f"Invalid filter: {en}", f"过滤条件无效：{zh}")
+    return BadQuery(f"Invalid filter: {en}", f"过滤条件无效：{zh}", code="invalid_filter")
 
 
 def _infix_temporal(text: str) -> str:
@@ -84,24 +99,90 @@ def _between_as_parsed(node: Any) -> Any:
     return node
 
 
+@cache
+def _text_parser() -> Lark:
+    grammar = files("pygeofilter.parsers.cql2_text").joinpath("grammar.lark").read_text()
+    return Lark(
+        grammar + _NOT_ANY_CONDITION,
+        parser="lalr",
+        maybe_placeholders=False,
+        transformer=text_parser.CQLTransformer(),
+        import_paths=[os.path.dirname(os.path.dirname(text_parser.__file__))],
+    )
+
+
 def parse(filter_text: str, lang: str) -> ast.Node:
-    """Parse a `filter` in cql2-text or cql2-json."""
+    """Parse a `filter` in cql2-text or cql2-json, refusing it above the stated size and depth."""
+    if len(filter_text) > MAX_FILTER_CHARS:
+        raise _bad(
+            f"it is longer than {MAX_FILTER_CHARS:,} characters",
+            f"长度超过 {MAX_FILTER_CHARS:,} 个字符",
+        )
     try:
         if lang == "cql2-json":
-            return parse_json(_between_as_parsed(json.loads(filter_text)))
-        if lang == "cql2-text":
-            return parse_text(_infix_temporal(filter_text))
+            node = parse_json(_between_as_parsed(jsonin.loads(filter_text)))
+        elif lang == "cql2-text":
+            node = _text_parser().parse(_infix_temporal(filter_text))
+        else:
+            raise _bad(
+                f"filter-lang must be cql2-text or cql2-json, not {lang!r}",
+                f"filter-lang 只能是 cql2-text 或 cql2-json，而不是 {lang!r}",
+            )
     except BadQuery:
         raise
+    except jsonin.JsonRefused as refused:
+        raise _bad(
+            f"cannot parse it as {lang} ({refused.message_en})",
+            f"无法按 {lang} 解析（{refused.message_zh}）",
+        ) from None
+    except RecursionError:
+        raise _too_deep() from None
     except Exception as exc:  # the parsers raise many kinds; all mean "not a filter"
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise _bad(
             f"cannot parse it as {lang} ({first})", f"无法按 {lang} 解析（{first}）"
         ) from exc
-    raise _bad(
-        f"filter-lang must be cql2-text or cql2-json, not {lang!r}",
-        f"filter-lang 只能是 cql2-text 或 cql2-json，而不是 {lang!r}",
+    if _depth(node) > MAX_FILTER_DEPTH:
+        raise _too_deep()
+    return node
+
+
+def _too_deep() -> BadQuery:
+    return _bad(
+        f"operators are nested more than {MAX_FILTER_DEPTH} deep",
+        f"运算嵌套超过 {MAX_FILTER_DEPTH} 层",
     )
+
+
+def _sub_nodes(node: Any) -> list[Any]:
+    subs = node.get_sub_nodes() if isinstance(node, ast.Node) else []
+    return subs if isinstance(subs, list) else [subs]
+
+
+def _depth(root: ast.Node) -> int:
+    """How deep operators nest, a run of the same AND or OR counted once, without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_FILTER_DEPTH:
+            break
+        for sub in _sub_nodes(node):
+            same_run = isinstance(sub, ast.Combination) and type(sub) is type(node)
+            stack.append((sub, level if same_run else level + 1))
+    return deepest
+
+
+def _operands(node: ast.Combination) -> Iterator[Any]:
+    """The operands of a run of the same AND or OR, left to right, without recursion."""
+    stack: list[Any] = [node]
+    while stack:
+        current = stack.pop()
+        if type(current) is type(node):
+            stack.extend(reversed(_sub_nodes(current)))
+        else:
+            yield current
 
 
 class SqlFilter(Evaluator):
@@ -125,6 +206,13 @@ class SqlFilter(Evaluator):
             raise _bad("a comparison needs a property and a value", "比较运算需要一个属性和一个值")
         return self._bind(_coerce(column.field, literal.value))
 
+    def evaluate(self, node: Any, adopt_result: bool = True) -> Any:
+        """Evaluate `node`; a long run of ANDs or ORs is joined flat, not recursed into."""
+        if isinstance(node, ast.Combination):
+            parts = [self.adopt_result(self.evaluate(sub, False)) for sub in _operands(node)]
+            return "(" + f" {node.op.value} ".join(parts) + ")"
+        return super().evaluate(node, adopt_result)
+
     def adopt(self, node: Any, *sub_args: Any) -> Any:
         """Any node or literal without a handler: refused with its name."""
         raise _bad(f"{type(node).__name__} is not supported", f"不支持 {type(node).__name__}")
@@ -145,6 +233,7 @@ class SqlFilter(Evaluator):
             raise BadQuery(
                 f"Invalid filter: {self.layer.id} has no property {node.name!r} (see /collections/{self.layer.id}/queryables).",
                 f"过滤条件无效：图层 {self.layer.id} 没有属性 {node.name!r}（见 /collections/{self.layer.id}/queryables）。",
+                code="invalid_filter",
             ) from None
         return _Column(f't."{f.name}"', f)
 
@@ -167,10 +256,6 @@ class SqlFilter(Evaluator):
     @handle(ast.Not)
     def not_(self, node: ast.Not, sub: str) -> str:
         return f"NOT ({self.adopt_result(sub)})"
-
-    @handle(ast.And, ast.Or)
-    def combination(self, node: ast.Combination, lhs: str, rhs: str) -> str:
-        return f"({self.adopt_result(lhs)} {node.op.value} {self.adopt_result(rhs)})"
 
     @handle(ast.Comparison, subclasses=True)
     def comparison(self, node: ast.Comparison, lhs: Any, rhs: Any) -> str:
@@ -224,12 +309,23 @@ class SqlFilter(Evaluator):
     def _geometry(self, literal: Any) -> str:
         if isinstance(literal, _Literal) and isinstance(literal.value, _Box):
             b = literal.value
+            self._inside_domain((b.minx, b.miny, b.maxx, b.maxy))
             box = f"ST_MakeEnvelope({self._bind(b.minx)}, {self._bind(b.miny)}, {self._bind(b.maxx)}, {self._bind(b.maxy)})"
             return geometry_in(box, self.filter_crs)
         if isinstance(literal, _Literal) and isinstance(literal.value, values.Geometry):
             geojson = json.dumps(literal.value.geometry)
+            self._inside_domain(_bounds(literal.value.geometry))
             return geometry_in(f"ST_GeomFromGeoJSON({self._bind(geojson)})", self.filter_crs)
         raise _bad("a spatial operator needs a geometry", "空间运算需要一个几何值")
+
+    def _inside_domain(self, bounds: tuple[float, float, float, float]) -> None:
+        a0, b0, a1, b1 = self.filter_crs.domain
+        minx, miny, maxx, maxy = bounds
+        if not (minx >= a0 and miny >= b0 and maxx <= a1 and maxy <= b1):
+            raise _bad(
+                f"a geometry lies outside {a0:g},{b0:g},{a1:g},{b1:g}, where {self.filter_crs.uri} is defined",
+                f"几何超出坐标系 {self.filter_crs.uri} 的有效范围 {a0:g},{b0:g},{a1:g},{b1:g}",
+            )
 
     @handle(ast.TemporalPredicate, subclasses=True)
     def temporal(self, node: ast.TemporalPredicate, lhs: Any, rhs: Any) -> str:
@@ -270,6 +366,29 @@ def _box(numbers: Any) -> _Box:
     if not (minx <= maxx and miny <= maxy):
         raise _bad("BBOX minimum above maximum", "BBOX 最小值大于最大值")
     return _Box(minx, miny, maxx, maxy)
+
+
+def _bounds(geometry: Any) -> tuple[float, float, float, float]:
+    """The bounds of a GeoJSON geometry's coordinates, in their own order."""
+    xs: list[float] = []
+    ys: list[float] = []
+    stack = [geometry]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((node.get("coordinates"), node.get("geometries")))
+        elif (
+            isinstance(node, list | tuple)
+            and len(node) >= 2
+            and all(isinstance(v, int | float) for v in node)
+        ):
+            xs.append(float(node[0]))
+            ys.append(float(node[1]))
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    if not xs:
+        raise _bad("a geometry without coordinates", "几何没有坐标")
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def _require_column(arg: Any) -> _Column:
@@ -314,6 +433,7 @@ def _coerce(f: Field, value: Any) -> Any:
     raise BadQuery(
         f"Invalid filter: {value!r} cannot be compared with {f.name} ({f.type.value}).",
         f"过滤条件无效：{value!r} 不能与{f.label_zh}（{f.name}，{f.type.value}）比较。",
+        code="invalid_filter",
     )
 
 

@@ -19,6 +19,10 @@ EPSG_PREFIX = "http://www.opengis.net/def/crs/EPSG/0/"
 GK_ZONES = range(4534, 4555)
 WEB_MERCATOR = 3857
 SUPPORTED_EPSG = (STORAGE_SRID, 4326, WEB_MERCATOR, *GK_ZONES)
+MERCATOR_HALF = 20037508.342789244
+# northing 0-10,000 km and easting 0-1,000 km (false easting 500 km): every place of China in
+# its zone with room to spare; far beyond it the projection has no inverse
+GK_DOMAIN = (0.0, 0.0, 10_000_000.0, 1_000_000.0)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,16 @@ class Crs:
     srid: int
     flip: bool
     geographic: bool
+
+    @property
+    def domain(self) -> tuple[float, float, float, float]:
+        """Where coordinates in this CRS make sense (min, min, max, max in its axis order)."""
+        if self.geographic or self.uri == CRS84:
+            lon_lat = (-180.0, -90.0, 180.0, 90.0)
+            return (-90.0, -180.0, 90.0, 180.0) if self.flip else lon_lat
+        if self.srid == WEB_MERCATOR:
+            return (-MERCATOR_HALF, -MERCATOR_HALF, MERCATOR_HALF, MERCATOR_HALF)
+        return GK_DOMAIN
 
     @property
     def header(self) -> str:
@@ -49,8 +63,16 @@ def supported_uris() -> list[str]:
     return [CRS84, *(epsg_uri(code) for code in SUPPORTED_EPSG)]
 
 
+def uri_pattern() -> str:
+    """A regular expression (for the API's schema) matching every CRS name parse_crs accepts."""
+    codes = "|".join(str(code) for code in SUPPORTED_EPSG)
+    crs84 = re.escape(CRS84)
+    return rf"^\s*({crs84}|CRS84|OGC:CRS84|({re.escape(EPSG_PREFIX)}|EPSG:)({codes}))\s*$"
+
+
 def parse_crs(value: str | None, parameter: str = "crs") -> Crs:
     """The CRS named by a URI (or `EPSG:nnnn`), refusing any the API does not serve."""
+    value = value.strip() if value is not None else None
     if value is None or value in (CRS84, "CRS84", "OGC:CRS84"):
         return STORAGE
     match = re.fullmatch(r"(?:http://www\.opengis\.net/def/crs/EPSG/0/|EPSG:)(\d+)", value.strip())

@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers import access
+from layers import access, jsonin
 from layers.access import Viewer
 from layers.errors import (
     GridEditRefused,
@@ -29,7 +29,7 @@ from layers.errors import (
     PreconditionRequired,
 )
 from layers.features import ROW_ETAG
-from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
 
 ROW_JSON = (
     "(to_jsonb(t) - 'geom') || jsonb_build_object('geometry', ST_AsGeoJSON(t.geom, 7, 0)::jsonb)"
@@ -82,39 +82,20 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object (NaN and Infinity refused)."""
+    """The request body as a JSON object (NaN and Infinity refused, nesting and text checked)."""
     try:
-        doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except InvalidFeature:
-        raise
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc = jsonin.loads(body, parse_constant=_reject_constant)
+    except jsonin.JsonRefused as refused:
         raise _bad(
-            "body_not_json", f"the body is not JSON ({exc})", f"请求体不是有效的 JSON（{exc}）"
-        ) from exc
+            refused.code, f"the body: {refused.message_en}", f"请求体：{refused.message_zh}"
+        ) from None
     if not isinstance(doc, dict):
         raise _bad(
             "body_not_object",
             "the body must be a GeoJSON Feature object",
             "请求体必须是 GeoJSON Feature 对象",
         )
-    if holds_nul(doc):
-        raise _bad(
-            "nul_character",
-            "text in the body holds a NUL character (\\u0000)",
-            "请求体的文本中含有空字符（\\u0000）",
-        )
     return doc
-
-
-def holds_nul(value: Any) -> bool:
-    """Whether any text in a JSON value holds U+0000, which PostgreSQL text cannot store."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_nul(v) for v in value)
-    return False
 
 
 def _is_number(value: Any) -> bool:
@@ -155,6 +136,16 @@ def _coerce(f: Field, value: Any) -> Any:
             f"{f.label_zh}（{f.name}）：{value!r} 不是有效的{f.type.value}",
             field=f.name,
         )
+    low, high = f.bounds
+    if (low is not None and not ok >= low) or (high is not None and not ok <= high):
+        raise _bad(
+            "property_out_of_range",
+            f"{f.name}: {value!r} is outside {low} to {high}",
+            f"{f.label_zh}（{f.name}）：{value!r} 超出允许范围 {low} 至 {high}",
+            field=f.name,
+            minimum=low,
+            maximum=high,
+        )
     if f.codes and ok not in f.code_values:
         raise _bad(
             "property_not_in_code_list",
@@ -179,7 +170,11 @@ def clean_properties(layer: Layer, props: Any, partial: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in props.items():
         if name == layer.parent_key:
-            if not isinstance(value, int) or isinstance(value, bool):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 1 <= value <= MAX_ROW_ID
+            ):
                 raise _bad(
                     "property_wrong_type",
                     f"{name} must be an integer id",
@@ -465,7 +460,7 @@ def _locked(
     if row is None:
         raise access.not_visible(layer, fid)
     wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if row[1] not in wanted:
+    if "*" not in wanted and row[1] not in wanted:  # RFC 9110: * matches any current version
         raise PreconditionFailed(
             f"Feature {fid} of {layer.id} has changed since you read it: read it again and reapply your change.",
             f"要素 {fid} 在您读取后已被他人修改：请重新读取后再修改。",

@@ -8,6 +8,7 @@ a superset of GBK). Text that fits neither is refused rather than stored as moji
 
 from __future__ import annotations
 
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -203,6 +204,15 @@ def opened(data: bytes, filename: str, limits: FileLimits) -> Iterator[Path]:
         yield _zip_member(path, limits) if suffix == ".zip" else path
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"(),:]+/)+([^\s/'\"(),:]*)")
+
+
+def without_paths(message: str) -> str:
+    """A library's message with every absolute path cut to its last part: the server's
+    directories are nobody's business."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", message)
+
+
 def read(path: Path, limits: FileLimits, encoding: str | None = None) -> SourceData:
     """Columns, geometries and CRS of the file at `path` (a .shp, .gpkg, .csv, … on disk)."""
     suffix = path.suffix.lower()
@@ -231,10 +241,11 @@ def read(path: Path, limits: FileLimits, encoding: str | None = None) -> SourceD
             **({"HEADERS": "FORCE"} if suffix == ".xlsx" else {}),  # the first row names columns
         )
     except Exception as exc:  # GDAL reports unreadable files with many exception types
+        reason = without_paths(str(exc))
         raise refuse(
             "upload_unreadable",
-            f"The file cannot be read as vector data ({exc}).",
-            f"无法读取该文件中的矢量数据（{exc}）。",
+            f"The file cannot be read as vector data ({reason}).",
+            f"无法读取该文件中的矢量数据（{reason}）。",
         ) from None
     columns = [str(c) for c in meta["fields"]]
     if len(values[0] if values else (wkb if wkb is not None else [])) > limits.max_features:

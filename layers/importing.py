@@ -28,14 +28,14 @@ from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers import access, editing
+from layers import access, editing, jsonin
 from layers.bulk import Progress, copy_rows
 from layers.cells import neutral
 from layers.db import BUREAU_TIMEZONE
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature
 from layers.filein import SourceData, refuse
-from layers.registry import STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
 from layers.tables import TABLES
 
 MAX_REPORTED = 1000  # rows listed in a refusal; the count says how many more
@@ -354,6 +354,9 @@ def _cell(
     except (TypeError, ValueError, OverflowError):
         kind = "integer" if f is None else f.type.value
         return None, ("property_wrong_type", f"“{label}”不是有效的{kind}")
+    low, high = f.bounds if f is not None else (1, MAX_ROW_ID)
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        return None, ("property_out_of_range", f"“{label}”超出允许范围 {low} 至 {high}")
     if name in lookups:
         coded = lookups[name].get(str(value)) or lookups[name].get(str(value).lower())
         if coded is None:
@@ -361,8 +364,9 @@ def _cell(
             allowed = "、".join(c.label_zh for c in f.codes)
             return None, ("property_not_in_code_list", f"“{label}”不在代码表中（{allowed}）")
         value = coded
-    if isinstance(value, str) and "\x00" in value:
-        return None, ("nul_character", "文本中含有空字符")
+    refused = jsonin.unstorable_text(value)
+    if refused is not None:
+        return None, (refused.code, refused.message_zh)
     return value, None
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 STORAGE_SRID = 4490
+MAX_ROW_ID = 2**63 - 1  # bigint ids
 
 
 class FieldType(StrEnum):
@@ -74,11 +75,25 @@ class Field:
     derived: bool = False
     references: str | None = None
     pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        numeric = self.type in (FieldType.INTEGER, FieldType.REAL)
+        if numeric and not self.derived and None in self.bounds:
+            raise ValueError(f"numeric field {self.name} needs a minimum and a maximum")
 
     @property
     def code_values(self) -> tuple[str, ...]:
         """The stored values allowed by the code list."""
         return tuple(c.value for c in self.codes)
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The smallest and largest value a numeric field accepts (row ids for references)."""
+        if self.references and self.type is FieldType.INTEGER and self.minimum is None:
+            return 1, MAX_ROW_ID
+        return self.minimum, self.maximum
 
 
 @dataclass(frozen=True)
@@ -228,7 +243,14 @@ ILLEGAL_BUILDINGS = Layer(
         Field("party", FieldType.TEXT, "当事人", "Party"),
         Field("found_on", FieldType.DATE, "发现日期", "Found on", indexed=True),
         Field("demolished_on", FieldType.DATE, "拆除日期", "Demolished on", indexed=True),
-        Field("demolished_area_m2", FieldType.REAL, "拆除面积(㎡)", "Demolished area (m²)"),
+        Field(
+            "demolished_area_m2",
+            FieldType.REAL,
+            "拆除面积(㎡)",
+            "Demolished area (m²)",
+            minimum=0,
+            maximum=1_000_000,
+        ),
         _area("占地面积(㎡)"),
     ),
     editable_by=frozenset({Role.ADMIN}),
@@ -257,7 +279,15 @@ BILLBOARDS = Layer(
         Field(
             "type", FieldType.TEXT, "设施类型", "Type", BILLBOARD_TYPES, required=True, indexed=True
         ),
-        Field("face_area_m2", FieldType.REAL, "牌面面积(㎡)", "Face area (m²)", required=True),
+        Field(
+            "face_area_m2",
+            FieldType.REAL,
+            "牌面面积(㎡)",
+            "Face area (m²)",
+            required=True,
+            minimum=0,
+            maximum=10_000,
+        ),
         Field("owner", FieldType.TEXT, "设置单位", "Owner"),
         Field("address", FieldType.TEXT, "地址", "Address"),
         Field(
@@ -278,7 +308,14 @@ BILLBOARDS = Layer(
             "last_inspected_on", FieldType.DATE, "最近检查日期", "Last inspected on", indexed=True
         ),
         Field("removed_on", FieldType.DATE, "拆除日期", "Removed on", indexed=True),
-        Field("removed_area_m2", FieldType.REAL, "拆除面积(㎡)", "Removed area (m²)"),
+        Field(
+            "removed_area_m2",
+            FieldType.REAL,
+            "拆除面积(㎡)",
+            "Removed area (m²)",
+            minimum=0,
+            maximum=1_000_000,
+        ),
     ),
     editable_by=frozenset({Role.ADMIN}),
     style=Style("#8e44ad", "#9b59b6", 0.8, 1.0),
@@ -341,7 +378,15 @@ DUST_INSPECTIONS = Layer(
             "inspected_on", FieldType.DATE, "督查日期", "Inspected on", required=True, indexed=True
         ),
         Field("inspector", FieldType.TEXT, "督查人", "Inspector", required=True),
-        Field("problems_found", FieldType.INTEGER, "发现问题数", "Problems found", required=True),
+        Field(
+            "problems_found",
+            FieldType.INTEGER,
+            "发现问题数",
+            "Problems found",
+            required=True,
+            minimum=0,
+            maximum=1_000,
+        ),
         Field("problems", FieldType.TEXT, "问题描述", "Problems"),
     ),
     inspector_creates=True,
@@ -405,7 +450,15 @@ PARKING_LOTS = Layer(
             required=True,
             indexed=True,
         ),
-        Field("spaces", FieldType.INTEGER, "泊位数", "Spaces", required=True),
+        Field(
+            "spaces",
+            FieldType.INTEGER,
+            "泊位数",
+            "Spaces",
+            required=True,
+            minimum=0,
+            maximum=100_000,
+        ),
         Field("shared_windows", FieldType.TEXT, "错时共享时段", "Shared-time windows"),
         Field(
             "registration",

@@ -46,6 +46,7 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise BadQuery(
             f"Tile {z}/{x}/{y} is outside WebMercatorQuad (zoom 0-{MAX_ZOOM}, x and y below 2^zoom).",
             f"瓦片 {z}/{x}/{y} 超出 WebMercatorQuad 范围（级别 0-{MAX_ZOOM}，x、y 小于 2^级别）。",
+            code="tile_outside_matrix",
         )
 
 

@@ -371,7 +371,7 @@ BAD_REQUESTS: list[tuple[str, str, str, Any, int, str]] = [
         422,
         "grid_has_children",
     ),
-    ("bad code in path", "post", "/grids/12ab/redraw", "shrink", 400, "invalid_parameter"),
+    ("bad code in path", "post", "/grids/12ab/redraw", "shrink", 400, "invalid_request"),
     (
         "people with unknown field",
         "put",

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import ConnectionDep, EditContextDep, EngineDep, Strict, require_media_type
+from api.openapi import answers
 from layers import casework, patrol, workflow
 from layers.casework import Photo
 from layers.editing import EditContext, parse_body
@@ -68,6 +69,7 @@ REPORT_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["feature"],
+                "additionalProperties": False,
                 "properties": {
                     "feature": FEATURE_FIELD,
                     "photo": {"type": "string", "format": "binary", "description": "现场照片"},
@@ -177,14 +179,22 @@ def case_photo(case_id: int, photo_id: int, conn: ConnectionDep, viewer: ViewerD
 
 
 @router.get(
-    "/patrol/dust_sites", summary="Dust sites with their last inspection / 扬尘现场督查状态"
+    "/patrol/dust_sites",
+    summary="Dust sites with their last inspection / 扬尘现场督查状态",
+    response_class=Response,
+    responses=answers(GEOJSON),
 )
 def patrol_dust_sites(conn: ConnectionDep, viewer: ViewerDep) -> Response:
     """Dust sites the viewer may read, with the last inspection's result and open work orders."""
     return Response(patrol.dust_sites(conn, viewer), media_type=GEOJSON)
 
 
-@router.get("/patrol/cases", summary="Open cases and deadlines / 在办案件")
+@router.get(
+    "/patrol/cases",
+    summary="Open cases and deadlines / 在办案件",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def patrol_cases(conn: ConnectionDep, viewer: ViewerDep) -> Response:
     """Open cases the viewer may read, soonest deadline first."""
     return Response(patrol.open_cases(conn, viewer), media_type=GEOJSON)

@@ -38,6 +38,7 @@ def create_item(
 
 @router.put(
     "/collections/{collection_id}/items/{feature_id}",
+    status_code=204,
     summary="Replace a feature / 替换要素",
     response_class=Response,
 )
@@ -58,6 +59,7 @@ def replace_item(
 
 @router.patch(
     "/collections/{collection_id}/items/{feature_id}",
+    status_code=204,
     summary="Update a feature / 修改要素",
     response_class=Response,
 )

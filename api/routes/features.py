@@ -7,11 +7,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import BBoxDep, ConnectionDep, CrsDep, DatetimeDep, EngineDep, LayerDep
+from api.deps import (
+    CRS_PATTERN,
+    FILTER_LANGS,
+    BBoxDep,
+    ConnectionDep,
+    CrsDep,
+    DatetimeDep,
+    EngineDep,
+    LayerDep,
+)
+from api.openapi import answers
 from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
@@ -121,7 +131,12 @@ def collection(
     return _collection(layer, _base(request), features.extent(conn, layer, viewer))
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryables / 可查询属性")
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Queryables / 可查询属性",
+    response_class=Response,
+    responses=answers("application/schema+json"),
+)
 def queryables(layer: LayerDep, request: Request) -> Response:
     """The properties a filter may name, as JSON Schema."""
     props: dict[str, Any] = {}
@@ -135,6 +150,11 @@ def queryables(layer: LayerDep, request: Request) -> Response:
         }
         if f.codes:
             entry["enum"] = list(f.code_values)
+        low, high = f.bounds
+        if low is not None:
+            entry["minimum"] = low
+        if high is not None:
+            entry["maximum"] = high
         props[f.name] = entry
     body = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -162,6 +182,7 @@ def _field_or_400(layer: Layer, name: str, parameter: str) -> None:
         raise BadQuery(
             f"{parameter} names {name!r}, which {layer.id} does not have.",
             f"{parameter} 中的 {name!r} 不是图层 {layer.id} 的字段。",
+            code="unknown_property",
         ) from None
 
 
@@ -193,7 +214,10 @@ def field_equalities(
 
 
 @router.get(
-    "/collections/{collection_id}/items", summary="Features / 要素", response_class=Response
+    "/collections/{collection_id}/items",
+    summary="Features / 要素",
+    response_class=Response,
+    responses=answers(GEOJSON),
 )
 def items(
     layer: LayerDep,
@@ -209,8 +233,8 @@ def items(
     sortby: Annotated[str | None, Query(description="field,-field")] = None,
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
-    filter_lang: Annotated[str, Query(alias="filter-lang")] = "cql2-text",
-    filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+    filter_lang: Annotated[str, Query(alias="filter-lang", pattern=FILTER_LANGS)] = "cql2-text",
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", pattern=CRS_PATTERN)] = None,
 ) -> Response:
     """Features in `bbox` and `datetime`, filtered by CQL2 and field=value, one page at a time."""
     query = ItemsQuery(
@@ -311,6 +335,7 @@ def _links(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature / 单个要素",
     response_class=Response,
+    responses=answers(GEOJSON),
 )
 def item(
     layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep, viewer: ViewerDep
@@ -322,7 +347,12 @@ def item(
     )
 
 
-@router.get("/county", summary="County outline / 行政区轮廓", response_class=Response)
+@router.get(
+    "/county",
+    summary="County outline / 行政区轮廓",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def county(conn: ConnectionDep) -> Response:
     """The county's outline (union of the current street grids)."""
     return Response(features.county_outline(conn), media_type=GEOJSON)
@@ -339,9 +369,9 @@ MVT = "application/vnd.mapbox-vector-tile"
 )
 def tile(
     layer: LayerDep,
-    z: int,
-    x: int,
-    y: int,
+    z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
     engine: EngineDep,
     request: Request,
     viewer: ViewerDep,

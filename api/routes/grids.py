@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, StringConstraints, field_validator
 from sqlalchemy import Connection
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
 from api.deps import (
+    CODE_PATTERN,
     UPLOAD_BODY,
     BodyDep,
     ConnectionDep,
+    Day,
     EditContextDep,
     EngineDep,
+    GridCode,
     Strict,
     upload_body_type,
+)
+from api.openapi import (
+    FEATURE_COLLECTION,
+    answers,
+    as_geometry,
+    described_as,
+    json_body,
+    text,
 )
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
@@ -38,8 +48,10 @@ from layers.grids import (
 router = APIRouter(prefix="/grids", tags=["grids 网格管理"], dependencies=[Depends(current_viewer)])
 GEOJSON = "application/geo+json"
 LINE = {"LineString", "MultiLineString"}
-POLYGON = {"Polygon", "MultiPolygon"}
-CODE = r"^[0-9]{15}$"
+POLYGON_TYPES = ("Polygon", "MultiPolygon")
+POLYGON = set(POLYGON_TYPES)
+CODE = CODE_PATTERN
+LEVELS = "^(street|community|section)$"
 
 
 class CheckRequest(Strict):
@@ -48,21 +60,28 @@ class CheckRequest(Strict):
     parent: str | None = Field(default=None, pattern=CODE, description="上级网格编码")
     sliver_m2: float | None = Field(default=None, gt=0, description="碎片面积下限（㎡）")
     features: dict[str, Any] | None = Field(
-        default=None, description="待检查的网格 GeoJSON FeatureCollection（经纬度）"
+        default=None,
+        description="待检查的网格 GeoJSON FeatureCollection（经纬度）",
+        json_schema_extra=described_as(FEATURE_COLLECTION),
     )
 
 
 class SplitRequest(Strict):
     """A drawn line; the grid it cuts across is found when no code is given."""
 
-    line: dict[str, Any] = Field(description="GeoJSON LineString（经纬度）")
+    line: dict[str, Any] = Field(
+        description="GeoJSON LineString（经纬度）",
+        json_schema_extra=as_geometry("LineString", "MultiLineString"),
+    )
     code: str | None = Field(default=None, pattern=CODE)
 
 
 class AddRequest(Strict):
     """A grid drawn by hand; its parent is the grid of the level above under it."""
 
-    geometry: dict[str, Any] = Field(description="GeoJSON Polygon（经纬度）")
+    geometry: dict[str, Any] = Field(
+        description="GeoJSON Polygon（经纬度）", json_schema_extra=as_geometry(*POLYGON_TYPES)
+    )
     level: str = Field(default="section", pattern="^(community|section)$")
     name: str | None = Field(default=None, max_length=100)
 
@@ -70,13 +89,24 @@ class AddRequest(Strict):
 class MergeRequest(Strict):
     """Adjacent grids of one parent to merge."""
 
-    codes: list[str] = Field(min_length=2, max_length=50)
+    codes: list[Annotated[str, StringConstraints(pattern=CODE)]] = Field(
+        min_length=2, max_length=50, json_schema_extra={"uniqueItems": True}
+    )
+
+    @field_validator("codes")
+    @classmethod
+    def _distinct(cls, codes: list[str]) -> list[str]:
+        if len(set(codes)) != len(codes):
+            raise ValueError("each grid is named once")
+        return codes
 
 
 class RedrawRequest(Strict):
     """A grid's new boundary."""
 
-    geometry: dict[str, Any] = Field(description="GeoJSON Polygon（经纬度）")
+    geometry: dict[str, Any] = Field(
+        description="GeoJSON Polygon（经纬度）", json_schema_extra=as_geometry(*POLYGON_TYPES)
+    )
     snap_m: float | None = Field(default=None, ge=0, le=50, description="吸附容差（米）")
 
 
@@ -102,12 +132,19 @@ def _code(code: str) -> str:
     return code
 
 
-@router.get("", summary="Grids valid on a day / 某日的网格")
+@router.get(
+    "",
+    summary="Grids valid on a day / 某日的网格",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def grids_on(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    at: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
-    level: Annotated[str | None, Query(description="street | community | section")] = None,
+    at: Annotated[Day | None, Query(description="YYYY-MM-DD, default today")] = None,
+    level: Annotated[
+        str | None, Query(pattern=LEVELS, description="street | community | section")
+    ] = None,
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> Response:
     """The grids valid on `at` (valid_from ≤ at < valid_to), as GeoJSON."""
@@ -119,8 +156,8 @@ def grids_on(
 def grid_stats(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    at: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
-    level: Annotated[str | None, Query()] = "section",
+    at: Annotated[Day | None, Query(description="YYYY-MM-DD, default today")] = None,
+    level: Annotated[str | None, Query(pattern=LEVELS)] = "section",
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> list[Any]:
     """Per grid valid on `at`: area (km²), cases reported up to that day and on it, features inside."""
@@ -214,7 +251,7 @@ def merge(
 
 @router.post("/{code}/redraw", summary="Redraw a grid's boundary / 调整网格边界")
 def redraw(
-    code: str,
+    code: GridCode,
     request: Request,
     engine: EngineDep,
     ctx: EditContextDep,
@@ -238,7 +275,7 @@ def redraw(
 
 @router.post("/{code}/generate", summary="Generate unit grids / 生成单元网格")
 def generate(
-    code: str,
+    code: GridCode,
     request: Request,
     engine: EngineDep,
     ctx: EditContextDep,
@@ -259,7 +296,7 @@ def generate(
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def replace_children(
-    code: str,
+    code: GridCode,
     request: Request,
     engine: EngineDep,
     ctx: EditContextDep,
@@ -284,14 +321,43 @@ async def replace_children(
 
 
 @router.get("/{code}/people", summary="People of a grid / 网格责任人与监督员")
-def get_people(code: str, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
+def get_people(code: GridCode, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
     """Responsible person, unit and phone, and the assigned inspectors."""
     return gridhistory.people(conn, _code(code), viewer)
 
 
-@router.put("/{code}/people", summary="Set the people of a grid / 设置网格责任人")
+NAME = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank
+INSPECTOR = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": text(NAME, nullable=False, maxLength=100),
+        "phone": text(),
+        "username": text(),
+    },
+}
+PEOPLE_BODY = json_body(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "responsible_person": text(),
+            "responsible_unit": text(),
+            "phone": text(),
+            "inspectors": {"type": "array", "items": INSPECTOR},
+        },
+    }
+)
+
+
+@router.put(
+    "/{code}/people",
+    summary="Set the people of a grid / 设置网格责任人",
+    openapi_extra={"requestBody": PEOPLE_BODY},
+)
 def put_people(
-    code: str, _: PlannerDep, body: BodyDep, engine: EngineDep, ctx: EditContextDep
+    code: GridCode, _: PlannerDep, body: BodyDep, engine: EngineDep, ctx: EditContextDep
 ) -> dict[str, Any]:
     """Replace the responsible person, unit, phone and inspectors of a current grid."""
     doc = parse_body(body)

@@ -3,56 +3,68 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import BBoxDep, ConnectionDep
+from api.deps import CODE_PATTERN, BBoxDep, Categories, ConnectionDep, Day
+from api.openapi import answers
 from layers import casestats, heatmap, indicators
 from layers.codes import parse_categories
 
+JSON, GEOJSON, CSV = "application/json", "application/geo+json", "text/csv"
+LEVELS = "^(street|community|section)$"
 Within = Annotated[
     str | None,
-    Query(pattern=r"^[0-9]{15}$", description="only the cases inside this current grid (a street)"),
+    Query(pattern=CODE_PATTERN, description="only the cases inside this current grid (a street)"),
 ]
 router = APIRouter(
     prefix="/stats", tags=["statistics 统计"], dependencies=[Depends(current_viewer)]
 )
 
 
-@router.get("/heatmap", summary="Case heatmap bins / 案件热力图", response_class=Response)
+@router.get(
+    "/heatmap",
+    summary="Case heatmap bins / 案件热力图",
+    response_class=Response,
+    responses=answers(JSON),
+)
 def case_heatmap(
     conn: ConnectionDep,
     viewer: ViewerDep,
     bbox: BBoxDep,
     zoom: Annotated[float, Query(ge=0, le=22, description="map zoom the bins are sized for")],
-    from_: Annotated[date | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
-    to: Annotated[date | None, Query(description="last day (included), YYYY-MM-DD")] = None,
-    category: Annotated[
-        str | None, Query(description="codes (E0101) or classes (E01), comma separated")
-    ] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
+    to: Annotated[Day | None, Query(description="last day (included), YYYY-MM-DD")] = None,
+    category: Categories = None,
     within: Within = None,
 ) -> Response:
     """Cases counted per square bin of about 16 screen pixels (250 m × 2^k in the Gauss-Krüger
     zone): `bins` holds [longitude, latitude, weight] per bin, heaviest first."""
     query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
-    return Response(heatmap.heatmap(conn, query), media_type="application/json")
+    return Response(heatmap.heatmap(conn, query), media_type=JSON)
 
 
-@router.get("/indicators", summary="Case indicators / 案件考核指标", response_class=Response)
+@router.get(
+    "/indicators",
+    summary="Case indicators / 案件考核指标",
+    response_class=Response,
+    responses=answers(JSON, CSV),
+)
 def case_indicators(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
-    to: Annotated[date, Query(description="last day (included), YYYY-MM-DD")],
+    from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD")],
+    to: Annotated[Day, Query(description="last day (included), YYYY-MM-DD")],
     by: Annotated[
-        str, Query(description="section | community | street | category | month | week")
+        str,
+        Query(
+            pattern="^(section|community|street|category|month|week)$",
+            description="section | community | street | category | month | week",
+        ),
     ] = "street",
-    category: Annotated[
-        str | None, Query(description="codes (E0101) or classes (E01), comma separated")
-    ] = None,
+    category: Categories = None,
     format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
     within: Within = None,
 ) -> Response:
@@ -64,15 +76,18 @@ def case_indicators(
         name = f"indicators-{by}-{from_}-{to}.csv"
         return Response(
             indicators.as_csv(found),
-            media_type="text/csv; charset=utf-8",
+            media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     body = {"from": from_.isoformat(), "to": to.isoformat(), "by": by, "rows": found}
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
+    return Response(json.dumps(body, ensure_ascii=False), media_type=JSON)
 
 
 @router.get(
-    "/heatmap/frames", summary="Heatmap per week or month / 热力图时间序列", response_class=Response
+    "/heatmap/frames",
+    summary="Heatmap per week or month / 热力图时间序列",
+    response_class=Response,
+    responses=answers(JSON),
 )
 def case_heatmap_frames(
     conn: ConnectionDep,
@@ -80,39 +95,46 @@ def case_heatmap_frames(
     bbox: BBoxDep,
     zoom: Annotated[float, Query(ge=0, le=22)],
     interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    category: Annotated[str | None, Query()] = None,
+    from_: Annotated[Day | None, Query(alias="from")] = None,
+    to: Annotated[Day | None, Query()] = None,
+    category: Categories = None,
     within: Within = None,
 ) -> Response:
     """The heatmap's bins for each week or month of the period, in order (for an animation)."""
     query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
-    return Response(heatmap.frames(conn, query, interval), media_type="application/json")
+    return Response(heatmap.frames(conn, query, interval), media_type=JSON)
 
 
-@router.get("/choropleth", summary="Cases per grid / 网格案件分布", response_class=Response)
+@router.get(
+    "/choropleth",
+    summary="Cases per grid / 网格案件分布",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
 def case_choropleth(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    from_: Annotated[date, Query(alias="from")],
-    to: Annotated[date, Query()],
-    level: Annotated[str, Query(description="street | community | section")] = "section",
-    category: Annotated[str | None, Query()] = None,
+    from_: Annotated[Day, Query(alias="from")],
+    to: Annotated[Day, Query()],
+    level: Annotated[str, Query(pattern=LEVELS, description="street | community | section")] = (
+        "section"
+    ),
+    category: Categories = None,
     within: Within = None,
 ) -> Response:
     """The grids valid on the last day with the cases reported in them (total and per km²)."""
     body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer, within)
-    return Response(body, media_type="application/geo+json")
+    return Response(body, media_type=GEOJSON)
 
 
 @router.get("/trend", summary="Cases per week or month by class / 案件趋势")
 def case_trend(
     conn: ConnectionDep,
     viewer: ViewerDep,
-    from_: Annotated[date, Query(alias="from")],
-    to: Annotated[date, Query()],
+    from_: Annotated[Day, Query(alias="from")],
+    to: Annotated[Day, Query()],
     interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
-    category: Annotated[str | None, Query()] = None,
+    category: Categories = None,
     within: Within = None,
 ) -> list[dict[str, Any]]:
     """Cases reported per period and class (大类), for a trend chart."""

@@ -12,11 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from pydantic import StringConstraints
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
+    CRS_PATTERN,
+    FILTER_LANGS,
     UPLOAD_BODY,
     BBoxDep,
     DatetimeDep,
@@ -25,6 +28,7 @@ from api.deps import (
     LayerDep,
     upload_body_type,
 )
+from api.openapi import answers
 from api.routes.features import field_equalities, property_names
 from layers import filein, fileout
 from layers.crs import STORAGE, parse_crs
@@ -58,6 +62,8 @@ def _import(
     "/collections/{collection_id}/import",
     summary="Import a file / 导入文件",
     dependencies=[Depends(upload_body_type)],
+    response_class=Response,
+    responses={**answers("application/json"), **answers("text/csv", status=400)},
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def import_file(
@@ -69,7 +75,10 @@ async def import_file(
         str, Query(max_length=200, description="e.g. signs.gpkg, signs.zip, signs.csv")
     ],
     crs: Annotated[str | None, Query(max_length=100, description="EPSG:4549, gcj02, …")] = None,
-    map_: Annotated[list[str] | None, Query(alias="map", description="SOURCE_COLUMN:FIELD")] = None,
+    map_: Annotated[
+        list[Annotated[str, StringConstraints(pattern="^[^:\\x00]+:[^\\x00]+$")]] | None,
+        Query(alias="map", description="SOURCE_COLUMN:FIELD"),
+    ] = None,
     dry_run: Annotated[bool, Query(alias="dry-run")] = False,
     report: Annotated[
         str, Query(pattern="^(json|csv)$", description="how bad rows are listed")
@@ -145,15 +154,20 @@ async def export_file(
     bbox: BBoxDep,
     time: DatetimeDep,
     format_: Annotated[
-        str, Query(alias="format", description="gpkg | shp | geojson | kml | csv | xlsx")
+        str,
+        Query(
+            alias="format",
+            pattern="^(gpkg|shp|geojson|kml|csv|xlsx)$",
+            description="gpkg | shp | geojson | kml | csv | xlsx",
+        ),
     ] = "gpkg",
     encoding: Annotated[
         str, Query(pattern="^(UTF-8|GBK)$", description="Shapefile text")
     ] = "UTF-8",
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
-    filter_lang: Annotated[str, Query(alias="filter-lang")] = "cql2-text",
-    filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+    filter_lang: Annotated[str, Query(alias="filter-lang", pattern=FILTER_LANGS)] = "cql2-text",
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", pattern=CRS_PATTERN)] = None,
 ) -> Response:
     """The features `/items` would give for the same filters and rights, as one file."""
     fmt = fileout.get_format(format_)
