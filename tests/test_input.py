@@ -289,6 +289,7 @@ def test_unreadable_uploads_show_no_server_path(
         "/collections/billboards/import",
         params={"filename": name},
         content=b"this is not what the name says" * 10,
+        headers={"Content-Type": "application/octet-stream"},
     )
     body = refused(answer)
     text = json.dumps(body, ensure_ascii=False)
