@@ -19,13 +19,9 @@ from gis.topology import CheckOptions
 from layers import db
 from layers.grids import check_stored
 from tests.accounts import TEST_AUTH, sign_in
-from tests.test_grids import COMMUNITIES, SIDE, STREET, cell_box, family_box, insert_grid, lonlat
+from tests.test_grids import COMMUNITIES, cell_box, insert_street, lonlat, section
 
 Op = tuple[str, dict[str, Any]]
-
-
-def section(community: int, k: int) -> str:
-    return f"{COMMUNITIES[community][:12]}{k:03d}"
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +30,8 @@ def engine(pg_server: Any) -> Iterator[Engine]:
 
     databases = fresh_database(pg_server, "races")
     eng = db.make_engine(next(databases))
-    x0, y0 = family_box(0, 0)
     with eng.begin() as conn:
-        insert_grid(
-            conn, "street", STREET, None, box(x0, y0, x0 + 16 * SIDE, y0 + 3 * SIDE), "2020-01-01"
-        )
-        for n, code in COMMUNITIES.items():
-            cx, cy = family_box(n - 1, 0)
-            insert_grid(
-                conn,
-                "community",
-                code,
-                STREET,
-                box(cx, cy, cx + 4 * SIDE, cy + 3 * SIDE),
-                "2020-01-01",
-            )
-            for k in range(1, 13):
-                insert_grid(conn, "section", section(n, k), code, cell_box(n, k), "2020-01-01")
+        insert_street(conn, sectioned=tuple(COMMUNITIES))
     yield eng
     eng.dispose()
     next(databases, None)

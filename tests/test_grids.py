@@ -71,39 +71,29 @@ def insert_grid(
 COMMUNITIES = {n: f"320681100{n:03d}000" for n in range(1, 5)}
 
 
+def insert_street(conn: Any, sectioned: tuple[int, ...]) -> None:
+    """The test street: four communities side by side, those in `sectioned` cut into 12 sections
+    (001..012, row by row from the north-west)."""
+    x0, y0 = family_box(0, 0)
+    street = box(x0, y0, x0 + 4 * 4 * SIDE, y0 + 3 * SIDE)
+    insert_grid(conn, "street", STREET, None, street, "2020-01-01")
+    for n, code in COMMUNITIES.items():
+        cx, cy = family_box(n - 1, 0)
+        community = box(cx, cy, cx + 4 * SIDE, cy + 3 * SIDE)
+        insert_grid(conn, "community", code, STREET, community, "2020-01-01")
+        for k in range(1, 13) if n in sectioned else ():
+            insert_grid(conn, "section", section(n, k), code, cell_box(n, k), "2020-01-01")
+
+
 @pytest.fixture(scope="module")
 def engine(pg_server: Any) -> Iterator[Engine]:
     from tests.conftest import fresh_database
 
     databases = fresh_database(pg_server, "grids")
     eng = db.make_engine(next(databases))
-    x0, y0 = family_box(0, 0)
     with eng.begin() as conn:
         seed_case_categories(conn)
-        insert_grid(
-            conn,
-            "street",
-            STREET,
-            None,
-            box(x0, y0, x0 + 4 * 4 * SIDE, y0 + 3 * SIDE),
-            "2020-01-01",
-        )
-        for n, code in COMMUNITIES.items():
-            cx, cy = family_box(n - 1, 0)
-            insert_grid(
-                conn,
-                "community",
-                code,
-                STREET,
-                box(cx, cy, cx + 4 * SIDE, cy + 3 * SIDE),
-                "2020-01-01",
-            )
-            if n == 4:
-                continue  # left without sections, for generation and uploads
-            for k in range(12):  # sections 001..012, row by row from the north-west
-                i, j = k % 4, 2 - k // 4
-                cell = box(cx + i * SIDE, cy + j * SIDE, cx + (i + 1) * SIDE, cy + (j + 1) * SIDE)
-                insert_grid(conn, "section", f"{code[:12]}{k + 1:03d}", code, cell, "2020-01-01")
+        insert_street(conn, sectioned=(1, 2, 3))  # the fourth for generation and uploads
     yield eng
     eng.dispose()
     next(databases, None)
