@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli_users import _actor, _transaction
+from api.cli_db import actor, transaction
 from api.console import friendly, stdout
 from layers import units
 
@@ -24,8 +24,8 @@ def add(
     name: Annotated[str, typer.Argument(help=f"The unit's name (1-{units.MAX_NAME} characters)")],
 ) -> None:
     """Declare a unit, so cases may be dispatched to it (a grid's responsible unit needs none)."""
-    with _transaction() as conn:
-        unit = units.add(conn, name, _actor())
+    with transaction() as conn:
+        unit = units.add(conn, name, actor())
     stdout.print(f"declared {unit.name}")
 
 
@@ -33,7 +33,7 @@ def add(
 @friendly
 def list_units() -> None:
     """Every unit cases may be dispatched to, and where it comes from."""
-    with _transaction() as conn:
+    with transaction() as conn:
         found = units.list_units(conn)
     table = Table(title="处置单位")
     table.add_column("名称")

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import Connection
 
+from api.cli_db import actor, transaction
 from api.console import friendly, stdout
-from api.settings import DatabaseSettings
-from layers import db, users
+from layers import users
 from layers.registry import ROLE_LABELS, Role
 
 app = typer.Typer(help="User accounts and roles (用户与角色).", no_args_is_help=True)
 RoleArg = Annotated[str, typer.Option("--role", help=f"One of {', '.join(r.value for r in Role)}")]
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _password(given: str | None) -> str:
@@ -29,19 +21,6 @@ def _password(given: str | None) -> str:
         return given
     password: str = typer.prompt("密码 Password", hide_input=True, confirmation_prompt=True)
     return password
-
-
-@contextmanager
-def _transaction() -> Iterator[Connection]:
-    """A connection to the configured database inside one transaction, closed afterwards."""
-    settings = DatabaseSettings()
-    engine = db.make_engine(settings.url(), settings.gk_epsg)
-    try:
-        db.check_connection(engine)
-        with engine.begin() as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 @app.command("add")
@@ -62,9 +41,9 @@ def add(
     """Create an account; an inspector sees only the grids given with --grid, a handling unit
     (--role handler) only the cases dispatched to its --unit."""
     password_hash = users.hash_password(_password(password), name, display_name or "")
-    with _transaction() as conn:
+    with transaction() as conn:
         account = users.add(
-            conn, name, role, password_hash, _actor(), display_name, list(grid or []), unit
+            conn, name, role, password_hash, actor(), display_name, list(grid or []), unit
         )
     grids = f", grids {', '.join(account.grids)}" if account.grids else ""
     stdout.print(f"created {account.username} ({account.role.value}{grids})")
@@ -74,7 +53,7 @@ def add(
 @friendly
 def list_users() -> None:
     """Every account with its role, state and grids."""
-    with _transaction() as conn:
+    with transaction() as conn:
         accounts = users.list_accounts(conn)
     table = Table(title="用户")
     for column in ("用户名", "姓名", "角色", "状态", "负责网格", "处置单位"):
@@ -95,8 +74,8 @@ def list_users() -> None:
 @friendly
 def disable(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Disable an account: it can no longer sign in, and its tokens stop working at once."""
-    with _transaction() as conn:
-        users.disable(conn, name, _actor())
+    with transaction() as conn:
+        users.disable(conn, name, actor())
     stdout.print(f"disabled {name}")
 
 
@@ -112,8 +91,8 @@ def set_role(
     unit: Annotated[str | None, typer.Option(help="A handling unit's name (role handler)")] = None,
 ) -> None:
     """Change an account's role (and an inspector's grids, a unit's name); its tokens stop working."""
-    with _transaction() as conn:
-        account = users.set_role(conn, name, role, _actor(), unit)
+    with transaction() as conn:
+        account = users.set_role(conn, name, role, actor(), unit)
         if grid is not None:
             users.assign_grids(conn, account, list(grid))
     stdout.print(f"{name} is now {role}")
@@ -129,8 +108,8 @@ def passwd(
 ) -> None:
     """Set a new password; the account's tokens stop working."""
     given = _password(password)
-    with _transaction() as conn:
+    with transaction() as conn:
         account = users.get(conn, name)
         password_hash = users.hash_password(given, account.username, account.display_name or "")
-        users.set_password(conn, name, password_hash, _actor())
+        users.set_password(conn, name, password_hash, actor())
     stdout.print(f"password of {name} changed")

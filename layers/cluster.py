@@ -247,6 +247,8 @@ class Cluster:
                 str(self.data_dir),
                 "-l",
                 str(self.log_file),
+                "-o",
+                f"-p {self.port}",  # the configured port, also for a cluster made with another
             ],
             check=False,
         )

@@ -157,6 +157,21 @@ def test_database_stopped_and_started_under_requests(fault_cluster: tuple[Cluste
             assert '"database_unreachable"' in a.body and "稍后重试" in a.body, a
 
 
+def test_the_cluster_starts_on_the_port_it_is_given(fault_cluster: tuple[Cluster, str]) -> None:
+    cluster, _ = fault_cluster
+    cluster.down(_log)
+    moved = Cluster(cluster.state_dir, free_port())
+    try:
+        assert moved.up(_log)
+        probe = create_engine(moved.url("postgres"))
+        with probe.connect() as conn:
+            assert int(conn.execute(text("SHOW port")).scalar_one()) == moved.port
+        probe.dispose()
+    finally:
+        moved.down(_log)
+        cluster.up(_log)
+
+
 @pytest.mark.parametrize(
     ("state", "status", "code"),
     [
