@@ -23,6 +23,7 @@ from api.routes import (
     meta,
     pages,
     stats,
+    tilesets,
     transfer,
     units,
 )
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(auth.pages)
     app.include_router(features.public)
     app.include_router(features.router)
+    app.include_router(tilesets.router)
     app.include_router(editing.router)
     app.include_router(grids.router)
     app.include_router(cases.router)

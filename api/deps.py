@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
@@ -38,13 +38,16 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 
 
-def get_layer_dep(collection_id: str) -> Layer:
-    """The layer named by the path."""
+def get_layer_dep(
+    collection_id: Annotated[str, Path(alias="collectionId", description="the layer's id")],
+) -> Layer:
+    """The layer named by the path (`collectionId`, the name OGC API clients look for)."""
     return get_layer(collection_id)
 
 
 CRS_PATTERN = uri_pattern()
-FILTER_LANGS = "^(cql2-text|cql2-json)$"
+# cql-text is the draft's name for CQL2 text, which GDAL's OAPIF driver sends
+FilterLang = Literal["cql2-text", "cql2-json", "cql-text"]
 NUMBER = r"\s*[-+]?([0-9]{1,20}\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*"  # finite
 BBOX_PATTERN = rf"^{NUMBER}(,{NUMBER}){{3}}(,{NUMBER},{NUMBER})?$"
 CODE_PATTERN = r"^[0-9]{15}$"

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from api.collection_paths import add_collection_paths
 from api.deps import JSON_TYPES, read_json_body
 from api.errors import STATUS_BY_ERROR
 
@@ -243,6 +244,7 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    add_collection_paths(document)
     _text_without_nul(document["paths"])
     _text_without_nul(schemas)
     schemas["Error"] = ERROR_SCHEMA

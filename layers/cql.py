@@ -31,6 +31,7 @@ from layers.registry import Field, FieldType, Layer
 GEOMETRY_NAMES = {"geom", "geometry"}
 _TEMPORAL_FUNCTION = re.compile(r"\b(T_[A-Z]+)\s*\(", re.IGNORECASE)
 MAX_FILTER_CHARS = 20_000
+TEXT_LANGS = ("cql2-text", "cql-text")  # cql-text: the draft's name, which GDAL 3.6 sends
 MAX_FILTER_DEPTH = 32  # operators nested in one another; a run of ANDs (or of ORs) counts once
 # CQL2 lets NOT negate any condition (NOT (NOT (a = 1)), NOT (a = 1 AND b = 2)); the shipped
 # grammar only negates a single predicate, so its rule is widened here.
@@ -121,12 +122,12 @@ def parse(filter_text: str, lang: str) -> ast.Node:
     try:
         if lang == "cql2-json":
             node = parse_json(_between_as_parsed(jsonin.loads(filter_text)))
-        elif lang == "cql2-text":
+        elif lang in TEXT_LANGS:
             node = _text_parser().parse(_infix_temporal(filter_text))
         else:
             raise _bad(
-                f"filter-lang must be cql2-text or cql2-json, not {lang!r}",
-                f"filter-lang 只能是 cql2-text 或 cql2-json，而不是 {lang!r}",
+                f"filter-lang must be cql2-text, cql-text or cql2-json, not {lang!r}",
+                f"filter-lang 只能是 cql2-text、cql-text 或 cql2-json，而不是 {lang!r}",
             )
     except BadQuery:
         raise

@@ -50,6 +50,15 @@ def check_tile(z: int, x: int, y: int) -> None:
         )
 
 
+def check_tiled(layer: Layer) -> None:
+    """Refuse a layer without geometry, which has no tiles."""
+    if layer.geometry is None:
+        raise BadQuery(
+            f"{layer.id} has no geometry, so no tiles.",
+            f"图层 {layer.title_zh} 没有几何，不提供瓦片。",
+        )
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

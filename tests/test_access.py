@@ -574,7 +574,7 @@ def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient)
         if template in PUBLIC:
             continue
         path = template.format(
-            collection_id="billboards",
+            collectionId="billboards",
             feature_id=1,
             z=1,
             x=1,

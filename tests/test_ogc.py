@@ -54,7 +54,7 @@ def test_landing_conformance_and_openapi(client: TestClient) -> None:
     ):
         assert any(part in c for c in conforms), part
     api = get(client, "/api")
-    assert "/collections/{collection_id}/items" in api["paths"]
+    assert "/collections/{collectionId}/items" in api["paths"]
     assert api["openapi"].startswith("3.0") and "oas30" in " ".join(conforms)
     validate(api)  # a valid OpenAPI 3.0 document
 

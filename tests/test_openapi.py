@@ -53,7 +53,7 @@ def test_a_status_added_to_the_error_table_is_documented_everywhere(
 
 
 def test_changes_document_if_match_and_its_preconditions() -> None:
-    item = document()["paths"]["/collections/{collection_id}/items/{feature_id}"]
+    item = document()["paths"]["/collections/{collectionId}/items/{feature_id}"]
     for method in ("put", "patch", "delete"):
         header = next(p for p in item[method]["parameters"] if p["name"] == "If-Match")
         assert header["required"] and header["schema"]["minLength"] == 1
@@ -66,8 +66,8 @@ def test_changes_document_if_match_and_its_preconditions() -> None:
     ("path", "method", "media_type"),
     [
         ("/grids", "get", "application/geo+json"),
-        ("/collections/{collection_id}/items", "get", "application/geo+json"),
-        ("/collections/{collection_id}/queryables", "get", "application/schema+json"),
+        ("/collections/{collectionId}/items", "get", "application/geo+json"),
+        ("/collections/{collectionId}/queryables", "get", "application/schema+json"),
         ("/patrol/cases", "get", "application/geo+json"),
         ("/stats/indicators", "get", "text/csv"),
         ("/stats/choropleth", "get", "application/geo+json"),
@@ -81,11 +81,11 @@ def test_hand_built_answers_document_their_media_type(
 
 def test_bodies_read_from_the_stream_are_documented() -> None:
     paths = document()["paths"]
-    feature = paths["/collections/{collection_id}/items"]["post"]["requestBody"]
+    feature = paths["/collections/{collectionId}/items"]["post"]["requestBody"]
     assert feature["required"] and "application/geo+json" in feature["content"]
     schema = feature["content"]["application/geo+json"]["schema"]
     assert schema["properties"]["type"]["enum"] == ["Feature"]
-    upload = paths["/collections/{collection_id}/import"]["post"]["requestBody"]
+    upload = paths["/collections/{collectionId}/import"]["post"]["requestBody"]
     assert "application/octet-stream" in upload["content"]
     people = paths["/grids/{code}/people"]["put"]["requestBody"]["content"]["application/json"]
     assert people["schema"]["additionalProperties"] is False

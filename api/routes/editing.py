@@ -16,7 +16,7 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
 @router.post(
-    "/collections/{collection_id}/items",
+    "/collections/{collectionId}/items",
     status_code=201,
     summary="Create a feature / 新增要素",
     response_class=Response,
@@ -37,7 +37,7 @@ def create_item(
 
 
 @router.put(
-    "/collections/{collection_id}/items/{feature_id}",
+    "/collections/{collectionId}/items/{feature_id}",
     status_code=204,
     summary="Replace a feature / 替换要素",
     response_class=Response,
@@ -58,7 +58,7 @@ def replace_item(
 
 
 @router.patch(
-    "/collections/{collection_id}/items/{feature_id}",
+    "/collections/{collectionId}/items/{feature_id}",
     status_code=204,
     summary="Update a feature / 修改要素",
     response_class=Response,
@@ -79,7 +79,7 @@ def update_item(
 
 
 @router.delete(
-    "/collections/{collection_id}/items/{feature_id}",
+    "/collections/{collectionId}/items/{feature_id}",
     status_code=204,
     summary="Delete a feature / 删除要素",
     response_class=Response,

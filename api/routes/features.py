@@ -11,14 +11,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.auth import ViewerDep, current_viewer
+from api.collection_paths import JSON_SCHEMA_TYPES
 from api.deps import (
     CRS_PATTERN,
-    FILTER_LANGS,
     BBoxDep,
     ConnectionDep,
     CrsDep,
     DatetimeDep,
     EngineDep,
+    FilterLang,
     LayerDep,
 )
 from api.openapi import answers
@@ -26,7 +27,7 @@ from layers import features, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
-from layers.registry import LAYERS, FieldType, Layer
+from layers.registry import LAYERS, Layer
 
 router = APIRouter(dependencies=[Depends(current_viewer)])
 public = APIRouter()
@@ -65,14 +66,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
 ]
-JSON_SCHEMA_TYPES = {
-    FieldType.TEXT: {"type": "string"},
-    FieldType.INTEGER: {"type": "integer"},
-    FieldType.REAL: {"type": "number"},
-    FieldType.BOOLEAN: {"type": "boolean"},
-    FieldType.DATE: {"type": "string", "format": "date"},
-    FieldType.TIMESTAMP: {"type": "string", "format": "date-time"},
-}
 
 
 def _base(request: Request) -> str:
@@ -123,7 +116,7 @@ def collections(request: Request, conn: ConnectionDep, viewer: ViewerDep) -> dic
     }
 
 
-@router.get("/collections/{collection_id}", summary="One collection / 图层")
+@router.get("/collections/{collectionId}", summary="One collection / 图层")
 def collection(
     layer: LayerDep, request: Request, conn: ConnectionDep, viewer: ViewerDep
 ) -> dict[str, Any]:
@@ -132,7 +125,7 @@ def collection(
 
 
 @router.get(
-    "/collections/{collection_id}/queryables",
+    "/collections/{collectionId}/queryables",
     summary="Queryables / 可查询属性",
     response_class=Response,
     responses=answers("application/schema+json"),
@@ -214,7 +207,7 @@ def field_equalities(
 
 
 @router.get(
-    "/collections/{collection_id}/items",
+    "/collections/{collectionId}/items",
     summary="Features / 要素",
     response_class=Response,
     responses=answers(GEOJSON),
@@ -233,7 +226,7 @@ def items(
     sortby: Annotated[str | None, Query(description="field,-field")] = None,
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
-    filter_lang: Annotated[str, Query(alias="filter-lang", pattern=FILTER_LANGS)] = "cql2-text",
+    filter_lang: Annotated[FilterLang, Query(alias="filter-lang")] = "cql2-text",
     filter_crs: Annotated[str | None, Query(alias="filter-crs", pattern=CRS_PATTERN)] = None,
 ) -> Response:
     """Features in `bbox` and `datetime`, filtered by CQL2 and field=value, one page at a time."""
@@ -332,7 +325,7 @@ def _links(
 
 
 @router.get(
-    "/collections/{collection_id}/items/{feature_id}",
+    "/collections/{collectionId}/items/{feature_id}",
     summary="One feature / 单个要素",
     response_class=Response,
     responses=answers(GEOJSON),
@@ -361,11 +354,27 @@ def county(conn: ConnectionDep) -> Response:
 MVT = "application/vnd.mapbox-vector-tile"
 
 
+TILE = "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+TILE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MVT: {}}},
+    304: {"description": "Not modified"},
+}
+
+
+# Registered last, so that {y} does not take "3.pbf" for a row number: the suffixed paths (tile
+# clients such as GDAL's MVT driver recognise a tile by them) come first.
+@router.get(TILE, summary="Vector tile / 矢量瓦片", response_class=Response, responses=TILE_ANSWERS)
 @router.get(
-    "/collections/{collection_id}/tiles/WebMercatorQuad/{z}/{x}/{y}",
-    summary="Vector tile / 矢量瓦片",
+    TILE + ".pbf",
+    summary="Vector tile (.pbf) / 矢量瓦片",
     response_class=Response,
-    responses={200: {"content": {MVT: {}}}, 304: {"description": "Not modified"}},
+    responses=TILE_ANSWERS,
+)
+@router.get(
+    TILE + ".mvt",
+    summary="Vector tile (.mvt) / 矢量瓦片",
+    response_class=Response,
+    responses=TILE_ANSWERS,
 )
 def tile(
     layer: LayerDep,
@@ -377,11 +386,7 @@ def tile(
     viewer: ViewerDep,
 ) -> Response:
     """One Mapbox vector tile of the layer as the viewer may see it (ETag, 304 when current)."""
-    if layer.geometry is None:
-        raise BadQuery(
-            f"{layer.id} has no geometry, so no tiles.",
-            f"图层 {layer.title_zh} 没有几何，不提供瓦片。",
-        )
+    tiles.check_tiled(layer)
     state = request.app.state
     found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
     # What a tile holds depends on who asks, and a browser keeps it under its URL only: no-cache

@@ -31,7 +31,7 @@ def landing(request: Request) -> dict[str, Any]:
             },
             {
                 "rel": "service-desc",
-                "href": f"{base}/openapi.json",
+                "href": f"{base}/api",
                 "type": "application/vnd.oai.openapi+json;version=3.0",
                 "title": "OpenAPI",
             },

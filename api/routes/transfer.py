@@ -19,12 +19,12 @@ from starlette.background import BackgroundTask
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
     CRS_PATTERN,
-    FILTER_LANGS,
     UPLOAD_BODY,
     BBoxDep,
     DatetimeDep,
     EditContextDep,
     EngineDep,
+    FilterLang,
     LayerDep,
     upload_body_type,
 )
@@ -59,7 +59,7 @@ def _import(
 
 
 @router.post(
-    "/collections/{collection_id}/import",
+    "/collections/{collectionId}/import",
     summary="Import a file / 导入文件",
     dependencies=[Depends(upload_body_type)],
     response_class=Response,
@@ -139,7 +139,7 @@ def _export(engine: Engine, query: ItemsQuery, fmt: fileout.Format, encoding: st
 
 
 @router.get(
-    "/collections/{collection_id}/export",
+    "/collections/{collectionId}/export",
     summary="Export as a file / 导出文件",
     response_class=Response,
     responses={
@@ -166,7 +166,7 @@ async def export_file(
     ] = "UTF-8",
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
-    filter_lang: Annotated[str, Query(alias="filter-lang", pattern=FILTER_LANGS)] = "cql2-text",
+    filter_lang: Annotated[FilterLang, Query(alias="filter-lang")] = "cql2-text",
     filter_crs: Annotated[str | None, Query(alias="filter-crs", pattern=CRS_PATTERN)] = None,
 ) -> Response:
     """The features `/items` would give for the same filters and rights, as one file."""

@@ -1,0 +1,73 @@
+"""Each collection's items path spelled out in the OpenAPI document, with its queryables declared
+as query parameters.
+
+OGC API - Features Part 3 (queryables-query-parameters) lets a client filter by `field=value`.
+GDAL's OAPIF driver learns which fields it may send from the parameters of the items operation
+at `/collections/<id>/items` (and `filter-lang=cql-text` from its enum); the fields differ per
+layer, so the templated path cannot state them. The concrete paths copy every operation of the
+templated one, so the document stays true of every method on them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from layers.registry import LAYERS, Field, FieldType, Layer
+
+ITEMS = "/collections/{collectionId}/items"
+JSON_SCHEMA_TYPES: dict[FieldType, dict[str, Any]] = {
+    FieldType.TEXT: {"type": "string"},
+    FieldType.INTEGER: {"type": "integer"},
+    FieldType.REAL: {"type": "number"},
+    FieldType.BOOLEAN: {"type": "boolean"},
+    FieldType.DATE: {"type": "string", "format": "date"},
+    FieldType.TIMESTAMP: {"type": "string", "format": "date-time"},
+}
+
+
+def field_schema(f: Field) -> dict[str, Any]:
+    """The JSON Schema of a field's values: type, code list and bounds."""
+    schema: dict[str, Any] = dict(JSON_SCHEMA_TYPES[f.type])
+    if f.codes:
+        schema["enum"] = list(f.code_values)
+    low, high = f.bounds
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return schema
+
+
+def _field_parameter(f: Field) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "in": "query",
+        "required": False,
+        "description": f"{f.label_zh} ({f.label_en}): features whose {f.name} equals this value",
+        "schema": field_schema(f),
+    }
+
+
+def _operation(generic: dict[str, Any], layer: Layer, method: str) -> dict[str, Any]:
+    operation = copy.deepcopy(generic)
+    operation["parameters"] = [
+        p for p in operation.get("parameters", []) if p.get("name") != "collectionId"
+    ]
+    if method == "get":
+        operation["parameters"] += [_field_parameter(f) for f in layer.fields]
+    if "operationId" in operation:
+        operation["operationId"] = f"{operation['operationId']}_{layer.id}"
+    operation["summary"] = f"{operation.get('summary', '')} ({layer.id})".strip()
+    return operation
+
+
+def add_collection_paths(document: dict[str, Any]) -> None:
+    """Add `/collections/<id>/items` for every layer, after the templated path's operations."""
+    generic = document["paths"].get(ITEMS)
+    if generic is None:
+        return
+    for layer in LAYERS.values():
+        document["paths"][f"/collections/{layer.id}/items"] = {
+            method: _operation(operation, layer, method) for method, operation in generic.items()
+        }
