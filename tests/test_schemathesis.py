@@ -54,6 +54,8 @@ def test_schemathesis_with_all_checks_finds_nothing(server: str, role: str, tmp_
         "--seed",
         "20261201",
         "--no-shrink",
+        "--exclude-path-regex",  # copies of the templated items path: cases stands for them, and
+        "^/collections/(?!cases/)[a-z_]+/items$",  # test_gdal.py sends each field's parameter
         "--request-timeout",
         "30",
     ]
