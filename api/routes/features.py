@@ -361,7 +361,7 @@ TILE_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# Registered last, so that {y} does not take "3.pbf" for a row number: the suffixed paths (tile
+# Registered last, so that {y} does not take "3.pbf" for a tile row: the suffixed paths (tile
 # clients such as GDAL's MVT driver recognise a tile by them) come first.
 @router.get(TILE, summary="Vector tile / 矢量瓦片", response_class=Response, responses=TILE_ANSWERS)
 @router.get(
