@@ -35,7 +35,7 @@ ERROR_SCHEMA = {
 }
 FRAMEWORK_STATUSES = {400, 401, 404}  # an invalid request, no credentials, an unknown resource
 BODY_STATUSES = {411, 413, 415}  # only where a body is read
-IF_MATCH_STATUSES = {412, 428}  # only where If-Match is read
+IF_MATCH_STATUSES = {412, 428}  # only where If-Match is read (428 only where it is required)
 NO_NUL = "^[^\\x00]*$"  # text holding NUL is refused wherever it is sent
 TEXT = {"type": "string", "pattern": NO_NUL}  # storable text
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
@@ -204,14 +204,16 @@ def _text_without_nul(node: Any) -> None:
             stack.extend(current.values())
 
 
-def _if_match_required(operation: dict[str, Any]) -> None:
+def _if_match_header(operation: dict[str, Any], required: bool) -> None:
     for parameter in operation.get("parameters", []):
         if parameter.get("in") == "header" and str(parameter.get("name")).lower() == "if-match":
-            parameter["required"] = True  # a change without it is refused (428)
+            parameter["required"] = required  # when required, a change without it is 428
             parameter["schema"] = {"type": "string", "minLength": 1, "pattern": NO_NUL}
 
 
-def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
+def document_errors(
+    operation: dict[str, Any], statuses: set[int], if_match_required: bool = False
+) -> None:
     """Replace FastAPI's 422 by the errors the operation can answer, each with the error body."""
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
@@ -219,6 +221,8 @@ def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
         if status in BODY_STATUSES and "requestBody" not in operation:
             continue
         if status in IF_MATCH_STATUSES and not _reads_if_match(operation):
+            continue
+        if status == 428 and not if_match_required:
             continue
         entry = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
         entry.setdefault("content", {}).setdefault("application/json", {"schema": ERROR_REF})
@@ -236,10 +240,11 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
             if operation is not None and reads and "requestBody" not in operation:
                 operation["requestBody"] = JSON_BODY
     statuses = error_statuses()
+    required = bool(getattr(app.state, "editing", None) and app.state.editing.require_if_match)
     for item in document["paths"].values():
         for operation in item.values():
-            _if_match_required(operation)
-            document_errors(operation, statuses)
+            _if_match_header(operation, required)
+            document_errors(operation, statuses, required)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

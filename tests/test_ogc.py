@@ -276,7 +276,7 @@ def test_properties_selects_fields(client: TestClient) -> None:
     feature = get(client, "/collections/cases/items?limit=1&properties=status,reported_at")[
         "features"
     ][0]
-    assert set(feature["properties"]) == {"status", "reported_at"}
+    assert set(feature["properties"]) == {"id", "status", "reported_at"}  # id always
 
 
 def test_queryables_describe_the_registry_fields(client: TestClient) -> None:

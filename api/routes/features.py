@@ -1,4 +1,5 @@
-"""OGC API - Features: conformance, collections, queryables, items (Parts 1, 2 and 3)."""
+"""OGC API - Features: conformance, collections, queryables, items (Parts 1, 2 and 3; writes
+of Part 4 are in api/routes/editing.py)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    # Part 4: POST, PUT, DELETE and PATCH (JSON merge patch) on items, GeoJSON features
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
@@ -344,6 +349,20 @@ def item(
     body, etag = features.fetch_item(conn, layer, feature_id, crs, viewer)
     return Response(
         body, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
+    )
+
+
+for _path, _endpoint in (
+    ("/collections/{collection_id}/items", items),
+    ("/collections/{collection_id}/items/{feature_id}", item),
+):  # HEAD: the headers of the GET, for clients that check before they read
+    router.add_api_route(
+        _path,
+        _endpoint,
+        methods=["HEAD"],
+        summary="Headers of the GET / 仅响应头",
+        response_class=Response,
+        responses=answers(GEOJSON),
     )
 
 
