@@ -174,7 +174,7 @@ def _without_id(props: Any, fid: int | None) -> Any:
     if not isinstance(props, dict) or "id" not in props:
         return props
     sent = props["id"]
-    if sent is not None and fid is not None and sent != fid:
+    if sent is not None and fid is not None and (isinstance(sent, bool) or str(sent) != str(fid)):
         raise _bad(
             "id_mismatch",
             f"properties.id {sent!r} is not the id of the feature changed ({fid})",
