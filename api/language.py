@@ -10,6 +10,7 @@ from layers.schemas import DEFAULT_LANGUAGE, LANGUAGES, Lang
 
 LANG_PATTERN = r"^([zZ][hH]|[eE][nN])(-[A-Za-z0-9]{1,8}){0,3}$"
 CONTENT_LANGUAGE = {"zh": "zh-CN", "en": "en"}
+SPOKEN: dict[str, Lang] = {lang: lang for lang in LANGUAGES} | {"*": DEFAULT_LANGUAGE}
 
 
 def _weight(params: list[str]) -> float:
@@ -30,11 +31,9 @@ def pick_language(accept_language: str | None) -> Lang:
         tag, *params = entry.split(";")
         primary = tag.strip().split("-")[0].lower()
         weight = _weight(params)
-        if weight > 0 and (primary in LANGUAGES or primary == "*"):
+        if weight > 0 and primary in SPOKEN:
             ranked.append((-weight, position, primary))
-    for _, _, primary in sorted(ranked):
-        return DEFAULT_LANGUAGE if primary == "*" else primary  # type: ignore[return-value]
-    return DEFAULT_LANGUAGE
+    return SPOKEN[min(ranked)[2]] if ranked else DEFAULT_LANGUAGE
 
 
 def negotiated_language(
