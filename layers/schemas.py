@@ -25,7 +25,8 @@ PARENT_TITLE = {"zh": "所属{}", "en": "Parent ({})"}
 TEMPORAL_ROLES = {1: ("primary-instant",), 2: ("primary-interval-start", "primary-interval-end")}
 
 
-def _other(lang: Lang) -> Lang:
+def other_language(lang: Lang) -> Lang:
+    """The other of the two languages (descriptions carry the title in it)."""
     return "en" if lang == "zh" else "zh"
 
 
@@ -48,7 +49,7 @@ def field_property(field: Field, lang: Lang) -> dict[str, Any]:
     """One field as a JSON Schema property: type, title, bounds and its code list with labels."""
     entry: dict[str, Any] = {
         "title": field_title(field, lang),
-        "description": field_title(field, _other(lang)),
+        "description": field_title(field, other_language(lang)),
         **JSON_SCHEMA_TYPES[field.type],
     }
     if field.codes:
@@ -78,7 +79,7 @@ def _document(layer: Layer, lang: Lang, url: str, props: dict[str, Any]) -> dict
         "$id": url,
         "type": "object",
         "title": layer_title(layer, lang),
-        "description": layer_title(layer, _other(lang)),
+        "description": layer_title(layer, other_language(lang)),
         "properties": props,
     }
 
@@ -120,7 +121,9 @@ def feature_schema(layer: Layer, lang: Lang, url: str) -> dict[str, Any]:
         parent = LAYERS[layer.parent]
         props[layer.parent_key] = {
             "title": PARENT_TITLE[lang].format(layer_title(parent, lang)),
-            "description": PARENT_TITLE[_other(lang)].format(layer_title(parent, _other(lang))),
+            "description": PARENT_TITLE[other_language(lang)].format(
+                layer_title(parent, other_language(lang))
+            ),
             "type": "integer",
             "minimum": 1,
             "x-ogc-role": "reference",

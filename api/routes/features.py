@@ -1,4 +1,4 @@
-"""OGC API - Features: conformance, collections, queryables, items (Parts 1, 2 and 3)."""
+"""OGC API - Features: conformance, collections, queryables, schemas, items (Parts 1, 2, 3, 5)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
 from layers.registry import LAYERS, Layer
-from layers.schemas import Lang, layer_title
+from layers.schemas import Lang, layer_title, other_language
 
 router = APIRouter(dependencies=[Depends(current_viewer)])
 public = APIRouter()
@@ -95,7 +95,7 @@ def _collection(
     out: dict[str, Any] = {
         "id": layer.id,
         "title": layer_title(layer, lang),
-        "description": layer_title(layer, "en" if lang == "zh" else "zh"),
+        "description": layer_title(layer, other_language(lang)),
         "itemType": "feature",
         "crs": supported_uris() if layer.geometry else [CRS84],
         "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
