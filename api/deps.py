@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from sqlalchemy import Connection, Engine
 
 from api.auth import ViewerDep
+from api.language import negotiated_language
 from gis.validate import Limits
 from layers import jsonin
 from layers.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
@@ -21,6 +22,7 @@ from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
+from layers.schemas import Lang
 
 
 def get_engine(request: Request) -> Engine:
@@ -37,6 +39,7 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
+LangDep = Annotated[Lang, Depends(negotiated_language)]
 
 
 def get_layer_dep(collection_id: str) -> Layer:

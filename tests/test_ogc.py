@@ -280,7 +280,7 @@ def test_properties_selects_fields(client: TestClient) -> None:
 
 
 def test_queryables_describe_the_registry_fields(client: TestClient) -> None:
-    response = client.get("/collections/billboards/queryables")
+    response = client.get("/collections/billboards/queryables", headers={"Accept-Language": "zh"})
     assert response.headers["content-type"].startswith("application/schema+json")
     props = response.json()["properties"]
     assert props["type"]["enum"][:2] == ["pole", "rooftop"] and props["type"]["title"] == "设施类型"
