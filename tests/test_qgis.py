@@ -51,7 +51,14 @@ def qgis(
     with live_server(database_url) as base:
         (work / "job.json").write_text(json.dumps(job | {"base": base}))
         done = subprocess.run(
-            [python, str(SCRIPT), str(work / "job.json"), str(work / "result.json")],
+            [
+                python,
+                "-X",
+                "faulthandler",
+                str(SCRIPT),
+                str(work / "job.json"),
+                str(work / "result.json"),
+            ],
             env=env,
             capture_output=True,
             text=True,
