@@ -357,9 +357,9 @@ def item(
             "title": layer.title_zh,
         },
     ]
-    page = features.Page(body, 1).with_members({"links": json.dumps(links, ensure_ascii=False)})
+    linked = features.Page(body, 1).with_members({"links": json.dumps(links, ensure_ascii=False)})
     return Response(
-        page, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
+        linked, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
     )
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from api.auth import ViewerDep
 from api.deps import EngineDep
-from api.openapi import OPENAPI
+from api.openapi import DOCUMENT_PATH, OPENAPI
 from layers.db import check_connection
 from layers.layerinfo import layer_summaries
 
@@ -32,7 +32,7 @@ def landing(request: Request) -> dict[str, Any]:
             },
             {
                 "rel": "service-desc",
-                "href": f"{base}/api",
+                "href": f"{base}{DOCUMENT_PATH}",
                 "type": OPENAPI,
                 "title": "OpenAPI",
             },
