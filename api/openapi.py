@@ -10,17 +10,20 @@ documented on every operation without touching a route.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.deps import JSON_TYPES, read_json_body
 from api.errors import STATUS_BY_ERROR
 
+DOCUMENT_PATH = "/api"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"  # the type OGC API clients look for
 NULL = {"type": "null"}
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERROR_SCHEMA = {
@@ -255,7 +258,7 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the 3.0 document at the app's openapi_url (and to /docs)."""
+    """Serve the 3.0 document at /api (to /docs and OGC clients) in the OpenAPI media type."""
     build = app.openapi
 
     def openapi_30() -> dict[str, Any]:
@@ -264,3 +267,9 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi_30  # type: ignore[method-assign]
+
+    def document() -> Response:
+        body = json.dumps(app.openapi(), ensure_ascii=False, separators=(",", ":"))
+        return Response(body, media_type=OPENAPI)
+
+    app.add_api_route(DOCUMENT_PATH, document, include_in_schema=False)

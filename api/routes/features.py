@@ -365,12 +365,28 @@ def _links(
     responses=answers(GEOJSON),
 )
 def item(
-    layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep, viewer: ViewerDep
+    layer: LayerDep,
+    feature_id: int,
+    conn: ConnectionDep,
+    crs: CrsDep,
+    viewer: ViewerDep,
+    request: Request,
 ) -> Response:
     """One feature by id (404 when it lies outside what the viewer may read)."""
     body, etag = features.fetch_item(conn, layer, feature_id, crs, viewer)
+    collection = f"{_base(request)}/collections/{layer.id}"
+    links = [
+        {"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本要素"},
+        {
+            "rel": "collection",
+            "href": collection,
+            "type": "application/json",
+            "title": layer.title_zh,
+        },
+    ]
+    linked = features.Page(body, 1).with_members({"links": json.dumps(links, ensure_ascii=False)})
     return Response(
-        body, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
+        linked, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
     )
 
 
