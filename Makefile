@@ -17,6 +17,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/citygrid db install
 	@sh scripts/install-browser.sh
+	@sh scripts/install-clients.sh
 	$(BIN)/pytest
 
 lint: $(STAMP)

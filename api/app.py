@@ -71,7 +71,7 @@ def create_app(
         description="Grids, watched layers and cases of a city-management bureau (城管局).",
         version="0.1.0",
         lifespan=lifespan,
-        openapi_url="/api",
+        openapi_url=None,  # served by api.openapi in its own media type
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(declared_body_type)],

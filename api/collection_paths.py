@@ -13,17 +13,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from layers.registry import LAYERS, Field, FieldType, Layer
+from layers.registry import LAYERS, Field, Layer
+from layers.schemas import JSON_SCHEMA_TYPES
 
 ITEMS = "/collections/{collectionId}/items"
-JSON_SCHEMA_TYPES: dict[FieldType, dict[str, Any]] = {
-    FieldType.TEXT: {"type": "string"},
-    FieldType.INTEGER: {"type": "integer"},
-    FieldType.REAL: {"type": "number"},
-    FieldType.BOOLEAN: {"type": "boolean"},
-    FieldType.DATE: {"type": "string", "format": "date"},
-    FieldType.TIMESTAMP: {"type": "string", "format": "date-time"},
-}
 
 
 def field_schema(f: Field) -> dict[str, Any]:
@@ -54,7 +47,7 @@ def _operation(generic: dict[str, Any], layer: Layer, method: str) -> dict[str, 
     operation["parameters"] = [
         p for p in operation.get("parameters", []) if p.get("name") != "collectionId"
     ]
-    if method == "get":
+    if method in ("get", "head"):
         operation["parameters"] += [_field_parameter(f) for f in layer.fields]
     if "operationId" in operation:
         operation["operationId"] = f"{operation['operationId']}_{layer.id}"

@@ -5,21 +5,24 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from sqlalchemy import Connection, Engine
 
 from api.auth import ViewerDep
+from api.language import negotiated_language
 from gis.validate import Limits
 from layers import jsonin
-from layers.crs import CRS84, Crs, parse_crs, uri_pattern
+from layers.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
 from layers.registry import Layer
+from layers.schemas import Lang
 
 
 def get_engine(request: Request) -> Engine:
@@ -36,6 +39,7 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
+LangDep = Annotated[Lang, Depends(negotiated_language)]
 
 
 def get_layer_dep(
@@ -273,11 +277,29 @@ def edit_context(request: Request, viewer: ViewerDep) -> EditContext:
         viewer=viewer,
         limits=Limits(settings.max_vertices, settings.county_tolerance_m),
         default_adcode=settings.default_adcode,
+        require_if_match=settings.require_if_match,
     )
 
 
 BodyDep = Annotated[bytes, Depends(read_json_body)]
 EditContextDep = Annotated[EditContext, Depends(edit_context)]
+ContentCrsHeader = Annotated[
+    str | None,
+    Header(
+        alias="Content-Crs",
+        max_length=200,
+        description="CRS of the submitted geometry, e.g. <http://www.opengis.net/def/crs/EPSG/0/4490> "
+        "(axes in its order); default CRS84",
+    ),
+]
+
+
+def feature_edit_context(ctx: EditContextDep, content_crs: ContentCrsHeader = None) -> EditContext:
+    """The edit context of a submitted feature, with the CRS its geometry is given in."""
+    return replace(ctx, content_crs=parse_content_crs(content_crs))
+
+
+FeatureEditDep = Annotated[EditContext, Depends(feature_edit_context)]
 
 
 class Strict(BaseModel):

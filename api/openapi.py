@@ -10,11 +10,12 @@ documented on every operation without touching a route.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
@@ -22,6 +23,8 @@ from api.collection_paths import add_collection_paths
 from api.deps import JSON_TYPES, read_json_body
 from api.errors import STATUS_BY_ERROR
 
+DOCUMENT_PATH = "/api"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"  # the type OGC API clients look for
 NULL = {"type": "null"}
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERROR_SCHEMA = {
@@ -36,7 +39,7 @@ ERROR_SCHEMA = {
 }
 FRAMEWORK_STATUSES = {400, 401, 404}  # an invalid request, no credentials, an unknown resource
 BODY_STATUSES = {411, 413, 415}  # only where a body is read
-IF_MATCH_STATUSES = {412, 428}  # only where If-Match is read
+IF_MATCH_STATUSES = {412, 428}  # only where If-Match is read (428 only where it is required)
 NO_NUL = "^[^\\x00]*$"  # text holding NUL is refused wherever it is sent
 TEXT = {"type": "string", "pattern": NO_NUL}  # storable text
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
@@ -205,14 +208,16 @@ def _text_without_nul(node: Any) -> None:
             stack.extend(current.values())
 
 
-def _if_match_required(operation: dict[str, Any]) -> None:
+def _if_match_header(operation: dict[str, Any], required: bool) -> None:
     for parameter in operation.get("parameters", []):
         if parameter.get("in") == "header" and str(parameter.get("name")).lower() == "if-match":
-            parameter["required"] = True  # a change without it is refused (428)
+            parameter["required"] = required  # when required, a change without it is 428
             parameter["schema"] = {"type": "string", "minLength": 1, "pattern": NO_NUL}
 
 
-def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
+def document_errors(
+    operation: dict[str, Any], statuses: set[int], if_match_required: bool = False
+) -> None:
     """Replace FastAPI's 422 by the errors the operation can answer, each with the error body."""
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
@@ -220,6 +225,8 @@ def document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
         if status in BODY_STATUSES and "requestBody" not in operation:
             continue
         if status in IF_MATCH_STATUSES and not _reads_if_match(operation):
+            continue
+        if status == 428 and not if_match_required:
             continue
         entry = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
         entry.setdefault("content", {}).setdefault("application/json", {"schema": ERROR_REF})
@@ -237,10 +244,11 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
             if operation is not None and reads and "requestBody" not in operation:
                 operation["requestBody"] = JSON_BODY
     statuses = error_statuses()
+    required = bool(getattr(app.state, "editing", None) and app.state.editing.require_if_match)
     for item in document["paths"].values():
         for operation in item.values():
-            _if_match_required(operation)
-            document_errors(operation, statuses)
+            _if_match_header(operation, required)
+            document_errors(operation, statuses, required)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
@@ -252,7 +260,7 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the 3.0 document at the app's openapi_url (and to /docs)."""
+    """Serve the 3.0 document at /api (to /docs and OGC clients) in the OpenAPI media type."""
     build = app.openapi
 
     def openapi_30() -> dict[str, Any]:
@@ -261,3 +269,9 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi_30  # type: ignore[method-assign]
+
+    def document() -> Response:
+        body = json.dumps(app.openapi(), ensure_ascii=False, separators=(",", ":"))
+        return Response(body, media_type=OPENAPI)
+
+    app.add_api_route(DOCUMENT_PATH, document, include_in_schema=False)

@@ -128,6 +128,10 @@ class EditingSettings(BaseSettings):
     grid_snap_m: float = Field(
         default=2.0, ge=0, description="Redrawn edges snap to neighbours within this"
     )
+    require_if_match: bool = Field(
+        default=False,
+        description="Refuse (428) a change without If-Match; unset = last writer wins, audited",
+    )
 
 
 class BrowserSettings(BaseSettings):

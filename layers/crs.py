@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pyproj import Transformer
 
 from layers.errors import BadQuery
 from layers.registry import STORAGE_SRID
@@ -106,3 +110,37 @@ def geometry_in(expr: str, crs: Crs) -> str:
 def decimals(crs: Crs) -> int:
     """Coordinate decimals worth sending: about a centimetre."""
     return 7 if crs.geographic or crs.uri == CRS84 else 2
+
+
+def parse_content_crs(value: str | None) -> Crs:
+    """The CRS a Content-Crs header names (`<uri>`, or the bare URI QGIS sends)."""
+    if value is None or not value.strip():
+        return STORAGE
+    return parse_crs(value.strip().removeprefix("<").removesuffix(">"), "Content-Crs")
+
+
+@lru_cache(maxsize=32)
+def _to_storage(srid: int) -> Transformer:
+    return Transformer.from_crs(srid, STORAGE_SRID, always_xy=True)
+
+
+def _is_position(node: Any) -> bool:
+    return (
+        isinstance(node, list)
+        and len(node) >= 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node)
+    )
+
+
+def positions_to_storage(coordinates: Any, crs: Crs) -> Any:
+    """GeoJSON coordinates given in `crs` (its axis order) as storage longitude/latitude.
+
+    Anything that is not nested positions is returned as given, for the geometry check to name."""
+    if _is_position(coordinates):
+        x, y = (coordinates[1], coordinates[0]) if crs.flip else (coordinates[0], coordinates[1])
+        if crs.srid != STORAGE_SRID and not crs.geographic:
+            x, y = _to_storage(crs.srid).transform(x, y)
+        return [x, y, *coordinates[2:]]
+    if isinstance(coordinates, list):
+        return [positions_to_storage(c, crs) for c in coordinates]
+    return coordinates

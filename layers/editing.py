@@ -1,9 +1,11 @@
 """Create, replace, update and delete features (OGC API - Features Part 4), all or nothing.
 
 Every submitted feature is checked before anything is written: JSON, geometry (gis.validate),
-properties against the registry. Changes need the current ETag (If-Match); the row is locked
-while its tag is compared, so of two clients holding the same tag exactly one wins. Areas and
-derived fields are computed by the database; every write lands in the audit log.
+properties against the registry. A change that sends If-Match must match the current ETag; the
+row is locked while its tag is compared, so of two clients holding the same tag exactly one wins.
+A change without If-Match (QGIS and OWSLib send none) is applied as the last writer's, unless the
+deployment requires the tag. Areas and derived fields are computed by the database; every write
+lands in the audit log, with the row before and after.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from sqlalchemy import Connection, text
 from gis.validate import GeometryProblem, Limits, validate_geometry
 from layers import access, jsonin
 from layers.access import Viewer
+from layers.crs import STORAGE, Crs, positions_to_storage
 from layers.errors import (
+    Forbidden,
     GridEditRefused,
     InvalidFeature,
     PreconditionFailed,
@@ -53,6 +57,8 @@ class EditContext:
     viewer: Viewer
     limits: Limits
     default_adcode: str
+    require_if_match: bool = False
+    content_crs: Crs = STORAGE  # the CRS of submitted geometries (Content-Crs)
 
     @property
     def actor(self) -> str:
@@ -163,8 +169,28 @@ def _coerce(f: Field, value: Any) -> Any:
     return ok
 
 
-def clean_properties(layer: Layer, props: Any, partial: bool) -> dict[str, Any]:
-    """Registry-checked values to write; derived fields are left to the database."""
+def _without_id(props: Any, fid: int | None) -> Any:
+    """Properties less `id`, which every feature returns: a client may send it back unchanged."""
+    if not isinstance(props, dict) or "id" not in props:
+        return props
+    sent = props["id"]
+    if sent is not None and fid is not None and (isinstance(sent, bool) or str(sent) != str(fid)):
+        raise _bad(
+            "id_mismatch",
+            f"properties.id {sent!r} is not the id of the feature changed ({fid})",
+            f"properties.id {sent!r} 与所修改要素的编号 {fid} 不一致",
+            field="id",
+        )
+    return {k: v for k, v in props.items() if k != "id"}
+
+
+def clean_properties(
+    layer: Layer, props: Any, partial: bool, fid: int | None = None
+) -> dict[str, Any]:
+    """Registry-checked values to write; derived fields are left to the database.
+
+    `id` may be sent back as read: ignored on a create, and on a change it must name `fid`."""
+    props = _without_id(props, fid)
     if not isinstance(props, dict):
         raise _bad("properties_not_object", "properties must be an object", "properties 必须是对象")
     out: dict[str, Any] = {}
@@ -236,6 +262,8 @@ def _geometry(conn: Connection, layer: Layer, doc: Any, ctx: EditContext) -> Bas
             )
         return None
     expected = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
+    if ctx.content_crs != STORAGE and isinstance(doc, dict):
+        doc = {**doc, "coordinates": positions_to_storage(doc.get("coordinates"), ctx.content_crs)}
     try:
         return validate_geometry(doc, expected, county_geometry(conn), ctx.limits)
     except GeometryProblem as problem:
@@ -365,9 +393,14 @@ def _assignments(
 GRID_PEOPLE = {"name", "responsible_person", "responsible_unit", "phone"}
 
 
+def _people_only(layer: Layer) -> bool:
+    """Whether features of the layer change here only in who is responsible (grids)."""
+    return layer.id == "grids"
+
+
 def _grid_operations_only(layer: Layer, touched: set[str]) -> None:
     """Grid shapes, codes and validity change only through the grid operations, which keep coverage."""
-    if layer.id == "grids" and not touched <= GRID_PEOPLE:
+    if _people_only(layer) and not touched <= GRID_PEOPLE:
         raise GridEditRefused(
             "Grid boundaries, codes and validity change only through /grids operations "
             "(split, merge, redraw, generate, replace), which keep the coverage valid.",
@@ -437,9 +470,11 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
 
 
 def _locked(
-    conn: Connection, layer: Layer, fid: int, if_match: str | None, viewer: Viewer
+    conn: Connection, layer: Layer, fid: int, if_match: str | None, ctx: EditContext
 ) -> dict[str, Any]:
-    if not if_match:
+    """The row as it is now, locked; checked against If-Match when the client sent one."""
+    viewer = ctx.viewer
+    if not if_match and ctx.require_if_match:
         raise PreconditionRequired(
             "Send the feature's current ETag in If-Match to change it (GET the feature to learn it).",
             "修改要素需要在 If-Match 中提供其当前 ETag（可先 GET 该要素获得）。",
@@ -459,14 +494,17 @@ def _locked(
     ).first()
     if row is None:
         raise access.not_visible(layer, fid)
+    if not if_match:  # last writer wins: the audit log keeps the row it replaced
+        before: dict[str, Any] = row[0]
+        return before
     wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
     if "*" not in wanted and row[1] not in wanted:  # RFC 9110: * matches any current version
         raise PreconditionFailed(
             f"Feature {fid} of {layer.id} has changed since you read it: read it again and reapply your change.",
             f"要素 {fid} 在您读取后已被他人修改：请重新读取后再修改。",
         )
-    before: dict[str, Any] = row[0]
-    return before
+    current: dict[str, Any] = row[0]
+    return current
 
 
 def _write_update(
@@ -496,9 +534,9 @@ def replace(
     """Replace a feature whole: properties not given become empty."""
     access.check_replace_or_delete(layer, ctx.viewer)
     _grid_operations_only(layer, {"geometry"})
-    before = _locked(conn, layer, fid, if_match, ctx.viewer)
+    before = _locked(conn, layer, fid, if_match, ctx)
     geom = _geometry(conn, layer, feature.get("geometry"), ctx)
-    given = clean_properties(layer, feature.get("properties", {}), partial=False)
+    given = clean_properties(layer, feature.get("properties", {}), partial=False, fid=fid)
     values = {f.name: given.get(f.name) for f in layer.fields if not f.derived} | given
     _check_references(conn, layer, values)
     values |= _derived(conn, layer, geom, values, ctx)
@@ -517,17 +555,17 @@ def update(
 ) -> Written:
     """Change the given properties (and the geometry, if given) of a feature."""
     asked = patch.get("properties")
-    touched = set(asked) if isinstance(asked, dict) else set()
+    touched = set(_without_id(asked, fid)) if isinstance(asked, dict) else set()
     access.check_update(
         layer, ctx.viewer, touched | ({"geometry"} if patch.get("geometry") is not None else set())
     )
-    before = _locked(conn, layer, fid, if_match, ctx.viewer)
+    before = _locked(conn, layer, fid, if_match, ctx)
     geom = (
         _geometry(conn, layer, patch["geometry"], ctx)
         if patch.get("geometry") is not None
         else None
     )
-    values = clean_properties(layer, patch.get("properties", {}), partial=True)
+    values = clean_properties(layer, patch.get("properties", {}), partial=True, fid=fid)
     _grid_operations_only(layer, set(values) | ({"geometry"} if geom is not None else set()))
     for name, value in values.items():
         if value is None and name in {f.name for f in layer.fields if f.required}:
@@ -551,7 +589,31 @@ def delete(
     """Delete a feature (its child rows go with it)."""
     access.check_replace_or_delete(layer, ctx.viewer)
     _grid_operations_only(layer, {"geometry"})
-    before = _locked(conn, layer, fid, if_match, ctx.viewer)
+    before = _locked(conn, layer, fid, if_match, ctx)
     conn.execute(text(f"DELETE FROM {_q(layer.id)} WHERE id = :id"), {"id": fid})
     audit(conn, ctx, "delete", layer, fid, before, None)
     return Written(fid, None)
+
+
+def _may(check: Callable[[], None]) -> bool:
+    try:
+        check()
+    except Forbidden:
+        return False
+    return True
+
+
+def allowed_methods(layer: Layer, viewer: Viewer, one_item: bool) -> list[str]:
+    """The HTTP methods `viewer` may use on the layer's items, or on one of its items, by the
+    same rights the writes check (an inspector's patrol area is checked with each row)."""
+    methods = ["GET", "HEAD", "OPTIONS"]
+    whole = not _people_only(layer)
+    if not one_item:
+        if whole and _may(lambda: access.check_create(layer, viewer)):
+            methods.append("POST")
+        return methods
+    if whole and _may(lambda: access.check_replace_or_delete(layer, viewer)):
+        methods += ["PUT", "DELETE"]
+    if _may(lambda: access.check_update(layer, viewer, set())):
+        methods.append("PATCH")
+    return methods

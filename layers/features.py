@@ -120,8 +120,11 @@ def parse_value(f: Field, raw: str) -> Any:
 
 
 def _properties(layer: Layer, names: list[str] | None) -> str:
-    chosen = [f for f in layer.fields if names is None or f.name in names]
-    pairs = ", ".join(f"'{f.name}', t.{_q(f.name)}" for f in chosen)
+    """Every feature's `id` (exports and clients that read properties only need it), the id of
+    its parent row (a client must send it to create one, so it reads it too), then the fields."""
+    link = [layer.parent_key] if layer.parent_key else []
+    chosen = ["id", *link, *(f.name for f in layer.fields if names is None or f.name in names)]
+    pairs = ", ".join(f"'{name}', t.{_q(name)}" for name in chosen)
     return f"json_build_object({pairs})"
 
 

@@ -162,3 +162,20 @@ def watch(page: Any) -> PageWatch:
     page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: seen.page_errors.append(str(e)))
     return seen
+
+
+QGIS_PYTHON = "/usr/bin/python3"
+
+
+def qgis_python() -> str:
+    """Debian's Python with python3-qgis, or a loud skip when QGIS is not installed."""
+    found = (
+        subprocess.run([QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True, check=False)
+        if Path(QGIS_PYTHON).exists()
+        else None
+    )
+    if found is None or found.returncode != 0:
+        message = "SKIPPED QGIS tests: Debian's qgis and python3-qgis are not installed (make test installs them as root)."
+        print(f"\n{'!' * 20}\n{message}\n{'!' * 20}", file=sys.stderr)
+        pytest.skip(message)
+    return QGIS_PYTHON

@@ -586,7 +586,8 @@ def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient)
         for method in operations:
             answer = client.request(method.upper(), path)
             assert answer.status_code == 401, (method, path, answer.status_code)
-            assert answer.json()["code"] == "not_signed_in"
+            if method != "head":  # a HEAD answer has no body
+                assert answer.json()["code"] == "not_signed_in"
             assert answer.headers["www-authenticate"] == "Bearer"
             checked += 1
     for page, _title in PAGES.values():

@@ -276,11 +276,11 @@ def test_properties_selects_fields(client: TestClient) -> None:
     feature = get(client, "/collections/cases/items?limit=1&properties=status,reported_at")[
         "features"
     ][0]
-    assert set(feature["properties"]) == {"status", "reported_at"}
+    assert set(feature["properties"]) == {"id", "status", "reported_at"}  # id always
 
 
 def test_queryables_describe_the_registry_fields(client: TestClient) -> None:
-    response = client.get("/collections/billboards/queryables")
+    response = client.get("/collections/billboards/queryables", headers={"Accept-Language": "zh"})
     assert response.headers["content-type"].startswith("application/schema+json")
     props = response.json()["properties"]
     assert props["type"]["enum"][:2] == ["pole", "rooftop"] and props["type"]["title"] == "设施类型"

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api import errors
 from api.app import create_app
-from api.settings import DatabaseSettings
+from api.settings import DatabaseSettings, EditingSettings
 from layers.errors import CitygridError
 
 NOWHERE = DatabaseSettings(database_url="postgresql://nobody@127.0.0.1:1/nothing")
@@ -56,8 +56,8 @@ def test_changes_document_if_match_and_its_preconditions() -> None:
     item = document()["paths"]["/collections/{collectionId}/items/{feature_id}"]
     for method in ("put", "patch", "delete"):
         header = next(p for p in item[method]["parameters"] if p["name"] == "If-Match")
-        assert header["required"] and header["schema"]["minLength"] == 1
-        assert {"412", "428"} <= set(item[method]["responses"])
+        assert not header["required"] and header["schema"]["minLength"] == 1
+        assert "412" in item[method]["responses"] and "428" not in item[method]["responses"]
     assert "412" not in item["get"]["responses"]
     assert "204" in item["put"]["responses"] and "200" not in item["put"]["responses"]
 
@@ -94,8 +94,8 @@ def test_bodies_read_from_the_stream_are_documented() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("OPTIONS", "/collections/grids/items", "GET, POST"),
-        ("POST", "/collections/grids/items/1", "DELETE, GET, PATCH, PUT"),
+        ("PATCH", "/collections/grids/items", "GET, HEAD, OPTIONS, POST"),
+        ("POST", "/collections/grids/items/1", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"),
         ("DELETE", "/grids/320681100001000/people", "GET, PUT"),
     ],
 )
@@ -104,3 +104,23 @@ def test_405_names_every_method_of_the_path(method: str, path: str, allowed: str
     assert answer.status_code == 405
     assert answer.headers["allow"] == allowed
     assert answer.json()["code"] == "method_not_allowed"
+
+
+def test_a_deployment_requiring_if_match_documents_it_and_its_428() -> None:
+    app = create_app(NOWHERE, editing_limits=EditingSettings(require_if_match=True))
+    item = app.openapi()["paths"]["/collections/{collectionId}/items/{feature_id}"]
+    for method in ("put", "patch", "delete"):
+        header = next(p for p in item[method]["parameters"] if p["name"] == "If-Match")
+        assert header["required"]
+        assert {"412", "428"} <= set(item[method]["responses"])
+
+
+def test_options_answers_are_documented_with_their_allow_header() -> None:
+    paths = document()["paths"]
+    for path in (
+        "/collections/{collectionId}/items",
+        "/collections/{collectionId}/items/{feature_id}",
+    ):
+        answer = paths[path]["options"]["responses"]["204"]
+        assert "Allow" in answer["headers"]
+        assert "head" in paths[path] and "get" in paths[path]

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from api.openapi import DOCUMENT_PATH
 from api.security import html_page
 from webmap.assets import local_url
 
@@ -17,7 +18,7 @@ SWAGGER = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
 def docs(request: Request) -> HTMLResponse:
     """接口文档 (Swagger UI)."""
     page = get_swagger_ui_html(
-        openapi_url="/api",
+        openapi_url=DOCUMENT_PATH,
         title="citygrid 接口文档",
         swagger_js_url=local_url(SWAGGER + "swagger-ui-bundle.js"),
         swagger_css_url=local_url(SWAGGER + "swagger-ui.css"),

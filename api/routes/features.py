@@ -1,4 +1,5 @@
-"""OGC API - Features: conformance, collections, queryables, items (Parts 1, 2 and 3)."""
+"""OGC API - Features: conformance, collections, queryables, schemas, items (Parts 1, 2, 3 and 5;
+writes of Part 4 are in api/routes/editing.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.auth import ViewerDep, current_viewer
-from api.collection_paths import JSON_SCHEMA_TYPES
 from api.deps import (
     CRS_PATTERN,
     BBoxDep,
@@ -20,14 +20,17 @@ from api.deps import (
     DatetimeDep,
     EngineDep,
     FilterLang,
+    LangDep,
     LayerDep,
 )
+from api.language import language_headers
 from api.openapi import answers
-from layers import features, tiles
+from layers import features, schemas, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
 from layers.registry import LAYERS, Layer
+from layers.schemas import Lang, layer_title, other_language
 
 router = APIRouter(dependencies=[Depends(current_viewer)])
 public = APIRouter()
@@ -57,6 +60,12 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    # Part 4: POST, PUT, DELETE and PATCH (JSON merge patch) on items, GeoJSON features
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
@@ -66,6 +75,11 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
 ]
+SCHEMA_JSON = "application/schema+json"
+LINK_TITLES = {
+    "zh": {"items": "要素", "queryables": "可查询属性", "schema": "要素模式"},
+    "en": {"items": "Features", "queryables": "Queryables", "schema": "Schema of the features"},
+}
 
 
 def _base(request: Request) -> str:
@@ -78,23 +92,37 @@ def conformance() -> dict[str, list[str]]:
     return {"conformsTo": CONFORMANCE}
 
 
-def _collection(layer: Layer, base: str, extent: dict[str, Any] | None = None) -> dict[str, Any]:
+def _collection(
+    layer: Layer, base: str, lang: Lang, extent: dict[str, Any] | None = None
+) -> dict[str, Any]:
     href = f"{base}/collections/{layer.id}"
+    words = LINK_TITLES[lang]
     out: dict[str, Any] = {
         "id": layer.id,
-        "title": layer.title_zh,
-        "description": layer.title_en,
+        "title": layer_title(layer, lang),
+        "description": layer_title(layer, other_language(lang)),
         "itemType": "feature",
         "crs": supported_uris() if layer.geometry else [CRS84],
         "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
         "links": [
-            {"rel": "self", "href": href, "type": "application/json", "title": layer.title_zh},
-            {"rel": "items", "href": f"{href}/items", "type": GEOJSON, "title": "要素"},
+            {
+                "rel": "self",
+                "href": href,
+                "type": "application/json",
+                "title": layer_title(layer, lang),
+            },
+            {"rel": "items", "href": f"{href}/items", "type": GEOJSON, "title": words["items"]},
             {
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "href": f"{href}/queryables",
-                "type": "application/schema+json",
-                "title": "可查询属性",
+                "type": SCHEMA_JSON,
+                "title": words["queryables"],
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema",
+                "href": f"{href}/schema",
+                "type": SCHEMA_JSON,
+                "title": words["schema"],
             },
         ],
     }
@@ -104,12 +132,15 @@ def _collection(layer: Layer, base: str, extent: dict[str, Any] | None = None) -
 
 
 @router.get("/collections", summary="Collections / 图层列表")
-def collections(request: Request, conn: ConnectionDep, viewer: ViewerDep) -> dict[str, Any]:
+def collections(
+    request: Request, response: Response, conn: ConnectionDep, viewer: ViewerDep, lang: LangDep
+) -> dict[str, Any]:
     """Every layer of the registry as a collection, with the extent of what the viewer may read."""
     base = _base(request)
+    response.headers.update(language_headers(lang))
     return {
         "collections": [
-            _collection(layer, base, features.extent(conn, layer, viewer))
+            _collection(layer, base, lang, features.extent(conn, layer, viewer))
             for layer in LAYERS.values()
         ],
         "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}],
@@ -118,45 +149,48 @@ def collections(request: Request, conn: ConnectionDep, viewer: ViewerDep) -> dic
 
 @router.get("/collections/{collectionId}", summary="One collection / 图层")
 def collection(
-    layer: LayerDep, request: Request, conn: ConnectionDep, viewer: ViewerDep
+    layer: LayerDep,
+    request: Request,
+    response: Response,
+    conn: ConnectionDep,
+    viewer: ViewerDep,
+    lang: LangDep,
 ) -> dict[str, Any]:
     """One layer's description, with the extent (space, time) of what the viewer may read."""
-    return _collection(layer, _base(request), features.extent(conn, layer, viewer))
+    response.headers.update(language_headers(lang))
+    return _collection(layer, _base(request), lang, features.extent(conn, layer, viewer))
+
+
+def _schema_response(body: dict[str, Any], lang: Lang) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        media_type=SCHEMA_JSON,
+        headers=language_headers(lang),
+    )
 
 
 @router.get(
     "/collections/{collectionId}/queryables",
     summary="Queryables / 可查询属性",
     response_class=Response,
-    responses=answers("application/schema+json"),
+    responses=answers(SCHEMA_JSON),
 )
-def queryables(layer: LayerDep, request: Request) -> Response:
-    """The properties a filter may name, as JSON Schema."""
-    props: dict[str, Any] = {}
-    if layer.geometry is not None:
-        props["geom"] = {"title": "几何", "format": f"geometry-{layer.geometry.value.lower()}"}
-    for f in layer.fields:
-        entry: dict[str, Any] = {
-            "title": f.label_zh,
-            "description": f.label_en,
-            **JSON_SCHEMA_TYPES[f.type],
-        }
-        if f.codes:
-            entry["enum"] = list(f.code_values)
-        low, high = f.bounds
-        if low is not None:
-            entry["minimum"] = low
-        if high is not None:
-            entry["maximum"] = high
-        props[f.name] = entry
-    body = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"{_base(request)}/collections/{layer.id}/queryables",
-        "type": "object",
-        "title": layer.title_zh,
-        "properties": props,
-    }
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/schema+json")
+def queryables(layer: LayerDep, request: Request, lang: LangDep) -> Response:
+    """The properties a filter may name, as JSON Schema titled in the language asked for."""
+    url = f"{_base(request)}/collections/{layer.id}/queryables"
+    return _schema_response(schemas.queryables(layer, lang, url), lang)
+
+
+@router.get(
+    "/collections/{collectionId}/schema",
+    summary="Schema of the features / 要素模式",
+    response_class=Response,
+    responses=answers(SCHEMA_JSON),
+)
+def feature_schema(layer: LayerDep, request: Request, lang: LangDep) -> Response:
+    """Every property of the features (Part 5): title, type, code labels, role."""
+    url = f"{_base(request)}/collections/{layer.id}/schema"
+    return _schema_response(schemas.feature_schema(layer, lang, url), lang)
 
 
 def _sortby(layer: Layer, raw: str | None) -> list[tuple[str, bool]]:
@@ -331,12 +365,42 @@ def _links(
     responses=answers(GEOJSON),
 )
 def item(
-    layer: LayerDep, feature_id: int, conn: ConnectionDep, crs: CrsDep, viewer: ViewerDep
+    layer: LayerDep,
+    feature_id: int,
+    conn: ConnectionDep,
+    crs: CrsDep,
+    viewer: ViewerDep,
+    request: Request,
 ) -> Response:
     """One feature by id (404 when it lies outside what the viewer may read)."""
     body, etag = features.fetch_item(conn, layer, feature_id, crs, viewer)
+    collection = f"{_base(request)}/collections/{layer.id}"
+    links = [
+        {"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本要素"},
+        {
+            "rel": "collection",
+            "href": collection,
+            "type": "application/json",
+            "title": layer.title_zh,
+        },
+    ]
+    linked = features.Page(body, 1).with_members({"links": json.dumps(links, ensure_ascii=False)})
     return Response(
-        body, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
+        linked, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
+    )
+
+
+for _path, _endpoint in (
+    ("/collections/{collectionId}/items", items),
+    ("/collections/{collectionId}/items/{feature_id}", item),
+):  # HEAD: the headers of the GET, for clients that check before they read
+    router.add_api_route(
+        _path,
+        _endpoint,
+        methods=["HEAD"],
+        summary="Headers of the GET / 仅响应头",
+        response_class=Response,
+        responses=answers(GEOJSON),
     )
 
 

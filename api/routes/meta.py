@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from api.auth import ViewerDep
 from api.deps import EngineDep
+from api.openapi import DOCUMENT_PATH, OPENAPI
 from layers.db import check_connection
 from layers.layerinfo import layer_summaries
 
@@ -31,8 +32,8 @@ def landing(request: Request) -> dict[str, Any]:
             },
             {
                 "rel": "service-desc",
-                "href": f"{base}/api",
-                "type": "application/vnd.oai.openapi+json;version=3.0",
+                "href": f"{base}{DOCUMENT_PATH}",
+                "type": OPENAPI,
                 "title": "OpenAPI",
             },
             {

@@ -1,0 +1,129 @@
+"""QGIS 3.22 (Debian's qgis, headless) signs in with its OAuth2 method and reads citygrid: every
+collection through OGC API - Features, and the vector tiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import Engine, text
+
+from layers.registry import LAYERS, FieldType
+from tests.accounts import TEST_PASSWORD, ensure_account
+from tests.support import ARTIFACTS, live_server, qgis_python
+
+SCRIPT = Path(__file__).with_name("qgis_read.py")
+SCREENSHOT = ARTIFACTS / "qgis-grids-billboards.png"
+TILES = ARTIFACTS / "qgis-grid-tiles.png"
+COMPARED = (FieldType.TEXT, FieldType.INTEGER, FieldType.REAL, FieldType.DATE)
+BIG = "cases"  # ~143,000 points: read within one box, the other layers whole
+BOX = (121.60, 31.85, 121.70, 31.95)
+
+
+@pytest.fixture(scope="module")
+def qgis(
+    database_url: str, demo: dict[str, int], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    python = qgis_python()
+    ensure_account(database_url, "qgis_planner", "planner")
+    work = tmp_path_factory.mktemp("qgis")
+    job = {
+        "username": "qgis_planner",
+        "password": TEST_PASSWORD,
+        "master_password": "citygrid-test-master",
+        "layers": {layer: list(BOX) if layer == BIG else None for layer in LAYERS},
+        "screenshot": str(SCREENSHOT),
+        "tiles": str(TILES),
+    }
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "QGIS_AUTH_DB_DIR_PATH": str(work),
+        "HOME": str(work),
+        "PYTHONPATH": "",
+    }
+    with live_server(database_url) as base:
+        (work / "job.json").write_text(json.dumps(job | {"base": base}))
+        done = subprocess.run(
+            [
+                python,
+                "-X",
+                "faulthandler",
+                str(SCRIPT),
+                str(work / "job.json"),
+                str(work / "result.json"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result: dict[str, Any] = json.loads((work / "result.json").read_text())
+    return result
+
+
+def stored_rows(engine: Engine, layer: str) -> list[dict[str, Any]]:
+    """The layer's rows in id order (the order QGIS reads them in), as the database holds them."""
+    spec = LAYERS[layer]
+    names = [f.name for f in spec.fields if f.type in COMPARED]
+    columns = ", ".join([*names, "ST_AsText(geom) AS wkt" if spec.geometry else "NULL AS wkt"])
+    where = ""
+    params: dict[str, Any] = {}
+    if layer == BIG:
+        where = "WHERE ST_Intersects(geom, ST_MakeEnvelope(:w, :s, :e, :n, 4490))"
+        params = dict(zip("wsen", BOX, strict=True))
+    with engine.connect() as conn:
+        sql = f"SELECT {columns} FROM {layer} {where} ORDER BY id"
+        return [dict(row._mapping) for row in conn.execute(text(sql), params)]
+
+
+def as_read(layer: str, name: str, value: Any) -> Any:
+    """A value QGIS read, as a number where the field is one: QGIS 3.22 guesses a field's type
+    from the first features, and a number column empty there is read as text."""
+    real = LAYERS[layer].field(name).type is FieldType.REAL
+    return float(value) if real and value is not None else value
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_qgis_reads_every_feature_with_its_geometry_and_chinese_text(
+    qgis: dict[str, Any], engine: Engine, layer: str
+) -> None:
+    read = qgis["layers"][layer]["features"]
+    rows = stored_rows(engine, layer)
+    assert len(read) == len(rows) > 0
+    for got, row in zip(read, rows, strict=True):
+        wkt = row.pop("wkt")
+        if wkt is None:
+            assert got["wkt"] is None
+        else:
+            ours = shapely.get_coordinates(shapely.from_wkt(wkt))
+            theirs = shapely.get_coordinates(shapely.from_wkt(got["wkt"]))
+            assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1e-7, row
+        expected = {k: v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
+        assert {name: as_read(layer, name, got["attributes"][name]) for name in row} == (
+            pytest.approx(expected)
+        ), row
+
+
+def test_qgis_reads_chinese_text(qgis: dict[str, Any]) -> None:
+    names = {f["attributes"]["name"] for f in qgis["layers"]["grids"]["features"]}
+    assert any("社区" in str(name) for name in names), sorted(map(str, names))[:5]
+
+
+def test_qgis_draws_the_vector_tiles_only_when_signed_in(qgis: dict[str, Any]) -> None:
+    assert qgis["tiles"]["signed_in"] > 1000 and qgis["tiles"]["anonymous"] == 0, qgis["tiles"]
+    assert TILES.stat().st_size > 0
+
+
+def test_qgis_renders_grids_and_billboards(qgis: dict[str, Any]) -> None:
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print({layer: read["seconds"] for layer, read in qgis["layers"].items()})
