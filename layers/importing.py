@@ -22,12 +22,11 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
-from gis.validate import GeometryProblem, Limits, validate_geometry
+from gis.validate import GeometryProblem, Limits, check_shape
 from layers import access, editing, jsonin
 from layers.bulk import Progress, copy_rows
 from layers.cells import neutral
@@ -302,8 +301,8 @@ def _check_geometries(
             errors.append(RowError(i + 1, "geometry", "", "geometry_missing", "缺少几何或坐标"))
             out.append(None)
             continue
-        try:  # the detailed check: tolerance near the boundary, and the reason when refused
-            out.append(validate_geometry(mapping(g), expected, county, limits))
+        try:  # the API's own check: tolerance near the boundary, and the reason when refused
+            out.append(check_shape(g, expected, county, limits))
         except GeometryProblem as problem:
             errors.append(RowError(i + 1, "geometry", g.wkt[:60], problem.code, problem.message_zh))
             out.append(None)
