@@ -16,6 +16,7 @@ from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
 from layers import db, filein, fileout
 from layers.access import Viewer
+from layers.crs import parse_crs
 from layers.editing import EditContext
 from layers.features import ItemsQuery, get_layer
 from layers.importing import ImportRefused, import_rows, parse_mapping
@@ -133,18 +134,34 @@ def export_file(
     ] = None,
     filter_: Annotated[str | None, typer.Option("--filter", help="CQL2 text filter")] = None,
     encoding: Annotated[
-        str, typer.Option(help="Shapefile text: UTF-8 or GBK (a .cpg says which)")
+        str,
+        typer.Option(
+            help="Shapefile text: UTF-8, GBK (also cp936, gb2312) or GB18030, any case; "
+            "the .cpg and the .dbf's language byte say which"
+        ),
     ] = "UTF-8",
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="Output CRS: EPSG:4490 (default), EPSG:4326, a Gauss-Krüger zone such as EPSG:4549"
+        ),
+    ] = None,
+    raw_codes: Annotated[
+        bool,
+        typer.Option("--raw-codes", help="Write stored codes (shop_sign) instead of labels (店招)"),
+    ] = False,
 ) -> None:
-    """Export a layer (all of it, or what --bbox and --filter select) as a file."""
+    """Export a layer (all of it, or what --bbox and --filter select) as a file, with each row's
+    id, so that the file can be imported back with --mode upsert."""
     layer = get_layer(layer_id)
     name = SUFFIX_FORMATS.get(path.suffix.lower())
     if name is None:
         raise typer.BadParameter(
             f"{path.suffix or 'no suffix'}: use one of {', '.join(SUFFIX_FORMATS)}"
         )
-    if encoding not in fileout.ENCODINGS:
-        raise typer.BadParameter(f"encoding must be one of {', '.join(fileout.ENCODINGS)}")
+    options = fileout.ExportOptions(
+        fileout.encoding_name(encoding), raw_codes, parse_crs(crs, "--crs")
+    )
     box = parse_bbox(bbox, None) if bbox else None
     query = ItemsQuery(layer, box, limit=0, filter=filter_)
     settings = DatabaseSettings()
@@ -160,7 +177,7 @@ def export_file(
         ):  # fmt: skip
             task = progress.add_task("writing", total=None)
             written = fileout.write(
-                conn, query, fileout.FORMATS[name], path, encoding,
+                conn, query, fileout.FORMATS[name], path, options,
                 progress=lambda n: progress.advance(task, n),
             )  # fmt: skip
     finally:

@@ -144,6 +144,7 @@ def field_mapping(
             f"字段对应中的 {'、'.join(bad)} 不在文件或图层 {layer.title_zh} 中。",
         )
     labels = {f.label_zh: f.name for f in writable.values()}
+    shorts = {f.short_name: f.name for f in writable.values()}  # our own Shapefiles' columns
     out: dict[str, str] = {}
     for column in columns:
         key = column.strip()
@@ -151,6 +152,7 @@ def field_mapping(
             explicit.get(column)
             or (key.lower() if key.lower() in writable or key.lower() == layer.parent_key else None)
             or labels.get(key)
+            or shorts.get(key.lower())
             or _shapefile_name(key.lower(), writable)
         )
         if target and target not in out.values():

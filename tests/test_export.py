@@ -14,6 +14,7 @@ import pyogrio.raw
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from pyproj import Transformer
 from sqlalchemy import text
 
 from api.app import create_app
@@ -168,7 +169,7 @@ def test_exports_follow_the_filters_and_rights_of_items(source: World) -> None:
     assert len(lines(everything)) - 1 == len(rows(source, "billboards"))
     assert 1 < len(lines(mine)) - 1 < len(lines(everything)) - 1  # the west community only
     assert len(lines(west)) - 1 == 1
-    assert lines(graded)[0] == "设置单位,风险等级,经度,纬度" and len(lines(graded)) == 2
+    assert lines(graded)[0] == "id,设置单位,风险等级,经度,纬度" and len(lines(graded)) == 2
     assert "启东市城管局" in lines(graded)[1]
     assert bad.status_code == 400 and bad.json()["message"]
 
@@ -239,3 +240,129 @@ def test_spreadsheet_exports_neutralise_formulas_and_keep_negative_numbers(
         assert isinstance(row["牌面面积(㎡)"], float)  # a number cell, not text
     else:
         assert ",-12.5," in exported.text  # not quoted, not prefixed
+
+
+def _shapefile(content: bytes, folder: Path, keep_cpg: bool = True) -> Path:
+    """The exported zip unpacked into `folder` (its .cpg dropped unless `keep_cpg`); the .shp."""
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        archive.extractall(folder)
+    if not keep_cpg:
+        for cpg in folder.glob("*.cpg"):
+            cpg.unlink()
+    return next(folder.glob("*.shp"))
+
+
+def test_a_gbk_shapefile_reads_right_without_its_cpg(source: World, tmp_path: Path) -> None:
+    with _client(source) as client:
+        signs = client.get(
+            "/collections/billboards/export",
+            params={"format": "shp", "encoding": "gbk"},
+            headers=bearer("admin"),
+        )
+        grids = client.get(
+            "/collections/grids/export",
+            params={"format": "shp", "encoding": "CP936"},
+            headers=bearer("admin"),
+        )
+    assert signs.status_code == grids.status_code == 200, signs.text + grids.text
+    shp = _shapefile(signs.content, tmp_path / "signs", keep_cpg=False)
+    assert shp.with_suffix(".dbf").read_bytes()[29] == 0x4D  # dBASE language driver: CP936
+    meta, _, _, values = pyogrio.raw.read(shp)
+    columns = dict(zip(meta["fields"].tolist(), values, strict=True))
+    assert list(columns) == [
+        "id", "设施类型", "face_m2", "设置单位", "地址", "风险等级", "safety_rpt", "last_insp",
+        "拆除日期", "removed_m2",
+    ]  # fmt: skip
+    assert "汇龙广告公司" in columns["设置单位"].tolist()
+    assert set(columns["设施类型"].tolist()) == {"店招", "高炮"}
+    assert sorted(columns["id"].tolist()) == [r[0] for r in ids(source, "billboards")]
+    grid_columns = pyogrio.raw.read(_shapefile(grids.content, tmp_path / "grids", False))[0]
+    names = grid_columns["fields"].tolist()
+    assert {"网格编码", "网格层级", "责任人", "责任单位", "parent_cd"} <= set(names)
+    assert not any(n.startswith(("responsibl", "responsi_")) for n in names)
+
+
+def ids(world: World, layer: str) -> list[tuple[int]]:
+    with world.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT id FROM {layer} ORDER BY id"))]
+
+
+@pytest.mark.parametrize(
+    ("asked", "cpg", "label_fits"),
+    [("utf8", "UTF-8", False), ("UTF-8", "UTF-8", False), ("gb18030", "GB18030", True)],
+)
+def test_encodings_by_any_usual_name(
+    source: World, tmp_path: Path, asked: str, cpg: str, label_fits: bool
+) -> None:
+    with _client(source) as client:
+        answer = client.get(
+            "/collections/billboards/export",
+            params={"format": "shp", "encoding": asked},
+            headers=bearer("admin"),
+        )
+        unknown = client.get(
+            "/collections/billboards/export",
+            params={"format": "shp", "encoding": "big5"},
+            headers=bearer("admin"),
+        )
+    assert answer.status_code == 200, answer.text
+    shp = _shapefile(answer.content, tmp_path)
+    assert shp.with_suffix(".cpg").read_text().strip() == cpg
+    names = pyogrio.raw.read(shp)[0]["fields"].tolist()
+    assert ("设施类型" in names) is label_fits and ("type" in names) is not label_fits
+    assert unknown.status_code == 400 and unknown.json()["message_en"]
+
+
+def test_codes_as_labels_or_raw(source: World) -> None:
+    with _client(source) as client:
+        labelled, raw = (
+            client.get(
+                "/collections/billboards/export",
+                params={"format": "csv", "properties": "type,risk_grade", **extra},
+                headers=bearer("admin"),
+            )
+            for extra in ({}, {"codes": "raw"})
+        )
+    assert labelled.text.splitlines()[0] == "id,设施类型,风险等级,经度,纬度"
+    assert {line.split(",")[1] for line in labelled.text.splitlines()[1:]} == {"店招", "高炮"}
+    assert "A级(安全)" in labelled.text and "D级(危险)" in labelled.text
+    assert {line.split(",")[1] for line in raw.text.splitlines()[1:]} == {"shop_sign", "pole"}
+    assert ",A," in raw.text and "A级" not in raw.text
+
+
+def test_exports_in_a_gauss_kruger_zone(source: World, tmp_path: Path) -> None:
+    with _client(source) as client:
+        gpkg, csv_file, kml = (
+            client.get(
+                "/collections/billboards/export",
+                params={"format": fmt, "crs": "EPSG:4550"},
+                headers=bearer("admin"),
+            )
+            for fmt in ("gpkg", "csv", "kml")
+        )
+        bad = client.get(
+            "/collections/billboards/export",
+            params={"format": "gpkg", "crs": "EPSG:2000"},
+            headers=bearer("admin"),
+        )
+    assert bad.status_code == 400
+    path = tmp_path / "gk.gpkg"
+    path.write_bytes(gpkg.content)
+    meta, _, wkb, _ = pyogrio.raw.read(path)
+    assert meta["crs"] == "EPSG:4550"
+    to_gk = Transformer.from_crs(4490, 4550, always_xy=True)
+    stored = [shapely.from_wkb(bytes(r[0])) for r in rows(source, "billboards")]
+    expected = [to_gk.transform(p.x, p.y) for p in stored]
+    got = [(p.x, p.y) for p in shapely.from_wkb(wkb)]
+    assert all(
+        abs(a - c) < 0.01 and abs(b - d) < 0.01
+        for (a, b), (c, d) in zip(got, expected, strict=True)
+    )
+    lines = csv_file.text.splitlines()
+    assert lines[0].endswith(",X,Y")
+    x, y = (float(v) for v in lines[1].split(",")[-2:])
+    assert abs(x - expected[0][0]) < 0.01 and abs(y - expected[0][1]) < 0.01
+    kml_path = tmp_path / "gk.kml"
+    kml_path.write_bytes(kml.content)
+    first = shapely.from_wkb(pyogrio.raw.read(kml_path)[2][0])
+    assert abs(first.x - stored[0].x) < 1e-7 and abs(first.y - stored[0].y) < 1e-7  # KML: degrees

@@ -122,16 +122,18 @@ async def import_file(
 
 EXPORT_PARAMS = {
     "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs", "properties",
-    "format", "encoding",
+    "format", "encoding", "crs", "codes",
 }  # fmt: skip
 
 
-def _export(engine: Engine, query: ItemsQuery, fmt: fileout.Format, encoding: str) -> Path:
+def _export(
+    engine: Engine, query: ItemsQuery, fmt: fileout.Format, options: fileout.ExportOptions
+) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
     path = folder / f"{query.layer.id}{fmt.suffix}"
     try:
         with engine.connect() as conn:
-            fileout.write(conn, query, fmt, path, encoding)
+            fileout.write(conn, query, fmt, path, options)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -162,8 +164,27 @@ async def export_file(
         ),
     ] = "gpkg",
     encoding: Annotated[
-        str, Query(pattern="^(UTF-8|GBK)$", description="Shapefile text")
+        str,
+        Query(
+            pattern=fileout.encoding_pattern(),
+            description="Shapefile text: UTF-8, GBK (cp936, gb2312) or GB18030, any case",
+        ),
     ] = "UTF-8",
+    crs: Annotated[
+        str | None,
+        Query(
+            pattern=CRS_PATTERN,
+            description="CRS of the file: EPSG:4490 (default), EPSG:4326, EPSG:3857 or a "
+            "Gauss-Krüger zone EPSG:4534 to EPSG:4554 (KML is always longitude/latitude)",
+        ),
+    ] = None,
+    codes: Annotated[
+        str,
+        Query(
+            pattern="^(label|raw)$",
+            description="code values as their Chinese labels (店招) or as stored (shop_sign)",
+        ),
+    ] = "label",
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
     filter_lang: Annotated[str, Query(alias="filter-lang", pattern=FILTER_LANGS)] = "cql2-text",
@@ -183,7 +204,10 @@ async def export_file(
         filter_crs=parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
         viewer=viewer,
     )
-    path = await run_in_threadpool(_export, engine, query, fmt, encoding)
+    options = fileout.ExportOptions(
+        fileout.encoding_name(encoding), codes == "raw", parse_crs(crs, "crs")
+    )
+    path = await run_in_threadpool(_export, engine, query, fmt, options)
     return FileResponse(
         path,
         media_type=fmt.media_type,
