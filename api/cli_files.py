@@ -20,6 +20,7 @@ from layers.crs import parse_crs
 from layers.editing import EditContext
 from layers.features import ItemsQuery, get_layer
 from layers.importing import ImportRefused, import_rows, parse_mapping
+from layers.importkeys import ImportMode
 from layers.registry import Role
 
 
@@ -46,8 +47,20 @@ def import_file(
         str | None, typer.Option(help="Text encoding (default: the .cpg, else detected)")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check every row and report; write nothing")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check every row and report how many are new, changed and unchanged; write nothing",
+        ),
     ] = False,
+    mode: Annotated[
+        ImportMode,
+        typer.Option(
+            help="append: add rows, refuse rows whose id is already stored; upsert: update the "
+            "stored rows (matched by id, or the layer's natural key) that changed and add the "
+            "others; copy: add every row as new, whatever its id"
+        ),
+    ] = ImportMode.APPEND,
     errors_csv: Annotated[
         Path | None, typer.Option(help="Write the bad rows to this CSV when refused")
     ] = None,
@@ -86,6 +99,7 @@ def import_file(
                 parse_mapping(map_ or [], "="),
                 dry_run,
                 lambda n: progress.advance(task, n),
+                mode,
             )
     except ImportRefused as refused:
         _print_refusal(refused, errors_csv)
@@ -99,6 +113,13 @@ def import_file(
         f"{report.rows:,} rows {verb} into {layer.id}; columns {report.mapping}; "
         f"encoding {report.encoding or '—'}; CRS {report.crs}"
     )
+    if report.key is not None:
+        c = report.counts
+        say(
+            f"matched by {report.key}: {c['new']:,} new, {c['changed']:,} changed, "
+            f"{c['unchanged']:,} unchanged"
+            + ("" if dry_run else f"; {report.imported:,} added, {report.updated:,} updated")
+        )
     if report.unused_columns:
         say(f"columns not used: {', '.join(report.unused_columns)}")
 

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import World, make_world, point, square
+from tests.test_access import World, make_world, point, snapshot, square
 
 FORMATS = ("gpkg", "shp", "geojson", "kml", "csv", "xlsx")
 COMPARED = {
@@ -116,7 +116,7 @@ def test_every_format_goes_out_and_back_in(
     with _client(target) as back:
         answer = back.post(
             f"/collections/{layer}/import",
-            params={"filename": f"{layer}{suffix}"},
+            params={"filename": f"{layer}{suffix}", "mode": "copy"},  # another database's ids
             content=exported.content,
             headers={**bearer("admin"), "Content-Type": "application/octet-stream"},
         )
@@ -366,3 +366,88 @@ def test_exports_in_a_gauss_kruger_zone(source: World, tmp_path: Path) -> None:
     kml_path.write_bytes(kml.content)
     first = shapely.from_wkb(pyogrio.raw.read(kml_path)[2][0])
     assert abs(first.x - stored[0].x) < 1e-7 and abs(first.y - stored[0].y) < 1e-7  # KML: degrees
+
+
+def _import(world: World, layer: str, content: bytes, filename: str, **params: Any) -> Any:
+    with _client(world) as client:
+        return client.post(
+            f"/collections/{layer}/import",
+            params={"filename": filename, **params},
+            content=content,
+            headers={**bearer("admin"), "Content-Type": "application/octet-stream"},
+        )
+
+
+@pytest.mark.parametrize("layer", list(COMPARED))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reimporting_an_export_finds_every_row_unchanged(
+    source: World, layer: str, fmt: str
+) -> None:
+    with _client(source) as out:
+        exported = out.get(
+            f"/collections/{layer}/export", params={"format": fmt}, headers=bearer("admin")
+        )
+    filename = f"{layer}.zip" if fmt == "shp" else f"{layer}.{fmt}"
+    stored = len(ids(source, layer))
+    before = snapshot(source.engine)
+    dry = _import(source, layer, exported.content, filename, mode="upsert", **{"dry-run": "true"})
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["key"], dry.json()["new"], dry.json()["changed"]) == ("id", 0, 0)
+    assert dry.json()["unchanged"] == stored
+    appended = _import(source, layer, exported.content, filename)
+    assert appended.status_code == 400 and appended.json()["code"] == "import_refused"
+    report = appended.json()["report"]
+    assert report["bad_rows"] == stored and report["unchanged"] == stored
+    assert {e["code"] for e in report["errors"]} == {"row_exists"}
+    assert snapshot(source.engine) == before
+
+
+def test_an_edited_export_updates_what_changed_and_adds_what_is_new(source: World) -> None:
+    with _client(source) as out:
+        exported = out.get(
+            "/collections/parking_lots/export", params={"format": "csv"}, headers=bearer("admin")
+        )
+    lines = exported.content.decode("utf-8").splitlines()
+    header = lines[0].split(",")
+    first = lines[1].split(",")
+    fid, spaces = int(first[0]), header.index("泊位数")
+    edited = list(first)
+    edited[spaces] = "99"
+    added = list(first)
+    added[0], added[header.index("名称")] = "", "新增停车场"
+    body = "\n".join([lines[0], ",".join(edited), *lines[2:], ",".join(added)]) + "\n"
+    stored = len(ids(source, "parking_lots"))
+    dry = _import(
+        source, "parking_lots", body.encode(), "lots.csv", mode="upsert", **{"dry-run": "1"}
+    )
+    assert (dry.json()["new"], dry.json()["changed"], dry.json()["unchanged"]) == (
+        1, 1, stored - 1,
+    ), dry.text  # fmt: skip
+    done = _import(source, "parking_lots", body.encode(), "lots.csv", mode="upsert")
+    try:
+        assert done.status_code == 200, done.text
+        assert (done.json()["imported"], done.json()["updated"]) == (1, 1)
+        with source.engine.connect() as conn:
+            assert (
+                conn.execute(
+                    text("SELECT spaces FROM parking_lots WHERE id = :id"), {"id": fid}
+                ).scalar_one()
+                == 99
+            )
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM parking_lots WHERE name = '新增停车场'")
+                ).scalar_one()
+                == 1
+            )
+        assert len(ids(source, "parking_lots")) == stored + 1
+    finally:
+        with source.engine.begin() as conn:
+            conn.execute(text("DELETE FROM parking_lots WHERE name = '新增停车场'"))
+            conn.execute(
+                text("UPDATE parking_lots SET spaces = :s WHERE id = :id"),
+                {"s": int(first[spaces]), "id": fid},
+            )
+    bare = "\n".join([",".join(header[1:]), *(",".join(line.split(",")[1:]) for line in lines[1:])])
+    no_key = _import(source, "parking_lots", bare.encode(), "lots.csv", mode="upsert")
+    assert no_key.status_code == 400 and no_key.json()["code"] == "import_no_key"

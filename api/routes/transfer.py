@@ -36,6 +36,7 @@ from layers.editing import EditContext
 from layers.errors import PayloadTooLarge
 from layers.features import ItemsQuery
 from layers.importing import ImportRefused, import_rows, parse_mapping
+from layers.importkeys import ImportMode
 from layers.registry import Layer
 
 router = APIRouter(tags=["files 文件导入导出"], dependencies=[Depends(current_viewer)])
@@ -51,11 +52,12 @@ def _import(
     mapping: dict[str, str],
     dry_run: bool,
     limits: filein.FileLimits,
+    mode: ImportMode,
 ) -> dict[str, Any]:
     with filein.opened(data, filename, limits) as path:
         source = filein.read(path, limits)
     with engine.begin() as conn:
-        return import_rows(conn, layer, source, ctx, crs, mapping, dry_run).document()
+        return import_rows(conn, layer, source, ctx, crs, mapping, dry_run, mode=mode).document()
 
 
 @router.post(
@@ -80,12 +82,21 @@ async def import_file(
         Query(alias="map", description="SOURCE_COLUMN:FIELD"),
     ] = None,
     dry_run: Annotated[bool, Query(alias="dry-run")] = False,
+    mode: Annotated[
+        ImportMode,
+        Query(
+            description="append: add rows, refuse rows whose id is stored; upsert: update stored "
+            "rows (by id or the layer's natural key) that changed, add the others; copy: add "
+            "every row as new"
+        ),
+    ] = ImportMode.APPEND,
     report: Annotated[
         str, Query(pattern="^(json|csv)$", description="how bad rows are listed")
     ] = "json",
 ) -> Response:
     """The file as the body: every row checked; all imported in one transaction, or none, with
-    each bad row's number, field and reason (as JSON, or CSV with `report=csv`)."""
+    each bad row's number, field and reason (as JSON, or CSV with `report=csv`). The report says
+    how many rows are new, changed and unchanged against the stored ones."""
     most = request.app.state.editing.max_upload_bytes
     limits = filein.FileLimits(max_bytes=most, max_unzipped_bytes=5 * most)
     data = bytearray()
@@ -108,6 +119,7 @@ async def import_file(
             parse_mapping(map_ or [], ":"),
             dry_run,
             limits,
+            mode,
         )
     except ImportRefused as refused:
         if report == "csv":
