@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
+from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, bearer
 from tests.test_access import World, make_world, point, snapshot, square
 
@@ -451,3 +452,11 @@ def test_an_edited_export_updates_what_changed_and_adds_what_is_new(source: Worl
     bare = "\n".join([",".join(header[1:]), *(",".join(line.split(",")[1:]) for line in lines[1:])])
     no_key = _import(source, "parking_lots", bare.encode(), "lots.csv", mode="upsert")
     assert no_key.status_code == 400 and no_key.json()["code"] == "import_no_key"
+
+
+def test_the_readme_lists_every_declared_short_name() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for layer in LAYERS.values():
+        for f in layer.fields:
+            if f.short_name != f.name:
+                assert f"`{f.name}` {f.short_name}" in readme.replace("\n  ", " "), f.name
