@@ -100,21 +100,27 @@ def match(
                 (r + 1, key, str(k), "duplicate_key", f"与第 {seen[k]} 行的“{key}”重复")
             )
         seen.setdefault(k, r + 1)
-    stored = _stored(conn, layer, key, [k for k in seen if k is not None])
+    stored, ambiguous = _stored(conn, layer, key, [k for k in seen if k is not None])
     out = Matches(key, [], [], problems)
-    for k, row, geom in zip(keys, rows, geoms, strict=True):
+    for r, (k, row, geom) in enumerate(zip(keys, rows, geoms, strict=True)):
+        if k in ambiguous:
+            problems.append(
+                (r + 1, key, str(k), "key_ambiguous", f"已有多个要素的“{key}”为 {k}，无法对应")
+            )
         found = stored.get(k) if k is not None else None
         out.stored.append(found[0] if found else None)
         out.changed.append(found is not None and _differs(row, geom, found[1], found[2]))
     return out
 
 
-def _stored(
-    conn: Connection, layer: Layer, key: str, keys: list[Any]
-) -> dict[Any, tuple[int, dict[str, Any], BaseGeometry | None]]:
-    """Stored rows by key: id, field values, geometry (current rows only for a versioned key)."""
+Stored = dict[Any, tuple[int, dict[str, Any], BaseGeometry | None]]
+
+
+def _stored(conn: Connection, layer: Layer, key: str, keys: list[Any]) -> tuple[Stored, set[Any]]:
+    """Stored rows by key (id, field values, geometry; current rows only for a versioned key),
+    and the keys more than one stored row has."""
     if not keys:
-        return {}
+        return {}, set()
     names = [f.name for f in layer.fields if not f.derived]
     if layer.parent_key:
         names.append(layer.parent_key)
@@ -127,11 +133,14 @@ def _stored(
         f'SELECT t.id, t."{key}", {geometry}, {columns} FROM "{layer.id}" AS t '
         f'WHERE t."{key}" = ANY(:keys){current}'
     )
-    out: dict[Any, tuple[int, dict[str, Any], BaseGeometry | None]] = {}
+    out: Stored = {}
+    ambiguous = set()
     for row in conn.execute(text(sql), {"keys": keys}):
         shape = shapely.from_wkb(bytes(row[2])) if row[2] is not None else None
+        if row[1] in out:
+            ambiguous.add(row[1])
         out[row[1]] = (int(row[0]), dict(zip(names, row[3:], strict=True)), shape)
-    return out
+    return out, ambiguous
 
 
 def _same(a: Any, b: Any) -> bool:

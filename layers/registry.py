@@ -318,6 +318,14 @@ BILLBOARDS = Layer(
         Field("owner", FieldType.TEXT, "设置单位", "Owner"),
         Field("address", FieldType.TEXT, "地址", "Address"),
         Field(
+            "registration_no",
+            FieldType.TEXT,
+            "登记编号",
+            "Registration number",
+            indexed=True,
+            short="reg_no",
+        ),
+        Field(
             "risk_grade",
             FieldType.TEXT,
             "风险等级",
@@ -360,6 +368,7 @@ BILLBOARDS = Layer(
     style=Style("#8e44ad", "#9b59b6", 0.8, 1.0),
     popup_fields=("type", "owner", "face_area_m2", "risk_grade", "last_inspected_on", "removed_on"),
     temporal=("last_inspected_on",),
+    natural_key="registration_no",  # the 设置许可/登记 number on the bureau's register
 )
 
 DUST_SITES = Layer(

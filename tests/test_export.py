@@ -271,7 +271,7 @@ def test_a_gbk_shapefile_reads_right_without_its_cpg(source: World, tmp_path: Pa
     meta, _, _, values = pyogrio.raw.read(shp)
     columns = dict(zip(meta["fields"].tolist(), values, strict=True))
     assert list(columns) == [
-        "id", "设施类型", "face_m2", "设置单位", "地址", "风险等级", "safety_rpt", "last_insp",
+        "id", "设施类型", "face_m2", "设置单位", "地址", "登记编号", "风险等级", "safety_rpt", "last_insp",
         "拆除日期", "removed_m2",
     ]  # fmt: skip
     assert "汇龙广告公司" in columns["设置单位"].tolist()

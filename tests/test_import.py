@@ -352,3 +352,43 @@ def test_files_and_the_api_check_geometry_alike(
     errors = filed.json()["report"]["errors"]
     assert [(e["field"], e["code"]) for e in errors] == [("geometry", code)]
     assert errors[0]["message"] + "。" == direct.json()["message"]
+
+
+def test_billboards_update_by_their_registration_number(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    points = spots(2)
+    columns = billboard_columns(2) | {"登记编号": ["QD-2026-0001", "QD-2026-0002"]}
+    path = write(tmp_path / "reg.geojson", points, columns, "GeoJSON")
+    first = upload(client, "billboards", path)
+    assert first.status_code == 200, first.text
+    assert (first.json()["key"], first.json()["new"], first.json()["imported"]) == (
+        "registration_no", 2, 2,
+    )  # fmt: skip
+    again = upload(client, "billboards", path)
+    assert again.status_code == 400
+    assert {e["code"] for e in again.json()["report"]["errors"]} == {"row_exists"}
+    columns["owner"] = [OWNER, "改名广告公司"]
+    edited = write(tmp_path / "reg2.geojson", points, columns, "GeoJSON")
+    dry = upload(client, "billboards", edited, mode="upsert", **{"dry-run": "true"})
+    assert (dry.json()["new"], dry.json()["changed"], dry.json()["unchanged"]) == (0, 1, 1)
+    done = upload(client, "billboards", edited, mode="upsert")
+    assert (done.json()["imported"], done.json()["updated"]) == (0, 1), done.text
+    assert count(world, "billboards", "registration_no LIKE 'QD-2026-%'") == 2
+    assert (
+        count(world, "billboards", "registration_no = 'QD-2026-0002' AND owner = '改名广告公司'")
+        == 1
+    )
+    with world.engine.begin() as conn:
+        conn.execute(
+            text("""
+            INSERT INTO billboards (geom, adcode, type, face_area_m2, registration_no)
+            SELECT geom, adcode, type, face_area_m2, registration_no FROM billboards
+            WHERE registration_no = 'QD-2026-0001'
+        """)
+        )
+    ambiguous = upload(client, "billboards", edited, mode="upsert")
+    assert ambiguous.status_code == 400
+    assert [(e["row"], e["code"]) for e in ambiguous.json()["report"]["errors"]] == [
+        (1, "key_ambiguous")
+    ]
