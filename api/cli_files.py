@@ -113,13 +113,12 @@ def import_file(
         f"{report.rows:,} rows {verb} into {layer.id}; columns {report.mapping}; "
         f"encoding {report.encoding or '—'}; CRS {report.crs}"
     )
-    if report.key is not None:
-        c = report.counts
-        say(
-            f"matched by {report.key}: {c['new']:,} new, {c['changed']:,} changed, "
-            f"{c['unchanged']:,} unchanged"
-            + ("" if dry_run else f"; {report.imported:,} added, {report.updated:,} updated")
-        )
+    c = report.counts
+    say(
+        f"matched by {report.key or 'nothing (every row is new)'}: {c['new']:,} new, "
+        f"{c['changed']:,} changed, {c['unchanged']:,} unchanged"
+        + ("" if dry_run else f"; {report.imported:,} added, {report.updated:,} updated")
+    )
     if report.unused_columns:
         say(f"columns not used: {', '.join(report.unused_columns)}")
 

@@ -158,7 +158,7 @@ def _table_columns(layer: Layer, geoms: Any, crs: Crs) -> tuple[list[str], list[
     geometry)."""
     if layer.geometry is None:
         return [], []
-    degrees = crs.geographic or crs == STORAGE
+    degrees = crs.geographic
     places = 8 if degrees else 3
     if layer.geometry.value == "POINT":
         coords = shapely.get_coordinates(geoms)

@@ -500,8 +500,9 @@ def _match(
 ) -> importkeys.Matches:
     """Rows matched to stored ones as the mode wants; a plain append of stored rows refused."""
     if mode is ImportMode.COPY:
-        return importkeys.Matches(None, [None] * len(rows), [False] * len(rows))
-    matches = importkeys.match(conn, layer, source.columns, source.values, rows, geoms)
+        matches = importkeys.Matches(None, [None] * len(rows), [False] * len(rows))
+    else:
+        matches = importkeys.match(conn, layer, source.columns, source.values, rows, geoms)
     report.key, report.counts = matches.key, matches.counts()
     report.errors.extend(RowError(*p) for p in matches.problems)
     if mode is ImportMode.UPSERT and matches.key is None:

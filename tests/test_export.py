@@ -123,7 +123,7 @@ def test_every_format_goes_out_and_back_in(
         )
     assert answer.status_code == 200, answer.text
     sent, arrived = rows(source, layer), rows(target, layer, before)
-    assert len(arrived) == len(sent) == answer.json()["imported"]
+    assert len(arrived) == len(sent) == answer.json()["imported"] == answer.json()["new"]
     for a, b in zip(sent, arrived, strict=True):
         shape_a, shape_b = shapely.from_wkb(bytes(a[0])), shapely.from_wkb(bytes(b[0]))
         assert shapely.hausdorff_distance(shape_a, shape_b) < 1e-7  # about 1 cm in degrees
