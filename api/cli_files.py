@@ -44,7 +44,11 @@ def import_file(
         typer.Option("--map", metavar="COLUMN=FIELD", help="Map a source column to a field"),
     ] = None,
     encoding: Annotated[
-        str | None, typer.Option(help="Text encoding (default: the .cpg, else detected)")
+        str | None,
+        typer.Option(
+            help="Text encoding: UTF-8, GBK (cp936, gb2312) or GB18030, any case "
+            "(default: the .cpg, else detected)"
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
@@ -69,7 +73,8 @@ def import_file(
     layer = get_layer(layer_id)
     limits = EditingSettings()
     say(f"reading {path}")
-    source = filein.read(path, filein.FileLimits(), encoding)
+    named = fileout.encoding_name(encoding) if encoding is not None else None
+    source = filein.read(path, filein.FileLimits(), named)
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
     ctx = EditContext(

@@ -409,7 +409,10 @@ def test_import_command_checks_reports_and_writes(defective_family: str, tmp_pat
         assert "123E" in archive.read("gk.prj").decode()
         dbf = archive.read("gk.dbf")
         assert b"temporary" in dbf and "泊位数".encode("gbk") in dbf and dbf[29] == 0x4D
-    again = citygrid("import", "parking_lots", str(gk), "--mode", "upsert", "--dry-run", env=env)
+    again = citygrid(
+        "import", "parking_lots", str(gk), "--mode", "upsert", "--encoding", "gbk", "--dry-run",
+        env=env,
+    )  # fmt: skip
     assert "matched by id: 0 new, 0 changed, 2 unchanged" in again.stderr, again.stderr
     twice = citygrid("import", "parking_lots", str(gk), env=env)
     assert twice.returncode == 1 and "2 行有问题" in twice.stdout
