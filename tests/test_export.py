@@ -4,7 +4,9 @@ same shapes (within 1 cm) and values; exports follow the filters and rights of `
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,6 +279,11 @@ def test_a_gbk_shapefile_reads_right_without_its_cpg(source: World, tmp_path: Pa
     assert "汇龙广告公司" in columns["设置单位"].tolist()
     assert set(columns["设施类型"].tolist()) == {"店招", "高炮"}
     assert sorted(columns["id"].tolist()) == [r[0] for r in ids(source, "billboards")]
+    if shutil.which("ogrinfo"):  # GDAL's own command line, as a clerk would open it
+        listed = subprocess.run(
+            ["ogrinfo", "-ro", "-al", "-q", str(shp)], capture_output=True, check=True
+        ).stdout.decode("utf-8")
+        assert "设置单位 (String) = 汇龙广告公司" in listed and "设施类型 (String) = 店招" in listed
     grid_columns = pyogrio.raw.read(_shapefile(grids.content, tmp_path / "grids", False))[0]
     names = grid_columns["fields"].tolist()
     assert {"网格编码", "网格层级", "责任人", "责任单位", "parent_cd"} <= set(names)
