@@ -16,9 +16,11 @@ from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
 from layers import db, filein, fileout
 from layers.access import Viewer
+from layers.crs import parse_crs
 from layers.editing import EditContext
 from layers.features import ItemsQuery, get_layer
 from layers.importing import ImportRefused, import_rows, parse_mapping
+from layers.importkeys import ImportMode
 from layers.registry import Role
 
 
@@ -42,11 +44,27 @@ def import_file(
         typer.Option("--map", metavar="COLUMN=FIELD", help="Map a source column to a field"),
     ] = None,
     encoding: Annotated[
-        str | None, typer.Option(help="Text encoding (default: the .cpg, else detected)")
+        str | None,
+        typer.Option(
+            help="Text encoding: UTF-8, GBK (cp936, gb2312) or GB18030, any case "
+            "(default: the .cpg, else detected)"
+        ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check every row and report; write nothing")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check every row and report how many are new, changed and unchanged; write nothing",
+        ),
     ] = False,
+    mode: Annotated[
+        ImportMode,
+        typer.Option(
+            help="append: add rows, refuse rows whose id is already stored; upsert: update the "
+            "stored rows (matched by id, or the layer's natural key) that changed and add the "
+            "others; copy: add every row as new, whatever its id"
+        ),
+    ] = ImportMode.APPEND,
     errors_csv: Annotated[
         Path | None, typer.Option(help="Write the bad rows to this CSV when refused")
     ] = None,
@@ -55,7 +73,8 @@ def import_file(
     layer = get_layer(layer_id)
     limits = EditingSettings()
     say(f"reading {path}")
-    source = filein.read(path, filein.FileLimits(), encoding)
+    named = fileout.encoding_name(encoding) if encoding is not None else None
+    source = filein.read(path, filein.FileLimits(), named)
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
     ctx = EditContext(
@@ -85,6 +104,7 @@ def import_file(
                 parse_mapping(map_ or [], "="),
                 dry_run,
                 lambda n: progress.advance(task, n),
+                mode,
             )
     except ImportRefused as refused:
         _print_refusal(refused, errors_csv)
@@ -97,6 +117,12 @@ def import_file(
     say(
         f"{report.rows:,} rows {verb} into {layer.id}; columns {report.mapping}; "
         f"encoding {report.encoding or '—'}; CRS {report.crs}"
+    )
+    c = report.counts
+    say(
+        f"matched by {report.key or 'nothing (every row is new)'}: {c['new']:,} new, "
+        f"{c['changed']:,} changed, {c['unchanged']:,} unchanged"
+        + ("" if dry_run else f"; {report.imported:,} added, {report.updated:,} updated")
     )
     if report.unused_columns:
         say(f"columns not used: {', '.join(report.unused_columns)}")
@@ -133,18 +159,34 @@ def export_file(
     ] = None,
     filter_: Annotated[str | None, typer.Option("--filter", help="CQL2 text filter")] = None,
     encoding: Annotated[
-        str, typer.Option(help="Shapefile text: UTF-8 or GBK (a .cpg says which)")
+        str,
+        typer.Option(
+            help="Shapefile text: UTF-8, GBK (also cp936, gb2312) or GB18030, any case; "
+            "the .cpg and the .dbf's language byte say which"
+        ),
     ] = "UTF-8",
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="Output CRS: EPSG:4490 (default), EPSG:4326, a Gauss-Krüger zone such as EPSG:4549"
+        ),
+    ] = None,
+    raw_codes: Annotated[
+        bool,
+        typer.Option("--raw-codes", help="Write stored codes (shop_sign) instead of labels (店招)"),
+    ] = False,
 ) -> None:
-    """Export a layer (all of it, or what --bbox and --filter select) as a file."""
+    """Export a layer (all of it, or what --bbox and --filter select) as a file, with each row's
+    id, so that the file can be imported back with --mode upsert."""
     layer = get_layer(layer_id)
     name = SUFFIX_FORMATS.get(path.suffix.lower())
     if name is None:
         raise typer.BadParameter(
             f"{path.suffix or 'no suffix'}: use one of {', '.join(SUFFIX_FORMATS)}"
         )
-    if encoding not in fileout.ENCODINGS:
-        raise typer.BadParameter(f"encoding must be one of {', '.join(fileout.ENCODINGS)}")
+    options = fileout.ExportOptions(
+        fileout.encoding_name(encoding), raw_codes, parse_crs(crs, "--crs")
+    )
     box = parse_bbox(bbox, None) if bbox else None
     query = ItemsQuery(layer, box, limit=0, filter=filter_)
     settings = DatabaseSettings()
@@ -160,7 +202,7 @@ def export_file(
         ):  # fmt: skip
             task = progress.add_task("writing", total=None)
             written = fileout.write(
-                conn, query, fileout.FORMATS[name], path, encoding,
+                conn, query, fileout.FORMATS[name], path, options,
                 progress=lambda n: progress.advance(task, n),
             )  # fmt: skip
     finally:

@@ -1,4 +1,5 @@
-"""Checks a submitted GeoJSON geometry before anything is written, naming the problem and where.
+"""Checks a submitted geometry (a GeoJSON object, or a shape read from a file) before anything is
+written, naming the problem and where.
 
 Pure: the caller gives the expected geometry type, the county (CGCS2000) and the limits.
 """
@@ -9,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
@@ -160,22 +162,8 @@ def validate_geometry(
             "geometry_missing", "the feature has no geometry object", "要素缺少几何对象"
         )
     positions = _check_numbers(doc)
-    if len(positions) > limits.max_vertices:
-        raise GeometryProblem(
-            "geometry_too_many_vertices",
-            f"the geometry has {len(positions):,} vertices, the limit is {limits.max_vertices:,}",
-            f"几何有 {len(positions):,} 个节点，超过上限 {limits.max_vertices:,}",
-        )
-    kind = doc["type"]
-    if (expected == "MultiPolygon" and kind not in POLYGONAL) or (
-        expected == "Point" and kind != "Point"
-    ):
-        raise GeometryProblem(
-            "geometry_wrong_type",
-            f"this layer takes {expected}, not {kind}",
-            f"该图层需要 {expected} 几何，而不是 {kind}",
-        )
-    if kind in POLYGONAL:
+    _check_size_and_type(len(positions), doc["type"], expected, limits)
+    if doc["type"] in POLYGONAL:
         _check_rings(doc)
     try:
         geom = shape(doc)
@@ -183,6 +171,26 @@ def validate_geometry(
         raise GeometryProblem(
             "geometry_malformed", f"not a usable geometry ({exc})", f"几何无法使用（{exc}）"
         ) from exc
+    return check_shape(geom, expected, county, limits)
+
+
+def check_shape(
+    geom: BaseGeometry | None, expected: str, county: BaseGeometry | None, limits: Limits = Limits()
+) -> BaseGeometry:
+    """The checks of `validate_geometry` on a shapely geometry (as read from a file): the same
+    codes, the same border tolerance and axis-swap detection."""
+    if geom is None or geom.is_empty:
+        raise GeometryProblem("geometry_missing", "the geometry is empty", "几何为空")
+    coords = shapely.get_coordinates(geom)
+    bad = coords[~np.isfinite(coords).all(axis=1)]
+    if len(bad):
+        p = [float(v) for v in bad[0]]
+        raise GeometryProblem(
+            "geometry_not_finite",
+            f"position {p!r} holds NaN or Infinity",
+            f"坐标 {p!r} 含有 NaN 或无穷大",
+        )
+    _check_size_and_type(len(coords), geom.geom_type, expected, limits)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         where = _reason_location(reason)
@@ -194,6 +202,23 @@ def validate_geometry(
     if county is not None:
         _check_place(geom, county, limits)
     return geom
+
+
+def _check_size_and_type(vertices: int, kind: str, expected: str, limits: Limits) -> None:
+    if vertices > limits.max_vertices:
+        raise GeometryProblem(
+            "geometry_too_many_vertices",
+            f"the geometry has {vertices:,} vertices, the limit is {limits.max_vertices:,}",
+            f"几何有 {vertices:,} 个节点，超过上限 {limits.max_vertices:,}",
+        )
+    if (expected == "MultiPolygon" and kind not in POLYGONAL) or (
+        expected == "Point" and kind != "Point"
+    ):
+        raise GeometryProblem(
+            "geometry_wrong_type",
+            f"this layer takes {expected}, not {kind}",
+            f"该图层需要 {expected} 几何，而不是 {kind}",
+        )
 
 
 def _reason_location(reason: str) -> tuple[float, float] | None:

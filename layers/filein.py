@@ -253,10 +253,23 @@ def read(path: Path, limits: FileLimits, encoding: str | None = None) -> SourceD
             f"The file holds more than {limits.max_features:,} features.",
             f"文件中的要素超过 {limits.max_features:,} 个。",
         )
+    values = list(values)
+    if suffix == ".kml":
+        columns, values = _kml_columns(columns, values)
     if suffix in (".csv", ".xlsx"):
-        geometries = _points_from_columns(columns, list(values))
+        geometries = _points_from_columns(columns, values)
         crs = None
     else:
         geometries = list(shapely.from_wkb(wkb)) if wkb is not None else [None] * len(values[0])
         crs = meta.get("crs")
-    return SourceData(columns, list(values), geometries, crs, encoding, notes)
+    return SourceData(columns, values, geometries, crs, encoding, notes)
+
+
+def _kml_columns(columns: list[str], values: list[Any]) -> tuple[list[str], list[Any]]:
+    """GDAL names a Placemark's own id attribute `id` and a data field called id `id2`: the
+    attribute is the writing program's, the field is the row's."""
+    if "id" not in columns:
+        return columns, values
+    at = columns.index("id")
+    columns, values = columns[:at] + columns[at + 1 :], values[:at] + values[at + 1 :]
+    return ["id" if c == "id2" else c for c in columns], values

@@ -3,7 +3,10 @@
 An export takes the same query as `/items` (bbox, datetime, CQL2, field values, properties) and
 the caller's rights, reads the rows in batches from a server-side cursor and appends each batch to
 the file, so a large export never sits whole in memory. Chinese labels go where the format has a
-place for them: the header of CSV and XLSX, the column titles (aliases) of a GeoPackage.
+place for them: the header of CSV and XLSX, the column titles (aliases) of a GeoPackage, and a
+Shapefile's column names where the label fits dBASE's 10 bytes in the chosen encoding (else the
+field's declared short name). Every file carries the row's `id`, so it can be imported back as an
+update; code values are written as their Chinese labels unless raw codes are asked for.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ import shapely
 from sqlalchemy import Connection, text
 
 from layers.cells import neutral
+from layers.crs import STORAGE, Crs
 from layers.errors import BadQuery
 from layers.features import ItemsQuery, where_sql
-from layers.registry import Field, FieldType, Layer
+from layers.registry import STORAGE_SRID, Field, FieldType, Layer
 
 WKT_COLUMN = "WKT"
+ID_COLUMN = "id"
 LON, LAT = "经度", "纬度"
+EAST, NORTH = "X", "Y"  # projected coordinates: easting, northing
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,61 @@ FORMATS = {
         True,
     ),
 }
-ENCODINGS = ("UTF-8", "GBK")
+ENCODINGS = {
+    "utf-8": "UTF-8",
+    "utf8": "UTF-8",
+    "gbk": "GBK",
+    "cp936": "GBK",
+    "936": "GBK",
+    "gb2312": "GBK",
+    "gb18030": "GB18030",
+}
+CODECS = {"UTF-8": "utf-8", "GBK": "gbk", "GB18030": "gb18030"}
+GDAL_ENCODINGS = {"UTF-8": "UTF-8", "GBK": "CP936", "GB18030": "GB18030"}
+# dBASE language driver byte: 0x4D is Chinese (CP936), read when the .cpg is lost; GB18030 files
+# get it too, their GBK part being the same bytes. UTF-8 has no language driver id.
+DBF_LANGUAGE = {"GBK": 0x4D, "GB18030": 0x4D}
+DBF_LANGUAGE_OFFSET = 29
+DBF_NAME_BYTES = 10
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How an export writes what it selects: text encoding, code values, coordinate system."""
+
+    encoding: str = "UTF-8"  # one of CODECS (see encoding_name)
+    raw_codes: bool = False  # stored codes (shop_sign) instead of labels (店招)
+    crs: Crs = STORAGE
+
+
+def encoding_name(value: str) -> str:
+    """The encoding a name stands for (case-insensitive: utf8, UTF-8, gbk, cp936, gb18030, …)."""
+    try:
+        return ENCODINGS[value.strip().lower()]
+    except KeyError:
+        raise BadQuery(
+            f"encoding={value} is not supported; use UTF-8, GBK (CP936) or GB18030.",
+            f"不支持的编码 encoding={value}；可用 UTF-8、GBK（CP936）或 GB18030。",
+        ) from None
+
+
+def encoding_pattern() -> str:
+    """A regular expression (for the API's schema) matching every name encoding_name accepts."""
+    anycase = (
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+        for name in ENCODINGS
+    )
+    return f"^({'|'.join(anycase)})$"
+
+
+def shapefile_names(fields: list[Field], encoding: str) -> list[str]:
+    """dBASE column names: the Chinese label where it fits 10 bytes in `encoding` (网格编码 is 8 in
+    GBK, 12 in UTF-8) and is not taken yet, else the field's declared short name."""
+    out: list[str] = []
+    for f in fields:
+        fits = len(f.label_zh.encode(CODECS[encoding])) <= DBF_NAME_BYTES
+        out.append(f.label_zh if fits and f.label_zh not in out else f.short_name)
+    return out
 
 
 def get_format(name: str) -> Format:
@@ -68,13 +128,20 @@ def get_format(name: str) -> Format:
         ) from None
 
 
-def _column_names(fields: list[Field], fmt: Format) -> list[str]:
-    return [f.label_zh if fmt.labels else f.name for f in fields]
+def _column_names(fields: list[Field], fmt: Format, encoding: str) -> list[str]:
+    if fmt.labels:
+        return [f.label_zh for f in fields]
+    if fmt.driver == "ESRI Shapefile":
+        return shapefile_names(fields, encoding)
+    return [f.name for f in fields]
 
 
-def _array(f: Field, values: list[Any], spreadsheet: bool = False) -> Any:
-    """A column for GDAL: numbers with NaN for empty, dates and times as ISO text; a spreadsheet's
-    text cells neutralised so none starts a formula."""
+def _array(f: Field, values: list[Any], spreadsheet: bool = False, raw_codes: bool = True) -> Any:
+    """A column for GDAL: numbers with NaN for empty, dates and times as ISO text, codes as their
+    labels unless `raw_codes`; a spreadsheet's text cells neutralised so none starts a formula."""
+    if f.codes and not raw_codes:
+        labels = {c.value: c.label_zh for c in f.codes}
+        values = [labels.get(v, v) for v in values]
     if f.type in (FieldType.INTEGER, FieldType.REAL):
         return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
     if f.type in (FieldType.DATE, FieldType.TIMESTAMP):
@@ -86,14 +153,19 @@ def _array(f: Field, values: list[Any], spreadsheet: bool = False) -> Any:
     return np.array(values, dtype=object)
 
 
-def _table_columns(layer: Layer, geoms: Any) -> tuple[list[str], list[Any]]:
-    """Lon/lat columns for points, a WKT column for shapes (CSV and XLSX have no geometry)."""
+def _table_columns(layer: Layer, geoms: Any, crs: Crs) -> tuple[list[str], list[Any]]:
+    """Lon/lat (or X/Y) columns for points, a WKT column for shapes (CSV and XLSX have no
+    geometry)."""
     if layer.geometry is None:
         return [], []
+    degrees = crs.geographic
+    places = 8 if degrees else 3
     if layer.geometry.value == "POINT":
         coords = shapely.get_coordinates(geoms)
-        return [LON, LAT], [coords[:, 0].round(8), coords[:, 1].round(8)]
-    return [WKT_COLUMN], [np.array(shapely.to_wkt(geoms, rounding_precision=8), dtype=object)]
+        names = [LON, LAT] if degrees else [EAST, NORTH]
+        return names, [coords[:, 0].round(places), coords[:, 1].round(places)]
+    wkt = shapely.to_wkt(geoms, rounding_precision=places)
+    return [WKT_COLUMN], [np.array(wkt, dtype=object)]
 
 
 def write(
@@ -101,7 +173,7 @@ def write(
     query: ItemsQuery,
     fmt: Format,
     path: Path,
-    encoding: str = "UTF-8",
+    options: ExportOptions = ExportOptions(),
     batch: int = 50_000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -110,21 +182,26 @@ def write(
     fields = [f for f in layer.fields if query.properties is None or f.name in query.properties]
     params: dict[str, Any] = {}
     where = where_sql(query, params)
-    geometry = "ST_AsBinary(t.geom)" if layer.geometry is not None else "NULL"
+    geometry = "NULL"
+    if layer.geometry is not None:
+        srid = options.crs.srid
+        moved = "t.geom" if srid == STORAGE_SRID else f"ST_Transform(t.geom, {int(srid)})"
+        geometry = f"ST_AsBinary({moved})"
     columns = ", ".join(f't."{f.name}"' for f in fields)
-    sql = f'SELECT {geometry}, {columns} FROM "{layer.id}" AS t WHERE {where} ORDER BY t.id'
+    sql = f'SELECT {geometry}, t.id, {columns} FROM "{layer.id}" AS t WHERE {where} ORDER BY t.id'
     target = path.with_suffix(".shp") if fmt.driver == "ESRI Shapefile" else path
     rows = conn.execution_options(stream_results=True, yield_per=batch).execute(text(sql), params)
     written = 0
     for chunk in rows.partitions(batch):
-        written += _append(layer, fields, fmt, target, chunk, encoding, first=written == 0)
+        written += _append(layer, fields, fmt, target, chunk, options, first=written == 0)
         if progress:
             progress(len(chunk))
     if written == 0:
-        _append(layer, fields, fmt, target, [], encoding, first=True)
+        _append(layer, fields, fmt, target, [], options, first=True)
     if fmt.driver == "GPKG" and not fmt.labels:
         _gpkg_titles(target, layer, fields)
     if fmt.driver == "ESRI Shapefile":
+        _mark_language(target, options.encoding)
         _zip_shapefile(target, path)
     return written
 
@@ -135,18 +212,23 @@ def _append(
     fmt: Format,
     target: Path,
     chunk: Any,
-    encoding: str,
+    options: ExportOptions,
     first: bool,
 ) -> int:
     geoms = shapely.from_wkb([row[0] for row in chunk]) if layer.geometry else None
-    data = [_array(f, [row[i + 1] for row in chunk], fmt.table) for i, f in enumerate(fields)]
-    names = _column_names(fields, fmt)
+    ids = np.array([row[1] for row in chunk], dtype="int64")
+    data = [
+        _array(f, [row[i + 2] for row in chunk], fmt.table, options.raw_codes)
+        for i, f in enumerate(fields)
+    ]
+    names = [ID_COLUMN, *_column_names(fields, fmt, options.encoding)]
+    data = [ids, *data]
     if fmt.table and geoms is not None:
-        extra_names, extra = _table_columns(layer, geoms)
+        extra_names, extra = _table_columns(layer, geoms, options.crs)
         names, data, geoms = [*names, *extra_names], [*data, *extra], None
-    options: dict[str, Any] = {}
+    gdal: dict[str, Any] = {}
     if fmt.driver == "ESRI Shapefile":
-        options["encoding"] = "CP936" if encoding == "GBK" else "UTF-8"
+        gdal["encoding"] = GDAL_ENCODINGS[options.encoding]
     kind = None
     if geoms is not None and layer.geometry is not None:
         kind = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
@@ -157,10 +239,10 @@ def _append(
         names,
         layer=layer.id,
         driver=fmt.driver,
-        crs="EPSG:4490" if geoms is not None else None,
+        crs=f"EPSG:{options.crs.srid}" if geoms is not None else None,
         geometry_type=kind,
         append=not first,
-        **options,
+        **gdal,
     )
     return len(chunk)
 
@@ -184,8 +266,21 @@ def _gpkg_titles(path: Path, layer: Layer, fields: list[Field]) -> None:
         db.executemany(
             "INSERT OR REPLACE INTO gpkg_data_columns (table_name, column_name, name, title, "
             "description) VALUES (?, ?, ?, ?, ?)",
-            [(layer.id, f.name, f.label_zh, f.label_zh, f.label_en) for f in fields],
+            [
+                (layer.id, ID_COLUMN, "编号", "编号", "Feature id"),
+                *((layer.id, f.name, f.label_zh, f.label_zh, f.label_en) for f in fields),
+            ],
         )
+
+
+def _mark_language(shp: Path, encoding: str) -> None:
+    """Set the .dbf's language driver byte, which readers use when the .cpg is missing."""
+    language = DBF_LANGUAGE.get(encoding)
+    if language is None:
+        return
+    with shp.with_suffix(".dbf").open("r+b") as dbf:
+        dbf.seek(DBF_LANGUAGE_OFFSET)
+        dbf.write(bytes([language]))
 
 
 def _zip_shapefile(shp: Path, out: Path) -> None:

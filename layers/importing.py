@@ -22,19 +22,19 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
-from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers import access, editing, jsonin
+from gis.validate import GeometryProblem, Limits, check_shape
+from layers import access, editing, importkeys, jsonin
 from layers.bulk import Progress, copy_rows
 from layers.cells import neutral
 from layers.db import BUREAU_TIMEZONE
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature
 from layers.filein import SourceData, refuse
+from layers.importkeys import ImportMode
 from layers.registry import MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
 from layers.tables import TABLES
 
@@ -68,6 +68,10 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     imported: int = 0
     dry_run: bool = False
+    mode: str = "append"
+    key: str | None = None  # how rows were matched to stored ones: "id", a natural key, or none
+    counts: dict[str, int] = field(default_factory=dict)  # new, changed, unchanged
+    updated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -81,7 +85,11 @@ class ImportReport:
             "layer": self.layer,
             "rows": self.rows,
             "imported": self.imported,
+            "updated": self.updated,
             "dry_run": self.dry_run,
+            "mode": self.mode,
+            "key": self.key,
+            **{k: self.counts.get(k) for k in ("new", "changed", "unchanged")},
             "mapping": self.mapping,
             "unused_columns": self.unused_columns,
             "encoding": self.encoding,
@@ -145,6 +153,7 @@ def field_mapping(
             f"字段对应中的 {'、'.join(bad)} 不在文件或图层 {layer.title_zh} 中。",
         )
     labels = {f.label_zh: f.name for f in writable.values()}
+    shorts = {f.short_name: f.name for f in writable.values()}  # our own Shapefiles' columns
     out: dict[str, str] = {}
     for column in columns:
         key = column.strip()
@@ -152,6 +161,7 @@ def field_mapping(
             explicit.get(column)
             or (key.lower() if key.lower() in writable or key.lower() == layer.parent_key else None)
             or labels.get(key)
+            or shorts.get(key.lower())
             or _shapefile_name(key.lower(), writable)
         )
         if target and target not in out.values():
@@ -302,8 +312,8 @@ def _check_geometries(
             errors.append(RowError(i + 1, "geometry", "", "geometry_missing", "缺少几何或坐标"))
             out.append(None)
             continue
-        try:  # the detailed check: tolerance near the boundary, and the reason when refused
-            out.append(validate_geometry(mapping(g), expected, county, limits))
+        try:  # the API's own check: tolerance near the boundary, and the reason when refused
+            out.append(check_shape(g, expected, county, limits))
         except GeometryProblem as problem:
             errors.append(RowError(i + 1, "geometry", g.wkt[:60], problem.code, problem.message_zh))
             out.append(None)
@@ -409,8 +419,10 @@ def import_rows(
     explicit: dict[str, str] | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    mode: ImportMode = ImportMode.APPEND,
 ) -> ImportReport:
-    """Check every row; when all are good (and this is no dry run) write them all."""
+    """Check every row; when all are good (and this is no dry run) add the new rows and, in
+    upsert mode, update the stored rows that changed."""
     if layer.id == "grids":
         raise refuse(
             "use_grid_operations",
@@ -423,16 +435,19 @@ def import_rows(
             f"您的角色无权向{layer.title_zh}导入数据。",
         )
     columns, unused = field_mapping(layer, source.columns, explicit)
+    if importkeys.id_column(source.columns) is not None:
+        unused = [c for c in unused if c.strip().lower() != importkeys.ID]
     geoms, crs_name = _to_storage(source, crs) if layer.geometry else ([None] * len(source), "—")
     report = ImportReport(
         layer.id, len(source), columns, unused, source.encoding, crs_name, list(source.notes)
     )
-    report.dry_run = dry_run
+    report.dry_run, report.mode = dry_run, mode.value
     checked = _check_geometries(
         layer, geoms, editing.county_geometry(conn), ctx.limits, report.errors
     )
     rows = _check_values(layer, source, columns, report.errors)
     _check_references(conn, layer, rows, report.errors)
+    matches = _match(conn, layer, source, rows, checked, mode, report)
     report.errors.sort(key=lambda e: (e.row, e.field))
     if not report.ok:
         raise ImportRefused(report)
@@ -441,7 +456,14 @@ def import_rows(
     for row, geom in zip(rows, checked, strict=True):
         if geom is not None:
             row["geom"] = geom
-    report.imported = copy_rows(conn, TABLES[layer.id], rows, ctx.default_adcode, progress)
+    new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
+    report.imported = copy_rows(conn, TABLES[layer.id], new, ctx.default_adcode, progress)
+    changed = [
+        (fid, {k: v for k, v in row.items() if k != "geom"}, row.get("geom"))
+        for row, fid, differs in zip(rows, matches.stored, matches.changed, strict=True)
+        if fid is not None and differs
+    ]
+    report.updated = importkeys.update(conn, layer, changed)
     if layer.id == "cases":
         conn.execute(
             text("""
@@ -452,6 +474,55 @@ def import_rows(
         """)
         )
     editing.audit(
-        conn, ctx, "create", layer, None, None, {"imported": report.imported, "mapping": columns}
+        conn,
+        ctx,
+        "create",
+        layer,
+        None,
+        None,
+        {"imported": report.imported, "mapping": columns, "mode": mode.value},
     )
+    if changed:
+        editing.audit(
+            conn, ctx, "update", layer, None, None, {"updated": [fid for fid, _, _ in changed]}
+        )
     return report
+
+
+def _match(
+    conn: Connection,
+    layer: Layer,
+    source: SourceData,
+    rows: list[dict[str, Any]],
+    geoms: list[BaseGeometry | None],
+    mode: ImportMode,
+    report: ImportReport,
+) -> importkeys.Matches:
+    """Rows matched to stored ones as the mode wants; a plain append of stored rows refused."""
+    if mode is ImportMode.COPY:
+        matches = importkeys.Matches(None, [None] * len(rows), [False] * len(rows))
+    else:
+        matches = importkeys.match(conn, layer, source.columns, source.values, rows, geoms)
+    report.key, report.counts = matches.key, matches.counts()
+    report.errors.extend(RowError(*p) for p in matches.problems)
+    if mode is ImportMode.UPSERT and matches.key is None:
+        key = f"id 或 {layer.natural_key}" if layer.natural_key else "id"
+        raise refuse(
+            "import_no_key",
+            f"An upsert needs an id column{' or ' + layer.natural_key if layer.natural_key else ''} "
+            "to find the stored rows.",
+            f"更新导入（upsert）需要 {key} 列来对应已有要素。",
+        )
+    if mode is ImportMode.APPEND:
+        for r, fid in enumerate(matches.stored):
+            if fid is not None:
+                report.errors.append(
+                    RowError(
+                        r + 1,
+                        matches.key or importkeys.ID,
+                        str(fid),
+                        "row_exists",
+                        f"要素 {fid} 已存在：更新请用 mode=upsert，另存为新要素请用 mode=copy",
+                    )
+                )
+    return matches

@@ -77,11 +77,17 @@ class Field:
     pattern: str | None = None
     minimum: float | None = None
     maximum: float | None = None
+    short: str | None = None  # a Shapefile column name (10 bytes at most) for a long field name
 
     def __post_init__(self) -> None:
         numeric = self.type in (FieldType.INTEGER, FieldType.REAL)
         if numeric and not self.derived and None in self.bounds:
             raise ValueError(f"numeric field {self.name} needs a minimum and a maximum")
+
+    @property
+    def short_name(self) -> str:
+        """The ASCII column name where only 10 bytes fit (dBASE): declared, or the field's name."""
+        return self.short or self.name
 
     @property
     def code_values(self) -> tuple[str, ...]:
@@ -126,6 +132,12 @@ class Layer:
     temporal: tuple[str, ...] = ()  # the field (or start, end fields) `datetime` filters on
     cluster_below_zoom: int | None = None  # vector tiles aggregate points below this zoom
     binned: bool = False  # rows keep their Gauss-Krüger position and 250 m cell, for heatmaps
+    natural_key: str | None = None  # a field naming a row as people do: imports may update by it
+
+    def __post_init__(self) -> None:
+        shorts = [f.short_name.lower() for f in self.fields]
+        if len(set(shorts)) != len(shorts) or any(len(n) > 10 or not n.isascii() for n in shorts):
+            raise ValueError(f"{self.id}: short names must be unique ASCII of 10 bytes at most")
 
     @property
     def parent_key(self) -> str | None:
@@ -181,9 +193,14 @@ GRIDS = Layer(
             "Parent code",
             indexed=True,
             pattern=r"^[0-9]{15}$",
+            short="parent_cd",
         ),
-        Field("responsible_person", FieldType.TEXT, "责任人", "Responsible person"),
-        Field("responsible_unit", FieldType.TEXT, "责任单位", "Responsible unit"),
+        Field(
+            "responsible_person", FieldType.TEXT, "责任人", "Responsible person", short="resp_name"
+        ),
+        Field(
+            "responsible_unit", FieldType.TEXT, "责任单位", "Responsible unit", short="resp_unit"
+        ),
         Field("phone", FieldType.TEXT, "联系电话", "Phone"),
         Field("valid_from", FieldType.DATE, "生效日期", "Valid from", required=True, indexed=True),
         Field("valid_to", FieldType.DATE, "失效日期", "Valid to", indexed=True),
@@ -195,6 +212,7 @@ GRIDS = Layer(
     area_field="area_m2",
     unique_current=("code",),
     temporal=("valid_from", "valid_to"),
+    natural_key="code",
 )
 
 ILLEGAL_BUILDINGS = Layer(
@@ -242,7 +260,14 @@ ILLEGAL_BUILDINGS = Layer(
         Field("address", FieldType.TEXT, "地址", "Address"),
         Field("party", FieldType.TEXT, "当事人", "Party"),
         Field("found_on", FieldType.DATE, "发现日期", "Found on", indexed=True),
-        Field("demolished_on", FieldType.DATE, "拆除日期", "Demolished on", indexed=True),
+        Field(
+            "demolished_on",
+            FieldType.DATE,
+            "拆除日期",
+            "Demolished on",
+            indexed=True,
+            short="demol_on",
+        ),
         Field(
             "demolished_area_m2",
             FieldType.REAL,
@@ -250,6 +275,7 @@ ILLEGAL_BUILDINGS = Layer(
             "Demolished area (m²)",
             minimum=0,
             maximum=1_000_000,
+            short="demol_m2",
         ),
         _area("占地面积(㎡)"),
     ),
@@ -287,9 +313,18 @@ BILLBOARDS = Layer(
             required=True,
             minimum=0,
             maximum=10_000,
+            short="face_m2",
         ),
         Field("owner", FieldType.TEXT, "设置单位", "Owner"),
         Field("address", FieldType.TEXT, "地址", "Address"),
+        Field(
+            "registration_no",
+            FieldType.TEXT,
+            "登记编号",
+            "Registration number",
+            indexed=True,
+            short="reg_no",
+        ),
         Field(
             "risk_grade",
             FieldType.TEXT,
@@ -303,9 +338,20 @@ BILLBOARDS = Layer(
             ),
             indexed=True,
         ),
-        Field("safety_report", FieldType.TEXT, "安全检测报告", "Safety inspection report"),
         Field(
-            "last_inspected_on", FieldType.DATE, "最近检查日期", "Last inspected on", indexed=True
+            "safety_report",
+            FieldType.TEXT,
+            "安全检测报告",
+            "Safety inspection report",
+            short="safety_rpt",
+        ),
+        Field(
+            "last_inspected_on",
+            FieldType.DATE,
+            "最近检查日期",
+            "Last inspected on",
+            indexed=True,
+            short="last_insp",
         ),
         Field("removed_on", FieldType.DATE, "拆除日期", "Removed on", indexed=True),
         Field(
@@ -315,12 +361,14 @@ BILLBOARDS = Layer(
             "Removed area (m²)",
             minimum=0,
             maximum=1_000_000,
+            short="removed_m2",
         ),
     ),
     editable_by=frozenset({Role.ADMIN}),
     style=Style("#8e44ad", "#9b59b6", 0.8, 1.0),
     popup_fields=("type", "owner", "face_area_m2", "risk_grade", "last_inspected_on", "removed_on"),
     temporal=("last_inspected_on",),
+    natural_key="registration_no",  # the 设置许可/登记 number on the bureau's register
 )
 
 DUST_SITES = Layer(
@@ -375,7 +423,13 @@ DUST_INSPECTIONS = Layer(
     parent="dust_sites",
     fields=(
         Field(
-            "inspected_on", FieldType.DATE, "督查日期", "Inspected on", required=True, indexed=True
+            "inspected_on",
+            FieldType.DATE,
+            "督查日期",
+            "Inspected on",
+            required=True,
+            indexed=True,
+            short="inspected",
         ),
         Field("inspector", FieldType.TEXT, "督查人", "Inspector", required=True),
         Field(
@@ -386,6 +440,7 @@ DUST_INSPECTIONS = Layer(
             required=True,
             minimum=0,
             maximum=1_000,
+            short="n_problems",
         ),
         Field("problems", FieldType.TEXT, "问题描述", "Problems"),
     ),
@@ -406,10 +461,11 @@ WORK_ORDERS = Layer(
             "Inspection",
             indexed=True,
             references="dust_inspections.id",
+            short="insp_id",
         ),
         Field("issued_on", FieldType.DATE, "交办日期", "Issued on", required=True, indexed=True),
         Field("deadline", FieldType.DATE, "整改期限", "Deadline", required=True),
-        Field("rectified_on", FieldType.DATE, "整改完成日期", "Rectified on"),
+        Field("rectified_on", FieldType.DATE, "整改完成日期", "Rectified on", short="rectified"),
         Field(
             "result",
             FieldType.TEXT,
@@ -423,7 +479,7 @@ WORK_ORDERS = Layer(
             required=True,
             indexed=True,
         ),
-        Field("requirement", FieldType.TEXT, "整改要求", "Requirement"),
+        Field("requirement", FieldType.TEXT, "整改要求", "Requirement", short="rect_req"),
     ),
     inspector_updates=("result", "rectified_on"),
     temporal=("issued_on",),
@@ -459,7 +515,13 @@ PARKING_LOTS = Layer(
             minimum=0,
             maximum=100_000,
         ),
-        Field("shared_windows", FieldType.TEXT, "错时共享时段", "Shared-time windows"),
+        Field(
+            "shared_windows",
+            FieldType.TEXT,
+            "错时共享时段",
+            "Shared-time windows",
+            short="shared_win",
+        ),
         Field(
             "registration",
             FieldType.TEXT,
@@ -472,6 +534,7 @@ PARKING_LOTS = Layer(
             ),
             required=True,
             indexed=True,
+            short="reg_status",
         ),
         Field("operator", FieldType.TEXT, "经营单位", "Operator"),
         _area(),
@@ -512,6 +575,7 @@ CASES = Layer(
             required=True,
             indexed=True,
             references="case_categories.code",
+            short="category",
         ),
         Field(
             "source",
@@ -537,7 +601,7 @@ CASES = Layer(
             required=True,
             indexed=True,
         ),
-        Field("description", FieldType.TEXT, "问题描述", "Description"),
+        Field("description", FieldType.TEXT, "问题描述", "Description", short="descr"),
         Field("address", FieldType.TEXT, "地址", "Address"),
         Field(
             "reported_at",
@@ -546,12 +610,17 @@ CASES = Layer(
             "Reported at",
             required=True,
             indexed=True,
+            short="reported",
         ),
-        Field("registered_at", FieldType.TIMESTAMP, "立案时间", "Registered at"),
-        Field("dispatched_at", FieldType.TIMESTAMP, "派遣时间", "Dispatched at"),
+        Field(
+            "registered_at", FieldType.TIMESTAMP, "立案时间", "Registered at", short="registered"
+        ),
+        Field(
+            "dispatched_at", FieldType.TIMESTAMP, "派遣时间", "Dispatched at", short="dispatched"
+        ),
         Field("handled_at", FieldType.TIMESTAMP, "处置时间", "Handled at"),
-        Field("feedback_at", FieldType.TIMESTAMP, "反馈时间", "Fed back at"),
-        Field("verified_at", FieldType.TIMESTAMP, "核查时间", "Verified at"),
+        Field("feedback_at", FieldType.TIMESTAMP, "反馈时间", "Fed back at", short="feedback"),
+        Field("verified_at", FieldType.TIMESTAMP, "核查时间", "Verified at", short="verified"),
         Field("closed_at", FieldType.TIMESTAMP, "结案时间", "Closed at", indexed=True),
         Field("deadline", FieldType.TIMESTAMP, "处置时限", "Deadline", indexed=True),
         Field(

@@ -44,6 +44,7 @@ DOMAIN_REFUSALS = frozenset(
         "upload_unreadable",
         "import_refused",
         "import_missing_columns",
+        "import_no_key",
         "body_not_json",  # the JSON inside a multipart field
         "body_not_object",
         "missing_property",

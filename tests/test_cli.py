@@ -402,6 +402,20 @@ def test_import_command_checks_reports_and_writes(defective_family: str, tmp_pat
         assert "北门停车场".encode("gbk") in archive.read("lots.dbf")
     wrong = citygrid("export", "parking_lots", str(tmp_path / "lots.dwg"), env=env)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    gk = tmp_path / "gk.zip"
+    options = ("--encoding", "cp936", "--crs", "EPSG:4550", "--raw-codes")
+    assert citygrid("export", "parking_lots", str(gk), *options, env=env).returncode == 0
+    with zipfile.ZipFile(gk) as archive:
+        assert "123E" in archive.read("gk.prj").decode()
+        dbf = archive.read("gk.dbf")
+        assert b"temporary" in dbf and "泊位数".encode("gbk") in dbf and dbf[29] == 0x4D
+    again = citygrid(
+        "import", "parking_lots", str(gk), "--mode", "upsert", "--encoding", "gbk", "--dry-run",
+        env=env,
+    )  # fmt: skip
+    assert "matched by id: 0 new, 0 changed, 2 unchanged" in again.stderr, again.stderr
+    twice = citygrid("import", "parking_lots", str(gk), env=env)
+    assert twice.returncode == 1 and "2 行有问题" in twice.stdout
 
 
 def test_units_commands_declare_and_list_units(defective_family: str) -> None:

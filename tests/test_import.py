@@ -17,14 +17,15 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from pyproj import Transformer
+from shapely.geometry import mapping
 from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.gcj02 import wgs84_to_gcj02
 from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import World, make_world, middle, snapshot
-from tests.test_grids import TO_LONLAT
+from tests.test_access import PROPERTIES, World, make_world, middle, snapshot
+from tests.test_grids import TO_LONLAT, family_box, lonlat
 
 OWNER = "启东市广告有限公司"
 
@@ -298,3 +299,96 @@ def test_the_report_of_bad_rows_cannot_start_a_formula(
         (3, "type"): "'@SUM(A1)",
     }
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
+
+
+def _street_point(dx: float, dy: float = 450.0) -> shapely.Geometry:
+    """A point `dx` metres east of the test street's west edge (negative: outside it)."""
+    x0, y0 = family_box(0, 0)
+    return lonlat(shapely.Point(x0 + dx, y0 + dy))
+
+
+def _bowtie() -> shapely.Geometry:
+    x, y = middle(1)
+    ring = [(x, y), (x + 40, y + 40), (x + 40, y), (x, y + 40), (x, y)]
+    return lonlat(shapely.Polygon(ring))
+
+
+GEOMETRY_CASES = {
+    "49.5 m outside": ("billboards", lambda: _street_point(-49.5), None),
+    "3 km outside": ("billboards", lambda: _street_point(-3000), "geometry_outside_county"),
+    "axis swapped": (
+        "billboards",
+        lambda: shapely.transform(_street_point(600), lambda xy: xy[:, ::-1]),
+        "geometry_axis_swapped",
+    ),
+    "polygon for points": ("billboards", lambda: _bowtie().envelope, "geometry_wrong_type"),
+    "self-intersecting": ("parking_lots", _bowtie, "geometry_invalid"),
+}
+
+
+@pytest.mark.parametrize("case", list(GEOMETRY_CASES))
+def test_files_and_the_api_check_geometry_alike(
+    client: TestClient, tmp_path: Path, case: str
+) -> None:
+    layer, make, code = GEOMETRY_CASES[case]
+    geom = make()
+    properties = PROPERTIES[layer]
+    direct = client.post(
+        f"/collections/{layer}/items",
+        json={"type": "Feature", "geometry": mapping(geom), "properties": properties},
+    )
+    path = tmp_path / "one.geojson"
+    pyogrio.raw.write(
+        str(path), shapely.to_wkb([geom]), [np.asarray([v], dtype=object) for v in properties.values()],
+        list(properties), driver="GeoJSON", crs="EPSG:4490", geometry_type="Unknown",
+    )  # fmt: skip
+    filed = upload(client, layer, path)
+    if code is None:
+        assert direct.status_code == 201, direct.text
+        assert filed.status_code == 200 and filed.json()["imported"] == 1, filed.text
+        return
+    assert direct.status_code == 400 and direct.json()["code"] == code, direct.text
+    assert filed.status_code == 400, filed.text
+    errors = filed.json()["report"]["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("geometry", code)]
+    assert errors[0]["message"] + "。" == direct.json()["message"]
+
+
+def test_billboards_update_by_their_registration_number(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    points = spots(2)
+    columns = billboard_columns(2) | {"登记编号": ["QD-2026-0001", "QD-2026-0002"]}
+    path = write(tmp_path / "reg.geojson", points, columns, "GeoJSON")
+    first = upload(client, "billboards", path)
+    assert first.status_code == 200, first.text
+    assert (first.json()["key"], first.json()["new"], first.json()["imported"]) == (
+        "registration_no", 2, 2,
+    )  # fmt: skip
+    again = upload(client, "billboards", path)
+    assert again.status_code == 400
+    assert {e["code"] for e in again.json()["report"]["errors"]} == {"row_exists"}
+    columns["owner"] = [OWNER, "改名广告公司"]
+    edited = write(tmp_path / "reg2.geojson", points, columns, "GeoJSON")
+    dry = upload(client, "billboards", edited, mode="upsert", **{"dry-run": "true"})
+    assert (dry.json()["new"], dry.json()["changed"], dry.json()["unchanged"]) == (0, 1, 1)
+    done = upload(client, "billboards", edited, mode="upsert")
+    assert (done.json()["imported"], done.json()["updated"]) == (0, 1), done.text
+    assert count(world, "billboards", "registration_no LIKE 'QD-2026-%'") == 2
+    assert (
+        count(world, "billboards", "registration_no = 'QD-2026-0002' AND owner = '改名广告公司'")
+        == 1
+    )
+    with world.engine.begin() as conn:
+        conn.execute(
+            text("""
+            INSERT INTO billboards (geom, adcode, type, face_area_m2, registration_no)
+            SELECT geom, adcode, type, face_area_m2, registration_no FROM billboards
+            WHERE registration_no = 'QD-2026-0001'
+        """)
+        )
+    ambiguous = upload(client, "billboards", edited, mode="upsert")
+    assert ambiguous.status_code == 400
+    assert [(e["row"], e["code"]) for e in ambiguous.json()["report"]["errors"]] == [
+        (1, "key_ambiguous")
+    ]

@@ -36,6 +36,7 @@ from layers.editing import EditContext
 from layers.errors import PayloadTooLarge
 from layers.features import ItemsQuery
 from layers.importing import ImportRefused, import_rows, parse_mapping
+from layers.importkeys import ImportMode
 from layers.registry import Layer
 
 router = APIRouter(tags=["files 文件导入导出"], dependencies=[Depends(current_viewer)])
@@ -51,11 +52,12 @@ def _import(
     mapping: dict[str, str],
     dry_run: bool,
     limits: filein.FileLimits,
+    mode: ImportMode,
 ) -> dict[str, Any]:
     with filein.opened(data, filename, limits) as path:
         source = filein.read(path, limits)
     with engine.begin() as conn:
-        return import_rows(conn, layer, source, ctx, crs, mapping, dry_run).document()
+        return import_rows(conn, layer, source, ctx, crs, mapping, dry_run, mode=mode).document()
 
 
 @router.post(
@@ -80,12 +82,21 @@ async def import_file(
         Query(alias="map", description="SOURCE_COLUMN:FIELD"),
     ] = None,
     dry_run: Annotated[bool, Query(alias="dry-run")] = False,
+    mode: Annotated[
+        ImportMode,
+        Query(
+            description="append: add rows, refuse rows whose id is stored; upsert: update stored "
+            "rows (by id or the layer's natural key) that changed, add the others; copy: add "
+            "every row as new"
+        ),
+    ] = ImportMode.APPEND,
     report: Annotated[
         str, Query(pattern="^(json|csv)$", description="how bad rows are listed")
     ] = "json",
 ) -> Response:
     """The file as the body: every row checked; all imported in one transaction, or none, with
-    each bad row's number, field and reason (as JSON, or CSV with `report=csv`)."""
+    each bad row's number, field and reason (as JSON, or CSV with `report=csv`). The report says
+    how many rows are new, changed and unchanged against the stored ones."""
     most = request.app.state.editing.max_upload_bytes
     limits = filein.FileLimits(max_bytes=most, max_unzipped_bytes=5 * most)
     data = bytearray()
@@ -108,6 +119,7 @@ async def import_file(
             parse_mapping(map_ or [], ":"),
             dry_run,
             limits,
+            mode,
         )
     except ImportRefused as refused:
         if report == "csv":
@@ -122,16 +134,18 @@ async def import_file(
 
 EXPORT_PARAMS = {
     "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs", "properties",
-    "format", "encoding",
+    "format", "encoding", "crs", "codes",
 }  # fmt: skip
 
 
-def _export(engine: Engine, query: ItemsQuery, fmt: fileout.Format, encoding: str) -> Path:
+def _export(
+    engine: Engine, query: ItemsQuery, fmt: fileout.Format, options: fileout.ExportOptions
+) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
     path = folder / f"{query.layer.id}{fmt.suffix}"
     try:
         with engine.connect() as conn:
-            fileout.write(conn, query, fmt, path, encoding)
+            fileout.write(conn, query, fmt, path, options)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -162,8 +176,27 @@ async def export_file(
         ),
     ] = "gpkg",
     encoding: Annotated[
-        str, Query(pattern="^(UTF-8|GBK)$", description="Shapefile text")
+        str,
+        Query(
+            pattern=fileout.encoding_pattern(),
+            description="Shapefile text: UTF-8, GBK (cp936, gb2312) or GB18030, any case",
+        ),
     ] = "UTF-8",
+    crs: Annotated[
+        str | None,
+        Query(
+            pattern=CRS_PATTERN,
+            description="CRS of the file: EPSG:4490 (default), EPSG:4326, EPSG:3857 or a "
+            "Gauss-Krüger zone EPSG:4534 to EPSG:4554 (KML is always longitude/latitude)",
+        ),
+    ] = None,
+    codes: Annotated[
+        str,
+        Query(
+            pattern="^(label|raw)$",
+            description="code values as their Chinese labels (店招) or as stored (shop_sign)",
+        ),
+    ] = "label",
     properties: Annotated[str | None, Query(description="field,field")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
     filter_lang: Annotated[FilterLang, Query(alias="filter-lang")] = "cql2-text",
@@ -183,7 +216,10 @@ async def export_file(
         filter_crs=parse_crs(filter_crs, "filter-crs") if filter_crs else STORAGE,
         viewer=viewer,
     )
-    path = await run_in_threadpool(_export, engine, query, fmt, encoding)
+    options = fileout.ExportOptions(
+        fileout.encoding_name(encoding), codes == "raw", parse_crs(crs, "crs")
+    )
+    path = await run_in_threadpool(_export, engine, query, fmt, options)
     return FileResponse(
         path,
         media_type=fmt.media_type,
