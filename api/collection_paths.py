@@ -14,22 +14,9 @@ import copy
 from typing import Any
 
 from layers.registry import LAYERS, Field, Layer
-from layers.schemas import JSON_SCHEMA_TYPES
+from layers.schemas import field_values
 
 ITEMS = "/collections/{collectionId}/items"
-
-
-def field_schema(f: Field) -> dict[str, Any]:
-    """The JSON Schema of a field's values: type, code list and bounds."""
-    schema: dict[str, Any] = dict(JSON_SCHEMA_TYPES[f.type])
-    if f.codes:
-        schema["enum"] = list(f.code_values)
-    low, high = f.bounds
-    if low is not None:
-        schema["minimum"] = low
-    if high is not None:
-        schema["maximum"] = high
-    return schema
 
 
 def _field_parameter(f: Field) -> dict[str, Any]:
@@ -38,7 +25,7 @@ def _field_parameter(f: Field) -> dict[str, Any]:
         "in": "query",
         "required": False,
         "description": f"{f.label_zh} ({f.label_en}): features whose {f.name} equals this value",
-        "schema": field_schema(f),
+        "schema": field_values(f),
     }
 
 

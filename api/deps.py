@@ -21,7 +21,7 @@ from layers.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
-from layers.registry import Layer
+from layers.registry import GRID_LEVELS, Layer
 from layers.schemas import Lang
 
 
@@ -55,6 +55,7 @@ FilterLang = Literal["cql2-text", "cql2-json", "cql-text"]
 NUMBER = r"\s*[-+]?([0-9]{1,20}\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*"  # finite
 BBOX_PATTERN = rf"^{NUMBER}(,{NUMBER}){{3}}(,{NUMBER},{NUMBER})?$"
 CODE_PATTERN = r"^[0-9]{15}$"
+LEVEL_PATTERN = f"^({'|'.join(c.value for c in GRID_LEVELS)})$"  # street|community|section
 DAY = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 INSTANT = (
     rf"{DAY}(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-][01][0-9]:[0-5][0-9]))?"

@@ -13,7 +13,6 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
 
 from layers.db import database_error
 from layers.errors import (
@@ -157,8 +156,8 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app answers at the request's path."""
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.routes):
-        path_format = getattr(route, "path_format", None)
-        if path_format and compile_path(path_format)[0].match(request.scope["path"]):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.scope["path"]):
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
 

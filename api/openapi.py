@@ -187,11 +187,12 @@ def _reads_json_body(dependant: Dependant) -> bool:
     return False
 
 
-def _reads_if_match(operation: dict[str, Any]) -> bool:
-    return any(
-        p.get("in") == "header" and str(p.get("name", "")).lower() == "if-match"
+def _if_match_parameters(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        p
         for p in operation.get("parameters", [])
-    )
+        if p.get("in") == "header" and str(p.get("name", "")).lower() == "if-match"
+    ]
 
 
 def _text_without_nul(node: Any) -> None:
@@ -209,10 +210,9 @@ def _text_without_nul(node: Any) -> None:
 
 
 def _if_match_header(operation: dict[str, Any], required: bool) -> None:
-    for parameter in operation.get("parameters", []):
-        if parameter.get("in") == "header" and str(parameter.get("name")).lower() == "if-match":
-            parameter["required"] = required  # when required, a change without it is 428
-            parameter["schema"] = {"type": "string", "minLength": 1, "pattern": NO_NUL}
+    for parameter in _if_match_parameters(operation):
+        parameter["required"] = required  # when required, a change without it is 428
+        parameter["schema"] = {"type": "string", "minLength": 1, "pattern": NO_NUL}
 
 
 def document_errors(
@@ -224,7 +224,7 @@ def document_errors(
     for status in sorted(statuses):
         if status in BODY_STATUSES and "requestBody" not in operation:
             continue
-        if status in IF_MATCH_STATUSES and not _reads_if_match(operation):
+        if status in IF_MATCH_STATUSES and not _if_match_parameters(operation):
             continue
         if status == 428 and not if_match_required:
             continue
@@ -238,10 +238,11 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(route.original_route, APIRoute):
             continue
         item = document["paths"].get(getattr(route, "path_format", ""), {})
+        if not _reads_json_body(route.original_route.dependant):
+            continue
         for method in getattr(route, "methods", None) or ():
             operation = item.get(method.lower())
-            reads = _reads_json_body(route.original_route.dependant)
-            if operation is not None and reads and "requestBody" not in operation:
+            if operation is not None and "requestBody" not in operation:
                 operation["requestBody"] = JSON_BODY
     statuses = error_statuses()
     required = bool(getattr(app.state, "editing", None) and app.state.editing.require_if_match)

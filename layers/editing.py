@@ -377,9 +377,10 @@ def _row_json(layer: Layer) -> str:
     return ROW_JSON if layer.geometry is not None else ROW_JSON_NO_GEOM
 
 
-def _assignments(
+def assignments(
     values: dict[str, Any], geom: BaseGeometry | None, params: dict[str, Any]
 ) -> dict[str, str]:
+    """Column → SQL value of a write (values bound into `params`, the geometry as WKB)."""
     sql_values: dict[str, str] = {}
     for i, (name, value) in enumerate(values.items()):
         params[f"v{i}"] = value
@@ -390,17 +391,9 @@ def _assignments(
     return sql_values
 
 
-GRID_PEOPLE = {"name", "responsible_person", "responsible_unit", "phone"}
-
-
-def _people_only(layer: Layer) -> bool:
-    """Whether features of the layer change here only in who is responsible (grids)."""
-    return layer.id == "grids"
-
-
 def _grid_operations_only(layer: Layer, touched: set[str]) -> None:
     """Grid shapes, codes and validity change only through the grid operations, which keep coverage."""
-    if _people_only(layer) and not touched <= GRID_PEOPLE:
+    if layer.item_edits_only is not None and not touched <= layer.item_edits_only:
         raise GridEditRefused(
             "Grid boundaries, codes and validity change only through /grids operations "
             "(split, merge, redraw, generate, replace), which keep the coverage valid.",
@@ -455,7 +448,7 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     _check_place(conn, layer, geom, values, ctx.viewer)
     values |= _derived(conn, layer, geom, values, ctx)
     params: dict[str, Any] = {}
-    sql_values = _assignments(values, geom, params)
+    sql_values = assignments(values, geom, params)
     row = conn.execute(
         text(f"""
         WITH t AS (
@@ -511,7 +504,7 @@ def _write_update(
     conn: Connection, layer: Layer, fid: int, values: dict[str, Any], geom: BaseGeometry | None
 ) -> tuple[dict[str, Any], str]:
     params: dict[str, Any] = {"id": fid}
-    sql_values = _assignments(values, geom, params)
+    sql_values = assignments(values, geom, params)
     sets = ", ".join(f"{_q(c)} = {v}" for c, v in sql_values.items()) or "id = id"
     row = conn.execute(
         text(f"""
@@ -607,7 +600,7 @@ def allowed_methods(layer: Layer, viewer: Viewer, one_item: bool) -> list[str]:
     """The HTTP methods `viewer` may use on the layer's items, or on one of its items, by the
     same rights the writes check (an inspector's patrol area is checked with each row)."""
     methods = ["GET", "HEAD", "OPTIONS"]
-    whole = not _people_only(layer)
+    whole = layer.item_edits_only is None
     if not one_item:
         if whole and _may(lambda: access.check_create(layer, viewer)):
             methods.append("POST")

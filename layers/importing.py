@@ -423,7 +423,7 @@ def import_rows(
 ) -> ImportReport:
     """Check every row; when all are good (and this is no dry run) add the new rows and, in
     upsert mode, update the stored rows that changed."""
-    if layer.id == "grids":
+    if layer.item_edits_only is not None:
         raise refuse(
             "use_grid_operations",
             "Grids are replaced through /grids/{code}/children, which keeps the coverage valid.",

@@ -17,7 +17,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
-from layers.registry import MAX_ROW_ID, STORAGE_SRID, Layer
+from layers.editing import assignments
+from layers.registry import MAX_ROW_ID, Layer
 
 ID = "id"
 GEOMETRY_TOLERANCE = 1e-7  # degrees, about 1 cm: what a file's coordinates keep of a stored shape
@@ -169,13 +170,9 @@ def update(
     """Write the changed values (and geometry) of each (stored id, values, geometry); the count."""
     for fid, values, geom in rows:
         params: dict[str, Any] = {"id": fid}
-        sets = []
-        for i, (name, value) in enumerate(values.items()):
-            params[f"v{i}"] = value
-            sets.append(f'"{name}" = :v{i}')
-        if geom is not None:
-            params["wkb"] = shapely.to_wkb(geom)
-            sets.append(f"geom = ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})")
+        sets = ", ".join(
+            f'"{name}" = {value}' for name, value in assignments(values, geom, params).items()
+        )
         if sets:
-            conn.execute(text(f'UPDATE "{layer.id}" SET {", ".join(sets)} WHERE id = :id'), params)
+            conn.execute(text(f'UPDATE "{layer.id}" SET {sets} WHERE id = :id'), params)
     return len(rows)

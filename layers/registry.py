@@ -133,6 +133,9 @@ class Layer:
     cluster_below_zoom: int | None = None  # vector tiles aggregate points below this zoom
     binned: bool = False  # rows keep their Gauss-Krüger position and 250 m cell, for heatmaps
     natural_key: str | None = None  # a field naming a row as people do: imports may update by it
+    # set: the items API changes only these fields; shapes, codes and validity change through the
+    # layer's own operations (grids: split, merge, redraw …), and files do not add rows to it
+    item_edits_only: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         shorts = [f.short_name.lower() for f in self.fields]
@@ -213,6 +216,7 @@ GRIDS = Layer(
     unique_current=("code",),
     temporal=("valid_from", "valid_to"),
     natural_key="code",
+    item_edits_only=frozenset({"name", "responsible_person", "responsible_unit", "phone"}),
 )
 
 ILLEGAL_BUILDINGS = Layer(

@@ -45,23 +45,30 @@ def code_label(code: Code, lang: Lang) -> str:
     return code.label_zh if lang == "zh" else code.label_en
 
 
+def field_values(field: Field) -> dict[str, Any]:
+    """The JSON Schema of a field's values: type, code list and bounds."""
+    schema: dict[str, Any] = dict(JSON_SCHEMA_TYPES[field.type])
+    if field.codes:
+        schema["enum"] = list(field.code_values)
+    low, high = field.bounds
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return schema
+
+
 def field_property(field: Field, lang: Lang) -> dict[str, Any]:
     """One field as a JSON Schema property: type, title, bounds and its code list with labels."""
     entry: dict[str, Any] = {
         "title": field_title(field, lang),
         "description": field_title(field, other_language(lang)),
-        **JSON_SCHEMA_TYPES[field.type],
+        **field_values(field),
     }
     if field.codes:
-        entry["enum"] = list(field.code_values)
         entry["oneOf"] = [{"const": c.value, "title": code_label(c, lang)} for c in field.codes]
     if field.pattern:
         entry["pattern"] = field.pattern
-    low, high = field.bounds
-    if low is not None:
-        entry["minimum"] = low
-    if high is not None:
-        entry["maximum"] = high
     return entry
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
 from api.deps import (
     CODE_PATTERN,
+    LEVEL_PATTERN,
     UPLOAD_BODY,
     BodyDep,
     ConnectionDep,
@@ -51,7 +52,6 @@ LINE = {"LineString", "MultiLineString"}
 POLYGON_TYPES = ("Polygon", "MultiPolygon")
 POLYGON = set(POLYGON_TYPES)
 CODE = CODE_PATTERN
-LEVELS = "^(street|community|section)$"
 
 
 class CheckRequest(Strict):
@@ -143,7 +143,7 @@ def grids_on(
     viewer: ViewerDep,
     at: Annotated[Day | None, Query(description="YYYY-MM-DD, default today")] = None,
     level: Annotated[
-        str | None, Query(pattern=LEVELS, description="street | community | section")
+        str | None, Query(pattern=LEVEL_PATTERN, description="street | community | section")
     ] = None,
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> Response:
@@ -157,7 +157,7 @@ def grid_stats(
     conn: ConnectionDep,
     viewer: ViewerDep,
     at: Annotated[Day | None, Query(description="YYYY-MM-DD, default today")] = None,
-    level: Annotated[str | None, Query(pattern=LEVELS)] = "section",
+    level: Annotated[str | None, Query(pattern=LEVEL_PATTERN)] = "section",
     parent: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> list[Any]:
     """Per grid valid on `at`: area (km²), cases reported up to that day and on it, features inside."""

@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import CODE_PATTERN, BBoxDep, Categories, ConnectionDep, Day
+from api.deps import CODE_PATTERN, LEVEL_PATTERN, BBoxDep, Categories, ConnectionDep, Day
 from api.openapi import answers
 from layers import casestats, heatmap, indicators
 from layers.codes import parse_categories
 
 JSON, GEOJSON, CSV = "application/json", "application/geo+json", "text/csv"
-LEVELS = "^(street|community|section)$"
 Within = Annotated[
     str | None,
     Query(pattern=CODE_PATTERN, description="only the cases inside this current grid (a street)"),
@@ -116,9 +115,9 @@ def case_choropleth(
     viewer: ViewerDep,
     from_: Annotated[Day, Query(alias="from")],
     to: Annotated[Day, Query()],
-    level: Annotated[str, Query(pattern=LEVELS, description="street | community | section")] = (
-        "section"
-    ),
+    level: Annotated[
+        str, Query(pattern=LEVEL_PATTERN, description="street | community | section")
+    ] = ("section"),
     category: Categories = None,
     within: Within = None,
 ) -> Response:
