@@ -117,8 +117,8 @@ def parse_bbox(
             f"bbox {bbox}：两个轴上最小值都必须小于最大值。",
             code="bbox_reversed",
         )
-    a0, b0, a1, b1 = crs.domain
-    if not (low[0] >= a0 and low[1] >= b0 and high[0] <= a1 and high[1] <= b1):
+    if not crs.contains((low[0], low[1], high[0], high[1])):
+        a0, b0, a1, b1 = crs.domain
         if crs.uri == CRS84:
             raise BadQuery(
                 f"bbox {bbox} is not longitude/latitude; give bbox-crs for other coordinates.",

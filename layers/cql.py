@@ -320,9 +320,8 @@ class SqlFilter(Evaluator):
         raise _bad("a spatial operator needs a geometry", "空间运算需要一个几何值")
 
     def _inside_domain(self, bounds: tuple[float, float, float, float]) -> None:
-        a0, b0, a1, b1 = self.filter_crs.domain
-        minx, miny, maxx, maxy = bounds
-        if not (minx >= a0 and miny >= b0 and maxx <= a1 and maxy <= b1):
+        if not self.filter_crs.contains(bounds):
+            a0, b0, a1, b1 = self.filter_crs.domain
             raise _bad(
                 f"a geometry lies outside {a0:g},{b0:g},{a1:g},{b1:g}, where {self.filter_crs.uri} is defined",
                 f"几何超出坐标系 {self.filter_crs.uri} 的有效范围 {a0:g},{b0:g},{a1:g},{b1:g}",

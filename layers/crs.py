@@ -48,6 +48,12 @@ class Crs:
             return (-MERCATOR_HALF, -MERCATOR_HALF, MERCATOR_HALF, MERCATOR_HALF)
         return GK_DOMAIN
 
+    def contains(self, bounds: tuple[float, float, float, float]) -> bool:
+        """Whether a box (min, min, max, max in this CRS's axis order) lies inside its domain."""
+        a0, b0, a1, b1 = self.domain
+        minx, miny, maxx, maxy = bounds
+        return minx >= a0 and miny >= b0 and maxx <= a1 and maxy <= b1
+
     @property
     def header(self) -> str:
         """The value of a Content-Crs header."""
