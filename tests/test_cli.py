@@ -129,6 +129,8 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
                 **SERVER_ENV,
                 "CITYGRID_DATABASE_URL": url,
                 "CITYGRID_PORT": str(port),
+                # the demo passwords go to the state directory: not the project's own
+                "CITYGRID_STATE_DIR": str(log.parent / "state"),
             },
             stdout=out,
             stderr=subprocess.STDOUT,
