@@ -228,6 +228,7 @@ def viewer_from_token(
         account.display_name,
         issuer.patrol_buffer_m,
         account.unit,
+        account.county_scope,
     )
 
 

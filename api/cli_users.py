@@ -14,6 +14,15 @@ from layers.registry import ROLE_LABELS, Role
 
 app = typer.Typer(help="User accounts and roles (用户与角色).", no_args_is_help=True)
 RoleArg = Annotated[str, typer.Option("--role", help=f"One of {', '.join(r.value for r in Role)}")]
+CountyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--county",
+        metavar="ADCODE",
+        help="A county the account reads and writes (repeat for several; "
+        "none only for the deployment's admin)",
+    ),
+]
 
 
 def _password(given: str | None) -> str:
@@ -37,16 +46,38 @@ def add(
     ] = None,
     display_name: Annotated[str | None, typer.Option(help="Full name shown on pages")] = None,
     unit: Annotated[str | None, typer.Option(help="A handling unit's name (role handler)")] = None,
+    county: CountyOpt = None,
 ) -> None:
-    """Create an account; an inspector sees only the grids given with --grid, a handling unit
-    (--role handler) only the cases dispatched to its --unit."""
+    """Create an account working in the counties given with --county; an inspector sees only
+    the grids given with --grid, a handling unit (--role handler) only the cases dispatched to
+    its --unit."""
     password_hash = users.hash_password(_password(password), name, display_name or "")
     with transaction() as conn:
         account = users.add(
-            conn, name, role, password_hash, actor(), display_name, list(grid or []), unit
+            conn,
+            name,
+            role,
+            password_hash,
+            actor(),
+            display_name,
+            list(grid or []),
+            unit,
+            list(county or []),
         )
     grids = f", grids {', '.join(account.grids)}" if account.grids else ""
-    stdout.print(f"created {account.username} ({account.role.value}{grids})")
+    counties = ", ".join(account.counties) or "every county"
+    stdout.print(f"created {account.username} ({account.role.value}{grids}; {counties})")
+
+
+@app.command("set-counties")
+@friendly
+def set_counties(
+    name: Annotated[str, typer.Argument(help="User name")], county: CountyOpt = None
+) -> None:
+    """Replace the counties an account reads and writes (its sign-ins end)."""
+    with transaction() as conn:
+        account = users.set_counties(conn, name, list(county or []), actor())
+    stdout.print(f"{account.username}: {', '.join(account.counties) or 'every county'}")
 
 
 @app.command("list")
@@ -56,7 +87,7 @@ def list_users() -> None:
     with transaction() as conn:
         accounts = users.list_accounts(conn)
     table = Table(title="用户")
-    for column in ("用户名", "姓名", "角色", "状态", "负责网格", "处置单位"):
+    for column in ("用户名", "姓名", "角色", "状态", "所辖区县", "负责网格", "处置单位"):
         table.add_column(column)
     for a in accounts:
         table.add_row(
@@ -64,6 +95,7 @@ def list_users() -> None:
             a.display_name or "—",
             f"{ROLE_LABELS[a.role]} ({a.role.value})",
             "停用" if a.disabled else "正常",
+            "、".join(a.counties) or "全部",
             "、".join(a.grids) or "—",
             a.unit or "—",
         )

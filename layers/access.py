@@ -1,7 +1,8 @@
 """Who may read and write what, enforced inside the SQL that reads and writes.
 
-Leaders, planners, dispatchers and admins read every layer; a handling unit reads every layer but
-only its own cases. An inspector reads only what lies in their patrol area: the current grids assigned to them, buffered by a few metres, computed by the database in
+Every account but the deployment's admin is limited to its counties: no row of another county is
+read or written, whatever the role. Within them, leaders, planners, dispatchers and admins read
+every layer; a handling unit reads every layer but only its own cases. An inspector reads only what lies in their patrol area: the current grids assigned to them, buffered by a few metres, computed by the database in
 the query itself, so a row outside can never reach a body, a tile or a count. Writes follow the
 registry: the roles in a layer's `editable_by` may change it anywhere; an inspector may create
 (`inspector_creates`) and update (`inspector_updates`) only inside their area.
@@ -29,6 +30,7 @@ class Viewer:
     display_name: str | None = None
     patrol_buffer_m: float = 50.0
     unit: str | None = None  # a handling unit's name: its cases are the ones it reads
+    counties: tuple[str, ...] | None = None  # the adcodes it reads and writes; None = every one
 
     @property
     def patrols(self) -> bool:
@@ -57,25 +59,25 @@ class ReadLimit:
     sql: str
     params: tuple[tuple[str, Any], ...] = ()
     tables: tuple[str, ...] = ()
+    counties: tuple[str, ...] | None = None  # None: every county
 
     @property
     def narrow(self) -> bool:
         """Whether the viewer reads fewer rows than the whole layer."""
-        return self.kind != "all"
+        return self.kind != "all" or self.counties is not None
 
     @property
     def key(self) -> tuple[Any, ...]:
         """Everything that limits the rows: two viewers with equal keys read the same rows."""
         bound = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.params)
-        return (self.kind, bound, self.tables)  # hashable even when a limit binds a list
+        return (self.kind, self.counties, bound, self.tables)  # hashable even with a list bound
 
 
 def _patrol_params(viewer: Viewer) -> tuple[tuple[str, Any], ...]:
     return (("patrol_buffer_m", viewer.patrol_buffer_m), ("patrol_user", viewer.username))
 
 
-def read_limit(layer: Layer, viewer: Viewer | None, alias: str = "t") -> ReadLimit:
-    """The condition keeping only the rows of `layer` that `viewer` may read, with its scope."""
+def _role_limit(layer: Layer, viewer: Viewer | None, alias: str) -> ReadLimit:
     if viewer is not None and viewer.role is Role.HANDLER and layer.id == "cases":
         return ReadLimit("unit", f"{alias}.unit = :viewer_unit", (("viewer_unit", viewer.unit),))
     if viewer is None or not viewer.patrols:
@@ -98,6 +100,37 @@ def read_limit(layer: Layer, viewer: Viewer | None, alias: str = "t") -> ReadLim
             (*PATROL_TABLES, layer.parent),
         )
     return ReadLimit("none", "FALSE")
+
+
+def county_condition(viewer: Viewer | None, column: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """A condition on an adcode column keeping the viewer's counties, and the values it binds."""
+    if viewer is None or viewer.counties is None:
+        return "TRUE", ()
+    return f"{column} = ANY(:viewer_counties)", (("viewer_counties", list(viewer.counties)),)
+
+
+def read_limit(layer: Layer, viewer: Viewer | None, alias: str = "t") -> ReadLimit:
+    """The condition keeping only the rows of `layer` that `viewer` may read, with its scope."""
+    role = _role_limit(layer, viewer, alias)
+    if viewer is None or viewer.counties is None:
+        return role
+    county_sql, county_params = county_condition(viewer, f"{alias}.adcode")
+    sql = county_sql if role.sql == "TRUE" else f"({county_sql} AND {role.sql})"
+    return ReadLimit(role.kind, sql, (*county_params, *role.params), role.tables, viewer.counties)
+
+
+def may_write_county(viewer: Viewer, adcode: str | None) -> bool:
+    """Whether the viewer may write a row of this county."""
+    return viewer.counties is None or adcode in viewer.counties
+
+
+def outside_counties() -> Forbidden:
+    """The error of a write in a county the account does not hold."""
+    return forbidden(
+        "That place is outside the counties of your account.",
+        "该位置不在您账号所辖的县级行政区内。",
+        code="outside_county",
+    )
 
 
 def area_clause(

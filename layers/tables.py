@@ -68,6 +68,57 @@ case_categories = Table(
 )
 
 
+counties = Table(
+    "counties",
+    metadata,
+    Column("adcode", String(6), primary_key=True, comment="县级行政区划代码"),
+    Column("name", Text, nullable=False, comment="名称"),
+    Column(
+        "boundary",
+        Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True),
+        nullable=False,
+        comment="官方行政区界（CGCS2000）",
+    ),
+    Column("gk_srid", SmallInteger, nullable=False, comment="高斯-克吕格投影带 EPSG"),
+    Column(
+        "centre",
+        Geometry("POINT", srid=STORAGE_SRID, spatial_index=False),
+        nullable=False,
+        comment="地图中心",
+    ),
+    Column(
+        "time_zone",
+        Text,
+        nullable=False,
+        server_default=text("'Asia/Shanghai'"),
+        comment="时区",
+    ),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("adcode ~ '^[0-9]{6}$'", name="adcode_format"),
+    CheckConstraint("name = btrim(name) AND length(name) BETWEEN 1 AND 100", name="name_format"),
+    CheckConstraint("gk_srid BETWEEN 4513 AND 4554", name="gk_srid"),
+    CheckConstraint("ST_IsValid(boundary) AND NOT ST_IsEmpty(boundary)", name="boundary_valid"),
+    comment="县级行政区（每行数据的 adcode 指向此表）",
+)
+
+
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column(
+        "id",
+        Text,
+        nullable=False,
+        server_default=text("gen_random_uuid()::text"),
+        comment="部署编号（令牌的签发者与受众）",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("singleton", name="one_row"),
+    comment="本部署（首次迁移时生成，区分不同部署签发的令牌）",
+)
+
+
 layer_versions = Table(
     "layer_versions",
     metadata,
@@ -155,6 +206,28 @@ users = Table(
     CheckConstraint("role <> 'handler' OR unit IS NOT NULL", name="handler_unit"),
     CheckConstraint(f"role IN ({', '.join(_quote_literal(r.value) for r in Role)})", name="role"),
     comment="用户",
+)
+
+
+user_counties = Table(
+    "user_counties",
+    metadata,
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+        comment="用户名",
+    ),
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+        comment="可读写的县级行政区",
+    ),
+    comment="用户可读写的县级行政区（部署管理员不受限）",
 )
 
 
@@ -285,7 +358,14 @@ def build_table(layer: Layer) -> Table:
             )
         )
     columns.append(
-        Column("adcode", String(6), nullable=False, index=True, comment="县级行政区划代码")
+        Column(
+            "adcode",
+            String(6),
+            ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="RESTRICT"),
+            nullable=False,
+            index=True,
+            comment="县级行政区划代码",
+        )
     )
     if layer.geometry is not None:
         columns.append(

@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, text
 
+from layers import counties as counties_module
 from layers import passwords, sessions, signin
 from layers.errors import AccountError, NotSignedIn
 from layers.registry import Role
@@ -39,6 +40,12 @@ class Account:
     sessions_valid_from: datetime
     grids: tuple[str, ...] = ()
     unit: str | None = None
+    counties: tuple[str, ...] = ()  # empty only for the deployment's admin: every county
+
+    @property
+    def county_scope(self) -> tuple[str, ...] | None:
+        """The counties this account reads and writes; None for all of them."""
+        return self.counties or None
 
 
 def _role(value: str) -> Role:
@@ -62,7 +69,9 @@ def hash_password(password: str, *names: str) -> str:
 ACCOUNT_SQL = """
     SELECT u.id, u.username, u.display_name, u.role, u.disabled, u.sessions_valid_from, u.unit,
            coalesce(array_agg(i.grid_code ORDER BY i.grid_code)
-                    FILTER (WHERE i.grid_code IS NOT NULL), '{}') AS grids
+                    FILTER (WHERE i.grid_code IS NOT NULL), '{}') AS grids,
+           ARRAY(SELECT c.adcode FROM user_counties AS c WHERE c.username = u.username
+                 ORDER BY c.adcode) AS counties
     FROM users AS u LEFT JOIN grid_inspectors AS i ON i.username = u.username
         AND EXISTS (SELECT 1 FROM grids AS g WHERE g.code = i.grid_code AND g.valid_to IS NULL)
 """
@@ -78,6 +87,7 @@ def _account(row: Any) -> Account:
         row.sessions_valid_from,
         tuple(row.grids),
         row.unit,
+        tuple(row.counties),
     )
 
 
@@ -130,6 +140,7 @@ def _summary(account: Account) -> dict[str, Any]:
         "disabled": account.disabled,
         "grids": list(account.grids),
         "unit": account.unit,
+        "counties": list(account.counties),
     }
 
 
@@ -174,8 +185,10 @@ def add(
     display_name: str | None = None,
     grids: list[str] | None = None,
     unit: str | None = None,
+    counties: list[str] | None = None,
 ) -> Account:
-    """Create an account (a hash from `hash_password`), with an inspector's grids or a unit."""
+    """Create an account (a hash from `hash_password`) holding its counties, with an inspector's
+    grids or a unit."""
     if not USERNAME.fullmatch(username):
         raise AccountError(
             f"{username!r} is not a valid user name: 2-64 letters, digits, '_', '.' or '-'.",
@@ -190,6 +203,7 @@ def add(
         )
     checked_role = _role(role)
     unit = _unit_for(checked_role, unit)
+    held = _counties_for(conn, checked_role, counties or [])
     conn.execute(
         text("""
         INSERT INTO users (username, display_name, role, password_hash, unit)
@@ -203,6 +217,7 @@ def add(
             "unit": unit,
         },
     )
+    _write_counties(conn, username, held)
     account = get(conn, username)
     assign_grids(conn, account, grids or [])
     account = get(conn, username)
@@ -210,10 +225,43 @@ def add(
     return account
 
 
+def _counties_for(conn: Connection, role: Role, counties: list[str]) -> list[str]:
+    if not counties and role is not Role.ADMIN:
+        raise AccountError(
+            "An account needs the counties it works in (--county ADCODE); only the deployment's "
+            "admin has none.",
+            "账号必须指定所辖县级行政区（--county 行政区划代码）；只有部署管理员可以不指定。",
+            code="county_required",
+        )
+    return counties_module.require_known(conn, counties) if counties else []
+
+
+def _write_counties(conn: Connection, username: str, adcodes: list[str]) -> None:
+    conn.execute(text("DELETE FROM user_counties WHERE username = :u"), {"u": username})
+    for adcode in adcodes:
+        conn.execute(
+            text("INSERT INTO user_counties (username, adcode) VALUES (:u, :a)"),
+            {"u": username, "a": adcode},
+        )
+
+
+def set_counties(conn: Connection, username: str, counties: list[str], actor: str) -> Account:
+    """Change the counties an account reads and writes (its tokens stop working)."""
+    account = get(conn, username)
+    held = _counties_for(conn, account.role, counties)
+    _write_counties(conn, username, held)
+    return _change(conn, username, actor, "disabled = disabled", before=account)
+
+
 def _change(
-    conn: Connection, username: str, actor: str, assignments: str, **values: Any
+    conn: Connection,
+    username: str,
+    actor: str,
+    assignments: str,
+    before: Account | None = None,
+    **values: Any,
 ) -> Account:
-    before = get(conn, username)
+    before = before or get(conn, username)
     conn.execute(
         text(f"UPDATE users SET {assignments}, sessions_valid_from = now() WHERE username = :u"),
         {"u": username, **values},
@@ -240,6 +288,7 @@ def set_role(
     """Change a user's role (a handling unit's with its unit); grids go with the inspector role."""
     new_role = _role(role)
     unit = _unit_for(new_role, unit)
+    _counties_for(conn, new_role, list(get(conn, username).counties))
     if new_role is not Role.INSPECTOR:
         conn.execute(text("DELETE FROM grid_inspectors WHERE username = :u"), {"u": username})
     return _change(conn, username, actor, "role = :r, unit = :unit", r=new_role.value, unit=unit)

@@ -8,11 +8,13 @@ from functools import cache
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api.auth import COOKIE, Issuer
 from api.settings import AuthSettings
+from layers import counties as county_rows
 from layers import db, users
+from layers.demo import load as demo_city
 
 TEST_KEY = "citygrid-test-signing-key-not-for-production-use"
 TEST_PASSWORD = "correct-horse-battery"
@@ -39,19 +41,33 @@ def ensure_account(
     role: str,
     grids: tuple[str, ...] = (),
     unit: str | None = None,
+    counties: tuple[str, ...] | None = None,
 ) -> None:
-    """An account with the test password (made once per database)."""
+    """An account with the test password (made once per database), holding `counties` (by
+    default: none for an admin, every stored county for the others, the demo's if none is)."""
     engine = db.make_engine(target) if isinstance(target, str) else target
     try:
         with engine.begin() as conn:
             account = users.find(conn, username)
             if account is None:
-                users.add(conn, username, role, _password_hash(), "tests", None, list(grids), unit)
+                held = list(counties) if counties is not None else _default_counties(conn, role)
+                users.add(
+                    conn, username, role, _password_hash(), "tests", None, list(grids), unit, held
+                )
             elif account.grids != tuple(sorted(grids)) and role == "inspector":
                 users.assign_grids(conn, account, list(grids))
     finally:
         if isinstance(target, str):
             engine.dispose()
+
+
+def _default_counties(conn: Connection, role: str) -> list[str]:
+    if role == "admin":
+        return []
+    stored = [c.adcode for c in county_rows.all_counties(conn)]
+    if stored:
+        return stored
+    return [county_rows.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT).adcode]
 
 
 def token_for(username: str, lifetime: timedelta = timedelta(minutes=30)) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, make_url
 
 from api.settings import DatabaseSettings, DemoSettings
 from layers import db, migrate, roles
+from layers import counties as county_rows
 from layers.demo import load as demo_city
 
 
@@ -71,9 +72,10 @@ def pg_server() -> Iterator[PgServer]:
             cluster.down(_log)
 
 
-def fresh_database(server: PgServer, suffix: str) -> Iterator[str]:
-    """A new database on `server`, migrated by its owner; yields the URL the API connects with
-    (the API's role, rows only), dropped when the caller is done with it."""
+def fresh_database(server: PgServer, suffix: str, with_county: bool = True) -> Iterator[str]:
+    """A new database on `server`, migrated by its owner (the demo's county stored, no rows,
+    unless `with_county` is false); yields the URL the API connects with (the API's role, rows
+    only), dropped when the caller is done with it."""
     name = f"citygrid_test_{suffix}_{os.getpid()}"
     db.drop_database(server.admin_url, name)
     db.ensure_database(server.admin_url, name)
@@ -82,6 +84,8 @@ def fresh_database(server: PgServer, suffix: str) -> Iterator[str]:
         migrate.upgrade(engine)
         with engine.begin() as conn:
             roles.grant_api_rights(conn, roles.API_ROLE)
+            if with_county:
+                county_rows.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT)
     finally:
         engine.dispose()
     try:
@@ -115,8 +119,14 @@ def demo(engine: Engine) -> dict[str, int]:
 
 @pytest.fixture
 def scratch_url(pg_server: PgServer) -> Iterator[str]:
-    """An empty migrated database for one test that writes."""
+    """A migrated database for one test that writes: the demo's county stored, no rows."""
     yield from fresh_database(pg_server, "scratch")
+
+
+@pytest.fixture
+def empty_url(pg_server: PgServer) -> Iterator[str]:
+    """A migrated database with nothing in it, not even a county."""
+    yield from fresh_database(pg_server, "empty", with_county=False)
 
 
 @pytest.fixture(scope="session")

@@ -274,14 +274,28 @@ def test_grids_check_of_an_unknown_parent_is_one_clear_sentence(defective_family
 def test_users_commands_manage_accounts(defective_family: str) -> None:
     from tests.test_grids import COMMUNITIES
 
-    env = {"CITYGRID_DATABASE_URL": defective_family}
+    env = {"CITYGRID_DATABASE_URL": defective_family, "COLUMNS": "200"}  # rows unwrapped
     added = citygrid(
         "users", "add", "zhang.san", "--role", "inspector", "--grid", COMMUNITIES[1],
-        "--password", "patrol-2026", "--display-name", "张三", env=env,
+        "--password", "patrol-2026", "--display-name", "张三", "--county", "320681", env=env,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
+    assert_clear_failure(
+        citygrid(
+            "users", "add", "no-county", "--role", "leader", "--password", "Harbour-lights-9",
+            env=env,
+        ),
+        "needs the counties",
+    )  # fmt: skip
+    assert_clear_failure(
+        citygrid(
+            "users", "add", "far-county", "--role", "leader", "--password", "Harbour-lights-9",
+            "--county", "350404", env=env,
+        ),
+        "No county has the code(s) 350404",
+    )  # fmt: skip
     prompted = subprocess.run(
-        [CITYGRID, "users", "add", "li-si", "--role", "leader"],
+        [CITYGRID, "users", "add", "li-si", "--role", "leader", "--county", "320681"],
         input="leader-pass-1\nleader-pass-1\n",
         capture_output=True,
         text=True,
@@ -296,7 +310,7 @@ def test_users_commands_manage_accounts(defective_family: str) -> None:
     assert "li-si" in listed and "领导" in listed
     unit = citygrid(
         "users", "add", "unit-a", "--role", "handler", "--unit", "城管一中队",
-        "--password", "Harbour-lights-9", env=env,
+        "--password", "Harbour-lights-9", "--county", "320681", env=env,
     )  # fmt: skip
     assert unit.returncode == 0, unit.stderr
     assert "城管一中队" in citygrid("users", "list", env=env).stdout
@@ -421,7 +435,7 @@ def test_import_command_checks_reports_and_writes(defective_family: str, tmp_pat
 
 
 def test_units_commands_declare_and_list_units(defective_family: str) -> None:
-    env = {"CITYGRID_DATABASE_URL": defective_family}
+    env = {"CITYGRID_DATABASE_URL": defective_family, "COLUMNS": "200"}  # rows unwrapped
     added = citygrid("units", "add", "新设城管中队", env=env)
     assert added.returncode == 0, added.stderr
     listed = citygrid("units", "list", env=env).stdout

@@ -46,13 +46,18 @@ def test_registry_and_migrations_agree(engine: Engine) -> None:
 def test_geometry_columns_have_storage_srid_and_type(engine: Engine) -> None:
     with engine.connect() as conn:
         rows = {
-            r.f_table_name: (r.srid, r.type)
-            for r in conn.execute(text("SELECT f_table_name, srid, type FROM geometry_columns"))
+            (r.f_table_name, r.f_geometry_column): (r.srid, r.type)
+            for r in conn.execute(
+                text("SELECT f_table_name, f_geometry_column, srid, type FROM geometry_columns")
+            )
         }
     expected = {
-        layer.id: (STORAGE_SRID, layer.geometry.value)
+        (layer.id, "geom"): (STORAGE_SRID, layer.geometry.value)
         for layer in spatial_layers()
         if layer.geometry
+    } | {
+        ("counties", "boundary"): (STORAGE_SRID, "MULTIPOLYGON"),
+        ("counties", "centre"): (STORAGE_SRID, "POINT"),
     }
     assert rows == expected
 
@@ -67,7 +72,7 @@ def test_indexes(engine: Engine, layer_id: str) -> None:
         assert ("btree", [column]) in indexes, f"{layer_id}.{column} has no B-tree index"
 
 
-def test_every_layer_row_carries_a_county_code(engine: Engine) -> None:
+def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
     with engine.connect() as conn:
         nullable = (
             conn.execute(
@@ -79,7 +84,20 @@ def test_every_layer_row_carries_a_county_code(engine: Engine) -> None:
             .scalars()
             .all()
         )
-    assert set(nullable) == set(LAYERS)
+        referring = (
+            conn.execute(
+                text("""
+            SELECT c.conrelid::regclass::text FROM pg_constraint AS c
+            WHERE c.contype = 'f' AND c.confrelid = 'counties'::regclass
+              AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute
+                                    WHERE attrelid = c.conrelid AND attname = 'adcode')]
+        """)
+            )
+            .scalars()
+            .all()
+        )
+    assert set(nullable) == {*LAYERS, "counties", "user_counties"}
+    assert set(referring) == {*LAYERS, "user_counties"}
 
 
 def _gk_square(epsg: int, x: float, y: float, side: float) -> tuple[Polygon, float]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 
 from layers import users
+from layers.demo.load import ADCODE
 from layers.registry import Role
 
 ACTOR = "demo"
@@ -56,9 +57,14 @@ def _ensure(
     password_hash: str,
     unit: str | None = None,
 ) -> users.Account:
+    counties = [] if role is Role.ADMIN else [ADCODE]  # the demo's admin runs the deployment
     account = users.find(conn, username)
     if account is None:
-        return users.add(conn, username, role.value, password_hash, ACTOR, display, unit=unit)
+        return users.add(
+            conn, username, role.value, password_hash, ACTOR, display, unit=unit, counties=counties
+        )
+    if list(account.counties) != counties:
+        users.set_counties(conn, username, counties, ACTOR)
     if account.role is not role or account.unit != unit:
         users.set_role(conn, username, role.value, ACTOR, unit)
     return users.set_password(conn, username, password_hash, ACTOR)

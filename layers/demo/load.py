@@ -12,6 +12,7 @@ from shapely.geometry import Point
 from sqlalchemy import Connection, Engine, func, select, text
 
 from gis.zones import from_gk, geometry_zone, to_gk
+from layers import counties
 from layers.boundary import County, load_county
 from layers.bulk import copy_rows
 from layers.codes import read_case_categories, seed_case_categories
@@ -107,6 +108,8 @@ def is_loaded(conn: Connection) -> bool:
 def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[str, int]:
     """COPY the demo into empty tables inside the caller's transaction."""
     seed_case_categories(conn)
+    if counties.find(conn, city.county.adcode) is None:
+        counties.add(conn, city.county, COUNTY_SEAT)
     written = {}
     for name in LOAD_ORDER:
         rows = city.rows[name]

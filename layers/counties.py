@@ -1,0 +1,138 @@
+"""Counties as data: the `counties` rows every stored row's adcode refers to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import shapely
+from shapely.geometry import MultiPolygon, Point
+from sqlalchemy import Connection, text
+
+from gis.zones import geometry_zone
+from layers.boundary import County
+from layers.errors import AccountError, FeatureNotFound
+
+ZONE_SQL = "citygrid_gk_srid"
+
+
+@dataclass(frozen=True)
+class CountyRecord:
+    """A stored county as pages and checks read it (the boundary stays in the database)."""
+
+    adcode: str
+    name: str
+    gk_srid: int
+    centre: tuple[float, float]  # lon, lat in CGCS2000
+    bounds: tuple[float, float, float, float]
+    time_zone: str
+
+
+_SELECT = """
+    SELECT adcode, name, gk_srid, ST_X(centre) AS lon, ST_Y(centre) AS lat,
+           ST_XMin(boundary) AS minx, ST_YMin(boundary) AS miny,
+           ST_XMax(boundary) AS maxx, ST_YMax(boundary) AS maxy, time_zone
+    FROM counties
+"""
+
+
+def _record(row: object) -> CountyRecord:
+    r = row._mapping  # type: ignore[attr-defined]
+    return CountyRecord(
+        r["adcode"],
+        r["name"],
+        int(r["gk_srid"]),
+        (float(r["lon"]), float(r["lat"])),
+        (float(r["minx"]), float(r["miny"]), float(r["maxx"]), float(r["maxy"])),
+        r["time_zone"],
+    )
+
+
+def unknown(adcode: str) -> FeatureNotFound:
+    """The error of a county code no row describes."""
+    return FeatureNotFound(
+        f"There is no county {adcode}: add it first (citygrid county add {adcode}).",
+        f"不存在县级行政区 {adcode}：请先添加（citygrid county add {adcode}）。",
+        code="unknown_county",
+    )
+
+
+def find(conn: Connection, adcode: str) -> CountyRecord | None:
+    """The county with this code, if stored."""
+    row = conn.execute(text(f"{_SELECT} WHERE adcode = :a"), {"a": adcode}).first()
+    return _record(row) if row else None
+
+
+def get(conn: Connection, adcode: str) -> CountyRecord:
+    """The county with this code, or a clear error."""
+    found = find(conn, adcode)
+    if found is None:
+        raise unknown(adcode)
+    return found
+
+
+def all_counties(conn: Connection, adcodes: tuple[str, ...] | None = None) -> list[CountyRecord]:
+    """Every stored county (or those of `adcodes`), by code."""
+    rows = conn.execute(
+        text(
+            f"{_SELECT} WHERE CAST(:codes AS text[]) IS NULL OR adcode = ANY(:codes) ORDER BY adcode"
+        ),
+        {"codes": list(adcodes) if adcodes is not None else None},
+    ).all()
+    return [_record(r) for r in rows]
+
+
+def require_known(conn: Connection, adcodes: list[str]) -> list[str]:
+    """The codes, each of a stored county, or an error naming those that are not."""
+    stored = {c.adcode for c in all_counties(conn, tuple(adcodes))}
+    missing = sorted(set(adcodes) - stored)
+    if missing:
+        raise AccountError(
+            f"No county has the code(s) {', '.join(missing)}.",
+            f"不存在县级行政区：{'、'.join(missing)}。",
+            code="unknown_county",
+        )
+    return sorted(set(adcodes))
+
+
+def _centre(boundary: MultiPolygon, centre: Point | None) -> Point:
+    return centre if centre is not None else boundary.representative_point()
+
+
+def add(conn: Connection, county: County, centre: Point | None = None) -> CountyRecord:
+    """Store a county (its zone from its boundary, its map centre given or inside it)."""
+    zone = int(geometry_zone([county.boundary])[0])
+    conn.execute(
+        text("""
+        INSERT INTO counties (adcode, name, boundary, gk_srid, centre)
+        VALUES (:a, :n, ST_GeomFromWKB(:b, 4490), :z, ST_GeomFromWKB(:c, 4490))
+    """),
+        {
+            "a": county.adcode,
+            "n": county.name,
+            "b": shapely.to_wkb(county.boundary),
+            "z": zone,
+            "c": shapely.to_wkb(_centre(county.boundary, centre)),
+        },
+    )
+    return get(conn, county.adcode)
+
+
+def set_boundary(
+    conn: Connection, adcode: str, boundary: MultiPolygon, centre: Point | None = None
+) -> CountyRecord:
+    """Replace a county's official boundary (and with it its zone and, unless given, centre)."""
+    get(conn, adcode)
+    conn.execute(
+        text("""
+        UPDATE counties SET boundary = ST_GeomFromWKB(:b, 4490), gk_srid = :z,
+                            centre = ST_GeomFromWKB(:c, 4490)
+        WHERE adcode = :a
+    """),
+        {
+            "a": adcode,
+            "b": shapely.to_wkb(boundary),
+            "z": int(geometry_zone([boundary])[0]),
+            "c": shapely.to_wkb(_centre(boundary, centre)),
+        },
+    )
+    return get(conn, adcode)
