@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine, make_url
 
 from api.settings import DatabaseSettings, DemoSettings
-from layers import db, migrate, roles
 from layers import counties as county_rows
+from layers import db, migrate, roles
 from layers.demo import load as demo_city
 
 
