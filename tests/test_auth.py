@@ -279,7 +279,9 @@ def test_passwords_are_never_stored_or_logged_in_clear(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with world.engine.begin() as conn:
-        users.add(conn, "pw-check", "leader", users.hash_password(SECRET), "tests")
+        users.add(
+            conn, "pw-check", "leader", users.hash_password(SECRET), "tests", counties=["320681"]
+        )
     assert login(client, "pw-check", SECRET).status_code == 200
     assert login(client, "pw-check", SECRET + "x").status_code == 401
     assert login(client, "pw-check", SECRET).status_code == 200
@@ -486,8 +488,17 @@ def test_accounts_refuse_bad_names_short_passwords_and_unknown_roles(world: Worl
             assert caught.value.code == code
         with pytest.raises(AccountError, match="Only inspectors"):
             users.add(
-                conn, "ok-name", "leader", users.hash_password(TEST_PASSWORD), "tests", grids=[WEST]
+                conn,
+                "ok-name",
+                "leader",
+                users.hash_password(TEST_PASSWORD),
+                "tests",
+                grids=[WEST],
+                counties=["320681"],
             )
+        with pytest.raises(AccountError) as caught:
+            users.add(conn, "ok-name", "leader", users.hash_password(TEST_PASSWORD), "tests")
+        assert caught.value.code == "county_required"
 
 
 @pytest.mark.parametrize(
