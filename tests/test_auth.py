@@ -486,6 +486,9 @@ def test_accounts_refuse_bad_names_short_passwords_and_unknown_roles(world: Worl
             with pytest.raises(AccountError) as caught:
                 users.add(conn, name, role, users.hash_password(password), "tests")
             assert caught.value.code == code
+        with pytest.raises(AccountError) as caught:
+            users.add(conn, "ok-name", "leader", users.hash_password(TEST_PASSWORD), "tests")
+        assert caught.value.code == "county_required"
         with pytest.raises(AccountError, match="Only inspectors"):
             users.add(
                 conn,
@@ -496,9 +499,6 @@ def test_accounts_refuse_bad_names_short_passwords_and_unknown_roles(world: Worl
                 grids=[WEST],
                 counties=["320681"],
             )
-        with pytest.raises(AccountError) as caught:
-            users.add(conn, "ok-name", "leader", users.hash_password(TEST_PASSWORD), "tests")
-        assert caught.value.code == "county_required"
 
 
 @pytest.mark.parametrize(

@@ -349,8 +349,9 @@ def test_the_tile_cache_never_hands_a_tile_to_another_scope(
                     got = len(decode(answer.content).get(layer, []))
                     assert got == scopes.expected[layer][name], (layer, name, order)
                     varies.add(answer.headers.get("vary", ""))
-        # viewers of one scope share a tile: the four offices' one, and one per inspector and
-        # unit of cases; the units read every billboard, the offices' tile
-        assert len(app.state.tile_cache) == 5 + 3
+        # viewers of one scope share a tile: the three county offices' one, the deployment
+        # admin's (every county), and one per inspector and unit of cases; the units read every
+        # billboard of their county, the county offices' tile
+        assert len(app.state.tile_cache) == 6 + 4
     # and a browser keeps them apart when another account signs in
     assert varies == {"Authorization, Cookie"}
