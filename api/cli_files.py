@@ -169,6 +169,8 @@ def _print_refusal(refused: ImportRefused, errors_csv: Path | None) -> None:
     for e in report.errors[:30]:
         table.add_row(str(e.row), e.field, e.value, e.message)
     stdout.print(table)
+    for note in report.notes:
+        say(note)
     console.print(f"[red]citygrid: {refused.message_en}[/]\n[red]citygrid：{refused.message_zh}[/]")
     if errors_csv is not None:
         errors_csv.write_text(report.errors_csv(), encoding="utf-8")

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,8 +155,8 @@ def _names(cells: dict[str, str], bad: Callable[[str, str, str], None]) -> tuple
     return limit, aliases
 
 
-def _row(cells: dict[str, str], number: int, errors: list[RowError]) -> dict[str, Any] | None:
-    """One row as stored, or None with its problems added to `errors`."""
+def _row(cells: dict[str, str], number: int, errors: list[RowError]) -> dict[str, Any]:
+    """One row as it would be stored, its problems added to `errors`."""
     found: list[RowError] = []
 
     def bad(name: str, code: str, message: str) -> None:
@@ -177,8 +178,6 @@ def _row(cells: dict[str, str], number: int, errors: list[RowError]) -> dict[str
     if unit is None:
         bad("time_unit", "category_time_unit", "时限单位应为“工作时”或“工作日”")
     errors.extend(found)
-    if found:
-        return None
     return {
         "code": code,
         "kind": kind,
@@ -196,13 +195,11 @@ def _cross_check(
 ) -> None:
     """Codes and aliases each name one category; an alias is no other category's name."""
     seen_codes: dict[str, int] = {}
-    alias_owner: dict[str, str] = {}
-    names = {r["minor_name"]: r["code"] for r in stored.values()}
-    names.update({r["minor_name"]: r["code"] for r in rows.values()})
     listed = {r["code"] for r in rows.values()}
-    for r in stored.values():
-        if r["code"] not in listed:  # its aliases stay
-            alias_owner.update({a: r["code"] for a in r["aliases"]})
+    claims: dict[str, set[str]] = defaultdict(set)  # alias or name → the categories it names
+    for r in [*(r for r in stored.values() if r["code"] not in listed), *rows.values()]:
+        for name in (r["minor_name"], *r["aliases"]):
+            claims[name].add(r["code"])
     for number, row in rows.items():
         if row["code"] in seen_codes:
             errors.append(
@@ -216,20 +213,17 @@ def _cross_check(
             )
         seen_codes.setdefault(row["code"], number)
         for alias in row["aliases"]:
-            owner = alias_owner.get(alias) or (
-                names[alias] if names.get(alias, row["code"]) != row["code"] else None
-            )
-            if owner is not None and owner != row["code"]:
+            others = sorted(claims[alias] - {row["code"]})
+            if others:
                 errors.append(
                     RowError(
                         number,
                         "aliases",
                         alias,
                         "category_alias_taken",
-                        f"别名“{alias}”已指向类别 {owner}",
+                        f"别名“{alias}”也指向类别 {'、'.join(others)}（名称或别名）",
                     )
                 )
-            alias_owner[alias] = row["code"]
 
 
 def read_csv(data: bytes) -> tuple[list[dict[str, str]], str]:
@@ -258,8 +252,7 @@ def import_csv(
     lists and replace their aliases (categories it does not list stay as they are); audited."""
     cells, encoding = read_csv(data)
     report = CategoriesReport(len(cells), encoding)
-    parsed = {i + 1: _row(c, i + 1, report.errors) for i, c in enumerate(cells)}
-    rows = {n: r for n, r in parsed.items() if r is not None}
+    rows = {i + 1: _row(c, i + 1, report.errors) for i, c in enumerate(cells)}
     stored = _stored(conn)
     _cross_check(rows, stored, report.errors)
     report.errors.sort(key=lambda e: (e.row, e.field))
