@@ -42,13 +42,16 @@ from layers.casewords import STATUS_WORDS as STATUSES
 from layers.errors import InvalidFeature
 from layers.filein import SourceData, refuse, text_encoding
 from layers.importing import ImportRefused, ImportReport, RowError, _to_storage
-from layers.registry import Role
+from layers.registry import STORAGE_SRID, Role
 from layers.tables import TABLES
 from layers.workflow import CALENDAR
 from layers.worktime import WorkCalendar
 
 REQUIRED = ("external_ref", "reported_at", "source", "status")
-COLUMNS = (*REQUIRED, *STAGES[1:], "deadline", "category_code", "description", "address", "unit")
+COLUMNS = (
+    *REQUIRED, *STAGES[1:], "deadline", "category_code", "description", "address", "unit",
+    "grid_code",
+)  # fmt: skip
 FUTURE_SLACK_S = 300
 
 
@@ -318,7 +321,10 @@ def import_cases(
     report, rows = check(conn, file, viewer)
     stored = set(
         conn.execute(
-            text("SELECT external_ref FROM cases WHERE adcode = :a AND external_ref = ANY(:refs)"),
+            text("""
+            SELECT c.external_ref FROM unnest(CAST(:refs AS text[])) AS r (ref)
+            JOIN cases AS c ON c.adcode = :a AND c.external_ref = r.ref
+        """),
             {"a": file.adcode, "refs": [r["external_ref"] for r in rows]},
         ).scalars()
     )
@@ -332,10 +338,9 @@ def import_cases(
     report.dry_run = dry_run
     if dry_run or not new:
         return report
+    _place(conn, counties.get(conn, file.adcode), new)
     report.imported = copy_rows(conn, TABLES["cases"], new, file.adcode, progress)
-    refs = [r["external_ref"] for r in new]
-    _place(conn, file.adcode, refs)
-    _events(conn, file.adcode, refs, viewer.username)
+    _events(conn, file.adcode, [r["external_ref"] for r in new], viewer.username)
     conn.execute(
         text("""
         INSERT INTO audit_log (actor, action, layer, adcode, after)
@@ -354,36 +359,42 @@ def import_cases(
 
 
 def _valid(alias: str) -> str:
-    """Whether grid `alias` was valid on the case's report day (in the county's time zone)."""
-    return f"{alias}.valid_from <= d.day AND ({alias}.valid_to IS NULL OR {alias}.valid_to > d.day)"
+    """Whether grid `alias` was valid on the case's report day."""
+    return f"{alias}.valid_from <= p.day AND ({alias}.valid_to IS NULL OR {alias}.valid_to > p.day)"
 
 
-def _place(conn: Connection, adcode: str, refs: list[str]) -> None:
-    """Each new case's section among the grids valid when it was reported, and (unless the file
-    named one) the nearest responsible unit up that section's family as it was then."""
-    conn.execute(
+def _place(conn: Connection, county: counties.CountyRecord, rows: list[dict[str, Any]]) -> None:
+    """Each case's section among the grids valid on its report day (in the county's time zone),
+    and (unless the file named one) the nearest responsible unit up that section's family as it
+    was then: one set-based query before the rows are written."""
+    zone = ZoneInfo(county.time_zone)
+    found = conn.execute(
         text(f"""
-        UPDATE cases AS c SET grid_code = m.code, unit = coalesce(c.unit, m.unit)
-        FROM (
-            SELECT c.id, g.code,
-                   coalesce(g.responsible_unit, p.responsible_unit, s.responsible_unit) AS unit
-            FROM cases AS c
-            JOIN counties AS k ON k.adcode = c.adcode
-            CROSS JOIN LATERAL (SELECT (c.reported_at AT TIME ZONE k.time_zone)::date AS day) AS d
-            CROSS JOIN LATERAL (
-                SELECT g.code, g.parent_code, g.responsible_unit FROM grids AS g
-                WHERE g.level = 'section' AND g.adcode = c.adcode AND g.geom && c.geom
-                  AND ST_Intersects(g.geom, c.geom) AND {_valid("g")}
-                ORDER BY g.code LIMIT 1
-            ) AS g
-            LEFT JOIN grids AS p ON p.code = g.parent_code AND {_valid("p")}
-            LEFT JOIN grids AS s ON s.code = p.parent_code AND {_valid("s")}
-            WHERE c.adcode = :a AND c.external_ref = ANY(:refs)
-        ) AS m
-        WHERE m.id = c.id
+        SELECT p.i, g.code,
+               coalesce(g.responsible_unit, c.responsible_unit, s.responsible_unit) AS unit
+        FROM unnest(CAST(:i AS int[]), CAST(:x AS float8[]), CAST(:y AS float8[]),
+                    CAST(:day AS date[])) AS p (i, x, y, day)
+        CROSS JOIN LATERAL (
+            SELECT g.code, g.parent_code, g.responsible_unit FROM grids AS g
+            WHERE g.level = 'section' AND g.adcode = :a
+              AND ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(p.x, p.y), {STORAGE_SRID}))
+              AND {_valid("g")}
+            ORDER BY g.code LIMIT 1
+        ) AS g
+        LEFT JOIN grids AS c ON c.code = g.parent_code AND {_valid("c")}
+        LEFT JOIN grids AS s ON s.code = c.parent_code AND {_valid("s")}
     """),
-        {"a": adcode, "refs": refs},
-    )
+        {
+            "a": county.adcode,
+            "i": list(range(len(rows))),
+            "x": [r["geom"].x for r in rows],
+            "y": [r["geom"].y for r in rows],
+            "day": [r["reported_at"].astimezone(zone).date() for r in rows],
+        },
+    ).all()
+    for i, code, unit in found:
+        rows[i]["grid_code"] = code
+        rows[i]["unit"] = rows[i]["unit"] or unit
 
 
 def _events(conn: Connection, adcode: str, refs: list[str], actor: str) -> None:
@@ -396,7 +407,9 @@ def _events(conn: Connection, adcode: str, refs: list[str], actor: str) -> None:
                e.to_status, :actor, '导入自原系统，案件编号 ' || e.ref
         FROM (
             SELECT c.id AS case_id, c.external_ref AS ref, s.*
-            FROM cases AS c CROSS JOIN LATERAL (VALUES
+            FROM unnest(CAST(:refs AS text[])) AS r (ref)
+            JOIN cases AS c ON c.adcode = :a AND c.external_ref = r.ref
+            CROSS JOIN LATERAL (VALUES
                 (1, 'register', 'registered', c.registered_at),
                 (2, 'dispatch', 'dispatched', c.dispatched_at),
                 (3, 'handle', 'handled', c.handled_at),
@@ -406,7 +419,7 @@ def _events(conn: Connection, adcode: str, refs: list[str], actor: str) -> None:
                     CASE WHEN c.status = 'rejected' THEN 'rejected' ELSE 'closed' END,
                     CASE WHEN c.status IN ('closed', 'rejected') THEN c.closed_at END)
             ) AS s (ord, action, to_status, at)
-            WHERE c.adcode = :a AND c.external_ref = ANY(:refs) AND s.at IS NOT NULL
+            WHERE s.at IS NOT NULL
         ) AS e
     """),
         {"a": adcode, "refs": refs, "actor": actor},
