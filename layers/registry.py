@@ -642,6 +642,7 @@ CASES = Layer(
             FieldType.TEXT,
             "原系统案件编号",
             "Case number in the former system",
+            derived=True,  # set only by `import cases`, where it is unique in its county
             short="ext_ref",
         ),
     ),
