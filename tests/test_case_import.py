@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from layers import casehistory, counties, db, filein
 from layers.access import Viewer
 from layers.boundary import County
+from layers.importing import ImportRefused
 from layers.indicators import IndicatorQuery, rows
 from layers.registry import Role
 from layers.worktime import WorkCalendar
@@ -487,3 +488,41 @@ def test_a_migrated_empty_database_holds_the_case_categories(empty_url: str) -> 
     finally:
         engine.dispose()
     assert counties_stored == 0 and count == 29 and alias == "E0101"
+
+
+def test_every_bad_row_is_named_and_nothing_is_written(sanming: str, tmp_path: Path) -> None:
+    lines = [
+        "案件编号,上报时间,立案时间,结案时间,类别,来源,状态,经度,纬度",
+        "A-1,2025-04-01 09:00,2025-04-01 08:00,,E0102,监督员上报,已立案,117.6,26.23",
+        "A-2,2025-04-01 09:00,2025-04-01 09:10,,E0102,路人甲,已立案,117.6,26.23",
+        "A-3,2025-04-01 09:00,2025-04-01 09:10,,E0102,公众举报,办完了,117.6,26.23",
+        "A-4,2025-04-01 09:00,2025-04-01 09:10,,E0102,公众举报,结案,117.6,26.23",
+        "A-4,2025-04-01 09:00,,,E0102,公众举报,待受理,117.6,26.23",
+        ",2025-04-01 09:00,,,E0102,公众举报,待受理,117.6,26.23",
+        "A-7,昨天,,,E0102,公众举报,待受理,117.6,26.23",
+        "A-8,2025-04-01 09:00,,,E0102,公众举报,待受理,,",
+        "A-9,2025-04-01 09:00,,,E0102,公众举报,待受理,117.6,26.23",
+    ]
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    engine = db.make_engine(sanming)
+    try:
+        with engine.begin() as conn:
+            file = casehistory.CaseFile(filein.read(path, filein.FileLimits()), ADCODE)
+            with pytest.raises(ImportRefused) as refused:
+                casehistory.import_cases(conn, file, Viewer("tests", Role.ADMIN))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == 0
+    finally:
+        engine.dispose()
+    found = {(e.row, e.field, e.code) for e in refused.value.report.errors}
+    assert found == {
+        (1, "registered_at", "time_out_of_order"),
+        (2, "source", "property_not_in_code_list"),
+        (3, "status", "property_not_in_code_list"),
+        (4, "closed_at", "missing_property"),
+        (5, "external_ref", "duplicate_key"),
+        (6, "external_ref", "missing_property"),
+        (7, "reported_at", "property_wrong_type"),
+        (8, "geometry", "geometry_missing"),
+    }
