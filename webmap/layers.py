@@ -123,12 +123,13 @@ def _pane(layer: RegistryLayer) -> str:
     return "cgGrids" if layer.id == "grids" else "cgAreas"
 
 
-def county_layer() -> ApiLayer:
-    """The county outline, loaded once (it is small), drawn under everything."""
+def county_layer(adcode: str) -> ApiLayer:
+    """The county's official outline, loaded once (it is small), drawn under everything."""
     options = {
         "key": "county",
         "title": "行政区边界",
         "url": "/county",
+        "params": {"county": adcode},
         "whole": True,
         "interactive": False,
         "pane": "cgBase",
