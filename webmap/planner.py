@@ -54,7 +54,7 @@ def planner(basemap: BaseMap, place: Place | None) -> str:
             "key": f"grids_{level}",
             "title": title,
             "url": "/grids",
-            "params": {"level": level},
+            "params": {"level": level, **({"county": place.adcode} if place else {})},
             "whole": True,
             "interactive": level == "section",
             "pane": "cgGrids",
