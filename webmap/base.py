@@ -174,9 +174,11 @@ def new_page(
     place: Place | None = None,
     zoom: int = 10,
     county: bool = True,
+    fit_county: bool = True,
 ) -> MapPage:
     """A map of the county `place` (its centre, a picker of the viewer's other counties) with the
-    chosen base map, Chinese controls and the county outline, ready for data layers."""
+    chosen base map, Chinese controls and the county outline (the view fitted to it once drawn,
+    unless `fit_county` is false: then a layer of the page fits it), ready for data layers."""
     figure = OfflineFigure(title=title, allowed_urls=basemap.tile_urls)
     center = (place.centre[1], place.centre[0]) if place is not None else CHINA
     m = folium.Map(
@@ -202,5 +204,6 @@ def new_page(
     if county and place is not None:
         west, south, east, north = place.bounds
         m.fit_bounds([[south, west], [north, east]])
-        page.add_layer(county_layer(place.adcode), LegendEntry("行政区边界", "#333333", "#ffffff"))
+        outline = county_layer(place.adcode, fit=fit_county)
+        page.add_layer(outline, LegendEntry("行政区边界", "#333333", "#ffffff"))
     return page

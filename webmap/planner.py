@@ -48,7 +48,8 @@ class PlannerTools(JSCSSMixin, MacroElement):
 
 def planner(basemap: BaseMap, place: Place | None) -> str:
     """网格规划: three grid levels, split/merge/redraw/draw saved through the API, live checks."""
-    page = new_page(named(place, "网格规划与调整"), basemap, place)
+    # planners work on the grids: the view fits the street grids, not the county's boundary
+    page = new_page(named(place, "网格规划与调整"), basemap, place, fit_county=False)
     for level, (title, style) in LEVELS.items():
         options = {
             "key": f"grids_{level}",
@@ -56,6 +57,7 @@ def planner(basemap: BaseMap, place: Place | None) -> str:
             "url": "/grids",
             "params": {"level": level, **({"county": place.adcode} if place else {})},
             "whole": True,
+            "fit": level == "street",
             "interactive": level == "section",
             "pane": "cgGrids",
             "style": style,
