@@ -16,7 +16,8 @@ from sqlalchemy import Connection, Engine
 from api.auth import ViewerDep
 from api.language import negotiated_language
 from gis.validate import Limits
-from layers import jsonin
+from layers import counties, jsonin
+from layers.access import Viewer
 from layers.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
@@ -184,6 +185,26 @@ def _as_datetime(value: date | datetime) -> datetime:
     )
 
 
+COUNTIES_PATTERN = r"^[0-9]{6}(,[0-9]{6})*$"
+
+
+def county_viewer(
+    conn: ConnectionDep,
+    viewer: ViewerDep,
+    county: Annotated[
+        str | None,
+        Query(
+            pattern=COUNTIES_PATTERN,
+            description="only these counties, by 6-digit code, comma separated (default: every "
+            "county of the account); a county the account does not hold is refused",
+        ),
+    ] = None,
+) -> Viewer:
+    """The viewer, limited to the counties asked for with `county=`."""
+    return counties.narrow(conn, viewer, counties.parse_codes(county))
+
+
+CountyViewerDep = Annotated[Viewer, Depends(county_viewer)]
 LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 BBoxDep = Annotated[BBox | None, Depends(parse_bbox)]
 CrsDep = Annotated[Crs, Depends(parse_crs_param)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import shapely
 from shapely.geometry import MultiPolygon, Point
 from sqlalchemy import Connection, text
 
 from gis.zones import geometry_zone
+from layers.access import Viewer, county_condition, outside_counties
 from layers.boundary import County
 from layers.errors import AccountError, FeatureNotFound
 
@@ -136,3 +137,52 @@ def set_boundary(
         },
     )
     return get(conn, adcode)
+
+
+def held(conn: Connection, viewer: Viewer) -> list[CountyRecord]:
+    """The counties the viewer reads (every stored one for the deployment's admin), by code."""
+    return all_counties(conn, viewer.counties)
+
+
+def narrow(conn: Connection, viewer: Viewer, requested: tuple[str, ...]) -> Viewer:
+    """The viewer limited to the requested counties: each must be stored (else 404) and held by
+    the viewer (else 403). Nothing requested leaves the viewer as it is."""
+    if not requested:
+        return viewer
+    wanted = tuple(sorted(set(requested)))
+    for adcode in wanted:
+        get(conn, adcode)
+    if viewer.counties is not None and not set(wanted) <= set(viewer.counties):
+        raise outside_counties()
+    return replace(viewer, counties=wanted)
+
+
+def parse_codes(raw: str | None) -> tuple[str, ...]:
+    """County codes from a comma-separated parameter (the pattern is checked by the route)."""
+    return tuple(c.strip() for c in (raw or "").split(",") if c.strip())
+
+
+def outline(conn: Connection, viewer: Viewer | None = None) -> str:
+    """The official boundaries of the viewer's counties, as a GeoJSON FeatureCollection."""
+    condition, bound = county_condition(viewer, "k.adcode")
+    return str(
+        conn.execute(
+            text(f"""
+            SELECT json_build_object(
+                'type', 'FeatureCollection',
+                'features', coalesce(json_agg(json_build_object(
+                    'type', 'Feature', 'id', k.adcode,
+                    'geometry', ST_AsGeoJSON(k.boundary, 7, 0)::json,
+                    'properties', json_build_object('adcode', k.adcode, 'name', k.name)
+                ) ORDER BY k.adcode), '[]'::json)
+            )::text
+            FROM counties AS k WHERE {condition}
+        """),
+            dict(bound),
+        ).scalar_one()
+    )
+
+
+def each(conn: Connection, viewer: Viewer) -> list[tuple[CountyRecord, Viewer]]:
+    """Each county the viewer reads, with the viewer limited to it."""
+    return [(c, replace(viewer, counties=(c.adcode,))) for c in held(conn, viewer)]

@@ -341,20 +341,3 @@ def extent(conn: Connection, layer: Layer, viewer: Viewer | None = None) -> dict
 
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def county_outline(conn: Connection, adcode: str | None = None) -> str:
-    """The outline of the county: the union of today's street grids, as a GeoJSON Feature."""
-    row = conn.execute(
-        text("""
-            SELECT json_build_object(
-                'type', 'Feature', 'id', min(adcode),
-                'geometry', ST_AsGeoJSON(ST_Union(geom), 7, 0)::json,
-                'properties', json_build_object('adcode', min(adcode))
-            )::text
-            FROM grids
-            WHERE level = 'street' AND valid_to IS NULL AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode)
-        """),
-        {"adcode": adcode},
-    ).scalar_one()
-    return str(row)

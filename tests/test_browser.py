@@ -11,9 +11,13 @@ import httpx
 import pyproj
 import pytest
 import shapely
+from sqlalchemy import text
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
+from layers import db
+from layers.codes import seed_case_categories
 from tests.accounts import bearer, browser_context, ensure_account
+from tests.counties import two_counties
 from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, wait_for, watch
 
 EXPECTED = {  # features drawn in the opening view (the whole county)
@@ -167,4 +171,48 @@ def test_api_docs_work_offline(browser: Any, database_url: str, demo: dict[str, 
         page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
         page.close()
     assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert_policy_kept(seen)
+
+
+def test_a_city_account_switches_county_with_the_picker(
+    browser: Any, pg_server: Any, scratch_url: str
+) -> None:
+    """Two counties in one deployment: the overview opens on the first, its title and outline
+    from its row; the picker's link to the other changes the title, the outline and the rows."""
+    engine = db.make_engine(pg_server.as_owner(scratch_url))
+    with engine.begin() as conn:
+        seed_case_categories(conn)
+        first, second = two_counties(conn)
+        names = dict(conn.execute(text("SELECT adcode, name FROM counties")).all())
+    ensure_account(engine, "city-leader", "leader", counties=(first.adcode, second.adcode))
+    engine.dispose()
+    drawn = (
+        "[CityGrid.layers.county.getLayers().map(l => l.feature.properties.adcode),"
+        " CityGrid.layers.billboards.getLayers().map(l => l.feature.id).sort()]"
+    )
+    ready = (
+        "window.CityGrid && CityGrid.layers.county && CityGrid.layers.county.loaded > 0"
+        " && CityGrid.layers.billboards && CityGrid.layers.billboards.loaded > 0 && CityGrid.idle()"
+    )
+    with live_server(scratch_url, CITYGRID_BASEMAP="none") as base:
+        context = browser_context(
+            browser, base, "city-leader", viewport={"width": 1280, "height": 860}, locale="zh-CN"
+        )
+        page = context.new_page()
+        seen = watch(page)
+        page.goto(f"{base}/maps/overview", wait_until="load")
+        wait_for(page, ready, timeout=60_000)
+        assert page.locator(".cg-title").inner_text().startswith(f"{names[first.adcode]}城市管理")
+        assert page.evaluate(drawn) == [[first.adcode], first.ids["billboards"]]
+        page.click(f".cg-counties a[data-county='{second.adcode}']")
+        page.wait_for_url(f"**/maps/overview?county={second.adcode}")
+        wait_for(page, ready, timeout=60_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "overview-second-county.png"))
+        title = page.locator(".cg-title").inner_text()
+        assert title.startswith(f"{names[second.adcode]}城市管理综合概览"), title
+        assert page.evaluate(drawn) == [[second.adcode], second.ids["billboards"]]
+        page.close()
+    assert seen.blocked == [] and seen.page_errors == [], (seen.blocked, seen.page_errors)
+    assert seen.console_errors == [], seen.console_errors
     assert_policy_kept(seen)

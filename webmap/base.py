@@ -39,15 +39,16 @@ class _PageSetup(JSCSSMixin):
         """
         {% macro script(this, kwargs) %}
             CityGrid.datum = {{ this.datum|tojson }};
+            CityGrid.county = {{ this.county|tojson }};
             CityGrid.localize({{ this._parent.get_name() }});
             L.control.scale({imperial: false, position: "bottomright"}).addTo({{ this._parent.get_name() }});
         {% endmacro %}
         """
     )
 
-    def __init__(self, datum: str) -> None:
+    def __init__(self, datum: str, county: str | None) -> None:
         super().__init__()
-        self.datum = datum
+        self.datum, self.county = datum, county
 
 
 class _Account(MacroElement):
@@ -110,6 +111,38 @@ class _Measure(JSCSSMixin, MacroElement):
     )
 
 
+@dataclass(frozen=True)
+class Place:
+    """The county a page shows (from its stored row) and those its viewer may switch to."""
+
+    adcode: str
+    name: str
+    centre: tuple[float, float]  # lon, lat
+    bounds: tuple[float, float, float, float]  # west, south, east, north
+    choices: tuple[tuple[str, str], ...] = ()  # (adcode, name) of every county the viewer holds
+
+    def title(self, what: str) -> str:
+        """A page title naming the county."""
+        return f"{self.name}{what}"
+
+
+def named(place: Place | None, what: str) -> str:
+    """A page title naming the county it shows (or none before a county is added)."""
+    return place.title(what) if place is not None else what
+
+
+def _title_html(title: str, place: Place | None) -> str:
+    if place is None or len(place.choices) < 2:
+        return escape(title)
+    links = "".join(
+        f'<b aria-current="page">{escape(name)}</b>'
+        if adcode == place.adcode
+        else f'<a href="?county={escape(adcode)}" data-county="{escape(adcode)}">{escape(name)}</a>'
+        for adcode, name in place.choices
+    )
+    return f'{escape(title)}<nav class="cg-counties" aria-label="切换县级行政区">{links}</nav>'
+
+
 @dataclass
 class MapPage:
     """A page being built: the folium map, its figure, and the legend entries collected so far."""
@@ -132,22 +165,33 @@ class MapPage:
         return self.figure.render()
 
 
+CHINA = (35.0, 105.0)  # where a map with no county yet opens (latitude, longitude)
+
+
 def new_page(
     title: str,
     basemap: BaseMap,
-    center: tuple[float, float] = (31.85, 121.68),
+    place: Place | None = None,
     zoom: int = 10,
     county: bool = True,
+    fit_county: bool = True,
 ) -> MapPage:
-    """A map with the chosen base map, Chinese controls, the county outline, ready for data layers."""
+    """A map of the county `place` (its centre, a picker of the viewer's other counties) with the
+    chosen base map, Chinese controls and the county outline (the view fitted to it once drawn,
+    unless `fit_county` is false: then a layer of the page fits it), ready for data layers."""
     figure = OfflineFigure(title=title, allowed_urls=basemap.tile_urls)
+    center = (place.centre[1], place.centre[0]) if place is not None else CHINA
     m = folium.Map(
-        location=list(center), zoom_start=zoom, tiles=None, control_scale=False, prefer_canvas=False
+        location=list(center),
+        zoom_start=zoom if place is not None else 4,
+        tiles=None,
+        control_scale=False,
+        prefer_canvas=False,
     )
     figure.add_child(m)
     basemap.add_to(m)
-    _PageSetup("gcj02" if basemap.gcj02 else "wgs84").add_to(m)
-    _Box("topright", "cg-title", escape(title)).add_to(m)
+    _PageSetup("gcj02" if basemap.gcj02 else "wgs84", place.adcode if place else None).add_to(m)
+    _Box("topright", "cg-title", _title_html(title, place)).add_to(m)
     _Account().add_to(m)
     plugins.Fullscreen(position="topleft", title="全屏显示", title_cancel="退出全屏").add_to(m)
     plugins.LocateControl(
@@ -157,6 +201,9 @@ def new_page(
     ).add_to(m)
     _Measure().add_to(m)
     page = MapPage(m, figure)
-    if county:
-        page.add_layer(county_layer(), LegendEntry("行政区边界", "#333333", "#ffffff"))
+    if county and place is not None:
+        west, south, east, north = place.bounds
+        m.fit_bounds([[south, west], [north, east]])
+        outline = county_layer(place.adcode, fit=fit_county)
+        page.add_layer(outline, LegendEntry("行政区边界", "#333333", "#ffffff"))
     return page

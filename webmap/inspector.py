@@ -11,7 +11,7 @@ from folium.template import Template
 
 from layers.codes import CaseCategory
 from layers.registry import BILLBOARDS, CASES, DUST_SITES, GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS
-from webmap.base import LegendEntry, new_page
+from webmap.base import LegendEntry, Place, new_page
 from webmap.basemaps import BaseMap
 from webmap.layers import ApiLayer, ColorBy, api_layer, leaflet_style, popup_fields
 
@@ -71,9 +71,9 @@ def _legend(title: str, color_by: ColorBy, point: bool = True) -> list[LegendEnt
     ]
 
 
-def inspector(basemap: BaseMap, categories: list[CaseCategory]) -> str:
+def inspector(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
     """我的巡查区域: the inspector's grids, the layers inside them, and the field-work forms."""
-    page = new_page("我的巡查区域", basemap, zoom=14, county=False)
+    page = new_page("我的巡查区域", basemap, place, zoom=14, county=False)
     area_style = {"color": "#1f3a93", "weight": 4, "fill": False}
     page.add_layer(
         ApiLayer(

@@ -123,16 +123,18 @@ def _pane(layer: RegistryLayer) -> str:
     return "cgGrids" if layer.id == "grids" else "cgAreas"
 
 
-def county_layer() -> ApiLayer:
-    """The county outline, loaded once (it is small), drawn under everything."""
+def county_layer(adcode: str, fit: bool = True) -> ApiLayer:
+    """The county's official outline, loaded once (it is small), drawn under everything (the view
+    fitted to it once drawn, if `fit`)."""
     options = {
         "key": "county",
         "title": "行政区边界",
         "url": "/county",
+        "params": {"county": adcode},
         "whole": True,
         "interactive": False,
         "pane": "cgBase",
-        "fit": True,
+        "fit": fit,
         "style": {
             "color": "#333333",
             "weight": 3,

@@ -12,7 +12,7 @@ from folium.plugins import HeatMap, HeatMapWithTime
 from folium.template import Template
 
 from layers.codes import CaseCategory
-from webmap.base import LegendEntry, new_page
+from webmap.base import LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
 
 LEADER_JS = "/static/citygrid/leader.js"
@@ -51,9 +51,9 @@ class Dashboard(JSCSSMixin, MacroElement):
         self.config = config
 
 
-def dashboard(basemap: BaseMap, categories: list[CaseCategory]) -> str:
+def dashboard(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
     """领导驾驶舱: heatmap by view, choropleth of an indicator, worst ten, trend, overdue cases."""
-    page = new_page("城市管理领导驾驶舱", basemap)
+    page = new_page(named(place, "城市管理领导驾驶舱"), basemap, place)
     page.legend.append(LegendEntry("案件热力（按视图重新汇总）", "#e67e22", "#f5b041"))
     config = {"classes": _classes(categories), "measures": MEASURES, "levels": LEVELS}
     Dashboard(config).add_to(page.map)
@@ -83,8 +83,8 @@ class ApiHeatMapWithTime(HeatMapWithTime):
         )
 
 
-def timeline(basemap: BaseMap, categories: list[CaseCategory]) -> str:
+def timeline(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
     """案件周热力动画: one heatmap per week of the period, played in turn."""
-    page = new_page("案件热力逐周变化", basemap)
+    page = new_page(named(place, "案件热力逐周变化"), basemap, place)
     ApiHeatMapWithTime({"classes": _classes(categories)}).add_to(page.map)
     return page.render(collapsed_layers=True)

@@ -73,3 +73,23 @@ padding: 0 16px; color: #1c2833; }} a, button {{ font-size: 1rem; }}</style></he
 def refused_page(role_label: str, needed: str) -> str:
     """The page shown to a signed-in user whose role the page is not for."""
     return REFUSED.format(role=escape(role_label), needed=escape(needed))
+
+
+COUNTY_REFUSED = """<!DOCTYPE html>
+<html lang="zh-CN">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>无法显示 · citygrid</title>
+<style>body {{ font-family: "Noto Sans CJK SC", sans-serif; margin: 15vh auto; max-width: 360px;
+padding: 0 16px; color: #1c2833; }}</style></head>
+<body>
+<h1>无法显示此县级行政区</h1>
+<p>{message}</p>
+<p><a href="?">返回本账号的县级行政区</a></p>
+</body>
+</html>
+"""
+
+
+def county_refused_page(message: str) -> str:
+    """The page shown for a county that does not exist or that the account does not hold."""
+    return COUNTY_REFUSED.format(message=escape(message))

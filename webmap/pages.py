@@ -12,7 +12,7 @@ from layers.registry import (
     PARKING_LOTS,
     Style,
 )
-from webmap.base import LegendEntry, new_page
+from webmap.base import LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
 from webmap.layers import api_layer, leaflet_style
 
@@ -41,9 +41,9 @@ def _legend(title: str, style: Style, point: bool = False) -> LegendEntry:
     return LegendEntry(title, style.color, style.fill_color, point)
 
 
-def overview(basemap: BaseMap) -> str:
+def overview(basemap: BaseMap, place: Place | None) -> str:
     """综合概览: the county, the three grid levels and every layer, fetched by view."""
-    page = new_page("启东市城市管理综合概览", basemap)
+    page = new_page(named(place, "城市管理综合概览"), basemap, place)
     for level, (title, style) in GRID_LEVEL_STYLES.items():
         page.add_layer(
             api_layer(

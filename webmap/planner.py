@@ -7,7 +7,7 @@ from folium.elements import JSCSSMixin
 from folium.template import Template
 
 from layers.registry import GRIDS
-from webmap.base import LegendEntry, new_page
+from webmap.base import LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
 from webmap.layers import ApiLayer, popup_fields
 
@@ -46,16 +46,18 @@ class PlannerTools(JSCSSMixin, MacroElement):
         self._name = "PlannerTools"
 
 
-def planner(basemap: BaseMap) -> str:
+def planner(basemap: BaseMap, place: Place | None) -> str:
     """网格规划: three grid levels, split/merge/redraw/draw saved through the API, live checks."""
-    page = new_page("网格规划与调整", basemap)
+    # planners work on the grids: the view fits the street grids, not the county's boundary
+    page = new_page(named(place, "网格规划与调整"), basemap, place, fit_county=False)
     for level, (title, style) in LEVELS.items():
         options = {
             "key": f"grids_{level}",
             "title": title,
             "url": "/grids",
-            "params": {"level": level},
+            "params": {"level": level, **({"county": place.adcode} if place else {})},
             "whole": True,
+            "fit": level == "street",
             "interactive": level == "section",
             "pane": "cgGrids",
             "style": style,

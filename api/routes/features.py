@@ -16,6 +16,7 @@ from api.deps import (
     CRS_PATTERN,
     BBoxDep,
     ConnectionDep,
+    CountyViewerDep,
     CrsDep,
     DatetimeDep,
     EngineDep,
@@ -25,7 +26,7 @@ from api.deps import (
 )
 from api.language import language_headers
 from api.openapi import answers
-from layers import features, schemas, tiles
+from layers import counties, features, schemas, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
@@ -410,9 +411,9 @@ for _path, _endpoint in (
     response_class=Response,
     responses=answers(GEOJSON),
 )
-def county(conn: ConnectionDep) -> Response:
-    """The county's outline (union of the current street grids)."""
-    return Response(features.county_outline(conn), media_type=GEOJSON)
+def county(conn: ConnectionDep, viewer: CountyViewerDep) -> Response:
+    """The official boundaries of the viewer's counties (or of those asked with `county=`)."""
+    return Response(counties.outline(conn, viewer), media_type=GEOJSON)
 
 
 MVT = "application/vnd.mapbox-vector-tile"

@@ -15,6 +15,7 @@ from api.deps import (
     UPLOAD_BODY,
     BodyDep,
     ConnectionDep,
+    CountyViewerDep,
     Day,
     EditContextDep,
     EngineDep,
@@ -140,7 +141,7 @@ def _code(code: str) -> str:
 )
 def grids_on(
     conn: ConnectionDep,
-    viewer: ViewerDep,
+    viewer: CountyViewerDep,
     at: Annotated[Day | None, Query(description="YYYY-MM-DD, default today")] = None,
     level: Annotated[
         str | None, Query(pattern=LEVEL_PATTERN, description="street | community | section")
@@ -155,7 +156,7 @@ def grids_on(
 @router.get("/stats", summary="Counts per grid on a day / 网格统计")
 def grid_stats(
     conn: ConnectionDep,
-    viewer: ViewerDep,
+    viewer: CountyViewerDep,
     at: Annotated[Day | None, Query(description="YYYY-MM-DD, default today")] = None,
     level: Annotated[str | None, Query(pattern=LEVEL_PATTERN)] = "section",
     parent: Annotated[str | None, Query(pattern=CODE)] = None,

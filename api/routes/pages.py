@@ -1,27 +1,33 @@
 """The map pages, rendered by the builders in `webmap/` (they hold no data: the browser asks the API).
 
 A page needs the session cookie: without one (or with an expired one) the browser is sent to the
-login page and brought back; a role the page is not for gets a page saying so.
+login page and brought back; a role the page is not for gets a page saying so. A page shows one
+county, from its stored row: the one asked with `?county=ADCODE` (one the viewer holds) or the
+viewer's first; a viewer of several gets links to switch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api import csrf
 from api.auth import COOKIE, optional_viewer
+from api.deps import ConnectionDep
 from api.security import html_page
+from layers import counties
 from layers.access import Viewer
 from layers.codes import read_case_categories
-from layers.errors import NotSignedIn
+from layers.errors import FeatureNotFound, Forbidden, NotSignedIn
 from layers.registry import ROLE_LABELS, Role
 from webmap import inspector, leader, pages, planner
+from webmap.base import Place
 from webmap.basemaps import BaseMap
-from webmap.login import refused_page
+from webmap.login import county_refused_page, refused_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,6 +41,21 @@ def page_viewer(request: Request) -> Viewer | None:
 
 
 PageViewer = Annotated[Viewer | None, Depends(page_viewer)]
+CountyParam = Annotated[
+    str | None, Query(pattern=r"^[0-9]{6}$", description="the county to show (one the user holds)")
+]
+
+
+def _place(conn: ConnectionDep, viewer: Viewer, county: str | None) -> Place | None:
+    """The county the page shows, with the viewer's others to switch to (None before any)."""
+    held = counties.held(conn, viewer)
+    if county is not None:
+        counties.narrow(conn, viewer, (county,))  # unknown: 404; not the viewer's: 403
+    chosen = next((c for c in held if c.adcode == county), held[0] if held else None)
+    if chosen is None:
+        return None
+    choices = tuple((c.adcode, c.name) for c in held)
+    return Place(chosen.adcode, chosen.name, chosen.centre, chosen.bounds, choices)
 
 
 def _gate(request: Request, viewer: Viewer | None, *roles: Role) -> Response | None:
@@ -55,44 +76,100 @@ def _page(request: Request, html: str) -> HTMLResponse:
     return html_page(request, html, meta=meta)
 
 
+def _shown(
+    request: Request, conn: ConnectionDep, viewer: Viewer, county: str | None
+) -> Place | Response | None:
+    """The county of the page, or the page saying it may not be shown."""
+    try:
+        return _place(conn, viewer, county)
+    except (FeatureNotFound, Forbidden) as refused:
+        status = 404 if isinstance(refused, FeatureNotFound) else 403
+        return html_page(request, county_refused_page(refused.message_zh), status)
+
+
 def _basemap(request: Request) -> BaseMap:
     basemap: BaseMap = request.app.state.basemap
     return basemap
 
 
+def _show(
+    request: Request,
+    conn: ConnectionDep,
+    viewer: Viewer | None,
+    county: str | None,
+    roles: tuple[Role, ...],
+    build: Callable[[BaseMap, Place | None], str],
+) -> Response:
+    """The page for a viewer its roles allow, of the county asked for (or the viewer's first)."""
+    gate = _gate(request, viewer, *roles)
+    if gate is not None:
+        return gate
+    assert viewer is not None  # the gate sends a visitor who is not signed in to the login page
+    place = _shown(request, conn, viewer, county)
+    if isinstance(place, Response):
+        return place
+    return _page(request, build(_basemap(request), place))
+
+
 @router.get("/maps/overview", response_class=HTMLResponse)
-def overview(request: Request, viewer: PageViewer) -> Response:
+def overview(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
     """综合概览 (every role; an inspector's layers hold only their area)."""
-    return _gate(request, viewer) or _page(request, pages.overview(_basemap(request)))
+    return _show(request, conn, viewer, county, (), pages.overview)
 
 
 @router.get("/maps/planner", response_class=HTMLResponse)
-def planner_map(request: Request, viewer: PageViewer) -> Response:
+def planner_map(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
     """网格规划 (planners)."""
-    return _gate(request, viewer, Role.PLANNER) or _page(
-        request, planner.planner(_basemap(request))
-    )
+    return _show(request, conn, viewer, county, (Role.PLANNER,), planner.planner)
 
 
 @router.get("/maps/inspector", response_class=HTMLResponse)
-def inspector_map(request: Request, viewer: PageViewer) -> Response:
+def inspector_map(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
     """我的巡查区域 (inspectors; an admin sees the whole county)."""
-    return _gate(request, viewer, Role.INSPECTOR) or _page(
-        request, inspector.inspector(_basemap(request), read_case_categories())
+    categories = read_case_categories()
+    return _show(
+        request,
+        conn,
+        viewer,
+        county,
+        (Role.INSPECTOR,),
+        lambda basemap, place: inspector.inspector(basemap, categories, place),
     )
 
 
 @router.get("/maps/leader", response_class=HTMLResponse)
-def leader_map(request: Request, viewer: PageViewer) -> Response:
+def leader_map(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
     """领导驾驶舱 (leaders)."""
-    return _gate(request, viewer, Role.LEADER) or _page(
-        request, leader.dashboard(_basemap(request), read_case_categories())
+    categories = read_case_categories()
+    return _show(
+        request,
+        conn,
+        viewer,
+        county,
+        (Role.LEADER,),
+        lambda basemap, place: leader.dashboard(basemap, categories, place),
     )
 
 
 @router.get("/maps/leader/timeline", response_class=HTMLResponse)
-def leader_timeline(request: Request, viewer: PageViewer) -> Response:
+def leader_timeline(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
     """案件热力逐周变化 (leaders)."""
-    return _gate(request, viewer, Role.LEADER) or _page(
-        request, leader.timeline(_basemap(request), read_case_categories())
+    categories = read_case_categories()
+    return _show(
+        request,
+        conn,
+        viewer,
+        county,
+        (Role.LEADER,),
+        lambda basemap, place: leader.timeline(basemap, categories, place),
     )

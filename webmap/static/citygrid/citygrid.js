@@ -90,6 +90,7 @@
 
   var CityGrid = {
     datum: 'wgs84',
+    county: null,
     layers: {},
     pending: 0,
     gcj02: gcj02,

@@ -12,6 +12,7 @@
   function query(params) {
     var q = new URLSearchParams();
     Object.keys(params).forEach(function (k) { if (params[k]) { q.set(k, params[k]); } });
+    if (CityGrid.county) { q.set('county', CityGrid.county); }  // the county the page is for
     return q.toString();
   }
 
@@ -233,7 +234,7 @@
     map.on('moveend', L.Util.throttle(refreshHeat, 400));
 
     var streets = {};
-    api('GET', '/grids?level=street').then(function (doc) {
+    api('GET', '/grids?' + query({ level: 'street' })).then(function (doc) {
       L.geoJSON(CityGrid.toDisplay(doc)).eachLayer(function (layer) {
         streets[layer.feature.properties.code] = layer;
         field('street').insertAdjacentHTML('beforeend', option(layer.feature.properties.code, layer.feature.properties.name));
