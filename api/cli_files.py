@@ -14,7 +14,7 @@ from api.console import console, friendly, say, stdout
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
-from layers import db, filein, fileout
+from layers import counties, db, filein, fileout
 from layers.access import Viewer
 from layers.crs import parse_crs
 from layers.editing import EditContext
@@ -68,8 +68,17 @@ def import_file(
     errors_csv: Annotated[
         Path | None, typer.Option(help="Write the bad rows to this CSV when refused")
     ] = None,
+    county: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADCODE",
+            help="Only rows inside this county (6-digit code) are accepted; rows elsewhere are "
+            "refused with their row numbers (default: each row goes to the county it lies in)",
+        ),
+    ] = None,
 ) -> None:
-    """Import a file into a layer: every row checked first; all rows go in, or none."""
+    """Import a file into a layer: every row checked first and stamped with the county it lies
+    in; all rows go in, or none."""
     layer = get_layer(layer_id)
     limits = EditingSettings()
     say(f"reading {path}")
@@ -78,9 +87,8 @@ def import_file(
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
     ctx = EditContext(
-        Viewer(f"cli:{getpass.getuser()}", Role.ADMIN),
+        Viewer(f"cli:{getpass.getuser()}", Role.ADMIN, counties=(county,) if county else None),
         Limits(limits.max_vertices, limits.county_tolerance_m),
-        limits.default_adcode,
     )
     try:
         db.check_connection(engine)
@@ -94,6 +102,8 @@ def import_file(
             ) as progress,
             engine.begin() as conn,
         ):
+            if county is not None:
+                counties.get(conn, county)
             task = progress.add_task("writing", total=len(source))
             report = import_rows(
                 conn,
