@@ -37,14 +37,14 @@ class Place:
 # the farthest vertex's distance in metres of that county's zone) and whether the geometry with
 # its axes exchanged lands in a county.
 PLACE_SQL = f"""
-WITH g AS (
+WITH metres AS MATERIALIZED (  -- each boundary in its zone, once per statement
+    SELECT adcode, gk_srid, ST_Transform(boundary, gk_srid) AS boundary_m FROM counties
+), g AS (
     SELECT n, ST_SetSRID(ST_GeomFromWKB(w), {STORAGE_SRID}) AS geom
     FROM unnest(CAST(:wkbs AS bytea[])) WITH ORDINALITY AS u(w, n)
-), inside AS (
+), inside AS MATERIALIZED (  -- each row's covering county, computed once
     SELECT g.n, g.geom, (
-        SELECT c.adcode FROM counties AS c
-        WHERE c.boundary && g.geom AND ST_CoveredBy(g.geom, c.boundary)
-        ORDER BY c.adcode LIMIT 1
+        SELECT min(c.adcode) FROM counties AS c WHERE ST_Covers(c.boundary, g.geom)
     ) AS adcode FROM g
 )
 SELECT i.n, i.adcode, near.adcode, near.name, near.d,
@@ -53,19 +53,21 @@ SELECT i.n, i.adcode, near.adcode, near.name, near.d,
 FROM inside AS i
 LEFT JOIN LATERAL (
     SELECT c.adcode, c.name, (
-        SELECT max(ST_Distance(ST_Transform(c.boundary, c.gk_srid),
-                               ST_Transform(p.geom, c.gk_srid)))
+        SELECT max(ST_Distance(m.boundary_m, ST_Transform(p.geom, m.gk_srid)))
         FROM ST_DumpPoints(i.geom) AS p
     ) AS d
-    FROM (SELECT * FROM counties AS k ORDER BY k.boundary <-> i.geom LIMIT 3) AS c
+    FROM (SELECT k.adcode, k.name FROM counties AS k
+          WHERE i.adcode IS NULL  -- computed only for the rows no county covers
+          ORDER BY k.boundary <-> i.geom LIMIT 3) AS c
+    JOIN metres AS m ON m.adcode = c.adcode
     ORDER BY d, c.adcode LIMIT 1
-) AS near ON i.adcode IS NULL
+) AS near ON TRUE
 ORDER BY i.n
 """
 
 
-def _in_degrees(geoms: Sequence[BaseGeometry]) -> np.ndarray:
-    bounds = shapely.bounds(np.asarray(geoms, dtype=object))
+def _in_degrees(geoms: np.ndarray) -> np.ndarray:
+    bounds = shapely.bounds(geoms)
     return np.asarray(
         (bounds[:, 0] >= -180)
         & (bounds[:, 2] <= 180)
@@ -78,20 +80,17 @@ def places(conn: Connection, geoms: Sequence[BaseGeometry], tolerance_m: float) 
     """The place of each geometry (CGCS2000 longitude/latitude), in one query."""
     if not geoms:
         return []
-    flipped = [shapely.transform(g, lambda xy: xy[:, ::-1]) for g in geoms]
-    degrees, flippable = _in_degrees(geoms), _in_degrees(flipped)
+    shapes = np.asarray(geoms, dtype=object)
+    flipped = shapely.transform(shapes, lambda xy: xy[:, ::-1])
+    degrees, flippable = _in_degrees(shapes), _in_degrees(flipped)
     # a geometry whose latitude is no latitude may still be one with its axes exchanged
-    asked = [g if ok else f for g, f, ok in zip(geoms, flipped, degrees, strict=True)]
-    wanted = degrees | flippable
+    asked = np.where(degrees, shapes, flipped)[degrees | flippable]
     rows = iter(
         conn.execute(
             text(PLACE_SQL),
-            {
-                "wkbs": [shapely.to_wkb(g) for g, w in zip(asked, wanted, strict=True) if w],
-                "tolerance": tolerance_m,
-            },
+            {"wkbs": list(shapely.to_wkb(asked)), "tolerance": tolerance_m},
         ).all()
-        if wanted.any()
+        if len(asked)
         else []
     )
     out = []
