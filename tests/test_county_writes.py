@@ -113,7 +113,13 @@ ACCOUNTS = {
     **{f"admin_{k}": ("admin", v) for k, v in HELD.items()},
     **{f"planner_{k}": ("planner", v) for k, v in HELD.items()},
     **{f"dispatcher_{k}": ("dispatcher", v) for k, v in HELD.items()},
+    "handler_a": ("handler", (A,)),
     "admin": ("admin", None),  # the deployment's admin: every county
+}
+INSPECTORS = {  # their patrol grids
+    "inspector_a": (A,),
+    "inspector_b": (B,),
+    "inspector_ab": (A, B),
 }
 
 
@@ -188,7 +194,11 @@ def world(pg_server: Any) -> Iterator[World]:
         for adcode in (A, B):
             _grids(conn, adcode)
     for name, (role, held) in ACCOUNTS.items():
-        ensure_account(url, name, role, counties=held or ())
+        unit = "测试单位" if role == "handler" else None
+        ensure_account(url, name, role, unit=unit, counties=held or ())
+    for name, held in INSPECTORS.items():
+        patrol = tuple(SECTIONS[a][0] for a in held)
+        ensure_account(url, name, "inspector", patrol, counties=held)
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     with TestClient(app) as client:
         rows = {adcode: _rows_of(client, adcode) for adcode in (A, B)}
@@ -413,7 +423,33 @@ def test_own_county_rows_change_for_one_and_two_county_accounts(
         assert CHANGES["delete"](client, url, bearer(who)).status_code == 204
 
 
-@pytest.mark.parametrize("path", ["transitions", "check", "photos"])
+@pytest.mark.parametrize("who", list(INSPECTORS))
+@pytest.mark.parametrize("where", [A, B])
+def test_an_inspectors_report_goes_to_the_county_of_its_place(
+    client: TestClient, world: World, who: str, where: str
+) -> None:
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": list(spot(where))},
+        "properties": {"category_code": "E0101", "description": "暴露垃圾"},
+    }
+    before = state(world.engine)
+    answer = client.post(
+        "/cases", data={"feature": json.dumps(feature, ensure_ascii=False)}, headers=bearer(who)
+    )
+    if where in INSPECTORS[who]:
+        assert answer.status_code == 201, answer.text
+        fid = answer.json()["id"]
+        assert adcode_of(world, "cases", fid) == where
+        with world.engine.connect() as conn:
+            grid = conn.execute(text("SELECT grid_code FROM cases WHERE id = :i"), {"i": fid})
+            assert grid.scalar_one() == SECTIONS[where][0]
+    else:
+        assert answer.status_code == 403, answer.text
+        assert state(world.engine) == before
+
+
+@pytest.mark.parametrize("path", ["transitions", "handle", "check", "photos"])
 def test_another_countys_case_cannot_be_moved_on(
     client: TestClient, world: World, path: str
 ) -> None:
@@ -424,6 +460,10 @@ def test_another_countys_case_cannot_be_moved_on(
             f"/cases/{case}/transitions",
             json={"action": "register"},
             headers=bearer("dispatcher_a"),
+        )
+    elif path == "handle":
+        answer = client.post(
+            f"/cases/{case}/transitions", json={"action": "handle"}, headers=bearer("handler_a")
         )
     elif path == "check":
         answer = client.post(
@@ -667,3 +707,21 @@ def test_the_cli_import_keeps_to_the_county_given(world: World, tmp_path: Path) 
     done = citygrid("import", "billboards", str(path), env=env)
     assert done.returncode == 0, done.stderr
     assert stamped(world, "命令行导入") == {A: 1, B: 1}
+
+
+def test_a_planner_changes_the_grids_of_the_counties_held(client: TestClient, world: World) -> None:
+    """Last in this module: it replaces county B's sections."""
+    merged = client.post(
+        "/grids/merge", json={"codes": list(SECTIONS[B])}, headers=bearer("planner_ab")
+    )
+    assert merged.status_code == 200, merged.text
+    created = merged.json()["created"]
+    assert len(created) == 1 and created[0].startswith(B)
+    with world.engine.connect() as conn:
+        adcode = conn.execute(
+            text("SELECT adcode FROM grids WHERE code = :c AND valid_to IS NULL"), {"c": created[0]}
+        ).scalar_one()
+    assert adcode == B
+    generated = client.post(f"/grids/{COMMUNITY[B]}/generate", json={}, headers=bearer("planner_b"))
+    assert generated.status_code == 200, generated.text
+    assert all(code.startswith(B) for code in generated.json()["created"])
