@@ -325,11 +325,11 @@ def _place_rows(
 ) -> list[str | None]:
     """The county of each good geometry, found by the database for all rows at once; rows
     outside every county, or in one the viewer may not write, go to `errors`."""
-    at = [i for i, g in enumerate(geoms) if g is not None]
-    found = placing.places(conn, [geoms[i] for i in at], limits.county_tolerance_m)
+    present = [(i, g) for i, g in enumerate(geoms) if g is not None]
+    found = placing.places(conn, [g for _, g in present], limits.county_tolerance_m)
     out: list[str | None] = [None] * len(geoms)
-    for i, place in zip(at, found, strict=True):
-        value = geoms[i].wkt[:60]  # type: ignore[union-attr]
+    for (i, geom), place in zip(present, found, strict=True):
+        value = geom.wkt[:60]
         if place.adcode is None:
             code, _, message = placing.refusal(place, limits.county_tolerance_m)
             errors.append(RowError(i + 1, "geometry", value, code, message))
@@ -509,6 +509,7 @@ def import_rows(
         row["adcode"] = adcode
     new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
     report.imported = copy_rows(conn, TABLES[layer.id], new, progress)
+    stamped = sorted({a for a in counties if a is not None})
     changed = [
         (fid, {k: v for k, v in row.items() if k != "geom"}, row.get("geom"))
         for row, fid, differs in zip(rows, matches.stored, matches.changed, strict=True)
@@ -531,7 +532,13 @@ def import_rows(
         layer,
         None,
         None,
-        {"imported": report.imported, "mapping": columns, "mode": mode.value},
+        {
+            "imported": report.imported,
+            "mapping": columns,
+            "mode": mode.value,
+            "counties": stamped,
+            "adcode": stamped[0] if len(stamped) == 1 else None,
+        },
     )
     if changed:
         editing.audit(

@@ -669,6 +669,14 @@ def test_an_import_stamps_each_row_with_its_county(
     assert answer.status_code == 200, answer.text
     assert answer.json()["imported"] == 5
     assert stamped(world, "两县导入") == {A: 2, B: 3}
+    with world.engine.connect() as conn:
+        logged = conn.execute(
+            text(
+                "SELECT after -> 'counties' FROM audit_log WHERE layer = 'billboards' "
+                "AND actor = 'admin_ab' AND after ? 'imported' ORDER BY id DESC LIMIT 1"
+            )
+        ).scalar_one()
+    assert logged == [A, B]
 
 
 def test_an_upsert_does_not_reach_another_countys_rows(
