@@ -97,7 +97,9 @@ def places(conn: Connection, geoms: Sequence[BaseGeometry], tolerance_m: float) 
     for ok, flips in zip(degrees, flippable, strict=True):
         if not ok:
             found = next(rows) if flips else None
-            swapped = found is not None and (found[1] is not None or found[4] <= tolerance_m)
+            swapped = found is not None and (
+                found[1] is not None or (found[4] is not None and found[4] <= tolerance_m)
+            )
             out.append(Place(None, swapped=swapped, degrees=swapped))
             continue
         _, adcode, nearest, name, distance, swapped = next(rows)

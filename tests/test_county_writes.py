@@ -733,3 +733,19 @@ def test_a_planner_changes_the_grids_of_the_counties_held(client: TestClient, wo
     generated = client.post(f"/grids/{COMMUNITY[B]}/generate", json={}, headers=bearer("planner_b"))
     assert generated.status_code == 200, generated.text
     assert all(code.startswith(B) for code in generated.json()["created"])
+
+
+def test_with_no_county_stored_a_row_is_refused_with_the_first_step(empty_url: str) -> None:
+    ensure_account(empty_url, "admin", "admin")
+    app = create_app(DatabaseSettings(database_url=empty_url), auth_settings=TEST_AUTH)
+    with TestClient(app) as fresh:
+        answer = fresh.post(
+            "/collections/billboards/items", json=billboard(spot(A)), headers=bearer("admin")
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "outside_every_county"
+        assert "citygrid county add" in answer.json()["message"]
+        swapped = fresh.post(
+            "/collections/billboards/items", json=billboard(spot(A)[::-1]), headers=bearer("admin")
+        )  # a latitude of 121°: no county to tell whether the axes were exchanged
+        assert swapped.status_code == 400 and swapped.json()["code"] == "geometry_outside_county"
