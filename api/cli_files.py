@@ -15,7 +15,7 @@ from api.console import console, friendly, say, stdout
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
-from layers import db, filein, fileout
+from layers import counties, db, filein, fileout
 from layers.access import Viewer
 from layers.crs import parse_crs
 from layers.editing import EditContext
@@ -73,7 +73,9 @@ def import_file(
         str | None,
         typer.Option(
             metavar="ADCODE",
-            help="cases: the county a former system's cases belong to (default: the only one stored)",
+            help="The county the rows belong to (6-digit code): rows elsewhere are refused with "
+            "their row numbers; default: each row goes to the county it lies in (cases: the only "
+            "county stored)",
         ),
     ] = None,
     category_map: Annotated[
@@ -85,7 +87,8 @@ def import_file(
         ),
     ] = None,
 ) -> None:
-    """Import a file into a layer: every row checked first; all rows go in, or none.
+    """Import a file into a layer: every row checked first and stamped with the county it lies
+    in; all rows go in, or none.
 
     `citygrid import cases FILE --county ADCODE` reads a former 数字城管 system's cases (CSV in
     UTF-8 or GBK, or XLSX): case numbers kept, statuses, sources and categories by their labels,
@@ -109,9 +112,8 @@ def import_file(
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
     ctx = EditContext(
-        Viewer(f"cli:{getpass.getuser()}", Role.ADMIN),
+        Viewer(f"cli:{getpass.getuser()}", Role.ADMIN, counties=(county,) if county else None),
         Limits(limits.max_vertices, limits.county_tolerance_m),
-        limits.default_adcode,
     )
     try:
         db.check_connection(engine)
@@ -125,6 +127,8 @@ def import_file(
             ) as progress,
             engine.begin() as conn,
         ):
+            if county is not None:
+                counties.get(conn, county)
             task = progress.add_task("writing", total=len(source))
             report = import_rows(
                 conn,

@@ -298,7 +298,6 @@ def edit_context(request: Request, viewer: ViewerDep) -> EditContext:
     return EditContext(
         viewer=viewer,
         limits=Limits(settings.max_vertices, settings.county_tolerance_m),
-        default_adcode=settings.default_adcode,
         require_if_match=settings.require_if_match,
     )
 

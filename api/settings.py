@@ -116,8 +116,11 @@ class EditingSettings(BaseSettings):
 
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_vertices: int = Field(default=10_000, ge=4)
-    county_tolerance_m: float = Field(default=200.0, ge=0)
-    default_adcode: str = Field(default="320681", pattern=r"^[0-9]{6}$")
+    county_tolerance_m: float = Field(
+        default=200.0,
+        ge=0,
+        description="A row this close (metres) to a county's official boundary belongs to it",
+    )
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     grid_sliver_m2: float = Field(
         default=100.0, gt=0, description="Grids smaller than this are slivers"

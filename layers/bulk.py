@@ -22,18 +22,18 @@ def copy_rows(
     conn: Connection,
     table: Table,
     rows: Sequence[dict[str, Any]],
-    adcode: str,
     advance: Progress | None = None,
     chunk: int = 5000,
 ) -> int:
-    """COPY `rows` (dicts keyed by column, geometry under "geom") into `table`; returns the count."""
+    """COPY `rows` (dicts keyed by column, geometry under "geom", each with its county's
+    "adcode") into `table`; returns the count."""
     if not rows:
         return 0
     columns = [c for c in rows[0] if c in table.c]
     if "geom" in columns:
         geoms = shapely.set_srid(np.asarray([r["geom"] for r in rows], dtype=object), STORAGE_SRID)
         ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
-    names = ", ".join(_quote(conn, c) for c in [*columns, "adcode"])
+    names = ", ".join(_quote(conn, c) for c in columns)
     raw = conn.connection.driver_connection
     assert raw is not None
     with (
@@ -42,7 +42,7 @@ def copy_rows(
     ):
         for i, row in enumerate(rows):
             values = [ewkb[i] if c == "geom" else row[c] for c in columns]
-            copy.write_row([*values, adcode])
+            copy.write_row(values)
             if advance and (i + 1) % chunk == 0:
                 advance(chunk)
     if advance:

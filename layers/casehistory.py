@@ -339,7 +339,8 @@ def import_cases(
     if dry_run or not new:
         return report
     _place(conn, counties.get(conn, file.adcode), new)
-    report.imported = copy_rows(conn, TABLES["cases"], new, file.adcode, progress)
+    stamped = [{**row, "adcode": file.adcode} for row in new]
+    report.imported = copy_rows(conn, TABLES["cases"], stamped, progress)
     _events(conn, file.adcode, [r["external_ref"] for r in new], viewer.username)
     conn.execute(
         text("""

@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers import access, jsonin
+from layers import access, jsonin, placing
 from layers.access import Viewer
 from layers.crs import STORAGE, Crs, positions_to_storage
 from layers.errors import (
@@ -56,7 +56,6 @@ class EditContext:
 
     viewer: Viewer
     limits: Limits
-    default_adcode: str
     require_if_match: bool = False
     content_crs: Crs = STORAGE  # the CRS of submitted geometries (Content-Crs)
 
@@ -242,16 +241,6 @@ def clean_properties(
     return out
 
 
-def county_geometry(conn: Connection) -> BaseGeometry | None:
-    """The county as today's street grids cover it (None before any grid exists)."""
-    wkb = conn.execute(
-        text(
-            "SELECT ST_AsBinary(ST_Union(geom)) FROM grids WHERE level = 'street' AND valid_to IS NULL"
-        )
-    ).scalar_one()
-    return shapely.from_wkb(bytes(wkb)) if wkb else None
-
-
 def _geometry(conn: Connection, layer: Layer, doc: Any, ctx: EditContext) -> BaseGeometry | None:
     if layer.geometry is None:
         if doc is not None:
@@ -265,7 +254,7 @@ def _geometry(conn: Connection, layer: Layer, doc: Any, ctx: EditContext) -> Bas
     if ctx.content_crs != STORAGE and isinstance(doc, dict):
         doc = {**doc, "coordinates": positions_to_storage(doc.get("coordinates"), ctx.content_crs)}
     try:
-        return validate_geometry(doc, expected, county_geometry(conn), ctx.limits)
+        return validate_geometry(doc, expected, None, ctx.limits)  # the county: see _derived
     except GeometryProblem as problem:
         details = {"location": list(problem.location)} if problem.location else {}
         raise InvalidFeature(
@@ -306,19 +295,14 @@ def _derived(
     values: dict[str, Any],
     ctx: EditContext,
 ) -> dict[str, Any]:
-    """adcode (and a case's grid) from the location; a child's adcode from its parent."""
+    """adcode (and a case's grid) from the location; a child's adcode from its readable parent."""
     extra: dict[str, Any] = {}
     if geom is not None:
-        params = {"wkb": shapely.to_wkb(geom)}
-        point = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
-        adcode = conn.execute(
-            text(
-                f"SELECT adcode FROM grids WHERE valid_to IS NULL ORDER BY geom <-> {point} LIMIT 1"
-            ),
-            params,
-        ).scalar()
-        extra["adcode"] = adcode or ctx.default_adcode
+        adcode = placing.county_for_write(conn, geom, ctx.viewer, ctx.limits.county_tolerance_m)
+        extra["adcode"] = adcode
         if layer.id == "cases" and values.get("grid_code") is None:
+            params = {"wkb": shapely.to_wkb(geom), "adcode": adcode}
+            point = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
             # the section under the point, and the nearest responsible unit up its family
             grid = conn.execute(
                 text(f"""
@@ -326,7 +310,8 @@ def _derived(
                 FROM grids AS g
                 LEFT JOIN grids AS c ON c.code = g.parent_code AND c.valid_to IS NULL
                 LEFT JOIN grids AS s ON s.code = c.parent_code AND s.valid_to IS NULL
-                WHERE g.level = 'section' AND g.valid_to IS NULL AND ST_Intersects(g.geom, {point})
+                WHERE g.level = 'section' AND g.valid_to IS NULL AND g.adcode = :adcode
+                  AND ST_Intersects(g.geom, {point})
                 ORDER BY g.code LIMIT 1
             """),
                 params,
@@ -335,10 +320,21 @@ def _derived(
             if values.get("unit") is None and grid is not None:
                 extra["unit"] = grid[1]
     elif layer.parent and layer.parent_key in values:
-        extra["adcode"] = conn.execute(
-            text(f"SELECT adcode FROM {_q(layer.parent)} WHERE id = :id"),
-            {"id": values[layer.parent_key]},
+        parent = LAYERS[layer.parent]
+        params = {"id": values[layer.parent_key]}
+        visible = access.area_clause(parent, ctx.viewer, params, alias="p")
+        owner = conn.execute(
+            text(f"SELECT p.adcode FROM {_q(parent.id)} AS p WHERE p.id = :id AND {visible}"),
+            params,
         ).scalar()
+        if owner is None:  # a parent in a county the viewer does not hold looks absent
+            raise _bad(
+                "reference_not_found",
+                f"{layer.parent_key}: {values[layer.parent_key]!r} does not exist in {parent.id}",
+                f"{layer.parent_key}：{parent.id} 中不存在 {values[layer.parent_key]!r}",
+                field=layer.parent_key,
+            )
+        extra["adcode"] = owner
     return extra
 
 
@@ -473,11 +469,11 @@ def _locked(
             "修改要素需要在 If-Match 中提供其当前 ETag（可先 GET 该要素获得）。",
         )
     params: dict[str, Any] = {"id": fid}
-    visible = (
-        "TRUE"
-        if access.may_edit_anywhere(layer, viewer)
-        else access.area_clause(layer, viewer, params)
-    )
+    if access.may_edit_anywhere(layer, viewer):  # anywhere in the viewer's counties
+        visible, bound = access.county_condition(viewer, "t.adcode")
+        params.update(bound)
+    else:
+        visible = access.area_clause(layer, viewer, params)
     row = conn.execute(
         text(
             f"SELECT {_row_json(layer)}, {ETAG} FROM {_q(layer.id)} AS t "
@@ -569,7 +565,7 @@ def update(
                 field=name,
             )
     _check_references(conn, layer, values)
-    if geom is not None:
+    if geom is not None or (layer.parent_key is not None and layer.parent_key in values):
         values |= _derived(conn, layer, geom, values, ctx)
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "update", layer, fid, before, after)

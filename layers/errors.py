@@ -76,6 +76,12 @@ class InvalidFeature(CitygridError):
     code = "invalid_feature"
 
 
+class OutsideEveryCounty(InvalidFeature):
+    """A row that lies in none of the deployment's counties."""
+
+    code = "outside_every_county"
+
+
 class PayloadTooLarge(CitygridError):
     """A request body over the configured size limit."""
 

@@ -19,9 +19,19 @@ from sqlalchemy import Connection, text
 
 from gis import gridops
 from gis.topology import CODE_LAYOUT, KINDS, CheckOptions, Report
+from layers import access
 from layers.errors import ConcurrentChange, GridEditRefused, GridRuleBroken
 from layers.gridhistory import today
-from layers.grids import Family, StoredGrid, check_family, load_family, not_found, report_document
+from layers.grids import (
+    IN_COUNTIES,
+    Counties,
+    Family,
+    StoredGrid,
+    check_family,
+    load_family,
+    not_found,
+    report_document,
+)
 from layers.registry import CASE_FINAL_STATUSES
 
 OPEN_CASES = f"status NOT IN ({', '.join(repr(s) for s in CASE_FINAL_STATUSES)})"
@@ -182,7 +192,8 @@ def _reassign_cases(conn: Connection, closed: list[str]) -> int:
         text(f"""
         UPDATE cases AS c SET grid_code = (
             SELECT g.code FROM grids AS g
-            WHERE g.level = 'section' AND g.valid_to IS NULL AND ST_Intersects(g.geom, c.geom)
+            WHERE g.level = 'section' AND g.valid_to IS NULL AND g.adcode = c.adcode
+              AND ST_Intersects(g.geom, c.geom)
             ORDER BY g.code LIMIT 1
         ) WHERE c.grid_code = ANY(:codes) AND c.{OPEN_CASES}
     """),
@@ -304,21 +315,24 @@ def changed(codes: list[str]) -> ConcurrentChange:
     )
 
 
-def _seen(conn: Connection, codes: list[str]) -> dict[str, tuple[int, str]]:
-    """The current row and parent of each code, as the change found them before any lock."""
+def _seen(conn: Connection, codes: list[str], counties: Counties) -> dict[str, tuple[int, str]]:
+    """The current row and parent of each code (of `counties`), as the change found them
+    before any lock."""
     rows = conn.execute(
         text(
             "SELECT code, id, coalesce(parent_code, adcode || '000000000') FROM grids "
-            "WHERE code = ANY(:codes) AND valid_to IS NULL"
+            f"WHERE code = ANY(:codes) AND valid_to IS NULL AND {IN_COUNTIES}"
         ),
-        {"codes": codes},
+        {"codes": codes, "counties": None if counties is None else list(counties)},
     ).all()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def _grids_and_family(conn: Connection, codes: list[str]) -> tuple[list[StoredGrid], Family]:
+def _grids_and_family(
+    conn: Connection, codes: list[str], counties: Counties
+) -> tuple[list[StoredGrid], Family]:
     """The current grids of `codes` and their family, locked; 409 when another change came first."""
-    seen = _seen(conn, codes)
+    seen = _seen(conn, codes, counties)
     for code in codes:
         if code not in seen:
             raise not_found(code)
@@ -330,7 +344,7 @@ def _grids_and_family(conn: Connection, codes: list[str]) -> tuple[list[StoredGr
             f"网格 {', '.join(strangers)} 与 {codes[0]} 不属于同一上级网格，不能合并。",
             code="merge_different_parents",
         )
-    family = load_family(conn, parent, lock=True)
+    family = load_family(conn, parent, lock=True, counties=counties)
     by_id = {c.id: c for c in family.children}
     lost = [c for c in codes if seen[c][0] not in by_id]
     if lost:
@@ -368,23 +382,30 @@ def split(
     line_m: Callable[[int], BaseGeometry],
     actor: str,
     options: CheckOptions,
+    counties: Counties = None,
 ) -> Change:
-    """Cut a grid in two (or more) along a line; every piece gets a new code."""
-    [grid], family = _grids_and_family(conn, [code])
+    """Cut a grid (of `counties`) in two or more along a line; every piece gets a new code."""
+    [grid], family = _grids_and_family(conn, [code], counties)
     pieces = _geometric(lambda: gridops.split(grid.geom, line_m(family.epsg)))
     opening = [NewGrid(p, model=grid) for p in pieces]
     return commit(conn, family, "split", [grid], opening, actor, options)
 
 
-def merge(conn: Connection, codes: list[str], actor: str, options: CheckOptions) -> Change:
-    """Join adjacent grids of one parent into one grid with a new code."""
+def merge(
+    conn: Connection,
+    codes: list[str],
+    actor: str,
+    options: CheckOptions,
+    counties: Counties = None,
+) -> Change:
+    """Join adjacent grids of one parent (of `counties`) into one grid with a new code."""
     if len(set(codes)) < 2:
         raise refused(
             gridops.EditRefused(
                 "merge_needs_two", "select at least two grids to merge", "至少选择两个网格才能合并"
             )
         )
-    grids, family = _grids_and_family(conn, list(dict.fromkeys(codes)))
+    grids, family = _grids_and_family(conn, list(dict.fromkeys(codes)), counties)
     first = grids[0]
     merged = _geometric(lambda: gridops.merge([g.geom for g in grids]))
     return commit(conn, family, "merge", grids, [NewGrid(merged, model=first)], actor, options)
@@ -397,9 +418,10 @@ def redraw(
     snap_m: float,
     actor: str,
     options: CheckOptions,
+    counties: Counties = None,
 ) -> Change:
-    """Give a grid a new boundary; neighbours sharing the moved edges follow."""
-    [grid], family = _grids_and_family(conn, [code])
+    """Give a grid (of `counties`) a new boundary; neighbours sharing the moved edges follow."""
+    [grid], family = _grids_and_family(conn, [code], counties)
     siblings = [c for c in family.children if c.id != grid.id]
     new, adjusted = _geometric(
         lambda: gridops.redraw(
@@ -417,10 +439,15 @@ def redraw(
 
 
 def generate(
-    conn: Connection, parent_code: str, plan: gridops.UnitPlan, actor: str, options: CheckOptions
+    conn: Connection,
+    parent_code: str,
+    plan: gridops.UnitPlan,
+    actor: str,
+    options: CheckOptions,
+    counties: Counties = None,
 ) -> Change:
     """Replace a parent's children by regular unit cells numbered west→east, north→south."""
-    family = load_family(conn, parent_code, lock=True)
+    family = load_family(conn, parent_code, lock=True, counties=counties)
     cells = _geometric(lambda: gridops.unit_cells(family.parent, plan))
     opening = [NewGrid(c) for c in cells]
     return commit(conn, family, "generate", family.children, opening, actor, options)
@@ -432,9 +459,10 @@ def replace_children(
     drawn: Callable[[int], list[tuple[BaseGeometry, str | None, str | None]]],
     actor: str,
     options: CheckOptions,
+    counties: Counties = None,
 ) -> Change:
     """Replace a parent's whole set of children by uploaded ones (geometry, code, name)."""
-    family = load_family(conn, parent_code, lock=True)
+    family = load_family(conn, parent_code, lock=True, counties=counties)
     opening = [NewGrid(geom, code, name) for geom, code, name in drawn(family.epsg)]
     if not opening:
         raise GridEditRefused(
@@ -443,18 +471,23 @@ def replace_children(
     return commit(conn, family, "replace", family.children, opening, actor, options)
 
 
-def split_target(conn: Connection, line_lonlat: BaseGeometry) -> str:
-    """The one current leaf grid a drawn line cuts through (lon/lat line), or a refusal."""
+def split_target(conn: Connection, line_lonlat: BaseGeometry, counties: Counties = None) -> str:
+    """The one current leaf grid (of `counties`) a drawn line cuts through (lon/lat line), or a
+    refusal."""
     rows = conn.execute(
-        text("""
+        text(f"""
         SELECT g.code FROM grids AS g
-        WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490))
+        WHERE g.valid_to IS NULL AND {IN_COUNTIES.replace("adcode", "g.adcode")}
+          AND ST_Intersects(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490))
           AND NOT EXISTS (SELECT 1 FROM grids AS k WHERE k.parent_code = g.code AND k.valid_to IS NULL)
           AND ST_NumGeometries(ST_Split(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490)))
               > ST_NumGeometries(g.geom)
         ORDER BY g.code
     """),
-        {"wkb": shapely.to_wkb(line_lonlat)},
+        {
+            "wkb": shapely.to_wkb(line_lonlat),
+            "counties": None if counties is None else list(counties),
+        },
     ).all()
     if len(rows) != 1:
         found = (
@@ -479,8 +512,10 @@ def add(
     to_zone: Callable[[int], BaseGeometry],
     actor: str,
     options: CheckOptions,
+    counties: Counties = None,
 ) -> Change:
-    """A new grid drawn by hand, in the parent under it; refused when it overlaps or spills."""
+    """A new grid drawn by hand, in the parent under it; refused when it overlaps or spills, or
+    lies in a county not among `counties`."""
     parent_level = PARENT_LEVEL.get(level)
     if parent_level is None:
         raise GridEditRefused(
@@ -488,21 +523,24 @@ def add(
             f"只能在社区或片区层级绘制新网格，不能是 {level!r}。",
             code="add_level",
         )
-    parent = conn.execute(
+    found = conn.execute(
         text("""
-        SELECT code FROM grids WHERE level = :level AND valid_to IS NULL
+        SELECT code, adcode FROM grids WHERE level = :level AND valid_to IS NULL
           AND ST_Intersects(geom, ST_PointOnSurface(ST_SetSRID(ST_GeomFromWKB(:wkb), 4490)))
         ORDER BY code LIMIT 1
     """),
         {"level": parent_level, "wkb": shapely.to_wkb(drawn_lonlat)},
-    ).scalar()
+    ).first()
+    parent = None if found is None else found[0]
+    if found is not None and counties is not None and found[1] not in counties:
+        raise access.outside_counties()
     if parent is None:
         raise GridEditRefused(
             "The drawn grid does not lie in any grid of the level above.",
             "绘制的网格不在任何上级网格内。",
             code="add_outside_parents",
         )
-    family = load_family(conn, str(parent), lock=True)
+    family = load_family(conn, str(parent), lock=True, counties=counties)
     return commit(
         conn, family, "add", [], [NewGrid(to_zone(family.epsg), name=name)], actor, options
     )

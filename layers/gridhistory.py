@@ -208,8 +208,10 @@ def _inspectors(conn: Connection, doc: dict[str, Any]) -> list[Inspector]:
     return out
 
 
-def set_people(conn: Connection, code: str, doc: Any, actor: str) -> dict[str, Any]:
-    """Replace the people of a current grid (unknown keys refused); audited."""
+def set_people(
+    conn: Connection, code: str, doc: Any, actor: str, viewer: Viewer | None = None
+) -> dict[str, Any]:
+    """Replace the people of a current grid the viewer may read (unknown keys refused); audited."""
     if not isinstance(doc, dict):
         raise InvalidFeature(
             "The body must be an object.", "请求体必须是对象。", code="body_not_object"
@@ -224,14 +226,16 @@ def set_people(conn: Connection, code: str, doc: Any, actor: str) -> dict[str, A
     labels = {f.name: f.label_zh for f in GRIDS.fields}
     values = {n: _text_or_none(doc, n, labels[n]) for n in PEOPLE_FIELDS}
     inspectors = _inspectors(conn, doc)
-    before = people(conn, code)
+    before = people(conn, code, viewer)  # another county's grid looks absent
+    params: dict[str, Any] = values | {"code": code}
+    visible = area_clause(GRIDS, viewer, params, alias="g")
     fid = conn.execute(
-        text("""
-        UPDATE grids SET responsible_person = :responsible_person,
+        text(f"""
+        UPDATE grids AS g SET responsible_person = :responsible_person,
                responsible_unit = :responsible_unit, phone = :phone
-        WHERE code = :code AND valid_to IS NULL RETURNING id
+        WHERE g.code = :code AND g.valid_to IS NULL AND {visible} RETURNING g.id
     """),
-        values | {"code": code},
+        params,
     ).scalar_one()
     conn.execute(text("DELETE FROM grid_inspectors WHERE grid_code = :code"), {"code": code})
     for name, phone, username in inspectors:

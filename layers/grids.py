@@ -72,7 +72,19 @@ def not_found(code: str) -> FeatureNotFound:
     )
 
 
-def _parent_row(conn: Connection, code: str, lock: bool) -> tuple[str, str, str, bytes, int]:
+Counties = tuple[str, ...] | None  # the counties a change may touch; None: every county
+IN_COUNTIES = "(CAST(:counties AS text[]) IS NULL OR adcode = ANY(:counties))"
+
+
+def _counties(counties: Counties) -> list[str] | None:
+    return None if counties is None else list(counties)
+
+
+def _parent_row(
+    conn: Connection, code: str, lock: bool, counties: Counties
+) -> tuple[str, str, str, bytes, int]:
+    if counties is not None and code[:6] not in counties:
+        raise not_found(code)  # another county's grids look absent
     if code.endswith(COUNTY_TAIL) and len(code) == 15:
         row = conn.execute(
             text("""
@@ -98,20 +110,22 @@ def _parent_row(conn: Connection, code: str, lock: bool) -> tuple[str, str, str,
         text(f"""
         SELECT level, adcode, name, citygrid_gk_srid(geom) AS epsg,
                ST_AsBinary(ST_Transform(geom, citygrid_gk_srid(geom)))
-        FROM grids WHERE code = :code AND valid_to IS NULL {share}
+        FROM grids WHERE code = :code AND valid_to IS NULL AND {IN_COUNTIES} {share}
     """),
-        {"code": code},
+        {"code": code, "counties": _counties(counties)},
     ).first()
     if row is None:
         raise not_found(code)
     return row[0], row[1], row[2], bytes(row[4]), int(row[3])
 
 
-def load_family(conn: Connection, parent_code: str, lock: bool = False) -> Family:
-    """A parent and its current children; `lock` serialises changes to the family."""
+def load_family(
+    conn: Connection, parent_code: str, lock: bool = False, counties: Counties = None
+) -> Family:
+    """A parent (of one of `counties`) and its current children; `lock` serialises changes."""
     if lock:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:code))"), {"code": parent_code})
-    level, adcode, name, wkb, epsg = _parent_row(conn, parent_code, lock)
+    level, adcode, name, wkb, epsg = _parent_row(conn, parent_code, lock, counties)
     if level == "section":
         raise GridEditRefused(
             f"Grid {parent_code} is a section grid: it has no child grids.",
@@ -155,28 +169,34 @@ def check_family(
     )
 
 
-def check_stored(conn: Connection, parent_code: str, options: CheckOptions) -> tuple[Report, int]:
+def check_stored(
+    conn: Connection, parent_code: str, options: CheckOptions, counties: Counties = None
+) -> tuple[Report, int]:
     """The report of a parent's current children, with the zone its geometries are in."""
-    family = load_family(conn, parent_code)
+    family = load_family(conn, parent_code, counties=counties)
     report = check_family(
         family, [c.geom for c in family.children], [c.code for c in family.children], options
     )
     return report, family.epsg
 
 
-def all_parents(conn: Connection, adcode: str | None = None) -> list[str]:
-    """Codes of every parent with current children: the counties, then streets, then communities."""
+def all_parents(
+    conn: Connection, adcode: str | None = None, counties: Counties = None
+) -> list[str]:
+    """Codes of every parent with current children (of `adcode`, of `counties`): the counties,
+    then streets, then communities."""
     rows = conn.execute(
-        text("""
+        text(f"""
         SELECT DISTINCT adcode || :tail, 0 FROM grids
         WHERE level = 'street' AND valid_to IS NULL AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode)
+          AND {IN_COUNTIES}
         UNION
         SELECT DISTINCT parent_code, CASE level WHEN 'community' THEN 1 ELSE 2 END FROM grids
         WHERE level <> 'street' AND valid_to IS NULL AND parent_code IS NOT NULL
-          AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode)
+          AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode) AND {IN_COUNTIES}
         ORDER BY 2, 1
     """),
-        {"tail": COUNTY_TAIL, "adcode": adcode},
+        {"tail": COUNTY_TAIL, "adcode": adcode, "counties": _counties(counties)},
     ).all()
     return [r[0] for r in rows]
 

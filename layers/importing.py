@@ -27,7 +27,7 @@ from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
 from gis.validate import GeometryProblem, Limits, check_shape
-from layers import access, editing, importkeys, jsonin
+from layers import access, editing, importkeys, jsonin, placing
 from layers.bulk import Progress, copy_rows
 from layers.cells import neutral
 from layers.db import BUREAU_TIMEZONE
@@ -35,7 +35,7 @@ from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature
 from layers.filein import SourceData, refuse
 from layers.importkeys import ImportMode
-from layers.registry import MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
 from layers.tables import TABLES
 
 MAX_REPORTED = 1000  # rows listed in a refusal; the count says how many more
@@ -284,11 +284,10 @@ def _to_storage(source: SourceData, crs: str | None) -> tuple[list[BaseGeometry 
 def _check_geometries(
     layer: Layer,
     geoms: list[BaseGeometry | None],
-    county: BaseGeometry | None,
     limits: Limits,
     errors: list[RowError],
 ) -> list[BaseGeometry | None]:
-    """Valid geometries of the layer's type inside the county; problems go to `errors`."""
+    """Valid geometries of the layer's type; problems go to `errors` (the county comes after)."""
     if layer.geometry is None:
         return [None] * len(geoms)
     expected = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
@@ -300,9 +299,6 @@ def _check_geometries(
     kinds = np.full(len(arr), -1)
     kinds[present] = shapely.get_type_id(arr[present])
     fine &= np.isin(kinds, [0] if expected == "Point" else [3, 6])
-    if county is not None:
-        shapely.prepare(county)
-        fine[fine] &= shapely.within(arr[fine], county)
     out: list[BaseGeometry | None] = []
     for i, g in enumerate(arr):
         if fine[i]:
@@ -312,11 +308,43 @@ def _check_geometries(
             errors.append(RowError(i + 1, "geometry", "", "geometry_missing", "缺少几何或坐标"))
             out.append(None)
             continue
-        try:  # the API's own check: tolerance near the boundary, and the reason when refused
-            out.append(check_shape(g, expected, county, limits))
+        try:  # the API's own check, with the reason when refused
+            out.append(check_shape(g, expected, None, limits))
         except GeometryProblem as problem:
             errors.append(RowError(i + 1, "geometry", g.wkt[:60], problem.code, problem.message_zh))
             out.append(None)
+    return out
+
+
+def _place_rows(
+    conn: Connection,
+    geoms: list[BaseGeometry | None],
+    viewer: access.Viewer,
+    limits: Limits,
+    errors: list[RowError],
+) -> list[str | None]:
+    """The county of each good geometry, found by the database for all rows at once; rows
+    outside every county, or in one the viewer may not write, go to `errors`."""
+    present = [(i, g) for i, g in enumerate(geoms) if g is not None]
+    found = placing.places(conn, [g for _, g in present], limits.county_tolerance_m)
+    out: list[str | None] = [None] * len(geoms)
+    for (i, geom), place in zip(present, found, strict=True):
+        value = geom.wkt[:60]
+        if place.adcode is None:
+            code, _, message = placing.refusal(place, limits.county_tolerance_m)
+            errors.append(RowError(i + 1, "geometry", value, code, message))
+        elif not access.may_write_county(viewer, place.adcode):
+            errors.append(
+                RowError(
+                    i + 1,
+                    "geometry",
+                    value,
+                    "outside_county",
+                    f"位于县级行政区 {place.adcode}，不在您可写入的范围内",
+                )
+            )
+        else:
+            out[i] = place.adcode
     return out
 
 
@@ -381,24 +409,40 @@ def _cell(
 
 
 def _check_references(
-    conn: Connection, layer: Layer, rows: list[dict[str, Any]], errors: list[RowError]
-) -> None:
-    targets = [(f.name, f.references) for f in layer.fields if f.references]
+    conn: Connection,
+    layer: Layer,
+    rows: list[dict[str, Any]],
+    viewer: access.Viewer,
+    errors: list[RowError],
+) -> list[str | None]:
+    """Refuse rows naming what does not exist (a parent the viewer may not read does not);
+    the county of each row of a child layer, its parent's."""
+    targets = [(f.name, f.references, "TRUE") for f in layer.fields if f.references]
+    params: dict[str, Any] = {}
     if layer.parent and layer.parent_key:
-        targets.append((layer.parent_key, f"{layer.parent}.id"))
-    for name, target in targets:
+        visible = access.area_clause(LAYERS[layer.parent], viewer, params)
+        targets.append((layer.parent_key, f"{layer.parent}.id", visible))
+    adcodes: list[str | None] = [None] * len(rows)
+    for name, target, visible in targets:
         assert target is not None
         wanted = sorted({r[name] for r in rows if r.get(name) is not None}, key=str)
         if not wanted:
             continue
         table, column = target.split(".")
-        found = set(
+        county = "t.adcode" if name == layer.parent_key else "NULL"
+        found: dict[Any, str | None] = dict(
             conn.execute(
-                text(f'SELECT "{column}" FROM "{table}" WHERE "{column}" = ANY(:v)'), {"v": wanted}
-            ).scalars()
+                text(
+                    f'SELECT t."{column}", {county} FROM "{table}" AS t '
+                    f'WHERE t."{column}" = ANY(:v) AND {visible}'
+                ),
+                params | {"v": wanted},
+            ).tuples()
         )
         for i, row in enumerate(rows):
-            if row.get(name) is not None and row[name] not in found:
+            if row.get(name) is None:
+                continue
+            if row[name] not in found:
                 errors.append(
                     RowError(
                         i + 1,
@@ -408,6 +452,9 @@ def _check_references(
                         f"{table} 中不存在 {row[name]}",
                     )
                 )
+            elif name == layer.parent_key:
+                adcodes[i] = found[row[name]]
+    return adcodes
 
 
 def import_rows(
@@ -442,22 +489,27 @@ def import_rows(
         layer.id, len(source), columns, unused, source.encoding, crs_name, list(source.notes)
     )
     report.dry_run, report.mode = dry_run, mode.value
-    checked = _check_geometries(
-        layer, geoms, editing.county_geometry(conn), ctx.limits, report.errors
-    )
+    checked = _check_geometries(layer, geoms, ctx.limits, report.errors)
     rows = _check_values(layer, source, columns, report.errors)
-    _check_references(conn, layer, rows, report.errors)
-    matches = _match(conn, layer, source, rows, checked, mode, report)
+    parents = _check_references(conn, layer, rows, ctx.viewer, report.errors)
+    counties = (
+        _place_rows(conn, checked, ctx.viewer, ctx.limits, report.errors)
+        if layer.geometry is not None
+        else parents
+    )
+    matches = _match(conn, layer, source, rows, checked, mode, report, ctx.viewer)
     report.errors.sort(key=lambda e: (e.row, e.field))
     if not report.ok:
         raise ImportRefused(report)
     if dry_run:
         return report
-    for row, geom in zip(rows, checked, strict=True):
+    for row, geom, adcode in zip(rows, checked, counties, strict=True):
         if geom is not None:
             row["geom"] = geom
+        row["adcode"] = adcode
     new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
-    report.imported = copy_rows(conn, TABLES[layer.id], new, ctx.default_adcode, progress)
+    report.imported = copy_rows(conn, TABLES[layer.id], new, progress)
+    stamped = sorted({a for a in counties if a is not None})
     changed = [
         (fid, {k: v for k, v in row.items() if k != "geom"}, row.get("geom"))
         for row, fid, differs in zip(rows, matches.stored, matches.changed, strict=True)
@@ -470,7 +522,7 @@ def import_rows(
             UPDATE cases AS c SET grid_code = g.code, unit = coalesce(c.unit, g.responsible_unit)
             FROM grids AS g
             WHERE c.grid_code IS NULL AND g.level = 'section' AND g.valid_to IS NULL
-              AND ST_Intersects(g.geom, c.geom)
+              AND g.adcode = c.adcode AND ST_Intersects(g.geom, c.geom)
         """)
         )
     editing.audit(
@@ -480,7 +532,13 @@ def import_rows(
         layer,
         None,
         None,
-        {"imported": report.imported, "mapping": columns, "mode": mode.value},
+        {
+            "imported": report.imported,
+            "mapping": columns,
+            "mode": mode.value,
+            "counties": stamped,
+            "adcode": stamped[0] if len(stamped) == 1 else None,
+        },
     )
     if changed:
         editing.audit(
@@ -497,12 +555,13 @@ def _match(
     geoms: list[BaseGeometry | None],
     mode: ImportMode,
     report: ImportReport,
+    viewer: access.Viewer,
 ) -> importkeys.Matches:
     """Rows matched to stored ones as the mode wants; a plain append of stored rows refused."""
     if mode is ImportMode.COPY:
         matches = importkeys.Matches(None, [None] * len(rows), [False] * len(rows))
     else:
-        matches = importkeys.match(conn, layer, source.columns, source.values, rows, geoms)
+        matches = importkeys.match(conn, layer, source.columns, source.values, rows, geoms, viewer)
     report.key, report.counts = matches.key, matches.counts()
     report.errors.extend(RowError(*p) for p in matches.problems)
     if mode is ImportMode.UPSERT and matches.key is None:

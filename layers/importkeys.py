@@ -17,6 +17,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from layers.access import Viewer, area_clause
 from layers.editing import assignments
 from layers.registry import MAX_ROW_ID, Layer
 
@@ -83,8 +84,10 @@ def match(
     values: list[Any],
     rows: list[dict[str, Any]],
     geoms: list[BaseGeometry | None],
+    viewer: Viewer | None = None,
 ) -> Matches:
-    """Match file rows to stored rows: by the `id` column, else by the natural key when mapped."""
+    """Match file rows to stored rows the viewer may read: by the `id` column, else by the
+    natural key when mapped."""
     at = id_column(columns)
     problems: list[tuple[int, str, str, str, str]] = []
     if at is not None:
@@ -101,7 +104,7 @@ def match(
                 (r + 1, key, str(k), "duplicate_key", f"与第 {seen[k]} 行的“{key}”重复")
             )
         seen.setdefault(k, r + 1)
-    stored, ambiguous = _stored(conn, layer, key, [k for k in seen if k is not None])
+    stored, ambiguous = _stored(conn, layer, key, [k for k in seen if k is not None], viewer)
     out = Matches(key, [], [], problems)
     for r, (k, row, geom) in enumerate(zip(keys, rows, geoms, strict=True)):
         if k in ambiguous:
@@ -117,9 +120,11 @@ def match(
 Stored = dict[Any, tuple[int, dict[str, Any], BaseGeometry | None]]
 
 
-def _stored(conn: Connection, layer: Layer, key: str, keys: list[Any]) -> tuple[Stored, set[Any]]:
-    """Stored rows by key (id, field values, geometry; current rows only for a versioned key),
-    and the keys more than one stored row has."""
+def _stored(
+    conn: Connection, layer: Layer, key: str, keys: list[Any], viewer: Viewer | None
+) -> tuple[Stored, set[Any]]:
+    """Stored rows the viewer may read by key (id, field values, geometry; current rows only for
+    a versioned key), and the keys more than one stored row has."""
     if not keys:
         return {}, set()
     names = [f.name for f in layer.fields if not f.derived]
@@ -130,13 +135,15 @@ def _stored(conn: Connection, layer: Layer, key: str, keys: list[Any]) -> tuple[
     if key in layer.unique_current and len(layer.temporal) == 2:
         current = f' AND t."{layer.temporal[1]}" IS NULL'
     columns = ", ".join(f't."{n}"' for n in names)
+    params: dict[str, Any] = {"keys": keys}
+    visible = area_clause(layer, viewer, params)
     sql = (
         f'SELECT t.id, t."{key}", {geometry}, {columns} FROM "{layer.id}" AS t '
-        f'WHERE t."{key}" = ANY(:keys){current}'
+        f'WHERE t."{key}" = ANY(:keys){current} AND {visible}'
     )
     out: Stored = {}
     ambiguous = set()
-    for row in conn.execute(text(sql), {"keys": keys}):
+    for row in conn.execute(text(sql), params):
         shape = shapely.from_wkb(bytes(row[2])) if row[2] is not None else None
         if row[1] in out:
             ambiguous.add(row[1])

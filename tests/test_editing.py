@@ -327,11 +327,11 @@ BAD_POSTS: list[tuple[str, str, Any, int, str]] = [  # (name, layer, body, statu
         "geometry_wrong_type",
     ),
     (
-        "outside the county",
+        "outside every county",
         "billboards",
-        {**BILLBOARD, "geometry": {"type": "Point", "coordinates": [121.9, 31.8]}},
-        400,
-        "geometry_outside_county",
+        {**BILLBOARD, "geometry": {"type": "Point", "coordinates": [122.6, 31.8]}},
+        422,
+        "outside_every_county",
     ),
     (
         "swapped lat/lon",

@@ -167,7 +167,7 @@ def grid_stats(
 
 @router.post("/check", summary="Check grids / 网格拓扑检查")
 def check(
-    request: Request, conn: ConnectionDep, body: CheckRequest, _: GridReaderDep
+    request: Request, conn: ConnectionDep, body: CheckRequest, viewer: GridReaderDep
 ) -> dict[str, Any]:
     """Gaps, overlaps, spill-over, invalid shapes, slivers and code errors, each as a feature."""
     options = _options(request, body.sliver_m2)
@@ -178,11 +178,12 @@ def check(
                 "检查上传的网格需要提供上级网格编码（parent）。",
                 code="missing_property",
             )
-        family = load_family(conn, body.parent)
+        family = load_family(conn, body.parent, counties=viewer.counties)
         rows = gridfiles.from_feature_collection(body.features)(family.epsg)
         return report_document([(_check_rows(conn, family, rows, options), family.epsg)])
-    parents = [body.parent] if body.parent else all_parents(conn)
-    return report_document([check_stored(conn, p, options) for p in parents])
+    held = viewer.counties
+    parents = [body.parent] if body.parent else all_parents(conn, counties=held)
+    return report_document([check_stored(conn, p, options, held) for p in parents])
 
 
 def _check_rows(
@@ -212,6 +213,7 @@ def add(
             lambda epsg: to_gk(drawn, epsg)[()],
             ctx.actor,
             _options(request),
+            ctx.viewer.counties,
         )
     return _answer(change)
 
@@ -232,9 +234,10 @@ def split(
     """Cut the grid the line crosses; every piece gets a new code, the old grid is closed."""
     line = gridfiles.drawn_geometry(body.line, LINE)
     with engine.begin() as conn:
-        code = body.code or gridchanges.split_target(conn, line)
+        held = ctx.viewer.counties
+        code = body.code or gridchanges.split_target(conn, line, held)
         change = gridchanges.split(
-            conn, code, lambda epsg: to_gk(line, epsg)[()], ctx.actor, _options(request)
+            conn, code, lambda epsg: to_gk(line, epsg)[()], ctx.actor, _options(request), held
         )
     return _answer(change)
 
@@ -246,7 +249,7 @@ def merge(
     """Join adjacent grids of one parent into one with a new code."""
     codes = [_code(c) for c in body.codes]
     with engine.begin() as conn:
-        change = gridchanges.merge(conn, codes, ctx.actor, _options(request))
+        change = gridchanges.merge(conn, codes, ctx.actor, _options(request), ctx.viewer.counties)
     return _answer(change)
 
 
@@ -270,6 +273,7 @@ def redraw(
             snap,
             ctx.actor,
             _options(request),
+            ctx.viewer.counties,
         )
     return _answer(change)
 
@@ -286,7 +290,9 @@ def generate(
     """Replace the children of a grid by regular cells of the nominal area."""
     plan = UnitPlan(body.nominal_area_m2, body.sliver_ratio)
     with engine.begin() as conn:
-        change = gridchanges.generate(conn, _code(code), plan, ctx.actor, _options(request))
+        change = gridchanges.generate(
+            conn, _code(code), plan, ctx.actor, _options(request), ctx.viewer.counties
+        )
     return _answer(change)
 
 
@@ -316,7 +322,7 @@ async def replace_children(
     drawn = gridfiles.read_grid_file(bytes(data), filename, crs, limits)
     with engine.begin() as conn:
         change = gridchanges.replace_children(
-            conn, _code(code), drawn, ctx.actor, _options(request)
+            conn, _code(code), drawn, ctx.actor, _options(request), ctx.viewer.counties
         )
     return _answer(change)
 
@@ -363,4 +369,4 @@ def put_people(
     """Replace the responsible person, unit, phone and inspectors of a current grid."""
     doc = parse_body(body)
     with engine.begin() as conn:
-        return gridhistory.set_people(conn, _code(code), doc, ctx.actor)
+        return gridhistory.set_people(conn, _code(code), doc, ctx.actor, ctx.viewer)

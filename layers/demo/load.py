@@ -114,7 +114,8 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
     for name in LOAD_ORDER:
         rows = city.rows[name]
         advance = step(name, len(rows)) if step else None
-        written[name] = copy_rows(conn, TABLES[name], rows, city.county.adcode, advance)
+        stamped = [{**row, "adcode": city.county.adcode} for row in rows]
+        written[name] = copy_rows(conn, TABLES[name], stamped, advance)
     # each case goes to the unit responsible for its grid, as a report does
     conn.execute(
         text("""
