@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import cli_grids
 from api.console import console, friendly, say, stdout
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
@@ -27,17 +28,32 @@ from layers.registry import Role
 @friendly
 def import_file(
     layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id, e.g. billboards")],
-    path: Annotated[
-        Path,
+    paths: Annotated[
+        list[Path],
         typer.Argument(
+            metavar="FILE...",
             exists=True,
             dir_okay=False,
-            help="GeoPackage, Shapefile (.shp or .zip), GeoJSON, KML, CSV, XLSX",
+            help="GeoPackage, Shapefile (.shp or .zip), GeoJSON, KML, CSV, XLSX "
+            "(grids: one file or several holding every level)",
         ),
     ],
     crs: Annotated[
         str | None,
         typer.Option(help="Source CRS when the file names none: EPSG:4549, gcj02, …"),
+    ] = None,
+    county: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADCODE", help="Grids: the county (6-digit code) whose hierarchy the file is"
+        ),
+    ] = None,
+    valid_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="Grids: the day the file's grids take effect (the grids they replace end then)",
+        ),
     ] = None,
     map_: Annotated[
         list[str] | None,
@@ -69,8 +85,18 @@ def import_file(
         Path | None, typer.Option(help="Write the bad rows to this CSV when refused")
     ] = None,
 ) -> None:
-    """Import a file into a layer: every row checked first; all rows go in, or none."""
+    """Import a file into a layer: every row checked first; all rows go in, or none.
+
+    `citygrid import grids FILE... --county ADCODE --valid-from DATE` reads a county's whole grid
+    hierarchy (level from 层级, parent from 上级编码, 责任人/责任单位/联系电话 kept), checks it against
+    the county's boundary and replaces the county's grids as of that day."""
     layer = get_layer(layer_id)
+    if layer.id == "grids":
+        cli_grids.import_grids(paths, county, valid_from, crs, map_ or [], encoding, dry_run)
+        return
+    if len(paths) != 1:
+        raise typer.BadParameter(f"{layer.id} is imported from one file at a time")
+    path = paths[0]
     limits = EditingSettings()
     say(f"reading {path}")
     named = fileout.encoding_name(encoding) if encoding is not None else None

@@ -125,6 +125,11 @@ class EditingSettings(BaseSettings):
     max_photo_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest photo sent with a case"
     )
+    grid_boundary_tolerance_m: float = Field(
+        default=50.0,
+        ge=0,
+        description="Street grids may miss the county's official boundary by this much",
+    )
     grid_snap_m: float = Field(
         default=2.0, ge=0, description="Redrawn edges snap to neighbours within this"
     )
