@@ -14,12 +14,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_files, cli_units, cli_users
+from api import cli_files, cli_grids, cli_units, cli_users
 from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
-from gis.topology import KIND_LABELS, KINDS, CheckOptions, Report
+from gis.topology import KIND_LABELS, KINDS, Report
 from layers import cluster, db, migrate, roles
 from layers.boundary import load_county
 from layers.cluster import State
@@ -309,8 +309,7 @@ def grids_check(
     """Check that current grids tile their parents; exit status 1 when any problem is found."""
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
-    limit = sliver_m2 if sliver_m2 is not None else EditingSettings().grid_sliver_m2
-    options = CheckOptions(sliver_m2=limit)
+    options = cli_grids.check_options(EditingSettings(), sliver_m2)
     try:
         db.check_connection(engine)
         with engine.connect() as conn:

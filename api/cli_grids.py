@@ -12,17 +12,17 @@ from rich.table import Table
 
 from api.console import console, say, stdout
 from api.settings import DatabaseSettings, EditingSettings
-from gis.hierarchy import HierarchyOptions
 from gis.topology import CheckOptions
 from layers import db, filein, fileout, gridimport
 from layers.errors import BadQuery, GridEditRefused
 from layers.importing import parse_mapping
 
 
-def hierarchy_options(settings: EditingSettings) -> HierarchyOptions:
-    """The thresholds of a hierarchy check, from the editing settings."""
-    return HierarchyOptions(
-        CheckOptions(sliver_m2=settings.grid_sliver_m2), settings.grid_boundary_tolerance_m
+def check_options(settings: EditingSettings, sliver_m2: float | None = None) -> CheckOptions:
+    """The thresholds of grid checks, from the editing settings."""
+    return CheckOptions(
+        sliver_m2=sliver_m2 or settings.grid_sliver_m2,
+        boundary_tolerance_m=settings.grid_boundary_tolerance_m,
     )
 
 
@@ -63,7 +63,7 @@ def import_grids(
                 sources,
                 county,
                 day,
-                hierarchy_options(EditingSettings()),
+                check_options(EditingSettings()),
                 f"cli:{getpass.getuser()}",
                 crs,
                 parse_mapping(pairs, "="),

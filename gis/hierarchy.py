@@ -9,7 +9,7 @@ run, so that one refusal lists every mistake of a file.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -21,6 +21,7 @@ from gis.topology import (
     CODE_PATTERN,
     CheckOptions,
     Problem,
+    Report,
     check_children,
 )
 
@@ -73,14 +74,6 @@ class Finding:
     parent_code: str | None = None
     area_m2: float | None = None
     sources: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class HierarchyOptions:
-    """Thresholds: those of the family checks, and how far the streets may miss the boundary."""
-
-    check: CheckOptions = field(default_factory=CheckOptions)
-    boundary_tolerance_m: float = 50.0
 
 
 def code_level(code: str) -> str | None:
@@ -270,36 +263,40 @@ def row_findings(
     return found, unique, placed
 
 
+def tolerate_boundary(report: Report, boundary: BaseGeometry, tolerance_m: float) -> Report:
+    """The report of a county's streets without the gaps and spill-over that stay within
+    `tolerance_m` of its official boundary: two sources of one boundary never agree exactly."""
+    if tolerance_m <= 0:
+        return report
+    band = shapely.buffer(shapely.boundary(boundary), tolerance_m)
+    shapely.prepare(band)
+    kept = tuple(
+        p
+        for p in report.problems
+        if p.kind not in ("gap", "outside") or not shapely.within(p.geom, band)
+    )
+    return Report(report.parent_code, report.children, kept)
+
+
 def _family(
     parent: BaseGeometry,
     parent_code: str,
     kids: list[GridRow],
-    options: HierarchyOptions,
+    options: CheckOptions,
     county: bool,
 ) -> list[Finding]:
     codes = [k.code or "" for k in kids]
     level = kids[0].level or "section"
-    report = check_children(
-        parent,
-        parent_code,
-        level,
-        np.asarray([k.geom for k in kids], dtype=object),
-        codes,
-        options.check,
-    )
-    rows_of = {k.code: k for k in kids}
-    band = None
+    geoms = np.asarray([k.geom for k in kids], dtype=object)
+    report = check_children(parent, parent_code, level, geoms, codes, options)
     if county:
-        band = shapely.buffer(shapely.boundary(parent), options.boundary_tolerance_m)
-        shapely.prepare(band)
-    out = []
-    for p in report.problems:
-        if p.kind not in FAMILY_KINDS:
-            continue
-        if band is not None and p.kind in ("gap", "outside") and shapely.within(p.geom, band):
-            continue  # two sources of one boundary never agree exactly
-        out.append(_family_finding(p, parent_code, rows_of, county, options))
-    return out
+        report = tolerate_boundary(report, parent, options.boundary_tolerance_m)
+    rows_of = {k.code: k for k in kids}
+    return [
+        _family_finding(p, parent_code, rows_of, county, options)
+        for p in report.problems
+        if p.kind in FAMILY_KINDS
+    ]
 
 
 def _family_finding(
@@ -307,7 +304,7 @@ def _family_finding(
     parent_code: str,
     rows_of: dict[str | None, GridRow],
     county: bool,
-    options: HierarchyOptions,
+    options: CheckOptions,
 ) -> Finding:
     kind, en, zh = p.kind, p.message_en, p.message_zh
     tolerance = options.boundary_tolerance_m
@@ -340,7 +337,7 @@ def _family_finding(
 
 
 def check_hierarchy(
-    rows: list[GridRow], adcode: str, boundary: BaseGeometry, options: HierarchyOptions
+    rows: list[GridRow], adcode: str, boundary: BaseGeometry, options: CheckOptions
 ) -> list[Finding]:
     """Every mistake of a county's grid hierarchy: rows first, then each family top-down."""
     found, by_code, placed = row_findings(rows, adcode)

@@ -17,7 +17,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
-from gis.hierarchy import KIND_LABELS, Finding, GridRow, HierarchyOptions, check_hierarchy
+from gis.hierarchy import KIND_LABELS, Finding, GridRow, check_hierarchy
+from gis.topology import CheckOptions
 from gis.zones import from_gk
 from layers import counties
 from layers.errors import GridEditRefused
@@ -184,7 +185,7 @@ def import_grids(
     sources: list[tuple[str, SourceData]],
     adcode: str,
     valid_from: date,
-    options: HierarchyOptions,
+    options: CheckOptions,
     actor: str,
     crs: str | None = None,
     mapping: dict[str, str] | None = None,

@@ -408,3 +408,45 @@ def test_cli_imports_a_gbk_shapefile_without_its_cpg(
         assert counts(engine) == imported
     finally:
         engine.dispose()
+
+
+def test_the_streets_parent_is_the_official_boundary(
+    pg_server: PgServer, scratch_url: str, tmp_path: Path
+) -> None:
+    """A county without grids has its county-level family: its first streets can be uploaded
+    under it, and they are checked against the boundary, not against themselves."""
+    add_county(pg_server.as_owner(scratch_url))
+    ensure_account(scratch_url, "sanyuan", "planner", counties=(ADCODE,))
+    county = f"{ADCODE}000000000"
+    streets = [r for r in hierarchy() if r["层级"] == "街道"]
+    settings = DatabaseSettings(database_url=scratch_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        c.headers.update(bearer("sanyuan"))
+        west_only = write_shapefile(tmp_path / "west", streets[:1])
+        first = c.post(
+            f"/grids/{county}/children?filename=west.zip",
+            content=zipped(west_only),
+            headers={"Content-Type": "application/zip"},
+        )
+        assert first.status_code == 200, first.text  # less of a gap than before
+        gaps = first.json()["report"]["problems"]["features"]
+        assert [g["properties"]["kind"] for g in gaps] == ["gap"]
+        assert gaps[0]["properties"]["area_m2"] > 11_000_000  # the eastern half of the county
+
+        both = write_shapefile(tmp_path / "both", streets)
+        answer = c.post(
+            f"/grids/{county}/children?filename=both.zip",
+            content=zipped(both),
+            headers={"Content-Type": "application/zip"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["report"]["ok"]
+        assert c.post("/grids/check", json={"parent": county}).json()["ok"]
+
+        engine = db.make_engine(pg_server.as_owner(scratch_url))
+        with engine.begin() as conn:  # the county's boundary redrawn 300 m further east
+            wider = rect(0, 0, WIDTH + 300, HEIGHT)
+            counties.set_boundary(conn, ADCODE, MultiPolygon([lonlat(wider)]))
+        engine.dispose()
+        report = c.post("/grids/check", json={"parent": county}).json()
+        assert report["counts"]["gap"] == 1 and not report["ok"]

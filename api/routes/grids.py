@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from starlette.datastructures import UploadFile
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
-from api.cli_grids import hierarchy_options
+from api.cli_grids import check_options
 from api.deps import (
     CODE_PATTERN,
     LEVEL_PATTERN,
@@ -125,8 +125,7 @@ class GenerateRequest(Strict):
 
 
 def _options(request: Request, sliver_m2: float | None = None) -> CheckOptions:
-    settings = request.app.state.editing
-    return CheckOptions(sliver_m2=sliver_m2 or settings.grid_sliver_m2)
+    return check_options(request.app.state.editing, sliver_m2)
 
 
 def _code(code: str) -> str:
@@ -472,7 +471,7 @@ async def import_grids(
         files,
         county,
         valid_from,
-        hierarchy_options(editing),
+        check_options(editing),
         ctx.actor,
         settings,
     )
