@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
+from gis.gcj02 import geometry_to_gcj02
 from layers import counties, db
 from layers.boundary import County
 from tests.accounts import TEST_AUTH, bearer, ensure_account
@@ -450,3 +451,56 @@ def test_the_streets_parent_is_the_official_boundary(
         engine.dispose()
         report = c.post("/grids/check", json={"parent": county}).json()
         assert report["counts"]["gap"] == 1 and not report["ok"]
+
+
+def write_layer(path: Path, rows: list[Row], columns: dict[str, str], crs: str) -> Path:
+    """Rows as a GeoJSON or GeoPackage in longitude/latitude with columns renamed."""
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb(np.asarray([r["geom"] for r in rows], dtype=object)),
+        [np.asarray([r[c] for r in rows], dtype=object) for c in columns],
+        list(columns.values()),
+        geometry_type="Polygon",
+        crs=crs,
+        driver="GPKG" if path.suffix == ".gpkg" else "GeoJSON",
+    )
+    return path
+
+
+def test_several_files_a_bureaus_own_columns_and_amap_coordinates(
+    client: TestClient, world: tuple[str, Engine], tmp_path: Path
+) -> None:
+    rows = [r | {"geom": lonlat(r["geom"])} for r in hierarchy()]
+    upper = [r for r in rows if r["层级"] != "单元"]
+    english = {"层级": "level", "网格编码": "code", "上级编码": "parent_code", "网格名称": "name"}
+    own = {"层级": "级别", "网格编码": "编号", "上级编码": "父级", "网格名称": "名字"}
+    files = [
+        write_layer(tmp_path / "upper.geojson", upper, english, "EPSG:4490"),
+        write_layer(tmp_path / "sections.gpkg", [r for r in rows if r["层级"] == "单元"], own, "EPSG:4490"),
+    ]  # fmt: skip
+    before = counts(world[1])
+    parts = [("file", (p.name, p.read_bytes(), "application/octet-stream")) for p in files]
+    mapping = {"map": ["级别=level", "编号=code", "父级=parent_code", "名字=name"]}
+    fields = {"county": ADCODE, "valid_from": "2030-01-01", "dry_run": "true"} | mapping
+    answer = client.post("/grids/import", data=fields, files=parts)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == 10 and answer.json()["dry_run"]
+    unmapped = client.post("/grids/import", data=fields | {"map": []}, files=parts)
+    assert unmapped.status_code == 400 and unmapped.json()["code"] == "import_missing_columns"
+
+    amap = [r | {"geom": geometry_to_gcj02(r["geom"])} for r in upper]
+    del amap[-1]  # the east street's north community is missing
+    traced = write_layer(tmp_path / "amap.geojson", amap, english, "EPSG:4326")
+    part = [("file", (traced.name, traced.read_bytes(), "application/geo+json"))]
+    as_gcj = {"county": ADCODE, "valid_from": "2020-01-01", "crs": "gcj02"}
+    refused = client.post("/grids/import", data=as_gcj, files=part)
+    assert refused.status_code == 422
+    gap = next(p for p in refused.json()["problems"] if p["code"] == "gap")
+    assert gap["parent_code"] == code(2) and gap["crs"] == "GCJ-02 (Amap/Tencent)"
+    assert (
+        400
+        < shapely.Point(gap["lon"], gap["lat"]).distance(shapely.Point(gap["x"], gap["y"]))
+        * 111_000
+        < 1000
+    )  # the Amap shift, in metres
+    assert counts(world[1]) == before
