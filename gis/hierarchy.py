@@ -8,6 +8,7 @@ run, so that one refusal lists every mistake of a file.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from gis.topology import (
 LEVELS = ("street", "community", "section")
 COUNTY_TAIL = "0" * 9
 FAMILY_KINDS = ("gap", "overlap", "outside", "sliver")
+POLYGONAL = ("Polygon", "MultiPolygon")
 
 KIND_LABELS = {
     "invalid": "几何无效",
@@ -89,6 +91,11 @@ def code_level(code: str) -> str | None:
 def _where(geom: BaseGeometry | None) -> tuple[float, float] | None:
     if geom is None or geom.is_empty:
         return None
+    spot = _spot(geom)
+    return spot if spot is not None and all(math.isfinite(v) for v in spot) else None
+
+
+def _spot(geom: BaseGeometry) -> tuple[float, float] | None:
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         if "[" in reason:
@@ -118,16 +125,16 @@ def _row_finding(row: GridRow, kind: str, en: str, zh: str) -> Finding:
 
 def _shape_findings(row: GridRow) -> list[Finding]:
     geom = row.geom
-    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
-        kind = "no geometry" if geom is None or geom.is_empty else geom.geom_type
-        return [
-            _row_finding(
-                row,
-                "invalid",
-                f"row {row.row} is {kind}; grids are polygons",
+    if geom is None or geom.is_empty or geom.geom_type not in POLYGONAL:
+        if geom is None or geom.is_empty:
+            en, zh = f"row {row.row} has no geometry", f"第 {row.row} 行没有几何"
+        else:
+            kind = geom.geom_type
+            en, zh = (
+                f"row {row.row} is a {kind}; grids are polygons",
                 f"第 {row.row} 行是 {kind}，网格必须是面",
             )
-        ]
+        return [_row_finding(row, "invalid", en, zh)]
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom).split("[")[0]
         return [
@@ -344,6 +351,8 @@ def check_hierarchy(
     children: dict[str, list[GridRow]] = defaultdict(list)
     county_code = adcode + COUNTY_TAIL
     for row in placed:
+        if row.geom is None or row.geom.is_empty or row.geom.geom_type not in POLYGONAL:
+            continue  # reported as a row mistake
         children[county_code if row.level == "street" else str(row.parent_code)].append(row)
     if not children.get(county_code):
         found.append(

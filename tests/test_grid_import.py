@@ -314,6 +314,12 @@ def grids_on(client: TestClient, day: str) -> list[tuple[Any, ...]]:
     )
 
 
+def section_stats(client: TestClient, day: str) -> list[dict[str, Any]]:
+    """Statistics by section grid on a day, without when each grid's version ended."""
+    stats = client.get(f"/grids/stats?at={day}&level=section").json()
+    return [{k: v for k, v in s.items() if k != "valid_to"} for s in stats]
+
+
 def test_replacement_keeps_history_and_a_repeat_changes_nothing(
     client: TestClient, world: tuple[str, Engine], tmp_path: Path
 ) -> None:
@@ -324,6 +330,13 @@ def test_replacement_keeps_history_and_a_repeat_changes_nothing(
     year_2021 = grids_on(client, "2021-06-01")
     assert len(year_2021) == 10 and {g[4] for g in year_2021} == {"2021-01-01"}
     assert {g[3] for g in year_2021} >= {"王3网格", "王1街道"}
+
+    stats_2021 = section_stats(client, "2021-06-01")
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO grid_inspectors (grid_code, name) VALUES (:a, '赵巡'), (:b, '钱巡')"),
+            {"a": code(1, 2), "b": code(1, 1, 1)},
+        )
 
     rows = hierarchy()
     for k in (1, 2, 3, 4):  # the community redrawn in two halves
@@ -353,6 +366,9 @@ def test_replacement_keeps_history_and_a_repeat_changes_nothing(
     ]
     now = {g[1]: g for g in grids_on(client, "2022-06-01")}
     assert len(now) == 8 and now[code(2)][3] == "李新" and now[code(2)][4] == "2022-01-01"
+    assert section_stats(client, "2021-06-01") == stats_2021
+    people = client.get(f"/grids/{code(1, 2)}/people").json()
+    assert [i["name"] for i in people["inspectors"]] == ["赵巡"]  # the grid survived, unchanged
     kept = {g[1]: g[0] for g in year_2021}
     assert now[code(1)][0] == kept[code(1)] and now[code(1)][4] == "2021-01-01"
 
