@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_files, cli_grids, cli_units, cli_users
+from api import cli_files, cli_units, cli_users
 from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
@@ -309,7 +309,7 @@ def grids_check(
     """Check that current grids tile their parents; exit status 1 when any problem is found."""
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
-    options = cli_grids.check_options(EditingSettings(), sliver_m2)
+    options = EditingSettings().check_options(sliver_m2)
     try:
         db.check_connection(engine)
         with engine.connect() as conn:

@@ -12,18 +12,9 @@ from rich.table import Table
 
 from api.console import console, say, stdout
 from api.settings import DatabaseSettings, EditingSettings
-from gis.topology import CheckOptions
 from layers import db, filein, fileout, gridimport
 from layers.errors import BadQuery, GridEditRefused
 from layers.importing import parse_mapping
-
-
-def check_options(settings: EditingSettings, sliver_m2: float | None = None) -> CheckOptions:
-    """The thresholds of grid checks, from the editing settings."""
-    return CheckOptions(
-        sliver_m2=sliver_m2 or settings.grid_sliver_m2,
-        boundary_tolerance_m=settings.grid_boundary_tolerance_m,
-    )
 
 
 def import_grids(
@@ -63,7 +54,7 @@ def import_grids(
                 sources,
                 county,
                 day,
-                check_options(EditingSettings()),
+                EditingSettings().check_options(),
                 f"cli:{getpass.getuser()}",
                 crs,
                 parse_mapping(pairs, "="),

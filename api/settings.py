@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.client_address import parse_networks
+from gis.topology import CheckOptions
 from layers.cluster import Cluster
 
 
@@ -137,6 +138,13 @@ class EditingSettings(BaseSettings):
         default=False,
         description="Refuse (428) a change without If-Match; unset = last writer wins, audited",
     )
+
+    def check_options(self, sliver_m2: float | None = None) -> CheckOptions:
+        """The thresholds of grid checks (a request's own sliver limit first)."""
+        return CheckOptions(
+            sliver_m2=self.grid_sliver_m2 if sliver_m2 is None else sliver_m2,
+            boundary_tolerance_m=self.grid_boundary_tolerance_m,
+        )
 
 
 class BrowserSettings(BaseSettings):

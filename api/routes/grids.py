@@ -12,7 +12,6 @@ from sqlalchemy import Connection
 from starlette.datastructures import UploadFile
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
-from api.cli_grids import check_options
 from api.deps import (
     CODE_PATTERN,
     LEVEL_PATTERN,
@@ -35,6 +34,7 @@ from api.openapi import (
     json_body,
     text,
 )
+from api.settings import EditingSettings
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
@@ -125,7 +125,8 @@ class GenerateRequest(Strict):
 
 
 def _options(request: Request, sliver_m2: float | None = None) -> CheckOptions:
-    return check_options(request.app.state.editing, sliver_m2)
+    settings: EditingSettings = request.app.state.editing
+    return settings.check_options(sliver_m2)
 
 
 def _code(code: str) -> str:
@@ -471,7 +472,7 @@ async def import_grids(
         files,
         county,
         valid_from,
-        check_options(editing),
+        editing.check_options(),
         ctx.actor,
         settings,
     )
