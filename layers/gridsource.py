@@ -137,8 +137,9 @@ def place_of(given: str | None, file_crs: str | None, geoms: list[BaseGeometry |
     return Place(crs, f"{label} ({crs.name})", f"{label}（{crs.name}）")
 
 
-def column_map(columns: list[str], explicit: dict[str, str]) -> dict[str, int]:
-    """Field → column index: the explicit mapping first, then the common headings."""
+def column_map(columns: list[str], values: list[Any], explicit: dict[str, str]) -> dict[str, int]:
+    """Field → column index: the explicit mapping first, then the common headings of columns
+    holding something (a KML's empty Name column does not hide its 网格名称)."""
     bad = sorted(set(explicit.values()) - set(FIELDS))
     if bad:
         raise BadQuery(
@@ -154,8 +155,9 @@ def column_map(columns: list[str], explicit: dict[str, str]) -> dict[str, int]:
         if name in out:
             continue
         for heading in HEADINGS[name]:
-            if heading in lowered and lowered.index(heading) not in out.values():
-                out[name] = lowered.index(heading)
+            at = lowered.index(heading) if heading in lowered else None
+            if at is not None and at not in out.values() and _filled(values[at]):
+                out[name] = at
                 break
     if "code" not in out:
         raise refuse(
@@ -166,6 +168,10 @@ def column_map(columns: list[str], explicit: dict[str, str]) -> dict[str, int]:
             "可用 --map 列名=code 指定）。",
         )
     return out
+
+
+def _filled(column: Any) -> bool:
+    return any(text_value(v) is not None for v in column)
 
 
 def text_value(value: Any) -> str | None:
@@ -209,7 +215,7 @@ def read_rows(
     attributes: list[dict[str, str | None]] = []
     places = []
     for index, (_, source) in enumerate(sources):
-        at = column_map(source.columns, explicit)
+        at = column_map(source.columns, source.values, explicit)
         place = place_of(crs, source.crs, source.geometries)
         places.append(place)
         shapes = place.to_zone(source.geometries, epsg)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.gcj02 import geometry_to_gcj02
-from layers import counties, db
+from layers import counties, db, filein, gridsource
 from layers.boundary import County
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.conftest import PgServer, fresh_database
@@ -520,3 +520,32 @@ def test_several_files_a_bureaus_own_columns_and_amap_coordinates(
         < 1000
     )  # the Amap shift, in metres
     assert counts(world[1]) == before
+
+
+def test_a_kml_placemarks_empty_name_does_not_hide_its_grid_name(tmp_path: Path) -> None:
+    path = tmp_path / "streets.kml"
+    street = lonlat(rect(0, 0, 3000, HEIGHT))
+    columns = {
+        "层级": ["街道"],
+        "网格编码": [code(1)],
+        "网格名称": ["列东街道"],
+        "责任人": ["王五"],
+    }
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb(np.asarray([street], dtype=object)),
+        [np.asarray(v, dtype=object) for v in columns.values()],
+        list(columns),
+        geometry_type="Polygon",
+        crs="EPSG:4326",
+        driver="KML",
+    )
+    source = filein.read(path, filein.FileLimits())
+    assert "Name" in source.columns  # GDAL's own, empty here
+    read = gridsource.read_rows([(path.name, source)], None, {}, EPSG)
+    assert (read.rows[0].level, read.rows[0].code) == ("street", code(1))
+    assert (
+        read.attributes[0]["name"] == "列东街道"
+        and read.attributes[0]["responsible_person"] == "王五"
+    )
+    assert read.places[0].label_en == "EPSG:4326 (WGS 84)"
