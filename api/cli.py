@@ -19,7 +19,7 @@ from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
-from gis.topology import KIND_LABELS, KINDS, CheckOptions, Report
+from gis.topology import KIND_LABELS, KINDS, Report
 from layers import cluster, db, migrate, roles
 from layers.boundary import load_county
 from layers.cluster import State
@@ -310,8 +310,7 @@ def grids_check(
     """Check that current grids tile their parents; exit status 1 when any problem is found."""
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
-    limit = sliver_m2 if sliver_m2 is not None else EditingSettings().grid_sliver_m2
-    options = CheckOptions(sliver_m2=limit)
+    options = EditingSettings().check_options(sliver_m2)
     try:
         db.check_connection(engine)
         with engine.connect() as conn:

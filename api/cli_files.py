@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_cases
+from api import cli_cases, cli_grids
 from api.console import console, friendly, say, stdout
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
@@ -28,17 +28,26 @@ from layers.registry import Role
 @friendly
 def import_file(
     layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id, e.g. billboards")],
-    path: Annotated[
-        Path,
+    paths: Annotated[
+        list[Path],
         typer.Argument(
+            metavar="FILE...",
             exists=True,
             dir_okay=False,
-            help="GeoPackage, Shapefile (.shp or .zip), GeoJSON, KML, CSV, XLSX",
+            help="GeoPackage, Shapefile (.shp or .zip), GeoJSON, KML, CSV, XLSX "
+            "(grids: one file or several holding every level)",
         ),
     ],
     crs: Annotated[
         str | None,
         typer.Option(help="Source CRS when the file names none: EPSG:4549, gcj02, …"),
+    ] = None,
+    valid_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="Grids: the day the file's grids take effect (the grids they replace end then)",
+        ),
     ] = None,
     map_: Annotated[
         list[str] | None,
@@ -75,7 +84,7 @@ def import_file(
             metavar="ADCODE",
             help="The county the rows belong to (6-digit code): rows elsewhere are refused with "
             "their row numbers; default: each row goes to the county it lies in (cases: the only "
-            "county stored)",
+            "county stored; grids: required, the county whose hierarchy the files are)",
         ),
     ] = None,
     category_map: Annotated[
@@ -90,12 +99,22 @@ def import_file(
     """Import a file into a layer: every row checked first and stamped with the county it lies
     in; all rows go in, or none.
 
+    `citygrid import grids FILE... --county ADCODE --valid-from DATE` reads a county's whole grid
+    hierarchy (level from 层级, parent from 上级编码, 责任人/责任单位/联系电话 kept), checks it against
+    the county's boundary and replaces the county's grids as of that day.
+
     `citygrid import cases FILE --county ADCODE` reads a former 数字城管 system's cases (CSV in
     UTF-8 or GBK, or XLSX): case numbers kept, statuses, sources and categories by their labels,
     every stage time, deadlines from the category's limit when the file has none; rows already
     imported (same case number) are skipped.
     """
     layer = get_layer(layer_id)
+    if layer.id == "grids":
+        cli_grids.import_grids(paths, county, valid_from, crs, map_ or [], encoding, dry_run)
+        return
+    if len(paths) != 1:
+        raise typer.BadParameter(f"{layer.id} is imported from one file at a time")
+    path = paths[0]
     if layer.id == "cases":
         try:
             cli_cases.import_history(

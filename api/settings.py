@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.client_address import parse_networks
+from gis.topology import CheckOptions
 from layers.cluster import Cluster
 
 
@@ -128,6 +129,11 @@ class EditingSettings(BaseSettings):
     max_photo_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest photo sent with a case"
     )
+    grid_boundary_tolerance_m: float = Field(
+        default=50.0,
+        ge=0,
+        description="Street grids may miss the county's official boundary by this much",
+    )
     grid_snap_m: float = Field(
         default=2.0, ge=0, description="Redrawn edges snap to neighbours within this"
     )
@@ -135,6 +141,13 @@ class EditingSettings(BaseSettings):
         default=False,
         description="Refuse (428) a change without If-Match; unset = last writer wins, audited",
     )
+
+    def check_options(self, sliver_m2: float | None = None) -> CheckOptions:
+        """The thresholds of grid checks (a request's own sliver limit first)."""
+        return CheckOptions(
+            sliver_m2=self.grid_sliver_m2 if sliver_m2 is None else sliver_m2,
+            boundary_tolerance_m=self.grid_boundary_tolerance_m,
+        )
 
 
 class BrowserSettings(BaseSettings):

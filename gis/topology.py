@@ -47,6 +47,7 @@ class CheckOptions:
     sliver_m2: float = 100.0
     min_area_m2: float = 0.01
     min_width_m: float = 0.01
+    boundary_tolerance_m: float = 0.0  # how far streets may miss a county's official boundary
 
     def significant(self, geoms: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Which discrepancies are defects: large enough, and wider than a rounding sliver."""

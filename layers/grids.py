@@ -11,6 +11,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from gis.hierarchy import tolerate_boundary
 from gis.partition import polygonal
 from gis.topology import CHILD_LEVEL, KIND_LABELS, KINDS, CheckOptions, Report, check_children
 from gis.zones import from_gk
@@ -86,23 +87,17 @@ def _parent_row(
     if counties is not None and code[:6] not in counties:
         raise not_found(code)  # another county's grids look absent
     if code.endswith(COUNTY_TAIL) and len(code) == 15:
+        # the streets' parent is the county's official boundary, not the union of the streets
         row = conn.execute(
             text("""
-            WITH u AS (
-                SELECT ST_Union(geom) AS g FROM grids
-                WHERE level = 'street' AND valid_to IS NULL AND adcode = :adcode
-            ) SELECT 'county', :adcode, citygrid_gk_srid(g), ST_AsBinary(g) FROM u WHERE g IS NOT NULL
+            SELECT name, gk_srid, ST_AsBinary(ST_Transform(boundary, gk_srid))
+            FROM counties WHERE adcode = :adcode
         """),
             {"adcode": code[:6]},
         ).first()
         if row is None:
             raise not_found(code)
-        epsg = int(row[2])
-        wkb = conn.execute(
-            text("SELECT ST_AsBinary(ST_Transform(ST_SetSRID(ST_GeomFromWKB(:g), 4490), :epsg))"),
-            {"g": bytes(row[3]), "epsg": epsg},
-        ).scalar_one()
-        return "county", code[:6], f"{code[:6]}县域", bytes(wkb), epsg
+        return "county", code[:6], str(row[0]), bytes(row[2]), int(row[1])
     # A change closing the parent (FOR UPDATE) waits for the changes of its children, and the
     # other way round: no child is added under a parent that a concurrent change closes.
     share = "FOR SHARE" if lock else ""
@@ -164,9 +159,12 @@ def check_family(
     options: CheckOptions,
 ) -> Report:
     """The topology report of `geoms` (metres) as the children of the family's parent."""
-    return check_children(
+    report = check_children(
         family.parent, family.parent_code, family.child_level, geoms, codes, options
     )
+    if family.parent_level != "county":
+        return report
+    return tolerate_boundary(report, family.parent, options.boundary_tolerance_m)
 
 
 def check_stored(

@@ -473,8 +473,10 @@ def import_rows(
     if layer.item_edits_only is not None:
         raise refuse(
             "use_grid_operations",
-            "Grids are replaced through /grids/{code}/children, which keeps the coverage valid.",
-            "网格请通过 /grids/{code}/children 整体替换，以保证全域覆盖、互不重叠。",
+            "A county's grids are imported whole, checked first: citygrid import grids FILE "
+            "--county ADCODE --valid-from DATE, or POST /grids/import.",
+            "全县网格需整体导入并先行检查：citygrid import grids 文件 --county 县级代码 "
+            "--valid-from 生效日期，或 POST /grids/import。",
         )
     if not access.may_edit_anywhere(layer, ctx.viewer):
         raise access.forbidden(

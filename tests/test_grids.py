@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyproj import Transformer
-from shapely.geometry import box, mapping
+from shapely.geometry import MultiPolygon, box, mapping
 from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.topology import CheckOptions
-from layers import db, gridchanges, gridhistory
+from layers import counties, db, gridchanges, gridhistory
 from layers.codes import seed_case_categories
 from layers.errors import GridEditRefused, GridRuleBroken
 from layers.grids import check_stored
@@ -77,6 +77,8 @@ def insert_street(conn: Any, sectioned: tuple[int, ...]) -> None:
     x0, y0 = family_box(0, 0)
     street = box(x0, y0, x0 + 4 * 4 * SIDE, y0 + 3 * SIDE)
     insert_grid(conn, "street", STREET, None, street, "2020-01-01")
+    # the test county is this one street: its official boundary is the streets' parent
+    counties.set_boundary(conn, "320681", MultiPolygon([lonlat(street)]))
     for n, code in COMMUNITIES.items():
         cx, cy = family_box(n - 1, 0)
         community = box(cx, cy, cx + 4 * SIDE, cy + 3 * SIDE)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StringConstraints, field_validator
 from sqlalchemy import Connection
+from starlette.datastructures import UploadFile
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
 from api.deps import (
@@ -21,6 +24,7 @@ from api.deps import (
     EngineDep,
     GridCode,
     Strict,
+    require_media_type,
     upload_body_type,
 )
 from api.openapi import (
@@ -31,12 +35,14 @@ from api.openapi import (
     json_body,
     text,
 )
+from api.settings import EditingSettings
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
-from layers import gridchanges, gridfiles, gridhistory
+from layers import filein, fileout, gridchanges, gridfiles, gridhistory, gridimport
+from layers.access import Viewer, may_write_county, outside_counties
 from layers.editing import parse_body
-from layers.errors import InvalidFeature
+from layers.errors import InvalidFeature, PayloadTooLarge
 from layers.filein import FileLimits
 from layers.grids import (
     Family,
@@ -46,6 +52,7 @@ from layers.grids import (
     load_family,
     report_document,
 )
+from layers.importing import parse_mapping
 
 router = APIRouter(prefix="/grids", tags=["grids 网格管理"], dependencies=[Depends(current_viewer)])
 GEOJSON = "application/geo+json"
@@ -119,8 +126,8 @@ class GenerateRequest(Strict):
 
 
 def _options(request: Request, sliver_m2: float | None = None) -> CheckOptions:
-    settings = request.app.state.editing
-    return CheckOptions(sliver_m2=sliver_m2 or settings.grid_sliver_m2)
+    settings: EditingSettings = request.app.state.editing
+    return settings.check_options(sliver_m2)
 
 
 def _code(code: str) -> str:
@@ -325,6 +332,157 @@ async def replace_children(
             conn, _code(code), drawn, ctx.actor, _options(request), ctx.viewer.counties
         )
     return _answer(change)
+
+
+IMPORT_FIELDS = {
+    "county": {"type": "string", "pattern": "^[0-9]{6}$", "description": "县级行政区划代码"},
+    "valid_from": {"type": "string", "format": "date", "description": "生效日期 YYYY-MM-DD"},
+    "dry_run": {"type": "boolean", "description": "只检查，不写入"},
+    "crs": {"type": "string", "description": "文件未声明时的坐标系：EPSG:4548、gcj02 …"},
+    "encoding": {"type": "string", "description": "Shapefile 文字编码：UTF-8、GBK …"},
+    "map": {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^[^=\\x00]+=[^\\x00]+$"},
+        "description": "列名=字段，如 层级=level",
+    },
+    "file": {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "description": "GeoPackage、zip 压缩的 Shapefile、GeoJSON、KML（可多个）",
+    },
+}
+IMPORT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["county", "valid_from", "file"],
+                "properties": IMPORT_FIELDS,
+            }
+        }
+    },
+}
+MAX_IMPORT_FILES = 10
+
+
+def _form_text(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidFeature(
+            f"{name} must be text.", f"{name} 必须是文本。", code="invalid_parameter"
+        )
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _import_request(form: Any, viewer: Viewer) -> tuple[str, date, bool]:
+    county, day, dry = (
+        _form_text(form, "county"),
+        _form_text(form, "valid_from"),
+        _form_text(form, "dry_run"),
+    )
+    if county is None or not county.isdigit() or len(county) != 6:
+        raise InvalidFeature(
+            "county must be a 6-digit county code.",
+            "county 必须是 6 位县级行政区划代码。",
+            code="invalid_parameter",
+        )
+    if not may_write_county(viewer, county):
+        raise outside_counties()
+    try:
+        valid_from = date.fromisoformat(day or "")
+    except ValueError:
+        raise InvalidFeature(
+            "valid_from must be a date (YYYY-MM-DD).",
+            "valid_from 必须是日期（YYYY-MM-DD）。",
+            code="invalid_parameter",
+        ) from None
+    return county, valid_from, (dry or "false").lower() in ("true", "1", "yes", "on")
+
+
+def _import_grids(
+    engine: Any,
+    files: list[tuple[str, bytes]],
+    county: str,
+    valid_from: date,
+    options: Any,
+    actor: str,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    limits = FileLimits(
+        max_bytes=settings["most"], max_features=50_000, max_unzipped_bytes=5 * settings["most"]
+    )
+    sources = []
+    for name, data in files:
+        with filein.opened(data, name, limits) as path:
+            sources.append((name, filein.read(path, limits, settings["encoding"])))
+    with engine.begin() as conn:
+        done = gridimport.import_grids(
+            conn,
+            sources,
+            county,
+            valid_from,
+            options,
+            actor,
+            settings["crs"],
+            settings["mapping"],
+            settings["dry_run"],
+        )
+    return done.document()
+
+
+@router.post(
+    "/import",
+    summary="Import a county's whole grid hierarchy / 导入全县网格",
+    openapi_extra={"requestBody": IMPORT_BODY},
+)
+async def import_grids(
+    request: Request, engine: EngineDep, ctx: EditContextDep, viewer: PlannerDep
+) -> dict[str, Any]:
+    """multipart/form-data: `file` (one or more: every level, 层级/网格编码/上级编码/网格名称/责任人/
+    责任单位/联系电话), `county`, `valid_from`, optional `dry_run`, `crs`, `encoding`, `map`
+    (COLUMN=FIELD). Every check runs first; any problem answers 422 with each one located in
+    longitude/latitude and in the file's CRS, and nothing is written."""
+    editing = request.app.state.editing
+    most = editing.max_upload_bytes
+    require_media_type(request, ("multipart/form-data",), "the grid files", "网格文件")
+    async with request.form(max_files=MAX_IMPORT_FILES, max_fields=40, max_part_size=most) as form:
+        county, valid_from, dry_run = _import_request(form, viewer)
+        uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile)]
+        if not uploads:
+            raise InvalidFeature(
+                "Send the grids as one or more `file` parts.",
+                "请以 file 字段上传一个或多个网格文件。",
+                code="missing_property",
+            )
+        files = []
+        for upload in uploads:
+            data = await upload.read(most + 1)
+            if len(data) > most:
+                raise PayloadTooLarge(
+                    f"{upload.filename} is larger than {most:,} bytes.",
+                    f"{upload.filename} 超过 {most:,} 字节的上限。",
+                )
+            files.append((upload.filename or "grids", data))
+        pairs = [p for p in form.getlist("map") if isinstance(p, str)]
+        named = _form_text(form, "encoding")
+        settings = {
+            "most": most,
+            "crs": _form_text(form, "crs"),
+            "encoding": fileout.encoding_name(named) if named else None,
+            "mapping": parse_mapping(pairs, "="),
+            "dry_run": dry_run,
+        }
+    return await run_in_threadpool(
+        _import_grids,
+        engine,
+        files,
+        county,
+        valid_from,
+        editing.check_options(),
+        ctx.actor,
+        settings,
+    )
 
 
 @router.get("/{code}/people", summary="People of a grid / 网格责任人与监督员")
