@@ -180,15 +180,16 @@ def summary(conn: Connection, adcode: str) -> CountySummary:
         text("SELECT ST_Area(ST_Transform(boundary, gk_srid)) FROM counties WHERE adcode = :a"),
         {"a": adcode},
     ).scalar_one()
-    grids: dict[str, int] = dict(
-        conn.execute(
+    grids: dict[str, int] = {
+        level: int(n)
+        for level, n in conn.execute(
             text("""
             SELECT level, count(*) FROM grids
             WHERE adcode = :a AND valid_to IS NULL GROUP BY level
         """),
             {"a": adcode},
-        ).tuples()
-    )
+        )
+    }
     # identifiers from the registry, never from input
     counts = " UNION ALL ".join(
         f"SELECT '{layer_id}' AS layer, count(*) AS n FROM \"{layer_id}\" WHERE adcode = :a"
