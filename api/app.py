@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.resources import files
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from api import errors, openapi
-from api.auth import AccountCache, Issuer, RevokedSessions
+from api.auth import AccountCache, Issuer, RevokedSessions, app_issuer
 from api.client_address import parse_networks
 from api.deps import declared_body_type
 from api.routes import (
@@ -58,6 +59,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.url(), settings.gk_epsg, settings.pool_size, API_APPLICATION)
         app.state.engine = engine
+        with suppress(DBAPIError):  # down at start: read with the first token instead
+            app_issuer(app.state)
         app.state.layer_versions = VersionWatcher(engine.url, API_APPLICATION)
         app.state.layer_versions.start()
         try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
@@ -17,6 +17,7 @@ from api import csrf
 from api.settings import AuthSettings
 from layers import sessions, users
 from layers.access import Viewer, require_role
+from layers.deployment import deployment_id, token_party
 from layers.errors import NotSignedIn
 from layers.registry import Role
 from layers.sessions import Kind
@@ -25,12 +26,13 @@ from layers.users import Account
 
 COOKIE = "citygrid_session"
 ALGORITHM = "HS256"
-AUDIENCE = "citygrid"
 
 
 @dataclass(frozen=True)
 class Issuer:
-    """Issues and reads the application's tokens with one signing key."""
+    """Issues and reads one deployment's tokens with one signing key: a token names the
+    deployment as its issuer and audience, so another deployment's is refused even when both
+    share a key."""
 
     key: str
     token_lifetime: timedelta
@@ -38,10 +40,11 @@ class Issuer:
     cookie_secure: bool
     policy: LoginPolicy
     patrol_buffer_m: float
+    deployment: str | None = None  # read from the database when the application starts
 
     @classmethod
-    def from_settings(cls, settings: AuthSettings) -> Issuer:
-        """The issuer the settings describe."""
+    def from_settings(cls, settings: AuthSettings, deployment: str | None = None) -> Issuer:
+        """The issuer the settings describe, for the deployment `deployment`."""
         return cls(
             settings.signing_key(),
             timedelta(minutes=settings.token_minutes),
@@ -55,12 +58,31 @@ class Issuer:
                 settings.login_forget_seconds,
             ),
             settings.patrol_buffer_m,
+            deployment,
         )
+
+    def for_deployment(self, deployment: str) -> Issuer:
+        """The same issuer, naming the deployment `deployment`."""
+        return replace(self, deployment=deployment)
+
+    @property
+    def party(self) -> str:
+        """Issuer and audience of this deployment's tokens."""
+        if self.deployment is None:
+            raise RuntimeError("the issuer's deployment is read when the application starts")
+        return token_party(self.deployment)
 
     def issue(self, username: str, lifetime: timedelta, sid: str) -> str:
         """A signed token naming the user and the session `sid`, valid for `lifetime`."""
         now = datetime.now(UTC)
-        claims = {"sub": username, "sid": sid, "aud": AUDIENCE, "iat": now, "exp": now + lifetime}
+        claims = {
+            "sub": username,
+            "sid": sid,
+            "iss": self.party,
+            "aud": self.party,
+            "iat": now,
+            "exp": now + lifetime,
+        }
         return jwt.encode(claims, self.key, algorithm=ALGORITHM)
 
     def read(self, token: str) -> Claims:
@@ -70,14 +92,21 @@ class Issuer:
                 token,
                 self.key,
                 algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                options={"require": ["sub", "sid", "iat", "exp", "aud"]},
+                audience=self.party,
+                issuer=self.party,
+                options={"require": ["sub", "sid", "iat", "exp", "aud", "iss"]},
             )
         except jwt.ExpiredSignatureError:
             raise NotSignedIn(
                 "The sign-in has expired: sign in again.",
                 "登录已过期，请重新登录。",
                 code="token_expired",
+            ) from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError, jwt.MissingRequiredClaimError):
+            raise NotSignedIn(
+                "The token was not issued by this deployment: sign in here.",
+                "该登录凭证不是本系统签发的，请在本系统登录。",
+                code="token_foreign",
             ) from None
         except jwt.InvalidTokenError:
             raise NotSignedIn(
@@ -98,6 +127,17 @@ class Issuer:
             int(claims["iat"]),
             datetime.fromtimestamp(claims["exp"], UTC),
         )
+
+
+def app_issuer(state: Any) -> Issuer:
+    """The application's issuer, naming the deployment of its database (read once; an outage at
+    start only postpones the reading to the first token)."""
+    issuer: Issuer = state.issuer
+    if issuer.deployment is None:
+        with state.engine.connect() as conn:
+            issuer = issuer.for_deployment(deployment_id(conn))
+        state.issuer = issuer
+    return issuer
 
 
 @dataclass(frozen=True)
@@ -246,16 +286,17 @@ def optional_viewer(
         return None
     state = request.app.state
     watcher = getattr(state, "layer_versions", None)
+    issuer = app_issuer(state)
     viewer = viewer_from_token(
         state.engine,
-        state.issuer,
+        issuer,
         presented.token,
         state.accounts,
         watcher.current if watcher is not None else lambda _: None,
         state.revoked_sessions,
     )
     if presented.kind == "cookie":  # sent by the browser on its own, whichever site asks
-        csrf.check_cookie_write(request, state.issuer.key, presented.token)
+        csrf.check_cookie_write(request, issuer.key, presented.token)
     request.state.viewer = viewer
     return viewer
 

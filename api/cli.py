@@ -14,14 +14,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_cases, cli_files, cli_units, cli_users
+from api import cli_cases, cli_counties, cli_files, cli_units, cli_users
 from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
 from layers import cluster, db, migrate, roles
-from layers.boundary import load_county
+from layers import counties as county_rows
+from layers.boundary import GCJ02, read_boundary_file
 from layers.cluster import State
 from layers.demo import accounts as demo_accounts
 from layers.demo import load as demo_city
@@ -38,11 +39,17 @@ db_app = typer.Typer(
     help="The PostGIS database: the project's own cluster or CITYGRID_DATABASE_URL.",
     no_args_is_help=True,
 )
-demo_app = typer.Typer(help="The demo city (启东市).", no_args_is_help=True)
+demo_app = typer.Typer(
+    help=f"The demo city ({demo_city.COUNTY_NAME}, {demo_city.ADCODE}).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
-boundary_app = typer.Typer(help="County boundary files.", no_args_is_help=True)
+boundary_app = typer.Typer(
+    help="Check a county boundary file before `citygrid county add` stores it.",
+    no_args_is_help=True,
+)
 app.add_typer(demo_app, name="demo")
 app.add_typer(boundary_app, name="boundary")
+app.add_typer(cli_counties.app, name="county")
 grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_is_help=True)
 app.add_typer(grids_app, name="grids")
 app.add_typer(cli_users.app, name="users")
@@ -153,7 +160,7 @@ def demo_load(
         int | None, typer.Option(help="Random seed (default CITYGRID_DEMO_SEED)")
     ] = None,
 ) -> None:
-    """Load the demo city 启东市 (grids, layers, a year of cases) unless data is already there."""
+    """Load the demo city (grids, layers, a year of cases) unless data is already there."""
     settings, demo = DatabaseSettings(), DemoSettings()
     url = prepare_database(settings)
     _load_demo(url, settings, demo, seed if seed is not None else demo.seed, force)
@@ -185,7 +192,9 @@ def _load_demo(
         say("data already loaded; nothing changed (use --force to replace it)")
         return
     total = sum(written.values())
-    say(f"demo city 启东市 loaded: {total:,} rows in {time.perf_counter() - started:.1f} s")
+    say(
+        f"demo city {demo_city.COUNTY_NAME} loaded: {total:,} rows in {time.perf_counter() - started:.1f} s"
+    )
     _demo_logins(url, settings)
 
 
@@ -232,12 +241,75 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
 
 @app.command("run")
 @friendly
-def run(host: HostOption = None, port: PortOption = None) -> None:
-    """Everything `make run` does: database up, migrations, demo city if empty, then serve."""
-    settings, demo = DatabaseSettings(), DemoSettings()
-    url = prepare_database(settings)
-    _load_demo(url, settings, demo, demo.seed, force=False)
+def run(
+    host: HostOption = None,
+    port: PortOption = None,
+    no_demo: Annotated[
+        bool,
+        typer.Option(
+            "--no-demo", help="Start empty, without the demo city (also CITYGRID_DEMO=none)"
+        ),
+    ] = False,
+) -> None:
+    """Everything `make run` does: database up, migrations, the demo city if empty (unless
+    --no-demo), then serve."""
+    settings = DatabaseSettings()
+    start(settings, DemoSettings(), no_demo)
     _serve(settings, ServerSettings(), host, port)
+
+
+def start(settings: DatabaseSettings, demo: DemoSettings, no_demo: bool) -> None:
+    """What `run` does before it serves: a migrated database, then the demo city, or, when
+    started empty, the first steps for a bureau of its own."""
+    url = prepare_database(settings)
+    if no_demo or demo.load == "none":
+        _first_steps(url, settings)
+    else:
+        _load_demo(url, settings, demo, demo.seed, force=False)
+
+
+FIRST_STEPS = (
+    (
+        "添加本部署服务的县级行政区（边界文件可为任意 GDAL 格式）",
+        "add a county this deployment serves (boundary: any file GDAL reads)",
+        "citygrid county add 350404 --name 三元区 --boundary 三元区.shp",
+    ),
+    (
+        "添加部署管理员账号",
+        "add the deployment's admin",
+        "citygrid users add admin --role admin",
+    ),
+    (
+        "一次导入全部网格层级",
+        "import the whole grid hierarchy",
+        "citygrid import grids 网格.shp --county 350404 --valid-from 2021-01-01",
+    ),
+    (
+        "添加该县的账号",
+        "add the county's accounts",
+        "citygrid users add planner1 --role planner --county 350404",
+    ),
+)
+
+
+def _first_steps(url: str, settings: DatabaseSettings) -> None:
+    """Say what is stored, and while there is no county, how a bureau sets up its own."""
+    engine = db.make_engine(url, settings.gk_epsg)
+    try:
+        with engine.connect() as conn:
+            stored = len(county_rows.all_counties(conn))
+    finally:
+        engine.dispose()
+    if stored:
+        say(
+            f"started without the demo: {stored} county(ies) stored / 未加载演示数据，已有 {stored} 个县级行政区"
+        )
+        return
+    say(
+        "started empty, without the demo city / 已启动空系统（未加载演示数据）。First steps 第一步："
+    )
+    for number, (zh, en, command) in enumerate(FIRST_STEPS, start=1):
+        say(f"  {number}. {zh} / {en}:\n       {command}")
 
 
 def _serve(
@@ -264,16 +336,20 @@ def _serve(
 @boundary_app.command("check")
 @friendly
 def boundary_check(
-    path: Annotated[Path, typer.Argument(help="GeoJSON file of a county boundary")],
+    path: Annotated[Path, typer.Argument(help="Boundary file: any format GDAL reads")],
+    crs: cli_counties.CrsOpt = None,
     gcj02: Annotated[
-        bool, typer.Option("--gcj02", help="Coordinates are GCJ-02 (Amap/Tencent)")
+        bool, typer.Option("--gcj02", help="Same as --crs gcj02 (Amap/Tencent coordinates)")
     ] = False,
 ) -> None:
-    """Read and check a boundary file; print its area and Gauss-Krüger zone."""
-    county = load_county(path, "000000", path.stem, gcj02=gcj02)
-    epsg = int(zones.geometry_zone([county.boundary])[0])
-    area = float(zones.area_m2([county.boundary], epsg)[0])
-    say(f"{path}: {len(county.boundary.geoms)} polygon(s), {area / 1e6:,.2f} km², zone EPSG:{epsg}")
+    """Read and check a boundary file; print its area and Gauss-Krüger zone; store nothing."""
+    found = read_boundary_file(path, GCJ02 if gcj02 else crs)
+    epsg = int(zones.geometry_zone([found.boundary])[0])
+    area = float(zones.area_m2([found.boundary], epsg)[0])
+    say(
+        f"{path}: {len(found.boundary.geoms)} polygon(s), {area / 1e6:,.2f} km², "
+        f"zone EPSG:{epsg} (read as {found.crs_label})"
+    )
 
 
 @grids_app.command(

@@ -8,6 +8,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from layers.errors import CitygridError
 
@@ -31,7 +32,8 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except CitygridError as exc:
-            console.print(f"[red]citygrid: {exc.message_en}[/]\n[red]citygrid：{exc.message_zh}[/]")
+            en, zh = escape(exc.message_en), escape(exc.message_zh)
+            console.print(f"[red]citygrid: {en}[/]\n[red]citygrid：{zh}[/]")
             raise typer.Exit(1) from None
 
     return wrapper

@@ -83,6 +83,10 @@ class DemoSettings(BaseSettings):
 
     seed: int = 20231231
     year: int = Field(default=2023, ge=2000, le=2100)
+    # CITYGRID_DEMO=none: `citygrid run` (and `make run`) start empty, as with --no-demo
+    load: Literal["demo", "none"] = Field(
+        default="demo", validation_alias="CITYGRID_DEMO", description="demo or none"
+    )
 
 
 class WebmapSettings(BaseSettings):

@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    env, auth = signed_in()
+    env, auth = signed_in(url)
     ours = citygrid_server(url, 8801, args.workers, env)
     tipg = start(
         [

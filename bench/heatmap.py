@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
     engine = db.make_engine(url)
-    env, headers = signed_in()
+    env, headers = signed_in(url)
     server = citygrid_server(url, PORT, 1, env)
     results = []
     try:

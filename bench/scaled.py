@@ -22,6 +22,7 @@ from api.auth import Issuer
 from api.settings import AuthSettings, DatabaseSettings
 from layers import db, migrate, users
 from layers.demo import load as demo_city
+from layers.deployment import deployment_id
 
 DATABASE = "citygrid_bench"
 SCALE = demo_city.Scale(
@@ -53,10 +54,17 @@ def prepare(settings: DatabaseSettings) -> str:
     return url
 
 
-def signed_in() -> tuple[dict[str, str], dict[str, str]]:
-    """A fresh signing key for the server's environment, and the bench admin's header for it."""
+def signed_in(url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A fresh signing key for the server's environment, and the bench admin's header for it
+    (naming the deployment of the database at `url`)."""
     key = secrets.token_urlsafe(48)
-    issuer = Issuer.from_settings(AuthSettings(secret_key=SecretStr(key)))
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            deployment = deployment_id(conn)
+    finally:
+        engine.dispose()
+    issuer = Issuer.from_settings(AuthSettings(secret_key=SecretStr(key)), deployment)
     token = issuer.issue(BENCH_USER, timedelta(hours=6), secrets.token_urlsafe(18))
     return {"CITYGRID_SECRET_KEY": key}, {"Authorization": f"Bearer {token}"}
 

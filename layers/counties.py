@@ -6,12 +6,14 @@ from dataclasses import dataclass, replace
 
 import shapely
 from shapely.geometry import MultiPolygon, Point
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.zones import geometry_zone
 from layers.access import Viewer, county_condition, outside_counties
 from layers.boundary import County
-from layers.errors import AccountError, FeatureNotFound
+from layers.errors import AccountError, FeatureNotFound, InvalidFeature
+from layers.registry import LAYERS
 
 ZONE_SQL = "citygrid_gk_srid"
 
@@ -186,3 +188,74 @@ def outline(conn: Connection, viewer: Viewer | None = None) -> str:
 def each(conn: Connection, viewer: Viewer) -> list[tuple[CountyRecord, Viewer]]:
     """Each county the viewer reads, with the viewer limited to it."""
     return [(c, replace(viewer, counties=(c.adcode,))) for c in held(conn, viewer)]
+
+
+def exists_already(adcode: str) -> InvalidFeature:
+    """The error of adding a county that is stored."""
+    return InvalidFeature(
+        f"The county {adcode} exists already: use `citygrid county set-boundary` or `rename`.",
+        f"县级行政区 {adcode} 已存在：请用 citygrid county set-boundary 或 rename 修改。",
+        code="county_exists",
+    )
+
+
+def rename(conn: Connection, adcode: str, name: str) -> CountyRecord:
+    """Give a county its name (pages and titles read it from here)."""
+    get(conn, adcode)
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidFeature(
+            "A county's name has 1 to 100 characters.",
+            "县级行政区名称应为 1 至 100 个字符。",
+            code="county_name",
+        )
+    conn.execute(text("UPDATE counties SET name = :n WHERE adcode = :a"), {"a": adcode, "n": name})
+    return get(conn, adcode)
+
+
+@dataclass(frozen=True)
+class CountySummary:
+    """What `citygrid county show` prints about one county."""
+
+    county: CountyRecord
+    area_km2: float  # in the county's own Gauss-Krüger zone
+    grids: dict[str, int]  # current grids by level
+    rows: dict[str, int]  # rows per layer
+
+
+def summary(conn: Connection, adcode: str) -> CountySummary:
+    """A county with its area, its current grids by level and its rows per layer."""
+    county = get(conn, adcode)
+    area = conn.execute(
+        text("SELECT ST_Area(ST_Transform(boundary, gk_srid)) FROM counties WHERE adcode = :a"),
+        {"a": adcode},
+    ).scalar_one()
+    grids: dict[str, int] = {
+        level: int(n)
+        for level, n in conn.execute(
+            text("""
+            SELECT level, count(*) FROM grids
+            WHERE adcode = :a AND valid_to IS NULL GROUP BY level
+        """),
+            {"a": adcode},
+        )
+    }
+    # identifiers from the registry, never from input
+    counts = " UNION ALL ".join(
+        f"SELECT '{layer_id}' AS layer, count(*) AS n FROM \"{layer_id}\" WHERE adcode = :a"
+        for layer_id in LAYERS
+    )
+    rows = {r.layer: int(r.n) for r in conn.execute(text(counts), {"a": adcode})}
+    return CountySummary(county, float(area) / 1e6, grids, rows)
+
+
+def street_grids(conn: Connection, adcode: str) -> BaseGeometry | None:
+    """The union of a county's current street grids (what its data covers), if it has any."""
+    wkb = conn.execute(
+        text("""
+        SELECT ST_AsBinary(ST_Union(geom)) FROM grids
+        WHERE adcode = :a AND level = 'street' AND valid_to IS NULL
+    """),
+        {"a": adcode},
+    ).scalar_one()
+    return shapely.from_wkb(bytes(wkb)) if wkb is not None else None

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from api.auth import COOKIE, Issuer
 from api.settings import AuthSettings
@@ -28,6 +28,14 @@ TEST_AUTH = AuthSettings(
     login_hash_burst=1000,
 )
 SERVER_ENV = {"CITYGRID_SECRET_KEY": TEST_KEY}
+# Every test database is one deployment to the tokens below; each is migrated with an id of its
+# own, renamed here so tokens can be signed without asking the database (see name_deployment).
+TEST_DEPLOYMENT = "citygrid-tests"
+
+
+def name_deployment(conn: Connection, deployment: str = TEST_DEPLOYMENT) -> None:
+    """Give a test database the deployment id the test tokens name."""
+    conn.execute(text("UPDATE deployment SET id = :d"), {"d": deployment})
 
 
 @cache
@@ -70,9 +78,13 @@ def _default_counties(conn: Connection, role: str) -> list[str]:
     return [county_rows.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT).adcode]
 
 
-def token_for(username: str, lifetime: timedelta = timedelta(minutes=30)) -> str:
-    """A token for `username` signed with the test key, naming a session of its own."""
-    return Issuer.from_settings(TEST_AUTH).issue(username, lifetime, secrets.token_urlsafe(18))
+def token_for(
+    username: str, lifetime: timedelta = timedelta(minutes=30), deployment: str = TEST_DEPLOYMENT
+) -> str:
+    """A token for `username` signed with the test key for `deployment`, naming a session of
+    its own."""
+    issuer = Issuer.from_settings(TEST_AUTH, deployment)
+    return issuer.issue(username, lifetime, secrets.token_urlsafe(18))
 
 
 def bearer(username: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from api.settings import DatabaseSettings, DemoSettings
 from layers import counties as county_rows
 from layers import db, migrate, roles
 from layers.demo import load as demo_city
+from tests.accounts import name_deployment
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def fresh_database(server: PgServer, suffix: str, with_county: bool = True) -> I
         migrate.upgrade(engine)
         with engine.begin() as conn:
             roles.grant_api_rights(conn, roles.API_ROLE)
+            name_deployment(conn)
             if with_county:
                 county_rows.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT)
     finally:

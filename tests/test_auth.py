@@ -20,7 +20,16 @@ from api.app import create_app
 from api.auth import COOKIE
 from api.settings import AuthSettings, DatabaseSettings
 from layers import db, users
-from tests.accounts import TEST_AUTH, TEST_KEY, TEST_PASSWORD, bearer, ensure_account, token_for
+from layers.deployment import token_party
+from tests.accounts import (
+    TEST_AUTH,
+    TEST_DEPLOYMENT,
+    TEST_KEY,
+    TEST_PASSWORD,
+    bearer,
+    ensure_account,
+    token_for,
+)
 from tests.test_access import WEST, World, ids_in, make_world
 
 SECRET = "A-very-secret-passphrase-42"
@@ -50,7 +59,10 @@ def test_password_flow_gives_a_short_lived_token_that_opens_the_api(
     body = answer.json()
     assert body["token_type"] == "bearer" and body["role"] == "leader"
     assert body["expires_in"] == TEST_AUTH.token_minutes * 60
-    claims = jwt.decode(body["access_token"], TEST_KEY, algorithms=["HS256"], audience="citygrid")
+    party = token_party(TEST_DEPLOYMENT)
+    claims = jwt.decode(
+        body["access_token"], TEST_KEY, algorithms=["HS256"], audience=party, issuer=party
+    )
     assert claims["exp"] - claims["iat"] == TEST_AUTH.token_minutes * 60
     me = client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.json()["role_label"] == "领导"

@@ -70,7 +70,7 @@ def test_db_down_never_touches_an_external_server() -> None:
 @pytest.mark.parametrize(
     ("content", "phrase"),
     [
-        ("{not json", "not valid GeoJSON"),
+        ("{not json", "cannot be read as vector data"),
         ('{"type": "Point", "coordinates": [121.6, 31.8]}', "holds no polygon"),
         (
             '{"type": "Polygon", "coordinates": [[[121.6, 31.8], [121.7, 31.9], [121.7, 31.8], [121.6, 31.9], [121.6, 31.8]]]}',
@@ -80,7 +80,7 @@ def test_db_down_never_touches_an_external_server() -> None:
             '{"type": "Polygon", "coordinates": [[[31.8, 121.6], [31.9, 121.6], [31.9, 121.7], [31.8, 121.6]]]}',
             "not longitude/latitude in China",
         ),
-        ("", "not valid GeoJSON"),
+        ("", "cannot be read as vector data"),
     ],
 )
 def test_corrupt_boundary_file_is_one_clear_sentence(

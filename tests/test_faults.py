@@ -20,7 +20,7 @@ from api.errors import status_for
 from api.settings import DatabaseSettings
 from layers import db, migrate, roles
 from layers.cluster import Cluster, find_server
-from tests.accounts import TEST_AUTH, bearer, ensure_account, token_for
+from tests.accounts import TEST_AUTH, bearer, ensure_account, name_deployment, token_for
 from tests.conftest import PgServer
 from tests.support import free_port, live_server
 
@@ -68,6 +68,7 @@ def fault_cluster() -> Iterator[tuple[Cluster, str]]:
             migrate.upgrade(owner)
             with owner.begin() as conn:
                 roles.grant_api_rights(conn, roles.API_ROLE)
+                name_deployment(conn)
             ensure_account(owner, USER, "admin")
         finally:
             admin.dispose()

@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 
 from api import client_address, csrf
-from api.auth import COOKIE, Issuer, ViewerDep, presented_token
+from api.auth import COOKIE, Issuer, ViewerDep, app_issuer, presented_token
 from api.deps import EngineDep
 from api.security import html_page
 from layers import sessions, signin, users
@@ -27,8 +27,7 @@ HOME = {Role.INSPECTOR: "/maps/inspector", Role.PLANNER: "/maps/planner"}
 
 
 def _issuer(request: Request) -> Issuer:
-    issuer: Issuer = request.app.state.issuer
-    return issuer
+    return app_issuer(request.app.state)
 
 
 def _client(request: Request) -> str:
