@@ -28,8 +28,8 @@ from sqlalchemy import Connection, text
 from layers import access, counties
 from layers.bulk import Progress, copy_rows
 from layers.casewords import SOURCE_WORDS as SOURCES
+from layers.casewords import STATUS_WORDS as STATUSES
 from layers.casewords import (
-    STAGES,
     TEXT_LIMITS,
     CategoryNames,
     blank,
@@ -38,13 +38,13 @@ from layers.casewords import (
     column_fields,
     parse_time,
 )
-from layers.casewords import STATUS_WORDS as STATUSES
 from layers.errors import InvalidFeature
 from layers.filein import SourceData, refuse, text_encoding
 from layers.importing import ImportRefused, ImportReport, RowError, _to_storage
 from layers.registry import STORAGE_SRID, Role
 from layers.tables import TABLES
 from layers.workflow import CALENDAR
+from layers.workflow import STAGE_TIMES as STAGES
 from layers.worktime import WorkCalendar
 
 REQUIRED = ("external_ref", "reported_at", "source", "status")

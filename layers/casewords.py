@@ -36,15 +36,6 @@ HEADINGS: dict[str, tuple[str, ...]] = {
     "address": ("地址", "发生地址", "位置描述", "地点", "address"),
     "unit": ("处置单位", "责任单位", "主办单位", "unit"),
 }
-STAGES = (
-    "reported_at",
-    "registered_at",
-    "dispatched_at",
-    "handled_at",
-    "feedback_at",
-    "verified_at",
-    "closed_at",
-)
 TEXT_LIMITS = {"external_ref": 100, "description": 2000, "address": 500, "unit": 200}
 
 STATUS_WORDS = {

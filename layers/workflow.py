@@ -25,6 +25,16 @@ from layers.worktime import WorkCalendar
 
 STATUS_LABELS = {c.value: c.label_zh for c in CASE_STATUSES}
 CALENDAR = WorkCalendar()
+# The times a case's stages are stamped at, in the order a case passes them.
+STAGE_TIMES = (
+    "reported_at",
+    "registered_at",
+    "dispatched_at",
+    "handled_at",
+    "feedback_at",
+    "verified_at",
+    "closed_at",
+)
 
 
 @dataclass(frozen=True)

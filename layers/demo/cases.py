@@ -20,18 +20,10 @@ from layers.codes import CaseCategory
 from layers.db import BUREAU_TIMEZONE
 from layers.demo.features import DemoContext
 from layers.demo.population import Mix
+from layers.workflow import STAGE_TIMES as STAGES
 from layers.worktime import WorkCalendar
 
 LOCAL = ZoneInfo(BUREAU_TIMEZONE)
-STAGES = (
-    "reported_at",
-    "registered_at",
-    "dispatched_at",
-    "handled_at",
-    "feedback_at",
-    "verified_at",
-    "closed_at",
-)
 STAGE_STATUS = ("reported", "registered", "dispatched", "handled", "feedback", "verified", "closed")
 
 
