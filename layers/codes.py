@@ -46,6 +46,22 @@ def read_case_categories() -> list[CaseCategory]:
         ) from exc
 
 
+def stored_case_categories(conn: Connection) -> list[CaseCategory]:
+    """The case categories as the bureau keeps them (its edits included), by code."""
+    rows = conn.execute(
+        select(
+            case_categories.c.code,
+            case_categories.c.kind,
+            case_categories.c.major_code,
+            case_categories.c.major_name,
+            case_categories.c.minor_name,
+            case_categories.c.time_limit,
+            case_categories.c.time_unit,
+        ).order_by(case_categories.c.code)
+    ).all()
+    return [CaseCategory(*row) for row in rows]
+
+
 def read_shipped_aliases() -> list[tuple[str, str]]:
     """(alias, category code) pairs shipped in `data/case_category_aliases.csv`."""
     text = data_file(ALIASES_FILE).read_text(encoding="utf-8")

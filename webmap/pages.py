@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from layers.codes import read_case_categories
+from layers.codes import CaseCategory
 from layers.registry import (
     BILLBOARDS,
     CASES,
@@ -41,7 +41,7 @@ def _legend(title: str, style: Style, point: bool = False) -> LegendEntry:
     return LegendEntry(title, style.color, style.fill_color, point)
 
 
-def overview(basemap: BaseMap, place: Place | None) -> str:
+def overview(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
     """综合概览: the county, the three grid levels and every layer, fetched by view."""
     page = new_page(named(place, "城市管理综合概览"), basemap, place)
     for level, (title, style) in GRID_LEVEL_STYLES.items():
@@ -61,7 +61,7 @@ def overview(basemap: BaseMap, place: Place | None) -> str:
             _legend(layer.title_zh, layer.style, True),
         )
     assert CASES.style is not None
-    categories = {c.code: f"{c.major_name}/{c.minor_name}" for c in read_case_categories()}
+    labels = {c.code: f"{c.major_name}/{c.minor_name}" for c in categories}
     page.add_layer(
         api_layer(
             CASES,
@@ -69,7 +69,7 @@ def overview(basemap: BaseMap, place: Place | None) -> str:
             params={"sortby": "-reported_at"},
             limit=1000,
             style=leaflet_style(CASES.style, 3.0),
-            codes={"category_code": categories},
+            codes={"category_code": labels},
         ),
         _legend("最近案件（视图内最新1000条）", CASES.style, True),
     )

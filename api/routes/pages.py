@@ -21,7 +21,7 @@ from api.deps import ConnectionDep
 from api.security import html_page
 from layers import counties
 from layers.access import Viewer
-from layers.codes import read_case_categories
+from layers.codes import stored_case_categories
 from layers.errors import FeatureNotFound, Forbidden, NotSignedIn
 from layers.registry import ROLE_LABELS, Role
 from webmap import inspector, leader, pages, planner
@@ -116,7 +116,15 @@ def overview(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """综合概览 (every role; an inspector's layers hold only their area)."""
-    return _show(request, conn, viewer, county, (), pages.overview)
+    categories = stored_case_categories(conn)
+    return _show(
+        request,
+        conn,
+        viewer,
+        county,
+        (),
+        lambda basemap, place: pages.overview(basemap, categories, place),
+    )
 
 
 @router.get("/maps/planner", response_class=HTMLResponse)
@@ -132,7 +140,7 @@ def inspector_map(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """我的巡查区域 (inspectors; an admin sees the whole county)."""
-    categories = read_case_categories()
+    categories = stored_case_categories(conn)
     return _show(
         request,
         conn,
@@ -148,7 +156,7 @@ def leader_map(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """领导驾驶舱 (leaders)."""
-    categories = read_case_categories()
+    categories = stored_case_categories(conn)
     return _show(
         request,
         conn,
@@ -164,7 +172,7 @@ def leader_timeline(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """案件热力逐周变化 (leaders)."""
-    categories = read_case_categories()
+    categories = stored_case_categories(conn)
     return _show(
         request,
         conn,
