@@ -327,6 +327,13 @@ grid_inspectors = Table(
 units = Table(
     "units",
     metadata,
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="RESTRICT"),
+        primary_key=True,
+        comment="所属县级行政区",
+    ),
     Column("name", Text, primary_key=True, comment="处置单位名称"),
     Column("added_by", Text, nullable=False, comment="登记人"),
     Column(

@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, text
 
 from layers import counties as counties_module
-from layers import passwords, sessions, signin
+from layers import passwords, sessions, signin, units
 from layers.errors import AccountError, NotSignedIn
 from layers.registry import Role
 from layers.signin import LoginPolicy
@@ -204,6 +204,7 @@ def add(
     checked_role = _role(role)
     unit = _unit_for(checked_role, unit)
     held = _counties_for(conn, checked_role, counties or [])
+    _check_unit_in(conn, unit, held)
     conn.execute(
         text("""
         INSERT INTO users (username, display_name, role, password_hash, unit)
@@ -282,13 +283,27 @@ def _unit_for(role: Role, unit: str | None) -> str | None:
     return unit.strip() if unit else None
 
 
+def _check_unit_in(conn: Connection, unit: str | None, held: list[str]) -> None:
+    """Refuse a handling unit's account whose unit is not a unit of one of its counties."""
+    if unit is None or set(units.counties_of(conn, unit)) & set(held):
+        return
+    raise AccountError(
+        f"{unit!r} is not a handling unit of the account's counties ({', '.join(held)}): use a "
+        "grid's responsible unit there or declare it first (citygrid units add NAME --county).",
+        f"“{unit}”不是该账号所辖县级行政区（{'、'.join(held)}）的处置单位：请选用其网格责任单位，"
+        "或先登记（citygrid units add 名称 --county 行政区划代码）。",
+        code="unit_not_in_county",
+    )
+
+
 def set_role(
     conn: Connection, username: str, role: str, actor: str, unit: str | None = None
 ) -> Account:
     """Change a user's role (a handling unit's with its unit); grids go with the inspector role."""
     new_role = _role(role)
     unit = _unit_for(new_role, unit)
-    _counties_for(conn, new_role, list(get(conn, username).counties))
+    held = _counties_for(conn, new_role, list(get(conn, username).counties))
+    _check_unit_in(conn, unit, held)
     if new_role is not Role.INSPECTOR:
         conn.execute(text("DELETE FROM grid_inspectors WHERE username = :u"), {"u": username})
     return _change(conn, username, actor, "role = :r, unit = :unit", r=new_role.value, unit=unit)

@@ -97,7 +97,7 @@ def _locked_case(conn: Connection, case_id: int, viewer: access.Viewer) -> Any:
     where = access.area_clause(CASES, viewer, params)
     row = conn.execute(
         text(f"""
-        SELECT t.id, t.status, t.category_code, t.unit, to_jsonb(t) - 'geom' AS row,
+        SELECT t.id, t.status, t.category_code, t.unit, t.adcode, to_jsonb(t) - 'geom' AS row,
                k.time_limit, k.time_unit
         FROM cases AS t LEFT JOIN case_categories AS k ON k.code = t.category_code
         WHERE t.id = :id AND {where} FOR UPDATE OF t
@@ -152,7 +152,7 @@ def transition(
     if move.action == "dispatch":
         values["deadline"] = calendar.add(at, case.time_limit, case.time_unit)
         if unit is not None:
-            units.check_known(conn, unit)
+            units.check_known(conn, unit, case.adcode)
             values["unit"] = unit
         elif case.unit is None:
             raise InvalidFeature(

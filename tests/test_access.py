@@ -124,9 +124,9 @@ def make_world(pg_server: Any, suffix: str) -> Iterator[World]:
         ensure_account(url, role, role)
     ensure_account(url, "inspector", "inspector", (WEST,))
     ensure_account(url, "dispatcher", "dispatcher")
-    ensure_account(url, "handler", "handler", unit=EAST_UNIT)
     with engine.begin() as conn:  # a unit of its own, not a grid's: declared, as an admin would
-        units.add(conn, EAST_UNIT, "tests")
+        units.add(conn, EAST_UNIT, STREET[:6], "tests")
+    ensure_account(url, "handler", "handler", unit=EAST_UNIT)
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     west: dict[str, int] = {}
     east: dict[str, int] = {}

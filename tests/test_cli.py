@@ -308,6 +308,12 @@ def test_users_commands_manage_accounts(defective_family: str) -> None:
     listed = citygrid("users", "list", env=env).stdout
     assert "zhang.san" in listed and "张三" in listed and COMMUNITIES[1] in listed
     assert "li-si" in listed and "领导" in listed
+    unknown_unit = citygrid(
+        "users", "add", "unit-a", "--role", "handler", "--unit", "城管一中队",
+        "--password", "Harbour-lights-9", "--county", "320681", env=env,
+    )  # fmt: skip
+    assert_clear_failure(unknown_unit, "not a handling unit", "320681")
+    assert citygrid("units", "add", "城管一中队", "--county", "320681", env=env).returncode == 0
     unit = citygrid(
         "users", "add", "unit-a", "--role", "handler", "--unit", "城管一中队",
         "--password", "Harbour-lights-9", "--county", "320681", env=env,
@@ -436,16 +442,27 @@ def test_import_command_checks_reports_and_writes(defective_family: str, tmp_pat
 
 def test_units_commands_declare_and_list_units(defective_family: str) -> None:
     env = {"CITYGRID_DATABASE_URL": defective_family, "COLUMNS": "200"}  # rows unwrapped
-    added = citygrid("units", "add", "新设城管中队", env=env)
+    county = ("--county", "320681")
+    added = citygrid("units", "add", "新设城管中队", *county, env=env)
     assert added.returncode == 0, added.stderr
+    assert "320681" in added.stdout
     listed = citygrid("units", "list", env=env).stdout
     assert "测试单位" in listed and "网格责任单位" in listed
-    assert "新设城管中队" in listed and "管理员登记" in listed
-    assert_clear_failure(citygrid("units", "add", "新设城管中队", env=env), "already declared")
-    assert_clear_failure(citygrid("units", "add", "   ", env=env), "printable characters")
+    assert "新设城管中队" in listed and "管理员登记" in listed and "320681" in listed
+    assert "新设城管中队" in citygrid("units", "list", *county, env=env).stdout
+    assert_clear_failure(
+        citygrid("units", "add", "新设城管中队", *county, env=env), "already declared"
+    )
+    assert_clear_failure(citygrid("units", "add", "   ", *county, env=env), "printable characters")
+    assert_clear_failure(
+        citygrid("units", "add", "新设城管中队二", "--county", "350404", env=env),
+        "no county 350404",
+    )
+    assert_clear_failure(citygrid("units", "list", "--county", "350404", env=env), "350404")
+    assert citygrid("units", "add", "新设城管中队", env=env).returncode == 2  # --county is required
     engine = db.make_engine(defective_family)
     with engine.connect() as conn:
-        declared = conn.execute(text("SELECT name, added_by FROM units")).all()
+        declared = conn.execute(text("SELECT name, adcode, added_by FROM units")).all()
     engine.dispose()
-    assert [name for name, _ in declared] == ["新设城管中队"]
-    assert declared[0][1].startswith("cli:")
+    assert [(name, adcode) for name, adcode, _ in declared] == [("新设城管中队", "320681")]
+    assert declared[0][2].startswith("cli:")

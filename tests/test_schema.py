@@ -96,8 +96,8 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
             .scalars()
             .all()
         )
-    assert set(nullable) == {*LAYERS, "counties", "user_counties"}
-    assert set(referring) == {*LAYERS, "user_counties"}
+    assert set(nullable) == {*LAYERS, "counties", "user_counties", "units"}
+    assert set(referring) == {*LAYERS, "user_counties", "units"}
 
 
 def _gk_square(epsg: int, x: float, y: float, side: float) -> tuple[Polygon, float]:

@@ -19,6 +19,7 @@ from layers.workflow import CALENDAR, MOVES
 from tests.accounts import TEST_AUTH, bearer
 from tests.test_access import EAST_UNIT, World, make_world, point, snapshot
 
+COUNTY = "320681"  # the demo county every test database stores
 ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 STATUSES = [c.value for c in CASE_STATUSES]
 
@@ -286,18 +287,34 @@ def test_units_are_listed_and_declared_by_the_admin_only(client: TestClient, wor
     assert listed.status_code == 200
     sources = {u["name"]: u["sources"] for u in listed.json()}
     assert sources["测试单位"] == ["grid"] and sources[EAST_UNIT] == ["declared"]
+    assert {(u["adcode"], u["county"]) for u in listed.json()} == {(COUNTY, "启东市")}
     new = "新设城管中队"
     before = _traces(world)
     for role in ("dispatcher", "planner", "leader", "inspector", "handler"):
-        refused = client.post("/units", json={"name": new}, headers=bearer(role))
+        refused = client.post("/units", json={"name": new, "adcode": COUNTY}, headers=bearer(role))
         assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
-    for bad, code in (("   ", "bad_unit_name"), ("x" * 201, "invalid_request")):
-        refused = client.post("/units", json={"name": bad}, headers=bearer("admin"))
+    for body, code in (
+        ({"name": "   ", "adcode": COUNTY}, "bad_unit_name"),
+        ({"name": "x" * 201, "adcode": COUNTY}, "invalid_request"),
+        ({"name": new}, "invalid_request"),
+        ({"name": new, "adcode": "32068"}, "invalid_request"),
+    ):
+        refused = client.post("/units", json=body, headers=bearer("admin"))
         assert refused.status_code == 400 and refused.json()["code"] == code, refused.text
+    unknown = client.post("/units", json={"name": new, "adcode": "999999"}, headers=bearer("admin"))
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_county"
     assert _traces(world) == before
-    added = client.post("/units", json={"name": f" {new} "}, headers=bearer("admin"))
-    assert added.status_code == 201 and added.json() == {"name": new, "sources": ["declared"]}
-    again = client.post("/units", json={"name": new}, headers=bearer("admin"))
+    added = client.post(
+        "/units", json={"name": f" {new} ", "adcode": COUNTY}, headers=bearer("admin")
+    )
+    assert added.status_code == 201
+    assert added.json() == {
+        "name": new,
+        "adcode": COUNTY,
+        "county": "启东市",
+        "sources": ["declared"],
+    }
+    again = client.post("/units", json={"name": new, "adcode": COUNTY}, headers=bearer("admin"))
     assert again.status_code == 409 and again.json()["code"] == "unit_exists"
     case_id = report(client)
     assert move(client, case_id, "register", "dispatcher").status_code == 200

@@ -84,8 +84,9 @@ def ensure_accounts(conn: Connection) -> list[DemoLogin]:
     communities = conn.execute(
         text("""
         SELECT code, name, responsible_unit FROM grids
-        WHERE level = 'community' AND valid_to IS NULL ORDER BY code
-    """)
+        WHERE level = 'community' AND valid_to IS NULL AND adcode = :adcode ORDER BY code
+    """),
+        {"adcode": ADCODE},
     ).all()
     for code, name, unit in communities:
         display = f"{name}监督员"
