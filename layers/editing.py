@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers import access, jsonin, placing
+from layers import access, jsonin, placing, units
 from layers.access import Viewer
 from layers.crs import STORAGE, Crs, positions_to_storage
 from layers.errors import (
@@ -288,6 +288,21 @@ def _check_references(conn: Connection, layer: Layer, values: dict[str, Any]) ->
             )
 
 
+def _check_units(
+    conn: Connection, layer: Layer, values: dict[str, Any], adcode: str | None
+) -> None:
+    """Refuse a handling unit that is not one of the row's county."""
+    for f in layer.fields:
+        if f.handling_unit and values.get(f.name) is not None and adcode is not None:
+            units.check_known(conn, values[f.name], adcode)
+
+
+def _stored_county(conn: Connection, layer: Layer, fid: int) -> str | None:
+    return conn.execute(
+        text(f"SELECT adcode FROM {_q(layer.id)} WHERE id = :id"), {"id": fid}
+    ).scalar()
+
+
 def _derived(
     conn: Connection,
     layer: Layer,
@@ -443,6 +458,7 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     _check_references(conn, layer, values)
     _check_place(conn, layer, geom, values, ctx.viewer)
     values |= _derived(conn, layer, geom, values, ctx)
+    _check_units(conn, layer, values, values.get("adcode"))
     params: dict[str, Any] = {}
     sql_values = assignments(values, geom, params)
     row = conn.execute(
@@ -529,6 +545,7 @@ def replace(
     values = {f.name: given.get(f.name) for f in layer.fields if not f.derived} | given
     _check_references(conn, layer, values)
     values |= _derived(conn, layer, geom, values, ctx)
+    _check_units(conn, layer, values, values.get("adcode") or _stored_county(conn, layer, fid))
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "replace", layer, fid, before, after)
     return Written(fid, etag)
@@ -567,6 +584,7 @@ def update(
     _check_references(conn, layer, values)
     if geom is not None or (layer.parent_key is not None and layer.parent_key in values):
         values |= _derived(conn, layer, geom, values, ctx)
+    _check_units(conn, layer, values, values.get("adcode") or _stored_county(conn, layer, fid))
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "update", layer, fid, before, after)
     return Written(fid, etag)

@@ -78,6 +78,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     short: str | None = None  # a Shapefile column name (10 bytes at most) for a long field name
+    handling_unit: bool = False  # names a handling unit, which must be one of the row's county
 
     def __post_init__(self) -> None:
         numeric = self.type in (FieldType.INTEGER, FieldType.REAL)
@@ -636,7 +637,9 @@ CASES = Layer(
             indexed=True,
             pattern=r"^[0-9]{15}$",
         ),
-        Field("unit", FieldType.TEXT, "处置单位", "Handling unit", indexed=True),
+        Field(
+            "unit", FieldType.TEXT, "处置单位", "Handling unit", indexed=True, handling_unit=True
+        ),
         Field(
             "external_ref",
             FieldType.TEXT,

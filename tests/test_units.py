@@ -245,6 +245,50 @@ def test_a_case_is_dispatched_only_to_a_unit_of_its_own_county(
                 )
 
 
+@pytest.mark.parametrize("editor", ["admin-city", "admin"])
+def test_a_cases_unit_set_through_the_items_api_is_a_unit_of_its_county(
+    client: TestClient, world: World, editor: str
+) -> None:
+    with world.engine.begin() as conn:
+        case_id = _registered_case(conn, world.demo)
+    url = f"/collections/cases/items/{case_id}"
+    before = traces(world.engine)
+    for unit, status, code in (
+        (GRID_UNITS[SANYUAN], 409, "unit_not_in_county"),
+        (DECLARED[SANYUAN], 409, "unit_not_in_county"),
+        ("哪里都没有的中队", 400, "unknown_unit"),
+    ):
+        answer = client.patch(url, json={"properties": {"unit": unit}}, headers=bearer(editor))
+        assert answer.status_code == status, answer.text
+        assert answer.json()["code"] == code
+    assert traces(world.engine) == before
+    created = client.post(
+        "/collections/cases/items",
+        json={
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": list(world.demo.lonlat(-1125, 400))},
+            "properties": {
+                "category_code": "E0101",
+                "source": "inspector",
+                "status": "registered",
+                "reported_at": "2026-11-30T09:00:00+08:00",
+                "unit": DECLARED[SANYUAN],
+            },
+        },
+        headers=bearer(editor),
+    )
+    assert created.status_code == 409, created.text
+    assert created.json()["code"] == "unit_not_in_county"
+    assert traces(world.engine) == before
+    answer = client.patch(
+        url, json={"properties": {"unit": DECLARED[DEMO]}}, headers=bearer(editor)
+    )
+    assert answer.status_code == 204, answer.text
+    with world.engine.connect() as conn:
+        stored = conn.execute(text("SELECT unit FROM cases WHERE id = :id"), {"id": case_id})
+        assert stored.scalar_one() == DECLARED[DEMO]
+
+
 def test_a_unit_nowhere_is_still_unknown(client: TestClient, world: World) -> None:
     with world.engine.begin() as conn:
         case_id = _registered_case(conn, world.second)
