@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyogrio.raw
@@ -26,40 +25,16 @@ from layers.importing import ImportRefused
 from layers.indicators import IndicatorQuery, rows
 from layers.registry import Role
 from layers.worktime import WorkCalendar
+from tests import countyfiles
 from tests.conftest import PgServer
+from tests.countyfiles import ZONE, expected_indicators, write_gbk_csv
 from tests.test_cli import citygrid
 
 ADCODE = "350404"
-ZONE = ZoneInfo("Asia/Shanghai")
 STREET, COMMUNITY = "350404001000000", "350404001001000"
 WEST_OLD, EAST, WEST_NEW = "350404001001001", "350404001001002", "350404001001003"
 WEST_POINT, EAST_POINT = (117.600, 26.230), (117.620, 26.230)
 GRID_CHANGE = date(2025, 7, 1)
-# (大类, the name the former system writes, the category it stands for)
-CATEGORIES = (
-    ("市容环境", "暴露垃圾", "E0102"),
-    ("街面秩序", "店外经营", "E0502"),
-    ("市容环境", "私搭乱建", "E0101"),
-    ("街面秩序", "流动摊贩", "E0501"),
-    ("市容环境", "道路不洁", "E0104"),
-    ("宣传广告", "小广告", "E0201"),
-    ("施工管理", "E0301", "E0301"),
-    ("公用设施", "井盖破损", "C0101"),
-)
-STATUSES = (  # label, weight
-    ("结案", 60),
-    ("不予立案", 5),
-    ("处置中", 10),
-    ("已派遣", 5),
-    ("已立案", 5),
-    ("待受理", 5),
-    ("已处置", 10),
-)
-SOURCES = ("监督员上报", "公众举报", "12345热线", "视频监控")
-HEADINGS = (
-    "案件编号", "上报时间", "立案时间", "派遣时间", "处置时间", "结案时间", "处置时限",
-    "大类", "小类", "来源", "状态", "经度", "纬度", "问题描述",
-)  # fmt: skip
 
 
 def _grid(conn: Any, level: str, code: str, parent: str | None, shape: Any, **extra: Any) -> None:
@@ -108,60 +83,9 @@ def sanming(pg_server: PgServer, scratch_url: str) -> Iterator[str]:
     yield scratch_url
 
 
-def _when(at: datetime | None, style: int) -> str:
-    if at is None:
-        return ""
-    if style % 2:
-        return f"{at.year}/{at.month}/{at.day} {at.hour}:{at.minute:02d}"
-    return at.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _case(
-    rng: random.Random, n: int, reported: datetime, where: tuple[float, float]
-) -> dict[str, Any]:
-    """One case as the former system exported it (times as datetimes, the rest as text)."""
-    major, name, code = rng.choice(CATEGORIES)
-    status = rng.choices([s for s, _ in STATUSES], [w for _, w in STATUSES])[0]
-    registered = dispatched = handled = closed = deadline = None
-    if status not in ("待受理", "不予立案"):
-        registered = reported + timedelta(minutes=rng.randint(5, 60))
-    if status in ("处置中", "已派遣", "已处置", "结案"):
-        dispatched = registered + timedelta(minutes=rng.randint(5, 90))  # type: ignore[operator]
-        if rng.random() < 0.1:
-            deadline = dispatched + timedelta(days=3)
-    if status in ("已处置", "结案"):
-        handled = dispatched + timedelta(minutes=rng.randint(30, 150 * 60))  # type: ignore[operator]
-    if status == "结案":
-        closed = handled + timedelta(minutes=rng.randint(12, 1800))  # type: ignore[operator]
-    if status == "不予立案":
-        closed = reported + timedelta(minutes=30)
-    return {
-        "ref": f"SY2025{n:05d}",
-        "reported": reported,
-        "registered": registered,
-        "dispatched": dispatched,
-        "handled": handled,
-        "closed": closed,
-        "deadline": deadline,
-        "major": major,
-        "name": name,
-        "code": code,
-        "source": rng.choice(SOURCES),
-        "status": status,
-        "lon": where[0],
-        "lat": where[1],
-    }
-
-
 def year_of_cases(count: int = 300) -> list[dict[str, Any]]:
     """A year of cases in 三元区, and three whose grid the redraw of 2025-07-01 decides."""
-    rng = random.Random(14)
-    start = datetime(2025, 1, 2, tzinfo=ZONE)
-    cases = []
-    for n in range(count):
-        reported = start + timedelta(minutes=rng.randint(0, 320 * 24 * 60))
-        place = (rng.uniform(117.592, 117.628), rng.uniform(26.212, 26.248))
-        cases.append(_case(rng, n + 1, reported, place))
+    cases = countyfiles.year_of_cases(count)
     for n, (day, place) in enumerate(
         [
             (date(2025, 3, 10), WEST_POINT),
@@ -170,69 +94,15 @@ def year_of_cases(count: int = 300) -> list[dict[str, Any]]:
         ]
     ):
         reported = datetime(day.year, day.month, day.day, 10, tzinfo=ZONE)
-        cases.append(_case(random.Random(n), 90001 + n, reported, place) | {"ref": f"GRID-{n + 1}"})
+        probe = countyfiles.case_row(random.Random(n), 90001 + n, reported, place)
+        cases.append(probe | {"ref": f"GRID-{n + 1}"})
     return cases
-
-
-def write_gbk_csv(path: Path, cases: list[dict[str, Any]]) -> Path:
-    """The cases as the former system's GBK CSV with its Chinese headings."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(HEADINGS)
-    for i, c in enumerate(cases):
-        times = [
-            _when(c[k], i)
-            for k in ("reported", "registered", "dispatched", "handled", "closed", "deadline")
-        ]
-        writer.writerow(
-            [c["ref"], *times, c["major"], c["name"], c["source"], c["status"],
-             f"{c['lon']:.6f}", f"{c['lat']:.6f}", f"{c['name']}，编号 {c['ref']}"]
-        )  # fmt: skip
-    path.write_bytes(out.getvalue().encode("gbk"))
-    return path
 
 
 def _limits(engine: Engine) -> dict[str, tuple[int, str]]:
     with engine.connect() as conn:
         found = conn.execute(text("SELECT code, time_limit, time_unit FROM case_categories"))
         return {code: (limit, unit) for code, limit, unit in found}
-
-
-def expected_indicators(
-    cases: list[dict[str, Any]], limits: dict[str, tuple[int, str]], start: date, end: date
-) -> dict[str, dict[str, Any]]:
-    """立案数, 结案数, 应结案数, 结案率 and 按期结案率 per category, counted by hand."""
-    calendar = WorkCalendar()
-
-    def inside(at: datetime | None) -> bool:
-        return at is not None and start <= at.astimezone(ZONE).date() <= end
-
-    out: dict[str, dict[str, Any]] = {}
-    for c in cases:
-        row = out.setdefault(
-            c["code"], {"registered": 0, "closed": 0, "due": 0, "done": 0, "ok": 0}
-        )
-        closed = c["status"] == "结案"
-        row["registered"] += inside(c["registered"])
-        row["closed"] += closed and inside(c["closed"])
-        deadline = c["deadline"] or (
-            calendar.add(c["dispatched"], *limits[c["code"]]) if c["dispatched"] else None
-        )
-        if c["status"] != "不予立案" and inside(deadline):
-            row["due"] += 1
-            row["done"] += closed
-            row["ok"] += closed and c["closed"] <= deadline
-    return {
-        code: {
-            "registered": r["registered"],
-            "closed": r["closed"],
-            "due": r["due"],
-            "closed_rate": round(r["done"] / r["due"], 4) if r["due"] else None,
-            "on_time_rate": round(r["ok"] / r["due"], 4) if r["due"] else None,
-        }
-        for code, r in out.items()
-        if r["registered"] or r["closed"] or r["due"]
-    }
 
 
 def _counts(engine: Engine) -> tuple[int, int | None, int]:

@@ -3,8 +3,6 @@ imported through the CLI and the API, every mistake refused where it is, history
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -15,8 +13,7 @@ import pyogrio.raw
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from pyproj import Transformer
-from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import Engine, text
 
 from api.app import create_app
@@ -26,97 +23,25 @@ from layers import counties, db, filein, gridsource
 from layers.boundary import County
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.conftest import PgServer, fresh_database
+from tests.countyfiles import (
+    ADCODE,
+    EPSG,
+    HEIGHT,
+    TO_ZONE,
+    WIDTH,
+    X0,
+    Y0,
+    Row,
+    code,
+    grid,
+    hierarchy,
+    lonlat,
+    official_boundary,
+    rect,
+    write_shapefile,
+    zipped,
+)
 from tests.test_cli import citygrid
-
-ADCODE = "350404"
-EPSG = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E
-TO_ZONE = Transformer.from_crs(4490, EPSG, always_xy=True)
-TO_LONLAT = Transformer.from_crs(EPSG, 4490, always_xy=True)
-X0, Y0 = TO_ZONE.transform(117.61, 26.23)
-WIDTH, HEIGHT = 6000.0, 4000.0
-Row = dict[str, Any]
-
-
-def at(dx: float, dy: float) -> tuple[float, float]:
-    return X0 + dx, Y0 + dy
-
-
-def rect(x0: float, y0: float, x1: float, y1: float) -> Polygon:
-    return box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
-
-
-def lonlat(geom: shapely.Geometry) -> shapely.Geometry:
-    return shapely.transform(
-        geom, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1]))
-    )
-
-
-def official_boundary() -> MultiPolygon:
-    """The county as another source draws it: its north edge bulges 20 m between the streets."""
-    ring = [at(0, 0), at(WIDTH, 0), at(WIDTH, HEIGHT), at(WIDTH / 2, HEIGHT + 20), at(0, HEIGHT)]
-    return MultiPolygon([lonlat(Polygon(ring))])
-
-
-def code(street: int, community: int = 0, section: int = 0) -> str:
-    return f"{ADCODE}{street:03d}{community:03d}{section:03d}"
-
-
-def hierarchy() -> list[Row]:
-    """Two streets side by side, each two communities (south, north); the first community of the
-    first street cut into four sections."""
-    rows: list[Row] = []
-    for s in (1, 2):
-        x = (s - 1) * WIDTH / 2
-        rows.append(grid("街道", code(s), "", f"第{s}街道", rect(x, 0, x + 3000, HEIGHT)))
-        for c in (1, 2):
-            y = (c - 1) * HEIGHT / 2
-            shape = rect(x, y, x + 3000, y + 2000)
-            rows.append(grid("社区", code(s, c), code(s), f"第{s}街道{c}社区", shape))
-    for k in range(4):
-        i, j = k % 2, k // 2
-        shape = rect(i * 1500, (1 - j) * 1000, (i + 1) * 1500, (2 - j) * 1000)
-        rows.append(grid("单元", code(1, 1, k + 1), code(1, 1), f"一社区第{k + 1}网格", shape))
-    return rows
-
-
-def grid(level: str, grid_code: str, parent: str, name: str, shape: shapely.Geometry) -> Row:
-    return {
-        "层级": level,
-        "网格编码": grid_code,
-        "上级编码": parent,
-        "网格名称": name,
-        "责任人": f"王{name[-3:]}",
-        "责任单位": "三元区城市管理局",
-        "geom": shape,
-    }
-
-
-def write_shapefile(folder: Path, rows: list[Row], cpg: bool = True) -> Path:
-    """The rows as a GBK Shapefile in EPSG:4548 metres (with or without its .cpg)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "三元区网格.shp"
-    columns = [c for c in rows[0] if c != "geom"]
-    pyogrio.raw.write(
-        str(path),
-        shapely.to_wkb(np.asarray([r["geom"] for r in rows], dtype=object)),
-        [np.asarray([r[c] for r in rows], dtype=object) for c in columns],
-        columns,
-        geometry_type="Polygon",
-        crs=f"EPSG:{EPSG}",
-        driver="ESRI Shapefile",
-        encoding="GBK",
-    )
-    if not cpg:
-        path.with_suffix(".cpg").unlink(missing_ok=True)
-    return path
-
-
-def zipped(shp: Path) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for part in shp.parent.glob(f"{shp.stem}.*"):
-            archive.write(part, part.name)
-    return out.getvalue()
 
 
 def add_county(owner_url: str) -> None:
