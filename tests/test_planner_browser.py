@@ -7,13 +7,21 @@ from typing import Any
 
 import httpx
 import pytest
-from shapely.geometry import box
+from shapely.geometry import MultiPolygon, box
 from sqlalchemy import text
 
-from layers import db
+from layers import counties, db
 from tests.accounts import bearer, browser_context, ensure_account
 from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
-from tests.test_grids import COMMUNITIES, SIDE, STREET, family_box, insert_grid, section
+from tests.test_grids import (
+    COMMUNITIES,
+    SIDE,
+    STREET,
+    family_box,
+    insert_grid,
+    lonlat,
+    section,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +32,11 @@ def planner_db(pg_server: Any) -> Iterator[str]:
     url = next(databases)
     engine = db.make_engine(url)
     x0, y0 = family_box(0, 0)
+    street = box(x0, y0, x0 + 4 * SIDE, y0 + 3 * SIDE)
     with engine.begin() as conn:
-        insert_grid(
-            conn, "street", STREET, None, box(x0, y0, x0 + 4 * SIDE, y0 + 3 * SIDE), "2020-01-01"
-        )
+        insert_grid(conn, "street", STREET, None, street, "2020-01-01")
+        # the test county is this one street: its official boundary is the streets' parent
+        counties.set_boundary(conn, "320681", MultiPolygon([lonlat(street)]))
         insert_grid(
             conn,
             "community",
