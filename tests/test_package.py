@@ -31,6 +31,13 @@ def test_wheel_ships_data_and_migrations_and_runs_from_them(tmp_path: Path) -> N
     )
     wheel = next(tmp_path.glob("citygrid-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
+    root = Path(__file__).resolve().parents[1]
+    packages = {
+        init.relative_to(root).as_posix()
+        for top in ("gis", "layers", "api", "webmap")
+        for init in (root / top).rglob("__init__.py")
+    }
+    assert packages - names == set(), "source packages missing from the wheel"
     for required in (
         "citygrid_data/qidong_320681_gcj02.geojson",
         "citygrid_data/case_categories.csv",
