@@ -21,7 +21,7 @@ from api.deps import ConnectionDep
 from api.security import html_page
 from layers import counties
 from layers.access import Viewer
-from layers.codes import stored_case_categories
+from layers.codes import CaseCategory, stored_case_categories
 from layers.errors import FeatureNotFound, Forbidden, NotSignedIn
 from layers.registry import ROLE_LABELS, Role
 from webmap import inspector, leader, pages, planner
@@ -111,20 +111,31 @@ def _show(
     return _page(request, build(_basemap(request), place))
 
 
-@router.get("/maps/overview", response_class=HTMLResponse)
-def overview(
-    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+def _show_with_categories(
+    request: Request,
+    conn: ConnectionDep,
+    viewer: Viewer | None,
+    county: str | None,
+    roles: tuple[Role, ...],
+    build: Callable[[BaseMap, list[CaseCategory], Place | None], str],
 ) -> Response:
-    """综合概览 (every role; an inspector's layers hold only their area)."""
-    categories = stored_case_categories(conn)
+    """A page labelling cases by the categories as the bureau keeps them (read once admitted)."""
     return _show(
         request,
         conn,
         viewer,
         county,
-        (),
-        lambda basemap, place: pages.overview(basemap, categories, place),
+        roles,
+        lambda basemap, place: build(basemap, stored_case_categories(conn), place),
     )
+
+
+@router.get("/maps/overview", response_class=HTMLResponse)
+def overview(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
+    """综合概览 (every role; an inspector's layers hold only their area)."""
+    return _show_with_categories(request, conn, viewer, county, (), pages.overview)
 
 
 @router.get("/maps/planner", response_class=HTMLResponse)
@@ -140,14 +151,8 @@ def inspector_map(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """我的巡查区域 (inspectors; an admin sees the whole county)."""
-    categories = stored_case_categories(conn)
-    return _show(
-        request,
-        conn,
-        viewer,
-        county,
-        (Role.INSPECTOR,),
-        lambda basemap, place: inspector.inspector(basemap, categories, place),
+    return _show_with_categories(
+        request, conn, viewer, county, (Role.INSPECTOR,), inspector.inspector
     )
 
 
@@ -156,15 +161,7 @@ def leader_map(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """领导驾驶舱 (leaders)."""
-    categories = stored_case_categories(conn)
-    return _show(
-        request,
-        conn,
-        viewer,
-        county,
-        (Role.LEADER,),
-        lambda basemap, place: leader.dashboard(basemap, categories, place),
-    )
+    return _show_with_categories(request, conn, viewer, county, (Role.LEADER,), leader.dashboard)
 
 
 @router.get("/maps/leader/timeline", response_class=HTMLResponse)
@@ -172,12 +169,4 @@ def leader_timeline(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """案件热力逐周变化 (leaders)."""
-    categories = stored_case_categories(conn)
-    return _show(
-        request,
-        conn,
-        viewer,
-        county,
-        (Role.LEADER,),
-        lambda basemap, place: leader.timeline(basemap, categories, place),
-    )
+    return _show_with_categories(request, conn, viewer, county, (Role.LEADER,), leader.timeline)
