@@ -64,6 +64,12 @@ def pending_revisions(engine: Engine, location: str = SHIPPED) -> list[str]:
     return [r.revision for r in script.iterate_revisions("head", current)][::-1]
 
 
+def all_revisions(location: str = SHIPPED) -> list[str]:
+    """Every shipped revision, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config(location))
+    return [r.revision for r in script.iterate_revisions("head", "base")][::-1]
+
+
 def upgrade_each(
     engine: Engine, location: str = SHIPPED, log: Callable[[str], None] = lambda _: None
 ) -> list[str]:
