@@ -136,6 +136,16 @@ def restore(
     say(restore_key(backup, auth.state_dir.resolve() / "secret_key", force))
     say(restore_config(backup, BackupSettings().config, force))
     _report(checks)
+    engine = db.make_engine(url)
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision()
+    finally:
+        engine.dispose()
+    if current != head:
+        say(
+            f"the restored schema is at {current}, this release's at {head}: run `citygrid upgrade` "
+            f"/ 恢复的数据库结构为 {current}，本版本为 {head}：请运行 citygrid upgrade"
+        )
     say(f"restored / 已恢复: {backup.name}")
 
 

@@ -303,3 +303,54 @@ def test_backup_names_sort_and_never_collide(
 def test_restore_refuses_a_directory_that_is_no_backup(tmp_path: Path, scratch_url: str) -> None:
     with pytest.raises(BackupError, match="not a citygrid backup"):
         restore(tmp_path, scratch_url, None, False, _log)
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CITYGRID, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+        check=False,
+    )
+
+
+def test_backup_and_restore_commands_carry_key_and_configuration(
+    pg_server: PgServer, scratch_url: str, new_cluster: Cluster, tmp_path: Path
+) -> None:
+    old_state, new_state = tmp_path / "old-state", tmp_path / "new-state"
+    old_state.mkdir()
+    (old_state / "secret_key").write_text(KEY_TEXT)
+    config = tmp_path / "etc" / "citygrid.toml"
+    config.parent.mkdir()
+    config.write_text("pool_size = 8  # 县级\n")
+    made = _cli(
+        "backup",
+        "--to",
+        str(tmp_path / "backups"),
+        CITYGRID_DATABASE_URL=scratch_url,
+        CITYGRID_MIGRATION_DATABASE_URL=pg_server.as_owner(scratch_url),
+        CITYGRID_STATE_DIR=str(old_state),
+        CITYGRID_CONFIG=str(config),
+    )
+    assert made.returncode == 0, made.stderr
+    [(_, backup)] = backups_in(tmp_path / "backups")
+    assert {p.name for p in backup.iterdir()} == {DUMP, KEY, MANIFEST, "citygrid.toml"}
+
+    config.unlink()  # the server it was on is gone
+    db.ensure_database(new_cluster.url("postgres"), "from_cli")
+    target = {
+        "CITYGRID_DATABASE_URL": new_cluster.api_url("from_cli"),
+        "CITYGRID_MIGRATION_DATABASE_URL": new_cluster.url("from_cli"),
+        "CITYGRID_STATE_DIR": str(new_state),
+    }
+    restored = _cli("restore", str(backup), **target)
+    assert restored.returncode == 0, restored.stderr
+    assert (new_state / "secret_key").read_text().strip() == KEY_TEXT
+    assert config.read_text() == "pool_size = 8  # 县级\n"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert _sums(new_cluster.url("from_cli")) == _sums(pg_server.as_owner(scratch_url))
+    again = _cli("restore", str(backup), **target)
+    assert again.returncode == 1
+    assert "already holds" in again.stderr and "Traceback" not in again.stderr
