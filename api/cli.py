@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_cases, cli_counties, cli_files, cli_units, cli_users
+from api import cli_backup, cli_cases, cli_counties, cli_files, cli_units, cli_users
 from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
@@ -57,6 +57,9 @@ app.add_typer(cli_units.app, name="units")
 app.add_typer(cli_cases.app, name="categories")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
+app.add_typer(cli_backup.app, name="backup")
+app.command("restore")(cli_backup.restore)
+app.command("upgrade")(cli_backup.upgrade)
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]

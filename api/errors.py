@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from layers.db import database_error
 from layers.errors import (
     AccountError,
+    BackupError,
     BadQuery,
     CitygridError,
     ConcurrentChange,
@@ -48,6 +49,7 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     SetupError: 503,
     DataFileError: 500,
     MigrationError: 503,
+    BackupError: 500,  # operators' commands only; never raised by a request
     UnknownLayer: 404,
     FeatureNotFound: 404,
     InvalidFeature: 400,

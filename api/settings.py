@@ -243,3 +243,23 @@ class AuthSettings(BaseSettings):
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+class BackupSettings(BaseSettings):
+    """Where `citygrid backup` writes and how many backups it keeps."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    backup_dir: Path = Field(
+        default=Path(".citygrid/backups"),
+        description="Where backups go (best on another disk than the database)",
+    )
+    backup_keep_daily: int = Field(
+        default=7, ge=1, description="Keep the newest backup of each of this many last days"
+    )
+    backup_keep_monthly: int = Field(
+        default=12, ge=0, description="Keep the newest backup of each of this many last months"
+    )
+    config: Path | None = Field(
+        default=None, description="The configuration file in use, kept in every backup"
+    )

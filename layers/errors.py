@@ -164,3 +164,9 @@ class LengthRequired(CitygridError):
     """An upload sent without Content-Length, whose size cannot be checked before it is read."""
 
     code = "length_required"
+
+
+class BackupError(CitygridError):
+    """A backup that cannot be made, read or restored as asked (damaged, or a target not empty)."""
+
+    code = "backup_error"
