@@ -358,3 +358,14 @@ def test_proxy_passes_nginx_t(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_an_invalid_setting_in_the_file_is_one_clear_sentence(tmp_path: Path) -> None:
+    config = tmp_path / "citygrid.toml"
+    config.write_text("pool_size = 0\n", encoding="utf-8")
+    status = cli("--config", str(config), "db", "status")
+    assert status.exit_code == 1 and not isinstance(status.exception, ValueError)
+    assert "CITYGRID_POOL_SIZE: Input should be greater than or equal to 1" in status.stderr
+    config.write_text('demo_seed = "many"\n', encoding="utf-8")
+    demo = cli("--config", str(config), "demo", "load")
+    assert demo.exit_code == 1 and "CITYGRID_DEMO_SEED" in demo.stderr
