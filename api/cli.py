@@ -14,13 +14,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_backup, cli_cases, cli_counties, cli_files, cli_units, cli_users
+from api import cli_backup, cli_cases, cli_counties, cli_files, cli_ops, cli_units, cli_users
 from api.app import create_app
+from api.cli_db import prepare_database
 from api.console import console, friendly, say, stdout
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
-from layers import cluster, db, migrate, roles
+from layers import cluster, db, migrate
 from layers import counties as county_rows
 from layers.boundary import GCJ02, read_boundary_file
 from layers.cluster import State
@@ -43,6 +44,17 @@ demo_app = typer.Typer(
     help=f"The demo city ({demo_city.COUNTY_NAME}, {demo_city.ADCODE}).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+app.add_typer(cli_ops.service_app, name="service")
+app.command("init")(cli_ops.init)
+app.command("check")(cli_ops.check)
+
+
+@app.callback()
+def _options(config: cli_ops.ConfigOption = None) -> None:
+    """citygrid: grids, layers and cases of a city-management bureau."""
+    cli_ops.use_config(config)
+
+
 boundary_app = typer.Typer(
     help="Check a county boundary file before `citygrid county add` stores it.",
     no_args_is_help=True,
@@ -63,35 +75,6 @@ app.command("upgrade")(cli_backup.upgrade)
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]
-
-
-def prepare_database(settings: DatabaseSettings) -> str:
-    """Make the database reachable, PostGIS-ready and migrated, the API's role able to use it;
-    return the owner's URL."""
-    if settings.uses_own_cluster:
-        cluster = settings.cluster()
-        cluster.up(say)
-        db.ensure_database(cluster.url("postgres"), settings.database_name)
-        admin = db.make_engine(cluster.url("postgres"))
-        try:
-            roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
-        finally:
-            admin.dispose()
-    url = settings.migration_url()
-    engine = db.make_engine(url, settings.gk_epsg, application_name=roles.MIGRATION_APPLICATION)
-    try:
-        db.check_connection(engine)
-        db.check_postgis(engine)
-        if migrate.current_revision(engine) != migrate.head_revision():
-            say("Applying database migrations")
-            migrate.upgrade(engine)
-        api_role = db.parse_url(settings.url()).username
-        if api_role and api_role != engine.url.username:
-            with engine.begin() as conn:
-                roles.grant_api_rights(conn, api_role)
-    finally:
-        engine.dispose()
-    return url
 
 
 @db_app.command("up")
@@ -237,9 +220,15 @@ def _demo_logins(url: str, settings: DatabaseSettings) -> None:
 
 @app.command("serve")
 @friendly
-def serve(host: HostOption = None, port: PortOption = None) -> None:
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (CITYGRID_WORKERS, default 1)")
+    ] = None,
+) -> None:
     """Serve the API and the map pages (the database must be up: `citygrid db up`)."""
-    _serve(DatabaseSettings(), ServerSettings(), host, port)
+    _serve(DatabaseSettings(), ServerSettings(), host, port, workers)
 
 
 @app.command("run")
@@ -316,9 +305,13 @@ def _first_steps(url: str, settings: DatabaseSettings) -> None:
 
 
 def _serve(
-    settings: DatabaseSettings, server: ServerSettings, host: str | None, port: int | None
+    settings: DatabaseSettings,
+    server: ServerSettings,
+    host: str | None,
+    port: int | None,
+    workers: int | None = None,
 ) -> None:
-    host, port = host or server.host, port or server.port
+    host, port, workers = host or server.host, port or server.port, workers or server.workers
     app_ = create_app(settings)
     engine = db.make_engine(settings.url())
     try:
@@ -333,7 +326,19 @@ def _serve(
     for path, title in PAGES.values():
         say(f"map {title}: {base}{path}")
     # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES).
-    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
+    if workers == 1:
+        uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
+        return
+    # Each worker process builds its own app from the same settings (CITYGRID_CONFIG included).
+    uvicorn.run(
+        "api.asgi:build",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 @boundary_app.command("check")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from api.config_file import config_path
 from api.console import friendly, say, stdout
 from api.settings import AuthSettings, BackupSettings, DatabaseSettings
 from layers import db, migrate, roles
@@ -48,9 +49,8 @@ def reach(settings: DatabaseSettings) -> str:
 
 def extras(backup: BackupSettings, auth: AuthSettings) -> Extras:
     """The configuration file and the signing key, from wherever the settings keep them."""
-    config = backup.config if backup.config and backup.config.is_file() else None
-    if backup.config and config is None:
-        say(f"CITYGRID_CONFIG names {backup.config}, which does not exist: not backed up")
+    named = config_path()
+    config = named if named and named.is_file() else None
     if auth.secret_key is not None:
         return Extras(config, auth.secret_key.get_secret_value(), "environment")
     key_file = auth.state_dir.resolve() / "secret_key"
@@ -134,7 +134,7 @@ def restore(
     checks = restore_database(backup, url, api_role, force, say)
     auth = AuthSettings()
     say(restore_key(backup, auth.state_dir.resolve() / "secret_key", force))
-    say(restore_config(backup, BackupSettings().config, force))
+    say(restore_config(backup, config_path(), force))
     _report(checks)
     engine = db.make_engine(url)
     try:

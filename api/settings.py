@@ -1,4 +1,5 @@
-"""Settings, one class per concern, read from `CITYGRID_*` variables when constructed."""
+"""Settings, one class per concern, read when constructed from `CITYGRID_*` variables and the
+configuration file named by `CITYGRID_CONFIG` (the environment wins)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from api.client_address import parse_networks
+from api.config_file import CitygridSettings
 from gis.topology import CheckOptions
 from layers.cluster import Cluster
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(CitygridSettings):
     """Where the data lives: an external server, or the project's own cluster."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -67,16 +69,25 @@ def _with_driver(url: str) -> str:
     return url
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(CitygridSettings):
     """How the web server listens."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="Address the API listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="API worker processes of `citygrid serve`"
+    )
+    min_free_disk_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="`citygrid check` warns when the database's or state directory's disk has "
+        "less free space (MB)",
+    )
 
 
-class DemoSettings(BaseSettings):
+class DemoSettings(CitygridSettings):
     """The demo city built by `citygrid demo load`."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_DEMO_", extra="ignore")
@@ -89,7 +100,7 @@ class DemoSettings(BaseSettings):
     )
 
 
-class WebmapSettings(BaseSettings):
+class WebmapSettings(CitygridSettings):
     """The base map under every page: none (offline), Tianditu, Amap, OSM or a local tile server."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -114,7 +125,7 @@ class WebmapSettings(BaseSettings):
         return self
 
 
-class EditingSettings(BaseSettings):
+class EditingSettings(CitygridSettings):
     """Limits on what clients may write."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -154,7 +165,7 @@ class EditingSettings(BaseSettings):
         )
 
 
-class BrowserSettings(BaseSettings):
+class BrowserSettings(CitygridSettings):
     """How browsers reach the application: the origin its pages' writes must come from."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -175,7 +186,7 @@ class BrowserSettings(BaseSettings):
         return f"{url.scheme}://{url.host}{port}".lower()
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(CitygridSettings):
     """Sign-in: the token signing key and lifetimes, the session cookie, the login slowdown."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -245,7 +256,7 @@ class AuthSettings(BaseSettings):
         return path.read_text().strip()
 
 
-class BackupSettings(BaseSettings):
+class BackupSettings(CitygridSettings):
     """Where `citygrid backup` writes and how many backups it keeps."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -259,7 +270,4 @@ class BackupSettings(BaseSettings):
     )
     backup_keep_monthly: int = Field(
         default=12, ge=0, description="Keep the newest backup of each of this many last months"
-    )
-    config: Path | None = Field(
-        default=None, description="The configuration file in use, kept in every backup"
     )

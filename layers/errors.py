@@ -28,6 +28,12 @@ class SetupError(CitygridError):
     code = "setup_error"
 
 
+class ConfigError(SetupError):
+    """The configuration file is missing, unreadable, or names settings that do not exist."""
+
+    code = "config_error"
+
+
 class DatabaseUnreachable(CitygridError):
     """The configured database cannot be reached or refuses the connection."""
 
