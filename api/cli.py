@@ -17,6 +17,7 @@ from rich.table import Table
 from api import cli_cases, cli_counties, cli_files, cli_units, cli_users
 from api.app import create_app
 from api.console import console, friendly, say, stdout
+from api.observe import log_config
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
@@ -326,11 +327,20 @@ def _serve(
     say(f"API:          {base}/")
     say(f"API docs:     {base}/docs")
     say(f"layers:       {base}/layers")
-    say(f"health:       {base}/health")
+    say(f"health:       {base}/health  (ready: {base}/ready, metrics: {base}/metrics)")
     for path, title in PAGES.values():
         say(f"map {title}: {base}{path}")
-    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES).
-    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
+    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES);
+    # logs are JSON lines on stderr, with the app's own access line in place of uvicorn's.
+    uvicorn.run(
+        app_,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=log_config(),
+        access_log=False,
+    )
 
 
 @boundary_app.command("check")

@@ -164,3 +164,9 @@ class LengthRequired(CitygridError):
     """An upload sent without Content-Length, whose size cannot be checked before it is read."""
 
     code = "length_required"
+
+
+class QueryTimeout(CitygridError):
+    """A statement ran longer than the time its kind of request is given, and was cancelled."""
+
+    code = "query_timeout"
