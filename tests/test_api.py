@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import LAYERS
-from tests.accounts import TEST_AUTH, sign_in
+from tests.accounts import TEST_AUTH, bearer, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def test_unknown_path_is_a_json_404(client: TestClient) -> None:
 
 def test_unreachable_database_is_a_503_with_a_code() -> None:
     settings = DatabaseSettings(database_url="postgresql://citygrid:x@127.0.0.1:1/none")
-    with TestClient(create_app(settings)) as c:
-        response = c.get("/collections/cases/items")
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        response = c.get("/collections/cases/items", headers=bearer("admin"))
     assert response.status_code == 503
     body = response.json()
     assert body["code"] == "database_unreachable"

@@ -144,7 +144,7 @@ def test_database_stopped_and_started_under_requests(fault_cluster: tuple[Cluste
     assert not failed, failed[:5]
     for kind in REQUESTS:
         mine = [a for a in answers if a.kind == kind]
-        assert any(a.phase == "up" and a.status in (200, 204) for a in mine), kind
+        assert any(a.phase == "up" and a.status in (200, 204) for a in mine), (kind, mine[:3])
         down = [a for a in mine if a.phase == "down"]
         assert any(a.status == 503 for a in down), (kind, down[:3])
         assert all(a.retry_after and int(a.retry_after) > 0 for a in mine if a.status == 503)
