@@ -6,7 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,8 +23,9 @@ from api.auth import COOKIE
 from api.observe import JsonLines
 from api.settings import DatabaseSettings, LimitSettings, MonitoringSettings
 from layers import db
-from tests.accounts import TEST_AUTH, TEST_PASSWORD, bearer, ensure_account
+from tests.accounts import SERVER_ENV, TEST_AUTH, TEST_PASSWORD, bearer, ensure_account
 from tests.conftest import PgServer
+from tests.support import CITYGRID, free_port, stop, wait_healthy
 
 DOWN_URL = "postgresql://citygrid:x@127.0.0.1:1/none"
 TILE = "/collections/cases/tiles/WebMercatorQuad/14/13720/6690"
@@ -228,6 +234,35 @@ def test_no_password_token_or_query_string_reaches_the_log(
     log = captured.getvalue()
     assert log.count("\n") >= 5
     assert TEST_PASSWORD not in log and token not in log and "access_token" not in log
+
+
+def test_the_server_writes_json_lines_that_find_a_reported_error(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    port, log = free_port(), tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "CITYGRID_DATABASE_URL": database_url, **SERVER_ENV}
+    auth = bearer("metrics-admin")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [CITYGRID, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_healthy(proc, base, log, 60)
+        answer = httpx.get(f"{base}/collections/nothing/items?limit=1", headers=auth)
+        httpx.post(f"{base}/auth/token", data={"username": "x", "password": TEST_PASSWORD})
+    finally:
+        stop(proc)
+    rid = answer.json()["request_id"]
+    text_ = log.read_text()
+    lines = [json.loads(line) for line in text_.splitlines() if line.startswith("{")]
+    assert any("Uvicorn running" in line["message"] for line in lines)  # uvicorn's own, as JSON
+    found = [line for line in lines if line.get("request_id") == rid]
+    assert [(f["route"], f["status"], f["user"]) for f in found] == [
+        ("/collections/{collectionId}/items", 404, "metrics-admin")
+    ]
+    token = auth["Authorization"].split()[1]
+    assert token not in text_ and TEST_PASSWORD not in text_ and "limit=1" not in text_
 
 
 def test_a_database_outage_page_shows_the_request_id() -> None:
