@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_cases, cli_counties, cli_files, cli_units, cli_users
+from api import cli_cases, cli_counties, cli_files, cli_units, cli_users, metrics
 from api.app import create_app
 from api.console import console, friendly, say, stdout
 from api.observe import log_config
@@ -61,6 +61,15 @@ app.command("export")(cli_files.export_file)
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Worker processes; with more than one, metrics are kept in "
+        "PROMETHEUS_MULTIPROC_DIR (default: STATE_DIR/metrics), emptied at each start",
+    ),
+]
 
 
 def prepare_database(settings: DatabaseSettings) -> str:
@@ -235,9 +244,9 @@ def _demo_logins(url: str, settings: DatabaseSettings) -> None:
 
 @app.command("serve")
 @friendly
-def serve(host: HostOption = None, port: PortOption = None) -> None:
+def serve(host: HostOption = None, port: PortOption = None, workers: WorkersOption = 1) -> None:
     """Serve the API and the map pages (the database must be up: `citygrid db up`)."""
-    _serve(DatabaseSettings(), ServerSettings(), host, port)
+    _serve(DatabaseSettings(), ServerSettings(), host, port, workers)
 
 
 @app.command("run")
@@ -314,7 +323,11 @@ def _first_steps(url: str, settings: DatabaseSettings) -> None:
 
 
 def _serve(
-    settings: DatabaseSettings, server: ServerSettings, host: str | None, port: int | None
+    settings: DatabaseSettings,
+    server: ServerSettings,
+    host: str | None,
+    port: int | None,
+    workers: int = 1,
 ) -> None:
     host, port = host or server.host, port or server.port
     app_ = create_app(settings)
@@ -332,15 +345,20 @@ def _serve(
         say(f"map {title}: {base}{path}")
     # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES);
     # logs are JSON lines on stderr, with the app's own access line in place of uvicorn's.
-    uvicorn.run(
-        app_,
-        host=host,
-        port=port,
-        log_level="info",
-        proxy_headers=False,
-        log_config=log_config(),
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "log_config": log_config(),
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(app_, **options)
+        return
+    folder = metrics.multiprocess_dir(settings.state_dir)
+    say(f"metrics of {workers} workers kept in {folder}")
+    uvicorn.run("api.asgi:build", factory=True, workers=workers, **options)
 
 
 @boundary_app.command("check")

@@ -9,6 +9,7 @@ workers, whichever worker answers the scrape.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -91,6 +92,17 @@ def watch_pool(engine: Engine, max_overflow: int) -> None:
 
     event.listen(pool, "checkout", lambda *_: POOL_IN_USE.inc())
     event.listen(pool, "checkin", lambda *_: POOL_IN_USE.dec())
+
+
+def multiprocess_dir(state_dir: Path) -> Path:
+    """Set up (and empty) the folder where several workers keep their metrics, before they
+    start: PROMETHEUS_MULTIPROC_DIR when set, else STATE_DIR/metrics."""
+    folder = Path(os.environ.get(MULTIPROCESS_ENV) or state_dir.resolve() / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # counts of an earlier run would be summed with ours
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(folder)
+    return folder
 
 
 def forget_process() -> None:

@@ -314,3 +314,43 @@ def test_the_default_export_budget_lets_the_demo_export_through(
     with TestClient(app) as c:
         answer = c.get("/collections/cases/export?format=csv", headers=bearer("metrics-admin"))
     assert answer.status_code == 200 and answer.content.count(b"\n") > 100
+
+
+def test_several_workers_count_into_one_exposition(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    port, log = free_port(), tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_4242.db").write_bytes(b"left by an earlier run")  # emptied at start
+    env = {
+        **os.environ,
+        "CITYGRID_DATABASE_URL": database_url,
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        **SERVER_ENV,
+    }
+    auth = bearer("metrics-admin")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [CITYGRID, "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(proc, base, log, 90)
+        for _ in range(20):  # new connections: the kernel spreads them over the workers
+            assert httpx.get(f"{base}/conformance").status_code == 200
+        scrapes = [httpx.get(f"{base}/metrics", headers=auth) for _ in range(6)]
+    finally:
+        stop(proc)
+    counted = set()
+    for scrape in scrapes:
+        assert scrape.status_code == 200, scrape.text
+        for family in text_string_to_metric_families(scrape.text):
+            for s in family.samples:
+                if s.name == "citygrid_http_requests_total" and s.labels["route"] == "/conformance":
+                    counted.add(s.value)
+    assert counted == {20.0}  # whichever worker answered, the sum over both
+    assert len(list(folder.glob("counter_*.db"))) >= 1 and not (folder / "counter_4242.db").exists()
