@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -263,6 +262,16 @@ def test_the_server_writes_json_lines_that_find_a_reported_error(
     ]
     token = auth["Authorization"].split()[1]
     assert token not in text_ and TEST_PASSWORD not in text_ and "limit=1" not in text_
+
+
+def test_a_refused_page_shows_its_request_id(client: TestClient) -> None:
+    client.cookies.set(COOKIE, bearer("metrics-inspector")["Authorization"].split()[1])
+    try:
+        page = client.get("/maps/planner", headers={"Accept": "text/html"})
+    finally:
+        client.cookies.clear()
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert f"错误编号：<code>{page.headers['x-request-id']}</code>" in page.text
 
 
 def test_a_database_outage_page_shows_the_request_id() -> None:
