@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -14,10 +14,20 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_backup, cli_cases, cli_counties, cli_files, cli_ops, cli_units, cli_users
+from api import (
+    cli_backup,
+    cli_cases,
+    cli_counties,
+    cli_files,
+    cli_ops,
+    cli_units,
+    cli_users,
+    metrics,
+)
 from api.app import create_app
 from api.cli_db import prepare_database
 from api.console import console, friendly, say, stdout
+from api.observe import log_config
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
@@ -224,7 +234,12 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes (CITYGRID_WORKERS, default 1)")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes (CITYGRID_WORKERS, default 1); with more than one, metrics "
+            "are kept in PROMETHEUS_MULTIPROC_DIR (default: STATE_DIR/metrics), emptied at start",
+        ),
     ] = None,
 ) -> None:
     """Serve the API and the map pages (the database must be up: `citygrid db up`)."""
@@ -322,23 +337,25 @@ def _serve(
     say(f"API:          {base}/")
     say(f"API docs:     {base}/docs")
     say(f"layers:       {base}/layers")
-    say(f"health:       {base}/health")
+    say(f"health:       {base}/health  (ready: {base}/ready, metrics: {base}/metrics)")
     for path, title in PAGES.values():
         say(f"map {title}: {base}{path}")
-    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES).
+    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES);
+    # logs are JSON lines on stderr, with the app's own access line in place of uvicorn's.
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "log_config": log_config(),
+        "access_log": False,
+    }
     if workers == 1:
-        uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
+        uvicorn.run(app_, **options)
         return
-    # Each worker process builds its own app from the same settings (CITYGRID_CONFIG included).
-    uvicorn.run(
-        "api.asgi:build",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        proxy_headers=False,
-    )
+    folder = metrics.multiprocess_dir(settings.state_dir)
+    say(f"metrics of {workers} workers kept in {folder}")
+    uvicorn.run("api.asgi:build", factory=True, workers=workers, **options)
 
 
 @boundary_app.command("check")

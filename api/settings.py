@@ -271,3 +271,50 @@ class BackupSettings(CitygridSettings):
     backup_keep_monthly: int = Field(
         default=12, ge=0, description="Keep the newest backup of each of this many last months"
     )
+
+
+class LimitSettings(CitygridSettings):
+    """How long one statement of each kind of request may run, and the database pool's bounds."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    read_timeout_ms: int = Field(
+        default=10_000, ge=0, description="Items, tiles, pages, sign-in and writes (0 = no limit)"
+    )
+    statistics_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Heatmaps, indicators, trends, grid statistics"
+    )
+    export_timeout_ms: int = Field(default=120_000, ge=0, description="File exports")
+    import_timeout_ms: int = Field(default=600_000, ge=0, description="File and grid imports")
+    pool_max_overflow: int = Field(
+        default=10, ge=0, le=100, description="Connections beyond CITYGRID_POOL_SIZE under load"
+    )
+    pool_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Wait for a free connection before 503"
+    )
+
+    def timeout_ms(self, kind: str) -> int:
+        """The statement timeout of a kind of request (read, statistics, export, import)."""
+        value: int = getattr(self, f"{kind}_timeout_ms")
+        return value
+
+
+class MonitoringSettings(CitygridSettings):
+    """Who may read /metrics without an admin's token."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    metrics_networks: str = Field(
+        default="",
+        description="Addresses or CIDRs (comma-separated) whose clients may read /metrics "
+        "without signing in, e.g. the Prometheus server; unset = admins only",
+    )
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"CITYGRID_METRICS_NETWORKS: {exc}") from None
+        return value

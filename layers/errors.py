@@ -176,3 +176,9 @@ class BackupError(CitygridError):
     """A backup that cannot be made, read or restored as asked (damaged, or a target not empty)."""
 
     code = "backup_error"
+
+
+class QueryTimeout(CitygridError):
+    """A statement ran longer than the time its kind of request is given, and was cancelled."""
+
+    code = "query_timeout"
