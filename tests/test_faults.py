@@ -113,6 +113,17 @@ def _wait_healthy(base: str) -> None:
     raise AssertionError("the server did not recover after the database came back")
 
 
+def _hold(phase: str, answers: list[Answer], seconds: float, longest: float = 30.0) -> None:
+    """Stay in a phase for `seconds`, and longer (up to `longest`) until every kind of request
+    has been answered from within it: a loaded machine answers slowly, not differently."""
+    started = time.monotonic()
+    time.sleep(seconds)
+    while time.monotonic() - started < longest:
+        if all(any(a.kind == k and a.phase == phase for a in list(answers)) for k in REQUESTS):
+            return
+        time.sleep(0.1)
+
+
 def test_database_stopped_and_started_under_requests(fault_cluster: tuple[Cluster, str]) -> None:
     cluster, url = fault_cluster
     answers: list[Answer] = []
@@ -124,15 +135,15 @@ def test_database_stopped_and_started_under_requests(fault_cluster: tuple[Cluste
         ]
         for w in workers:
             w.start()
-        time.sleep(1.0)
+        _hold(phase[0], answers, 1.0)
         cluster.down(_log)
         phase[0] = "down"
-        time.sleep(2.5)
+        _hold(phase[0], answers, 2.5)
         phase[0] = "starting"
         cluster.up(_log)
         _wait_healthy(base)
         phase[0] = "back"
-        time.sleep(2.0)
+        _hold(phase[0], answers, 2.0)
         done.set()
         for w in workers:
             w.join(timeout=HANG_S + 5)

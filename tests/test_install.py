@@ -33,7 +33,12 @@ from tests.conftest import PgServer
 from tests.test_cli import assert_clear_failure, citygrid
 
 # Settings a test's commands must take from their file, not from the tests' environment.
-FROM_FILE = ("CITYGRID_DATABASE_URL", "CITYGRID_MIGRATION_DATABASE_URL", "CITYGRID_SECRET_KEY")
+FROM_FILE = (
+    "CITYGRID_DATABASE_URL",
+    "CITYGRID_MIGRATION_DATABASE_URL",
+    "CITYGRID_SECRET_KEY",
+    "CITYGRID_STATE_DIR",
+)
 
 
 def cli(*args: str, **env: str | None) -> Result:
