@@ -32,6 +32,9 @@ class Install:
     server_name: str
 
 
+MANAGER_MEMORY_MB = 256  # uvicorn's manager process and the page cache it leaves
+
+
 @dataclass(frozen=True)
 class ServiceFile:
     """One file to write, its path relative to the install prefix."""
@@ -65,6 +68,7 @@ def render(
         "user": install.user,
         "group": install.user,
         "workers": install.workers,
+        "memory_max_mb": install.workers * server.worker_memory_mb + MANAGER_MEMORY_MB,
         "state_dir": database.state_dir.resolve(),
         "own_cluster": database.uses_own_cluster,
         "server_name": install.server_name,

@@ -79,6 +79,12 @@ class ServerSettings(CitygridSettings):
     workers: int = Field(
         default=1, ge=1, le=64, description="API worker processes of `citygrid serve`"
     )
+    worker_memory_mb: int = Field(
+        default=1024,
+        ge=256,
+        description="Memory one API worker may use: the service unit's MemoryMax is this times "
+        "the workers, plus 256 MB for the process that manages them",
+    )
     min_free_disk_mb: int = Field(
         default=2048,
         ge=0,

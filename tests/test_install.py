@@ -279,6 +279,7 @@ def test_service_install_writes_units_and_a_proxy_from_the_settings(tmp_path: Pa
         "ProtectSystem": "strict",
         "PrivateTmp": "yes",
         "ReadWritePaths": str(tmp_path / "state"),
+        "MemoryMax": f"{6 * 1024 + 256}M",  # six workers of the default 1 GB, and the manager
     }.items():
         assert service[key] == value, key
     assert "ExecStartPre" not in service  # the database is a server's, not the own cluster
