@@ -9,10 +9,12 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import Result
 from sqlalchemy import text
@@ -375,3 +377,51 @@ def test_an_invalid_setting_in_the_file_is_one_clear_sentence(tmp_path: Path) ->
     config.write_text('demo_seed = "many"\n', encoding="utf-8")
     demo = cli("--config", str(config), "demo", "load")
     assert demo.exit_code == 1 and "CITYGRID_DEMO_SEED" in demo.stderr
+
+
+def _systemd_running() -> str | None:
+    """Why the units cannot be started here, or None when systemd runs this machine."""
+    if not Path("/run/systemd/system").is_dir():
+        init = Path("/proc/1/comm").read_text(encoding="utf-8").strip()
+        return f"systemd is not running here (PID 1 is {init!r})"
+    if os.geteuid() != 0:
+        return "starting a system unit needs root"
+    return None
+
+
+def test_the_api_unit_starts_and_answers_under_systemd(
+    bare_database: tuple[str, str], tmp_path: Path
+) -> None:
+    reason = _systemd_running()
+    if reason is not None:
+        message = f"{reason}: the units were verified (systemd-analyze), not started"
+        print(f"\n{'!' * 20}\nSKIPPED {message}\n{'!' * 20}", file=sys.stderr)
+        pytest.skip(message)
+    api_url, owner_url = bare_database
+    config = tmp_path / "citygrid.toml"
+    _init(config, tmp_path / "state", api_url, owner_url)
+    with config.open("a", encoding="utf-8") as out:
+        out.write("port = 8137\n")
+    root = tmp_path / "root"
+    written = cli("service", "install", "--config", str(config), "--prefix", str(root),
+                  "--user", "root", "--workers", "2")  # fmt: skip
+    assert written.exit_code == 0, written.stderr
+    unit = Path("/run/systemd/system/citygrid-api-test.service")  # runtime: gone at reboot
+    shutil.copyfile(root / "etc/systemd/system/citygrid-api.service", unit)
+    systemctl = ["systemctl", "--no-pager"]
+    try:
+        subprocess.run([*systemctl, "daemon-reload"], check=True, timeout=60)
+        subprocess.run([*systemctl, "start", unit.name], check=True, timeout=120)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get("http://127.0.0.1:8137/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the unit started but never became ready"
+            time.sleep(0.5)
+    finally:
+        subprocess.run([*systemctl, "stop", unit.name], check=False, timeout=120)
+        unit.unlink(missing_ok=True)
+        subprocess.run([*systemctl, "daemon-reload"], check=False, timeout=60)
