@@ -296,7 +296,7 @@ class LimitSettings(CitygridSettings):
         default=10, ge=0, le=100, description="Connections beyond CITYGRID_POOL_SIZE under load"
     )
     pool_timeout_s: float = Field(
-        default=10.0, gt=0, le=300, description="Wait for a free connection before 503"
+        default=30.0, gt=0, le=300, description="Wait for a free connection before 503"
     )
 
     def timeout_ms(self, kind: str) -> int:

@@ -3,6 +3,7 @@ writes of Part 4 are in api/routes/editing.py)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -302,7 +303,12 @@ def items(
             return ", ".join(f'"{k}" : {v}' for k, v in members(returned, last_id).items())
 
         stream = features.stream_items(request.app.state.engine, sql, params, tail)
-        return StreamingResponse(stream, media_type=GEOJSON, headers=headers)
+        # The first chunk takes the connection and runs the query before the status is sent: a
+        # pool timeout or a database error is then an answer (503/504), not a body cut short.
+        first = next(stream)
+        return StreamingResponse(
+            itertools.chain([first], stream), media_type=GEOJSON, headers=headers
+        )
     page = features.fetch_items(conn, query)
     return Response(
         page.with_members(members(page.returned, page.last_id)), media_type=GEOJSON, headers=headers
