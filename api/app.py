@@ -10,10 +10,11 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
-from api import errors, openapi
+from api import errors, metrics, openapi
 from api.auth import AccountCache, Issuer, RevokedSessions, app_issuer
 from api.client_address import parse_networks
 from api.deps import declared_body_type
+from api.observe import Observe
 from api.routes import (
     auth,
     cases,
@@ -34,6 +35,8 @@ from api.settings import (
     BrowserSettings,
     DatabaseSettings,
     EditingSettings,
+    LimitSettings,
+    MonitoringSettings,
     WebmapSettings,
 )
 from api.sign_in_budget import HashBudget
@@ -50,14 +53,25 @@ def create_app(
     editing_limits: EditingSettings | None = None,
     auth_settings: AuthSettings | None = None,
     browser: BrowserSettings | None = None,
+    limits: LimitSettings | None = None,
+    monitoring: MonitoringSettings | None = None,
 ) -> FastAPI:
-    """Build the application for one database, one base-map choice, editing limits, sign-in and
-    the address browsers use."""
+    """Build the application for one database, one base-map choice, editing limits, sign-in,
+    the address browsers use, statement and pool limits, and who may read the metrics."""
     webmap = webmap or WebmapSettings()
+    limits = limits or LimitSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.url(), settings.gk_epsg, settings.pool_size, API_APPLICATION)
+        engine = make_engine(
+            settings.url(),
+            settings.gk_epsg,
+            settings.pool_size,
+            API_APPLICATION,
+            max_overflow=limits.pool_max_overflow,
+            pool_timeout_s=limits.pool_timeout_s,
+        )
+        metrics.watch_pool(engine, limits.pool_max_overflow)
         app.state.engine = engine
         with suppress(DBAPIError):  # down at start: read with the first token instead
             app_issuer(app.state)
@@ -68,6 +82,7 @@ def create_app(
         finally:
             app.state.layer_versions.stop()
             engine.dispose()
+            metrics.forget_process()
 
     app = FastAPI(
         title="citygrid 城市网格化管理空间服务",
@@ -82,7 +97,11 @@ def create_app(
     app.state.basemap = resolve_basemap(
         webmap.basemap, webmap.tianditu_key, webmap.tile_url, webmap.tile_attribution
     )
-    app.state.tile_cache = TileCache()
+    app.state.tile_cache = TileCache(on_lookup=metrics.tile_lookup)
+    app.state.limits = limits
+    app.state.metrics_networks = parse_networks(
+        (monitoring or MonitoringSettings()).metrics_networks
+    )
     app.state.editing = editing_limits or EditingSettings()
     auth_settings = auth_settings or AuthSettings()
     app.state.issuer = Issuer.from_settings(auth_settings)
@@ -113,4 +132,5 @@ def create_app(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"
     )
     app.add_middleware(SecurityHeaders, image_sources=tile_sources(app.state.basemap.tile_urls))
+    app.add_middleware(Observe)  # outermost: its id and timing cover every other layer
     return app

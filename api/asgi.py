@@ -1,5 +1,7 @@
 """ASGI entry for process managers: `uvicorn --factory api.asgi:build --workers N
---no-proxy-headers` (the app itself reads X-Forwarded-For from CITYGRID_TRUSTED_PROXIES)."""
+--no-proxy-headers` (the app itself reads X-Forwarded-For from CITYGRID_TRUSTED_PROXIES). With
+several workers, set PROMETHEUS_MULTIPROC_DIR to a directory emptied before each start, so that
+/metrics sums every worker (`citygrid serve --workers N` does both)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -14,13 +14,24 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import cli_cases, cli_counties, cli_files, cli_units, cli_users
+from api import (
+    cli_backup,
+    cli_cases,
+    cli_counties,
+    cli_files,
+    cli_ops,
+    cli_units,
+    cli_users,
+    metrics,
+)
 from api.app import create_app
+from api.cli_db import prepare_database
 from api.console import console, friendly, say, stdout
+from api.observe import log_config
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
-from layers import cluster, db, migrate, roles
+from layers import cluster, db, migrate
 from layers import counties as county_rows
 from layers.boundary import GCJ02, read_boundary_file
 from layers.cluster import State
@@ -43,6 +54,17 @@ demo_app = typer.Typer(
     help=f"The demo city ({demo_city.COUNTY_NAME}, {demo_city.ADCODE}).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+app.add_typer(cli_ops.service_app, name="service")
+app.command("init")(cli_ops.init)
+app.command("check")(cli_ops.check)
+
+
+@app.callback()
+def _options(config: cli_ops.ConfigOption = None) -> None:
+    """citygrid: grids, layers and cases of a city-management bureau."""
+    cli_ops.use_config(config)
+
+
 boundary_app = typer.Typer(
     help="Check a county boundary file before `citygrid county add` stores it.",
     no_args_is_help=True,
@@ -57,38 +79,12 @@ app.add_typer(cli_units.app, name="units")
 app.add_typer(cli_cases.app, name="categories")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
+app.add_typer(cli_backup.app, name="backup")
+app.command("restore")(cli_backup.restore)
+app.command("upgrade")(cli_backup.upgrade)
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (CITYGRID_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (CITYGRID_PORT)")]
-
-
-def prepare_database(settings: DatabaseSettings) -> str:
-    """Make the database reachable, PostGIS-ready and migrated, the API's role able to use it;
-    return the owner's URL."""
-    if settings.uses_own_cluster:
-        cluster = settings.cluster()
-        cluster.up(say)
-        db.ensure_database(cluster.url("postgres"), settings.database_name)
-        admin = db.make_engine(cluster.url("postgres"))
-        try:
-            roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
-        finally:
-            admin.dispose()
-    url = settings.migration_url()
-    engine = db.make_engine(url, settings.gk_epsg, application_name=roles.MIGRATION_APPLICATION)
-    try:
-        db.check_connection(engine)
-        db.check_postgis(engine)
-        if migrate.current_revision(engine) != migrate.head_revision():
-            say("Applying database migrations")
-            migrate.upgrade(engine)
-        api_role = db.parse_url(settings.url()).username
-        if api_role and api_role != engine.url.username:
-            with engine.begin() as conn:
-                roles.grant_api_rights(conn, api_role)
-    finally:
-        engine.dispose()
-    return url
 
 
 @db_app.command("up")
@@ -234,9 +230,20 @@ def _demo_logins(url: str, settings: DatabaseSettings) -> None:
 
 @app.command("serve")
 @friendly
-def serve(host: HostOption = None, port: PortOption = None) -> None:
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes (CITYGRID_WORKERS, default 1); with more than one, metrics "
+            "are kept in PROMETHEUS_MULTIPROC_DIR (default: STATE_DIR/metrics), emptied at start",
+        ),
+    ] = None,
+) -> None:
     """Serve the API and the map pages (the database must be up: `citygrid db up`)."""
-    _serve(DatabaseSettings(), ServerSettings(), host, port)
+    _serve(DatabaseSettings(), ServerSettings(), host, port, workers)
 
 
 @app.command("run")
@@ -313,9 +320,13 @@ def _first_steps(url: str, settings: DatabaseSettings) -> None:
 
 
 def _serve(
-    settings: DatabaseSettings, server: ServerSettings, host: str | None, port: int | None
+    settings: DatabaseSettings,
+    server: ServerSettings,
+    host: str | None,
+    port: int | None,
+    workers: int | None = None,
 ) -> None:
-    host, port = host or server.host, port or server.port
+    host, port, workers = host or server.host, port or server.port, workers or server.workers
     app_ = create_app(settings)
     engine = db.make_engine(settings.url())
     try:
@@ -326,11 +337,25 @@ def _serve(
     say(f"API:          {base}/")
     say(f"API docs:     {base}/docs")
     say(f"layers:       {base}/layers")
-    say(f"health:       {base}/health")
+    say(f"health:       {base}/health  (ready: {base}/ready, metrics: {base}/metrics)")
     for path, title in PAGES.values():
         say(f"map {title}: {base}{path}")
-    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES).
-    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
+    # The client address of a forwarded request is read by the app (CITYGRID_TRUSTED_PROXIES);
+    # logs are JSON lines on stderr, with the app's own access line in place of uvicorn's.
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "log_config": log_config(),
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(app_, **options)
+        return
+    folder = metrics.multiprocess_dir(settings.state_dir)
+    say(f"metrics of {workers} workers kept in {folder}")
+    uvicorn.run("api.asgi:build", factory=True, workers=workers, **options)
 
 
 @boundary_app.command("check")

@@ -1,5 +1,5 @@
-"""What the account and unit commands share: one transaction on the configured database, and
-the name their changes are recorded under."""
+"""What the commands share: a database made ready to serve, one transaction on the configured
+database, and the name changes are recorded under."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection
 
+from api.console import say
 from api.settings import DatabaseSettings
-from layers import db
+from layers import db, migrate, roles
 
 
 def actor() -> str:
@@ -29,3 +30,32 @@ def transaction() -> Iterator[Connection]:
             yield conn
     finally:
         engine.dispose()
+
+
+def prepare_database(settings: DatabaseSettings) -> str:
+    """Make the database reachable, PostGIS-ready and migrated, the API's role able to use it;
+    return the owner's URL."""
+    if settings.uses_own_cluster:
+        cluster = settings.cluster()
+        cluster.up(say)
+        db.ensure_database(cluster.url("postgres"), settings.database_name)
+        admin = db.make_engine(cluster.url("postgres"))
+        try:
+            roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
+        finally:
+            admin.dispose()
+    url = settings.migration_url()
+    engine = db.make_engine(url, settings.gk_epsg, application_name=roles.MIGRATION_APPLICATION)
+    try:
+        db.check_connection(engine)
+        db.check_postgis(engine)
+        if migrate.current_revision(engine) != migrate.head_revision():
+            say("Applying database migrations")
+            migrate.upgrade(engine)
+        api_role = db.parse_url(settings.url()).username
+        if api_role and api_role != engine.url.username:
+            with engine.begin() as conn:
+                roles.grant_api_rights(conn, api_role)
+    finally:
+        engine.dispose()
+    return url

@@ -7,9 +7,11 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from api.config_file import CitygridSettings, config_key, settings_classes
 from layers.errors import CitygridError
 
 console = Console(stderr=True, soft_wrap=True)
@@ -25,7 +27,8 @@ def say(message: str) -> None:
 
 
 def friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn citygrid errors into one clear sentence and exit status 1, never a traceback."""
+    """Turn citygrid errors and invalid settings into one clear sentence and exit status 1,
+    never a traceback."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -35,5 +38,30 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
             en, zh = escape(exc.message_en), escape(exc.message_zh)
             console.print(f"[red]citygrid: {en}[/]\n[red]citygrid：{zh}[/]")
             raise typer.Exit(1) from None
+        except ValidationError as exc:
+            cls = _settings_class(exc.title)
+            if cls is None:
+                raise
+            detail = escape(_settings_problems(cls, exc))
+            console.print(
+                f"[red]citygrid: invalid settings: {detail}[/]\n[red]citygrid：设置无效：{detail}[/]"
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _settings_class(title: str) -> type[CitygridSettings] | None:
+    """The settings class a validation error is about, if it is one."""
+    return next((cls for cls in settings_classes() if cls.__name__ == title), None)
+
+
+def _settings_problems(cls: type[CitygridSettings], exc: ValidationError) -> str:
+    """Each invalid setting named as its `CITYGRID_*` variable, with what is wrong."""
+    named = []
+    for error in exc.errors():
+        first = str(error["loc"][0]) if error["loc"] else ""
+        field = cls.model_fields.get(first)
+        key = config_key(cls, first, field) if field else first.lower().removeprefix("citygrid_")
+        named.append(f"CITYGRID_{key.upper()}: {error['msg']}")
+    return "; ".join(named)

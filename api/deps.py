@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -19,6 +19,7 @@ from gis.validate import Limits
 from layers import counties, jsonin
 from layers.access import Viewer
 from layers.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
+from layers.db import STATEMENT_BUDGET
 from layers.editing import EditContext
 from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
 from layers.features import BBox, TimeRange, get_layer
@@ -36,6 +37,19 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
     """A connection for the request, returned to the pool afterwards."""
     with engine.connect() as conn:
         yield conn
+
+
+def statement_kind(kind: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    """A dependency giving the request's statements the timeout of `kind` (statistics, export,
+    import); others keep the short one of reads (CITYGRID_READ_TIMEOUT_MS)."""
+
+    async def dependency(request: Request) -> None:
+        budget = STATEMENT_BUDGET.get()
+        if budget is not None:
+            budget.kind = kind
+            budget.timeout_ms = request.app.state.limits.timeout_ms(kind)
+
+    return dependency
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

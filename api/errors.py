@@ -14,9 +14,11 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from layers.db import database_error
+from api import metrics, requestid
+from layers.db import STATEMENT_BUDGET, database_error
 from layers.errors import (
     AccountError,
+    BackupError,
     BadQuery,
     CitygridError,
     ConcurrentChange,
@@ -35,6 +37,7 @@ from layers.errors import (
     PostgisMissing,
     PreconditionFailed,
     PreconditionRequired,
+    QueryTimeout,
     SetupError,
     StateConflict,
     TooManyAttempts,
@@ -48,6 +51,7 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     SetupError: 503,
     DataFileError: 500,
     MigrationError: 503,
+    BackupError: 500,  # operators' commands only; never raised by a request
     UnknownLayer: 404,
     FeatureNotFound: 404,
     InvalidFeature: 400,
@@ -66,6 +70,9 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     StateConflict: 409,
     ConcurrentChange: 409,
     LengthRequired: 411,
+    # The database, our upstream, did not answer within the request kind's time: a gateway
+    # timeout, not "unavailable" (the same request would time out again; no Retry-After).
+    QueryTimeout: 504,
 }
 
 
@@ -78,8 +85,13 @@ def status_for(exc: CitygridError) -> int:
 
 
 def error_body(code: str, message_zh: str, message_en: str, **details: object) -> dict[str, object]:
-    """The body of every error answer."""
-    return {"code": code, "message": message_zh, "message_en": message_en, **details}
+    """The body of every error answer, with the request's id (错误编号) that finds its log line."""
+    body: dict[str, object] = {"code": code, "message": message_zh, "message_en": message_en}
+    body |= details
+    rid = requestid.current()
+    if rid is not None:
+        body["request_id"] = rid
+    return body
 
 
 HEADERS_BY_ERROR: dict[type[CitygridError], Callable[[CitygridError], dict[str, str]]] = {
@@ -102,6 +114,7 @@ UNAVAILABLE_PAGE = """<!DOCTYPE html>
 <body>
 <h1>系统暂时无法使用</h1>
 <p>{message}</p>
+<p>错误编号：<code>{request_id}</code>（报告问题时请提供）</p>
 <p><a href="">重新加载</a></p>
 </body>
 </html>
@@ -118,7 +131,9 @@ def _answer(request: Request, exc: CitygridError) -> Response:
     headers = HEADERS_BY_ERROR.get(type(exc), lambda _: {})(exc)
     status = status_for(exc)
     if status == 503 and _wants_page(request):
-        page = UNAVAILABLE_PAGE.format(message=html.escape(exc.message_zh))
+        page = UNAVAILABLE_PAGE.format(
+            message=html.escape(exc.message_zh), request_id=html.escape(requestid.current() or "-")
+        )
         return HTMLResponse(page, status, headers=headers)
     return JSONResponse(
         error_body(exc.code, exc.message_zh, exc.message_en, **exc.details), status, headers=headers
@@ -134,7 +149,21 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     translated = database_error(exc)
     if translated is None:
         raise exc
+    if isinstance(translated, QueryTimeout):
+        budget = STATEMENT_BUDGET.get()
+        metrics.QUERY_TIMEOUTS.labels(budget.kind if budget else "other").inc()
     return _answer(request, translated)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    """A 500 that still names its request id, the one thing that finds its log line."""
+    body = error_body(
+        "internal_error",
+        "服务器内部错误：请把错误编号告知管理员",
+        "Internal server error: give the administrator the request id",
+    )
+    rid = requestid.current()
+    return JSONResponse(body, 500, headers={requestid.HEADER: rid} if rid else None)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -202,3 +231,4 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -174,7 +174,9 @@ def _body_schema(media_type: str) -> dict[str, Any]:
 
 def error_statuses() -> set[int]:
     """Every status an error can answer with: the error table's and the framework's (no 500)."""
-    return {s for s in {*STATUS_BY_ERROR.values(), *FRAMEWORK_STATUSES} if s < 500 or s == 503}
+    return {
+        s for s in {*STATUS_BY_ERROR.values(), *FRAMEWORK_STATUSES} if s < 500 or s in (503, 504)
+    }
 
 
 def _reads_json_body(dependant: Dependant) -> bool:

@@ -21,6 +21,8 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import requestid
+
 STATIC_PREFIX = "/static/"
 NONCE_KEY = "csp_nonce"
 FIXED_HEADERS = {
@@ -139,7 +141,12 @@ def page_nonce(request: Request) -> str:
 def html_page(
     request: Request, html: str, status_code: int = 200, meta: dict[str, str] | None = None
 ) -> HTMLResponse:
-    """A page the policy lets run: its inline blocks carry the nonce, `meta` goes into its head."""
+    """A page the policy lets run: its inline blocks carry the nonce, `meta` goes into its head;
+    an error page shows the request's id (错误编号) that finds its log line."""
+    rid = requestid.current()
+    if status_code >= 400 and rid is not None:
+        note = f'<p class="request-id">错误编号：<code>{escape(rid)}</code></p>'
+        html = html.replace("</body>", note + "</body>", 1)
     if meta:
         tags = "".join(
             f'<meta name="{escape(name)}" content="{escape(value)}">'

@@ -1,4 +1,5 @@
-"""Settings, one class per concern, read from `CITYGRID_*` variables when constructed."""
+"""Settings, one class per concern, read when constructed from `CITYGRID_*` variables and the
+configuration file named by `CITYGRID_CONFIG` (the environment wins)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from api.client_address import parse_networks
+from api.config_file import CitygridSettings
 from gis.topology import CheckOptions
 from layers.cluster import Cluster
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(CitygridSettings):
     """Where the data lives: an external server, or the project's own cluster."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -67,16 +69,31 @@ def _with_driver(url: str) -> str:
     return url
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(CitygridSettings):
     """How the web server listens."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="Address the API listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="API worker processes of `citygrid serve`"
+    )
+    worker_memory_mb: int = Field(
+        default=1024,
+        ge=256,
+        description="Memory one API worker may use: the service unit's MemoryMax is this times "
+        "the workers, plus 256 MB for the process that manages them",
+    )
+    min_free_disk_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="`citygrid check` warns when the database's or state directory's disk has "
+        "less free space (MB)",
+    )
 
 
-class DemoSettings(BaseSettings):
+class DemoSettings(CitygridSettings):
     """The demo city built by `citygrid demo load`."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_DEMO_", extra="ignore")
@@ -89,7 +106,7 @@ class DemoSettings(BaseSettings):
     )
 
 
-class WebmapSettings(BaseSettings):
+class WebmapSettings(CitygridSettings):
     """The base map under every page: none (offline), Tianditu, Amap, OSM or a local tile server."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -114,7 +131,7 @@ class WebmapSettings(BaseSettings):
         return self
 
 
-class EditingSettings(BaseSettings):
+class EditingSettings(CitygridSettings):
     """Limits on what clients may write."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -154,7 +171,7 @@ class EditingSettings(BaseSettings):
         )
 
 
-class BrowserSettings(BaseSettings):
+class BrowserSettings(CitygridSettings):
     """How browsers reach the application: the origin its pages' writes must come from."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -175,7 +192,7 @@ class BrowserSettings(BaseSettings):
         return f"{url.scheme}://{url.host}{port}".lower()
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(CitygridSettings):
     """Sign-in: the token signing key and lifetimes, the session cookie, the login slowdown."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
@@ -243,3 +260,67 @@ class AuthSettings(BaseSettings):
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+class BackupSettings(CitygridSettings):
+    """Where `citygrid backup` writes and how many backups it keeps."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    backup_dir: Path = Field(
+        default=Path(".citygrid/backups"),
+        description="Where backups go (best on another disk than the database)",
+    )
+    backup_keep_daily: int = Field(
+        default=7, ge=1, description="Keep the newest backup of each of this many last days"
+    )
+    backup_keep_monthly: int = Field(
+        default=12, ge=0, description="Keep the newest backup of each of this many last months"
+    )
+
+
+class LimitSettings(CitygridSettings):
+    """How long one statement of each kind of request may run, and the database pool's bounds."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    read_timeout_ms: int = Field(
+        default=10_000, ge=0, description="Items, tiles, pages, sign-in and writes (0 = no limit)"
+    )
+    statistics_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Heatmaps, indicators, trends, grid statistics"
+    )
+    export_timeout_ms: int = Field(default=120_000, ge=0, description="File exports")
+    import_timeout_ms: int = Field(default=600_000, ge=0, description="File and grid imports")
+    pool_max_overflow: int = Field(
+        default=10, ge=0, le=100, description="Connections beyond CITYGRID_POOL_SIZE under load"
+    )
+    pool_timeout_s: float = Field(
+        default=30.0, gt=0, le=300, description="Wait for a free connection before 503"
+    )
+
+    def timeout_ms(self, kind: str) -> int:
+        """The statement timeout of a kind of request (read, statistics, export, import)."""
+        value: int = getattr(self, f"{kind}_timeout_ms")
+        return value
+
+
+class MonitoringSettings(CitygridSettings):
+    """Who may read /metrics without an admin's token."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    metrics_networks: str = Field(
+        default="",
+        description="Addresses or CIDRs (comma-separated) whose clients may read /metrics "
+        "without signing in, e.g. the Prometheus server; unset = admins only",
+    )
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"CITYGRID_METRICS_NETWORKS: {exc}") from None
+        return value

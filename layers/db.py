@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 import psycopg
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from layers.errors import CitygridError, ConcurrentChange, DatabaseUnreachable, PostgisMissing
+from layers.errors import (
+    CitygridError,
+    ConcurrentChange,
+    DatabaseUnreachable,
+    PostgisMissing,
+    QueryTimeout,
+)
 
 # Every bureau works on China Standard Time: "today", day boundaries of statistics and the day a
 # grid change takes effect are the bureau's, whatever the server's clock zone.
@@ -23,6 +32,20 @@ RETRY_AFTER_S = 5
 UNAVAILABLE_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
 # Serialization failure and deadlock: the transaction lost a race with another one.
 CONFLICT_STATES = frozenset({"40001", "40P01"})
+# query_canceled: the statement ran past its statement_timeout (or was cancelled by an admin).
+CANCELLED_STATE = "57014"
+
+
+@dataclass
+class StatementBudget:
+    """How long each statement of the current request may run (ms; 0 = no limit)."""
+
+    timeout_ms: int
+    kind: str = "read"
+
+
+# The budget of the request being served; None outside requests (CLI, background watchers).
+STATEMENT_BUDGET: ContextVar[StatementBudget | None] = ContextVar("statement_budget", default=None)
 
 
 def _describe(url: URL) -> str:
@@ -48,15 +71,34 @@ def parse_url(url: str) -> URL:
 
 
 def make_engine(
-    url: str, gk_epsg: int | None = None, pool_size: int = 5, application_name: str = "citygrid"
+    url: str,
+    gk_epsg: int | None = None,
+    pool_size: int = 5,
+    application_name: str = "citygrid",
+    max_overflow: int = 10,
+    pool_timeout_s: float = 30.0,
 ) -> Engine:
     """An engine for `url`; `gk_epsg` forces the Gauss-Krüger zone the database measures in."""
     engine = create_engine(
         parse_url(url),
         pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         connect_args={"connect_timeout": 10, "application_name": application_name},
     )
+
+    @event.listens_for(engine, "begin")
+    def _statement_timeout(conn):  # type: ignore[no-untyped-def]
+        budget = STATEMENT_BUDGET.get()
+        driver = conn.connection.driver_connection
+        if budget is None or driver.autocommit:
+            return
+        # Local to the transaction just begun: the pooled connection keeps no limit afterwards.
+        with driver.cursor() as cur:
+            cur.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (f"{budget.timeout_ms}ms",)
+            )
 
     @event.listens_for(engine, "connect")
     def _session_settings(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -138,6 +180,19 @@ def unreachable() -> DatabaseUnreachable:
     )
 
 
+def query_timeout() -> QueryTimeout:
+    """The error a client meets when a statement of its request ran out of time."""
+    budget = STATEMENT_BUDGET.get()
+    seconds = f"{budget.timeout_ms / 1000:g}" if budget is not None else "?"
+    return QueryTimeout(
+        f"The request took longer than the {seconds} s it may run and was stopped; nothing was "
+        "changed: narrow it (a smaller area, a shorter period, fewer rows) or ask the "
+        "administrator to raise the limit.",
+        f"请求运行超过 {seconds} 秒的上限，已被中止，本次未做任何修改：请缩小范围（更小的区域、"
+        "更短的时间段、更少的行）后重试，或请管理员调整上限。",
+    )
+
+
 def _driver_error(exc: BaseException) -> BaseException | None:
     if isinstance(exc, DBAPIError):
         return exc.orig
@@ -154,6 +209,8 @@ def database_error(exc: BaseException) -> CitygridError | None:
     if orig is None:
         return None
     state = getattr(orig, "sqlstate", None)
+    if state == CANCELLED_STATE:
+        return query_timeout()
     if state in CONFLICT_STATES:
         return ConcurrentChange(
             "Another change of the same data came first; nothing was changed: try again.",

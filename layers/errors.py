@@ -28,6 +28,12 @@ class SetupError(CitygridError):
     code = "setup_error"
 
 
+class ConfigError(SetupError):
+    """The configuration file is missing, unreadable, or names settings that do not exist."""
+
+    code = "config_error"
+
+
 class DatabaseUnreachable(CitygridError):
     """The configured database cannot be reached or refuses the connection."""
 
@@ -164,3 +170,15 @@ class LengthRequired(CitygridError):
     """An upload sent without Content-Length, whose size cannot be checked before it is read."""
 
     code = "length_required"
+
+
+class BackupError(CitygridError):
+    """A backup that cannot be made, read or restored as asked (damaged, or a target not empty)."""
+
+    code = "backup_error"
+
+
+class QueryTimeout(CitygridError):
+    """A statement ran longer than the time its kind of request is given, and was cancelled."""
+
+    code = "query_timeout"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,8 +136,11 @@ def tile_key(
 class TileCache:
     """A bounded in-process LRU of tiles, keyed by layer version so writes invalidate it."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, max_bytes: int = 64 * 1024 * 1024, on_lookup: Callable[[bool], None] | None = None
+    ) -> None:
         self.max_bytes = max_bytes
+        self.on_lookup = on_lookup  # told whether each lookup was a hit (for the metrics)
         self._tiles: OrderedDict[tuple[Any, ...], Tile] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -152,7 +156,9 @@ class TileCache:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
-            return tile
+        if self.on_lookup is not None:
+            self.on_lookup(tile is not None)
+        return tile
 
     def put(self, key: tuple[Any, ...], tile: Tile) -> None:
         """Remember a tile, dropping the least recently used ones beyond the size bound."""

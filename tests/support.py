@@ -63,13 +63,13 @@ def stop(proc: subprocess.Popen[bytes], group: bool = False) -> None:
 
 
 def wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path, seconds: float) -> None:
-    """Wait until `base`/health answers 200, failing with the log when the server dies or is late."""
+    """Wait until `base`/ready answers 200, failing with the log when the server dies or is late."""
     deadline = time.monotonic() + seconds
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"the server did not start:\n{log.read_text()}")
         try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.3)

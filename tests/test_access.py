@@ -564,7 +564,7 @@ def test_only_planners_change_grids_and_their_people(
 
 # --- nothing open by mistake ---------------------------------------------------------------
 
-PUBLIC = {"/", "/health", "/auth/token", "/conformance"}
+PUBLIC = {"/", "/health", "/ready", "/auth/token", "/conformance"}
 
 
 def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient) -> None:
@@ -596,7 +596,7 @@ def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient)
 
 
 def test_the_public_routes_answer_anonymously(client: TestClient) -> None:
-    for path in ("/", "/health", "/login", "/conformance", "/api", "/docs"):
+    for path in ("/", "/health", "/ready", "/login", "/conformance", "/api", "/docs"):
         assert client.get(path).status_code == 200, path
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import LAYERS
-from tests.accounts import TEST_AUTH, sign_in
+from tests.accounts import TEST_AUTH, bearer, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,8 @@ def test_landing_links_to_docs_and_layers(client: TestClient) -> None:
 
 
 def test_health(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["status"] == "ok"
 
 
 def test_layers_list_every_registry_layer_with_its_count(
@@ -48,9 +49,9 @@ def test_unknown_path_is_a_json_404(client: TestClient) -> None:
 
 def test_unreachable_database_is_a_503_with_a_code() -> None:
     settings = DatabaseSettings(database_url="postgresql://citygrid:x@127.0.0.1:1/none")
-    with TestClient(create_app(settings)) as c:
-        response = c.get("/health")
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        response = c.get("/collections/cases/items", headers=bearer("admin"))
     assert response.status_code == 503
     body = response.json()
     assert body["code"] == "database_unreachable"
-    assert "无法连接数据库" in body["message"] and "Cannot connect" in body["message_en"]
+    assert "无法连接" in body["message"] and "cannot be reached" in body["message_en"]

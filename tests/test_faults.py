@@ -107,7 +107,7 @@ def _ask(base: str, kind: str, phase: list[str], done: threading.Event, out: lis
 def _wait_healthy(base: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+        if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
             return
         time.sleep(0.2)
     raise AssertionError("the server did not recover after the database came back")
@@ -155,7 +155,7 @@ def test_database_stopped_and_started_under_requests(fault_cluster: tuple[Cluste
     assert not failed, failed[:5]
     for kind in REQUESTS:
         mine = [a for a in answers if a.kind == kind]
-        assert any(a.phase == "up" and a.status in (200, 204) for a in mine), kind
+        assert any(a.phase == "up" and a.status in (200, 204) for a in mine), (kind, mine[:3])
         down = [a for a in mine if a.phase == "down"]
         assert any(a.status == 503 for a in down), (kind, down[:3])
         assert all(a.retry_after and int(a.retry_after) > 0 for a in mine if a.status == 503)
@@ -238,3 +238,26 @@ def test_too_many_connections_is_503(no_connections_url: str) -> None:
     assert answer.json()["code"] == "database_unreachable"
     assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
     assert "稍后重试" in page.text
+
+
+def test_unready_while_the_database_is_down_and_ready_again_after(
+    fault_cluster: tuple[Cluster, str],
+) -> None:
+    cluster, url = fault_cluster
+    with TestClient(create_app(DatabaseSettings(database_url=url))) as client:
+        assert client.get("/ready").status_code == 200
+        cluster.down(_log)
+        try:
+            down = client.get("/ready")
+            alive = client.get("/health")
+        finally:
+            cluster.up(_log)
+        deadline = time.monotonic() + 30
+        while (back := client.get("/ready")).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert alive.status_code == 200  # the process lives on: nothing to restart
+    assert down.status_code == 503 and down.json()["code"] == "not_ready"
+    checks = {c["name"]: c["status"] for c in down.json()["checks"]}
+    assert checks["database"] == "failed"
+    assert str(cluster.port) not in down.text and "127.0.0.1" not in down.text
+    assert back.status_code == 200, back.text

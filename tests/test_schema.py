@@ -172,3 +172,15 @@ def test_migrations_go_down_and_up_again(scratch: Engine) -> None:
     assert left == 0
     migrate.upgrade(scratch)
     assert migrate.schema_drift(scratch) == []
+
+
+def test_every_migration_steps_down_and_up_again(scratch: Engine) -> None:
+    """Each revision's downgrade works on its own, and each upgrade after it, one at a time."""
+    shipped = migrate.all_revisions()
+    assert shipped[-1] == migrate.head_revision()
+    for expected in [*reversed(shipped[:-1]), None]:
+        migrate.downgrade(scratch, "-1")
+        assert migrate.current_revision(scratch) == expected
+    assert migrate.pending_revisions(scratch) == shipped
+    assert migrate.upgrade_each(scratch) == shipped
+    assert migrate.schema_drift(scratch) == []

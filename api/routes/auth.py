@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 
-from api import client_address, csrf
+from api import client_address, csrf, metrics
 from api.auth import COOKIE, Issuer, ViewerDep, app_issuer, presented_token
 from api.deps import EngineDep
 from api.security import html_page
@@ -37,8 +37,12 @@ def _client(request: Request) -> str:
 def _authenticate(request: Request, engine: Engine, username: str, password: str) -> Account:
     """Check a password, refusing first (without hashing) an address over its hashing budget."""
     client = _client(request)
-    request.app.state.hash_budget.take(signin.limit_key(client))
-    return users.authenticate(engine, username, password, _issuer(request).policy, client)
+    try:
+        request.app.state.hash_budget.take(signin.limit_key(client))
+        return users.authenticate(engine, username, password, _issuer(request).policy, client)
+    except CitygridError as refused:
+        metrics.SIGN_IN_FAILURES.labels(refused.code).inc()
+        raise
 
 
 def _new_session(

@@ -304,7 +304,7 @@ def items(
 
         stream = features.stream_items(request.app.state.engine, sql, params, tail)
         # The first chunk takes the connection and runs the query before the status is sent: a
-        # pool timeout or a database error is then an answer (503), not a body cut short.
+        # pool timeout or a database error is then an answer (503/504), not a body cut short.
         first = next(stream)
         return StreamingResponse(
             itertools.chain([first], stream), media_type=GEOJSON, headers=headers

@@ -25,6 +25,7 @@ from api.deps import (
     GridCode,
     Strict,
     require_media_type,
+    statement_kind,
     upload_body_type,
 )
 from api.openapi import (
@@ -160,7 +161,11 @@ def grids_on(
     return Response(gridhistory.grids_on(conn, day, level, parent, viewer), media_type=GEOJSON)
 
 
-@router.get("/stats", summary="Counts per grid on a day / 网格统计")
+@router.get(
+    "/stats",
+    summary="Counts per grid on a day / 网格统计",
+    dependencies=[Depends(statement_kind("statistics"))],
+)
 def grid_stats(
     conn: ConnectionDep,
     viewer: CountyViewerDep,
@@ -306,7 +311,7 @@ def generate(
 @router.post(
     "/{code}/children",
     summary="Replace children from a file / 上传替换下级网格",
-    dependencies=[Depends(upload_body_type)],
+    dependencies=[Depends(upload_body_type), Depends(statement_kind("import"))],
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def replace_children(
@@ -434,6 +439,7 @@ def _import_grids(
 @router.post(
     "/import",
     summary="Import a county's whole grid hierarchy / 导入全县网格",
+    dependencies=[Depends(statement_kind("import"))],
     openapi_extra={"requestBody": IMPORT_BODY},
 )
 async def import_grids(

@@ -17,6 +17,7 @@ from api.deps import (
     ConnectionDep,
     CountyViewerDep,
     Day,
+    statement_kind,
 )
 from api.openapi import answers
 from layers import casestats, counties, heatmap, indicators
@@ -28,7 +29,9 @@ Within = Annotated[
     Query(pattern=CODE_PATTERN, description="only the cases inside this current grid (a street)"),
 ]
 router = APIRouter(
-    prefix="/stats", tags=["statistics 统计"], dependencies=[Depends(current_viewer)]
+    prefix="/stats",
+    tags=["statistics 统计"],
+    dependencies=[Depends(current_viewer), Depends(statement_kind("statistics"))],
 )
 
 

@@ -16,6 +16,7 @@ from pydantic import StringConstraints
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 
+from api import metrics
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
     CRS_PATTERN,
@@ -26,6 +27,7 @@ from api.deps import (
     EngineDep,
     FilterLang,
     LayerDep,
+    statement_kind,
     upload_body_type,
 )
 from api.openapi import answers
@@ -63,7 +65,7 @@ def _import(
 @router.post(
     "/collections/{collectionId}/import",
     summary="Import a file / 导入文件",
-    dependencies=[Depends(upload_body_type)],
+    dependencies=[Depends(upload_body_type), Depends(statement_kind("import"))],
     response_class=Response,
     responses={**answers("application/json"), **answers("text/csv", status=400)},
     openapi_extra={"requestBody": UPLOAD_BODY},
@@ -122,11 +124,13 @@ async def import_file(
             mode,
         )
     except ImportRefused as refused:
+        metrics.IMPORT_ROWS.labels(layer.id).observe(refused.report.rows)
         if report == "csv":
             return Response(
                 refused.report.errors_csv(), status_code=400, media_type="text/csv; charset=utf-8"
             )
         raise
+    metrics.IMPORT_ROWS.labels(layer.id).observe(done["rows"])
     return Response(
         json.dumps(done, ensure_ascii=False, default=str), media_type="application/json"
     )
@@ -155,6 +159,7 @@ def _export(
 @router.get(
     "/collections/{collectionId}/export",
     summary="Export as a file / 导出文件",
+    dependencies=[Depends(statement_kind("export"))],
     response_class=Response,
     responses={
         200: {"content": {f.media_type.split(";")[0]: {} for f in fileout.FORMATS.values()}}
