@@ -5,7 +5,7 @@ Identifiers come from the registry only and are quoted; every value is a bound p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -238,7 +238,7 @@ def stream_items(
     params: dict[str, Any],
     tail: Callable[[int, int | None], str],
     batch: int = 500,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """A FeatureCollection streamed from a server-side cursor: PostGIS writes each feature."""
     with engine.connect() as conn:
         rows = conn.execution_options(stream_results=True, yield_per=batch).execute(

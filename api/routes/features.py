@@ -3,14 +3,12 @@ writes of Part 4 are in api/routes/editing.py)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
@@ -27,6 +25,7 @@ from api.deps import (
 )
 from api.language import language_headers
 from api.openapi import answers
+from api.streaming import ClosingStream
 from layers import counties, features, schemas, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
@@ -306,9 +305,7 @@ def items(
         # The first chunk takes the connection and runs the query before the status is sent: a
         # pool timeout or a database error is then an answer (503/504), not a body cut short.
         first = next(stream)
-        return StreamingResponse(
-            itertools.chain([first], stream), media_type=GEOJSON, headers=headers
-        )
+        return ClosingStream(first, stream, media_type=GEOJSON, headers=headers)
     page = features.fetch_items(conn, query)
     return Response(
         page.with_members(members(page.returned, page.last_id)), media_type=GEOJSON, headers=headers
