@@ -347,15 +347,11 @@ def _check_references(
             continue
         table, column = target.split(".")
         county = "t.adcode" if name == layer.parent_key else "NULL"
-        found: dict[Any, str | None] = dict(
-            conn.execute(
-                text(
-                    f'SELECT t."{column}", {county} FROM "{table}" AS t '
-                    f'WHERE t."{column}" = ANY(:v) AND {visible}'
-                ),
-                params | {"v": wanted},
-            ).tuples()
-        )
+        sql = f'SELECT t."{column}", {county} FROM "{table}" AS t WHERE t."{column}" = ANY(:v) AND {visible}'
+        # a list of rows, not the result: a result has keys(), so dict() would read it as a mapping
+        found: dict[Any, str | None] = {
+            key: adcode for key, adcode in conn.execute(text(sql), params | {"v": wanted}).all()
+        }
         for i, row in enumerate(rows):
             if row.get(name) is None:
                 continue
