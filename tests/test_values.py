@@ -21,7 +21,7 @@ from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.conftest import fresh_database
 
 SEAT = (121.657, 31.808)  # 汇龙镇, inside the demo county
-GOOD = {
+GOOD: dict[str, dict[str, Any]] = {
     "billboards": {"type": "pole", "face_area_m2": 12.0},
     "cases": {
         "category_code": "E0101",
