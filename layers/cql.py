@@ -23,7 +23,7 @@ from pygeofilter.backends.evaluator import Evaluator, handle
 from pygeofilter.parsers.cql2_json import parse as parse_json
 from pygeofilter.parsers.cql2_text import parser as text_parser
 
-from layers import jsonin
+from layers import fieldvalues, jsonin
 from layers.crs import Crs, geometry_in
 from layers.errors import BadQuery
 from layers.registry import Field, FieldType, Layer
@@ -205,7 +205,7 @@ class SqlFilter(Evaluator):
             return literal.sql
         if not isinstance(literal, _Literal) or column.field is None:
             raise _bad("a comparison needs a property and a value", "比较运算需要一个属性和一个值")
-        return self._bind(_coerce(column.field, literal.value))
+        return self._bind(fieldvalues.parse(column.field, literal.value, fieldvalues.CQL))
 
     def evaluate(self, node: Any, adopt_result: bool = True) -> Any:
         """Evaluate `node`; a long run of ANDs or ORs is joined flat, not recursed into."""
@@ -343,8 +343,16 @@ class SqlFilter(Evaluator):
         start, end = (
             (value.start, value.end) if isinstance(value, values.Interval) else (value, value)
         )
-        lo = "NULL" if start in (None, "..") else self._bind(_coerce(column.field, start))
-        hi = "NULL" if end in (None, "..") else self._bind(_coerce(column.field, end))
+        lo = (
+            "NULL"
+            if start in (None, "..")
+            else self._bind(fieldvalues.parse(column.field, start, fieldvalues.CQL))
+        )
+        hi = (
+            "NULL"
+            if end in (None, "..")
+            else self._bind(fieldvalues.parse(column.field, end, fieldvalues.CQL))
+        )
         sql = {
             ast.TimeAfter: f"{column.sql} > {hi}",
             ast.TimeBefore: f"{column.sql} < {lo}",
@@ -403,38 +411,6 @@ def _column_first(lhs: Any, rhs: Any) -> tuple[_Column, Any]:
     if isinstance(rhs, _Column):
         return rhs, lhs
     raise _bad("an operator needs a property", "运算需要一个属性")
-
-
-def _coerce(f: Field, value: Any) -> Any:
-    """A literal as the field's type, or a clear refusal."""
-    try:
-        if f.type is FieldType.TEXT and isinstance(value, str):
-            return value
-        if (
-            f.type is FieldType.INTEGER
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-        ):
-            return value
-        if (
-            f.type is FieldType.REAL
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-        ):
-            return float(value)
-        if f.type is FieldType.BOOLEAN and isinstance(value, bool):
-            return value
-        if f.type is FieldType.DATE:
-            return value.date() if isinstance(value, datetime) else date.fromisoformat(str(value))
-        if f.type is FieldType.TIMESTAMP:
-            return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError:
-        pass
-    raise BadQuery(
-        f"Invalid filter: {value!r} cannot be compared with {f.name} ({f.type.value}).",
-        f"过滤条件无效：{value!r} 不能与{f.label_zh}（{f.name}，{f.type.value}）比较。",
-        code="invalid_filter",
-    )
 
 
 def to_sql(

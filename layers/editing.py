@@ -11,10 +11,8 @@ lands in the audit log, with the row before and after.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import shapely
@@ -22,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers import access, jsonin, placing, units
+from layers import access, fieldvalues, jsonin, placing, units
 from layers.access import Viewer
 from layers.crs import STORAGE, Crs, positions_to_storage
 from layers.errors import (
@@ -33,7 +31,7 @@ from layers.errors import (
     PreconditionRequired,
 )
 from layers.features import ROW_ETAG
-from layers.registry import LAYERS, MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, STORAGE_SRID, Layer
 
 ROW_JSON = (
     "(to_jsonb(t) - 'geom') || jsonb_build_object('geometry', ST_AsGeoJSON(t.geom, 7, 0)::jsonb)"
@@ -103,71 +101,6 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _date(value: Any) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) else None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    return parsed if parsed is not None and parsed.tzinfo else None  # an instant needs its zone
-
-
-# JSON value -> stored value, or None when the value does not fit the field's type.
-_PARSERS: dict[FieldType, Callable[[Any], Any]] = {
-    FieldType.TEXT: lambda v: v if isinstance(v, str) else None,
-    FieldType.INTEGER: lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None,
-    FieldType.REAL: lambda v: float(v) if _is_number(v) else None,
-    FieldType.BOOLEAN: lambda v: v if isinstance(v, bool) else None,
-    FieldType.DATE: _date,
-    FieldType.TIMESTAMP: _timestamp,
-}
-
-
-def _coerce(f: Field, value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        ok = _PARSERS[f.type](value)
-    except ValueError:
-        ok = None
-    if ok is None:
-        raise _bad(
-            "property_wrong_type",
-            f"{f.name}: {value!r} is not a {f.type.value}",
-            f"{f.label_zh}（{f.name}）：{value!r} 不是有效的{f.type.value}",
-            field=f.name,
-        )
-    low, high = f.bounds
-    if (low is not None and not ok >= low) or (high is not None and not ok <= high):
-        raise _bad(
-            "property_out_of_range",
-            f"{f.name}: {value!r} is outside {low} to {high}",
-            f"{f.label_zh}（{f.name}）：{value!r} 超出允许范围 {low} 至 {high}",
-            field=f.name,
-            minimum=low,
-            maximum=high,
-        )
-    if f.codes and ok not in f.code_values:
-        raise _bad(
-            "property_not_in_code_list",
-            f"{f.name}: {value!r} is not one of {', '.join(f.code_values)}",
-            f"{f.label_zh}（{f.name}）：{value!r} 不在代码表中（{', '.join(c.label_zh for c in f.codes)}）",
-            field=f.name,
-        )
-    if f.pattern and not re.fullmatch(f.pattern, ok):
-        raise _bad(
-            "property_bad_format",
-            f"{f.name}: {value!r} does not have the required format",
-            f"{f.label_zh}（{f.name}）：{value!r} 格式不正确",
-            field=f.name,
-        )
-    return ok
-
-
 def _without_id(props: Any, fid: int | None) -> Any:
     """Properties less `id`, which every feature returns: a client may send it back unchanged."""
     if not isinstance(props, dict) or "id" not in props:
@@ -195,18 +128,7 @@ def clean_properties(
     out: dict[str, Any] = {}
     for name, value in props.items():
         if name == layer.parent_key:
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or not 1 <= value <= MAX_ROW_ID
-            ):
-                raise _bad(
-                    "property_wrong_type",
-                    f"{name} must be an integer id",
-                    f"{name} 必须是整数编号",
-                    field=name,
-                )
-            out[name] = value
+            out[name] = fieldvalues.parse(fieldvalues.parent_field(layer), value, fieldvalues.JSON)
             continue
         try:
             f = layer.field(name)
@@ -218,26 +140,13 @@ def clean_properties(
                 field=name,
             ) from None
         if not f.derived:
-            out[name] = _coerce(f, value)
+            out[name] = fieldvalues.parse(f, value, fieldvalues.JSON)
     if not partial:
-        needed = [
-            f for f in layer.fields if f.required and not f.derived and out.get(f.name) is None
-        ]
-        if layer.parent_key and out.get(layer.parent_key) is None:
-            raise _bad(
-                "missing_property",
-                f"{layer.parent_key} is required",
-                f"缺少必填属性 {layer.parent_key}",
-                field=layer.parent_key,
-            )
+        needed = [f for f in layer.fields if f.required and not f.derived and f.name not in out]
+        if layer.parent_key and layer.parent_key not in out:
+            needed.insert(0, fieldvalues.parent_field(layer))
         if needed:
-            f = needed[0]
-            raise _bad(
-                "missing_property",
-                f"{f.name} is required",
-                f"缺少必填属性：{f.label_zh}（{f.name}）",
-                field=f.name,
-            )
+            raise fieldvalues.missing(needed[0])
     return out
 
 
@@ -573,14 +482,6 @@ def update(
     )
     values = clean_properties(layer, patch.get("properties", {}), partial=True, fid=fid)
     _grid_operations_only(layer, set(values) | ({"geometry"} if geom is not None else set()))
-    for name, value in values.items():
-        if value is None and name in {f.name for f in layer.fields if f.required}:
-            raise _bad(
-                "missing_property",
-                f"{name} is required and cannot be emptied",
-                f"必填属性 {name} 不能清空",
-                field=name,
-            )
     _check_references(conn, layer, values)
     if geom is not None or (layer.parent_key is not None and layer.parent_key in values):
         values |= _derived(conn, layer, geom, values, ctx)

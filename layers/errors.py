@@ -82,6 +82,13 @@ class InvalidFeature(CitygridError):
     code = "invalid_feature"
 
 
+class InvalidValue(CitygridError):
+    """A field value that its declaration refuses (type, code list, format, bounds, required);
+    the code says which, the same whether it came in a query, a body, a file or a filter."""
+
+    code = "invalid_value"
+
+
 class OutsideEveryCounty(InvalidFeature):
     """A row that lies in none of the deployment's counties."""
 

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Engine, text
 from layers import cql
 from layers.access import Viewer, area_clause, not_visible, read_limit
 from layers.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
-from layers.errors import BadQuery, UnknownLayer
-from layers.registry import LAYERS, Field, FieldType, Layer
+from layers.errors import UnknownLayer
+from layers.registry import LAYERS, Layer
 
 MAX_LIMIT = 10_000
 ROW_ETAG = "md5(to_jsonb(t)::text)"  # a feature's ETag: the hash of its whole row
@@ -90,33 +90,6 @@ def get_layer(layer_id: str) -> Layer:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def parse_value(f: Field, raw: str) -> Any:
-    """Turn a query-string value into the field's type, refusing what does not fit."""
-    try:
-        if f.type is FieldType.INTEGER:
-            return int(raw)
-        if f.type is FieldType.REAL:
-            return float(raw)
-        if f.type is FieldType.DATE:
-            return date.fromisoformat(raw)
-        if f.type is FieldType.TIMESTAMP:
-            return datetime.fromisoformat(raw)
-        if f.type is FieldType.BOOLEAN:
-            return {"true": True, "false": False}[raw.lower()]
-    except (ValueError, KeyError):
-        raise BadQuery(
-            f"The value {raw!r} of {f.name} is not a {f.type.value}.",
-            f"{f.label_zh}（{f.name}）的取值 {raw!r} 不是有效的{f.type.value}。",
-        ) from None
-    if f.codes and raw not in f.code_values:
-        allowed = ", ".join(f.code_values)
-        raise BadQuery(
-            f"{raw!r} is not a code of {f.name}; allowed: {allowed}.",
-            f"{raw!r} 不是{f.label_zh}（{f.name}）的有效代码，可选：{allowed}。",
-        )
-    return raw
 
 
 def _properties(layer: Layer, names: list[str] | None) -> str:

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
@@ -27,20 +23,19 @@ from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
 from gis.validate import GeometryProblem, Limits, check_shape
-from layers import access, editing, importkeys, jsonin, placing
+from layers import access, editing, fieldvalues, importkeys, jsonin, placing
 from layers.bulk import Progress, copy_rows
 from layers.cells import neutral
 from layers.db import BUREAU_TIMEZONE
 from layers.editing import EditContext
-from layers.errors import BadQuery, InvalidFeature
+from layers.errors import BadQuery, InvalidFeature, InvalidValue
 from layers.filein import SourceData, refuse
 from layers.importkeys import ImportMode
-from layers.registry import LAYERS, MAX_ROW_ID, STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import LAYERS, STORAGE_SRID, Field, Layer
 from layers.tables import TABLES
 
 MAX_REPORTED = 1000  # rows listed in a refusal; the count says how many more
-TRUE_WORDS = {"true", "1", "yes", "y", "是", "有", "t"}
-FALSE_WORDS = {"false", "0", "no", "n", "否", "无", "f"}
+CELLS = fieldvalues.FILE.reading(BUREAU_TIMEZONE)  # a time without a zone is the bureau's
 
 
 @dataclass(frozen=True)
@@ -178,65 +173,6 @@ def _shapefile_name(column: str, writable: dict[str, Field]) -> str | None:
     return fits[0] if len(fits) == 1 else None
 
 
-def _blank(value: Any) -> bool:
-    return (
-        value is None
-        or (isinstance(value, float) and math.isnan(value))
-        or (isinstance(value, np.datetime64) and bool(np.isnat(value)))
-        or (isinstance(value, str) and not value.strip())
-    )
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, np.datetime64):
-        return datetime.fromisoformat(str(value)[:19]).date()
-    return date.fromisoformat(str(value).strip().replace("/", "-")[:10])
-
-
-def _as_timestamp(value: Any) -> datetime:
-    if isinstance(value, np.datetime64):
-        value = str(value)[:19]
-    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(BUREAU_TIMEZONE))
-
-
-def _as_int(value: Any) -> int:
-    number = float(value)
-    if not number.is_integer():
-        raise ValueError("not whole")
-    return int(number)
-
-
-def _as_bool(value: Any) -> bool:
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ValueError(word)
-
-
-CONVERTERS: dict[FieldType, Callable[[Any], Any]] = {
-    FieldType.TEXT: lambda v: str(v).strip() if not isinstance(v, float) else f"{v:g}",
-    FieldType.INTEGER: _as_int,
-    FieldType.REAL: float,
-    FieldType.DATE: _as_date,
-    FieldType.TIMESTAMP: _as_timestamp,
-    FieldType.BOOLEAN: _as_bool,
-}
-
-
-def _code_lookup(f: Field) -> dict[str, str]:
-    out = {c.value: c.value for c in f.codes}
-    out.update({c.label_zh: c.value for c in f.codes})
-    out.update({c.label_en.lower(): c.value for c in f.codes})
-    return out
-
-
 def _to_storage(source: SourceData, crs: str | None) -> tuple[list[BaseGeometry | None], str]:
     """Geometries in CGCS2000 longitude/latitude, and the name of the CRS they came from."""
     given = crs or source.crs
@@ -352,10 +288,9 @@ def _check_values(
     layer: Layer, source: SourceData, columns: dict[str, str], errors: list[RowError]
 ) -> list[dict[str, Any]]:
     fields = {f.name: f for f in layer.fields}
+    if layer.parent_key:
+        fields[layer.parent_key] = fieldvalues.parent_field(layer)
     index = {target: source.columns.index(column) for column, target in columns.items()}
-    lookups = {
-        name: _code_lookup(fields[name]) for name in index if name in fields and fields[name].codes
-    }
     required = [f for f in layer.fields if f.required and not f.derived]
     missing_columns = [f for f in required if f.name not in index]
     if missing_columns or (layer.parent_key and layer.parent_key not in index):
@@ -369,7 +304,7 @@ def _check_values(
     for r in range(len(source)):
         row: dict[str, Any] = {}
         for name, i in index.items():
-            value, problem = _cell(layer, fields.get(name), name, source.values[i][r], lookups)
+            value, problem = _cell(fields[name], source.values[i][r])
             if problem is None:
                 row[name] = value
             else:
@@ -378,33 +313,15 @@ def _check_values(
     return rows
 
 
-def _cell(
-    layer: Layer, f: Field | None, name: str, raw: Any, lookups: dict[str, dict[str, str]]
-) -> tuple[Any, tuple[str, str] | None]:
+def _cell(f: Field, raw: Any) -> tuple[Any, tuple[str, str] | None]:
     """One source value as the field stores it, or the (code, message) of why it cannot be."""
-    label = f.label_zh if f is not None else "上级编号"
-    if _blank(raw):
-        if (f is not None and f.required) or name == layer.parent_key:
-            return None, ("missing_property", f"必填字段“{label}”为空")
-        return None, None
     try:
-        value = _as_int(raw) if f is None else CONVERTERS[f.type](raw)
-    except (TypeError, ValueError, OverflowError):
-        kind = "integer" if f is None else f.type.value
-        return None, ("property_wrong_type", f"“{label}”不是有效的{kind}")
-    low, high = f.bounds if f is not None else (1, MAX_ROW_ID)
-    if (low is not None and not value >= low) or (high is not None and not value <= high):
-        return None, ("property_out_of_range", f"“{label}”超出允许范围 {low} 至 {high}")
-    if name in lookups:
-        coded = lookups[name].get(str(value)) or lookups[name].get(str(value).lower())
-        if coded is None:
-            assert f is not None
-            allowed = "、".join(c.label_zh for c in f.codes)
-            return None, ("property_not_in_code_list", f"“{label}”不在代码表中（{allowed}）")
-        value = coded
-    refused = jsonin.unstorable_text(value)
-    if refused is not None:
+        value = fieldvalues.parse(f, raw, CELLS)
+    except InvalidValue as refused:
         return None, (refused.code, refused.message_zh)
+    unstorable = jsonin.unstorable_text(value)
+    if unstorable is not None:
+        return None, (unstorable.code, unstorable.message_zh)
     return value, None
 
 
@@ -430,15 +347,11 @@ def _check_references(
             continue
         table, column = target.split(".")
         county = "t.adcode" if name == layer.parent_key else "NULL"
-        found: dict[Any, str | None] = dict(
-            conn.execute(
-                text(
-                    f'SELECT t."{column}", {county} FROM "{table}" AS t '
-                    f'WHERE t."{column}" = ANY(:v) AND {visible}'
-                ),
-                params | {"v": wanted},
-            ).tuples()
-        )
+        sql = f'SELECT t."{column}", {county} FROM "{table}" AS t WHERE t."{column}" = ANY(:v) AND {visible}'
+        # a list of rows, not the result: a result has keys(), so dict() would read it as a mapping
+        found: dict[Any, str | None] = {
+            key: adcode for key, adcode in conn.execute(text(sql), params | {"v": wanted}).all()
+        }
         for i, row in enumerate(rows):
             if row.get(name) is None:
                 continue

@@ -90,10 +90,10 @@ def test_single_item(client: TestClient) -> None:
         ("/collections/cases/items?limit=10001", 400, "invalid_request"),
         ("/collections/cases/items?offset=-1", 400, "invalid_request"),
         ("/collections/cases/items?colour=red", 400, "invalid_parameter"),
-        ("/collections/cases/items?status=lost", 400, "invalid_parameter"),
+        ("/collections/cases/items?status=lost", 400, "property_not_in_code_list"),
         ("/collections/cases/items?sortby=-colour", 400, "unknown_property"),
-        ("/collections/cases/items?reported_at=yesterday", 400, "invalid_parameter"),
-        ("/collections/parking_lots/items?spaces=many", 400, "invalid_parameter"),
+        ("/collections/cases/items?reported_at=yesterday", 400, "property_wrong_type"),
+        ("/collections/parking_lots/items?spaces=many", 400, "property_wrong_type"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(client: TestClient, url: str, status: int, code: str) -> None:

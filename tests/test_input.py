@@ -254,7 +254,7 @@ def test_integer_ids_beyond_bigint_are_refused(client: TestClient, world: World)
         },
     }
     answer = client.post("/collections/dust_inspections/items", json=inspection)
-    assert refused(answer)["code"] == "property_wrong_type"
+    assert refused(answer)["code"] == "property_out_of_range"
     assert snapshot(world.engine) == before
 
 

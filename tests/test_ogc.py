@@ -439,7 +439,7 @@ def test_filter_geometry_in_another_crs(client: TestClient) -> None:
     ("query", "code", "phrase"),
     [
         ("filter=colour%3D'red'", "invalid_filter", "no property 'colour'"),
-        ("filter=spaces%3D'many'", "invalid_filter", "cannot be compared"),
+        ("filter=spaces%3D'many'", "property_wrong_type", "Invalid filter: spaces"),
         ("filter=((", "invalid_filter", "cannot parse"),
         ("filter=spaces%3D1&filter-lang=sql", "invalid_request", "filter-lang"),
         ("filter-lang=cql2-json&filter=%7Bnot-json", "invalid_filter", "cannot parse"),

@@ -26,7 +26,7 @@ from api.deps import (
 from api.language import language_headers
 from api.openapi import answers
 from api.streaming import ClosingStream
-from layers import counties, features, schemas, tiles
+from layers import counties, features, fieldvalues, schemas, tiles
 from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
 from layers.errors import BadQuery
 from layers.features import MAX_LIMIT, ItemsQuery
@@ -237,7 +237,7 @@ def field_equalities(
                 f"Unknown parameter {name!r}: {layer.id} has no such field.",
                 f"未知参数 {name!r}：图层 {layer.id} 没有该字段。",
             ) from None
-        equals[name] = features.parse_value(f, raw)
+        equals[name] = fieldvalues.parse(f, raw, fieldvalues.QUERY)
     return equals
 
 
