@@ -171,6 +171,8 @@ class Layer:
         shorts = [f.short_name.lower() for f in self.fields]
         if len(set(shorts)) != len(shorts) or any(len(n) > 10 or not n.isascii() for n in shorts):
             raise ValueError(f"{self.id}: short names must be unique ASCII of 10 bytes at most")
+        if self.length_field and (self.geometry is None or not self.geometry.is_line):
+            raise ValueError(f"{self.id}: only a line layer has a length")
 
     @property
     def parent_key(self) -> str | None:
