@@ -135,7 +135,7 @@ def _check_rings(doc: dict[str, Any]) -> None:
 def _check_lines(doc: dict[str, Any]) -> None:
     lines = [doc["coordinates"]] if doc["type"] == "LineString" else doc["coordinates"]
     for line in lines:
-        if not isinstance(line, list) or len(line) < 2:
+        if len(line) < 2:
             where = (float(line[0][0]), float(line[0][1])) if line else None
             raise GeometryProblem(
                 "geometry_too_few_points",
