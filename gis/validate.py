@@ -12,12 +12,29 @@ from typing import Any
 
 import numpy as np
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.zones import geometry_zone, to_gk
 
 POLYGONAL = {"Polygon", "MultiPolygon"}
+LINEAR = {"LineString", "MultiLineString"}
+# The GeoJSON types a layer of each declared type takes: a single part is promoted to a multi
+ACCEPTS = {
+    "Point": ("Point",),
+    "MultiPoint": ("Point", "MultiPoint"),
+    "LineString": ("LineString",),
+    "MultiLineString": ("LineString", "MultiLineString"),
+    "MultiPolygon": ("Polygon", "MultiPolygon"),
+}
+_TYPE_IDS = {
+    "Point": 0,
+    "LineString": 1,
+    "Polygon": 3,
+    "MultiPoint": 4,
+    "MultiLineString": 5,
+    "MultiPolygon": 6,
+}
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,32 @@ def _check_rings(doc: dict[str, Any]) -> None:
                 )
 
 
+def _check_lines(doc: dict[str, Any]) -> None:
+    lines = [doc["coordinates"]] if doc["type"] == "LineString" else doc["coordinates"]
+    for line in lines:
+        if len(line) < 2:
+            where = (float(line[0][0]), float(line[0][1])) if line else None
+            raise GeometryProblem(
+                "geometry_too_few_points",
+                f"a line has {len(line)} positions, at least 2 are needed",
+                f"线只有 {len(line)} 个点，至少需要 2 个",
+                where,
+            )
+
+
+def accepted_type_ids(expected: str) -> list[int]:
+    """Shapely type ids of the geometries a layer of type `expected` takes (before promotion)."""
+    return [_TYPE_IDS[kind] for kind in ACCEPTS.get(expected, ())]
+
+
+def promote(geom: BaseGeometry, expected: str) -> BaseGeometry:
+    """A single part as the multi type a layer stores (Polygon → MultiPolygon …), else as is."""
+    if expected.startswith("Multi") and geom.geom_type == expected.removeprefix("Multi"):
+        multi: BaseGeometry = getattr(shapely, expected)([geom])
+        return multi
+    return geom
+
+
 def _check_place(geom: BaseGeometry, county: BaseGeometry, limits: Limits) -> None:
     if geom.within(county):
         return
@@ -156,7 +199,7 @@ def _check_place(geom: BaseGeometry, county: BaseGeometry, limits: Limits) -> No
 def validate_geometry(
     doc: Any, expected: str, county: BaseGeometry | None, limits: Limits = Limits()
 ) -> BaseGeometry:
-    """A valid geometry of the `expected` type ("Point" or "MultiPolygon") inside the county, or a problem."""
+    """A valid geometry of the `expected` type (a layer's GeoJSON type) inside the county, or a problem."""
     if not isinstance(doc, dict):
         raise GeometryProblem(
             "geometry_missing", "the feature has no geometry object", "要素缺少几何对象"
@@ -165,6 +208,8 @@ def validate_geometry(
     _check_size_and_type(len(positions), doc["type"], expected, limits)
     if doc["type"] in POLYGONAL:
         _check_rings(doc)
+    if doc["type"] in LINEAR:
+        _check_lines(doc)
     try:
         geom = shape(doc)
     except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
@@ -197,8 +242,14 @@ def check_shape(
         raise GeometryProblem(
             "geometry_invalid", f"the geometry is invalid: {reason}", f"几何无效：{reason}", where
         )
-    if isinstance(geom, Polygon):
-        geom = MultiPolygon([geom])
+    if geom.geom_type in LINEAR and not geom.is_simple:
+        raise GeometryProblem(
+            "geometry_not_simple",
+            "the line crosses itself",
+            "线自相交",
+            _crossing(geom),
+        )
+    geom = promote(geom, expected)
     if county is not None:
         _check_place(geom, county, limits)
     return geom
@@ -211,14 +262,21 @@ def _check_size_and_type(vertices: int, kind: str, expected: str, limits: Limits
             f"the geometry has {vertices:,} vertices, the limit is {limits.max_vertices:,}",
             f"几何有 {vertices:,} 个节点，超过上限 {limits.max_vertices:,}",
         )
-    if (expected == "MultiPolygon" and kind not in POLYGONAL) or (
-        expected == "Point" and kind != "Point"
-    ):
+    if kind not in ACCEPTS.get(expected, ()):
         raise GeometryProblem(
             "geometry_wrong_type",
             f"this layer takes {expected}, not {kind}",
             f"该图层需要 {expected} 几何，而不是 {kind}",
         )
+
+
+def _crossing(geom: BaseGeometry) -> tuple[float, float] | None:
+    """Where a line that is not simple first meets itself (a node its noding adds)."""
+    given = {tuple(p) for p in shapely.get_coordinates(geom).tolist()}
+    noded = shapely.get_coordinates(shapely.node(geom)).tolist()
+    extra = [p for p in noded if tuple(p) not in given]
+    spot = extra[0] if extra else noded[0]
+    return float(spot[0]), float(spot[1])
 
 
 def _reason_location(reason: str) -> tuple[float, float] | None:

@@ -159,7 +159,7 @@ def _geometry(conn: Connection, layer: Layer, doc: Any, ctx: EditContext) -> Bas
                 f"图层 {layer.title_zh} 不含几何",
             )
         return None
-    expected = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
+    expected = layer.geometry.geojson
     if ctx.content_crs != STORAGE and isinstance(doc, dict):
         doc = {**doc, "coordinates": positions_to_storage(doc.get("coordinates"), ctx.content_crs)}
     try:

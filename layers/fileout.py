@@ -27,7 +27,7 @@ from layers.cells import neutral
 from layers.crs import STORAGE, Crs
 from layers.errors import BadQuery
 from layers.features import ItemsQuery, where_sql
-from layers.registry import STORAGE_SRID, Field, FieldType, Layer
+from layers.registry import STORAGE_SRID, Field, FieldType, GeometryKind, Layer
 
 WKT_COLUMN = "WKT"
 ID_COLUMN = "id"
@@ -160,7 +160,7 @@ def _table_columns(layer: Layer, geoms: Any, crs: Crs) -> tuple[list[str], list[
         return [], []
     degrees = crs.geographic
     places = 8 if degrees else 3
-    if layer.geometry.value == "POINT":
+    if layer.geometry is GeometryKind.POINT:
         coords = shapely.get_coordinates(geoms)
         names = [LON, LAT] if degrees else [EAST, NORTH]
         return names, [coords[:, 0].round(places), coords[:, 1].round(places)]
@@ -231,7 +231,7 @@ def _append(
         gdal["encoding"] = GDAL_ENCODINGS[options.encoding]
     kind = None
     if geoms is not None and layer.geometry is not None:
-        kind = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
+        kind = layer.geometry.geojson
     pyogrio.raw.write(
         str(target),
         shapely.to_wkb(geoms) if geoms is not None else None,

@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
-from gis.validate import GeometryProblem, Limits, check_shape
+from gis.validate import GeometryProblem, Limits, accepted_type_ids, check_shape, promote
 from layers import access, editing, fieldvalues, importkeys, jsonin, placing
 from layers.bulk import Progress, copy_rows
 from layers.cells import neutral
@@ -32,7 +32,7 @@ from layers.errors import BadQuery, InvalidFeature, InvalidValue
 from layers.filein import SourceData, refuse
 from layers.importkeys import ImportMode
 from layers.registry import LAYERS, STORAGE_SRID, Field, Layer
-from layers.tables import TABLES
+from layers.tables import layer_table
 
 MAX_REPORTED = 1000  # rows listed in a refusal; the count says how many more
 CELLS = fieldvalues.FILE.reading(BUREAU_TIMEZONE)  # a time without a zone is the bureau's
@@ -226,7 +226,7 @@ def _check_geometries(
     """Valid geometries of the layer's type; problems go to `errors` (the county comes after)."""
     if layer.geometry is None:
         return [None] * len(geoms)
-    expected = "Point" if layer.geometry.value == "POINT" else "MultiPolygon"
+    expected = layer.geometry.geojson
     arr = np.asarray(geoms, dtype=object)
     present = np.array([g is not None for g in arr])
     fine = present.copy()
@@ -234,11 +234,13 @@ def _check_geometries(
     fine[present] &= shapely.get_num_coordinates(arr[present]) <= limits.max_vertices
     kinds = np.full(len(arr), -1)
     kinds[present] = shapely.get_type_id(arr[present])
-    fine &= np.isin(kinds, [0] if expected == "Point" else [3, 6])
+    fine &= np.isin(kinds, accepted_type_ids(expected))
+    lines = np.isin(kinds, [1, 5])  # a line must not cross itself: the reason comes below
+    fine[lines] &= shapely.is_simple(arr[lines])
     out: list[BaseGeometry | None] = []
     for i, g in enumerate(arr):
         if fine[i]:
-            out.append(shapely.MultiPolygon([g]) if kinds[i] == 3 else g)
+            out.append(promote(g, expected))
             continue
         if g is None:
             errors.append(RowError(i + 1, "geometry", "", "geometry_missing", "缺少几何或坐标"))
@@ -423,7 +425,7 @@ def import_rows(
             row["geom"] = geom
         row["adcode"] = adcode
     new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
-    report.imported = copy_rows(conn, TABLES[layer.id], new, progress)
+    report.imported = copy_rows(conn, layer_table(layer), new, progress)
     stamped = sorted({a for a in counties if a is not None})
     changed = [
         (fid, {k: v for k, v in row.items() if k != "geom"}, row.get("geom"))

@@ -28,7 +28,34 @@ class GeometryKind(StrEnum):
     """Geometry types stored by layers (PostGIS type names)."""
 
     POINT = "POINT"
+    MULTIPOINT = "MULTIPOINT"
+    LINESTRING = "LINESTRING"
+    MULTILINESTRING = "MULTILINESTRING"
     MULTIPOLYGON = "MULTIPOLYGON"
+
+    @property
+    def geojson(self) -> str:
+        """The GeoJSON (and OGR) name of the type: "MultiLineString" …"""
+        return _GEOJSON_NAMES[self]
+
+    @property
+    def is_point(self) -> bool:
+        """Points or multipoints: drawn as markers, never simplified."""
+        return self in (GeometryKind.POINT, GeometryKind.MULTIPOINT)
+
+    @property
+    def is_line(self) -> bool:
+        """Lines or multilines: drawn as polylines, measured by length."""
+        return self in (GeometryKind.LINESTRING, GeometryKind.MULTILINESTRING)
+
+
+_GEOJSON_NAMES = {
+    GeometryKind.POINT: "Point",
+    GeometryKind.MULTIPOINT: "MultiPoint",
+    GeometryKind.LINESTRING: "LineString",
+    GeometryKind.MULTILINESTRING: "MultiLineString",
+    GeometryKind.MULTIPOLYGON: "MultiPolygon",
+}
 
 
 class Role(StrEnum):
@@ -129,6 +156,7 @@ class Layer:
     style: Style | None = None
     popup_fields: tuple[str, ...] = ()
     area_field: str | None = None
+    length_field: str | None = None  # kept in metres by a trigger, like the area (see `length`)
     unique_current: tuple[str, ...] = field(default=())
     temporal: tuple[str, ...] = ()  # the field (or start, end fields) `datetime` filters on
     cluster_below_zoom: int | None = None  # vector tiles aggregate points below this zoom
@@ -143,6 +171,8 @@ class Layer:
         shorts = [f.short_name.lower() for f in self.fields]
         if len(set(shorts)) != len(shorts) or any(len(n) > 10 or not n.isascii() for n in shorts):
             raise ValueError(f"{self.id}: short names must be unique ASCII of 10 bytes at most")
+        if self.length_field and (self.geometry is None or not self.geometry.is_line):
+            raise ValueError(f"{self.id}: only a line layer has a length")
 
     @property
     def parent_key(self) -> str | None:
@@ -164,6 +194,11 @@ def codes(*triples: tuple[str, str, str]) -> tuple[Code, ...]:
 
 def _area(label_zh: str = "面积(㎡)") -> Field:
     return Field("area_m2", FieldType.REAL, label_zh, "Area (m²)", derived=True)
+
+
+def length(label_zh: str = "长度(米)") -> Field:
+    """The derived length of a line layer, in metres in its Gauss-Krüger zone (`length_field`)."""
+    return Field("length_m", FieldType.REAL, label_zh, "Length (m)", derived=True, short="length_m")
 
 
 GRID_LEVELS = codes(
@@ -671,6 +706,19 @@ LAYERS: dict[str, Layer] = {
         CASES,
     )
 }
+
+
+def register(layer: Layer) -> None:
+    """Add a layer after import (a layer declared outside this module, e.g. by a test); every
+    reader looks the registry up when called, so the layer is served from then on."""
+    if layer.id in LAYERS:
+        raise ValueError(f"layer {layer.id} is already declared")
+    LAYERS[layer.id] = layer
+
+
+def unregister(layer_id: str) -> None:
+    """Remove a layer added by `register`."""
+    LAYERS.pop(layer_id, None)
 
 
 def spatial_layers() -> list[Layer]:

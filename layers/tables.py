@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Connection,
     Date,
     Double,
     ForeignKey,
@@ -419,6 +420,10 @@ def build_table(layer: Layer) -> Table:
         columns.extend(_field_checks(f))
     if layer.area_field:
         columns.append(CheckConstraint("ST_IsValid(geom)", name="geom_valid"))
+    if layer.length_field:  # a line that crosses itself has no meaningful length
+        columns.append(
+            CheckConstraint("ST_IsValid(geom) AND ST_IsSimple(geom)", name="geom_simple")
+        )
     table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[call-overload]
     if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
         Index(
@@ -445,3 +450,58 @@ def build_table(layer: Layer) -> Table:
 
 
 TABLES: dict[str, Table] = {layer_id: build_table(layer) for layer_id, layer in LAYERS.items()}
+
+
+def layer_table(layer: Layer) -> Table:
+    """The table of a layer, built from its declaration on first use (a layer registered after
+    import, see `registry.register`)."""
+    table = TABLES.get(layer.id)
+    if table is None:
+        table = TABLES[layer.id] = build_table(layer)
+    return table
+
+
+def layer_table_triggers(layer: Layer) -> list[str]:
+    """The triggers every layer table has (updated_at, the layer version) and those its
+    derived fields need (area, length), as SQL."""
+    table = '"' + layer.id.replace('"', '""') + '"'
+    statements = [
+        f"CREATE TRIGGER touch_updated_at BEFORE UPDATE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION citygrid_touch_updated_at()",
+        f"CREATE TRIGGER bump_layer_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION citygrid_bump_layer_version()",
+    ]
+    if layer.area_field:
+        if layer.area_field != "area_m2":
+            raise ValueError(f"{layer.id}: the area trigger keeps a field called area_m2")
+        statements.append(
+            f"CREATE TRIGGER set_area_m2 BEFORE INSERT OR UPDATE OF geom ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION citygrid_set_area_m2()"
+        )
+    if layer.length_field:
+        statements.append(
+            f"CREATE TRIGGER set_length BEFORE INSERT OR UPDATE OF geom ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION citygrid_set_length({_quote_literal(layer.length_field)})"
+        )
+    return statements
+
+
+def create_layer_table(conn: Connection, layer: Layer) -> Table:
+    """Create a declared layer's table with its indexes, checks and triggers: what a migration
+    adding a layer runs (as the schema's owner)."""
+    table = layer_table(layer)
+    table.create(conn)
+    for statement in layer_table_triggers(layer):
+        conn.execute(text(statement))
+    conn.execute(
+        text("INSERT INTO layer_versions (layer) VALUES (:layer) ON CONFLICT DO NOTHING"),
+        {"layer": layer.id},
+    )
+    return table
+
+
+def drop_layer_table(conn: Connection, layer: Layer) -> None:
+    """Drop a layer's table created by `create_layer_table` (a migration's downgrade)."""
+    layer_table(layer).drop(conn)
+    conn.execute(text("DELETE FROM layer_versions WHERE layer = :layer"), {"layer": layer.id})
+    metadata.remove(TABLES.pop(layer.id))  # built again from the declaration if used again

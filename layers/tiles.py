@@ -98,7 +98,7 @@ def tile_sql(layer: Layer, z: int, limit: ReadLimit) -> tuple[str, dict[str, Any
             params,
         )
     geometry = "ST_Transform(t.geom, 3857)"
-    if layer.geometry is not None and layer.geometry.value != "POINT":
+    if layer.geometry is not None and not layer.geometry.is_point:  # lines and areas
         geometry = f"ST_SimplifyPreserveTopology({geometry}, {pixel})"
     return (
         f"""

@@ -117,9 +117,11 @@ def api_layer(
 
 
 def _pane(layer: RegistryLayer) -> str:
-    """The drawing level (see citygrid.js): grids under areas under points."""
-    if layer.geometry is not None and layer.geometry.value == "POINT":
+    """The drawing level (see citygrid.js): grids under areas under lines under points."""
+    if layer.geometry is not None and layer.geometry.is_point:
         return "cgPoints"
+    if layer.geometry is not None and layer.geometry.is_line:
+        return "cgLines"
     return "cgGrids" if layer.id == "grids" else "cgAreas"
 
 

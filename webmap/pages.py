@@ -11,8 +11,9 @@ from layers.registry import (
     ILLEGAL_BUILDINGS,
     PARKING_LOTS,
     Style,
+    spatial_layers,
 )
-from webmap.base import LegendEntry, Place, named, new_page
+from webmap.base import LegendEntry, MapPage, Place, named, new_page
 from webmap.basemaps import BaseMap
 from webmap.layers import api_layer, leaflet_style
 
@@ -41,6 +42,17 @@ def _legend(title: str, style: Style, point: bool = False) -> LegendEntry:
     return LegendEntry(title, style.color, style.fill_color, point)
 
 
+def _add_other_layers(page: MapPage, drawn: set[str]) -> None:
+    """Every styled layer the overview does not draw its own way, as declared (the cases last)."""
+    for layer in spatial_layers():
+        if layer.id in drawn or layer.style is None:
+            continue
+        assert layer.geometry is not None
+        fill = "transparent" if layer.geometry.is_line else layer.style.fill_color
+        entry = LegendEntry(layer.title_zh, layer.style.color, fill, layer.geometry.is_point)
+        page.add_layer(api_layer(layer), entry)
+
+
 def overview(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
     """综合概览: the county, the three grid levels and every layer, fetched by view."""
     page = new_page(named(place, "城市管理综合概览"), basemap, place)
@@ -60,6 +72,8 @@ def overview(basemap: BaseMap, categories: list[CaseCategory], place: Place | No
             api_layer(layer, style=leaflet_style(layer.style, radius)),
             _legend(layer.title_zh, layer.style, True),
         )
+    own_way = (GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS, DUST_SITES, BILLBOARDS, CASES)
+    _add_other_layers(page, {layer.id for layer in own_way})
     assert CASES.style is not None
     labels = {c.code: f"{c.major_name}/{c.minor_name}" for c in categories}
     page.add_layer(

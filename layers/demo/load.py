@@ -22,13 +22,12 @@ from layers.demo.grids import build_grids
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
 from layers.registry import LAYERS
-from layers.tables import TABLES
+from layers.tables import TABLES, layer_table
 
 ADCODE = "320681"
 COUNTY_NAME = "启东市"
 BOUNDARY_FILE = "qidong_320681_gcj02.geojson"
 COUNTY_SEAT = Point(121.657, 31.808)  # 汇龙镇, the city seat, CGCS2000
-LOAD_ORDER = tuple(LAYERS)  # parents are declared before their children
 
 Step = Callable[[str, int], Callable[[int], None]]
 
@@ -43,6 +42,11 @@ class DemoCity:
     def counts(self) -> dict[str, int]:
         """Rows per table."""
         return {name: len(rows) for name, rows in self.rows.items()}
+
+
+def load_order() -> tuple[str, ...]:
+    """Every declared layer, parents before their children (the order of declaration)."""
+    return tuple(LAYERS)
 
 
 def qidong() -> County:
@@ -111,11 +115,11 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
     if counties.find(conn, city.county.adcode) is None:
         counties.add(conn, city.county, COUNTY_SEAT)
     written = {}
-    for name in LOAD_ORDER:
-        rows = city.rows[name]
+    for name in load_order():
+        rows = city.rows.get(name, [])  # a layer without demo data starts empty
         advance = step(name, len(rows)) if step else None
         stamped = [{**row, "adcode": city.county.adcode} for row in rows]
-        written[name] = copy_rows(conn, TABLES[name], stamped, advance)
+        written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
     # each case goes to the unit responsible for its grid, as a report does
     conn.execute(
         text("""
@@ -139,7 +143,7 @@ def load(
         if is_loaded(conn):
             if not force:
                 return None
-            tables = ", ".join(TABLES[n].name for n in LOAD_ORDER)
+            tables = ", ".join(layer_table(LAYERS[n]).name for n in load_order())
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     generated = step("generating", 1) if step else None
     city = build(qidong(), seed, year, scale)

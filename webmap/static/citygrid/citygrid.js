@@ -146,7 +146,7 @@
       if (zoomOut) { zoomOut.title = '缩小'; zoomOut.setAttribute('aria-label', '缩小'); }
       if (map.attributionControl) { map.attributionControl.setPrefix('Leaflet'); }
       // Fixed drawing order whatever order the layers load in: outline, grids, areas, points.
-      [['cgBase', 350], ['cgGrids', 410], ['cgAreas', 420], ['cgPoints', 450]].forEach(function (p) {
+      [['cgBase', 350], ['cgGrids', 410], ['cgAreas', 420], ['cgLines', 430], ['cgPoints', 450]].forEach(function (p) {
         map.createPane(p[0]).style.zIndex = String(p[1]);
       });
       var Status = L.Control.extend({
