@@ -528,7 +528,10 @@ def test_the_server_answers_while_a_grid_upload_waits_for_the_database(
         answers["health"] = client.get("/health").status_code
 
     with engine.connect() as holder:
-        holder.execute(text("LOCK TABLE grids IN ACCESS EXCLUSIVE MODE"))  # the upload must wait
+        # the lock a change of this grid's children takes first: the upload waits for it
+        holder.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:code))"), {"code": COMMUNITIES[4]}
+        )
         uploading = threading.Thread(target=upload)
         uploading.start()
         waited = 0.0
