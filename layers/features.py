@@ -34,8 +34,13 @@ class Page:
 
     def with_members(self, members: dict[str, str]) -> str:
         """The GeoJSON text with more top-level members (JSON texts), without parsing it."""
-        extra = "".join(f', "{name}" : {value}' for name, value in members.items())
-        return f"{self.body[: self.body.rindex('}')]}{extra}}}"
+        return with_members(self.body, members)
+
+
+def with_members(body: str, members: dict[str, str]) -> str:
+    """A JSON object's text with more top-level members (JSON texts), without parsing it."""
+    extra = "".join(f', "{name}" : {value}' for name, value in members.items())
+    return f"{body[: body.rindex('}')]}{extra}}}"
 
 
 @dataclass(frozen=True)

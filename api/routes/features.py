@@ -339,7 +339,7 @@ def item(
             "title": layer.title_zh,
         },
     ]
-    linked = features.Page(body, 1).with_members({"links": json.dumps(links, ensure_ascii=False)})
+    linked = features.with_members(body, {"links": json.dumps(links, ensure_ascii=False)})
     return Response(
         linked, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
     )
