@@ -1,7 +1,9 @@
-"""Cases per grid for a choropleth, and cases per week or month by class for a trend chart."""
+"""Cases per grid for a choropleth (with each grid's indicators), cases per week or month by
+class for a trend chart, and the cases open past their deadline."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -11,7 +13,19 @@ from layers.access import Viewer, area_clause
 from layers.casefilters import period_clause, within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
-from layers.registry import CASES, GRIDS
+from layers.indicators import IndicatorQuery
+from layers.indicators import rows as indicator_rows
+from layers.registry import CASE_FINAL_STATUSES, CASES, GRIDS
+
+MEASURES = (  # the indicators joined to each grid of a choropleth, with their SQL types
+    ("registered", "int"),
+    ("closed", "int"),
+    ("due", "int"),
+    ("closed_rate", "float8"),
+    ("on_time_rate", "float8"),
+    ("overdue", "int"),
+    ("avg_handling_hours", "float8"),
+)
 
 
 def choropleth(
@@ -24,13 +38,15 @@ def choropleth(
     within: str | None = None,
 ) -> str:
     """The grids of a level valid on the last day (inside the `within` grid), as GeoJSON with
-    their area and the cases reported in them during the period (in total and per km²)."""
+    their area, the cases reported in them during the period (in total and per km²) and their
+    indicators for the period (those without cases due: rates null, overdue 0)."""
     if level not in GRIDS.field("level").code_values:
         raise BadQuery(
             "level must be street, community or section.",
             "网格层级（level）必须是 street、community 或 section。",
         )
-    params: dict[str, Any] = {"level": level}
+    measured = indicator_rows(conn, IndicatorQuery(start, end, level, categories, viewer, within))
+    params: dict[str, Any] = {"level": level, "measures": json.dumps(measured, default=str)}
     cases = " AND ".join(
         (
             period_clause(start, end, params, "c"),
@@ -39,6 +55,11 @@ def choropleth(
         )
     )
     grids = area_clause(GRIDS, viewer, params, alias="g")
+    measures = ", ".join(
+        f"'{name}', " + ("coalesce(m.overdue, 0)" if name == "overdue" else f"m.{name}")
+        for name, _ in MEASURES
+    )
+    columns = ", ".join(["key text", *(f"{name} {kind}" for name, kind in MEASURES)])
     if within is not None:
         params["within"] = within
         grids += (
@@ -66,9 +87,11 @@ def choropleth(
                         'code', g.code, 'name', g.name, 'level', g.level,
                         'area_km2', round((g.area_m2 / 1e6)::numeric, 4),
                         'cases', coalesce(k.n, 0),
-                        'per_km2', round((coalesce(k.n, 0) / nullif(g.area_m2 / 1e6, 0))::numeric, 2)))
+                        'per_km2', round((coalesce(k.n, 0) / nullif(g.area_m2 / 1e6, 0))::numeric, 2),
+                        {measures}))
                 ORDER BY g.code), '[]'::json))::text
             FROM g LEFT JOIN counted AS k ON k.code = g.code
+            LEFT JOIN json_to_recordset(CAST(:measures AS json)) AS m({columns}) ON m.key = g.code
         """),
             params,
         ).scalar_one()
@@ -110,3 +133,38 @@ def trend(
         params,
     ).mappings()
     return [dict(row) for row in found]
+
+
+def overdue(
+    conn: Connection,
+    categories: tuple[str, ...],
+    viewer: Viewer | None,
+    within: str | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """How many open cases are past their deadline now, and the `top` of them longest overdue."""
+    params: dict[str, Any] = {"closed": list(CASE_FINAL_STATUSES), "top": top}
+    where = " AND ".join(
+        (
+            "c.status <> ALL(:closed) AND c.deadline < now()",
+            category_clause(conn, categories, params, "c"),
+            area_clause(CASES, viewer, params, alias="c"),
+            within_grid(within, params, "c"),
+        )
+    )
+    count = conn.execute(
+        text(f"SELECT count(*) FROM cases AS c WHERE {where}"), params
+    ).scalar_one()
+    found = conn.execute(
+        text(f"""
+        SELECT c.id, c.category_code, k.major_name || '/' || k.minor_name AS category,
+               c.status, c.address, c.grid_code, c.unit, c.deadline
+        FROM cases AS c LEFT JOIN case_categories AS k ON k.code = c.category_code
+        WHERE {where} ORDER BY c.deadline, c.id LIMIT :top
+    """),
+        params,
+    ).mappings()
+    return {
+        "count": int(count),
+        "cases": [dict(row) | {"deadline": row["deadline"].isoformat()} for row in found],
+    }

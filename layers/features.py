@@ -33,8 +33,13 @@ class Page:
 
     def with_members(self, members: dict[str, str]) -> str:
         """The GeoJSON text with more top-level members (JSON texts), without parsing it."""
-        extra = "".join(f', "{name}" : {value}' for name, value in members.items())
-        return f"{self.body[: self.body.rindex('}')]}{extra}}}"
+        return with_members(self.body, members)
+
+
+def with_members(body: str, members: dict[str, str]) -> str:
+    """A JSON object's text with more top-level members (JSON texts), without parsing it."""
+    extra = "".join(f', "{name}" : {value}' for name, value in members.items())
+    return f"{body[: body.rindex('}')]}{extra}}}"
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,18 @@ def _time_clause(layer: Layer, time: TimeRange, params: dict[str, Any]) -> str:
     return " AND ".join(clauses) or "TRUE"
 
 
-def where_sql(query: ItemsQuery, params: dict[str, Any]) -> str:
-    """The WHERE condition of a query on `t`: rights, bbox, time, equalities, CQL2, cursor."""
+@dataclass(frozen=True)
+class Matching:
+    """The condition a query's rows meet (rights, bbox, time, equalities, CQL2; not the paging
+    cursor), built once per request with its bound values, for the count and the page alike."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def matching(query: ItemsQuery) -> Matching:
+    """The WHERE condition of a query on `t` without its cursor, and its bound values."""
+    params: dict[str, Any] = {}
     clauses = [area_clause(query.layer, query.viewer, params)]
     if query.bbox is not None and query.layer.geometry is not None:
         clauses.append(bbox_clause(query.bbox, params))
@@ -139,10 +154,20 @@ def where_sql(query: ItemsQuery, params: dict[str, Any]) -> str:
         clauses.append(
             cql.to_sql(query.layer, query.filter, query.filter_lang, query.filter_crs, params)
         )
-    if query.after is not None:
-        clauses.append("t.id > :after")
-        params["after"] = query.after
-    return " AND ".join(clauses)
+    return Matching(" AND ".join(clauses), params)
+
+
+def _with_cursor(found: Matching, query: ItemsQuery, params: dict[str, Any]) -> str:
+    params.update(found.params)
+    if query.after is None:
+        return found.sql
+    params["after"] = query.after
+    return f"{found.sql} AND t.id > :after"
+
+
+def where_sql(query: ItemsQuery, params: dict[str, Any]) -> str:
+    """The WHERE condition of a query on `t`: rights, bbox, time, equalities, CQL2, cursor."""
+    return _with_cursor(matching(query), query, params)
 
 
 def _order(query: ItemsQuery) -> str:
@@ -164,11 +189,12 @@ def _feature(layer: Layer, crs: Crs = STORAGE, properties: list[str] | None = No
 FEW_MATCHES = 200_000  # below this, a page is cut from the matching ids rather than the id order
 
 
-def _page_rows(query: ItemsQuery, params: dict[str, Any]) -> str:
+def _page_rows(query: ItemsQuery, params: dict[str, Any], found: Matching | None) -> str:
     """FROM … LIMIT of one page. Walking the id index until `limit` rows match is fast when most
     rows match; when few do (one month of a year, say) and they sit late in id order, it reads
     hundreds of thousands of rows, so their ids are found through the filter first and sorted."""
-    table, where, order = _q(query.layer.id), where_sql(query, params), _order(query)
+    where = _with_cursor(found or matching(query), query, params)
+    table, order = _q(query.layer.id), _order(query)
     if not (query.few_matches and not query.sortby):
         return f"FROM {table} AS t WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
     return f"""FROM {table} AS t WHERE t.id IN (
@@ -177,7 +203,7 @@ def _page_rows(query: ItemsQuery, params: dict[str, Any]) -> str:
         ORDER BY t.id"""
 
 
-def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
+def items_sql(query: ItemsQuery, found: Matching | None = None) -> tuple[str, dict[str, Any]]:
     """SQL returning the page as GeoJSON text (and its feature count)."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
     sql = f"""
@@ -189,18 +215,18 @@ def items_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
         FROM (
             SELECT row_number() OVER (ORDER BY {_order(query)}) AS n, t.id,
                    {_feature(query.layer, query.crs, query.properties)} AS feature
-            {_page_rows(query, params)}
+            {_page_rows(query, params, found)}
         ) AS page
     """
     return sql, params
 
 
-def rows_sql(query: ItemsQuery) -> tuple[str, dict[str, Any]]:
+def rows_sql(query: ItemsQuery, found: Matching | None = None) -> tuple[str, dict[str, Any]]:
     """SQL returning the page one feature a row (id, GeoJSON text), for streaming."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
     sql = f"""
         SELECT t.id, {_feature(query.layer, query.crs, query.properties)}::text
-        {_page_rows(query, params)}
+        {_page_rows(query, params, found)}
     """
     return sql, params
 
@@ -229,18 +255,20 @@ def stream_items(
         yield "".join(chunk).encode()
 
 
-def fetch_items(conn: Connection, query: ItemsQuery) -> Page:
+def fetch_items(conn: Connection, query: ItemsQuery, found: Matching | None = None) -> Page:
     """The page of features as GeoJSON text, serialised by PostGIS."""
-    sql, params = items_sql(query)
+    sql, params = items_sql(query, found)
     body, returned, last_id = conn.execute(text(sql), params).one()
     return Page(str(body), int(returned), last_id)
 
 
-def count_matched(conn: Connection, query: ItemsQuery) -> tuple[int, bool]:
+def count_matched(
+    conn: Connection, query: ItemsQuery, found: Matching | None = None
+) -> tuple[int, bool]:
     """How many features match: exact for tables up to EXACT_COUNT_MAX_ROWS and whenever the
     viewer reads only part of the layer, else the planner's estimate."""
-    params: dict[str, Any] = {}
-    where = where_sql(replace(query, after=None), params)
+    found = found or matching(query)
+    params, where = dict(found.params), found.sql
     table = _q(query.layer.id)
     rows = conn.execute(
         text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
@@ -314,3 +342,78 @@ def extent(conn: Connection, layer: Layer, viewer: Viewer | None = None) -> dict
 
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where the neighbouring pages start, as query-string changes (None: there is none)."""
+
+    next: dict[str, str] | None
+    prev: dict[str, str] | None
+
+
+Members = Callable[[Paging], dict[str, str]]  # top-level members a face adds (links, a time)
+
+
+@dataclass(frozen=True)
+class ItemsResult:
+    """The answer to an items query: how many match, and the page, whole or as a query to stream.
+
+    The face only renders it: it names the extra members (links from `Paging`), and sends the
+    text or the chunks."""
+
+    query: ItemsQuery
+    matched: int
+    estimated: bool
+    page: Page | None = None  # a small page, whole
+    rows: tuple[Engine, str, dict[str, Any]] | None = None  # a large page's query, to stream
+
+    def paging(self, returned: int, last_id: int | None) -> Paging:
+        """next and prev: a keyset cursor in id order (fast at any depth), offsets when sorted."""
+        q, limit = self.query, str(self.query.limit)
+        more = returned == q.limit and (self.estimated or q.offset + returned < self.matched)
+        following = None
+        if more and not q.sortby and q.offset == 0:
+            following = {"after": str(last_id), "limit": limit}
+        elif more:
+            following = {"offset": str(q.offset + q.limit), "limit": limit}
+        previous = {"offset": str(max(0, q.offset - q.limit)), "limit": limit} if q.offset else None
+        return Paging(following, previous)
+
+    def members(self, returned: int, last_id: int | None, more: Members) -> dict[str, str]:
+        """numberMatched, the face's members, and whether the number is the planner's estimate."""
+        out = {"numberMatched": str(self.matched)} | more(self.paging(returned, last_id))
+        return out | ({"numberMatchedIsEstimate": "true"} if self.estimated else {})
+
+    def text(self, more: Members) -> str:
+        """The whole page as GeoJSON text with its members."""
+        assert self.page is not None, "a streamed page has no text"
+        return self.page.with_members(self.members(self.page.returned, self.page.last_id, more))
+
+    def chunks(self, more: Members) -> tuple[bytes, Generator[bytes, None, None]]:
+        """The page as PostGIS writes it: the first chunk and the rest. The first is taken here:
+        it takes the connection and runs the query, so a pool timeout or a database error is raised
+        before any status is sent (an answer, not a body cut short); the rest must be closed."""
+        assert self.rows is not None, "a whole page is not streamed"
+        engine, sql, params = self.rows
+
+        def tail(returned: int, last_id: int | None) -> str:
+            members = self.members(returned, last_id, more)
+            return ", ".join(f'"{k}" : {v}' for k, v in members.items())
+
+        stream = stream_items(engine, sql, params, tail)
+        return next(stream), stream
+
+
+def find_items(
+    conn: Connection, engine: Engine, query: ItemsQuery, stream_above: int
+) -> ItemsResult:
+    """Count what matches, choose the plan from the count, and fetch the page, or prepare its
+    streaming (pages above `stream_above` features are never held whole in memory)."""
+    found = matching(query)
+    matched, estimated = count_matched(conn, query, found)
+    planned = replace(query, few_matches=matched <= FEW_MATCHES)
+    if query.limit > stream_above:
+        sql, params = rows_sql(planned, found)
+        return ItemsResult(planned, matched, estimated, rows=(engine, sql, params))
+    return ItemsResult(planned, matched, estimated, page=fetch_items(conn, planned, found))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -12,7 +13,14 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.features import ItemsQuery, TimeRange, fetch_items
+from layers.features import (
+    ItemsQuery,
+    Paging,
+    TimeRange,
+    count_matched,
+    fetch_items,
+    find_items,
+)
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, sign_in
 
@@ -131,3 +139,30 @@ def test_pages_of_few_matches_are_the_same_either_way(engine: Engine, time: Time
         query.few_matches = True
         found = fetch_items(conn, query).body
     assert found == walked and json.loads(found)["numberReturned"] == 50
+
+
+def test_the_engine_counts_plans_and_pages_without_the_route(
+    engine: Engine, demo: dict[str, int]
+) -> None:
+    """One call answers an items query: the count, the plan chosen from it, the page and where
+    the next and previous pages start; a large page is streamed, the same features."""
+    may = TimeRange(date(2023, 5, 1), date(2023, 5, 31))
+    query = ItemsQuery(LAYERS["cases"], limit=50, offset=50, time=may)
+    with engine.connect() as conn:
+        result = find_items(conn, engine, query, stream_above=1000)
+        whole = find_items(conn, engine, ItemsQuery(LAYERS["cases"], limit=5, time=may), 1000)
+        streamed = find_items(conn, engine, replace(query, limit=5, offset=0), stream_above=4)
+        matched, _ = count_matched(conn, query)
+    assert result.matched == matched and result.query.few_matches  # few: found first
+    assert result.rows is None and result.page is not None and result.page.returned == 50
+    assert result.paging(50, 1) == Paging(
+        {"offset": "100", "limit": "50"}, {"offset": "0", "limit": "50"}
+    )
+    assert whole.paging(5, 42) == Paging({"after": "42", "limit": "5"}, None)
+    doc = json.loads(whole.text(lambda paging: {"next": json.dumps(paging.next)}))
+    assert doc["numberMatched"] == matched and doc["next"]["after"] == str(
+        doc["features"][-1]["id"]
+    )
+    assert streamed.page is None and streamed.rows is not None
+    sent = json.loads(b"".join(streamed.chunks(lambda paging: {})))
+    assert sent["features"] == json.loads(whole.text(lambda paging: {}))["features"]

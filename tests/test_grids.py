@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -504,6 +506,59 @@ def test_replace_children_from_an_uploaded_geopackage(
         for f in client.get(f"/grids?parent={COMMUNITIES[4]}").json()["features"]
     }
     assert names == {"上传网格0", "上传网格1"}
+
+
+def test_the_server_answers_while_a_grid_upload_waits_for_the_database(
+    client: TestClient, engine: Engine, tmp_path: Any
+) -> None:
+    cx, cy = family_box(3, 0)
+    overlapping = [box(cx, cy, cx + 700, cy + 900), box(cx + 500, cy, cx + 1200, cy + 900)]
+    path = tmp_path / "overlapping.gpkg"
+    write_gpkg(path, overlapping, [None, None])
+    answers: dict[str, int] = {}
+
+    def upload() -> None:
+        answers["upload"] = client.post(
+            f"/grids/{COMMUNITIES[4]}/children?filename=overlapping.gpkg",
+            content=path.read_bytes(),
+            headers={"Content-Type": "application/geopackage+sqlite3"},
+        ).status_code
+
+    def health() -> None:
+        answers["health"] = client.get("/health").status_code
+
+    with engine.connect() as holder:
+        # the lock a change of this grid's children takes first: the upload waits for it
+        holder.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:code))"), {"code": COMMUNITIES[4]}
+        )
+        uploading = threading.Thread(target=upload)
+        uploading.start()
+        waited = 0.0
+        while not _waiting_for_a_lock(engine) and waited < 60:
+            time.sleep(0.1)
+            waited += 0.1
+        assert waited < 60, "the upload never reached the database"
+        asking = threading.Thread(target=health)
+        asking.start()
+        asking.join(timeout=30)
+        answered_while_waiting = not asking.is_alive() and uploading.is_alive()
+        holder.rollback()
+    asking.join()
+    uploading.join()
+    assert answered_while_waiting and answers == {"health": 200, "upload": 409}
+
+
+def _waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
 
 
 def write_gpkg(path: Any, polygons: list[shapely.Geometry], codes: list[str | None]) -> None:

@@ -5,6 +5,7 @@ the API; a report outside the area shows the API's refusal and saves nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -153,3 +154,46 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
     assert_policy_kept(seen)  # the login page and the map page
     unexpected = [m for m in seen.console_errors if "403" not in m]
     assert unexpected == [], unexpected
+
+
+def test_the_server_decides_whether_a_work_order_was_rectified_on_time(
+    browser: Any, world: World
+) -> None:
+    with world.engine.connect() as conn:
+        deadline, today = conn.execute(
+            text(
+                "SELECT w.deadline, (now() AT TIME ZONE 'Asia/Shanghai')::date FROM work_orders AS w "
+                "WHERE w.id = :id"
+            ),
+            {"id": world.west["work_orders"]},
+        ).one()
+    # the phone's clock says the other side of the deadline: it must not decide
+    phone_day = deadline + timedelta(days=3) if today <= deadline else deadline - timedelta(days=3)
+    with live_server(world.url) as base:
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+        page = context.new_page()
+        seen = watch(page)
+        page.goto(f"{base}/login?next=/maps/inspector", wait_until="load")
+        page.fill("#username", "inspector")
+        page.fill("#password", TEST_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/maps/inspector")
+        wait_for(
+            page,
+            "window.CityGrid && CityGrid.inspectorReady && CityGrid.idle()"
+            " && CityGrid.layers.dust_sites.loaded > 0",
+            timeout=60_000,
+        )
+        page.clock.set_fixed_time(datetime.combine(phone_day, time(10), UTC))
+        page.evaluate("CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
+        page.click(".cg-close-order")
+        page.wait_for_selector(".cg-toast.cg-shown:has-text('已整改完成')", timeout=30_000)
+        page.close()
+    with world.engine.connect() as conn:
+        result, rectified_on = conn.execute(
+            text("SELECT result, rectified_on FROM work_orders WHERE id = :id"),
+            {"id": world.west["work_orders"]},
+        ).one()
+    assert rectified_on == today
+    assert result == ("on_time" if today <= deadline else "late")
+    assert seen.page_errors == [] and seen.blocked == [], (seen.page_errors, seen.blocked)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, text
 
+from layers import db
+from layers.codes import seed_case_categories
 from tests.accounts import browser_context, ensure_account
 from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 
@@ -34,7 +37,21 @@ def drawn(page: Any) -> dict[str, Any]:
     )
 
 
-def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url: str) -> None:
+def overdue_in(engine: Engine) -> int:
+    """Open cases past their deadline, by SQL of the test's own."""
+    with engine.connect() as conn:
+        found: int = conn.execute(
+            text(
+                "SELECT count(*) FROM cases "
+                "WHERE status NOT IN ('closed', 'rejected') AND deadline < now()"
+            )
+        ).scalar_one()
+    return found
+
+
+def test_the_dashboard_draws_and_redraws_on_a_filter(
+    browser: Any, database_url: str, engine: Engine
+) -> None:
     with live_server(database_url) as base:
         page = browser_context(
             browser, base, "leader", viewport={"width": 1366, "height": 900}, locale="zh-CN"
@@ -49,6 +66,7 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(browser: Any, database_url:
         assert first["worst"] == 10 and first["lines"] >= 3
         assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
         assert "件" in page.locator(".cg-overdue-count").inner_text()
+        assert page.evaluate("CityGrid.overdueCount") == overdue_in(engine)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "leader-dashboard.png"))
 
@@ -98,3 +116,41 @@ def test_the_weekly_heatmap_plays_from_the_api(browser: Any, database_url: str) 
         page.close()
     assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
     assert_policy_kept(seen)
+
+
+def test_the_overdue_count_shown_is_the_databases_above_two_thousand(
+    browser: Any, pg_server: Any, scratch_url: str
+) -> None:
+    engine = db.make_engine(pg_server.as_owner(scratch_url))
+    try:
+        with engine.begin() as conn:
+            seed_case_categories(conn)
+            conn.execute(
+                text("""
+                INSERT INTO cases (adcode, geom, category_code, source, status, reported_at,
+                                   registered_at, dispatched_at, deadline, unit)
+                SELECT '320681', ST_SetSRID(ST_MakePoint(121.657 + n * 1e-6, 31.808), 4490),
+                       'E0101', 'inspector', 'dispatched', t, t, t, t + interval '4 hours',
+                       '测试中队'
+                FROM generate_series(1, 2345) AS n,
+                     LATERAL (SELECT now() - interval '30 days' + n * interval '1 minute') AS s(t)
+            """)
+            )
+        ensure_account(engine, "leader", "leader")
+        expected = overdue_in(engine)
+        assert expected > 2_000
+        with live_server(scratch_url) as base:
+            page = browser_context(
+                browser, base, "leader", viewport={"width": 1366, "height": 900}, locale="zh-CN"
+            ).new_page()
+            seen = watch(page)
+            page.goto(f"{base}/maps/leader", wait_until="load")
+            wait_for(page, READY, timeout=60_000)
+            shown = page.locator(".cg-overdue-count").inner_text()
+            assert shown.replace(",", "") == f"（{expected} 件）"
+            assert page.evaluate("CityGrid.overdueCount") == expected
+            assert page.locator(".cg-overdue li").count() == 10
+            page.close()
+        assert seen.page_errors == [], seen.page_errors
+    finally:
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,11 +11,19 @@ from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from api.auth import ViewerDep, current_viewer
-from api.deps import ConnectionDep, EditContextDep, EngineDep, Strict, require_media_type
+from api.deps import (
+    ConnectionDep,
+    Day,
+    EditContextDep,
+    EngineDep,
+    Strict,
+    require_media_type,
+)
 from api.openapi import answers
-from layers import casework, patrol, workflow
+from api.routes.editing import IfMatch
+from layers import casework, patrol, workflow, workorders
 from layers.casework import Photo
-from layers.editing import EditContext, parse_body
+from layers.editing import EditContext, parse_body, quoted_etag
 from layers.errors import InvalidFeature, LengthRequired, PayloadTooLarge
 
 router = APIRouter(tags=["field work 现场工作"], dependencies=[Depends(current_viewer)])
@@ -198,3 +207,37 @@ def patrol_dust_sites(conn: ConnectionDep, viewer: ViewerDep) -> Response:
 def patrol_cases(conn: ConnectionDep, viewer: ViewerDep) -> Response:
     """Open cases the viewer may read, soonest deadline first."""
     return Response(patrol.open_cases(conn, viewer), media_type=GEOJSON)
+
+
+class Rectified(Strict):
+    """A work order rectified: the day, when not today (the server decides on time or late)."""
+
+    rectified_on: Day | None = Field(
+        default=None, description="整改完成日期（默认今天）；是否按期由服务器按整改期限判定"
+    )
+
+
+@router.post(
+    "/work_orders/{order_id}/rectified",
+    summary="A work order rectified / 交办单整改完成",
+    response_class=Response,
+    responses=answers("application/json"),
+)
+def rectify_work_order(
+    order_id: int,
+    engine: EngineDep,
+    ctx: EditContextDep,
+    body: Rectified | None = None,
+    if_match: IfMatch = None,
+) -> Response:
+    """Close an open work order: its result (on time or late) is set from its deadline and the
+    bureau's date, whatever the client's clock says."""
+    with engine.begin() as conn:
+        written, done = workorders.rectify(
+            conn, order_id, ctx, body.rectified_on if body else None, if_match
+        )
+    return Response(
+        json.dumps(done, ensure_ascii=False),
+        media_type="application/json",
+        headers={"ETag": quoted_etag(written.etag or "")},
+    )

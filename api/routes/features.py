@@ -281,35 +281,16 @@ def items(
         after,
         viewer,
     )
-    matched, estimated = features.count_matched(conn, query)
-    query.few_matches = matched <= features.FEW_MATCHES
+    result = features.find_items(conn, request.app.state.engine, query, STREAM_ABOVE)
     headers = {"Content-Crs": crs.header}
 
-    def members(returned: int, last_id: int | None) -> dict[str, str]:
-        out = {
-            "numberMatched": str(matched),
-            "links": _links(
-                request, query, features.Page("", returned, last_id), matched, estimated
-            ),
-            "timeStamp": json.dumps(_now()),
-        }
-        return out | ({"numberMatchedIsEstimate": "true"} if estimated else {})
+    def members(paging: features.Paging) -> dict[str, str]:
+        return {"links": _links(request, paging), "timeStamp": json.dumps(_now())}
 
-    if limit > STREAM_ABOVE:  # large pages go out as PostGIS writes them, never whole in memory
-        sql, params = features.rows_sql(query)
-
-        def tail(returned: int, last_id: int | None) -> str:
-            return ", ".join(f'"{k}" : {v}' for k, v in members(returned, last_id).items())
-
-        stream = features.stream_items(request.app.state.engine, sql, params, tail)
-        # The first chunk takes the connection and runs the query before the status is sent: a
-        # pool timeout or a database error is then an answer (503/504), not a body cut short.
-        first = next(stream)
-        return ClosingStream(first, stream, media_type=GEOJSON, headers=headers)
-    page = features.fetch_items(conn, query)
-    return Response(
-        page.with_members(members(page.returned, page.last_id)), media_type=GEOJSON, headers=headers
-    )
+    if result.rows is not None:  # large pages go out as PostGIS writes them, never whole in memory
+        first, rest = result.chunks(members)
+        return ClosingStream(first, rest, media_type=GEOJSON, headers=headers)
+    return Response(result.text(members), media_type=GEOJSON, headers=headers)
 
 
 def _now() -> str:
@@ -323,42 +304,13 @@ def _page_url(request: Request, **changes: str) -> str:
     return f"{_base(request)}{request.url.path}?{urlencode(params)}"
 
 
-def _links(
-    request: Request, query: ItemsQuery, page: features.Page, matched: int, estimated: bool
-) -> str:
-    """self, next and prev: keyset cursors in id order (fast at any depth), offsets when sorted."""
+def _links(request: Request, paging: features.Paging) -> str:
+    """self, and next and prev where the engine says the neighbouring pages start."""
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本页"}]
-    more = page.returned == query.limit and (estimated or query.offset + page.returned < matched)
-    limit = str(query.limit)
-    if more and not query.sortby and query.offset == 0:
-        links.append(
-            {
-                "rel": "next",
-                "href": _page_url(request, after=str(page.last_id), limit=limit),
-                "type": GEOJSON,
-                "title": "下一页",
-            }
-        )
-    elif more:
-        links.append(
-            {
-                "rel": "next",
-                "href": _page_url(request, offset=str(query.offset + query.limit), limit=limit),
-                "type": GEOJSON,
-                "title": "下一页",
-            }
-        )
-    if query.offset > 0:
-        links.append(
-            {
-                "rel": "prev",
-                "href": _page_url(
-                    request, offset=str(max(0, query.offset - query.limit)), limit=limit
-                ),
-                "type": GEOJSON,
-                "title": "上一页",
-            }
-        )
+    for rel, changes, title in (("next", paging.next, "下一页"), ("prev", paging.prev, "上一页")):
+        if changes is not None:
+            href = _page_url(request, **changes)
+            links.append({"rel": rel, "href": href, "type": GEOJSON, "title": title})
     return json.dumps(links, ensure_ascii=False)
 
 
@@ -388,7 +340,7 @@ def item(
             "title": layer.title_zh,
         },
     ]
-    linked = features.Page(body, 1).with_members({"links": json.dumps(links, ensure_ascii=False)})
+    linked = features.with_members(body, {"links": json.dumps(links, ensure_ascii=False)})
     return Response(
         linked, media_type=GEOJSON, headers={"Content-Crs": crs.header, "ETag": f'"{etag}"'}
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StringConstraints, field_validator
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from starlette.datastructures import UploadFile
 
 from api.auth import GridReaderDep, PlannerDep, ViewerDep, current_viewer
@@ -42,7 +42,7 @@ from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
 from layers import filein, fileout, gridchanges, gridfiles, gridhistory, gridimport
 from layers.access import Viewer, may_write_county, outside_counties
-from layers.editing import parse_body
+from layers.editing import EditContext, parse_body
 from layers.errors import InvalidFeature, PayloadTooLarge
 from layers.filein import FileLimits
 from layers.grids import (
@@ -331,10 +331,32 @@ async def replace_children(
         data += chunk
         if len(data) > limits.max_bytes:
             break
-    drawn = gridfiles.read_grid_file(bytes(data), filename, crs, limits)
+    # reading the file (GDAL) and the transaction block: they run beside the event loop, not on it
+    return await run_in_threadpool(
+        _replace_children,
+        engine,
+        bytes(data),
+        (filename, crs),
+        limits,
+        code,
+        ctx,
+        _options(request),
+    )
+
+
+def _replace_children(
+    engine: Engine,
+    data: bytes,
+    source: tuple[str, str | None],
+    limits: FileLimits,
+    code: str,
+    ctx: EditContext,
+    options: CheckOptions,
+) -> dict[str, Any]:
+    drawn = gridfiles.read_grid_file(data, source[0], source[1], limits)
     with engine.begin() as conn:
         change = gridchanges.replace_children(
-            conn, _code(code), drawn, ctx.actor, _options(request), ctx.viewer.counties
+            conn, _code(code), drawn, ctx.actor, options, ctx.viewer.counties
         )
     return _answer(change)
 

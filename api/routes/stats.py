@@ -144,7 +144,8 @@ def case_choropleth(
     category: Categories = None,
     within: Within = None,
 ) -> Response:
-    """The grids valid on the last day with the cases reported in them (total and per km²)."""
+    """The grids valid on the last day with the cases reported in them (total and per km²) and
+    their indicators for the period, as `/stats/indicators?by=` the level gives them."""
     body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer, within)
     return Response(body, media_type=GEOJSON)
 
@@ -161,3 +162,16 @@ def case_trend(
 ) -> list[dict[str, Any]]:
     """Cases reported per period and class (大类), for a trend chart."""
     return casestats.trend(conn, interval, from_, to, parse_categories(category), viewer, within)
+
+
+@router.get("/overdue", summary="Cases open past their deadline / 超期未结案件")
+def overdue_cases(
+    conn: ConnectionDep,
+    viewer: CountyViewerDep,
+    category: Categories = None,
+    within: Within = None,
+    top: Annotated[int, Query(ge=0, le=100, description="how many of them to list")] = 10,
+) -> dict[str, Any]:
+    """`count`: every case not yet closed whose deadline has passed (no cap); `cases`: the `top`
+    of them, longest overdue first."""
+    return casestats.overdue(conn, parse_categories(category), viewer, within, top)

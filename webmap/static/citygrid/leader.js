@@ -152,19 +152,8 @@
       var byLevel = Object.assign({ by: state.level, category: state.category, within: state.street }, period());
       field('measure').disabled = false;
       box.querySelector('.cg-csv').href = '/stats/indicators?' + query(Object.assign({ format: 'csv' }, byLevel));
-      return Promise.all([
-        api('GET', '/stats/choropleth?' + query(params)),
-        api('GET', '/stats/indicators?' + query(byLevel))
-      ]).then(function (answers) {
-        var indicators = {};
-        answers[1].rows.forEach(function (r) { indicators[r.key] = r; });
-        var features = answers[0].features;
-        features.forEach(function (f) {
-          var row = indicators[f.properties.code] || {};
-          ['closed_rate', 'on_time_rate', 'overdue', 'registered', 'closed', 'due'].forEach(function (k) {
-            f.properties[k] = row[k] === undefined ? (k === 'overdue' ? 0 : null) : row[k];
-          });
-        });
+      return api('GET', '/stats/choropleth?' + query(params)).then(function (doc) {
+        var features = doc.features;  // each grid with its cases and its indicators, joined by the API
         var m = state.measure;
         var cuts = breaks(features.map(function (f) { return f.properties[m]; }));
         grids.clearLayers();
@@ -199,15 +188,13 @@
     }
 
     function refreshOverdue() {
-      return api('GET', '/patrol/cases').then(function (doc) {
-        var overdue = doc.features.filter(function (f) {
-          return f.properties.overdue && (!state.category || (f.properties.category_code || '').indexOf(state.category) === 0) &&
-            (!state.street || (f.properties.grid_code || '').slice(0, 9) === state.street.slice(0, 9));
-        });
-        box.querySelector('.cg-overdue-count').textContent = '（' + overdue.length + ' 件）';
-        box.querySelector('.cg-overdue').innerHTML = overdue.slice(0, 10).map(function (f) {
-          return '<li>' + esc(f.properties.category || '') + ' · ' + esc(f.properties.address || f.properties.grid_code || '') +
-            ' · 时限 ' + esc(String(f.properties.deadline || '').slice(0, 10)) + '</li>';
+      var params = { category: state.category, within: state.street, top: 10 };
+      return api('GET', '/stats/overdue?' + query(params)).then(function (doc) {
+        box.querySelector('.cg-overdue-count').textContent = '（' + doc.count.toLocaleString('zh-CN') + ' 件）';
+        CityGrid.overdueCount = doc.count;
+        box.querySelector('.cg-overdue').innerHTML = doc.cases.map(function (c) {
+          return '<li>' + esc(c.category || '') + ' · ' + esc(c.address || c.grid_code || '') +
+            ' · 时限 ' + esc(String(c.deadline || '').slice(0, 10)) + '</li>';
         }).join('');
       }).catch(function (error) { CityGrid.notice(map, 'overdue', error.message, true); });
     }
