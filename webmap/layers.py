@@ -14,8 +14,8 @@ from typing import Any
 from folium.map import Layer
 from folium.template import Template
 
+from layers.registry import DrawLevel, Style
 from layers.registry import Layer as RegistryLayer
-from layers.registry import Style
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,16 @@ def api_layer(
     return ApiLayer(title, options, show=show)
 
 
+PANES = {DrawLevel.FRAME: "cgGrids", DrawLevel.AREA: "cgAreas", DrawLevel.POINT: "cgPoints"}
+
+
 def _pane(layer: RegistryLayer) -> str:
     """The drawing level (see citygrid.js): grids under areas under points."""
+    if layer.draw_level is not None:
+        return PANES[layer.draw_level]
     if layer.geometry is not None and layer.geometry.value == "POINT":
         return "cgPoints"
-    return "cgGrids" if layer.id == "grids" else "cgAreas"
+    return "cgAreas"
 
 
 def county_layer(adcode: str, fit: bool = True) -> ApiLayer:
