@@ -2,11 +2,13 @@
 
 Every account but the deployment's admin is limited to its counties: no row of another county is
 read or written, whatever the role. Within them, leaders, planners, dispatchers and admins read
-every layer; a handling unit reads every layer but, of a layer scoped by unit (`ReadScope.unit_field`:
-cases), only the rows naming it. An inspector reads only what lies in their patrol area: the current grids assigned to them, buffered by a few metres, computed by the database in
-the query itself, so a row outside can never reach a body, a tile or a count. Writes follow the
-registry: the roles in a layer's `editable_by` may change it anywhere; an inspector may create
-(`inspector_creates`) and update (`inspector_updates`) only inside their area.
+every layer; a handling unit reads every layer but, of a layer scoped by unit (cases: see
+`ReadScope`), only the rows naming it. An inspector reads only what lies in their patrol area
+(the rows meeting it, or for grids the rows it covers): the current grids assigned to them,
+buffered by a few metres, computed by the database in the query itself, so a row outside can
+never reach a body, a tile or a count. Writes follow the registry: the roles in a layer's
+`editable_by` may change it anywhere; an inspector may create (`inspector_creates`) and update
+(`inspector_updates`) only inside their area.
 
 `read_limit` builds the condition once, with its key (the kind of limit, the values it binds and
 the tables it reads): a cache of anything a viewer reads keys on it, so a new kind of limit

@@ -310,7 +310,8 @@ def _derived(
     values: dict[str, Any],
     ctx: EditContext,
 ) -> dict[str, Any]:
-    """adcode (and the grid of a layer placed in grids) from the location; a child's adcode from its readable parent."""
+    """adcode (and a grid, for a layer placed in grids) from the location; a child's adcode
+    from its readable parent."""
     extra: dict[str, Any] = {}
     if geom is not None:
         adcode = placing.county_for_write(conn, geom, ctx.viewer, ctx.limits.county_tolerance_m)

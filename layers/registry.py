@@ -1,7 +1,10 @@
 """The layer registry: every layer and child table declared once.
 
 Tables, migrations checks, OGC metadata, import/export schemas and map styles all read these
-declarations; nothing else in the code base lists a layer's fields.
+declarations; nothing else in the code base lists a layer's fields. What a layer does beyond plain
+rows is declared with it too, as capabilities the engine reads (versioned rows, read scope, grid
+placement, drawing level, file import, per-grid counts): code outside this module never branches
+on a layer's id, and a new kind of need is a new capability.
 """
 
 from __future__ import annotations
