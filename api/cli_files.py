@@ -22,7 +22,7 @@ from layers.editing import EditContext
 from layers.features import ItemsQuery, get_layer
 from layers.importing import ImportRefused, import_rows, parse_mapping
 from layers.importkeys import ImportMode
-from layers.registry import Role
+from layers.registry import FileImport, Role
 
 
 @friendly
@@ -109,13 +109,13 @@ def import_file(
     imported (same case number) are skipped.
     """
     layer = get_layer(layer_id)
-    if layer.id == "grids":
+    if layer.file_import is FileImport.GRID_HIERARCHY:
         cli_grids.import_grids(paths, county, valid_from, crs, map_ or [], encoding, dry_run)
         return
     if len(paths) != 1:
         raise typer.BadParameter(f"{layer.id} is imported from one file at a time")
     path = paths[0]
-    if layer.id == "cases":
+    if layer.file_import is FileImport.CASE_HISTORY:
         try:
             cli_cases.import_history(
                 path, county, crs, parse_mapping(map_ or [], "="), encoding, category_map, dry_run

@@ -2,10 +2,13 @@
 
 Every account but the deployment's admin is limited to its counties: no row of another county is
 read or written, whatever the role. Within them, leaders, planners, dispatchers and admins read
-every layer; a handling unit reads every layer but only its own cases. An inspector reads only what lies in their patrol area: the current grids assigned to them, buffered by a few metres, computed by the database in
-the query itself, so a row outside can never reach a body, a tile or a count. Writes follow the
-registry: the roles in a layer's `editable_by` may change it anywhere; an inspector may create
-(`inspector_creates`) and update (`inspector_updates`) only inside their area.
+every layer; a handling unit reads every layer but, of a layer scoped by unit (cases: see
+`ReadScope`), only the rows naming it. An inspector reads only what lies in their patrol area
+(the rows meeting it, or for grids the rows it covers): the current grids assigned to them,
+buffered by a few metres, computed by the database in the query itself, so a row outside can
+never reach a body, a tile or a count. Writes follow the registry: the roles in a layer's
+`editable_by` may change it anywhere; an inspector may create (`inspector_creates`) and update
+(`inspector_updates`) only inside their area.
 
 `read_limit` builds the condition once, with its key (the kind of limit, the values it binds and
 the tables it reads): a cache of anything a viewer reads keys on it, so a new kind of limit
@@ -17,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from layers import versions
 from layers.errors import FeatureNotFound, Forbidden
-from layers.registry import ROLE_LABELS, Layer, Role
+from layers.registry import GRIDS, ROLE_LABELS, Layer, PatrolReach, Role
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,14 @@ class Viewer:
 
 # The patrol area: the union of the inspector's current grids, buffered in metres in their
 # Gauss-Krüger zone. An uncorrelated subquery: PostgreSQL computes it once per statement.
-PATROL_AREA = """(SELECT ST_Transform(ST_Buffer(ST_Transform(a.geom, citygrid_gk_srid(a.geom)),
+PATROL_AREA = f"""(SELECT ST_Transform(ST_Buffer(ST_Transform(a.geom, citygrid_gk_srid(a.geom)),
                                                :patrol_buffer_m), 4490)
     FROM (SELECT ST_Union(g.geom) AS geom FROM grids AS g
           JOIN grid_inspectors AS i ON i.grid_code = g.code
-          WHERE i.username = :patrol_user AND g.valid_to IS NULL) AS a)"""
+          WHERE i.username = :patrol_user AND {versions.is_current(GRIDS, "g")}) AS a)"""
 
 
-PATROL_TABLES = ("grids", "grid_inspectors")  # the tables the patrol area is computed from
+PATROL_TABLES = (GRIDS.id, "grid_inspectors")  # the tables the patrol area is computed from
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,15 @@ def _patrol_params(viewer: Viewer) -> tuple[tuple[str, Any], ...]:
 
 
 def _role_limit(layer: Layer, viewer: Viewer | None, alias: str) -> ReadLimit:
-    if viewer is not None and viewer.role is Role.HANDLER and layer.id == "cases":
-        return ReadLimit("unit", f"{alias}.unit = :viewer_unit", (("viewer_unit", viewer.unit),))
+    unit_field = layer.scope.unit_field
+    if viewer is not None and viewer.role is Role.HANDLER and unit_field is not None:
+        return ReadLimit(
+            "unit", f'{alias}."{unit_field}" = :viewer_unit', (("viewer_unit", viewer.unit),)
+        )
     if viewer is None or not viewer.patrols:
         return ReadLimit("all", "TRUE")
     bound = _patrol_params(viewer)
-    if layer.id == "grids":  # their grids and the grids inside them, not the neighbours
+    if layer.scope.patrol is PatrolReach.INSIDE:
         return ReadLimit(
             "patrol", f"ST_CoveredBy({alias}.geom, {PATROL_AREA})", bound, PATROL_TABLES
         )

@@ -6,6 +6,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from layers.errors import BadQuery
+from layers.registry import GRIDS
+from layers.versions import is_current
 
 
 def bind_period(start: date | None, end: date | None, params: dict[str, Any]) -> None:
@@ -43,5 +45,5 @@ def within_grid(code: str | None, params: dict[str, Any], alias: str) -> str:
     params["within"] = code
     return (
         f"ST_Intersects({alias}.geom, (SELECT w.geom FROM grids AS w "
-        "WHERE w.code = :within AND w.valid_to IS NULL))"
+        f"WHERE w.code = :within AND {is_current(GRIDS, 'w')}))"
     )

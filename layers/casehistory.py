@@ -41,8 +41,9 @@ from layers.casewords import (
 from layers.errors import InvalidFeature
 from layers.filein import SourceData, refuse, text_encoding
 from layers.importing import ImportRefused, ImportReport, RowError, _to_storage
-from layers.registry import STORAGE_SRID, Role
+from layers.registry import CASES, GRIDS, STORAGE_SRID, Role
 from layers.tables import TABLES
+from layers.versions import valid_on
 from layers.workflow import CALENDAR
 from layers.workflow import STAGE_TIMES as STAGES
 from layers.worktime import WorkCalendar
@@ -280,7 +281,7 @@ def check(
     source = file.source
     mapping = {source.columns[i]: name for name, i in reader.found.items()}
     unused = [c for c in source.columns if c not in mapping and c.strip() not in ("经度", "纬度")]
-    report = ImportReport("cases", len(source), mapping, unused, source.encoding, crs_name)
+    report = ImportReport(CASES.id, len(source), mapping, unused, source.encoding, crs_name)
     report.notes = [*source.notes, f"县级行政区：{county.name}（{county.adcode}）"]
     report.key, report.errors = "external_ref", reader.errors
     rows = [reader.row(r) for r in range(len(source))]
@@ -340,7 +341,7 @@ def import_cases(
         return report
     _place(conn, counties.get(conn, file.adcode), new)
     stamped = [{**row, "adcode": file.adcode} for row in new]
-    report.imported = copy_rows(conn, TABLES["cases"], stamped, progress)
+    report.imported = copy_rows(conn, TABLES[CASES.id], stamped, progress)
     _events(conn, file.adcode, [r["external_ref"] for r in new], viewer.username)
     conn.execute(
         text("""
@@ -361,7 +362,7 @@ def import_cases(
 
 def _valid(alias: str) -> str:
     """Whether grid `alias` was valid on the case's report day."""
-    return f"{alias}.valid_from <= p.day AND ({alias}.valid_to IS NULL OR {alias}.valid_to > p.day)"
+    return valid_on(GRIDS, alias, "p.day")
 
 
 def _place(conn: Connection, county: counties.CountyRecord, rows: list[dict[str, Any]]) -> None:

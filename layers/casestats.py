@@ -16,6 +16,7 @@ from layers.errors import BadQuery
 from layers.indicators import IndicatorQuery
 from layers.indicators import rows as indicator_rows
 from layers.registry import CASE_FINAL_STATUSES, CASES, GRIDS
+from layers.versions import is_current, valid_on
 
 MEASURES = (  # the indicators joined to each grid of a choropleth, with their SQL types
     ("registered", "int"),
@@ -64,15 +65,14 @@ def choropleth(
         params["within"] = within
         grids += (
             " AND ST_Intersects(ST_PointOnSurface(g.geom), (SELECT w.geom FROM grids AS w "
-            "WHERE w.code = :within AND w.valid_to IS NULL))"
+            f"WHERE w.code = :within AND {is_current(GRIDS, 'w')}))"
         )
     return str(
         conn.execute(
             text(f"""
             WITH g AS MATERIALIZED (
                 SELECT g.* FROM grids AS g
-                WHERE g.level = :level AND g.valid_from <= :last_day
-                  AND (g.valid_to IS NULL OR g.valid_to > :last_day) AND {grids}
+                WHERE g.level = :level AND {valid_on(GRIDS, "g", ":last_day")} AND {grids}
             ), placed AS (
                 SELECT DISTINCT ON (c.id) g.code FROM g
                 JOIN cases AS c ON c.geom && g.geom AND ST_Intersects(g.geom, c.geom)

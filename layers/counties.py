@@ -13,7 +13,8 @@ from gis.zones import geometry_zone
 from layers.access import Viewer, county_condition, outside_counties
 from layers.boundary import County
 from layers.errors import AccountError, FeatureNotFound, InvalidFeature
-from layers.registry import LAYERS
+from layers.registry import GRIDS, LAYERS
+from layers.versions import is_current
 
 ZONE_SQL = "citygrid_gk_srid"
 
@@ -233,9 +234,9 @@ def summary(conn: Connection, adcode: str) -> CountySummary:
     grids: dict[str, int] = {
         level: int(n)
         for level, n in conn.execute(
-            text("""
+            text(f"""
             SELECT level, count(*) FROM grids
-            WHERE adcode = :a AND valid_to IS NULL GROUP BY level
+            WHERE adcode = :a AND {is_current(GRIDS)} GROUP BY level
         """),
             {"a": adcode},
         )
@@ -252,9 +253,9 @@ def summary(conn: Connection, adcode: str) -> CountySummary:
 def street_grids(conn: Connection, adcode: str) -> BaseGeometry | None:
     """The union of a county's current street grids (what its data covers), if it has any."""
     wkb = conn.execute(
-        text("""
+        text(f"""
         SELECT ST_AsBinary(ST_Union(geom)) FROM grids
-        WHERE adcode = :a AND level = 'street' AND valid_to IS NULL
+        WHERE adcode = :a AND level = 'street' AND {is_current(GRIDS)}
     """),
         {"a": adcode},
     ).scalar_one()

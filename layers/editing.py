@@ -219,30 +219,18 @@ def _derived(
     values: dict[str, Any],
     ctx: EditContext,
 ) -> dict[str, Any]:
-    """adcode (and a case's grid) from the location; a child's adcode from its readable parent."""
+    """adcode (and a grid, for a layer placed in grids) from the location; a child's adcode
+    from its readable parent."""
     extra: dict[str, Any] = {}
     if geom is not None:
         adcode = placing.county_for_write(conn, geom, ctx.viewer, ctx.limits.county_tolerance_m)
         extra["adcode"] = adcode
-        if layer.id == "cases" and values.get("grid_code") is None:
-            params = {"wkb": shapely.to_wkb(geom), "adcode": adcode}
-            point = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
-            # the section under the point, and the nearest responsible unit up its family
-            grid = conn.execute(
-                text(f"""
-                SELECT g.code, coalesce(g.responsible_unit, c.responsible_unit, s.responsible_unit)
-                FROM grids AS g
-                LEFT JOIN grids AS c ON c.code = g.parent_code AND c.valid_to IS NULL
-                LEFT JOIN grids AS s ON s.code = c.parent_code AND s.valid_to IS NULL
-                WHERE g.level = 'section' AND g.valid_to IS NULL AND g.adcode = :adcode
-                  AND ST_Intersects(g.geom, {point})
-                ORDER BY g.code LIMIT 1
-            """),
-                params,
-            ).first()
-            extra["grid_code"] = grid[0] if grid else None
-            if values.get("unit") is None and grid is not None:
-                extra["unit"] = grid[1]
+        placement = layer.placed_in_grid
+        if placement is not None and values.get(placement.grid_field) is None:
+            grid = placing.grid_under(conn, placement, geom, adcode)
+            extra[placement.grid_field] = grid[0] if grid else None
+            if values.get(placement.unit_field) is None and grid is not None:
+                extra[placement.unit_field] = grid[1]
     elif layer.parent and layer.parent_key in values:
         parent = LAYERS[layer.parent]
         params = {"id": values[layer.parent_key]}

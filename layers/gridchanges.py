@@ -23,6 +23,7 @@ from layers import access
 from layers.errors import ConcurrentChange, GridEditRefused, GridRuleBroken
 from layers.gridhistory import today
 from layers.grids import (
+    CURRENT,
     IN_COUNTIES,
     Counties,
     Family,
@@ -32,7 +33,8 @@ from layers.grids import (
     not_found,
     report_document,
 )
-from layers.registry import CASE_FINAL_STATUSES
+from layers.registry import CASE_FINAL_STATUSES, GRIDS
+from layers.versions import is_current
 
 OPEN_CASES = f"status NOT IN ({', '.join(repr(s) for s in CASE_FINAL_STATUSES)})"
 
@@ -121,7 +123,7 @@ def _refuse_parents(conn: Connection, closing: list[StoredGrid]) -> None:
     row = conn.execute(
         text(
             "SELECT parent_code, count(*) FROM grids WHERE parent_code = ANY(:codes) "
-            "AND valid_to IS NULL GROUP BY parent_code LIMIT 1"
+            f"AND {CURRENT} GROUP BY parent_code LIMIT 1"
         ),
         {"codes": [g.code for g in closing]},
     ).first()
@@ -192,7 +194,7 @@ def _reassign_cases(conn: Connection, closed: list[str]) -> int:
         text(f"""
         UPDATE cases AS c SET grid_code = (
             SELECT g.code FROM grids AS g
-            WHERE g.level = 'section' AND g.valid_to IS NULL AND g.adcode = c.adcode
+            WHERE g.level = 'section' AND {is_current(GRIDS, "g")} AND g.adcode = c.adcode
               AND ST_Intersects(g.geom, c.geom)
             ORDER BY g.code LIMIT 1
         ) WHERE c.grid_code = ANY(:codes) AND c.{OPEN_CASES}
@@ -252,7 +254,7 @@ def commit(
         )
     for grid in closing:
         before_row = conn.execute(
-            text("UPDATE grids SET valid_to = :d WHERE id = :id AND valid_to IS NULL RETURNING id"),
+            text(f"UPDATE grids SET valid_to = :d WHERE id = :id AND {CURRENT} RETURNING id"),
             {"d": effective, "id": grid.id},
         ).first()
         if before_row is None:
@@ -321,7 +323,7 @@ def _seen(conn: Connection, codes: list[str], counties: Counties) -> dict[str, t
     rows = conn.execute(
         text(
             "SELECT code, id, coalesce(parent_code, adcode || '000000000') FROM grids "
-            f"WHERE code = ANY(:codes) AND valid_to IS NULL AND {IN_COUNTIES}"
+            f"WHERE code = ANY(:codes) AND {CURRENT} AND {IN_COUNTIES}"
         ),
         {"codes": codes, "counties": None if counties is None else list(counties)},
     ).all()
@@ -358,9 +360,7 @@ def _lock_closing(conn: Connection, closing: list[StoredGrid]) -> None:
         return
     locked = set(
         conn.execute(
-            text(
-                "SELECT id FROM grids WHERE id = ANY(:ids) AND valid_to IS NULL ORDER BY id FOR UPDATE"
-            ),
+            text(f"SELECT id FROM grids WHERE id = ANY(:ids) AND {CURRENT} ORDER BY id FOR UPDATE"),
             {"ids": [g.id for g in closing]},
         ).scalars()
     )
@@ -477,9 +477,9 @@ def split_target(conn: Connection, line_lonlat: BaseGeometry, counties: Counties
     rows = conn.execute(
         text(f"""
         SELECT g.code FROM grids AS g
-        WHERE g.valid_to IS NULL AND {IN_COUNTIES.replace("adcode", "g.adcode")}
+        WHERE {is_current(GRIDS, "g")} AND {IN_COUNTIES.replace("adcode", "g.adcode")}
           AND ST_Intersects(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490))
-          AND NOT EXISTS (SELECT 1 FROM grids AS k WHERE k.parent_code = g.code AND k.valid_to IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM grids AS k WHERE k.parent_code = g.code AND {is_current(GRIDS, "k")})
           AND ST_NumGeometries(ST_Split(g.geom, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490)))
               > ST_NumGeometries(g.geom)
         ORDER BY g.code
@@ -524,8 +524,8 @@ def add(
             code="add_level",
         )
     found = conn.execute(
-        text("""
-        SELECT code, adcode FROM grids WHERE level = :level AND valid_to IS NULL
+        text(f"""
+        SELECT code, adcode FROM grids WHERE level = :level AND {CURRENT}
           AND ST_Intersects(geom, ST_PointOnSurface(ST_SetSRID(ST_GeomFromWKB(:wkb), 4490)))
         ORDER BY code LIMIT 1
     """),

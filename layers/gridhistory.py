@@ -12,9 +12,10 @@ from layers.access import Viewer, area_clause
 from layers.errors import InvalidFeature
 from layers.grids import not_found
 from layers.registry import CASES, GRIDS, LAYERS
+from layers.versions import is_current, valid_on
 
-VALID_ON = "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
-COUNTED_LAYERS = ("illegal_buildings", "billboards", "dust_sites", "parking_lots")
+VALID_ON = valid_on(GRIDS, "g", ":at")
+COUNTED_LAYERS = tuple(layer.id for layer in LAYERS.values() if layer.counted_per_grid)
 
 
 def today(conn: Connection) -> date:
@@ -140,7 +141,7 @@ def people(conn: Connection, code: str, viewer: Viewer | None = None) -> dict[st
                                         'name', i.name, 'phone', i.phone, 'username', i.username)
                                     ORDER BY i.name) FROM grid_inspectors AS i
                                     WHERE i.grid_code = g.code), '[]'::json))::text
-        FROM grids AS g WHERE g.code = :code AND g.valid_to IS NULL AND {visible}
+        FROM grids AS g WHERE g.code = :code AND {is_current(GRIDS, "g")} AND {visible}
     """),
         params,
     ).scalar()
@@ -233,7 +234,7 @@ def set_people(
         text(f"""
         UPDATE grids AS g SET responsible_person = :responsible_person,
                responsible_unit = :responsible_unit, phone = :phone
-        WHERE g.code = :code AND g.valid_to IS NULL AND {visible} RETURNING g.id
+        WHERE g.code = :code AND {is_current(GRIDS, "g")} AND {visible} RETURNING g.id
     """),
         params,
     ).scalar_one()

@@ -23,7 +23,7 @@ from gis.zones import from_gk
 from layers import counties
 from layers.errors import GridEditRefused
 from layers.filein import SourceData
-from layers.grids import _projected, county_code
+from layers.grids import CURRENT, _projected, county_code
 from layers.gridsource import ReadRows, read_rows
 
 SAME_SHAPE_M = 0.05  # a stored shape within this of the file's is the same grid
@@ -130,10 +130,10 @@ def _boundary(conn: Connection, adcode: str, epsg: int) -> BaseGeometry:
 
 def _current(conn: Connection, adcode: str, epsg: int) -> dict[str, Stored]:
     rows = conn.execute(
-        text("""
+        text(f"""
         SELECT id, code, valid_from, level, name, parent_code, responsible_person,
                responsible_unit, phone, ST_AsBinary(ST_Transform(geom, :epsg)) AS wkb
-        FROM grids WHERE adcode = :a AND valid_to IS NULL ORDER BY id FOR UPDATE
+        FROM grids WHERE adcode = :a AND {CURRENT} ORDER BY id FOR UPDATE
     """),
         {"a": adcode, "epsg": epsg},
     ).all()
@@ -235,9 +235,9 @@ def _close(conn: Connection, ids: list[int], day: date, actor: str) -> None:
     if not ids:
         return
     conn.execute(
-        text("""
+        text(f"""
         WITH closed AS (
-            UPDATE grids SET valid_to = :day WHERE id = ANY(:ids) AND valid_to IS NULL
+            UPDATE grids SET valid_to = :day WHERE id = ANY(:ids) AND {CURRENT}
             RETURNING id, code, adcode
         )
         INSERT INTO audit_log (actor, action, layer, feature_id, adcode, before, after)

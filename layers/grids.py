@@ -16,6 +16,8 @@ from gis.partition import polygonal
 from gis.topology import CHILD_LEVEL, KIND_LABELS, KINDS, CheckOptions, Report, check_children
 from gis.zones import from_gk
 from layers.errors import FeatureNotFound, GridEditRefused
+from layers.registry import GRIDS
+from layers.versions import is_current
 
 COUNTY_TAIL = "0" * 9
 GRID_COLUMNS = (
@@ -75,6 +77,7 @@ def not_found(code: str) -> FeatureNotFound:
 
 Counties = tuple[str, ...] | None  # the counties a change may touch; None: every county
 IN_COUNTIES = "(CAST(:counties AS text[]) IS NULL OR adcode = ANY(:counties))"
+CURRENT = is_current(GRIDS)  # the grids in force, not the versions they replaced
 
 
 def _counties(counties: Counties) -> list[str] | None:
@@ -105,7 +108,7 @@ def _parent_row(
         text(f"""
         SELECT level, adcode, name, citygrid_gk_srid(geom) AS epsg,
                ST_AsBinary(ST_Transform(geom, citygrid_gk_srid(geom)))
-        FROM grids WHERE code = :code AND valid_to IS NULL AND {IN_COUNTIES} {share}
+        FROM grids WHERE code = :code AND {CURRENT} AND {IN_COUNTIES} {share}
     """),
         {"code": code, "counties": _counties(counties)},
     ).first()
@@ -131,7 +134,7 @@ def load_family(
     rows = conn.execute(
         text(f"""
         SELECT {GRID_COLUMNS}, ST_AsBinary(ST_Transform(geom, :epsg)) AS wkb
-        FROM grids WHERE {where} AND valid_to IS NULL ORDER BY code
+        FROM grids WHERE {where} AND {CURRENT} ORDER BY code
     """),
         {"adcode": adcode, "code": parent_code, "epsg": epsg},
     ).all()
@@ -186,11 +189,11 @@ def all_parents(
     rows = conn.execute(
         text(f"""
         SELECT DISTINCT adcode || :tail, 0 FROM grids
-        WHERE level = 'street' AND valid_to IS NULL AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode)
+        WHERE level = 'street' AND {CURRENT} AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode)
           AND {IN_COUNTIES}
         UNION
         SELECT DISTINCT parent_code, CASE level WHEN 'community' THEN 1 ELSE 2 END FROM grids
-        WHERE level <> 'street' AND valid_to IS NULL AND parent_code IS NOT NULL
+        WHERE level <> 'street' AND {CURRENT} AND parent_code IS NOT NULL
           AND (CAST(:adcode AS text) IS NULL OR adcode = :adcode) AND {IN_COUNTIES}
         ORDER BY 2, 1
     """),

@@ -20,7 +20,8 @@ from layers.casefilters import period_clause, within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.features import BBox, bbox_clause
-from layers.registry import CASES
+from layers.registry import CASES, GRIDS
+from layers.versions import is_current
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def _latitude(conn: Connection, bbox: BBox | None) -> float:
     middle = conn.execute(
         text(
             "SELECT ST_Y(ST_Centroid(ST_Extent(geom))) FROM grids "
-            "WHERE level = 'street' AND valid_to IS NULL"
+            f"WHERE level = 'street' AND {is_current(GRIDS)}"
         )
     ).scalar()
     return float(middle) if middle is not None else 30.0

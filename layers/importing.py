@@ -433,15 +433,7 @@ def import_rows(
         if fid is not None and differs
     ]
     report.updated = importkeys.update(conn, layer, changed)
-    if layer.id == "cases":
-        conn.execute(
-            text("""
-            UPDATE cases AS c SET grid_code = g.code, unit = coalesce(c.unit, g.responsible_unit)
-            FROM grids AS g
-            WHERE c.grid_code IS NULL AND g.level = 'section' AND g.valid_to IS NULL
-              AND g.adcode = c.adcode AND ST_Intersects(g.geom, c.geom)
-        """)
-        )
+    placing.place_unplaced(conn, layer)
     editing.audit(
         conn,
         ctx,

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from layers.access import Viewer, area_clause
 from layers.editing import assignments
 from layers.registry import MAX_ROW_ID, Layer
+from layers.versions import is_current
 
 ID = "id"
 GEOMETRY_TOLERANCE = 1e-7  # degrees, about 1 cm: what a file's coordinates keep of a stored shape
@@ -132,8 +133,8 @@ def _stored(
         names.append(layer.parent_key)
     geometry = "ST_AsBinary(t.geom)" if layer.geometry is not None else "NULL"
     current = ""
-    if key in layer.unique_current and len(layer.temporal) == 2:
-        current = f' AND t."{layer.temporal[1]}" IS NULL'
+    if key in layer.unique_current:
+        current = f" AND {is_current(layer, 't')}"
     columns = ", ".join(f't."{n}"' for n in names)
     params: dict[str, Any] = {"keys": keys}
     visible = area_clause(layer, viewer, params)

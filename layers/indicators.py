@@ -23,6 +23,7 @@ from layers.casefilters import bind_period, within_grid
 from layers.codes import category_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
+from layers.versions import valid_on
 
 GROUPINGS = ("section", "community", "street", "category", "month", "week")
 COLUMNS = (
@@ -74,13 +75,12 @@ def _base(conn: Connection, query: IndicatorQuery, params: dict[str, Any]) -> tu
         base = f"""
             SELECT DISTINCT ON (c.id) g.code AS gkey, c.* FROM grids AS g
             JOIN cases AS c ON c.geom && g.geom AND ST_Intersects(g.geom, c.geom)
-            WHERE g.level = :level AND g.valid_from <= :last_day
-              AND (g.valid_to IS NULL OR g.valid_to > :last_day) AND {grids} AND {where}
+            WHERE g.level = :level AND {valid_on(GRIDS, "g", ":last_day")} AND {grids} AND {where}
             ORDER BY c.id, g.code
         """
         label = (
-            "(SELECT g.name FROM grids AS g WHERE g.code = r.key AND g.valid_from <= :last_day "
-            "AND (g.valid_to IS NULL OR g.valid_to > :last_day) LIMIT 1)"
+            "(SELECT g.name FROM grids AS g WHERE g.code = r.key AND "
+            f"{valid_on(GRIDS, 'g', ':last_day')} LIMIT 1)"
         )
         return base, label
     if query.by == "category":

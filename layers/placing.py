@@ -1,4 +1,5 @@
-"""Which county a row lies in: the stored county whose official boundary holds it.
+"""Which county a row lies in: the stored county whose official boundary holds it; and, for a
+layer placed in grids (`Layer.placed_in_grid`), which grid and handling unit.
 
 Boundaries from two sources never agree exactly, so a row within the tolerance (in metres of the
 county's Gauss-Krüger zone) of a boundary belongs to that county. The database answers for every
@@ -18,7 +19,8 @@ from sqlalchemy import Connection, text
 from layers import access
 from layers.access import Viewer
 from layers.errors import InvalidFeature, OutsideEveryCounty
-from layers.registry import STORAGE_SRID
+from layers.registry import GRIDS, STORAGE_SRID, GridPlacement, Layer
+from layers.versions import is_current
 
 
 @dataclass(frozen=True)
@@ -157,3 +159,42 @@ def county_for_write(
     if not access.may_write_county(viewer, place.adcode):
         raise access.outside_counties()
     return place.adcode
+
+
+def grid_under(
+    conn: Connection, placement: GridPlacement, geom: BaseGeometry, adcode: str
+) -> tuple[str, str | None] | None:
+    """The current grid of the placement's level under a point (the lowest code on a shared
+    edge), and the nearest responsible unit up its family; None outside every such grid."""
+    point = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
+    grid = conn.execute(
+        text(f"""
+        SELECT g.code, coalesce(g.responsible_unit, c.responsible_unit, s.responsible_unit)
+        FROM grids AS g
+        LEFT JOIN grids AS c ON c.code = g.parent_code AND {is_current(GRIDS, "c")}
+        LEFT JOIN grids AS s ON s.code = c.parent_code AND {is_current(GRIDS, "s")}
+        WHERE g.level = :level AND {is_current(GRIDS, "g")} AND g.adcode = :adcode
+          AND ST_Intersects(g.geom, {point})
+        ORDER BY g.code LIMIT 1
+    """),
+        {"wkb": shapely.to_wkb(geom), "adcode": adcode, "level": placement.level},
+    ).first()
+    return (grid[0], grid[1]) if grid else None
+
+
+def place_unplaced(conn: Connection, layer: Layer) -> None:
+    """Give the rows of a layer placed in grids that have no grid yet the current grid under
+    them, and its responsible unit where they name none."""
+    placement = layer.placed_in_grid
+    if placement is None:
+        return
+    grid, unit = f'"{placement.grid_field}"', f'"{placement.unit_field}"'
+    conn.execute(
+        text(f"""
+        UPDATE "{layer.id}" AS c SET {grid} = g.code, {unit} = coalesce(c.{unit}, g.responsible_unit)
+        FROM grids AS g
+        WHERE c.{grid} IS NULL AND g.level = :level AND {is_current(GRIDS, "g")}
+          AND g.adcode = c.adcode AND ST_Intersects(g.geom, c.geom)
+    """),
+        {"level": placement.level},
+    )

@@ -1,7 +1,10 @@
 """The layer registry: every layer and child table declared once.
 
 Tables, migrations checks, OGC metadata, import/export schemas and map styles all read these
-declarations; nothing else in the code base lists a layer's fields.
+declarations; nothing else in the code base lists a layer's fields. What a layer does beyond plain
+rows is declared with it too, as capabilities the engine reads (versioned rows, read scope, grid
+placement, drawing level, file import, per-grid counts): code outside this module never branches
+on a layer's id, and a new kind of need is a new capability.
 """
 
 from __future__ import annotations
@@ -141,6 +144,57 @@ class Style:
 
 
 @dataclass(frozen=True)
+class Versioning:
+    """Rows are versions: each valid from its `start` day until its `end` day; the current
+    version has no end yet (see layers/versions.py for the conditions)."""
+
+    start: str = "valid_from"
+    end: str = "valid_to"
+
+
+class PatrolReach(StrEnum):
+    """Which rows an inspector's patrol area lets them read."""
+
+    TOUCHING = "touching"  # the rows meeting the area (or whose parent row meets it)
+    INSIDE = "inside"  # the rows the area covers: their own grids and those inside, no neighbours
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """How a viewer's role narrows what they read of a layer (every role is held to its counties)."""
+
+    patrol: PatrolReach = PatrolReach.TOUCHING
+    unit_field: str | None = None  # a handling unit reads only the rows naming it in this field
+
+
+@dataclass(frozen=True)
+class GridPlacement:
+    """A point row lies in a grid: when not given, the grid of `level` under it and the nearest
+    responsible unit up that grid's family are written to `grid_field` and `unit_field`."""
+
+    grid_field: str = "grid_code"
+    unit_field: str = "unit"
+    level: str = "section"
+
+
+class DrawLevel(StrEnum):
+    """Where a page draws a layer: frames under areas under lines under points."""
+
+    FRAME = "frame"
+    AREA = "area"
+    LINE = "line"
+    POINT = "point"
+
+
+class FileImport(StrEnum):
+    """How `citygrid import` reads a file into a layer."""
+
+    ROWS = "rows"  # rows checked and added (or updated by the natural key)
+    GRID_HIERARCHY = "grid_hierarchy"  # a county's whole hierarchy replacing it as of a day
+    CASE_HISTORY = "case_history"  # a former system's cases, their labels and stage times kept
+
+
+@dataclass(frozen=True)
 class Layer:
     """A spatial layer or a child table, declared once."""
 
@@ -166,6 +220,12 @@ class Layer:
     # set: the items API changes only these fields; shapes, codes and validity change through the
     # layer's own operations (grids: split, merge, redraw …), and files do not add rows to it
     item_edits_only: frozenset[str] | None = None
+    versioned: Versioning | None = None  # rows are versions valid from a day to a day
+    scope: ReadScope = ReadScope()
+    placed_in_grid: GridPlacement | None = None  # a point's grid and unit derived on write
+    draw_level: DrawLevel | None = None  # None: by its geometry (points over areas)
+    file_import: FileImport = FileImport.ROWS
+    counted_per_grid: bool = False  # the grid statistics count its rows in each grid
 
     def __post_init__(self) -> None:
         shorts = [f.short_name.lower() for f in self.fields]
@@ -173,6 +233,18 @@ class Layer:
             raise ValueError(f"{self.id}: short names must be unique ASCII of 10 bytes at most")
         if self.length_field and (self.geometry is None or not self.geometry.is_line):
             raise ValueError(f"{self.id}: only a line layer has a length")
+        names = {f.name for f in self.fields}
+        needed = [self.scope.unit_field] if self.scope.unit_field else []
+        if self.versioned is not None:
+            needed += [self.versioned.start, self.versioned.end]
+        if self.placed_in_grid is not None:
+            needed += [self.placed_in_grid.grid_field, self.placed_in_grid.unit_field]
+        if missing := [n for n in needed if n not in names]:
+            raise ValueError(f"{self.id}: capabilities name fields it lacks: {missing}")
+        if self.unique_current and self.versioned is None:
+            raise ValueError(f"{self.id}: only versioned rows can be unique among current ones")
+        if self.placed_in_grid is not None and self.geometry is not GeometryKind.POINT:
+            raise ValueError(f"{self.id}: only points are placed in a grid")
 
     @property
     def parent_key(self) -> str | None:
@@ -254,6 +326,10 @@ GRIDS = Layer(
     temporal=("valid_from", "valid_to"),
     natural_key="code",
     item_edits_only=frozenset({"name", "responsible_person", "responsible_unit", "phone"}),
+    versioned=Versioning(),
+    scope=ReadScope(patrol=PatrolReach.INSIDE),
+    draw_level=DrawLevel.FRAME,
+    file_import=FileImport.GRID_HIERARCHY,
 )
 
 ILLEGAL_BUILDINGS = Layer(
@@ -325,6 +401,7 @@ ILLEGAL_BUILDINGS = Layer(
     popup_fields=("category", "status", "found_by", "address", "area_m2", "demolished_on"),
     area_field="area_m2",
     temporal=("found_on",),
+    counted_per_grid=True,
 )
 
 BILLBOARD_TYPES = codes(
@@ -410,6 +487,7 @@ BILLBOARDS = Layer(
     popup_fields=("type", "owner", "face_area_m2", "risk_grade", "last_inspected_on", "removed_on"),
     temporal=("last_inspected_on",),
     natural_key="registration_no",  # the 设置许可/登记 number on the bureau's register
+    counted_per_grid=True,
 )
 
 DUST_SITES = Layer(
@@ -455,6 +533,7 @@ DUST_SITES = Layer(
     style=Style("#b9770e", "#f5b041", 0.8, 1.0),
     popup_fields=("name", "site_type", "contractor", "status"),
     temporal=("started_on",),
+    counted_per_grid=True,
 )
 
 DUST_INSPECTIONS = Layer(
@@ -584,6 +663,7 @@ PARKING_LOTS = Layer(
     style=Style("#1e8449", "#52be80", 0.4, 1.5),
     popup_fields=("name", "category", "spaces", "shared_windows", "registration"),
     area_field="area_m2",
+    counted_per_grid=True,
 )
 
 CASE_STATUSES = codes(
@@ -691,6 +771,9 @@ CASES = Layer(
     temporal=("reported_at",),
     cluster_below_zoom=15,
     binned=True,
+    scope=ReadScope(unit_field="unit"),
+    placed_in_grid=GridPlacement(),
+    file_import=FileImport.CASE_HISTORY,
 )
 
 LAYERS: dict[str, Layer] = {

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.types import DateTime
 
 from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer, Role
+from layers.versions import is_current
 
 metadata = MetaData(
     naming_convention={
@@ -444,7 +445,7 @@ def build_table(layer: Layer) -> Table:
             f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",
             *(table.c[name] for name in layer.unique_current),
             unique=True,
-            postgresql_where=text("valid_to IS NULL"),
+            postgresql_where=text(is_current(layer)),
         )
     return table
 

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from layers.access import ReadLimit, Viewer, read_limit
 from layers.errors import BadQuery
 from layers.registry import STORAGE_SRID, Layer
-from layers.versions import VersionWatcher
+from layers.versions import VersionWatcher, is_current
 
 EXTENT = 4096
 BUFFER = 64
@@ -76,8 +76,8 @@ def tile_sql(layer: Layer, z: int, limit: ReadLimit) -> tuple[str, dict[str, Any
     params: dict[str, Any] = dict(limit.params)
     where = f"t.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), {STORAGE_SRID})"
     where += f" AND {limit.sql}"
-    if layer.id == "grids":
-        where += " AND t.valid_to IS NULL"
+    if layer.versioned is not None:  # a map shows what is in force today
+        where += f" AND {is_current(layer, 't')}"
     if layer.cluster_below_zoom is not None and z < layer.cluster_below_zoom:
         # Snap in degrees (cheap: no per-point projection) on one grid per zoom, so neighbouring
         # tiles agree on every cell; a cell is CLUSTER_PIXELS wide (a little taller off the equator).

@@ -13,12 +13,14 @@ from sqlalchemy import Connection, text
 
 from layers import counties as county_rows
 from layers.errors import AccountError, InvalidFeature, StateConflict
+from layers.registry import GRIDS
+from layers.versions import is_current
 
 MAX_NAME = 200
 
-KNOWN = """
+KNOWN = f"""
     SELECT g.adcode, g.responsible_unit AS name, 'grid' AS source FROM grids AS g
-    WHERE g.valid_to IS NULL AND g.responsible_unit IS NOT NULL
+    WHERE {is_current(GRIDS, "g")} AND g.responsible_unit IS NOT NULL
     UNION
     SELECT u.adcode, u.name, 'declared' FROM units AS u
 """

@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Engine, text
 from layers import counties as counties_module
 from layers import passwords, sessions, signin, units
 from layers.errors import AccountError, NotSignedIn
-from layers.registry import Role
+from layers.registry import GRIDS, Role
 from layers.signin import LoginPolicy
+from layers.versions import is_current
 
 HASHER = PasswordHasher()  # argon2id with the RFC 9106 low-memory parameters
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
@@ -66,14 +67,14 @@ def hash_password(password: str, *names: str) -> str:
     return HASHER.hash(password)
 
 
-ACCOUNT_SQL = """
+ACCOUNT_SQL = f"""
     SELECT u.id, u.username, u.display_name, u.role, u.disabled, u.sessions_valid_from, u.unit,
            coalesce(array_agg(i.grid_code ORDER BY i.grid_code)
-                    FILTER (WHERE i.grid_code IS NOT NULL), '{}') AS grids,
+                    FILTER (WHERE i.grid_code IS NOT NULL), '{{}}') AS grids,
            ARRAY(SELECT c.adcode FROM user_counties AS c WHERE c.username = u.username
                  ORDER BY c.adcode) AS counties
     FROM users AS u LEFT JOIN grid_inspectors AS i ON i.username = u.username
-        AND EXISTS (SELECT 1 FROM grids AS g WHERE g.code = i.grid_code AND g.valid_to IS NULL)
+        AND EXISTS (SELECT 1 FROM grids AS g WHERE g.code = i.grid_code AND {is_current(GRIDS, "g")})
 """
 
 
@@ -154,7 +155,7 @@ def assign_grids(conn: Connection, account: Account, codes: list[str]) -> None:
         )
     found = set(
         conn.execute(
-            text("SELECT code FROM grids WHERE code = ANY(:codes) AND valid_to IS NULL"),
+            text(f"SELECT code FROM grids WHERE code = ANY(:codes) AND {is_current(GRIDS)}"),
             {"codes": codes},
         ).scalars()
     )

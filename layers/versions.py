@@ -1,8 +1,12 @@
-"""Layer versions kept in memory from PostgreSQL notifications (one listener thread per process).
+"""Versions: the rows of a versioned layer valid now or on a day, and layer versions kept in
+memory from PostgreSQL notifications (one listener thread per process).
+
+A versioned layer (`Layer.versioned`) keeps every version of a row; `is_current` and `valid_on`
+are the only places that say which of them count.
 
 The version trigger NOTIFYs `citygrid_layers` with `layer:version` when a write commits. Until the
-listener is connected (or after it lost its connection) `current()` answers None and callers ask
-the database instead, so a stale version is never trusted.
+listener is connected (or after it lost its connection) `VersionWatcher.current()` answers None
+and callers ask the database instead, so a stale version is never trusted.
 """
 
 from __future__ import annotations
@@ -12,7 +16,37 @@ import threading
 import psycopg
 from sqlalchemy.engine import URL
 
+from layers.registry import Layer, Versioning
+
 CHANNEL = "citygrid_layers"
+
+
+def _versioning(layer: Layer) -> Versioning:
+    if layer.versioned is None:
+        raise ValueError(f"{layer.id} keeps no versions")
+    return layer.versioned
+
+
+def _column(alias: str | None, name: str) -> str:
+    return f"{alias}.{name}" if alias else name
+
+
+def is_current(layer: Layer, alias: str | None = None) -> str:
+    """SQL keeping the current versions of `layer`'s rows (those not ended), as `alias`."""
+    return f"{_column(alias, _versioning(layer).end)} IS NULL"
+
+
+def open_after(layer: Layer, alias: str | None, day: str) -> str:
+    """SQL keeping the versions not ended on or before `day` (a bound name or SQL expression)."""
+    end = _column(alias, _versioning(layer).end)
+    return f"({end} IS NULL OR {end} > {day})"
+
+
+def valid_on(layer: Layer, alias: str | None, day: str) -> str:
+    """SQL keeping the versions valid on `day` (a bound name or SQL expression): started on or
+    before it and not ended by it."""
+    start = _column(alias, _versioning(layer).start)
+    return f"{start} <= {day} AND {open_after(layer, alias, day)}"
 
 
 class VersionWatcher:

@@ -14,8 +14,8 @@ from typing import Any
 from folium.map import Layer
 from folium.template import Template
 
+from layers.registry import DrawLevel, Style
 from layers.registry import Layer as RegistryLayer
-from layers.registry import Style
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,23 @@ def api_layer(
     return ApiLayer(title, options, show=show)
 
 
+PANES = {
+    DrawLevel.FRAME: "cgGrids",
+    DrawLevel.AREA: "cgAreas",
+    DrawLevel.LINE: "cgLines",
+    DrawLevel.POINT: "cgPoints",
+}
+
+
 def _pane(layer: RegistryLayer) -> str:
     """The drawing level (see citygrid.js): grids under areas under lines under points."""
+    if layer.draw_level is not None:
+        return PANES[layer.draw_level]
     if layer.geometry is not None and layer.geometry.is_point:
-        return "cgPoints"
+        return PANES[DrawLevel.POINT]
     if layer.geometry is not None and layer.geometry.is_line:
-        return "cgLines"
-    return "cgGrids" if layer.id == "grids" else "cgAreas"
+        return PANES[DrawLevel.LINE]
+    return PANES[DrawLevel.AREA]
 
 
 def county_layer(adcode: str, fit: bool = True) -> ApiLayer:

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, text
 
 from layers import users
 from layers.demo.load import ADCODE
-from layers.registry import Role
+from layers.registry import GRIDS, Role
+from layers.versions import is_current
 
 ACTOR = "demo"
 PASSWORDS_FILE = "demo-passwords.txt"
@@ -82,9 +83,9 @@ def ensure_accounts(conn: Connection) -> list[DemoLogin]:
     units = secrets.token_urlsafe(9)
     units_hash = users.hash_password(units)
     communities = conn.execute(
-        text("""
+        text(f"""
         SELECT code, name, responsible_unit FROM grids
-        WHERE level = 'community' AND valid_to IS NULL AND adcode = :adcode ORDER BY code
+        WHERE level = 'community' AND {is_current(GRIDS)} AND adcode = :adcode ORDER BY code
     """),
         {"adcode": ADCODE},
     ).all()
