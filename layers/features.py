@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 from layers import cql
 from layers.access import Viewer, area_clause, not_visible, read_limit
@@ -232,17 +232,18 @@ def rows_sql(query: ItemsQuery, found: Matching | None = None) -> tuple[str, dic
 
 
 def stream_items(
-    engine: Engine,
+    conn: Connection,
     sql: str,
     params: dict[str, Any],
     tail: Callable[[int, int | None], str],
     batch: int = 500,
 ) -> Generator[bytes, None, None]:
-    """A FeatureCollection streamed from a server-side cursor: PostGIS writes each feature."""
-    with engine.connect() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=batch).execute(
-            text(sql), params
-        )
+    """A FeatureCollection streamed from a server-side cursor on the request's own connection
+    (one connection a request: requests waiting for a second one could starve the pool);
+    PostGIS writes each feature."""
+    streamed = {"stream_results": True, "yield_per": batch}
+    rows = conn.execute(text(sql), params, execution_options=streamed)
+    with rows:  # the cursor is closed however the stream ends
         returned, last_id = 0, None
         chunk: list[str] = ['{"type" : "FeatureCollection", "features" : [']
         for feature_id, feature in rows:
@@ -366,7 +367,7 @@ class ItemsResult:
     matched: int
     estimated: bool
     page: Page | None = None  # a small page, whole
-    rows: tuple[Engine, str, dict[str, Any]] | None = None  # a large page's query, to stream
+    rows: tuple[Connection, str, dict[str, Any]] | None = None  # a large page's query, to stream
 
     def paging(self, returned: int, last_id: int | None) -> Paging:
         """next and prev: a keyset cursor in id order (fast at any depth), offsets when sorted."""
@@ -392,22 +393,20 @@ class ItemsResult:
 
     def chunks(self, more: Members) -> tuple[bytes, Generator[bytes, None, None]]:
         """The page as PostGIS writes it: the first chunk and the rest. The first is taken here:
-        it takes the connection and runs the query, so a pool timeout or a database error is raised
+        it runs the query, so a database error or a statement timeout is raised
         before any status is sent (an answer, not a body cut short); the rest must be closed."""
         assert self.rows is not None, "a whole page is not streamed"
-        engine, sql, params = self.rows
+        conn, sql, params = self.rows
 
         def tail(returned: int, last_id: int | None) -> str:
             members = self.members(returned, last_id, more)
             return ", ".join(f'"{k}" : {v}' for k, v in members.items())
 
-        stream = stream_items(engine, sql, params, tail)
+        stream = stream_items(conn, sql, params, tail)
         return next(stream), stream
 
 
-def find_items(
-    conn: Connection, engine: Engine, query: ItemsQuery, stream_above: int
-) -> ItemsResult:
+def find_items(conn: Connection, query: ItemsQuery, stream_above: int) -> ItemsResult:
     """Count what matches, choose the plan from the count, and fetch the page, or prepare its
     streaming (pages above `stream_above` features are never held whole in memory)."""
     found = matching(query)
@@ -415,5 +414,5 @@ def find_items(
     planned = replace(query, few_matches=matched <= FEW_MATCHES)
     if query.limit > stream_above:
         sql, params = rows_sql(planned, found)
-        return ItemsResult(planned, matched, estimated, rows=(engine, sql, params))
+        return ItemsResult(planned, matched, estimated, rows=(conn, sql, params))
     return ItemsResult(planned, matched, estimated, page=fetch_items(conn, planned, found))

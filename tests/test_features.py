@@ -149,10 +149,12 @@ def test_the_engine_counts_plans_and_pages_without_the_route(
     may = TimeRange(date(2023, 5, 1), date(2023, 5, 31))
     query = ItemsQuery(LAYERS["cases"], limit=50, offset=50, time=may)
     with engine.connect() as conn:
-        result = find_items(conn, engine, query, stream_above=1000)
-        whole = find_items(conn, engine, ItemsQuery(LAYERS["cases"], limit=5, time=may), 1000)
-        streamed = find_items(conn, engine, replace(query, limit=5, offset=0), stream_above=4)
+        result = find_items(conn, query, stream_above=1000)
+        whole = find_items(conn, ItemsQuery(LAYERS["cases"], limit=5, time=may), 1000)
+        streamed = find_items(conn, replace(query, limit=5, offset=0), stream_above=4)
         matched, _ = count_matched(conn, query)
+        first, rest = streamed.chunks(lambda paging: {})
+        sent = json.loads(first + b"".join(rest))
     assert result.matched == matched and result.query.few_matches  # few: found first
     assert result.rows is None and result.page is not None and result.page.returned == 50
     assert result.paging(50, 1) == Paging(
@@ -164,5 +166,4 @@ def test_the_engine_counts_plans_and_pages_without_the_route(
         doc["features"][-1]["id"]
     )
     assert streamed.page is None and streamed.rows is not None
-    sent = json.loads(b"".join(streamed.chunks(lambda paging: {})))
     assert sent["features"] == json.loads(whole.text(lambda paging: {}))["features"]

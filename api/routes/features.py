@@ -281,7 +281,7 @@ def items(
         after,
         viewer,
     )
-    result = features.find_items(conn, request.app.state.engine, query, STREAM_ABOVE)
+    result = features.find_items(conn, query, STREAM_ABOVE)
     headers = {"Content-Crs": crs.header}
 
     def members(paging: features.Paging) -> dict[str, str]:
