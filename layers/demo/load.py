@@ -21,8 +21,9 @@ from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
-from layers.registry import LAYERS
+from layers.registry import GRIDS, LAYERS
 from layers.tables import TABLES, layer_table
+from layers.versions import is_current
 
 ADCODE = "320681"
 COUNTY_NAME = "启东市"
@@ -122,9 +123,9 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
     # each case goes to the unit responsible for its grid, as a report does
     conn.execute(
-        text("""
+        text(f"""
         UPDATE cases AS c SET unit = g.responsible_unit
-        FROM grids AS g WHERE g.code = c.grid_code AND g.valid_to IS NULL AND c.unit IS NULL
+        FROM grids AS g WHERE g.code = c.grid_code AND {is_current(GRIDS, "g")} AND c.unit IS NULL
     """)
     )
     return written
