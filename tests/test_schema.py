@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from layers import db, migrate
 from layers.registry import LAYERS, STORAGE_SRID, spatial_layers
-from tests.conftest import PgServer
+from tests.databases import PgServer
 
 
 @pytest.fixture

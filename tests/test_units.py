@@ -23,7 +23,6 @@ from api.settings import DatabaseSettings
 from layers import counties, db, migrate, units, users
 from layers.errors import AccountError
 from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.conftest import PgServer
 from tests.counties import (
     DEMO,
     DEMO_CENTRE,
@@ -36,6 +35,7 @@ from tests.counties import (
     sanyuan,
     two_counties,
 )
+from tests.databases import PgServer, fresh_database
 
 ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
@@ -58,8 +58,6 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(pg_server: Any) -> Iterator[World]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "units")
     url = next(databases)
     engine = db.make_engine(pg_server.as_owner(url))

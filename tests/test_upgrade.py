@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from layers.backup import MANIFEST, backups_in, client_args, pg_tool
 from layers.checksums import TableSum, all_sums
 from layers.errors import MigrationError
 from tests.accounts import ensure_account
-from tests.conftest import PgServer
+from tests.databases import PgServer
+from tests.support import CITYGRID
 
-CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 SHIPPED = Path(__file__).resolve().parents[1] / "layers" / "migrations"
 FAILING = '''"""A migration that fails halfway, after DDL and data changes.
 
