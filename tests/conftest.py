@@ -84,6 +84,14 @@ def scratch_url(pg_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def scratch_owner(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
+    """The scratch database as its owner: for migrating it down and up, or writing past the API."""
+    eng = db.make_engine(pg_server.as_owner(scratch_url))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def empty_url(pg_server: PgServer) -> Iterator[str]:
     """A migrated database with nothing in it, not even a county."""
     yield from fresh_database(pg_server, "empty", with_county=False)

@@ -21,7 +21,7 @@ from api.settings import DatabaseSettings
 from layers import users
 from layers.access import ReadLimit, Viewer, read_limit
 from layers.registry import LAYERS, Role
-from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.street import STREET
 from tests.world import (
     CHILDREN,
@@ -38,8 +38,6 @@ from tests.world import (
     tile_index,
 )
 from webmap.pages import PAGES
-
-ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,10 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import CASE_STATUSES
 from layers.workflow import CALENDAR, MOVES
-from tests.accounts import TEST_AUTH, bearer
+from tests.accounts import ROLES, TEST_AUTH, bearer
 from tests.world import EAST_UNIT, World, point, snapshot
 
 COUNTY = "320681"  # the demo county every test database stores
-ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 STATUSES = [c.value for c in CASE_STATUSES]
 
 
