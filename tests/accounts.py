@@ -31,6 +31,8 @@ SERVER_ENV = {"CITYGRID_SECRET_KEY": TEST_KEY}
 # Every test database is one deployment to the tokens below; each is migrated with an id of its
 # own, renamed here so tokens can be signed without asking the database (see name_deployment).
 TEST_DEPLOYMENT = "citygrid-tests"
+# Every role an account may hold.
+ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 
 
 def name_deployment(conn: Connection, deployment: str = TEST_DEPLOYMENT) -> None:

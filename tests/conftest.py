@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 
 from api.settings import DatabaseSettings, DemoSettings
-from layers import counties as county_rows
-from layers import db, migrate, roles
+from layers import db, roles
 from layers.demo import load as demo_city
-from tests.accounts import name_deployment
-
-
-@dataclass(frozen=True)
-class PgServer:
-    """A PostgreSQL server the tests may create databases on, and the password of its API role."""
-
-    admin_url: str
-    api_password: str
-
-    def url(self, database: str) -> str:
-        """URL of a database on this server, as the administrator (who owns the schema)."""
-        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
-
-    def api_url(self, database: str) -> str:
-        """URL of a database on this server, as the API's role."""
-        url = make_url(self.admin_url).set(
-            database=database, username=roles.API_ROLE, password=self.api_password
-        )
-        return url.render_as_string(hide_password=False)
-
-    def as_owner(self, url: str) -> str:
-        """The same database as the administrator: for loaders and migrations."""
-        database = make_url(url).database
-        assert database is not None
-        return self.url(database)
+from tests.databases import PgServer, drop_template, fresh_database
+from tests.world import World, make_world
 
 
 def _with_api_role(admin_url: str, password: str) -> PgServer:
@@ -62,38 +35,23 @@ def pg_server() -> Iterator[PgServer]:
     settings = DatabaseSettings()
     if not settings.uses_own_cluster:
         admin = db.parse_url(settings.migration_url()).set(database="postgres")
-        yield _with_api_role(admin.render_as_string(hide_password=False), secrets.token_urlsafe(24))
+        server = _with_api_role(
+            admin.render_as_string(hide_password=False), secrets.token_urlsafe(24)
+        )
+        try:
+            yield server
+        finally:
+            drop_template(server)
         return
     cluster = settings.cluster()
     started = cluster.up(_log)
+    server = _with_api_role(cluster.url("postgres"), cluster.api_password())
     try:
-        yield _with_api_role(cluster.url("postgres"), cluster.api_password())
+        yield server
     finally:
+        drop_template(server)
         if started:
             cluster.down(_log)
-
-
-def fresh_database(server: PgServer, suffix: str, with_county: bool = True) -> Iterator[str]:
-    """A new database on `server`, migrated by its owner (the demo's county stored, no rows,
-    unless `with_county` is false); yields the URL the API connects with (the API's role, rows
-    only), dropped when the caller is done with it."""
-    name = f"citygrid_test_{suffix}_{os.getpid()}"
-    db.drop_database(server.admin_url, name)
-    db.ensure_database(server.admin_url, name)
-    engine = db.make_engine(server.url(name))
-    try:
-        migrate.upgrade(engine)
-        with engine.begin() as conn:
-            roles.grant_api_rights(conn, roles.API_ROLE)
-            name_deployment(conn)
-            if with_county:
-                county_rows.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT)
-    finally:
-        engine.dispose()
-    try:
-        yield server.api_url(name)
-    finally:
-        db.drop_database(server.admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -126,9 +84,24 @@ def scratch_url(pg_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def scratch_owner(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
+    """The scratch database as its owner: for migrating it down and up, or writing past the API."""
+    eng = db.make_engine(pg_server.as_owner(scratch_url))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def empty_url(pg_server: PgServer) -> Iterator[str]:
     """A migrated database with nothing in it, not even a county."""
     yield from fresh_database(pg_server, "empty", with_county=False)
+
+
+@pytest.fixture(scope="module")
+def world(request: pytest.FixtureRequest, pg_server: PgServer) -> Iterator[World]:
+    """The shared world (tests/world.py) in a database of the module's own."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    yield from make_world(pg_server, module.removeprefix("test_"))
 
 
 @pytest.fixture(scope="session")

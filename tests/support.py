@@ -21,7 +21,8 @@ import pytest
 
 from tests.accounts import SERVER_ENV
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -179,3 +180,30 @@ def qgis_python() -> str:
         print(f"\n{'!' * 20}\n{message}\n{'!' * 20}", file=sys.stderr)
         pytest.skip(message)
     return QGIS_PYTHON
+
+
+def citygrid(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `citygrid` command with `env` added to ours, its output captured."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [CITYGRID, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_clear_failure(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    """A failure in one clear sentence naming each of `phrases`, and no traceback."""
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    for phrase in phrases:
+        assert phrase in result.stderr
+
+
+# A small photo, as a phone sends one.
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8 + b"\xff\xd9"

@@ -30,7 +30,7 @@ from tests.accounts import (
     ensure_account,
     token_for,
 )
-from tests.test_access import WEST, World, ids_in, make_world
+from tests.world import WEST, World, ids_in
 
 SECRET = "A-very-secret-passphrase-42"
 
@@ -40,11 +40,6 @@ def client(world: World) -> Iterator[TestClient]:
     app = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
     with TestClient(app, follow_redirects=False) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "auth")
 
 
 def login(client: TestClient, username: str, password: str) -> Any:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,10 +23,9 @@ from layers.cluster import Cluster, find_server
 from layers.errors import BackupError
 from layers.restore import restore, restore_key, verify
 from tests.accounts import ensure_account
-from tests.conftest import PgServer
-from tests.support import free_port
+from tests.databases import PgServer
+from tests.support import CITYGRID, free_port
 
-CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 KEY_TEXT = "k" * 48
 CHINA = ZoneInfo("Asia/Shanghai")
 

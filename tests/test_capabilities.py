@@ -41,7 +41,7 @@ from layers.registry import (
 from layers.tiles import tile_sql
 from layers.versions import is_current, valid_on
 from tests.accounts import ensure_account
-from tests.conftest import PgServer, fresh_database
+from tests.databases import PgServer, fresh_database
 from webmap.layers import api_layer
 
 STEP = 0.01  # degrees: a community is a square of about 1 km

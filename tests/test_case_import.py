@@ -26,9 +26,9 @@ from layers.indicators import IndicatorQuery, rows
 from layers.registry import Role
 from layers.worktime import WorkCalendar
 from tests import countyfiles
-from tests.conftest import PgServer
 from tests.countyfiles import ZONE, expected_indicators, write_gbk_csv
-from tests.test_cli import citygrid
+from tests.databases import PgServer
+from tests.support import citygrid
 
 ADCODE = "350404"
 STREET, COMMUNITY = "350404001000000", "350404001001000"

@@ -15,15 +15,10 @@ from sqlalchemy import text
 from api.app import create_app
 from api.settings import DatabaseSettings, EditingSettings
 from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import WEST, World, make_world, point, snapshot
+from tests.support import JPEG
+from tests.world import WEST, World, point, snapshot
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8 + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "casework")
 
 
 @pytest.fixture(scope="module")

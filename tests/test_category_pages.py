@@ -12,7 +12,7 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.conftest import PgServer
+from tests.databases import PgServer
 
 MINOR = "露天垃圾堆放（本局）"  # E0102's own name at this bureau
 MAJOR = "市容秩序（本局）"  # its class's

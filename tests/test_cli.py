@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,32 +17,17 @@ from sqlalchemy import create_engine, make_url, text
 from layers import cluster, db, migrate
 from layers.errors import SetupError
 from tests.accounts import SERVER_ENV, bearer
-from tests.conftest import PgServer
-from tests.support import free_port, stop, wait_healthy
-
-CITYGRID = str(Path(sys.executable).with_name("citygrid"))
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def citygrid(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [CITYGRID, *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def assert_clear_failure(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr + result.stdout
-    for phrase in phrases:
-        assert phrase in result.stderr
+from tests.databases import PgServer, fresh_database
+from tests.street import COMMUNITIES, SIDE, TO_LONLAT, family_box, insert_grid
+from tests.support import (
+    CITYGRID,
+    ROOT,
+    assert_clear_failure,
+    citygrid,
+    free_port,
+    stop,
+    wait_healthy,
+)
 
 
 @pytest.mark.parametrize(
@@ -207,9 +191,6 @@ def test_grids_check_of_the_demo_city_finds_nothing(database_url: str) -> None:
 @pytest.fixture
 def defective_family(pg_server: PgServer) -> Iterator[str]:
     """A community whose sections leave a 1 m² hole, one of them coded under another community."""
-    from tests.conftest import fresh_database
-    from tests.test_grids import COMMUNITIES, SIDE, family_box, insert_grid
-
     databases = fresh_database(pg_server, "cli_grids")
     url = next(databases)
     engine = db.make_engine(url)
@@ -239,8 +220,6 @@ def defective_family(pg_server: PgServer) -> Iterator[str]:
 
 
 def test_grids_check_lists_planted_problems_and_fails(defective_family: str) -> None:
-    from tests.test_grids import COMMUNITIES
-
     env = {"CITYGRID_DATABASE_URL": defective_family}
     table = citygrid("grids", "check", "--parent", COMMUNITIES[1], env=env)
     assert table.returncode == 1 and "Traceback" not in table.stderr
@@ -272,8 +251,6 @@ def test_grids_check_of_an_unknown_parent_is_one_clear_sentence(defective_family
 
 
 def test_users_commands_manage_accounts(defective_family: str) -> None:
-    from tests.test_grids import COMMUNITIES
-
     env = {"CITYGRID_DATABASE_URL": defective_family, "COLUMNS": "200"}  # rows unwrapped
     added = citygrid(
         "users", "add", "zhang.san", "--role", "inspector", "--grid", COMMUNITIES[1],
@@ -365,8 +342,6 @@ def test_import_command_checks_reports_and_writes(defective_family: str, tmp_pat
     import numpy as np
     import pyogrio.raw
     import shapely
-
-    from tests.test_grids import TO_LONLAT, family_box
 
     x0, y0 = family_box(0, 0)
     lon, lat = TO_LONLAT.transform(x0 + 150, y0 + 150)

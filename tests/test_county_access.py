@@ -27,13 +27,11 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import db
 from layers.codes import seed_case_categories
-from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, PNG, SANYUAN, CountyRows, two_counties
-from tests.test_access import tile_ids, tile_index
+from tests.databases import fresh_database
+from tests.world import CHILDREN, SPATIAL, tile_ids, tile_index
 
-ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
-SPATIAL = ("illegal_buildings", "billboards", "dust_sites", "parking_lots", "cases")
-CHILDREN = ("dust_inspections", "work_orders")
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
 
 
@@ -72,8 +70,6 @@ def _accounts(demo: CountyRows, second: CountyRows) -> dict[str, Account]:
 
 @pytest.fixture(scope="module")
 def world(pg_server: Any) -> Iterator[World]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "counties")
     url = next(databases)
     engine = db.make_engine(pg_server.as_owner(url))

@@ -32,7 +32,8 @@ from layers.boundary import County
 from layers.codes import seed_case_categories
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.test_cli import citygrid
+from tests.databases import fresh_database
+from tests.support import citygrid
 
 A, B = "320681", "350404"
 ZONES = {A: 4550, B: 4548}
@@ -183,8 +184,6 @@ def _rows_of(client: TestClient, adcode: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(pg_server: Any) -> Iterator[World]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "countywrites")
     url = next(databases)
     engine = db.make_engine(url)

@@ -21,16 +21,11 @@ from api.app import create_app
 from api.auth import COOKIE
 from api.settings import BrowserSettings, DatabaseSettings
 from tests.accounts import TEST_AUTH, TEST_KEY, TEST_PASSWORD, bearer, token_for
-from tests.test_access import WEST, World, make_world, point
-from tests.test_casework import JPEG
+from tests.support import JPEG
+from tests.world import WEST, World, point
 
 OWN = "http://testserver"  # the TestClient's scheme and Host
 EVIL = "http://evil.example"
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "csrf")
 
 
 @pytest.fixture(scope="module")

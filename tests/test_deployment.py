@@ -28,9 +28,8 @@ from tests.accounts import (
     ensure_account,
     token_for,
 )
-from tests.conftest import PgServer, fresh_database
-from tests.support import free_port, stop, wait_healthy
-from tests.test_cli import CITYGRID
+from tests.databases import PgServer, fresh_database
+from tests.support import CITYGRID, free_port, stop, wait_healthy
 
 
 @pytest.fixture

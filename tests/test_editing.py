@@ -20,6 +20,7 @@ from layers.codes import seed_case_categories
 from layers.errors import PreconditionFailed
 from layers.registry import LAYERS, Role
 from tests.accounts import TEST_AUTH, sign_in
+from tests.databases import fresh_database
 
 GEOJSON = {"Content-Type": "application/geo+json"}
 STREET = "MULTIPOLYGON(((121.60 31.75, 121.70 31.75, 121.70 31.85, 121.60 31.85, 121.60 31.75)))"
@@ -44,8 +45,6 @@ BUILDING = feature(
 
 @pytest.fixture(scope="module")
 def engine(pg_server: Any) -> Iterator[Engine]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "editing")
     url = next(databases)
     eng = db.make_engine(url)

@@ -23,7 +23,7 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import World, make_world, point, snapshot, square
+from tests.world import World, make_world, point, snapshot, square
 
 FORMATS = ("gpkg", "shp", "geojson", "kml", "csv", "xlsx")
 COMPARED = {

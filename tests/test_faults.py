@@ -21,7 +21,7 @@ from api.settings import DatabaseSettings
 from layers import db, migrate, roles
 from layers.cluster import Cluster, find_server
 from tests.accounts import TEST_AUTH, bearer, ensure_account, name_deployment, token_for
-from tests.conftest import PgServer
+from tests.databases import PgServer
 from tests.support import free_port, live_server
 
 USER = "fault-admin"

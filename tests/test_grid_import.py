@@ -22,7 +22,6 @@ from gis.gcj02 import geometry_to_gcj02
 from layers import counties, db, filein, gridsource
 from layers.boundary import County
 from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.conftest import PgServer, fresh_database
 from tests.countyfiles import (
     ADCODE,
     EPSG,
@@ -41,7 +40,8 @@ from tests.countyfiles import (
     write_shapefile,
     zipped,
 )
-from tests.test_cli import citygrid
+from tests.databases import PgServer, fresh_database
+from tests.support import citygrid
 
 
 def add_county(owner_url: str) -> None:

@@ -19,15 +19,14 @@ from gis.topology import CheckOptions
 from layers import db
 from layers.grids import check_stored
 from tests.accounts import TEST_AUTH, sign_in
-from tests.test_grids import COMMUNITIES, cell_box, insert_street, lonlat, section
+from tests.databases import fresh_database
+from tests.street import COMMUNITIES, cell_box, insert_street, lonlat, section
 
 Op = tuple[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
 def engine(pg_server: Any) -> Iterator[Engine]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "races")
     eng = db.make_engine(next(databases))
     with eng.begin() as conn:

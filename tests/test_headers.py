@@ -18,8 +18,8 @@ from api.auth import COOKIE
 from api.security import tile_sources, with_nonce
 from api.settings import DatabaseSettings, WebmapSettings
 from tests.accounts import TEST_AUTH, bearer, token_for
-from tests.test_access import World, make_world, point, tile_index
-from tests.test_casework import JPEG
+from tests.support import JPEG
+from tests.world import World, point, tile_index
 from webmap.basemaps import resolve_basemap
 
 FIXED = {
@@ -28,11 +28,6 @@ FIXED = {
     "referrer-policy": "same-origin",
 }
 PAGES = ["/maps/overview", "/maps/planner", "/maps/inspector", "/maps/leader", "/login", "/docs"]
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "headers")
 
 
 @pytest.fixture(scope="module")

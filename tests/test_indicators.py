@@ -22,7 +22,8 @@ from sqlalchemy import text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import EAST, STREET, WEST, World, lonlat, make_world, middle
+from tests.street import STREET, lonlat
+from tests.world import EAST, WEST, World, make_world, middle
 
 PERIOD = {"from": "2026-01-01", "to": "2026-03-31"}
 W1, W2, E1 = f"{WEST[:12]}001", f"{WEST[:12]}002", f"{EAST[:12]}001"

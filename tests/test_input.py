@@ -18,8 +18,8 @@ from api.settings import DatabaseSettings
 from layers.cql import MAX_FILTER_CHARS, MAX_FILTER_DEPTH
 from layers.jsonin import MAX_DEPTH
 from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import PROPERTIES, WEST, World, make_world, point, snapshot
-from tests.test_import import billboard_columns, spots, upload, write
+from tests.uploads import billboard_columns, spots, upload, write
+from tests.world import PROPERTIES, WEST, World, point, snapshot
 
 STATS = {
     "/stats/heatmap": {"zoom": 12},
@@ -28,11 +28,6 @@ STATS = {
     "/stats/choropleth": {"level": "community"},
     "/stats/trend": {"interval": "month"},
 }
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "input")
 
 
 @pytest.fixture(scope="module")

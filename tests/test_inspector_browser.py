@@ -4,18 +4,15 @@ the API; a report outside the area shows the API's refusal and saves nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from tests.accounts import TEST_PASSWORD, bearer
-from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
-from tests.test_access import SPATIAL, World, make_world
-from tests.test_casework import JPEG
+from tests.support import ARTIFACTS, JPEG, assert_policy_kept, live_server, wait_for, watch
+from tests.world import SPATIAL, World
 
 PHONE = {"width": 390, "height": 844}
 LAYER_KEYS = {
@@ -25,11 +22,6 @@ LAYER_KEYS = {
     "parking_lots": "parking_lots",
     "cases": "open_cases",
 }
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "inspector_page")
 
 
 def drawn_ids(page: Any) -> dict[str, list[int]]:

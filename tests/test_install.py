@@ -31,8 +31,8 @@ from api.settings import (
 )
 from layers import db, roles
 from layers.errors import ConfigError
-from tests.conftest import PgServer
-from tests.test_cli import assert_clear_failure, citygrid
+from tests.databases import PgServer
+from tests.support import assert_clear_failure, citygrid
 
 # Settings a test's commands must take from their file, not from the tests' environment.
 FROM_FILE = (

@@ -23,7 +23,7 @@ from api.observe import JsonLines
 from api.settings import DatabaseSettings, LimitSettings, MonitoringSettings
 from layers import db
 from tests.accounts import SERVER_ENV, TEST_AUTH, TEST_PASSWORD, bearer, ensure_account
-from tests.conftest import PgServer
+from tests.databases import PgServer
 from tests.support import CITYGRID, free_port, stop, wait_healthy
 
 DOWN_URL = "postgresql://citygrid:x@127.0.0.1:1/none"

@@ -27,9 +27,9 @@ from api.settings import DatabaseSettings
 from layers import db
 from tests import countyfiles as files
 from tests.accounts import TEST_AUTH, TEST_PASSWORD, ensure_account
-from tests.conftest import PgServer, fresh_database
-from tests.test_access import tile_index
-from tests.test_cli import ROOT, citygrid
+from tests.databases import PgServer, fresh_database
+from tests.support import ROOT, citygrid
+from tests.world import tile_index
 
 README = ROOT / "README.md"
 HEADING = "## Your own county"

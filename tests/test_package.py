@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from layers import db, migrate
-from tests.conftest import PgServer
+from tests.databases import PgServer
 from tests.support import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,6 +19,7 @@ from api.settings import DatabaseSettings, EditingSettings
 from layers import db
 from layers.registry import LAYERS
 from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.databases import fresh_database
 from tests.support import live_server
 
 STREET = "MULTIPOLYGON(((121.60 31.75, 121.70 31.75, 121.70 31.85, 121.60 31.85, 121.60 31.75)))"
@@ -31,8 +32,6 @@ ROLES = ("admin", "planner", "leader", "inspector", "dispatcher")
 
 @pytest.fixture(scope="module")
 def url(pg_server: Any) -> Iterator[str]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "part4")
     database = next(databases)
     engine = db.make_engine(database)

@@ -12,22 +12,13 @@ from sqlalchemy import text
 
 from layers import counties, db
 from tests.accounts import bearer, browser_context, ensure_account
+from tests.databases import fresh_database
+from tests.street import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lonlat, section
 from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
-from tests.test_grids import (
-    COMMUNITIES,
-    SIDE,
-    STREET,
-    family_box,
-    insert_grid,
-    lonlat,
-    section,
-)
 
 
 @pytest.fixture(scope="module")
 def planner_db(pg_server: Any) -> Iterator[str]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "planner")
     url = next(databases)
     engine = db.make_engine(url)

@@ -15,8 +15,8 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import db, roles
 from tests.accounts import TEST_AUTH, sign_in
-from tests.conftest import PgServer
-from tests.test_cli import citygrid
+from tests.databases import PgServer
+from tests.support import citygrid
 
 SERVER_FILE_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from pyproj import Transformer
@@ -13,14 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from layers import db, migrate
 from layers.registry import LAYERS, STORAGE_SRID, spatial_layers
-from tests.conftest import PgServer
-
-
-@pytest.fixture
-def scratch(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(pg_server.as_owner(scratch_url))
-    yield eng
-    eng.dispose()
 
 
 def _indexes(engine: Engine, table: str) -> dict[str, tuple[str, list[str]]]:
@@ -115,10 +105,10 @@ INSERT_GRID = text("""
 """)
 
 
-def test_area_is_computed_in_the_gauss_kruger_zone(scratch: Engine) -> None:
+def test_area_is_computed_in_the_gauss_kruger_zone(scratch_owner: Engine) -> None:
     square, hand = _gk_square(4550, 550_000.0, 3_520_000.0, 100.0)
     bigger, hand_bigger = _gk_square(4550, 550_000.0, 3_520_000.0, 250.0)
-    with scratch.begin() as conn:
+    with scratch_owner.begin() as conn:
         grid_id, area = conn.execute(
             INSERT_GRID, {"wkt": square.wkt, "code": "320681100001001"}
         ).one()
@@ -149,11 +139,11 @@ def test_zone_can_be_forced(scratch_url: str) -> None:
     assert abs(area - 10_000.0) > 0.01  # measured in the other zone: not the same number
 
 
-def test_code_lists_and_formats_are_enforced(scratch: Engine) -> None:
+def test_code_lists_and_formats_are_enforced(scratch_owner: Engine) -> None:
     square, _ = _gk_square(4550, 550_000.0, 3_520_000.0, 100.0)
-    with pytest.raises(IntegrityError), scratch.begin() as conn:
+    with pytest.raises(IntegrityError), scratch_owner.begin() as conn:
         conn.execute(INSERT_GRID, {"wkt": square.wkt, "code": "32068110000100"})  # 14 digits
-    with pytest.raises(IntegrityError), scratch.begin() as conn:
+    with pytest.raises(IntegrityError), scratch_owner.begin() as conn:
         conn.execute(
             text("""
             INSERT INTO billboards (adcode, geom, type, face_area_m2)
@@ -162,25 +152,25 @@ def test_code_lists_and_formats_are_enforced(scratch: Engine) -> None:
         )
 
 
-def test_migrations_go_down_and_up_again(scratch: Engine) -> None:
-    migrate.downgrade(scratch)
-    with scratch.connect() as conn:
+def test_migrations_go_down_and_up_again(scratch_owner: Engine) -> None:
+    migrate.downgrade(scratch_owner)
+    with scratch_owner.connect() as conn:
         left = conn.execute(
             text("SELECT count(*) FROM information_schema.tables WHERE table_name = ANY(:names)"),
             {"names": list(LAYERS)},
         ).scalar_one()
     assert left == 0
-    migrate.upgrade(scratch)
-    assert migrate.schema_drift(scratch) == []
+    migrate.upgrade(scratch_owner)
+    assert migrate.schema_drift(scratch_owner) == []
 
 
-def test_every_migration_steps_down_and_up_again(scratch: Engine) -> None:
+def test_every_migration_steps_down_and_up_again(scratch_owner: Engine) -> None:
     """Each revision's downgrade works on its own, and each upgrade after it, one at a time."""
     shipped = migrate.all_revisions()
     assert shipped[-1] == migrate.head_revision()
     for expected in [*reversed(shipped[:-1]), None]:
-        migrate.downgrade(scratch, "-1")
-        assert migrate.current_revision(scratch) == expected
-    assert migrate.pending_revisions(scratch) == shipped
-    assert migrate.upgrade_each(scratch) == shipped
-    assert migrate.schema_drift(scratch) == []
+        migrate.downgrade(scratch_owner, "-1")
+        assert migrate.current_revision(scratch_owner) == expected
+    assert migrate.pending_revisions(scratch_owner) == shipped
+    assert migrate.upgrade_each(scratch_owner) == shipped
+    assert migrate.schema_drift(scratch_owner) == []

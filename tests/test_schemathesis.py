@@ -17,7 +17,7 @@ import pytest
 
 from tests.accounts import token_for
 from tests.support import live_server
-from tests.test_access import make_world
+from tests.world import make_world
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))

@@ -52,7 +52,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(pg_server: Any) -> Iterator[World]:
-    from tests.conftest import fresh_database
+    from tests.databases import fresh_database
 
     databases = fresh_database(pg_server, "rules")
     url = next(databases)

@@ -19,7 +19,7 @@ from api.settings import AuthSettings, DatabaseSettings
 from layers import db, users
 from layers.signin import limit_key
 from tests.accounts import TEST_AUTH, TEST_PASSWORD, ensure_account
-from tests.conftest import fresh_database
+from tests.databases import fresh_database
 
 LOOPBACK = ("127.0.0.1", 40000)
 

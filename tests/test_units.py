@@ -22,8 +22,7 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import counties, db, migrate, units, users
 from layers.errors import AccountError
-from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.conftest import PgServer
+from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import (
     DEMO,
     DEMO_CENTRE,
@@ -36,8 +35,8 @@ from tests.counties import (
     sanyuan,
     two_counties,
 )
+from tests.databases import PgServer, fresh_database
 
-ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
 GRID_UNITS = {DEMO: "启东测试中队", SANYUAN: "三元区测试中队"}
 DECLARED = {DEMO: "启东新设中队", SANYUAN: "三元区新设中队"}
@@ -58,8 +57,6 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(pg_server: Any) -> Iterator[World]:
-    from tests.conftest import fresh_database
-
     databases = fresh_database(pg_server, "units")
     url = next(databases)
     engine = db.make_engine(pg_server.as_owner(url))
@@ -359,13 +356,6 @@ def test_a_role_change_to_handler_checks_the_unit_too(world: World) -> None:
 # --- the migration ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def owner(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(pg_server.as_owner(scratch_url))
-    yield eng
-    eng.dispose()
-
-
 def _declare_before_counties(conn: Connection, *names: str) -> None:
     for name in names:
         conn.execute(text("INSERT INTO units (name, added_by) VALUES (:n, 'before')"), {"n": name})
@@ -377,10 +367,10 @@ def _placed(conn: Connection) -> set[tuple[str, str, str]]:
 
 
 def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
-    owner: Engine,
+    scratch_owner: Engine,
 ) -> None:
-    migrate.downgrade(owner, "0016")
-    with owner.begin() as conn:
+    migrate.downgrade(scratch_owner, "0016")
+    with scratch_owner.begin() as conn:
         demo = fill_county(conn, DEMO, DEMO_CENTRE, DEMO_ZONE, "启东测试中队")
         second = fill_county(
             conn, SANYUAN, SANYUAN_CENTRE, SANYUAN_ZONE, "三元区测试中队", county=sanyuan()
@@ -410,9 +400,9 @@ def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
         _declare_before_counties(
             conn, "同名中队", "启东测试中队", "案件中队", "账号中队", "无处中队"
         )
-    migrate.upgrade(owner)
-    assert migrate.schema_drift(owner) == []
-    with owner.connect() as conn:
+    migrate.upgrade(scratch_owner)
+    assert migrate.schema_drift(scratch_owner) == []
+    with scratch_owner.connect() as conn:
         assert _placed(conn) == {
             (DEMO, "同名中队", "before"),
             (SANYUAN, "同名中队", "before"),
@@ -428,22 +418,22 @@ def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
         assert [tuple(a) for a in audit] == [("migration 0017", "delete", "无处中队")]
         assert units.counties_of(conn, "案件中队") == [SANYUAN]
     # down again: one row per name, as before counties
-    migrate.downgrade(owner, "0016")
-    with owner.connect() as conn:
+    migrate.downgrade(scratch_owner, "0016")
+    with scratch_owner.connect() as conn:
         names = conn.execute(text("SELECT name FROM units ORDER BY name")).scalars().all()
     assert sorted(names) == sorted(["同名中队", "启东测试中队", "案件中队", "账号中队"])
-    migrate.upgrade(owner)
+    migrate.upgrade(scratch_owner)
 
 
 def test_the_migration_gives_the_one_stored_county_the_units_nothing_names(
-    owner: Engine,
+    scratch_owner: Engine,
 ) -> None:
-    migrate.downgrade(owner, "0016")
-    with owner.begin() as conn:
+    migrate.downgrade(scratch_owner, "0016")
+    with scratch_owner.begin() as conn:
         assert [c.adcode for c in counties.all_counties(conn)] == [DEMO]
         _declare_before_counties(conn, "无处中队")
-    migrate.upgrade(owner)
-    with owner.connect() as conn:
+    migrate.upgrade(scratch_owner)
+    with scratch_owner.connect() as conn:
         assert _placed(conn) == {(DEMO, "无处中队", "before")}
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 0
 

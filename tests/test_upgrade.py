@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,9 @@ from layers.backup import MANIFEST, backups_in, client_args, pg_tool
 from layers.checksums import TableSum, all_sums
 from layers.errors import MigrationError
 from tests.accounts import ensure_account
-from tests.conftest import PgServer
+from tests.databases import PgServer
+from tests.support import CITYGRID
 
-CITYGRID = str(Path(sys.executable).with_name("citygrid"))
 SHIPPED = Path(__file__).resolve().parents[1] / "layers" / "migrations"
 FAILING = '''"""A migration that fails halfway, after DDL and data changes.
 
@@ -49,13 +47,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Nothing to revert: it never completes."""
 '''
-
-
-@pytest.fixture
-def owner(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(pg_server.as_owner(scratch_url))
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -105,27 +96,27 @@ def _some_rows(engine: Engine) -> None:
 
 
 def test_a_failing_migration_leaves_the_database_as_before_it(
-    owner: Engine, failing_scripts: str
+    scratch_owner: Engine, failing_scripts: str
 ) -> None:
     head = migrate.head_revision()
-    _some_rows(owner)
-    migrate.downgrade(owner, "-1")
-    before_head = migrate.current_revision(owner)
+    _some_rows(scratch_owner)
+    migrate.downgrade(scratch_owner, "-1")
+    before_head = migrate.current_revision(scratch_owner)
     assert before_head != head
     # the migrations before the failing one are kept, each in its own transaction
     with pytest.raises(MigrationError, match="Migration 9999 failed") as failed:
-        migrate.upgrade_each(owner, failing_scripts)
+        migrate.upgrade_each(scratch_owner, failing_scripts)
     assert "halfway through" in failed.value.message_en
     assert failed.value.details == {"revision": "9999", "current": head}
-    assert migrate.current_revision(owner) == head
-    assert migrate.schema_drift(owner) == []
+    assert migrate.current_revision(scratch_owner) == head
+    assert migrate.schema_drift(scratch_owner) == []
 
-    schema, rows = _schema(owner), _sums(owner)
+    schema, rows = _schema(scratch_owner), _sums(scratch_owner)
     with pytest.raises(MigrationError, match="the database is at " + str(head)):
-        migrate.upgrade_each(owner, failing_scripts)
-    assert _schema(owner) == schema
-    assert _sums(owner) == rows
-    with owner.connect() as conn:
+        migrate.upgrade_each(scratch_owner, failing_scripts)
+    assert _schema(scratch_owner) == schema
+    assert _sums(scratch_owner) == rows
+    with scratch_owner.connect() as conn:
         assert conn.execute(text("SELECT to_regclass('doomed')")).scalar() is None
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() > 0
 
@@ -223,14 +214,14 @@ def _upgrade_cli(pg_server: PgServer, url: str, backups: Path) -> subprocess.Com
 
 
 def test_upgrade_command_backs_up_first_then_migrates(
-    pg_server: PgServer, scratch_url: str, owner: Engine, tmp_path: Path
+    pg_server: PgServer, scratch_url: str, scratch_owner: Engine, tmp_path: Path
 ) -> None:
-    _some_rows(owner)
-    migrate.downgrade(owner, "-2")
-    older = migrate.current_revision(owner)
+    _some_rows(scratch_owner)
+    migrate.downgrade(scratch_owner, "-2")
+    older = migrate.current_revision(scratch_owner)
     done = _upgrade_cli(pg_server, scratch_url, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert migrate.current_revision(owner) == migrate.head_revision()
+    assert migrate.current_revision(scratch_owner) == migrate.head_revision()
     [(_, backup)] = backups_in(tmp_path)
     assert json.loads((backup / MANIFEST).read_text())["revision"] == older
     again = _upgrade_cli(pg_server, scratch_url, tmp_path)

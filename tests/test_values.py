@@ -18,7 +18,7 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers import codes, db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.conftest import fresh_database
+from tests.databases import fresh_database
 
 SEAT = (121.657, 31.808)  # 汇龙镇, inside the demo county
 GOOD: dict[str, dict[str, Any]] = {

@@ -16,17 +16,11 @@ from api.app import create_app
 from api.settings import DatabaseSettings
 from layers.registry import CASE_STATUSES
 from layers.workflow import CALENDAR, MOVES
-from tests.accounts import TEST_AUTH, bearer
-from tests.test_access import EAST_UNIT, World, make_world, point, snapshot
+from tests.accounts import ROLES, TEST_AUTH, bearer
+from tests.world import EAST_UNIT, World, point, snapshot
 
 COUNTY = "320681"  # the demo county every test database stores
-ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 STATUSES = [c.value for c in CASE_STATUSES]
-
-
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    yield from make_world(pg_server, "workflow")
 
 
 @pytest.fixture(scope="module")
