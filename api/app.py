@@ -40,10 +40,10 @@ from api.settings import (
     WebmapSettings,
 )
 from api.sign_in_budget import HashBudget
-from layers.db import make_engine
-from layers.roles import API_APPLICATION
-from layers.tiles import TileCache
-from layers.versions import VersionWatcher
+from layers.engine.tiles import TileCache
+from layers.store.db import make_engine
+from layers.store.roles import API_APPLICATION
+from layers.store.versions import VersionWatcher
 from webmap.basemaps import resolve_basemap
 
 

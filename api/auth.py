@@ -15,14 +15,14 @@ from sqlalchemy import Engine
 
 from api import csrf
 from api.settings import AuthSettings
-from layers import sessions, users
-from layers.access import Viewer, require_role
-from layers.deployment import deployment_id, token_party
+from layers.accounts import sessions, users
+from layers.accounts.sessions import Kind
+from layers.accounts.signin import LoginPolicy
+from layers.accounts.users import Account
+from layers.engine.access import Viewer, require_role
 from layers.errors import NotSignedIn
 from layers.registry import Role
-from layers.sessions import Kind
-from layers.signin import LoginPolicy
-from layers.users import Account
+from layers.store.deployment import deployment_id, token_party
 
 COOKIE = "citygrid_session"
 ALGORITHM = "HS256"

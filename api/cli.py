@@ -31,14 +31,14 @@ from api.observe import log_config
 from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
-from layers import cluster, db, migrate
-from layers import counties as county_rows
-from layers.boundary import GCJ02, read_boundary_file
-from layers.cluster import State
 from layers.demo import accounts as demo_accounts
 from layers.demo import load as demo_city
-from layers.grids import all_parents, check_stored, report_document
+from layers.grids.grids import all_parents, check_stored, report_document
+from layers.places import counties as county_rows
+from layers.places.boundary import GCJ02, read_boundary_file
 from layers.registry import ROLE_LABELS, Role
+from layers.store import cluster, db, migrate
+from layers.store.cluster import State
 from webmap.pages import PAGES
 
 app = typer.Typer(

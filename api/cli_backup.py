@@ -11,11 +11,11 @@ import typer
 from api.config_file import config_path
 from api.console import friendly, say, stdout
 from api.settings import AuthSettings, BackupSettings, DatabaseSettings
-from layers import db, migrate, roles
-from layers.backup import Extras, TableCheck, make_backup, prune
 from layers.errors import BackupError, MigrationError
-from layers.restore import restore as restore_database
-from layers.restore import restore_config, restore_key, verify
+from layers.store import db, migrate, roles
+from layers.store.backup import Extras, TableCheck, make_backup, prune
+from layers.store.restore import restore as restore_database
+from layers.store.restore import restore_config, restore_key, verify
 
 app = typer.Typer(
     help="Back up the database (photos and audit log included), the configuration file and the "

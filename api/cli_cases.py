@@ -13,9 +13,11 @@ from rich.table import Table
 from api.cli_db import actor, transaction
 from api.console import console, friendly, say, stdout
 from api.settings import EditingSettings
-from layers import casehistory, categories, counties, filein, fileout
-from layers.access import Viewer
-from layers.importing import ImportReport
+from layers.cases import casehistory, categories
+from layers.engine import filein, fileout
+from layers.engine.access import Viewer
+from layers.engine.importing import ImportReport
+from layers.places import counties
 from layers.registry import Role
 
 app = typer.Typer(

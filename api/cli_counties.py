@@ -15,9 +15,9 @@ from sqlalchemy import Connection
 from api.cli_db import transaction
 from api.console import console, friendly, stdout
 from gis import alignment
-from layers import counties, packaged
-from layers.boundary import GCJ02, BoundaryFile, County, read_boundary_file
 from layers.errors import InvalidFeature
+from layers.places import counties, packaged
+from layers.places.boundary import GCJ02, BoundaryFile, County, read_boundary_file
 from layers.registry import LAYERS
 
 app = typer.Typer(

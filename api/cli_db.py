@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from api.console import say
 from api.settings import DatabaseSettings
-from layers import db, migrate, roles
+from layers.store import db, migrate, roles
 
 
 def actor() -> str:

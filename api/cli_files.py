@@ -15,14 +15,16 @@ from api.console import console, friendly, say, stdout
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
-from layers import counties, db, filein, fileout
-from layers.access import Viewer
-from layers.crs import parse_crs
-from layers.editing import EditContext
-from layers.features import ItemsQuery, get_layer
-from layers.importing import ImportRefused, import_rows, parse_mapping
-from layers.importkeys import ImportMode
+from layers.engine import filein, fileout
+from layers.engine.access import Viewer
+from layers.engine.crs import parse_crs
+from layers.engine.editing import EditContext
+from layers.engine.features import ItemsQuery, get_layer
+from layers.engine.importing import ImportRefused, import_rows, parse_mapping
+from layers.engine.importkeys import ImportMode
+from layers.places import counties
 from layers.registry import FileImport, Role
+from layers.store import db
 
 
 @friendly

@@ -12,9 +12,11 @@ from rich.table import Table
 
 from api.console import console, say, stdout
 from api.settings import DatabaseSettings, EditingSettings
-from layers import db, filein, fileout, gridimport
+from layers.engine import filein, fileout
+from layers.engine.importing import parse_mapping
 from layers.errors import BadQuery, GridEditRefused
-from layers.importing import parse_mapping
+from layers.grids import gridimport
+from layers.store import db
 
 
 def import_grids(

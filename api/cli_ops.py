@@ -18,10 +18,10 @@ from api.config_file import CONFIG_ENV, read_config, render_config, settings_cla
 from api.console import friendly, say, stdout
 from api.service_files import Install, render
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, ServerSettings
-from layers import checkup, db, migrate, roles
-from layers.checkup import Finding
-from layers.deployment import deployment_id
 from layers.errors import CitygridError, ConfigError
+from layers.store import checkup, db, migrate, roles
+from layers.store.checkup import Finding
+from layers.store.deployment import deployment_id
 
 ConfigOption = Annotated[
     Path | None,

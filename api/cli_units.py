@@ -10,7 +10,8 @@ from rich.table import Table
 
 from api.cli_db import actor, transaction
 from api.console import friendly, stdout
-from layers import counties, units
+from layers.cases import units
+from layers.places import counties
 
 app = typer.Typer(
     help="Handling units (处置单位) of each county: grids' responsible units and those declared "

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from api.cli_db import actor, transaction
 from api.console import friendly, stdout
-from layers import users
+from layers.accounts import users
 from layers.registry import ROLE_LABELS, Role
 
 app = typer.Typer(help="User accounts and roles (用户与角色).", no_args_is_help=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from layers.engine.schemas import field_values
 from layers.registry import LAYERS, Field, Layer
-from layers.schemas import field_values
 
 ITEMS = "/collections/{collectionId}/items"
 

@@ -16,15 +16,16 @@ from sqlalchemy import Connection, Engine
 from api.auth import ViewerDep
 from api.language import negotiated_language
 from gis.validate import Limits
-from layers import counties, jsonin
-from layers.access import Viewer
-from layers.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
-from layers.db import STATEMENT_BUDGET
-from layers.editing import EditContext
+from layers.engine import jsonin
+from layers.engine.access import Viewer
+from layers.engine.crs import CRS84, Crs, parse_content_crs, parse_crs, uri_pattern
+from layers.engine.editing import EditContext
+from layers.engine.features import BBox, TimeRange, get_layer
+from layers.engine.schemas import Lang
 from layers.errors import BadQuery, InvalidFeature, PayloadTooLarge, UnsupportedMediaType
-from layers.features import BBox, TimeRange, get_layer
+from layers.places import counties
 from layers.registry import GRID_LEVELS, Layer
-from layers.schemas import Lang
+from layers.store.db import STATEMENT_BUDGET
 
 
 def get_engine(request: Request) -> Engine:

@@ -15,7 +15,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics, requestid
-from layers.db import STATEMENT_BUDGET, database_error
 from layers.errors import (
     AccountError,
     BackupError,
@@ -45,6 +44,7 @@ from layers.errors import (
     UnknownLayer,
     UnsupportedMediaType,
 )
+from layers.store.db import STATEMENT_BUDGET, database_error
 
 STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     DatabaseUnreachable: 503,
@@ -101,7 +101,7 @@ HEADERS_BY_ERROR: dict[type[CitygridError], Callable[[CitygridError], dict[str, 
     TooManyAttempts: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 1))},
     DatabaseUnreachable: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 5))},
 }
-# Driver and pool errors, turned into domain errors by `layers.db.database_error`.
+# Driver and pool errors, turned into domain errors by `layers.store.db.database_error`.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     DBAPIError,
     DisconnectionError,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Header, Query
 
-from layers.schemas import DEFAULT_LANGUAGE, LANGUAGES, Lang
+from layers.engine.schemas import DEFAULT_LANGUAGE, LANGUAGES, Lang
 
 LANG_PATTERN = r"^([zZ][hH]|[eE][nN])(-[A-Za-z0-9]{1,8}){0,3}$"
 CONTENT_LANGUAGE = {"zh": "zh-CN", "en": "en"}

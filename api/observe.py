@@ -16,7 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics, requestid
-from layers.db import STATEMENT_BUDGET, StatementBudget
+from layers.store.db import STATEMENT_BUDGET, StatementBudget
 
 ACCESS = logging.getLogger("citygrid.access")
 # Fields a record may carry (logger.info(..., extra={...})), written after the fixed ones.

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from layers import migrate
+from layers.store import migrate
 
 # A check answers None when all is well, else what is wrong (English, Chinese): no host names,
 # ports, user names or driver messages, which an anonymous caller must not learn.

@@ -14,7 +14,7 @@ from pydantic_settings import SettingsConfigDict
 from api.client_address import parse_networks
 from api.config_file import CitygridSettings
 from gis.topology import CheckOptions
-from layers.cluster import Cluster
+from layers.store.cluster import Cluster
 
 
 class DatabaseSettings(CitygridSettings):

@@ -26,8 +26,8 @@ from sqlalchemy import text
 from api.settings import DatabaseSettings
 from gis.gridops import UnitPlan, unit_cells
 from gis.topology import KINDS, CheckOptions, Report, check_children
-from layers import db
-from layers.grids import load_family
+from layers.grids.grids import load_family
+from layers.store import db
 
 GEOMETRY_KINDS = ("invalid", "gap", "overlap", "outside", "sliver")
 CODE_KINDS = tuple(k for k in KINDS if k not in GEOMETRY_KINDS)

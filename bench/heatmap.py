@@ -22,7 +22,7 @@ from scaled import citygrid_server, prepare, signed_in, stop
 from sqlalchemy import text
 
 from api.settings import DatabaseSettings
-from layers import db
+from layers.store import db
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 8803

@@ -24,8 +24,8 @@ import shapely
 from sqlalchemy import text
 
 from api.settings import DatabaseSettings
-from layers import db, migrate
 from layers.demo import load as demo_city
+from layers.store import db, migrate
 
 DATABASE = "citygrid_bench_import"
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))

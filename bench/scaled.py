@@ -20,9 +20,10 @@ from sqlalchemy import text
 
 from api.auth import Issuer
 from api.settings import AuthSettings, DatabaseSettings
-from layers import db, migrate, users
+from layers.accounts import users
 from layers.demo import load as demo_city
-from layers.deployment import deployment_id
+from layers.store import db, migrate
+from layers.store.deployment import deployment_id
 
 DATABASE = "citygrid_bench"
 SCALE = demo_city.Scale(

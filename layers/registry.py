@@ -146,7 +146,7 @@ class Style:
 @dataclass(frozen=True)
 class Versioning:
     """Rows are versions: each valid from its `start` day until its `end` day; the current
-    version has no end yet (see layers/versions.py for the conditions)."""
+    version has no end yet (see layers/store/versions.py for the conditions)."""
 
     start: str = "valid_from"
     end: str = "valid_to"

@@ -12,9 +12,10 @@ from sqlalchemy import Connection, Engine, text
 
 from api.auth import COOKIE, Issuer
 from api.settings import AuthSettings
-from layers import counties as county_rows
-from layers import db, users
+from layers.accounts import users
 from layers.demo import load as demo_city
+from layers.places import counties as county_rows
+from layers.store import db
 
 TEST_KEY = "citygrid-test-signing-key-not-for-production-use"
 TEST_PASSWORD = "correct-horse-battery"

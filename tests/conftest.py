@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from api.settings import DatabaseSettings, DemoSettings
-from layers import db, roles
 from layers.demo import load as demo_city
+from layers.store import db, roles
 from tests.databases import PgServer, drop_template, fresh_database
 from tests.world import World, make_world
 

@@ -19,8 +19,8 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy import Connection, text
 
-from layers import counties
-from layers.boundary import County
+from layers.places import counties
+from layers.places.boundary import County
 
 SANYUAN = "350404"
 SANYUAN_NAME = "三元区"

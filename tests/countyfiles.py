@@ -24,7 +24,7 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from gis.gcj02 import wgs84_to_gcj02
-from layers.worktime import WorkCalendar
+from layers.cases.worktime import WorkCalendar
 
 ADCODE = "350404"
 EPSG = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import create_engine, make_url, text
 
-from layers import counties as county_rows
-from layers import db, migrate, roles
 from layers.demo import load as demo_city
+from layers.places import counties as county_rows
+from layers.store import db, migrate, roles
 from tests.accounts import name_deployment
 
 

@@ -11,7 +11,7 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import text
 
-from layers import counties
+from layers.places import counties
 
 EPSG = 4550  # CGCS2000 / 3-degree GK CM 123E, where 启东 lies
 TO_LONLAT = Transformer.from_crs(EPSG, 4490, always_xy=True)

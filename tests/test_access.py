@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import users
-from layers.access import ReadLimit, Viewer, read_limit
+from layers.accounts import users
+from layers.engine.access import ReadLimit, Viewer, read_limit
 from layers.registry import LAYERS, Role
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.street import STREET

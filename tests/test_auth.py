@@ -19,8 +19,9 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.auth import COOKIE
 from api.settings import AuthSettings, DatabaseSettings
-from layers import db, users
-from layers.deployment import token_party
+from layers.accounts import users
+from layers.store import db
+from layers.store.deployment import token_party
 from tests.accounts import (
     TEST_AUTH,
     TEST_DEPLOYMENT,

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import text
 
 from api.settings import DatabaseSettings
-from layers import db, roles
-from layers.backup import DUMP, KEY, MANIFEST, Extras, backups_in, make_backup, prune
-from layers.checksums import TableSum, all_sums
-from layers.cluster import Cluster, find_server
 from layers.errors import BackupError
-from layers.restore import restore, restore_key, verify
+from layers.store import db, roles
+from layers.store.backup import DUMP, KEY, MANIFEST, Extras, backups_in, make_backup, prune
+from layers.store.checksums import TableSum, all_sums
+from layers.store.cluster import Cluster, find_server
+from layers.store.restore import restore, restore_key, verify
 from tests.accounts import ensure_account
 from tests.databases import PgServer
 from tests.support import CITYGRID, free_port

@@ -14,8 +14,8 @@ import shapely
 from sqlalchemy import text
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
-from layers import db
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
+from layers.store import db
 from tests.accounts import bearer, browser_context, ensure_account
 from tests.counties import two_counties
 from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, wait_for, watch

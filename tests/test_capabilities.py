@@ -17,10 +17,11 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import Engine, text
 
-from layers import db, gridhistory
-from layers.access import ReadLimit, Viewer, read_limit
 from layers.demo.load import ADCODE
-from layers.placing import grid_under
+from layers.engine.access import ReadLimit, Viewer, read_limit
+from layers.engine.placing import grid_under
+from layers.engine.tiles import tile_sql
+from layers.grids import gridhistory
 from layers.registry import (
     BILLBOARDS,
     CASES,
@@ -38,8 +39,8 @@ from layers.registry import (
     Role,
     Versioning,
 )
-from layers.tiles import tile_sql
-from layers.versions import is_current, valid_on
+from layers.store import db
+from layers.store.versions import is_current, valid_on
 from tests.accounts import ensure_account
 from tests.databases import PgServer, fresh_database
 from webmap.layers import api_layer

@@ -18,13 +18,16 @@ import shapely
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, text
 
-from layers import casehistory, counties, db, filein
-from layers.access import Viewer
-from layers.boundary import County
-from layers.importing import ImportRefused
-from layers.indicators import IndicatorQuery, rows
+from layers.cases import casehistory
+from layers.cases.indicators import IndicatorQuery, rows
+from layers.cases.worktime import WorkCalendar
+from layers.engine import filein
+from layers.engine.access import Viewer
+from layers.engine.importing import ImportRefused
+from layers.places import counties
+from layers.places.boundary import County
 from layers.registry import Role
-from layers.worktime import WorkCalendar
+from layers.store import db
 from tests import countyfiles
 from tests.countyfiles import ZONE, expected_indicators, write_gbk_csv
 from tests.databases import PgServer

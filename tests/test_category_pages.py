@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.databases import PgServer
 

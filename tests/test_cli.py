@@ -14,8 +14,8 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import create_engine, make_url, text
 
-from layers import cluster, db, migrate
 from layers.errors import SetupError
+from layers.store import cluster, db, migrate
 from tests.accounts import SERVER_ENV, bearer
 from tests.databases import PgServer, fresh_database
 from tests.street import COMMUNITIES, SIDE, TO_LONLAT, family_box, insert_grid

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from gis.gcj02 import geometry_to_gcj02
 from gis.zones import area_m2, to_gk
-from layers import db
+from layers.store import db
 
 ADCODE = "350404"  # 三元区, Gauss-Krüger zone CM 117°E (EPSG:4548)
 # An irregular county-sized outline near 三元 in CGCS2000: the truth every file below encodes.

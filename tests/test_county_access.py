@@ -25,8 +25,8 @@ from sqlalchemy import Connection, Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
+from layers.store import db
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, PNG, SANYUAN, CountyRows, two_counties
 from tests.databases import fresh_database

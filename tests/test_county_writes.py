@@ -27,10 +27,11 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import counties, db
-from layers.boundary import County
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
+from layers.places import counties
+from layers.places.boundary import County
 from layers.registry import LAYERS
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.databases import fresh_database
 from tests.support import citygrid

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from api import cli
 from api.app import create_app
 from api.settings import DatabaseSettings, DemoSettings
-from layers import db, migrate
+from layers.store import db, migrate
 from tests.accounts import (
     SERVER_ENV,
     TEST_AUTH,

@@ -14,11 +14,12 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
-from layers import db, editing
-from layers.access import Viewer
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
+from layers.engine import editing
+from layers.engine.access import Viewer
 from layers.errors import PreconditionFailed
 from layers.registry import LAYERS, Role
+from layers.store import db
 from tests.accounts import TEST_AUTH, sign_in
 from tests.databases import fresh_database
 

@@ -18,8 +18,8 @@ from api.app import create_app
 from api.auth import COOKIE
 from api.errors import status_for
 from api.settings import DatabaseSettings
-from layers import db, migrate, roles
-from layers.cluster import Cluster, find_server
+from layers.store import db, migrate, roles
+from layers.store.cluster import Cluster, find_server
 from tests.accounts import TEST_AUTH, bearer, ensure_account, name_deployment, token_for
 from tests.databases import PgServer
 from tests.support import free_port, live_server

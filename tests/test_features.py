@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.features import (
+from layers.engine.features import (
     ItemsQuery,
     Paging,
     TimeRange,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from layers import fieldvalues
+from layers.engine import fieldvalues
 from layers.errors import InvalidValue
 from layers.registry import LAYERS, Field, FieldType
 

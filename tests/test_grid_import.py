@@ -19,8 +19,11 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.gcj02 import geometry_to_gcj02
-from layers import counties, db, filein, gridsource
-from layers.boundary import County
+from layers.engine import filein
+from layers.grids import gridsource
+from layers.places import counties
+from layers.places.boundary import County
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.countyfiles import (
     ADCODE,

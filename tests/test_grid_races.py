@@ -16,8 +16,8 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.topology import CheckOptions
-from layers import db
-from layers.grids import check_stored
+from layers.grids.grids import check_stored
+from layers.store import db
 from tests.accounts import TEST_AUTH, sign_in
 from tests.databases import fresh_database
 from tests.street import COMMUNITIES, cell_box, insert_street, lonlat, section

@@ -25,10 +25,11 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.topology import CheckOptions
-from layers import db, gridchanges, gridhistory
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
 from layers.errors import GridEditRefused, GridRuleBroken
-from layers.grids import check_stored
+from layers.grids import gridchanges, gridhistory
+from layers.grids.grids import check_stored
+from layers.store import db
 from tests.accounts import TEST_AUTH, sign_in
 from tests.databases import fresh_database
 from tests.street import (

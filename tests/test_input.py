@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.cql import MAX_FILTER_CHARS, MAX_FILTER_DEPTH
-from layers.jsonin import MAX_DEPTH
+from layers.engine.cql import MAX_FILTER_CHARS, MAX_FILTER_DEPTH
+from layers.engine.jsonin import MAX_DEPTH
 from tests.accounts import TEST_AUTH, bearer
 from tests.uploads import billboard_columns, spots, upload, write
 from tests.world import PROPERTIES, WEST, World, point, snapshot

@@ -29,8 +29,8 @@ from api.settings import (
     EditingSettings,
     ServerSettings,
 )
-from layers import db, roles
 from layers.errors import ConfigError
+from layers.store import db, roles
 from tests.databases import PgServer
 from tests.support import assert_clear_failure, citygrid
 

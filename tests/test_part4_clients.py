@@ -16,8 +16,8 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings, EditingSettings
-from layers import db
 from layers.registry import LAYERS
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.databases import fresh_database
 from tests.support import live_server

@@ -10,7 +10,8 @@ import pytest
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import text
 
-from layers import counties, db
+from layers.places import counties
+from layers.store import db
 from tests.accounts import bearer, browser_context, ensure_account
 from tests.databases import fresh_database
 from tests.street import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lonlat, section

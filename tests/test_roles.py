@@ -13,7 +13,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db, roles
+from layers.store import db, roles
 from tests.accounts import TEST_AUTH, sign_in
 from tests.databases import PgServer
 from tests.support import citygrid

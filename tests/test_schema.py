@@ -9,8 +9,8 @@ from shapely.geometry import Polygon
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from layers import db, migrate
 from layers.registry import LAYERS, STORAGE_SRID, spatial_layers
+from layers.store import db, migrate
 
 
 def _indexes(engine: Engine, table: str) -> dict[str, tuple[str, list[str]]]:

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
-from layers.codes import seed_case_categories
+from layers.cases.codes import seed_case_categories
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
 

@@ -16,8 +16,9 @@ from sqlalchemy import text
 from api.app import create_app
 from api.client_address import client_address, parse_networks
 from api.settings import AuthSettings, DatabaseSettings
-from layers import db, users
-from layers.signin import limit_key
+from layers.accounts import users
+from layers.accounts.signin import limit_key
+from layers.store import db
 from tests.accounts import TEST_AUTH, TEST_PASSWORD, ensure_account
 from tests.databases import fresh_database
 

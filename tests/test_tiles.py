@@ -15,9 +15,9 @@ from sqlalchemy import Connection, Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db
+from layers.engine.tiles import TileCache, fetch_tile
 from layers.registry import LAYERS, spatial_layers
-from layers.tiles import TileCache, fetch_tile
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 
 SEAT = (121.657, 31.808)

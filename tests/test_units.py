@@ -20,8 +20,11 @@ from sqlalchemy import Connection, Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import counties, db, migrate, units, users
+from layers.accounts import users
+from layers.cases import units
 from layers.errors import AccountError
+from layers.places import counties
+from layers.store import db, migrate
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import (
     DEMO,

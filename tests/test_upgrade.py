@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import db, migrate, roles
-from layers.backup import MANIFEST, backups_in, client_args, pg_tool
-from layers.checksums import TableSum, all_sums
 from layers.errors import MigrationError
+from layers.store import db, migrate, roles
+from layers.store.backup import MANIFEST, backups_in, client_args, pg_tool
+from layers.store.checksums import TableSum, all_sums
 from tests.accounts import ensure_account
 from tests.databases import PgServer
 from tests.support import CITYGRID

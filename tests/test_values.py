@@ -16,7 +16,8 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import codes, db
+from layers.cases import codes
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.databases import fresh_database
 

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
+from layers.cases.workflow import CALENDAR, MOVES
 from layers.registry import CASE_STATUSES
-from layers.workflow import CALENDAR, MOVES
 from tests.accounts import ROLES, TEST_AUTH, bearer
 from tests.world import EAST_UNIT, World, point, snapshot
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from layers.worktime import WorkCalendar
+from layers.cases.worktime import WorkCalendar
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

@@ -16,9 +16,10 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers import db, units
-from layers.codes import seed_case_categories
+from layers.cases import units
+from layers.cases.codes import seed_case_categories
 from layers.registry import LAYERS
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.databases import PgServer, fresh_database
 from tests.street import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lonlat

@@ -9,7 +9,7 @@ from branca.element import MacroElement
 from folium.elements import JSCSSMixin
 from folium.template import Template
 
-from layers.codes import CaseCategory
+from layers.cases.codes import CaseCategory
 from layers.registry import BILLBOARDS, CASES, DUST_SITES, GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS
 from webmap.base import LegendEntry, Place, new_page
 from webmap.basemaps import BaseMap

@@ -11,7 +11,7 @@ from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap, HeatMapWithTime
 from folium.template import Template
 
-from layers.codes import CaseCategory
+from layers.cases.codes import CaseCategory
 from webmap.base import LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
 

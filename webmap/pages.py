@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from layers.codes import CaseCategory
+from layers.cases.codes import CaseCategory
 from layers.registry import (
     BILLBOARDS,
     CASES,

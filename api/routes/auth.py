@@ -14,11 +14,11 @@ from api import client_address, csrf, metrics
 from api.auth import COOKIE, Issuer, ViewerDep, app_issuer, presented_token
 from api.deps import EngineDep
 from api.security import html_page
-from layers import sessions, signin, users
+from layers.accounts import sessions, signin, users
+from layers.accounts.sessions import Kind
+from layers.accounts.users import Account
 from layers.errors import CitygridError, NotSignedIn, TooManyAttempts
 from layers.registry import ROLE_LABELS, Role
-from layers.sessions import Kind
-from layers.users import Account
 from webmap.login import login_page
 
 router = APIRouter()

@@ -21,10 +21,12 @@ from api.deps import (
 )
 from api.openapi import answers
 from api.routes.editing import IfMatch
-from layers import casework, patrol, workflow, workorders
-from layers.casework import Photo
-from layers.editing import EditContext, parse_body, quoted_etag
+from layers.cases import casework, workflow
+from layers.cases.casework import Photo
+from layers.engine.editing import EditContext, parse_body, quoted_etag
 from layers.errors import InvalidFeature, LengthRequired, PayloadTooLarge
+from layers.grids import patrol
+from layers.sites import workorders
 
 router = APIRouter(tags=["field work 现场工作"], dependencies=[Depends(current_viewer)])
 GEOJSON = "application/geo+json"

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import BodyDep, EditContextDep, EngineDep, FeatureEditDep, LayerDep
-from layers import editing
-from layers.editing import quoted_etag
+from layers.engine import editing
+from layers.engine.editing import quoted_etag
 
 router = APIRouter(dependencies=[Depends(current_viewer)])
 IfMatch = Annotated[

@@ -26,12 +26,13 @@ from api.deps import (
 from api.language import language_headers
 from api.openapi import answers
 from api.streaming import ClosingStream
-from layers import counties, features, fieldvalues, schemas, tiles
-from layers.crs import CRS84, STORAGE, parse_crs, supported_uris
+from layers.engine import features, fieldvalues, schemas, tiles
+from layers.engine.crs import CRS84, STORAGE, parse_crs, supported_uris
+from layers.engine.features import MAX_LIMIT, ItemsQuery
+from layers.engine.schemas import Lang, layer_title, other_language
 from layers.errors import BadQuery
-from layers.features import MAX_LIMIT, ItemsQuery
+from layers.places import counties
 from layers.registry import LAYERS, Layer
-from layers.schemas import Lang, layer_title, other_language
 
 router = APIRouter(dependencies=[Depends(current_viewer)])
 public = APIRouter()

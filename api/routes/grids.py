@@ -40,12 +40,14 @@ from api.settings import EditingSettings
 from gis.gridops import UnitPlan
 from gis.topology import CheckOptions, Report
 from gis.zones import to_gk
-from layers import filein, fileout, gridchanges, gridfiles, gridhistory, gridimport
-from layers.access import Viewer, may_write_county, outside_counties
-from layers.editing import EditContext, parse_body
+from layers.engine import filein, fileout
+from layers.engine.access import Viewer, may_write_county, outside_counties
+from layers.engine.editing import EditContext, parse_body
+from layers.engine.filein import FileLimits
+from layers.engine.importing import parse_mapping
 from layers.errors import InvalidFeature, PayloadTooLarge
-from layers.filein import FileLimits
-from layers.grids import (
+from layers.grids import gridchanges, gridfiles, gridhistory, gridimport
+from layers.grids.grids import (
     Family,
     all_parents,
     check_family,
@@ -53,7 +55,6 @@ from layers.grids import (
     load_family,
     report_document,
 )
-from layers.importing import parse_mapping
 
 router = APIRouter(prefix="/grids", tags=["grids 网格管理"], dependencies=[Depends(current_viewer)])
 GEOJSON = "application/geo+json"

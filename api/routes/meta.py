@@ -14,8 +14,8 @@ from api.auth import OptionalViewerDep, ViewerDep
 from api.deps import EngineDep
 from api.errors import error_body
 from api.openapi import DOCUMENT_PATH, OPENAPI
+from layers.engine.layerinfo import layer_summaries
 from layers.errors import Forbidden, NotSignedIn
-from layers.layerinfo import layer_summaries
 from layers.registry import Role
 
 router = APIRouter()

@@ -19,10 +19,10 @@ from api import csrf
 from api.auth import COOKIE, optional_viewer
 from api.deps import ConnectionDep
 from api.security import html_page
-from layers import counties
-from layers.access import Viewer
-from layers.codes import CaseCategory, stored_case_categories
+from layers.cases.codes import CaseCategory, stored_case_categories
+from layers.engine.access import Viewer
 from layers.errors import FeatureNotFound, Forbidden, NotSignedIn
+from layers.places import counties
 from layers.registry import ROLE_LABELS, Role
 from webmap import inspector, leader, pages, planner
 from webmap.base import Place

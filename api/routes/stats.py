@@ -20,8 +20,9 @@ from api.deps import (
     statement_kind,
 )
 from api.openapi import answers
-from layers import casestats, counties, heatmap, indicators
-from layers.codes import parse_categories
+from layers.cases import casestats, heatmap, indicators
+from layers.cases.codes import parse_categories
+from layers.places import counties
 
 JSON, GEOJSON, CSV = "application/json", "application/geo+json", "text/csv"
 Within = Annotated[

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import ConnectionDep, LayerDep
-from layers import features, tilejson, tiles
+from layers.engine import features, tilejson, tiles
 
 router = APIRouter(dependencies=[Depends(current_viewer)])
 TILESET = "/collections/{collectionId}/tiles/WebMercatorQuad"

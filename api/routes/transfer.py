@@ -32,13 +32,13 @@ from api.deps import (
 )
 from api.openapi import answers
 from api.routes.features import field_equalities, property_names
-from layers import filein, fileout
-from layers.crs import STORAGE, parse_crs
-from layers.editing import EditContext
+from layers.engine import filein, fileout
+from layers.engine.crs import STORAGE, parse_crs
+from layers.engine.editing import EditContext
+from layers.engine.features import ItemsQuery
+from layers.engine.importing import ImportRefused, import_rows, parse_mapping
+from layers.engine.importkeys import ImportMode
 from layers.errors import PayloadTooLarge
-from layers.features import ItemsQuery
-from layers.importing import ImportRefused, import_rows, parse_mapping
-from layers.importkeys import ImportMode
 from layers.registry import Layer
 
 router = APIRouter(tags=["files 文件导入导出"], dependencies=[Depends(current_viewer)])

@@ -9,8 +9,9 @@ from pydantic import Field
 
 from api.auth import ViewerDep, current_viewer, needs
 from api.deps import ConnectionDep, EngineDep, Strict
-from layers import access, units
-from layers.access import Viewer
+from layers.cases import units
+from layers.engine import access
+from layers.engine.access import Viewer
 
 router = APIRouter(prefix="/units", tags=["units 处置单位"], dependencies=[Depends(current_viewer)])
 AdminDep = Annotated[Viewer, Depends(needs())]

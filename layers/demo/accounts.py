@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from layers import users
+from layers.accounts import users
 from layers.demo.load import ADCODE
 from layers.registry import GRIDS, Role
-from layers.versions import is_current
+from layers.store.versions import is_current
 
 ACTOR = "demo"
 PASSWORDS_FILE = "demo-passwords.txt"

@@ -16,12 +16,12 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from layers.codes import CaseCategory
-from layers.db import BUREAU_TIMEZONE
+from layers.cases.codes import CaseCategory
+from layers.cases.workflow import STAGE_TIMES as STAGES
+from layers.cases.worktime import WorkCalendar
 from layers.demo.features import DemoContext
 from layers.demo.population import Mix
-from layers.workflow import STAGE_TIMES as STAGES
-from layers.worktime import WorkCalendar
+from layers.store.db import BUREAU_TIMEZONE
 
 LOCAL = ZoneInfo(BUREAU_TIMEZONE)
 STAGE_STATUS = ("reported", "registered", "dispatched", "handled", "feedback", "verified", "closed")

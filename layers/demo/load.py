@@ -12,18 +12,18 @@ from shapely.geometry import Point
 from sqlalchemy import Connection, Engine, func, select, text
 
 from gis.zones import from_gk, geometry_zone, to_gk
-from layers import counties
-from layers.boundary import County, load_county
-from layers.bulk import copy_rows
-from layers.codes import read_case_categories, seed_case_categories
+from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.demo import cases, features
 from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
+from layers.places import counties
+from layers.places.boundary import County, load_county
 from layers.registry import GRIDS, LAYERS
-from layers.tables import TABLES, layer_table
-from layers.versions import is_current
+from layers.store.bulk import copy_rows
+from layers.store.tables import TABLES, layer_table
+from layers.store.versions import is_current
 
 ADCODE = "320681"
 COUNTY_NAME = "启东市"

@@ -1,0 +1,1 @@
+"""The case domain: reporting, workflow, deadlines, categories, units, statistics, heatmaps, imports."""

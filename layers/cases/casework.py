@@ -1,0 +1,147 @@
+"""Cases reported at a point with their photo, by an inspector on the spot or by the command centre.
+
+A report and its photo are written in one transaction, so a case never exists without the photo
+that was sent with it, nor a photo without its case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+
+from layers.engine import access, editing
+from layers.engine.editing import EditContext
+from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge
+from layers.registry import CASES, Role
+from layers.store.db import BUREAU_TIMEZONE
+
+REPORTED_FIELDS = {"category_code", "description", "address", "source"}
+# what the command centre takes in at its desk (an inspector's own reports are always "inspector")
+DESK_SOURCES = {c.value: c.label_zh for c in CASES.field("source").codes if c.value != "inspector"}
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded picture whose bytes say what it is."""
+
+    content_type: str
+    data: bytes
+
+
+def sniff_photo(data: bytes, max_bytes: int) -> Photo:
+    """The photo, refused when it is too large or is not a JPEG, PNG or WebP image."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"The photo is larger than {max_bytes:,} bytes.",
+            f"照片超过 {max_bytes:,} 字节的上限，请压缩后再传。",
+        )
+    if data.startswith(b"\xff\xd8\xff"):
+        return Photo("image/jpeg", data)
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return Photo("image/png", data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return Photo("image/webp", data)
+    raise InvalidFeature(
+        "The photo must be a JPEG, PNG or WebP image.",
+        "照片必须是 JPEG、PNG 或 WebP 格式的图片。",
+        code="photo_not_image",
+    )
+
+
+def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: EditContext) -> int:
+    """A new case at a point, reported now by the signed-in inspector, with its photo."""
+    given = feature.get("properties") or {}
+    if not isinstance(given, dict):
+        raise InvalidFeature(
+            "properties must be an object.", "properties 必须是对象。", code="properties_not_object"
+        )
+    unknown = set(given) - REPORTED_FIELDS
+    if unknown:
+        raise InvalidFeature(
+            f"A report gives only {', '.join(sorted(REPORTED_FIELDS))}; not {', '.join(sorted(unknown))}.",
+            f"上报案件只填写类别、描述和地址，不能填写：{'、'.join(sorted(unknown))}。",
+            code="unknown_property",
+        )
+    access.require_role(ctx.viewer, Role.INSPECTOR, Role.DISPATCHER)
+    given = dict(given)
+    source = given.pop("source", None)
+    if ctx.viewer.patrols or source is None:
+        source = "inspector" if ctx.viewer.patrols else "hotline"
+    elif source not in DESK_SOURCES:
+        raise InvalidFeature(
+            f"source must be one of {', '.join(DESK_SOURCES)}.",
+            f"案件来源必须是：{'、'.join(DESK_SOURCES.values())}。",
+            code="property_not_in_code_list",
+        )
+    now = datetime.now(ZoneInfo(BUREAU_TIMEZONE)).replace(microsecond=0)
+    properties = given | {"source": source, "status": "reported", "reported_at": now.isoformat()}
+    case = {"type": "Feature", "geometry": feature.get("geometry"), "properties": properties}
+    written = editing.insert(conn, CASES, case, ctx)
+    if photo is not None:
+        digest = hashlib.sha256(photo.data).hexdigest()
+        photo_id = conn.execute(
+            text("""
+            INSERT INTO case_photos (case_id, content_type, data, size_bytes, sha256, uploaded_by)
+            VALUES (:case, :type, :data, :size, :sha, :by) RETURNING id
+        """),
+            {
+                "case": written.feature_id,
+                "type": photo.content_type,
+                "data": photo.data,
+                "size": len(photo.data),
+                "sha": digest,
+                "by": ctx.actor,
+            },
+        ).scalar_one()
+        editing.audit(
+            conn,
+            ctx,
+            "create",
+            CASES,
+            written.feature_id,
+            None,
+            {"photo_id": photo_id, "content_type": photo.content_type, "sha256": digest},
+        )
+    return written.feature_id
+
+
+def _visible_case(conn: Connection, case_id: int, viewer: access.Viewer) -> None:
+    params: dict[str, Any] = {"id": case_id}
+    where = access.area_clause(CASES, viewer, params)
+    found = conn.execute(text(f"SELECT 1 FROM cases AS t WHERE t.id = :id AND {where}"), params)
+    if found.first() is None:
+        raise access.not_visible(CASES, case_id)
+
+
+def photos(conn: Connection, case_id: int, viewer: access.Viewer) -> list[dict[str, Any]]:
+    """The photos of a case the viewer may read (without their bytes)."""
+    _visible_case(conn, case_id, viewer)
+    rows = conn.execute(
+        text("""
+        SELECT id, content_type, size_bytes, uploaded_by, uploaded_at FROM case_photos
+        WHERE case_id = :id ORDER BY id
+    """),
+        {"id": case_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def photo(conn: Connection, case_id: int, photo_id: int, viewer: access.Viewer) -> Photo:
+    """One photo of a case the viewer may read."""
+    _visible_case(conn, case_id, viewer)
+    row = conn.execute(
+        text("SELECT content_type, data FROM case_photos WHERE id = :p AND case_id = :c"),
+        {"p": photo_id, "c": case_id},
+    ).first()
+    if row is None:
+        raise FeatureNotFound(
+            f"Case {case_id} has no photo {photo_id}.",
+            f"案件 {case_id} 没有编号为 {photo_id} 的照片。",
+            code="photo_not_found",
+        )
+    return Photo(row.content_type, bytes(row.data))

@@ -1,0 +1,135 @@
+"""Code tables seeded from `data/` (case categories and their time limits)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from citygrid_data import data_file
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from layers.errors import BadQuery, DataFileError
+from layers.store.tables import case_categories
+
+CASE_CATEGORIES_FILE = "case_categories.csv"
+ALIASES_FILE = "case_category_aliases.csv"
+
+
+@dataclass(frozen=True)
+class CaseCategory:
+    """One 大类/小类 of the case code table."""
+
+    code: str
+    kind: str
+    major_code: str
+    major_name: str
+    minor_name: str
+    time_limit: int
+    time_unit: str
+
+
+def read_case_categories() -> list[CaseCategory]:
+    """The case categories shipped in `data/case_categories.csv`."""
+    text = data_file(CASE_CATEGORIES_FILE).read_text(encoding="utf-8")
+    try:
+        return [
+            CaseCategory(**{**row, "time_limit": int(row["time_limit"])})  # type: ignore[arg-type]
+            for row in csv.DictReader(io.StringIO(text))
+        ]
+    except (TypeError, ValueError) as exc:
+        raise DataFileError(
+            f"{CASE_CATEGORIES_FILE} is corrupt: {exc}", f"{CASE_CATEGORIES_FILE} 文件损坏：{exc}"
+        ) from exc
+
+
+def stored_case_categories(conn: Connection) -> list[CaseCategory]:
+    """The case categories as the bureau keeps them (its edits included), by code."""
+    rows = conn.execute(
+        select(
+            case_categories.c.code,
+            case_categories.c.kind,
+            case_categories.c.major_code,
+            case_categories.c.major_name,
+            case_categories.c.minor_name,
+            case_categories.c.time_limit,
+            case_categories.c.time_unit,
+        ).order_by(case_categories.c.code)
+    ).all()
+    return [CaseCategory(*row) for row in rows]
+
+
+def read_shipped_aliases() -> list[tuple[str, str]]:
+    """(alias, category code) pairs shipped in `data/case_category_aliases.csv`."""
+    text = data_file(ALIASES_FILE).read_text(encoding="utf-8")
+    return [(row["alias"], row["code"]) for row in csv.DictReader(io.StringIO(text))]
+
+
+def seed_case_categories(conn: Connection) -> int:
+    """Add the shipped case categories and aliases the table lacks (a bureau's own edits stay);
+    returns how many categories the table holds."""
+    rows = [vars(c) for c in read_case_categories()]
+    conn.execute(insert(case_categories).values(rows).on_conflict_do_nothing())
+    shipped = read_shipped_aliases()
+    conn.execute(
+        text("""
+        INSERT INTO case_category_aliases (alias, category_code)
+        SELECT a.alias, a.code FROM unnest(CAST(:aliases AS text[]), CAST(:codes AS text[]))
+            AS a (alias, code)
+        JOIN case_categories AS k ON k.code = a.code
+        ON CONFLICT (alias) DO NOTHING
+    """),
+        {
+            "aliases": [alias for alias, _ in shipped],
+            "codes": [code for _, code in shipped],
+        },
+    )
+    return int(conn.execute(select(func.count()).select_from(case_categories)).scalar_one())
+
+
+CATEGORY_PATTERN = re.compile(r"[EC][0-9]{2}(?:[0-9]{2})?")
+
+
+def parse_categories(raw: str | None) -> tuple[str, ...]:
+    """Case sub-category codes (E0101) or whole classes (E01), comma separated."""
+    if not raw:
+        return ()
+    requested = tuple(c.strip() for c in raw.split(",") if c.strip())
+    bad = [c for c in requested if not CATEGORY_PATTERN.fullmatch(c)]
+    if bad:
+        raise BadQuery(
+            f"category {', '.join(bad)}: give codes like E0101 or classes like E01.",
+            f"案件类别 {'、'.join(bad)} 无效：应为小类代码（如 E0101）或大类代码（如 E01）。",
+        )
+    return requested
+
+
+def category_clause(
+    conn: Connection, requested: tuple[str, ...], params: dict[str, Any], alias: str
+) -> str:
+    """A condition on `alias.category_code`: the requested codes, classes spelled out as codes
+    (a plain list the planner can estimate, unlike a function of every row)."""
+    if not requested:
+        return "TRUE"
+    codes = (
+        conn.execute(
+            text(
+                "SELECT code FROM case_categories WHERE code = ANY(:codes) "
+                "OR left(code, 3) = ANY(:codes) ORDER BY code"
+            ),
+            {"codes": list(requested)},
+        )
+        .scalars()
+        .all()
+    )
+    if not codes:
+        raise BadQuery(
+            f"No case category is {', '.join(requested)}.",
+            f"没有案件类别 {'、'.join(requested)}。",
+            code="unknown_category",
+        )
+    params["category_codes"] = list(codes)
+    return f"{alias}.category_code = ANY(CAST(:category_codes AS text[]))"

@@ -1,0 +1,233 @@
+"""The digital city-management case workflow (GB/T 30428 / CJJ/T 106), as one table of moves.
+
+上报 → 立案 (or 不予立案) → 派遣 → 处置 → 反馈 → 核查 → 结案, with 退回 (the unit says the case is
+not theirs), 返工 (the on-site check failed) and 挂账 (parked until it can be handled). Each move is
+allowed from some states, to one role, stamps its time on the case, is recorded in `case_events`
+and in the audit log. Dispatching starts the clock: the deadline is the category's time limit in
+working hours or working days counted from the dispatch, weekends skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+
+from layers.cases import units
+from layers.cases.worktime import WorkCalendar
+from layers.engine import access, editing
+from layers.engine.editing import EditContext
+from layers.errors import InvalidFeature, StateConflict
+from layers.registry import CASE_STATUSES, CASES, ROLE_LABELS, Role
+from layers.store.db import BUREAU_TIMEZONE
+
+STATUS_LABELS = {c.value: c.label_zh for c in CASE_STATUSES}
+CALENDAR = WorkCalendar()
+# The times a case's stages are stamped at, in the order a case passes them.
+STAGE_TIMES = (
+    "reported_at",
+    "registered_at",
+    "dispatched_at",
+    "handled_at",
+    "feedback_at",
+    "verified_at",
+    "closed_at",
+)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One step of the workflow: from which states, to which, by whom, stamping which time."""
+
+    action: str
+    label: str
+    sources: tuple[str, ...]
+    target: str
+    role: Role
+    stamp: str | None = None
+
+
+MOVES = {
+    m.action: m
+    for m in (
+        Move("register", "立案", ("reported",), "registered", Role.DISPATCHER, "registered_at"),
+        Move("reject", "不予立案", ("reported",), "rejected", Role.DISPATCHER, "closed_at"),
+        Move(
+            "dispatch",
+            "派遣",
+            ("registered", "returned"),
+            "dispatched",
+            Role.DISPATCHER,
+            "dispatched_at",
+        ),
+        Move("return", "退回", ("dispatched",), "returned", Role.HANDLER),
+        Move("handle", "处置", ("dispatched", "rework"), "handled", Role.HANDLER, "handled_at"),
+        Move("feedback", "反馈", ("handled",), "feedback", Role.HANDLER, "feedback_at"),
+        Move("pass", "核查通过", ("feedback",), "verified", Role.INSPECTOR, "verified_at"),
+        Move("fail", "核查不通过（返工）", ("feedback",), "rework", Role.INSPECTOR, "verified_at"),
+        Move("close", "结案", ("verified",), "closed", Role.DISPATCHER, "closed_at"),
+        Move("park", "挂账", ("dispatched", "rework", "returned"), "parked", Role.DISPATCHER),
+        Move("resume", "取消挂账", ("parked",), "dispatched", Role.DISPATCHER),
+    )
+}
+
+
+def _unknown(action: str) -> InvalidFeature:
+    known = "、".join(f"{m.action}（{m.label}）" for m in MOVES.values())
+    return InvalidFeature(
+        f"Unknown action {action!r}; one of {', '.join(MOVES)}.",
+        f"未知的流转环节 {action!r}，可选：{known}。",
+        code="unknown_action",
+    )
+
+
+def moves_from(status: str, viewer: access.Viewer) -> list[Move]:
+    """The moves the viewer may make on a case in `status`."""
+    return [
+        m
+        for m in MOVES.values()
+        if status in m.sources and (viewer.role is Role.ADMIN or viewer.role is m.role)
+    ]
+
+
+def _locked_case(conn: Connection, case_id: int, viewer: access.Viewer) -> Any:
+    params: dict[str, Any] = {"id": case_id}
+    where = access.area_clause(CASES, viewer, params)
+    row = conn.execute(
+        text(f"""
+        SELECT t.id, t.status, t.category_code, t.unit, t.adcode, to_jsonb(t) - 'geom' AS row,
+               k.time_limit, k.time_unit
+        FROM cases AS t LEFT JOIN case_categories AS k ON k.code = t.category_code
+        WHERE t.id = :id AND {where} FOR UPDATE OF t
+    """),
+        params,
+    ).first()
+    if row is None:
+        raise access.not_visible(CASES, case_id)
+    return row
+
+
+def _refuse_move(move: Move, status: str, viewer: access.Viewer) -> None:
+    if viewer.role is not Role.ADMIN and viewer.role is not move.role:
+        raise access.forbidden(
+            f"{move.action} is for the role {move.role.value}.",
+            f"“{move.label}”须由{ROLE_LABELS[move.role]}办理，您的角色是{ROLE_LABELS[viewer.role]}。",
+        )
+    if status not in move.sources:
+        possible = "、".join(m.label for m in MOVES.values() if status in m.sources) or "无"
+        raise StateConflict(
+            f"A case that is {status} cannot be moved by {move.action}.",
+            f"案件当前为“{STATUS_LABELS[status]}”，不能“{move.label}”；当前可办理：{possible}。",
+            code="illegal_transition",
+            status=status,
+        )
+
+
+def _now(conn: Connection) -> datetime:
+    now: datetime = conn.execute(text("SELECT date_trunc('second', now())")).scalar_one()
+    return now.astimezone(ZoneInfo(BUREAU_TIMEZONE))
+
+
+def transition(
+    conn: Connection,
+    case_id: int,
+    action: str,
+    note: str | None,
+    ctx: EditContext,
+    calendar: WorkCalendar = CALENDAR,
+    unit: str | None = None,
+) -> dict[str, Any]:
+    """Make one move of the workflow on a case, or refuse it with the reason; audited."""
+    move = MOVES.get(action)
+    if move is None:
+        raise _unknown(action)
+    case = _locked_case(conn, case_id, ctx.viewer)
+    _refuse_move(move, case.status, ctx.viewer)
+    at = _now(conn)
+    values: dict[str, Any] = {"status": move.target}
+    if move.stamp:
+        values[move.stamp] = at
+    if move.action == "dispatch":
+        values["deadline"] = calendar.add(at, case.time_limit, case.time_unit)
+        if unit is not None:
+            units.check_known(conn, unit, case.adcode)
+            values["unit"] = unit
+        elif case.unit is None:
+            raise InvalidFeature(
+                "This case has no handling unit: give one to dispatch it to.",
+                "该案件没有处置单位，派遣时请指定处置单位（unit）。",
+                code="missing_unit",
+            )
+    elif unit is not None:
+        raise InvalidFeature(
+            "A unit is given only when dispatching.",
+            "只有派遣时才指定处置单位。",
+            code="unit_not_allowed",
+        )
+    sets = ", ".join(f'"{name}" = :{name}' for name in values)
+    after = conn.execute(
+        text(f"UPDATE cases AS t SET {sets} WHERE t.id = :id RETURNING to_jsonb(t) - 'geom'"),
+        values | {"id": case_id},
+    ).scalar_one()
+    conn.execute(
+        text("""
+        INSERT INTO case_events (case_id, at, action, from_status, to_status, actor, note)
+        VALUES (:case, :at, :action, :source, :target, :actor, :note)
+    """),
+        {
+            "case": case_id,
+            "at": at,
+            "action": move.action,
+            "source": case.status,
+            "target": move.target,
+            "actor": ctx.actor,
+            "note": note,
+        },
+    )
+    editing.audit(
+        conn,
+        ctx,
+        "update",
+        CASES,
+        case_id,
+        case.row,
+        after | {"transition": move.action, "note": note},
+    )
+    return {
+        "id": case_id,
+        "action": move.action,
+        "from": case.status,
+        "status": move.target,
+        "status_label": STATUS_LABELS[move.target],
+        "at": at.isoformat(),
+        "deadline": after.get("deadline"),
+        "unit": after.get("unit"),
+    }
+
+
+def history(conn: Connection, case_id: int, viewer: access.Viewer) -> dict[str, Any]:
+    """A case's moves so far, and the moves the viewer may make next."""
+    params: dict[str, Any] = {"id": case_id}
+    where = access.area_clause(CASES, viewer, params)
+    status = conn.execute(
+        text(f"SELECT t.status FROM cases AS t WHERE t.id = :id AND {where}"), params
+    ).scalar()
+    if status is None:
+        raise access.not_visible(CASES, case_id)
+    events = conn.execute(
+        text("""
+        SELECT at, action, from_status, to_status, actor, note FROM case_events
+        WHERE case_id = :id ORDER BY at, id
+    """),
+        {"id": case_id},
+    ).mappings()
+    return {
+        "id": case_id,
+        "status": status,
+        "status_label": STATUS_LABELS[status],
+        "events": [dict(e) for e in events],
+        "next": [{"action": m.action, "label": m.label} for m in moves_from(status, viewer)],
+    }

@@ -1,0 +1,1 @@
+"""Where things are: counties and their official boundaries."""

@@ -1,0 +1,1 @@
+"""The dust-site domain: work orders rectified on time or late."""

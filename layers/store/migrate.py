@@ -1,0 +1,114 @@
+"""Apply and inspect Alembic migrations programmatically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from geoalchemy2 import alembic_helpers
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from layers.errors import MigrationError
+from layers.store.tables import metadata
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """Leave PostGIS's own tables out of schema comparisons."""
+    if type_ == "table" and name == "spatial_ref_sys":
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
+SHIPPED = "layers.store:migrations"
+
+
+def alembic_config(location: str = SHIPPED) -> Config:
+    """An Alembic config pointing at the migrations shipped in the package (or at `location`)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", location)
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head", location: str = SHIPPED) -> None:
+    """Bring the database schema to `revision`, all or nothing."""
+    cfg = alembic_config(location)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise MigrationError(
+            f"The database refused the schema migration: {reason}",
+            f"数据库拒绝了结构迁移：{reason}",
+        ) from exc
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Take the database schema back to `revision` (dropping the layers at "base")."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def pending_revisions(engine: Engine, location: str = SHIPPED) -> list[str]:
+    """The revisions an upgrade to the newest schema would apply, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config(location))
+    current = current_revision(engine) or "base"
+    return [r.revision for r in script.iterate_revisions("head", current)][::-1]
+
+
+def all_revisions(location: str = SHIPPED) -> list[str]:
+    """Every shipped revision, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config(location))
+    return [r.revision for r in script.iterate_revisions("head", "base")][::-1]
+
+
+def upgrade_each(
+    engine: Engine, location: str = SHIPPED, log: Callable[[str], None] = lambda _: None
+) -> list[str]:
+    """Apply pending migrations one transaction each; on a failure the database stays as it
+    was after the last one that succeeded (the failing one rolled back whole)."""
+    applied: list[str] = []
+    for revision in pending_revisions(engine, location):
+        log(f"Applying migration {revision}")
+        try:
+            upgrade(engine, revision, location)
+        except Exception as exc:  # whatever a migration raises, it was rolled back
+            reason = exc.message_en if isinstance(exc, MigrationError) else str(exc) or repr(exc)
+            at = current_revision(engine) or "empty"
+            raise MigrationError(
+                f"Migration {revision} failed and was rolled back; the database is at {at}, "
+                f"unchanged by it: {reason}",
+                f"迁移 {revision} 失败并已回滚；数据库停留在 {at}，未被其改动：{reason}",
+                revision=revision,
+                current=at,
+            ) from exc
+        applied.append(revision)
+    return applied
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, None when never migrated."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with the code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def schema_drift(engine: Engine) -> list[object]:
+    """Differences between the registry's tables and the migrated database (empty when in step)."""
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include_object, "compare_type": True}
+        )
+        return list(compare_metadata(ctx, metadata))

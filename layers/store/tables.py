@@ -1,0 +1,508 @@
+"""SQLAlchemy tables built from the layer registry (the schema the migrations must match)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Connection,
+    Date,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.types import DateTime
+
+from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer, Role
+from layers.store.versions import is_current
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_SQL_TYPES: dict[FieldType, Any] = {
+    FieldType.TEXT: Text,
+    FieldType.INTEGER: Integer,
+    FieldType.REAL: Double,
+    FieldType.DATE: Date,
+    FieldType.TIMESTAMP: TIMESTAMP(timezone=True, precision=0),  # whole seconds, as clients expect
+    FieldType.BOOLEAN: Boolean,
+}
+
+case_categories = Table(
+    "case_categories",
+    metadata,
+    Column("code", String(5), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("major_code", String(2), nullable=False),
+    Column("major_name", Text, nullable=False),
+    Column("minor_name", Text, nullable=False),
+    Column("time_limit", Integer, nullable=False),
+    Column("time_unit", Text, nullable=False),
+    CheckConstraint("code ~ '^[EC][0-9]{4}$'", name="code_format"),
+    CheckConstraint("(kind = 'event') = (code LIKE 'E%')", name="code_kind"),
+    CheckConstraint("kind IN ('event', 'component')", name="kind"),
+    CheckConstraint("time_unit IN ('working_hours', 'working_days')", name="time_unit"),
+    CheckConstraint("time_limit > 0", name="time_limit"),
+    comment="案件分类代码表 (大类/小类) with handling time limits",
+)
+
+
+case_category_aliases = Table(
+    "case_category_aliases",
+    metadata,
+    Column("alias", Text, primary_key=True, comment="别名（原系统中的类别名称）"),
+    Column(
+        "category_code",
+        String(5),
+        ForeignKey("case_categories.code", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="案件类别",
+    ),
+    CheckConstraint(
+        "alias = btrim(alias) AND length(alias) BETWEEN 1 AND 100", name="alias_format"
+    ),
+    comment="案件类别别名（导入原系统案件时按名称对应）",
+)
+
+
+counties = Table(
+    "counties",
+    metadata,
+    Column("adcode", String(6), primary_key=True, comment="县级行政区划代码"),
+    Column("name", Text, nullable=False, comment="名称"),
+    Column(
+        "boundary",
+        Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True),
+        nullable=False,
+        comment="官方行政区界（CGCS2000）",
+    ),
+    Column("gk_srid", SmallInteger, nullable=False, comment="高斯-克吕格投影带 EPSG"),
+    Column(
+        "centre",
+        Geometry("POINT", srid=STORAGE_SRID, spatial_index=False),
+        nullable=False,
+        comment="地图中心",
+    ),
+    Column(
+        "time_zone",
+        Text,
+        nullable=False,
+        server_default=text("'Asia/Shanghai'"),
+        comment="时区",
+    ),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("adcode ~ '^[0-9]{6}$'", name="adcode_format"),
+    CheckConstraint("name = btrim(name) AND length(name) BETWEEN 1 AND 100", name="name_format"),
+    CheckConstraint("gk_srid BETWEEN 4513 AND 4554", name="gk_srid"),
+    CheckConstraint("ST_IsValid(boundary) AND NOT ST_IsEmpty(boundary)", name="boundary_valid"),
+    comment="县级行政区（每行数据的 adcode 指向此表）",
+)
+
+
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column(
+        "id",
+        Text,
+        nullable=False,
+        server_default=text("gen_random_uuid()::text"),
+        comment="部署编号（令牌的签发者与受众）",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("singleton", name="one_row"),
+    comment="本部署（首次迁移时生成，区分不同部署签发的令牌）",
+)
+
+
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("layer", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False, server_default="1"),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="图层版本：每次写入加一，用于缓存失效",
+)
+
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+    Column("actor", Text, nullable=False, index=True, comment="操作人"),
+    Column("action", Text, nullable=False, comment="操作"),
+    Column("layer", Text, nullable=False, comment="图层"),
+    Column("feature_id", BigInteger, nullable=True, comment="要素编号"),
+    Column("adcode", String(6), nullable=True, comment="县级行政区划代码"),
+    Column("before", JSONB, nullable=True, comment="修改前"),
+    Column("after", JSONB, nullable=True, comment="修改后"),
+    CheckConstraint(
+        "action IN ('create', 'replace', 'update', 'delete', 'login', 'login_failed')",
+        name="action",
+    ),
+    Index("ix_audit_log_layer", "layer", "feature_id"),
+    comment="审计日志",
+)
+
+
+def _case_reference() -> Column[Any]:
+    """The case a row belongs to (gone with it)."""
+    return Column(
+        "case_id",
+        BigInteger,
+        ForeignKey("cases.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="案件",
+    )
+
+
+case_photos = Table(
+    "case_photos",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    _case_reference(),
+    Column("content_type", Text, nullable=False, comment="图片类型"),
+    Column("data", LargeBinary, nullable=False, comment="图片"),
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("uploaded_by", Text, nullable=False, comment="上传人"),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "content_type IN ('image/jpeg', 'image/png', 'image/webp')", name="content_type"
+    ),
+    comment="案件照片",
+)
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False, unique=True, comment="用户名"),
+    Column("display_name", Text, nullable=True, comment="姓名"),
+    Column("role", Text, nullable=False, comment="角色"),
+    Column("password_hash", Text, nullable=False, comment="口令哈希 (argon2id)"),
+    Column("disabled", Boolean, nullable=False, server_default=text("false"), comment="已停用"),
+    Column(
+        "sessions_valid_from",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="此前签发的令牌作废",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("unit", Text, nullable=True, comment="所属处置单位"),
+    CheckConstraint("username ~ '^[A-Za-z0-9_.-]{2,64}$'", name="username_format"),
+    CheckConstraint("role <> 'handler' OR unit IS NOT NULL", name="handler_unit"),
+    CheckConstraint(f"role IN ({', '.join(_quote_literal(r.value) for r in Role)})", name="role"),
+    comment="用户",
+)
+
+
+user_counties = Table(
+    "user_counties",
+    metadata,
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+        comment="用户名",
+    ),
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+        comment="可读写的县级行政区",
+    ),
+    comment="用户可读写的县级行政区（部署管理员不受限）",
+)
+
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("client", Text, primary_key=True, comment="客户端地址"),
+    Column(
+        "username",
+        Text,
+        primary_key=True,
+        comment="尝试登录的用户名（小写）；空串 = 该地址尝试的所有用户名",
+    ),
+    Column("failures", Integer, nullable=False, comment="失败次数"),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("blocked_until", DateTime(timezone=True), nullable=True, comment="此前拒绝再试"),
+    comment="登录失败计数（按用户名与客户端地址、按客户端地址；防暴力破解）",
+)
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("sid", Text, primary_key=True, comment="会话编号（令牌中的 sid）"),
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="用户名",
+    ),
+    Column("kind", Text, nullable=False, comment="cookie（页面登录）或 bearer（接口令牌）"),
+    Column("client", Text, nullable=True, comment="登录时的客户端地址"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True, comment="注销时间"),
+    CheckConstraint("kind IN ('cookie', 'bearer')", name="kind"),
+    comment="登录会话（注销、改密、停用后立即失效）",
+)
+
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    _case_reference(),
+    Column("at", DateTime(timezone=True), nullable=False, comment="时间"),
+    Column("action", Text, nullable=False, comment="环节"),
+    Column("from_status", Text, nullable=False, comment="原状态"),
+    Column("to_status", Text, nullable=False, comment="新状态"),
+    Column("actor", Text, nullable=False, comment="操作人"),
+    Column("note", Text, nullable=True, comment="说明"),
+    comment="案件流转记录",
+)
+
+
+grid_inspectors = Table(
+    "grid_inspectors",
+    metadata,
+    Column("grid_code", String(15), primary_key=True, comment="网格编码"),
+    Column("name", Text, primary_key=True, comment="监督员"),
+    Column("phone", Text, nullable=True, comment="联系电话"),
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+        comment="监督员账号",
+    ),
+    CheckConstraint("grid_code ~ '^[0-9]{15}$'", name="code_format"),
+    CheckConstraint("length(btrim(name)) > 0", name="name_present"),
+    comment="网格监督员",
+)
+
+
+units = Table(
+    "units",
+    metadata,
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="RESTRICT"),
+        primary_key=True,
+        comment="所属县级行政区",
+    ),
+    Column("name", Text, primary_key=True, comment="处置单位名称"),
+    Column("added_by", Text, nullable=False, comment="登记人"),
+    Column(
+        "added_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="登记时间",
+    ),
+    CheckConstraint("name = btrim(name) AND length(name) BETWEEN 1 AND 200", name="name_format"),
+    comment="处置单位（网格责任单位之外由管理员登记）",
+)
+
+
+def _field_column(layer: Layer, f: Field) -> Column[Any]:
+    args: list[ForeignKey] = []
+    if f.references:
+        args.append(ForeignKey(f.references, ondelete="RESTRICT" if f.required else "SET NULL"))
+    sql_type = BigInteger if f.references and f.type is FieldType.INTEGER else _SQL_TYPES[f.type]
+    return Column(
+        f.name, sql_type, *args, nullable=not f.required, index=f.indexed, comment=f.label_zh
+    )
+
+
+def _field_checks(f: Field) -> list[CheckConstraint]:
+    checks = []
+    if f.codes:
+        allowed = ", ".join(_quote_literal(v) for v in f.code_values)
+        checks.append(CheckConstraint(f"{f.name} IN ({allowed})", name=f.name))
+    if f.pattern:
+        checks.append(
+            CheckConstraint(f"{f.name} ~ {_quote_literal(f.pattern)}", name=f"{f.name}_format")
+        )
+    return checks
+
+
+def build_table(layer: Layer) -> Table:
+    """Declare the table of one registry layer on the shared metadata."""
+    columns: list[object] = [Column("id", BigInteger, Identity(), primary_key=True)]
+    if layer.parent:
+        columns.append(
+            Column(
+                layer.parent_key,
+                BigInteger,
+                ForeignKey(f"{layer.parent}.id", ondelete="CASCADE"),
+                nullable=False,
+                index=True,
+            )
+        )
+    columns.append(
+        Column(
+            "adcode",
+            String(6),
+            ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="RESTRICT"),
+            nullable=False,
+            index=True,
+            comment="县级行政区划代码",
+        )
+    )
+    if layer.geometry is not None:
+        columns.append(
+            Column(
+                "geom",
+                Geometry(layer.geometry.value, srid=STORAGE_SRID, spatial_index=True),
+                nullable=False,
+            )
+        )
+    columns.extend(_field_column(layer, f) for f in layer.fields)
+    if layer.binned:  # kept by a trigger: see migration 0010
+        columns += [
+            Column("gk_srid", SmallInteger, nullable=False, comment="高斯-克吕格投影带 EPSG"),
+            Column("gk_x", Double, nullable=False, comment="投影坐标X（米）"),
+            Column("gk_y", Double, nullable=False, comment="投影坐标Y（米）"),
+            Column("cell_x", Integer, nullable=False, comment="250米格网列号"),
+            Column("cell_y", Integer, nullable=False, comment="250米格网行号"),
+        ]
+    columns += [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        CheckConstraint("adcode ~ '^[0-9]{6}$'", name="adcode_format"),
+    ]
+    for f in layer.fields:
+        columns.extend(_field_checks(f))
+    if layer.area_field:
+        columns.append(CheckConstraint("ST_IsValid(geom)", name="geom_valid"))
+    if layer.length_field:  # a line that crosses itself has no meaningful length
+        columns.append(
+            CheckConstraint("ST_IsValid(geom) AND ST_IsSimple(geom)", name="geom_simple")
+        )
+    table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[call-overload]
+    if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
+        Index(
+            f"ix_{layer.id}_heatmap",
+            table.c[layer.temporal[0]],
+            postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
+        )
+    for name in layer.unique_in_county:
+        Index(
+            f"uq_{layer.id}_adcode_{name}",
+            table.c.adcode,
+            table.c[name],
+            unique=True,
+            postgresql_where=text(f"{name} IS NOT NULL"),
+        )
+    if layer.unique_current:
+        Index(
+            f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",
+            *(table.c[name] for name in layer.unique_current),
+            unique=True,
+            postgresql_where=text(is_current(layer)),
+        )
+    return table
+
+
+TABLES: dict[str, Table] = {layer_id: build_table(layer) for layer_id, layer in LAYERS.items()}
+
+
+def layer_table(layer: Layer) -> Table:
+    """The table of a layer, built from its declaration on first use (a layer registered after
+    import, see `registry.register`)."""
+    table = TABLES.get(layer.id)
+    if table is None:
+        table = TABLES[layer.id] = build_table(layer)
+    return table
+
+
+def layer_table_triggers(layer: Layer) -> list[str]:
+    """The triggers every layer table has (updated_at, the layer version) and those its
+    derived fields need (area, length), as SQL."""
+    table = '"' + layer.id.replace('"', '""') + '"'
+    statements = [
+        f"CREATE TRIGGER touch_updated_at BEFORE UPDATE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION citygrid_touch_updated_at()",
+        f"CREATE TRIGGER bump_layer_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION citygrid_bump_layer_version()",
+    ]
+    if layer.area_field:
+        if layer.area_field != "area_m2":
+            raise ValueError(f"{layer.id}: the area trigger keeps a field called area_m2")
+        statements.append(
+            f"CREATE TRIGGER set_area_m2 BEFORE INSERT OR UPDATE OF geom ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION citygrid_set_area_m2()"
+        )
+    if layer.length_field:
+        statements.append(
+            f"CREATE TRIGGER set_length BEFORE INSERT OR UPDATE OF geom ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION citygrid_set_length({_quote_literal(layer.length_field)})"
+        )
+    return statements
+
+
+def create_layer_table(conn: Connection, layer: Layer) -> Table:
+    """Create a declared layer's table with its indexes, checks and triggers: what a migration
+    adding a layer runs (as the schema's owner)."""
+    table = layer_table(layer)
+    table.create(conn)
+    for statement in layer_table_triggers(layer):
+        conn.execute(text(statement))
+    conn.execute(
+        text("INSERT INTO layer_versions (layer) VALUES (:layer) ON CONFLICT DO NOTHING"),
+        {"layer": layer.id},
+    )
+    return table
+
+
+def drop_layer_table(conn: Connection, layer: Layer) -> None:
+    """Drop a layer's table created by `create_layer_table` (a migration's downgrade)."""
+    layer_table(layer).drop(conn)
+    conn.execute(text("DELETE FROM layer_versions WHERE layer = :layer"), {"layer": layer.id})
+    metadata.remove(TABLES.pop(layer.id))  # built again from the declaration if used again
