@@ -406,6 +406,7 @@ def test_every_operation_but_the_public_ones_needs_a_sign_in(client: TestClient)
             code=WEST,
             case_id=1,
             photo_id=1,
+            order_id=1,
         )
         for method in operations:
             answer = client.request(method.upper(), path)
