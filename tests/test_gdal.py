@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import find
+from hypothesis.strategies import from_regex
 from sqlalchemy import Engine, text
 
 from layers.registry import LAYERS
@@ -230,6 +232,8 @@ def _valid_value(schema: dict[str, object]) -> str:
         return "2024-05-01T08:00:00+08:00"
     if schema["type"] in ("integer", "number"):
         return str(schema.get("minimum", 0))
+    if "pattern" in schema:  # the simplest text the pattern admits
+        return str(find(from_regex(str(schema["pattern"]), fullmatch=True), lambda _: True))
     return "true" if schema["type"] == "boolean" else "某"
 
 

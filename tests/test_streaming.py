@@ -22,7 +22,7 @@ def test_abandoned_streams_do_not_share_connections(
         headers = bearer("admin")
 
         def fetch(i: int) -> tuple[int, bool]:
-            url = f"{base}/collections/{LAYERS[i % len(LAYERS)]}/items?limit=5000"
+            url = f"{base}/collections/{LAYERS[i % len(LAYERS)]}/items?limit=2000"
             with (
                 httpx.Client(timeout=120) as client,
                 client.stream("GET", url, headers=headers) as r,

@@ -20,7 +20,7 @@ from tests.accounts import ensure_account
 from tests.databases import PgServer
 from tests.support import CITYGRID
 
-SHIPPED = Path(__file__).resolve().parents[1] / "layers" / "migrations"
+SHIPPED = Path(__file__).resolve().parents[1] / "layers" / "store" / "migrations"
 FAILING = '''"""A migration that fails halfway, after DDL and data changes.
 
 Revision ID: 9999

@@ -46,10 +46,12 @@ def code_label(code: Code, lang: Lang) -> str:
 
 
 def field_values(field: Field) -> dict[str, Any]:
-    """The JSON Schema of a field's values: type, code list and bounds."""
+    """The JSON Schema of a field's values: type, code list, pattern and bounds."""
     schema: dict[str, Any] = dict(JSON_SCHEMA_TYPES[field.type])
     if field.codes:
         schema["enum"] = list(field.code_values)
+    if field.pattern:
+        schema["pattern"] = field.pattern
     low, high = field.bounds
     if low is not None:
         schema["minimum"] = low
@@ -67,8 +69,6 @@ def field_property(field: Field, lang: Lang) -> dict[str, Any]:
     }
     if field.codes:
         entry["oneOf"] = [{"const": c.value, "title": code_label(c, lang)} for c in field.codes]
-    if field.pattern:
-        entry["pattern"] = field.pattern
     return entry
 
 
