@@ -45,6 +45,7 @@ KNOWN = "SELECT u.adcode, u.name FROM units AS u WHERE u.active"
 COLUMNS = """
     u.id, u.adcode, c.name AS county, u.name, u.credit_code, u.type, u.contact_person,
     u.contact_phone, u.active, u.version,
+    (u.added_by LIKE 'grid %' OR u.added_by = 'migration 0019') AS adopted,
     EXISTS (SELECT 1 FROM grids AS g WHERE g.adcode = u.adcode AND g.responsible_unit = u.name
             AND {current}) AS on_grid,
     array(SELECT DISTINCT o.adcode FROM units AS o
@@ -124,7 +125,9 @@ def check_credit_code(raw: str) -> str:
 
 
 def _unit(row: Any) -> Unit:
-    sources = ("declared", "grid") if row.on_grid else ("declared",)
+    # `declared`: an admin added it; `grid`: a current grid names it (adopted from a grid: only
+    # that, while one does)
+    sources = (() if row.adopted else ("declared",)) + (("grid",) if row.on_grid else ())
     return Unit(
         row.id,
         row.adcode,
@@ -136,7 +139,7 @@ def _unit(row: Any) -> Unit:
         row.contact_phone,
         row.active,
         row.version,
-        sources,
+        sources or ("declared",),
         tuple(row.serves),
     )
 
