@@ -7,14 +7,16 @@ credit code and contact, when given); any other row adds one.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyogrio.raw
 from sqlalchemy import Connection
 
 from layers.cases import units
-from layers.engine.filein import FileLimits, read
+from layers.engine.filein import FileLimits, text_encoding, without_paths
 from layers.engine.importing import RowError
 from layers.errors import CitygridError, InvalidFeature
 from layers.places import counties
@@ -90,12 +92,50 @@ def _columns(names: list[str]) -> dict[str, int]:
     return found
 
 
+def _table(path: Path) -> tuple[list[str], list[Any]]:
+    """Column names and values of a spreadsheet without geometry, every cell read as text (a
+    credit code or phone must not become a number)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise InvalidFeature(
+            f"A units file is an XLSX or CSV, not {suffix or 'a file without suffix'}.",
+            f"单位文件应为 XLSX 或 CSV 格式，而不是 {suffix or '无扩展名的文件'}。",
+            code="upload_unsupported_format",
+        )
+    if path.stat().st_size > LIMITS.max_bytes:
+        raise InvalidFeature(
+            "The units file is larger than 20 MB.", "单位文件超过 20 MB。", code="upload_too_large"
+        )
+    with tempfile.TemporaryDirectory(prefix="citygrid-units-") as tmp:
+        options: dict[str, str] = {"FIELD_TYPES": "STRING"} if suffix == ".xlsx" else {}
+        if suffix == ".csv":
+            data = path.read_bytes()
+            encoding, _ = text_encoding(data, None, "单位文件")
+            if encoding != "UTF-8":  # GDAL's CSV driver reads UTF-8
+                path = Path(tmp) / "utf8.csv"
+                path.write_text(data.decode("gb18030"), encoding="utf-8")
+        else:
+            options["HEADERS"] = "FORCE"  # the first row names the columns
+        try:
+            meta, _, _, values = pyogrio.raw.read(
+                str(path), read_geometry=False, max_features=LIMITS.max_features, **options
+            )
+        except Exception as exc:  # GDAL reports unreadable files with many exception types
+            reason = without_paths(str(exc))
+            raise InvalidFeature(
+                f"The units file cannot be read ({reason}).",
+                f"无法读取单位文件（{reason}）。",
+                code="upload_unreadable",
+            ) from None
+    return [str(c) for c in meta["fields"]], list(values)
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The file's rows as {field: text}, by the Chinese (or English) headings."""
-    source = read(path, LIMITS)
-    found = _columns(source.columns)
-    count = len(source.values[0]) if source.values else 0
-    return [{key: _cell(source.values[i][n]) for key, i in found.items()} for n in range(count)]
+    columns, values = _table(path)
+    found = _columns(columns)
+    count = len(values[0]) if values else 0
+    return [{key: _cell(values[i][n]) for key, i in found.items()} for n in range(count)]
 
 
 def _entry(cells: dict[str, str], number: int, errors: list[RowError]) -> units.NewUnit | None:
