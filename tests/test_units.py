@@ -427,7 +427,6 @@ def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
         """)
         ).all()
         assert [tuple(a) for a in audit] == [("migration 0017", "delete", "无处中队")]
-        assert units.counties_of(conn, "案件中队") == [SANYUAN]
     # down again: one row per name, as before counties
     migrate.downgrade(scratch_owner, "0016")
     with scratch_owner.connect() as conn:
@@ -435,6 +434,8 @@ def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
     assert sorted(names) == sorted(["同名中队", "启东测试中队", "案件中队", "账号中队"])
     migrate.upgrade(scratch_owner)
     assert migrate.schema_drift(scratch_owner) == []
+    with scratch_owner.connect() as conn:
+        assert units.counties_of(conn, "案件中队") == [SANYUAN]
 
 
 def test_the_migration_gives_the_one_stored_county_the_units_nothing_names(
