@@ -19,6 +19,7 @@ app = typer.Typer(
     "社区 that receive cases.",
     no_args_is_help=True,
 )
+SOURCE_LABELS = {"grid": "网格责任单位", "declared": "管理员登记"}
 CountyOption = Annotated[
     str,
     typer.Option(
@@ -86,6 +87,7 @@ def list_units(
             unit.contact_person or "",
             unit.contact_phone or "",
             "启用" if unit.active else "停用",
+            "、".join(SOURCE_LABELS[s] for s in unit.sources),
         )
     stdout.print(table)
 
