@@ -255,9 +255,9 @@ def check_known(conn: Connection, name: str, adcode: str) -> None:
             code="unit_not_in_county",
         )
     raise InvalidFeature(
-        f"{name!r} is not in the directory of units of {adcode}: add it first "
+        f"{name!r} is not a handling unit in the directory of units of {adcode}: add it first "
         "(citygrid units add, POST /units).",
-        f"“{name}”不在县级行政区 {adcode} 的单位名录中：请由管理员先登记"
+        f"“{name}”不是县级行政区 {adcode} 单位名录中的处置单位：请由管理员先登记"
         "（citygrid units add 或 POST /units）。",
         code="unknown_unit",
     )
