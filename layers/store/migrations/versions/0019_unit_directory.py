@@ -8,8 +8,8 @@ directory: a street grid's unit as a 街道, a community's as a 社区, a sectio
 recorded in the audit log (actor `migration 0019`). From then on the trigger `adopt_unit` on
 `grids` keeps it so for every grid written, whoever writes it (the application refuses an unknown
 unit on a single grid's edit before writing; a whole county's grid import and SQL loads adopt
-theirs). The downgrade drops the new columns and keeps
-the adopted rows as declared units, which is what they were used as before.
+theirs). The downgrade drops the trigger and the new columns and keeps the adopted rows as
+declared units, which is what they were used as before.
 
 Revision ID: 0019
 Revises: 0018
