@@ -77,6 +77,9 @@ def import_grids(
         f"versions, {len(done.closed):,} closed, {done.unchanged:,} unchanged {verb} written"
         + (" (dry run, nothing written)" if dry_run else "")
     )
+    if done.units_added:
+        added = "would be added" if dry_run else "added"
+        say(f"units {added} to the county's directory: {'、'.join(done.units_added)}")
 
 
 def _print_problems(refused: GridEditRefused) -> None:

@@ -311,7 +311,12 @@ GRIDS = Layer(
             "responsible_person", FieldType.TEXT, "责任人", "Responsible person", short="resp_name"
         ),
         Field(
-            "responsible_unit", FieldType.TEXT, "责任单位", "Responsible unit", short="resp_unit"
+            "responsible_unit",
+            FieldType.TEXT,
+            "责任单位",
+            "Responsible unit",
+            short="resp_unit",
+            handling_unit=True,
         ),
         Field("phone", FieldType.TEXT, "联系电话", "Phone"),
         Field("valid_from", FieldType.DATE, "生效日期", "Valid from", required=True, indexed=True),

@@ -437,7 +437,33 @@ def test_units_commands_declare_and_list_units(defective_family: str) -> None:
     assert citygrid("units", "add", "新设城管中队", env=env).returncode == 2  # --county is required
     engine = db.make_engine(defective_family)
     with engine.connect() as conn:
-        declared = conn.execute(text("SELECT name, adcode, added_by FROM units")).all()
+        declared = conn.execute(
+            text("SELECT name, adcode, added_by FROM units WHERE added_by NOT LIKE 'grid %'")
+        ).all()
     engine.dispose()
     assert [(name, adcode) for name, adcode, _ in declared] == [("新设城管中队", "320681")]
     assert declared[0][2].startswith("cli:")
+
+
+def test_units_import_takes_a_spreadsheet_all_or_nothing(
+    defective_family: str, tmp_path: Path
+) -> None:
+    env = {"CITYGRID_DATABASE_URL": defective_family, "COLUMNS": "200"}
+    sheet = tmp_path / "单位.csv"
+    sheet.write_text(
+        "单位名称,统一社会信用代码,类型,联系人,联系电话\n"
+        "启东市环卫处,91110000600037341L,主管部门,王五,0513-83000001\n"
+        "启东市燃气公司,91440300708461136X,企业,,\n",
+        encoding="gbk",
+    )
+    refused = citygrid("units", "import", str(sheet), "--county", "320681", env=env)
+    assert refused.returncode == 1 and "校验码" in refused.stdout, refused.stdout
+    assert "启东市环卫处" not in citygrid("units", "list", env=env).stdout
+    sheet.write_text(
+        sheet.read_text(encoding="gbk").replace("91440300708461136X", "91440300708461136T"),
+        encoding="gbk",
+    )
+    done = citygrid("units", "import", str(sheet), "--county", "320681", env=env)
+    assert done.returncode == 0 and "2 added" in done.stderr, done.stderr
+    listed = citygrid("units", "list", "--county", "320681", env=env).stdout
+    assert "91110000600037341L" in listed and "企业" in listed

@@ -255,6 +255,12 @@ def test_replacement_keeps_history_and_a_repeat_changes_nothing(
     first = upload(client, write_shapefile(tmp_path / "a", hierarchy()), "2021-01-01")
     assert first.status_code == 200, first.text
     assert first.json()["new"] == 10
+    assert first.json()["units_added"] == ["三元区城市管理局"]  # the county's directory had none
+    with engine.connect() as conn:
+        assert conn.execute(
+            text("SELECT type FROM units WHERE adcode = :a AND name = '三元区城市管理局'"),
+            {"a": ADCODE},
+        ).scalar_one() in ("street", "community", "department")
     year_2021 = grids_on(client, "2021-06-01")
     assert len(year_2021) == 10 and {g[4] for g in year_2021} == {"2021-01-01"}
     assert {g[3] for g in year_2021} >= {"王3网格", "王1街道"}
@@ -283,6 +289,7 @@ def test_replacement_keeps_history_and_a_repeat_changes_nothing(
     second = upload(client, changed, "2022-01-01")
     assert second.status_code == 200, second.text
     assert (second.json()["new"], second.json()["closed"]) == (3, 5)
+    assert second.json()["units_added"] == []
     assert grids_on(client, "2021-06-01") == [
         g[:5]
         + (

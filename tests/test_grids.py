@@ -25,6 +25,7 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings
 from gis.topology import CheckOptions
+from layers.cases import units
 from layers.cases.codes import seed_case_categories
 from layers.errors import GridEditRefused, GridRuleBroken
 from layers.grids import gridchanges, gridhistory
@@ -555,6 +556,10 @@ def test_people_are_edited_and_audited(client: TestClient, engine: Engine) -> No
         "phone": "0513-83000000",
         "inspectors": [{"name": "李娜", "phone": "13800000000"}, {"name": "张伟"}],
     }
+    refused = client.put(f"/grids/{section(3, 5)}/people", json=body)  # not in the directory yet
+    assert refused.status_code == 400 and refused.json()["code"] == "unknown_unit"
+    with engine.begin() as conn:
+        units.add(conn, "汇龙镇城管中队", "320681", "tests")
     answer = client.put(f"/grids/{section(3, 5)}/people", json=body)
     assert answer.status_code == 200, answer.text
     got = client.get(f"/grids/{section(3, 5)}/people").json()

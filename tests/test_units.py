@@ -164,10 +164,19 @@ def test_a_unit_is_declared_only_in_a_county_the_admin_holds(
         "/units", json={"name": "新的中队", "adcode": SANYUAN}, headers=bearer("admin-b")
     )
     assert added.status_code == 201, added.text
-    assert added.json() == {
+    body = added.json()
+    assert body == {
+        "id": body["id"],
         "name": "新的中队",
         "adcode": SANYUAN,
         "county": "三元区",
+        "credit_code": None,
+        "type": "department",
+        "type_label": "主管部门",
+        "contact_person": None,
+        "contact_phone": None,
+        "active": True,
+        "counties": [SANYUAN],
         "sources": ["declared"],
     }
     listed = {
@@ -403,8 +412,7 @@ def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
         _declare_before_counties(
             conn, "同名中队", "启东测试中队", "案件中队", "账号中队", "无处中队"
         )
-    migrate.upgrade(scratch_owner)
-    assert migrate.schema_drift(scratch_owner) == []
+    migrate.upgrade(scratch_owner, "0017")
     with scratch_owner.connect() as conn:
         assert _placed(conn) == {
             (DEMO, "同名中队", "before"),
@@ -419,13 +427,15 @@ def test_the_migration_places_units_by_grids_cases_accounts_and_audits_the_rest(
         """)
         ).all()
         assert [tuple(a) for a in audit] == [("migration 0017", "delete", "无处中队")]
-        assert units.counties_of(conn, "案件中队") == [SANYUAN]
     # down again: one row per name, as before counties
     migrate.downgrade(scratch_owner, "0016")
     with scratch_owner.connect() as conn:
         names = conn.execute(text("SELECT name FROM units ORDER BY name")).scalars().all()
     assert sorted(names) == sorted(["同名中队", "启东测试中队", "案件中队", "账号中队"])
     migrate.upgrade(scratch_owner)
+    assert migrate.schema_drift(scratch_owner) == []
+    with scratch_owner.connect() as conn:
+        assert units.counties_of(conn, "案件中队") == [SANYUAN]
 
 
 def test_the_migration_gives_the_one_stored_county_the_units_nothing_names(
@@ -435,7 +445,7 @@ def test_the_migration_gives_the_one_stored_county_the_units_nothing_names(
     with scratch_owner.begin() as conn:
         assert [c.adcode for c in counties.all_counties(conn)] == [DEMO]
         _declare_before_counties(conn, "无处中队")
-    migrate.upgrade(scratch_owner)
+    migrate.upgrade(scratch_owner, "0017")
     with scratch_owner.connect() as conn:
         assert _placed(conn) == {(DEMO, "无处中队", "before")}
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 0

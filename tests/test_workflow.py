@@ -302,11 +302,14 @@ def test_units_are_listed_and_declared_by_the_admin_only(client: TestClient, wor
         "/units", json={"name": f" {new} ", "adcode": COUNTY}, headers=bearer("admin")
     )
     assert added.status_code == 201
-    assert added.json() == {
+    shown = added.json()
+    assert {k: shown[k] for k in ("name", "adcode", "county", "sources", "type", "active")} == {
         "name": new,
         "adcode": COUNTY,
         "county": "启东市",
         "sources": ["declared"],
+        "type": "department",
+        "active": True,
     }
     again = client.post("/units", json={"name": new, "adcode": COUNTY}, headers=bearer("admin"))
     assert again.status_code == 409 and again.json()["code"] == "unit_exists"

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from layers.cases import units
 from layers.engine.access import Viewer, area_clause
 from layers.errors import InvalidFeature
 from layers.grids.grids import not_found
@@ -228,6 +229,16 @@ def set_people(
     values = {n: _text_or_none(doc, n, labels[n]) for n in PEOPLE_FIELDS}
     inspectors = _inspectors(conn, doc)
     before = people(conn, code, viewer)  # another county's grid looks absent
+    if values["responsible_unit"] is not None and values["responsible_unit"] != before.get(
+        "responsible_unit"
+    ):
+        adcode = conn.execute(
+            text(
+                f"SELECT adcode FROM grids AS g WHERE g.code = :code AND {is_current(GRIDS, 'g')}"
+            ),
+            {"code": code},
+        ).scalar_one()
+        units.check_known(conn, values["responsible_unit"], adcode)
     params: dict[str, Any] = values | {"code": code}
     visible = area_clause(GRIDS, viewer, params, alias="g")
     fid = conn.execute(

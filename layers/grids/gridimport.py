@@ -53,6 +53,7 @@ class GridImport:
     created: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     unchanged: int = 0
+    units_added: list[str] = field(default_factory=list)
 
     def document(self) -> dict[str, Any]:
         """The outcome as JSON-ready data."""
@@ -68,6 +69,7 @@ class GridImport:
             "unchanged": self.unchanged,
             "created_codes": self.created[:MAX_LISTED],
             "closed_codes": self.closed[:MAX_LISTED],
+            "units_added": self.units_added,
         }
 
 
@@ -225,10 +227,27 @@ def import_grids(
         raise early
     done.closed = sorted(code for code, _ in closing)
     done.created = [str(row.code) for row, _ in opening]
+    done.units_added = _new_units(conn, opening, adcode)
     if not dry_run:
         _close(conn, [s.id for _, s in closing], valid_from, actor)
         _open(conn, opening, adcode, epsg, valid_from, actor)
     return done
+
+
+def _new_units(
+    conn: Connection, opening: list[tuple[GridRow, dict[str, str | None]]], adcode: str
+) -> list[str]:
+    """The responsible units the files name that the county's directory lacks: a county's grid
+    file is where its 街道 and 社区 offices are first written down, so the import adds them to
+    the directory (trigger `adopt_unit`) and says which, rather than asking for each twice."""
+    named = sorted({str(v["responsible_unit"]) for _, v in opening if v.get("responsible_unit")})
+    known = set(
+        conn.execute(
+            text("SELECT name FROM units WHERE adcode = :a AND name = ANY(:n)"),
+            {"a": adcode, "n": named},
+        ).scalars()
+    )
+    return [str(n) for n in named if n not in known]
 
 
 def _close(conn: Connection, ids: list[int], day: date, actor: str) -> None:

@@ -23,8 +23,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.types import DateTime
@@ -345,7 +347,22 @@ units = Table(
         server_default=func.now(),
         comment="登记时间",
     ),
+    Column("id", BigInteger, Identity(), nullable=False, unique=True),
+    Column("credit_code", String(18), comment="统一社会信用代码"),
+    Column("type", Text, nullable=False, server_default="other", comment="单位类型"),
+    Column("contact_person", Text, comment="联系人"),
+    Column("contact_phone", Text, comment="联系电话"),
+    Column("active", Boolean, nullable=False, server_default=true(), comment="启用"),
+    Column("version", Integer, nullable=False, server_default="1"),
     CheckConstraint("name = btrim(name) AND length(name) BETWEEN 1 AND 200", name="name_format"),
+    CheckConstraint(
+        "type IN ('department', 'enterprise', 'street', 'community', 'other')", name="type"
+    ),
+    CheckConstraint(
+        "credit_code ~ '^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$'",
+        name="credit_code_format",
+    ),
+    UniqueConstraint("adcode", "credit_code"),
     comment="处置单位（网格责任单位之外由管理员登记）",
 )
 
