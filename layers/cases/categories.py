@@ -291,6 +291,13 @@ def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         conn.execute(
             text("""
+            INSERT INTO case_category_classes (kind, code, name, local)
+            VALUES (:kind, :major_code, :major_name, true) ON CONFLICT DO NOTHING
+        """),
+            row,
+        )
+        conn.execute(
+            text("""
             INSERT INTO case_categories
                 (code, kind, major_code, major_name, minor_name, time_limit, time_unit)
             VALUES (:code, :kind, :major_code, :major_name, :minor_name, :time_limit, :time_unit)
