@@ -405,8 +405,7 @@ def import_file(
     cells, encoding = read_table(data, xlsx)
     report = CatalogueReport(county, len(cells), encoding)
     rows = {i + 2: _checked(c, i + 2, report.errors) for i, c in enumerate(cells)}
-    if not report.errors:
-        _cross_check(conn, county, rows, report.errors)
+    _cross_check(conn, county, rows, report.errors)
     report.errors.sort(key=lambda e: (e.row, e.field))
     if report.errors:
         raise CatalogueRefused(report)
@@ -471,7 +470,7 @@ def _write(
         text("""
         INSERT INTO case_categories (code, kind, major_code, major_name, minor_name, time_limit,
             urgent_limit, time_unit, register_criteria, close_criteria, department, local, adcode)
-        SELECT :code, :kind, :class_code, c.name, :name, :time_limit, :urgent_limit, :time_unit,
+        SELECT :code, c.kind, c.code, c.name, :name, :time_limit, :urgent_limit, :time_unit,
             :register_criteria, :close_criteria, :department, true, :county
         FROM case_category_classes AS c WHERE c.kind = :kind AND c.code = :class_code
         ON CONFLICT (code) DO UPDATE SET minor_name = excluded.minor_name,

@@ -78,7 +78,6 @@ def read_case_categories() -> list[CaseCategory]:
                 register_criteria=row["register_criteria"],
                 close_criteria=row["close_criteria"],
                 department=row["department"],
-                local=row["local"] == "true",
                 aliases=tuple(a for a in row["aliases"].split("、") if a),
             )
             for row in _data_rows(CATALOGUE_FILE)
@@ -87,6 +86,13 @@ def read_case_categories() -> list[CaseCategory]:
         raise DataFileError(
             f"{CATALOGUE_FILE} is corrupt: {exc}", f"{CATALOGUE_FILE} 文件损坏：{exc}"
         ) from exc
+
+
+def read_former_categories() -> list[dict[str, Any]]:
+    """citygrid's former category list (`data/case_categories.csv`), as migration 0016 seeded it."""
+    return [
+        {**row, "time_limit": int(row["time_limit"])} for row in _data_rows("case_categories.csv")
+    ]
 
 
 def stored_case_categories(conn: Connection) -> list[CaseCategory]:
@@ -182,3 +188,20 @@ def category_clause(
         )
     params["category_codes"] = list(codes)
     return f"{alias}.category_code = ANY(CAST(:category_codes AS text[]))"
+
+
+def resolve_category(conn: Connection, given: str) -> str:
+    """The code a category is given by: its code, an alias (a former code or name) or its name
+    when one subclass has it; anything else as given, for the field check to refuse."""
+    found = conn.execute(
+        text("""
+        SELECT code FROM case_categories WHERE code = upper(:given)
+        UNION ALL
+        SELECT category_code FROM case_category_aliases WHERE alias = :given
+        UNION ALL
+        SELECT code FROM case_categories WHERE minor_name = :given
+    """),
+        {"given": given.strip()},
+    ).scalars()
+    first = next(iter(found), None)
+    return first if first is not None else given

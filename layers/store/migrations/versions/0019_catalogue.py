@@ -39,12 +39,6 @@ MOVED = {
     "C0501": ("危房隐患", "C0503"),
     "C0601": ("其他设施损坏", "C0607"),
 }
-# event categories 0016 shipped under a longer name (the catalogue's name is in their aliases)
-RENAMED = {
-    "E0101": "违法搭建(私搭乱建)",
-    "E0501": "无照经营游商(流动摊贩)",
-    "E0502": "店外经营(超门窗经营)",
-}
 
 
 def _shipped(name: str) -> list[dict[str, str]]:
@@ -163,23 +157,31 @@ def _seed() -> None:
     """)
     )
     names = {(r["kind"], r["code"]): r["name"] for r in classes}
-    as_shipped = set(
+    former = _shipped("case_categories.csv")
+    as_shipped = set(  # the rows 0016 stored that the bureau has not edited since
         conn.execute(
             sa.text("""
-            SELECT code FROM case_categories WHERE (code, minor_name) IN
-                (SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[])))
+            SELECT k.code FROM case_categories AS k
+            JOIN unnest(CAST(:codes AS text[]), CAST(:names AS text[]), CAST(:limits AS int[]),
+                        CAST(:units AS text[])) AS f (code, name, time_limit, time_unit)
+              ON f.code = k.code AND f.name = k.minor_name AND f.time_limit = k.time_limit
+                 AND f.time_unit = k.time_unit
         """),
-            {"codes": list(MOVED), "names": [name for name, _ in MOVED.values()]},
+            {
+                "codes": [r["code"] for r in former],
+                "names": [r["minor_name"] for r in former],
+                "limits": [int(r["time_limit"]) for r in former],
+                "units": [r["time_unit"] for r in former],
+            },
         ).scalars()
     )
-    stale = {**{code: name for code, (name, _) in MOVED.items()}, **RENAMED}
     for row in _shipped("catalogue.csv"):
         values = {
             **row,
             "major_name": names[(row["kind"], row["class_code"])],
             "time_limit": int(row["time_limit"]),
             "urgent_limit": int(row["urgent_limit"]) if row["urgent_limit"] else None,
-            "old_name": stale.get(row["code"], row["name"]),
+            "pristine": row["code"] in as_shipped,
         }
         # a row still as 0016 shipped it takes the catalogue's values; the bureau's edits stay
         conn.execute(
@@ -191,13 +193,13 @@ def _seed() -> None:
             ON CONFLICT (code) DO UPDATE SET
                 register_criteria = excluded.register_criteria,
                 close_criteria = excluded.close_criteria, department = excluded.department,
-                urgent_limit = CASE WHEN case_categories.minor_name = :old_name
+                urgent_limit = CASE WHEN :pristine
                     THEN excluded.urgent_limit ELSE case_categories.urgent_limit END,
-                time_limit = CASE WHEN case_categories.minor_name = :old_name
+                time_limit = CASE WHEN :pristine
                     THEN excluded.time_limit ELSE case_categories.time_limit END,
-                time_unit = CASE WHEN case_categories.minor_name = :old_name
+                time_unit = CASE WHEN :pristine
                     THEN excluded.time_unit ELSE case_categories.time_unit END,
-                minor_name = CASE WHEN case_categories.minor_name = :old_name
+                minor_name = CASE WHEN :pristine
                     THEN excluded.minor_name ELSE case_categories.minor_name END
         """),
             values,
