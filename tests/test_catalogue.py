@@ -358,3 +358,30 @@ def test_the_command_line_exports_and_imports_a_county_catalogue(
     assert "没有事件大类 09" in refused.stdout
     unknown = citygrid("catalogue", "export", str(path), "--county", "999999", env=env)
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+
+
+# --- statistics by the catalogue --------------------------------------------------------------
+
+
+def _reported(client: TestClient, query: str) -> Any:
+    answer = client.get(
+        f"/stats/indicators?county={DEMO}&from=2026-01-01&to=2026-12-31&{query}",
+        headers=bearer("leader-a"),
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_statistics_take_a_class_or_a_subclass_of_the_catalogue(client: TestClient) -> None:
+    whole = _reported(client, "")
+    by_class = _reported(client, "class=E01")
+    by_subclass = _reported(client, "subclass=E0102")
+    ads = _reported(client, "class=e02")
+    assert ads == _reported(client, "category=E02") != by_class
+    assert by_class == _reported(client, "category=E01") != whole
+    assert by_subclass == _reported(client, "category=E0102") != by_class
+    days = "from=2026-01-01&to=2026-12-31"
+    unknown = client.get(f"/stats/indicators?{days}&class=E09", headers=bearer("leader-a"))
+    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_category"
+    malformed = client.get(f"/stats/indicators?{days}&subclass=X1", headers=bearer("leader-a"))
+    assert malformed.status_code in (400, 422)

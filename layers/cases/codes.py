@@ -148,11 +148,13 @@ def seed_case_categories(conn: Connection) -> int:
 CATEGORY_PATTERN = re.compile(r"[EC][0-9]{2}(?:[0-9]{2})?")
 
 
-def parse_categories(raw: str | None) -> tuple[str, ...]:
-    """Case sub-category codes (E0101) or whole classes (E01), comma separated."""
-    if not raw:
+def parse_categories(raw: str | None, *more: str | None) -> tuple[str, ...]:
+    """Case sub-category codes (E0101) or whole classes (E01), comma separated; `more` are the
+    `class` and `subclass` asked for beside them."""
+    joined = ",".join(r for r in (raw, *more) if r)
+    if not joined:
         return ()
-    requested = tuple(c.strip() for c in raw.split(",") if c.strip())
+    requested = tuple(c.strip().upper() for c in joined.split(",") if c.strip())
     bad = [c for c in requested if not CATEGORY_PATTERN.fullmatch(c)]
     if bad:
         raise BadQuery(
