@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.cases import catalogue, codes
+from layers.cases import catalogue, categories, codes
 from layers.store import db, migrate
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, SANYUAN, two_counties
@@ -385,3 +385,19 @@ def test_statistics_take_a_class_or_a_subclass_of_the_catalogue(client: TestClie
     assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_category"
     malformed = client.get(f"/stats/indicators?{days}&subclass=X1", headers=bearer("leader-a"))
     assert malformed.status_code in (400, 422)
+
+
+def test_the_deployment_wide_categories_file_leaves_local_subclasses_to_their_county(
+    world: World,
+) -> None:
+    with world.engine.begin() as conn:
+        exported = categories.export_csv(conn)
+    assert "C0113" in exported and LOCAL not in exported
+    taken = "代码,类型,大类代码,大类名称,小类名称,处置时限,时限单位\n" + (
+        f"{LOCAL},事件,06,扩展事件,改名,1,工作日\n"
+    )
+    before = traces(world.engine)
+    with world.engine.begin() as conn, pytest.raises(categories.CategoriesRefused) as refused:
+        categories.import_csv(conn, taken.encode(), "tests")
+    assert [e.code for e in refused.value.report.errors] == ["category_code_taken"]
+    assert traces(world.engine) == before
