@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
 import pyogrio
+import pyogrio.raw
 from sqlalchemy import Connection, text
 
 from layers.cases.categories import ALIAS_SEPARATORS, KIND_LABELS, UNIT_LABELS, UNIT_WORDS
@@ -131,10 +132,13 @@ def export_file(conn: Connection, county: str | None, xlsx: bool) -> bytes:
     """The catalogue as XLSX or as CSV with a byte-order mark (Excel reads both)."""
     rows = export_rows(conn, county)
     if xlsx:
-        frame = pd.DataFrame(rows[1:], columns=rows[0], dtype=str)
+        columns = [np.array([r[i] for r in rows[1:]], dtype=object) for i in range(len(rows[0]))]
         with tempfile.TemporaryDirectory(prefix="citygrid-catalogue-") as tmp:
             path = Path(tmp) / "catalogue.xlsx"
-            pyogrio.write_dataframe(frame, path, driver="XLSX", layer="管理部件和事件")
+            pyogrio.raw.write(
+                path, None, columns, fields=rows[0], driver="XLSX", layer="管理部件和事件",
+                geometry_type=None,
+            )  # fmt: skip
             return path.read_bytes()
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
@@ -154,7 +158,7 @@ def read_table(data: bytes, xlsx: bool) -> tuple[list[dict[str, str]], str]:
     if xlsx:
         try:
             with opened(data, "catalogue.xlsx", FileLimits()) as path:
-                frame = pyogrio.read_dataframe(
+                meta, _, _, data = pyogrio.raw.read(
                     path, read_geometry=False, HEADERS="FORCE", FIELD_TYPES="STRING"
                 )
         except pyogrio.errors.DataSourceError as exc:
@@ -163,9 +167,8 @@ def read_table(data: bytes, xlsx: bool) -> tuple[list[dict[str, str]], str]:
                 "目录文件不是可读取的 XLSX 工作簿。",
                 code="catalogue_unreadable",
             ) from exc
-        lines = [[str(c) for c in frame.columns]] + [
-            [_cell(v) if isinstance(v, str) else "" for v in row]
-            for row in frame.itertuples(index=False)
+        lines = [[str(c) for c in meta["fields"]]] + [
+            [_cell(v) for v in values] for values in zip(*data, strict=True)
         ]
         encoding = "XLSX"
     else:
