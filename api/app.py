@@ -18,6 +18,7 @@ from api.observe import Observe
 from api.routes import (
     auth,
     cases,
+    catalogue,
     docs,
     editing,
     features,
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(stats.router)
     app.include_router(transfer.router)
     app.include_router(units.router)
+    app.include_router(catalogue.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

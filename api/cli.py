@@ -17,6 +17,7 @@ from rich.table import Table
 from api import (
     cli_backup,
     cli_cases,
+    cli_catalogue,
     cli_counties,
     cli_files,
     cli_ops,
@@ -77,6 +78,7 @@ app.add_typer(grids_app, name="grids")
 app.add_typer(cli_users.app, name="users")
 app.add_typer(cli_units.app, name="units")
 app.add_typer(cli_cases.app, name="categories")
+app.add_typer(cli_catalogue.app, name="catalogue")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 app.add_typer(cli_backup.app, name="backup")

@@ -86,6 +86,21 @@ Categories = Annotated[
         pattern=CATEGORIES_PATTERN, description="codes (E0101) or classes (E01), comma separated"
     ),
 ]
+CategoryClass = Annotated[
+    str | None,
+    Query(
+        alias="class",
+        pattern=r"^\s*[EeCc][0-9]{2}\s*$",
+        description="a class of the catalogue: E (event) or C (component) + 2 digits, e.g. C01",
+    ),
+]
+Subclass = Annotated[
+    str | None,
+    Query(
+        pattern=r"^\s*[EeCc][0-9]{4}\s*$",
+        description="a subclass of the catalogue, e.g. C0113 (无主井盖)",
+    ),
+]
 GridCode = Annotated[str, Path(pattern=CODE_PATTERN, description="15-digit grid code")]
 
 

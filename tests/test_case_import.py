@@ -18,7 +18,7 @@ import shapely
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, text
 
-from layers.cases import casehistory
+from layers.cases import casehistory, codes
 from layers.cases.indicators import IndicatorQuery, rows
 from layers.cases.worktime import WorkCalendar
 from layers.engine import filein
@@ -360,7 +360,8 @@ def test_a_migrated_empty_database_holds_the_case_categories(empty_url: str) -> 
             counties_stored = conn.execute(text("SELECT count(*) FROM counties")).scalar_one()
     finally:
         engine.dispose()
-    assert counties_stored == 0 and count == 29 and alias == "E0101"
+    assert counties_stored == 0 and count == len(codes.read_case_categories()) >= 130
+    assert alias == "E0101"
 
 
 def test_every_bad_row_is_named_and_nothing_is_written(sanming: str, tmp_path: Path) -> None:

@@ -194,3 +194,23 @@ def test_patrol_layers_hold_only_the_area(client: TestClient, world: World) -> N
     assert all(c["properties"]["category"] for c in cases)
     outside = client.get(f"/cases/{world.east['cases']}/photos", headers=bearer("inspector"))
     assert outside.status_code == 404
+
+
+def test_a_case_is_reported_by_a_former_code_an_alias_or_a_name(
+    client: TestClient, world: World
+) -> None:
+    given = {
+        "e0503": "E0503",
+        "流动摊贩": "E0501",
+        "违法搭建(私搭乱建)": "E0101",
+        "井盖破损": "C0113",
+    }
+    for category, code in given.items():
+        answer = report(client, 1, category_code=category)
+        assert answer.status_code == 201, answer.text
+        case = client.get(
+            f"/collections/cases/items/{answer.json()['id']}", headers=bearer("inspector")
+        ).json()
+        assert case["properties"]["category_code"] == code
+    unknown = report(client, 1, category_code="没有这个类别")
+    assert unknown.status_code in (400, 422) and unknown.json()["code"], unknown.text

@@ -86,8 +86,14 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
             .scalars()
             .all()
         )
-    assert set(nullable) == {*LAYERS, "counties", "user_counties", "units"}
-    assert set(referring) == {*LAYERS, "user_counties", "units"}
+    assert set(nullable) == {*LAYERS, "counties", "user_counties", "units", "case_category_edits"}
+    assert set(referring) == {
+        *LAYERS,
+        "user_counties",
+        "units",
+        "case_category_edits",
+        "case_categories",
+    }
 
 
 def _gk_square(epsg: int, x: float, y: float, side: float) -> tuple[Polygon, float]:

@@ -322,3 +322,30 @@ def test_units_are_listed_and_declared_by_the_admin_only(client: TestClient, wor
             text("SELECT actor FROM audit_log WHERE layer = 'units' ORDER BY id DESC LIMIT 1")
         ).scalar_one()
     assert actor == "admin"
+
+
+def test_the_deadline_follows_the_countys_own_limit_for_a_subclass(
+    client: TestClient, world: World
+) -> None:
+    case_id = report(client, "dispatcher", source="hotline")
+    with world.engine.begin() as conn:
+        adcode = conn.execute(
+            text("SELECT adcode FROM cases WHERE id = :id"), {"id": case_id}
+        ).scalar_one()
+        conn.execute(
+            text("""
+            INSERT INTO case_category_edits (adcode, code, time_limit, time_unit,
+                register_criteria, close_criteria, department)
+            VALUES (:a, 'E0101', 2, 'working_days', '', '', '')
+        """),
+            {"a": adcode},
+        )
+    try:
+        move(client, case_id, "register", "dispatcher")
+        answer = move(client, case_id, "dispatch", "dispatcher", unit=EAST_UNIT)
+        assert answer.status_code == 200, answer.text
+        row = case_row(world, case_id)
+        assert row.deadline == CALENDAR.add(row.dispatched_at, 2, "working_days")
+    finally:
+        with world.engine.begin() as conn:
+            conn.execute(text("DELETE FROM case_category_edits WHERE code = 'E0101'"))

@@ -14,9 +14,11 @@ from api.deps import (
     LEVEL_PATTERN,
     BBoxDep,
     Categories,
+    CategoryClass,
     ConnectionDep,
     CountyViewerDep,
     Day,
+    Subclass,
     statement_kind,
 )
 from api.openapi import answers
@@ -50,11 +52,15 @@ def case_heatmap(
     from_: Annotated[Day | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
     to: Annotated[Day | None, Query(description="last day (included), YYYY-MM-DD")] = None,
     category: Categories = None,
+    class_: CategoryClass = None,
+    subclass: Subclass = None,
     within: Within = None,
 ) -> Response:
     """Cases counted per square bin of about 16 screen pixels (250 m × 2^k in the Gauss-Krüger
     zone): `bins` holds [longitude, latitude, weight] per bin, heaviest first."""
-    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
+    query = heatmap.HeatmapQuery(
+        zoom, bbox, from_, to, parse_categories(category, class_, subclass), viewer, within
+    )
     return Response(heatmap.heatmap(conn, query), media_type=JSON)
 
 
@@ -77,6 +83,8 @@ def case_indicators(
         ),
     ] = "street",
     category: Categories = None,
+    class_: CategoryClass = None,
+    subclass: Subclass = None,
     format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
     within: Within = None,
 ) -> Response:
@@ -84,7 +92,9 @@ def case_indicators(
     as JSON or as CSV with Chinese headers. `rows` are the figures of every county asked for
     (`county=`, default every county of the account) together; the JSON's `counties` holds each
     county's own rows beside them (`adcode`, `name`, `rows`)."""
-    query = indicators.IndicatorQuery(from_, to, by, parse_categories(category), viewer, within)
+    query = indicators.IndicatorQuery(
+        from_, to, by, parse_categories(category, class_, subclass), viewer, within
+    )
     found = indicators.rows(conn, query)
     if format_ == "csv":
         name = f"indicators-{by}-{from_}-{to}.csv"
@@ -121,10 +131,14 @@ def case_heatmap_frames(
     from_: Annotated[Day | None, Query(alias="from")] = None,
     to: Annotated[Day | None, Query()] = None,
     category: Categories = None,
+    class_: CategoryClass = None,
+    subclass: Subclass = None,
     within: Within = None,
 ) -> Response:
     """The heatmap's bins for each week or month of the period, in order (for an animation)."""
-    query = heatmap.HeatmapQuery(zoom, bbox, from_, to, parse_categories(category), viewer, within)
+    query = heatmap.HeatmapQuery(
+        zoom, bbox, from_, to, parse_categories(category, class_, subclass), viewer, within
+    )
     return Response(heatmap.frames(conn, query, interval), media_type=JSON)
 
 
@@ -143,11 +157,15 @@ def case_choropleth(
         str, Query(pattern=LEVEL_PATTERN, description="street | community | section")
     ] = ("section"),
     category: Categories = None,
+    class_: CategoryClass = None,
+    subclass: Subclass = None,
     within: Within = None,
 ) -> Response:
     """The grids valid on the last day with the cases reported in them (total and per km²) and
     their indicators for the period, as `/stats/indicators?by=` the level gives them."""
-    body = casestats.choropleth(conn, level, from_, to, parse_categories(category), viewer, within)
+    body = casestats.choropleth(
+        conn, level, from_, to, parse_categories(category, class_, subclass), viewer, within
+    )
     return Response(body, media_type=GEOJSON)
 
 
@@ -159,10 +177,14 @@ def case_trend(
     to: Annotated[Day, Query()],
     interval: Annotated[str, Query(pattern="^(week|month)$")] = "week",
     category: Categories = None,
+    class_: CategoryClass = None,
+    subclass: Subclass = None,
     within: Within = None,
 ) -> list[dict[str, Any]]:
     """Cases reported per period and class (大类), for a trend chart."""
-    return casestats.trend(conn, interval, from_, to, parse_categories(category), viewer, within)
+    return casestats.trend(
+        conn, interval, from_, to, parse_categories(category, class_, subclass), viewer, within
+    )
 
 
 @router.get("/overdue", summary="Cases open past their deadline / 超期未结案件")
@@ -170,9 +192,13 @@ def overdue_cases(
     conn: ConnectionDep,
     viewer: CountyViewerDep,
     category: Categories = None,
+    class_: CategoryClass = None,
+    subclass: Subclass = None,
     within: Within = None,
     top: Annotated[int, Query(ge=0, le=100, description="how many of them to list")] = 10,
 ) -> dict[str, Any]:
     """`count`: every case not yet closed whose deadline has passed (no cap); `cases`: the `top`
     of them, longest overdue first."""
-    return casestats.overdue(conn, parse_categories(category), viewer, within, top)
+    return casestats.overdue(
+        conn, parse_categories(category, class_, subclass), viewer, within, top
+    )

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
+from layers.cases import codes
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
 from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge
@@ -78,6 +79,8 @@ def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: 
             f"案件来源必须是：{'、'.join(DESK_SOURCES.values())}。",
             code="property_not_in_code_list",
         )
+    if isinstance(given.get("category_code"), str):  # a former code, an alias or a name
+        given["category_code"] = codes.resolve_category(conn, given["category_code"])
     now = datetime.now(ZoneInfo(BUREAU_TIMEZONE)).replace(microsecond=0)
     properties = given | {"source": source, "status": "reported", "reported_at": now.isoformat()}
     case = {"type": "Feature", "geometry": feature.get("geometry"), "properties": properties}

@@ -90,6 +90,7 @@ def _stored(conn: Connection) -> dict[str, dict[str, Any]]:
     rows = conn.execute(
         text("""
         SELECT k.code, k.kind, k.major_code, k.major_name, k.minor_name, k.time_limit, k.time_unit,
+               k.adcode,
                coalesce(array_agg(a.alias ORDER BY a.alias) FILTER (WHERE a.alias IS NOT NULL),
                         '{}') AS aliases
         FROM case_categories AS k LEFT JOIN case_category_aliases AS a ON a.category_code = k.code
@@ -105,6 +106,8 @@ def export_csv(conn: Connection) -> str:
     writer = csv.writer(out)
     writer.writerow([heading for _, heading in COLUMNS])
     for row in _stored(conn).values():
+        if row["adcode"] is not None:
+            continue  # a county's local subclass: `citygrid catalogue export --county`
         writer.writerow(
             [
                 row["code"],
@@ -212,6 +215,16 @@ def _cross_check(
                 )
             )
         seen_codes.setdefault(row["code"], number)
+        if stored.get(row["code"], {}).get("adcode") is not None:
+            errors.append(
+                RowError(
+                    number,
+                    "code",
+                    row["code"],
+                    "category_code_taken",
+                    f"代码 {row['code']} 是县级行政区的扩展小类，请用 citygrid catalogue 修改",
+                )
+            )
         for alias in row["aliases"]:
             others = sorted(claims[alias] - {row["code"]})
             if others:
@@ -289,6 +302,13 @@ def import_csv(
 def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Upsert the categories and set their aliases to those given."""
     for row in rows:
+        conn.execute(
+            text("""
+            INSERT INTO case_category_classes (kind, code, name, local)
+            VALUES (:kind, :major_code, :major_name, true) ON CONFLICT DO NOTHING
+        """),
+            row,
+        )
         conn.execute(
             text("""
             INSERT INTO case_categories

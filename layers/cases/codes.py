@@ -1,4 +1,5 @@
-"""Code tables seeded from `data/` (case categories and their time limits)."""
+"""Code tables seeded from `data/`: the catalogue of components and events (classes, subclasses,
+time limits, criteria) and the aliases of its subclasses."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from layers.errors import BadQuery, DataFileError
-from layers.store.tables import case_categories
+from layers.store.tables import case_categories, case_category_classes
 
-CASE_CATEGORIES_FILE = "case_categories.csv"
-ALIASES_FILE = "case_category_aliases.csv"
+CATALOGUE_FILE = "catalogue.csv"
+CLASSES_FILE = "catalogue_classes.csv"
 
 
 @dataclass(frozen=True)
@@ -30,24 +31,72 @@ class CaseCategory:
     minor_name: str
     time_limit: int
     time_unit: str
+    urgent_limit: int | None = None
+    register_criteria: str = ""
+    close_criteria: str = ""
+    department: str = ""
+    local: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CategoryClass:
+    """One 大类 of the catalogue."""
+
+    kind: str
+    code: str
+    name: str
+    local: bool
+
+
+def _data_rows(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data_file(name).read_text(encoding="utf-8"))))
+
+
+def read_classes() -> list[CategoryClass]:
+    """The catalogue's classes shipped in `data/catalogue_classes.csv`."""
+    return [
+        CategoryClass(r["kind"], r["code"], r["name"], r["local"] == "true")
+        for r in _data_rows(CLASSES_FILE)
+    ]
 
 
 def read_case_categories() -> list[CaseCategory]:
-    """The case categories shipped in `data/case_categories.csv`."""
-    text = data_file(CASE_CATEGORIES_FILE).read_text(encoding="utf-8")
+    """The catalogue's subclasses shipped in `data/catalogue.csv`."""
+    names = {(c.kind, c.code): c.name for c in read_classes()}
     try:
         return [
-            CaseCategory(**{**row, "time_limit": int(row["time_limit"])})  # type: ignore[arg-type]
-            for row in csv.DictReader(io.StringIO(text))
+            CaseCategory(
+                code=row["code"],
+                kind=row["kind"],
+                major_code=row["class_code"],
+                major_name=names[(row["kind"], row["class_code"])],
+                minor_name=row["name"],
+                time_limit=int(row["time_limit"]),
+                time_unit=row["time_unit"],
+                urgent_limit=int(row["urgent_limit"]) if row["urgent_limit"] else None,
+                register_criteria=row["register_criteria"],
+                close_criteria=row["close_criteria"],
+                department=row["department"],
+                aliases=tuple(a for a in row["aliases"].split("、") if a),
+            )
+            for row in _data_rows(CATALOGUE_FILE)
         ]
-    except (TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise DataFileError(
-            f"{CASE_CATEGORIES_FILE} is corrupt: {exc}", f"{CASE_CATEGORIES_FILE} 文件损坏：{exc}"
+            f"{CATALOGUE_FILE} is corrupt: {exc}", f"{CATALOGUE_FILE} 文件损坏：{exc}"
         ) from exc
 
 
+def read_former_categories() -> list[dict[str, Any]]:
+    """citygrid's former category list (`data/case_categories.csv`), as migration 0016 seeded it."""
+    return [
+        {**row, "time_limit": int(row["time_limit"])} for row in _data_rows("case_categories.csv")
+    ]
+
+
 def stored_case_categories(conn: Connection) -> list[CaseCategory]:
-    """The case categories as the bureau keeps them (its edits included), by code."""
+    """The standard case categories as the bureau keeps them (its edits included), by code."""
     rows = conn.execute(
         select(
             case_categories.c.code,
@@ -57,21 +106,27 @@ def stored_case_categories(conn: Connection) -> list[CaseCategory]:
             case_categories.c.minor_name,
             case_categories.c.time_limit,
             case_categories.c.time_unit,
-        ).order_by(case_categories.c.code)
+        )
+        .where(case_categories.c.adcode.is_(None))
+        .order_by(case_categories.c.code)
     ).all()
     return [CaseCategory(*row) for row in rows]
 
 
 def read_shipped_aliases() -> list[tuple[str, str]]:
-    """(alias, category code) pairs shipped in `data/case_category_aliases.csv`."""
-    text = data_file(ALIASES_FILE).read_text(encoding="utf-8")
-    return [(row["alias"], row["code"]) for row in csv.DictReader(io.StringIO(text))]
+    """(alias, category code) pairs shipped in the catalogue's `aliases` column."""
+    return [(alias, c.code) for c in read_case_categories() for alias in c.aliases]
 
 
 def seed_case_categories(conn: Connection) -> int:
-    """Add the shipped case categories and aliases the table lacks (a bureau's own edits stay);
-    returns how many categories the table holds."""
-    rows = [vars(c) for c in read_case_categories()]
+    """Add the shipped classes, subclasses and aliases the tables lack (a bureau's own edits
+    stay); returns how many categories the table holds."""
+    conn.execute(
+        insert(case_category_classes)
+        .values([vars(c) for c in read_classes()])
+        .on_conflict_do_nothing()
+    )
+    rows = [{k: v for k, v in vars(c).items() if k != "aliases"} for c in read_case_categories()]
     conn.execute(insert(case_categories).values(rows).on_conflict_do_nothing())
     shipped = read_shipped_aliases()
     conn.execute(
@@ -93,11 +148,13 @@ def seed_case_categories(conn: Connection) -> int:
 CATEGORY_PATTERN = re.compile(r"[EC][0-9]{2}(?:[0-9]{2})?")
 
 
-def parse_categories(raw: str | None) -> tuple[str, ...]:
-    """Case sub-category codes (E0101) or whole classes (E01), comma separated."""
-    if not raw:
+def parse_categories(raw: str | None, *more: str | None) -> tuple[str, ...]:
+    """Case sub-category codes (E0101) or whole classes (E01), comma separated; `more` are the
+    `class` and `subclass` asked for beside them."""
+    joined = ",".join(r for r in (raw, *more) if r)
+    if not joined:
         return ()
-    requested = tuple(c.strip() for c in raw.split(",") if c.strip())
+    requested = tuple(c.strip().upper() for c in joined.split(",") if c.strip())
     bad = [c for c in requested if not CATEGORY_PATTERN.fullmatch(c)]
     if bad:
         raise BadQuery(
@@ -133,3 +190,20 @@ def category_clause(
         )
     params["category_codes"] = list(codes)
     return f"{alias}.category_code = ANY(CAST(:category_codes AS text[]))"
+
+
+def resolve_category(conn: Connection, given: str) -> str:
+    """The code a category is given by: its code, an alias (a former code or name) or its name
+    when one subclass has it; anything else as given, for the field check to refuse."""
+    found = conn.execute(
+        text("""
+        SELECT code FROM case_categories WHERE code = upper(:given)
+        UNION ALL
+        SELECT category_code FROM case_category_aliases WHERE alias = :given
+        UNION ALL
+        SELECT code FROM case_categories WHERE minor_name = :given
+    """),
+        {"given": given.strip()},
+    ).scalars()
+    first = next(iter(found), None)
+    return first if first is not None else given

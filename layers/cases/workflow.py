@@ -99,8 +99,10 @@ def _locked_case(conn: Connection, case_id: int, viewer: access.Viewer) -> Any:
     row = conn.execute(
         text(f"""
         SELECT t.id, t.status, t.category_code, t.unit, t.adcode, to_jsonb(t) - 'geom' AS row,
-               k.time_limit, k.time_unit
+               coalesce(e.time_limit, k.time_limit) AS time_limit,
+               coalesce(e.time_unit, k.time_unit) AS time_unit
         FROM cases AS t LEFT JOIN case_categories AS k ON k.code = t.category_code
+        LEFT JOIN case_category_edits AS e ON e.code = t.category_code AND e.adcode = t.adcode
         WHERE t.id = :id AND {where} FOR UPDATE OF t
     """),
         params,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -53,6 +54,19 @@ _SQL_TYPES: dict[FieldType, Any] = {
     FieldType.BOOLEAN: Boolean,
 }
 
+case_category_classes = Table(
+    "case_category_classes",
+    metadata,
+    Column("kind", Text, primary_key=True, comment="事件 event / 部件 component"),
+    Column("code", String(2), primary_key=True, comment="大类代码"),
+    Column("name", Text, nullable=False, comment="大类名称"),
+    Column("local", Boolean, nullable=False, server_default=text("false"), comment="扩展大类"),
+    CheckConstraint("kind IN ('event', 'component')", name="kind"),
+    CheckConstraint("code ~ '^[0-9]{2}$'", name="code_format"),
+    CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_format"),
+    comment="管理部件和事件的大类",
+)
+
 case_categories = Table(
     "case_categories",
     metadata,
@@ -63,12 +77,62 @@ case_categories = Table(
     Column("minor_name", Text, nullable=False),
     Column("time_limit", Integer, nullable=False),
     Column("time_unit", Text, nullable=False),
+    Column("urgent_limit", Integer, nullable=True, comment="紧急时限（与处置时限同单位）"),
+    Column("register_criteria", Text, nullable=False, server_default="", comment="立案标准"),
+    Column("close_criteria", Text, nullable=False, server_default="", comment="结案标准"),
+    Column("department", Text, nullable=False, server_default="", comment="默认责任部门"),
+    Column("local", Boolean, nullable=False, server_default=text("false"), comment="本地扩展小类"),
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+        comment="扩展小类所属县级行政区（标准小类为空）",
+    ),
     CheckConstraint("code ~ '^[EC][0-9]{4}$'", name="code_format"),
     CheckConstraint("(kind = 'event') = (code LIKE 'E%')", name="code_kind"),
     CheckConstraint("kind IN ('event', 'component')", name="kind"),
     CheckConstraint("time_unit IN ('working_hours', 'working_days')", name="time_unit"),
     CheckConstraint("time_limit > 0", name="time_limit"),
+    CheckConstraint("urgent_limit > 0", name="urgent_limit"),
+    CheckConstraint("local = (adcode IS NOT NULL)", name="local_county"),
+    CheckConstraint("major_code = substr(code, 2, 2)", name="major_code"),
+    ForeignKeyConstraint(
+        ["kind", "major_code"],
+        ["case_category_classes.kind", "case_category_classes.code"],
+        onupdate="CASCADE",
+    ),
     comment="案件分类代码表 (大类/小类) with handling time limits",
+)
+
+case_category_edits = Table(
+    "case_category_edits",
+    metadata,
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", ondelete="CASCADE"),
+        primary_key=True,
+        comment="县级行政区",
+    ),
+    Column(
+        "code",
+        String(5),
+        ForeignKey("case_categories.code", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+        comment="标准小类代码",
+    ),
+    Column("time_limit", Integer, nullable=False),
+    Column("urgent_limit", Integer, nullable=True),
+    Column("time_unit", Text, nullable=False),
+    Column("register_criteria", Text, nullable=False),
+    Column("close_criteria", Text, nullable=False),
+    Column("department", Text, nullable=False),
+    CheckConstraint("time_unit IN ('working_hours', 'working_days')", name="time_unit"),
+    CheckConstraint("time_limit > 0", name="time_limit"),
+    CheckConstraint("urgent_limit > 0", name="urgent_limit"),
+    comment="县级对标准小类的本地修改（时限、标准、责任部门）",
 )
 
 
