@@ -422,6 +422,7 @@ def _versioned_change(
 ) -> None:
     """Check the changed row's coded ID (assigning one when it lost it) and keep the version it
     replaces, for a layer that declares either."""
+    history.refuse_ended(conn, layer, [fid])
     row = before | values
     if layer.id_scheme is not None and row.get("adcode") is not None:
         values |= idcodes.check_write(conn, layer, row, row["adcode"], fid)

@@ -29,17 +29,17 @@ def keeps_versions(layer: Layer) -> bool:
     return layer.versioned is not None and layer.versioned.kept_on_edit
 
 
-def keep(conn: Connection, layer: Layer, ids: list[int], day: date | None = None) -> None:
-    """Keep the current version of each row as an ended one and start the row on `day` (today);
-    a row started on that day already changes in place. An ended version is history: refused."""
+def refuse_ended(conn: Connection, layer: Layer, ids: list[int]) -> None:
+    """Refuse a change to an ended version of a layer keeping versions: it is history."""
     versioning = layer.versioned
     if versioning is None or not versioning.kept_on_edit or not ids:
         return
-    start, end = f'"{versioning.start}"', f'"{versioning.end}"'
-    table = f'"{layer.id}"'
-    params = {"ids": ids, "day": day or today()}
     ended = conn.execute(
-        text(f"SELECT min(id) FROM {table} WHERE id = ANY(:ids) AND {end} IS NOT NULL"), params
+        text(
+            f'SELECT min(id) FROM "{layer.id}" WHERE id = ANY(:ids) '
+            f'AND "{versioning.end}" IS NOT NULL'
+        ),
+        {"ids": ids},
     ).scalar()
     if ended is not None:
         raise StateConflict(
@@ -47,6 +47,18 @@ def keep(conn: Connection, layer: Layer, ids: list[int], day: date | None = None
             f"要素 {ended} 是{layer.title_zh}的历史版本，不能修改：请修改其当前版本。",
             code="version_ended",
         )
+
+
+def keep(conn: Connection, layer: Layer, ids: list[int], day: date | None = None) -> None:
+    """Keep the current version of each row as an ended one and start the row on `day` (today);
+    a row started on that day already changes in place. An ended version is history: refused."""
+    versioning = layer.versioned
+    if versioning is None or not versioning.kept_on_edit or not ids:
+        return
+    refuse_ended(conn, layer, ids)
+    start, end = f'"{versioning.start}"', f'"{versioning.end}"'
+    table = f'"{layer.id}"'
+    params = {"ids": ids, "day": day or today()}
     columns = [
         f'"{c.name}"'
         for c in layer_table(layer).columns
