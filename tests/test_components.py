@@ -14,6 +14,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from api.app import create_app
 from api.settings import DatabaseSettings
@@ -386,12 +387,12 @@ def test_components_are_read_by_county(pg_server: Any) -> None:
                 headers=bearer("admin-a"),
             )
             assert refused.status_code == 404
-        with owner.begin() as conn:  # the database itself refuses an ID of another county
-            with pytest.raises(Exception, match="component_code_county"):
-                conn.execute(
-                    text("UPDATE components SET component_code = :c WHERE id = :id"),
-                    {"c": f"{DEMO}0101000002", "id": ids[SANYUAN]},
-                )
+        # the database itself refuses an ID of another county
+        with pytest.raises(IntegrityError, match="component_code_county"), owner.begin() as conn:
+            conn.execute(
+                text("UPDATE components SET component_code = :c WHERE id = :id"),
+                {"c": f"{DEMO}0101000002", "id": ids[SANYUAN]},
+            )
     finally:
         owner.dispose()
         next(databases, None)
