@@ -318,10 +318,20 @@ def _check_values(
             f"文件中缺少必填字段对应的列：{'、'.join(names)}。",
         )
     rows = []
+    # a census repeats its statuses, units and dates: each distinct cell of a column is read once
+    seen: dict[str, dict[tuple[type, Any], tuple[Any, tuple[str, str] | None]]] = {
+        name: {} for name in index
+    }
     for r in range(len(source)):
         row: dict[str, Any] = {}
         for name, i in index.items():
-            value, problem = _cell(fields[name], source.values[i][r])
+            raw = source.values[i][r]
+            try:
+                value, problem = seen[name][(type(raw), raw)]
+            except KeyError:
+                value, problem = seen[name][(type(raw), raw)] = _cell(fields[name], raw)
+            except TypeError:  # an unhashable cell
+                value, problem = _cell(fields[name], raw)
             if problem is None:
                 row[name] = value
             else:
@@ -500,6 +510,8 @@ def _new_rows(
     new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
     if assigned := idcodes.assign_missing(conn, layer, new, [r["adcode"] for r in new]):
         report.notes.append(f"{assigned} 行未填标识码，已按县级代码与小类顺序编号")
+    if layer.placed_in_grid is not None:
+        placing.placements(conn, layer.placed_in_grid, new)
     if history.keeps_versions(layer) and layer.versioned is not None:
         start = layer.versioned.start
         for row in new:

@@ -220,6 +220,51 @@ def placed_values(
     return out
 
 
+def placements(
+    conn: Connection,
+    placement: GridPlacement,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Place many new point rows (each with its `geom` and `adcode`) in one query: what
+    `placed_values` writes, filled in on the rows in place."""
+    todo = [r for r in rows if r.get(placement.grid_field) is None and r.get("geom") is not None]
+    if not todo:
+        return
+    found = conn.execute(
+        text(f"""
+        WITH p AS (
+            SELECT n, a, ST_SetSRID(ST_GeomFromWKB(w), {STORAGE_SRID}) AS geom
+            FROM unnest(CAST(:wkbs AS bytea[]), CAST(:adcodes AS text[])) WITH ORDINALITY AS u(w, a, n)
+        )
+        SELECT p.n, g.code, coalesce(g.responsible_unit, c.responsible_unit, s.responsible_unit),
+               c.name, s.name
+        FROM p
+        JOIN LATERAL (
+            SELECT g.code, g.parent_code, g.responsible_unit FROM grids AS g
+            WHERE g.level = :level AND {is_current(GRIDS, "g")} AND g.adcode = p.a
+              AND ST_Intersects(g.geom, p.geom)
+            ORDER BY g.code LIMIT 1
+        ) AS g ON TRUE
+        LEFT JOIN grids AS c ON c.code = g.parent_code AND {is_current(GRIDS, "c")}
+        LEFT JOIN grids AS s ON s.code = c.parent_code AND {is_current(GRIDS, "s")}
+    """),
+        {
+            "wkbs": list(shapely.to_wkb([r["geom"] for r in todo])),
+            "adcodes": [r["adcode"] for r in todo],
+            "level": placement.level,
+        },
+    ).all()
+    for n, code, unit, community, street in found:
+        row = todo[n - 1]
+        row[placement.grid_field] = code
+        if placement.unit_field and row.get(placement.unit_field) is None:
+            row[placement.unit_field] = unit
+        if placement.community_field:
+            row[placement.community_field] = community
+        if placement.street_field:
+            row[placement.street_field] = street
+
+
 def place_unplaced(conn: Connection, layer: Layer) -> None:
     """Give the rows of a layer placed in grids that have no grid yet the current grid under
     them, its responsible unit where they name none, and its community and street."""
