@@ -230,6 +230,9 @@ def placements(
     todo = [r for r in rows if r.get(placement.grid_field) is None and r.get("geom") is not None]
     if not todo:
         return
+    for row in rows:  # the rows written by one COPY have the same columns
+        for name in placement.fields:
+            row.setdefault(name, None)
     found = conn.execute(
         text(f"""
         WITH p AS (
