@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +49,8 @@ def import_file(
         str | None,
         typer.Option(
             metavar="YYYY-MM-DD",
-            help="Grids: the day the file's grids take effect (the grids they replace end then)",
+            help="Grids: the day the file's grids take effect (the grids they replace end then); "
+            "components: the day of the update (the versions it changes end then; default today)",
         ),
     ] = None,
     map_: Annotated[
@@ -89,6 +91,14 @@ def import_file(
             "county stored; grids: required, the county whose hierarchy the files are)",
         ),
     ] = None,
+    remove_missing: Annotated[
+        bool,
+        typer.Option(
+            "--remove-missing",
+            help="components (a yearly update, with --mode upsert --county): mark the county's "
+            "components the file no longer holds as removed (移除), their versions kept",
+        ),
+    ] = False,
     category_map: Annotated[
         Path | None,
         typer.Option(
@@ -109,6 +119,11 @@ def import_file(
     UTF-8 or GBK, or XLSX): case numbers kept, statuses, sources and categories by their labels,
     every stage time, deadlines from the category's limit when the file has none; rows already
     imported (same case number) are skipped.
+
+    `citygrid import components FILE --county ADCODE` reads a component census (部件普查:
+    GeoPackage, Shapefile, XLSX, CSV with 部件标识码, 小类代码 or 小类名称, 状态, 主管部门, 权属单位,
+    养护单位 …): IDs kept when valid, assigned when missing; a yearly update is `--mode upsert
+    --valid-from DAY [--remove-missing]`, the versions it changes kept.
     """
     layer = get_layer(layer_id)
     if layer.file_import is FileImport.GRID_HIERARCHY:
@@ -126,6 +141,7 @@ def import_file(
             _print_refusal(refused, errors_csv)
             raise typer.Exit(1) from None
         return
+    as_of = _day(valid_from)
     limits = EditingSettings()
     say(f"reading {path}")
     named = fileout.encoding_name(encoding) if encoding is not None else None
@@ -161,6 +177,8 @@ def import_file(
                 dry_run,
                 lambda n: progress.advance(task, n),
                 mode,
+                as_of,
+                remove_missing,
             )
     except ImportRefused as refused:
         _print_refusal(refused, errors_csv)
@@ -179,9 +197,20 @@ def import_file(
         f"matched by {report.key or 'nothing (every row is new)'}: {c['new']:,} new, "
         f"{c['changed']:,} changed, {c['unchanged']:,} unchanged"
         + ("" if dry_run else f"; {report.imported:,} added, {report.updated:,} updated")
+        + (f"; {report.removed:,} removed" if report.removed else "")
     )
     if report.unused_columns:
         say(f"columns not used: {', '.join(report.unused_columns)}")
+
+
+def _day(value: str | None) -> date | None:
+    """A --valid-from day, checked."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: write the day as YYYY-MM-DD") from None
 
 
 def _print_refusal(refused: ImportRefused, errors_csv: Path | None) -> None:

@@ -109,6 +109,7 @@ class Field:
     maximum: float | None = None
     short: str | None = None  # a Shapefile column name (10 bytes at most) for a long field name
     handling_unit: bool = False  # names a handling unit, which must be one of the row's county
+    column_names: tuple[str, ...] = ()  # other column names files use for it (部件编码 …)
 
     def __post_init__(self) -> None:
         numeric = self.type in (FieldType.INTEGER, FieldType.REAL)
@@ -146,10 +147,16 @@ class Style:
 @dataclass(frozen=True)
 class Versioning:
     """Rows are versions: each valid from its `start` day until its `end` day; the current
-    version has no end yet (see layers/store/versions.py for the conditions)."""
+    version has no end yet (see layers/store/versions.py for the conditions).
+
+    `kept_on_edit`: an item edit or an import update keeps the version it changes (ended on the
+    day of the change) and the row starts that day, so the layer can be read as of any day.
+    `retired`: (field, value) an update import writes on the rows its file no longer holds."""
 
     start: str = "valid_from"
     end: str = "valid_to"
+    kept_on_edit: bool = False
+    retired: tuple[str, str] | None = None
 
 
 class PatrolReach(StrEnum):
@@ -170,11 +177,38 @@ class ReadScope:
 @dataclass(frozen=True)
 class GridPlacement:
     """A point row lies in a grid: when not given, the grid of `level` under it and the nearest
-    responsible unit up that grid's family are written to `grid_field` and `unit_field`."""
+    responsible unit up that grid's family are written to `grid_field` and `unit_field`; the
+    names of its community and street grids to `community_field` and `street_field`."""
 
     grid_field: str = "grid_code"
-    unit_field: str = "unit"
+    unit_field: str | None = "unit"
     level: str = "section"
+    community_field: str | None = None
+    street_field: str | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields the placement writes."""
+        named = (self.grid_field, self.unit_field, self.community_field, self.street_field)
+        return tuple(n for n in named if n)
+
+
+@dataclass(frozen=True)
+class IdScheme:
+    """Rows carry a coded ID in `field`: the row's 6-digit county code, then the `type_field`
+    category code less its kind letter (2-digit class + 2-digit subclass), then a `serial` of
+    that many digits (GB/T 30428.2: 16 digits in all). Checked on every write and import;
+    assigned, as the next serial of the county and subclass, when a row has none."""
+
+    field: str = "component_code"
+    type_field: str = "subclass_code"
+    type_kind: str = "component"  # the kind of case category the type field must name
+    serial: int = 6
+
+    @property
+    def pattern(self) -> str:
+        """The ID's format as a regular expression."""
+        return f"^[0-9]{{{10 + self.serial}}}$"
 
 
 class DrawLevel(StrEnum):
@@ -226,6 +260,7 @@ class Layer:
     draw_level: DrawLevel | None = None  # None: by its geometry (points over areas)
     file_import: FileImport = FileImport.ROWS
     counted_per_grid: bool = False  # the grid statistics count its rows in each grid
+    id_scheme: IdScheme | None = None  # a coded ID checked against the row's county and type
 
     def __post_init__(self) -> None:
         shorts = [f.short_name.lower() for f in self.fields]
@@ -238,7 +273,9 @@ class Layer:
         if self.versioned is not None:
             needed += [self.versioned.start, self.versioned.end]
         if self.placed_in_grid is not None:
-            needed += [self.placed_in_grid.grid_field, self.placed_in_grid.unit_field]
+            needed += list(self.placed_in_grid.fields)
+        if self.id_scheme is not None:
+            needed += [self.id_scheme.field, self.id_scheme.type_field]
         if missing := [n for n in needed if n not in names]:
             raise ValueError(f"{self.id}: capabilities name fields it lacks: {missing}")
         if self.unique_current and self.versioned is None:
@@ -781,6 +818,138 @@ CASES = Layer(
     file_import=FileImport.CASE_HISTORY,
 )
 
+COMPONENT_STATUSES = codes(
+    ("intact", "完好", "Intact"),
+    ("damaged", "破损", "Damaged"),
+    ("lost", "丢失", "Lost"),
+    ("abandoned", "废弃", "Abandoned"),
+    ("removed", "移除", "Removed"),
+)
+
+
+def _unit_field(name: str, label_zh: str, label_en: str, short: str) -> Field:
+    """A unit of the directory responsible for a component (checked as a handling unit)."""
+    return Field(
+        name, FieldType.TEXT, label_zh, label_en, indexed=True, short=short, handling_unit=True
+    )
+
+
+# The component inventory (部件普查, GB/T 30428.2): points for now; components that are lines or
+# areas (护栏, 绿地 …) are to be their own layers.
+COMPONENTS = Layer(
+    id="components",
+    title_zh="城市管理部件",
+    title_en="City-management components",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field(
+            "component_code",
+            FieldType.TEXT,
+            "部件标识码",
+            "Component ID",
+            indexed=True,
+            short="comp_code",
+            column_names=("部件编码", "标识码", "部件标识"),
+        ),
+        Field(
+            "subclass_code",
+            FieldType.TEXT,
+            "小类代码",
+            "Subclass",
+            required=True,
+            indexed=True,
+            references="case_categories.code",
+            short="subclass",
+            column_names=("小类名称", "部件小类", "小类", "部件类型"),
+        ),
+        Field("name", FieldType.TEXT, "部件名称", "Name"),
+        Field(
+            "status",
+            FieldType.TEXT,
+            "状态",
+            "Status",
+            COMPONENT_STATUSES,
+            required=True,
+            indexed=True,
+            column_names=("部件状态",),
+        ),
+        _unit_field("department", "主管部门", "Competent department", "department"),
+        _unit_field("owner_unit", "权属单位", "Owner", "owner_unit"),
+        _unit_field("maintainer_unit", "养护单位", "Maintainer", "maint_unit"),
+        Field(
+            "grid_code",
+            FieldType.TEXT,
+            "所属单元网格",
+            "Unit grid",
+            indexed=True,
+            derived=True,
+            pattern=r"^[0-9]{15}$",
+        ),
+        Field("community", FieldType.TEXT, "所属社区", "Community", derived=True),
+        Field("street", FieldType.TEXT, "所属街道", "Street", derived=True),
+        Field(
+            "first_surveyed_on",
+            FieldType.DATE,
+            "初始日期",
+            "First surveyed on",
+            short="surveyed",
+            column_names=("普查日期",),
+        ),
+        Field("changed_on", FieldType.DATE, "变更日期", "Changed on", indexed=True),
+        Field(
+            "data_source",
+            FieldType.TEXT,
+            "数据来源",
+            "Data source",
+            codes(
+                ("census", "普查", "Census"),
+                ("update", "更新", "Update"),
+                ("inspector", "巡查上报", "Inspector report"),
+                ("other", "其他", "Other"),
+            ),
+            short="source",
+        ),
+        Field(
+            "accuracy",
+            FieldType.TEXT,
+            "定位精度",
+            "Location accuracy",
+            codes(
+                ("0.5m", "≤0.5米", "≤ 0.5 m"),
+                ("1m", "≤1米", "≤ 1 m"),
+                ("5m", "≤5米", "≤ 5 m"),
+                ("unknown", "未知", "Unknown"),
+            ),
+        ),
+        Field("remark", FieldType.TEXT, "备注", "Remark"),
+        Field(
+            "valid_from", FieldType.DATE, "版本生效日期", "Valid from", indexed=True, derived=True
+        ),
+        Field("valid_to", FieldType.DATE, "版本失效日期", "Valid to", indexed=True, derived=True),
+    ),
+    # the inventory is the bureau's asset register, kept by its data staff (admin) from censuses;
+    # planners draw grids, inspectors report problems as cases and read components in their area
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#5d6d7e", "#85929e", 0.9, 1.0),
+    popup_fields=(
+        "component_code",
+        "subclass_code",
+        "name",
+        "status",
+        "owner_unit",
+        "maintainer_unit",
+    ),
+    temporal=("valid_from", "valid_to"),
+    cluster_below_zoom=16,
+    natural_key="component_code",
+    unique_in_county=("component_code",),
+    versioned=Versioning(kept_on_edit=True, retired=("status", "removed")),
+    placed_in_grid=GridPlacement(
+        unit_field=None, community_field="community", street_field="street"
+    ),
+    id_scheme=IdScheme(),
+)
+
 LAYERS: dict[str, Layer] = {
     layer.id: layer
     for layer in (
@@ -792,6 +961,7 @@ LAYERS: dict[str, Layer] = {
         WORK_ORDERS,
         PARKING_LOTS,
         CASES,
+        COMPONENTS,
     )
 }
 

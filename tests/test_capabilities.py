@@ -25,6 +25,7 @@ from layers.grids import gridhistory
 from layers.registry import (
     BILLBOARDS,
     CASES,
+    COMPONENTS,
     GRIDS,
     LAYERS,
     DrawLevel,
@@ -124,7 +125,10 @@ def test_the_built_in_layers_declare_what_they_do() -> None:
     assert GRIDS.file_import is FileImport.GRID_HIERARCHY
     assert CASES.scope.unit_field == "unit" and CASES.placed_in_grid == GridPlacement()
     assert CASES.file_import is FileImport.CASE_HISTORY
-    plain = [layer for layer in LAYERS.values() if layer not in (GRIDS, CASES)]
+    assert COMPONENTS.versioned == Versioning(kept_on_edit=True, retired=("status", "removed"))
+    assert COMPONENTS.placed_in_grid is not None and COMPONENTS.placed_in_grid.unit_field is None
+    assert COMPONENTS.id_scheme is not None and COMPONENTS.id_scheme.pattern == "^[0-9]{16}$"
+    plain = [layer for layer in LAYERS.values() if layer not in (GRIDS, CASES, COMPONENTS)]
     assert all(layer.versioned is None and layer.scope == ReadScope() for layer in plain)
     assert gridhistory.COUNTED_LAYERS == (
         "illegal_buildings",

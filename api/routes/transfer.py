@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,11 +56,15 @@ def _import(
     dry_run: bool,
     limits: filein.FileLimits,
     mode: ImportMode,
+    as_of: date | None = None,
+    remove_missing: bool = False,
 ) -> dict[str, Any]:
     with filein.opened(data, filename, limits) as path:
         source = filein.read(path, limits)
     with engine.begin() as conn:
-        return import_rows(conn, layer, source, ctx, crs, mapping, dry_run, mode=mode).document()
+        return import_rows(
+            conn, layer, source, ctx, crs, mapping, dry_run, None, mode, as_of, remove_missing
+        ).document()
 
 
 @router.post(
@@ -95,6 +100,20 @@ async def import_file(
     report: Annotated[
         str, Query(pattern="^(json|csv)$", description="how bad rows are listed")
     ] = "json",
+    as_of: Annotated[
+        date | None,
+        Query(
+            alias="as-of",
+            description="layers keeping versions (components): the day of the update (default today)",
+        ),
+    ] = None,
+    remove_missing: Annotated[
+        bool,
+        Query(
+            alias="remove-missing",
+            description="components, upsert of one county: retire the rows the file lacks",
+        ),
+    ] = False,
 ) -> Response:
     """The file as the body: every row checked; all imported in one transaction, or none, with
     each bad row's number, field and reason (as JSON, or CSV with `report=csv`). The report says
@@ -122,6 +141,8 @@ async def import_file(
             dry_run,
             limits,
             mode,
+            as_of,
+            remove_missing,
         )
     except ImportRefused as refused:
         metrics.IMPORT_ROWS.labels(layer.id).observe(refused.report.rows)

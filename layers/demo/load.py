@@ -14,10 +14,12 @@ from sqlalchemy import Connection, Engine, func, select, text
 from gis.zones import from_gk, geometry_zone, to_gk
 from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.demo import cases, features
+from layers.demo import components as demo_components
 from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
+from layers.engine import placing
 from layers.places import counties
 from layers.places.boundary import County, load_county
 from layers.registry import GRIDS, LAYERS
@@ -102,6 +104,8 @@ def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoC
             scale.cases,
         ),
     }
+    subclasses = sorted(c.code for c in categories.values() if c.kind == "component")
+    city.rows["components"] = demo_components.components(ctx, subclasses, county.adcode)
     return city
 
 
@@ -121,6 +125,8 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         advance = step(name, len(rows)) if step else None
         stamped = [{**row, "adcode": city.county.adcode} for row in rows]
         written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
+    for layer in LAYERS.values():  # rows placed in grids get the grid (and more) under them
+        placing.place_unplaced(conn, layer)
     # each case goes to the unit responsible for its grid, as a report does
     conn.execute(
         text(f"""

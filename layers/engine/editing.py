@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
 from layers.cases import units
-from layers.engine import access, fieldvalues, jsonin, placing
+from layers.engine import access, fieldvalues, history, idcodes, jsonin, placing
 from layers.engine.access import Viewer
 from layers.engine.crs import STORAGE, Crs, positions_to_storage
 from layers.engine.features import ROW_ETAG
@@ -226,12 +226,8 @@ def _derived(
     if geom is not None:
         adcode = placing.county_for_write(conn, geom, ctx.viewer, ctx.limits.county_tolerance_m)
         extra["adcode"] = adcode
-        placement = layer.placed_in_grid
-        if placement is not None and values.get(placement.grid_field) is None:
-            grid = placing.grid_under(conn, placement, geom, adcode)
-            extra[placement.grid_field] = grid[0] if grid else None
-            if values.get(placement.unit_field) is None and grid is not None:
-                extra[placement.unit_field] = grid[1]
+        if layer.placed_in_grid is not None:
+            extra |= placing.placed_values(conn, layer.placed_in_grid, geom, adcode, values)
     elif layer.parent and layer.parent_key in values:
         parent = LAYERS[layer.parent]
         params = {"id": values[layer.parent_key]}
@@ -357,6 +353,9 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     _check_place(conn, layer, geom, values, ctx.viewer)
     values |= _derived(conn, layer, geom, values, ctx)
     _check_units(conn, layer, values, values.get("adcode"))
+    values |= _started(layer, values)
+    if values.get("adcode") is not None:
+        values |= idcodes.check_write(conn, layer, values, values["adcode"], None)
     params: dict[str, Any] = {}
     sql_values = assignments(values, geom, params)
     row = conn.execute(
@@ -410,6 +409,26 @@ def _locked(
     return current
 
 
+def _started(layer: Layer, values: dict[str, Any]) -> dict[str, Any]:
+    """A new row of a layer keeping versions starts today unless its writer says otherwise."""
+    versioning = layer.versioned
+    if versioning is None or not versioning.kept_on_edit or values.get(versioning.start):
+        return {}
+    return {versioning.start: history.today()}
+
+
+def _versioned_change(
+    conn: Connection, layer: Layer, fid: int, before: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """Check the changed row's coded ID (assigning one when it lost it) and keep the version it
+    replaces, for a layer that declares either."""
+    history.refuse_ended(conn, layer, [fid])
+    row = before | values
+    if layer.id_scheme is not None and row.get("adcode") is not None:
+        values |= idcodes.check_write(conn, layer, row, row["adcode"], fid)
+    history.keep(conn, layer, [fid])
+
+
 def _write_update(
     conn: Connection, layer: Layer, fid: int, values: dict[str, Any], geom: BaseGeometry | None
 ) -> tuple[dict[str, Any], str]:
@@ -444,6 +463,7 @@ def replace(
     _check_references(conn, layer, values)
     values |= _derived(conn, layer, geom, values, ctx)
     _check_units(conn, layer, values, values.get("adcode") or _stored_county(conn, layer, fid))
+    _versioned_change(conn, layer, fid, before, values)
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "replace", layer, fid, before, after)
     return Written(fid, etag)
@@ -475,6 +495,7 @@ def update(
     if geom is not None or (layer.parent_key is not None and layer.parent_key in values):
         values |= _derived(conn, layer, geom, values, ctx)
     _check_units(conn, layer, values, values.get("adcode") or _stored_county(conn, layer, fid))
+    _versioned_change(conn, layer, fid, before, values)
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "update", layer, fid, before, after)
     return Written(fid, etag)

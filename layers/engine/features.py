@@ -17,6 +17,7 @@ from layers.engine.access import Viewer, area_clause, not_visible, read_limit
 from layers.engine.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
 from layers.errors import UnknownLayer
 from layers.registry import LAYERS, Layer
+from layers.store.versions import open_after
 
 MAX_LIMIT = 10_000
 ROW_ETAG = "md5(to_jsonb(t)::text)"  # a feature's ETag: the hash of its whole row
@@ -118,11 +119,13 @@ def _time_clause(layer: Layer, time: TimeRange, params: dict[str, Any]) -> str:
     clauses = []
     if time.start is not None:
         params["t_start"] = time.start
-        clauses.append(
-            f"(t.{_q(end_field)} IS NULL OR t.{_q(end_field)} >= :t_start)"
-            if end_field != start_field
-            else f"t.{_q(start_field)} >= :t_start"
-        )
+        if layer.versioned is not None and end_field == layer.versioned.end:
+            # a version ends on the day the next one starts: it is not in force that day
+            clauses.append(open_after(layer, "t", ":t_start"))
+        elif end_field != start_field:
+            clauses.append(f"(t.{_q(end_field)} IS NULL OR t.{_q(end_field)} >= :t_start)")
+        else:
+            clauses.append(f"t.{_q(start_field)} >= :t_start")
     if time.end is not None:
         params["t_end"] = time.end
         clauses.append(f"t.{_q(start_field)} <= :t_end")

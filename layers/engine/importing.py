@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,17 @@ from sqlalchemy import Connection, text
 
 from gis.gcj02 import gcj02_to_wgs84
 from gis.validate import GeometryProblem, Limits, accepted_type_ids, check_shape, promote
-from layers.engine import access, editing, fieldvalues, importkeys, jsonin, placing
+from layers.cases import units
+from layers.engine import (
+    access,
+    editing,
+    fieldvalues,
+    history,
+    idcodes,
+    importkeys,
+    jsonin,
+    placing,
+)
 from layers.engine.cells import neutral
 from layers.engine.editing import EditContext
 from layers.engine.filein import SourceData, refuse
@@ -33,6 +44,7 @@ from layers.registry import LAYERS, STORAGE_SRID, Field, Layer
 from layers.store.bulk import Progress, copy_rows
 from layers.store.db import BUREAU_TIMEZONE
 from layers.store.tables import layer_table
+from layers.store.versions import is_current
 
 MAX_REPORTED = 1000  # rows listed in a refusal; the count says how many more
 CELLS = fieldvalues.FILE.reading(BUREAU_TIMEZONE)  # a time without a zone is the bureau's
@@ -67,6 +79,7 @@ class ImportReport:
     key: str | None = None  # how rows were matched to stored ones: "id", a natural key, or none
     counts: dict[str, int] = field(default_factory=dict)  # new, changed, unchanged
     updated: int = 0
+    removed: int = 0  # stored rows the file no longer holds, retired (update imports)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +94,7 @@ class ImportReport:
             "rows": self.rows,
             "imported": self.imported,
             "updated": self.updated,
+            "removed": self.removed,
             "dry_run": self.dry_run,
             "mode": self.mode,
             "key": self.key,
@@ -148,6 +162,7 @@ def field_mapping(
             f"字段对应中的 {'、'.join(bad)} 不在文件或图层 {layer.title_zh} 中。",
         )
     labels = {f.label_zh: f.name for f in writable.values()}
+    labels |= {name: f.name for f in writable.values() for name in f.column_names}
     shorts = {f.short_name: f.name for f in writable.values()}  # our own Shapefiles' columns
     out: dict[str, str] = {}
     for column in columns:
@@ -303,10 +318,20 @@ def _check_values(
             f"文件中缺少必填字段对应的列：{'、'.join(names)}。",
         )
     rows = []
+    # a census repeats its statuses, units and dates: each distinct cell of a column is read once
+    seen: dict[str, dict[tuple[type, Any], tuple[Any, tuple[str, str] | None]]] = {
+        name: {} for name in index
+    }
     for r in range(len(source)):
         row: dict[str, Any] = {}
         for name, i in index.items():
-            value, problem = _cell(fields[name], source.values[i][r])
+            raw = source.values[i][r]
+            try:
+                value, problem = seen[name][(type(raw), raw)]
+            except KeyError:
+                value, problem = seen[name][(type(raw), raw)] = _cell(fields[name], raw)
+            except TypeError:  # an unhashable cell
+                value, problem = _cell(fields[name], raw)
             if problem is None:
                 row[name] = value
             else:
@@ -382,22 +407,14 @@ def import_rows(
     dry_run: bool = False,
     progress: Progress | None = None,
     mode: ImportMode = ImportMode.APPEND,
+    as_of: date | None = None,
+    remove_missing: bool = False,
 ) -> ImportReport:
     """Check every row; when all are good (and this is no dry run) add the new rows and, in
-    upsert mode, update the stored rows that changed."""
-    if layer.item_edits_only is not None:
-        raise refuse(
-            "use_grid_operations",
-            "A county's grids are imported whole, checked first: citygrid import grids FILE "
-            "--county ADCODE --valid-from DATE, or POST /grids/import.",
-            "全县网格需整体导入并先行检查：citygrid import grids 文件 --county 县级代码 "
-            "--valid-from 生效日期，或 POST /grids/import。",
-        )
-    if not access.may_edit_anywhere(layer, ctx.viewer):
-        raise access.forbidden(
-            f"Your role may not import into {layer.id}.",
-            f"您的角色无权向{layer.title_zh}导入数据。",
-        )
+    upsert mode, update the stored rows that changed. A layer keeping versions keeps the ones
+    changed rows had, ended `as_of` (today); with `remove_missing`, an upsert retires the
+    current rows of the viewer's county its file no longer holds."""
+    _may_import(layer, ctx.viewer)
     columns, unused = field_mapping(layer, source.columns, explicit)
     if importkeys.id_column(source.columns) is not None:
         unused = [c for c in unused if c.strip().lower() != importkeys.ID]
@@ -408,23 +425,29 @@ def import_rows(
     report.dry_run, report.mode = dry_run, mode.value
     checked = _check_geometries(layer, geoms, ctx.limits, report.errors)
     rows = _check_values(layer, source, columns, report.errors)
+    if layer.id_scheme is not None:
+        idcodes.names_to_codes(conn, layer.id_scheme, rows)
     parents = _check_references(conn, layer, rows, ctx.viewer, report.errors)
     counties = (
         _place_rows(conn, checked, ctx.viewer, ctx.limits, report.errors)
         if layer.geometry is not None
         else parents
     )
+    _check_units(conn, layer, rows, counties, report.errors)
+    report.errors.extend(RowError(*p) for p in idcodes.row_problems(conn, layer, rows, counties))
     matches = _match(conn, layer, source, rows, checked, mode, report, ctx.viewer)
+    retiring = _retiring(conn, layer, matches, remove_missing, mode, ctx.viewer)
     report.errors.sort(key=lambda e: (e.row, e.field))
     if not report.ok:
         raise ImportRefused(report)
+    report.removed = len(retiring)
     if dry_run:
         return report
     for row, geom, adcode in zip(rows, checked, counties, strict=True):
         if geom is not None:
             row["geom"] = geom
         row["adcode"] = adcode
-    new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
+    new = _new_rows(conn, layer, rows, matches, as_of, report)
     report.imported = copy_rows(conn, layer_table(layer), new, progress)
     stamped = sorted({a for a in counties if a is not None})
     changed = [
@@ -432,7 +455,9 @@ def import_rows(
         for row, fid, differs in zip(rows, matches.stored, matches.changed, strict=True)
         if fid is not None and differs
     ]
+    history.keep(conn, layer, [fid for fid, _, _ in changed], as_of)
     report.updated = importkeys.update(conn, layer, changed)
+    _retire(conn, layer, retiring, as_of)
     placing.place_unplaced(conn, layer)
     editing.audit(
         conn,
@@ -454,6 +479,116 @@ def import_rows(
             conn, ctx, "update", layer, None, None, {"updated": [fid for fid, _, _ in changed]}
         )
     return report
+
+
+def _may_import(layer: Layer, viewer: access.Viewer) -> None:
+    """Refuse an import into grids (imported whole) or by a role that may not edit the layer."""
+    if layer.item_edits_only is not None:
+        raise refuse(
+            "use_grid_operations",
+            "A county's grids are imported whole, checked first: citygrid import grids FILE "
+            "--county ADCODE --valid-from DATE, or POST /grids/import.",
+            "全县网格需整体导入并先行检查：citygrid import grids 文件 --county 县级代码 "
+            "--valid-from 生效日期，或 POST /grids/import。",
+        )
+    if not access.may_edit_anywhere(layer, viewer):
+        raise access.forbidden(
+            f"Your role may not import into {layer.id}.",
+            f"您的角色无权向{layer.title_zh}导入数据。",
+        )
+
+
+def _new_rows(
+    conn: Connection,
+    layer: Layer,
+    rows: list[dict[str, Any]],
+    matches: importkeys.Matches,
+    as_of: date | None,
+    report: ImportReport,
+) -> list[dict[str, Any]]:
+    """The rows to add, with their coded IDs assigned where missing and their versions started."""
+    new = [row for row, fid in zip(rows, matches.stored, strict=True) if fid is None]
+    if assigned := idcodes.assign_missing(conn, layer, new, [r["adcode"] for r in new]):
+        report.notes.append(f"{assigned} 行未填标识码，已按县级代码与小类顺序编号")
+    if layer.placed_in_grid is not None:
+        placing.placements(conn, layer.placed_in_grid, new)
+    if history.keeps_versions(layer) and layer.versioned is not None:
+        start = layer.versioned.start
+        for row in new:
+            row.setdefault(start, as_of or history.today())
+    return new
+
+
+def _check_units(
+    conn: Connection,
+    layer: Layer,
+    rows: list[dict[str, Any]],
+    counties: list[str | None],
+    errors: list[RowError],
+) -> None:
+    """Refuse rows naming a unit that is not one of their county's (listed per row)."""
+    names = [f.name for f in layer.fields if f.handling_unit]
+    wanted = {r[n] for r in rows for n in names if r.get(n) is not None}
+    served = {name: set(units.counties_of(conn, name)) for name in sorted(wanted)}
+    for i, (row, adcode) in enumerate(zip(rows, counties, strict=True)):
+        for name in names:
+            value = row.get(name)
+            if value is not None and adcode is not None and adcode not in served[value]:
+                errors.append(
+                    RowError(
+                        i + 1, name, value, "unknown_unit", f"“{value}”不是本县级行政区已登记的单位"
+                    )
+                )
+
+
+def _retiring(
+    conn: Connection,
+    layer: Layer,
+    matches: importkeys.Matches,
+    remove_missing: bool,
+    mode: ImportMode,
+    viewer: access.Viewer,
+) -> list[int]:
+    """The current rows of the viewer's county an update import retires: those its file lacks."""
+    if not remove_missing:
+        return []
+    versioning = layer.versioned
+    if (
+        versioning is None
+        or versioning.retired is None
+        or mode is not ImportMode.UPSERT
+        or viewer.counties is None
+        or len(viewer.counties) != 1
+    ):
+        raise refuse(
+            "import_remove_refused",
+            "Removing the rows a file lacks needs an upsert of one county (--county) into a layer "
+            "that keeps versions and declares how rows are retired.",
+            "删除文件中没有的要素须按单个县级行政区（--county）更新导入，且图层保存历史版本。",
+        )
+    field, value = versioning.retired
+    kept = [fid for fid in matches.stored if fid is not None]
+    return list(
+        conn.execute(
+            text(
+                f'SELECT id FROM "{layer.id}" WHERE adcode = :adcode AND {is_current(layer)} '
+                f'AND "{field}" IS DISTINCT FROM :value AND NOT (id = ANY(:kept)) ORDER BY id'
+            ),
+            {"adcode": viewer.counties[0], "value": value, "kept": kept},
+        ).scalars()
+    )
+
+
+def _retire(conn: Connection, layer: Layer, ids: list[int], as_of: date | None) -> None:
+    """Retire rows (versions kept): the layer's retired value written on them."""
+    if not ids or layer.versioned is None or layer.versioned.retired is None:
+        return
+    field, value = layer.versioned.retired
+    history.keep(conn, layer, ids, as_of)
+    conn.execute(
+        text(f'UPDATE "{layer.id}" SET "{field}" = :value WHERE id = ANY(:ids)'),
+        {"value": value, "ids": ids},
+    )
 
 
 def _match(

@@ -133,7 +133,7 @@ def _stored(
         names.append(layer.parent_key)
     geometry = "ST_AsBinary(t.geom)" if layer.geometry is not None else "NULL"
     current = ""
-    if key in layer.unique_current:
+    if key in layer.unique_current or layer.versioned is not None:  # the versions in force
         current = f" AND {is_current(layer, 't')}"
     columns = ", ".join(f't."{n}"' for n in names)
     params: dict[str, Any] = {"keys": keys}

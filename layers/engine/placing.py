@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -182,17 +183,112 @@ def grid_under(
     return (grid[0], grid[1]) if grid else None
 
 
+def family_names(conn: Connection, grid_code: str) -> tuple[str | None, str | None]:
+    """The names of the current community and street grids above a current grid."""
+    row = conn.execute(
+        text(f"""
+        SELECT c.name, s.name FROM grids AS g
+        LEFT JOIN grids AS c ON c.code = g.parent_code AND {is_current(GRIDS, "c")}
+        LEFT JOIN grids AS s ON s.code = c.parent_code AND {is_current(GRIDS, "s")}
+        WHERE g.code = :code AND {is_current(GRIDS, "g")}
+    """),
+        {"code": grid_code},
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def placed_values(
+    conn: Connection,
+    placement: GridPlacement,
+    geom: BaseGeometry,
+    adcode: str,
+    given: dict[str, Any],
+) -> dict[str, Any]:
+    """What a placement writes on a point row: the grid under it (unless given), and, where the
+    placement names them, the grid's unit (unless given), community and street."""
+    if given.get(placement.grid_field) is not None:
+        return {}
+    grid = grid_under(conn, placement, geom, adcode)
+    out: dict[str, Any] = {placement.grid_field: grid[0] if grid else None}
+    if placement.unit_field and given.get(placement.unit_field) is None and grid is not None:
+        out[placement.unit_field] = grid[1]
+    community, street = family_names(conn, grid[0]) if grid else (None, None)
+    if placement.community_field:
+        out[placement.community_field] = community
+    if placement.street_field:
+        out[placement.street_field] = street
+    return out
+
+
+def placements(
+    conn: Connection,
+    placement: GridPlacement,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Place many new point rows (each with its `geom` and `adcode`) in one query: what
+    `placed_values` writes, filled in on the rows in place."""
+    todo = [r for r in rows if r.get(placement.grid_field) is None and r.get("geom") is not None]
+    if not todo:
+        return
+    for row in rows:  # the rows written by one COPY have the same columns
+        for name in placement.fields:
+            row.setdefault(name, None)
+    found = conn.execute(
+        text(f"""
+        WITH p AS (
+            SELECT n, a, ST_SetSRID(ST_GeomFromWKB(w), {STORAGE_SRID}) AS geom
+            FROM unnest(CAST(:wkbs AS bytea[]), CAST(:adcodes AS text[])) WITH ORDINALITY AS u(w, a, n)
+        )
+        SELECT p.n, g.code, coalesce(g.responsible_unit, c.responsible_unit, s.responsible_unit),
+               c.name, s.name
+        FROM p
+        JOIN LATERAL (
+            SELECT g.code, g.parent_code, g.responsible_unit FROM grids AS g
+            WHERE g.level = :level AND {is_current(GRIDS, "g")} AND g.adcode = p.a
+              AND ST_Intersects(g.geom, p.geom)
+            ORDER BY g.code LIMIT 1
+        ) AS g ON TRUE
+        LEFT JOIN grids AS c ON c.code = g.parent_code AND {is_current(GRIDS, "c")}
+        LEFT JOIN grids AS s ON s.code = c.parent_code AND {is_current(GRIDS, "s")}
+    """),
+        {
+            "wkbs": list(shapely.to_wkb([r["geom"] for r in todo])),
+            "adcodes": [r["adcode"] for r in todo],
+            "level": placement.level,
+        },
+    ).all()
+    for n, code, unit, community, street in found:
+        row = todo[n - 1]
+        row[placement.grid_field] = code
+        if placement.unit_field and row.get(placement.unit_field) is None:
+            row[placement.unit_field] = unit
+        if placement.community_field:
+            row[placement.community_field] = community
+        if placement.street_field:
+            row[placement.street_field] = street
+
+
 def place_unplaced(conn: Connection, layer: Layer) -> None:
     """Give the rows of a layer placed in grids that have no grid yet the current grid under
-    them, and its responsible unit where they name none."""
+    them, its responsible unit where they name none, and its community and street."""
     placement = layer.placed_in_grid
     if placement is None:
         return
-    grid, unit = f'"{placement.grid_field}"', f'"{placement.unit_field}"'
+    grid = f'"{placement.grid_field}"'
+    sets = [f"{grid} = g.code"]
+    if placement.unit_field:
+        unit = f'"{placement.unit_field}"'
+        sets.append(f"{unit} = coalesce(c.{unit}, g.responsible_unit)")
+    if placement.community_field:
+        sets.append(f'"{placement.community_field}" = m.name')
+    if placement.street_field:
+        sets.append(f'"{placement.street_field}" = s.name')
     conn.execute(
         text(f"""
-        UPDATE "{layer.id}" AS c SET {grid} = g.code, {unit} = coalesce(c.{unit}, g.responsible_unit)
+        UPDATE "{layer.id}" AS c SET {", ".join(sets)}
         FROM grids AS g
+        LEFT JOIN grids AS m ON m.code = g.parent_code AND {is_current(GRIDS, "m")}
+        LEFT JOIN grids AS s ON s.code = m.parent_code AND {is_current(GRIDS, "s")}
         WHERE c.{grid} IS NULL AND g.level = :level AND {is_current(GRIDS, "g")}
           AND g.adcode = c.adcode AND ST_Intersects(g.geom, c.geom)
     """),

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.types import DateTime
 
-from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, Layer, Role
+from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, IdScheme, Layer, Role
 from layers.store.versions import is_current
 
 metadata = MetaData(
@@ -453,6 +453,43 @@ def _field_checks(f: Field) -> list[CheckConstraint]:
     return checks
 
 
+def _id_scheme_checks(scheme: IdScheme) -> list[CheckConstraint]:
+    """The coded ID's format, county and type, as the database keeps them (the engine refuses
+    a bad ID first, with the reason)."""
+    code, kind = scheme.field, scheme.type_field
+    return [
+        CheckConstraint(f"{code} ~ {_quote_literal(scheme.pattern)}", name=f"{code}_format"),
+        CheckConstraint(f"substr({code}, 1, 6) = adcode", name=f"{code}_county"),
+        CheckConstraint(f"substr({code}, 7, 4) = substr({kind}, 2, 4)", name=f"{code}_type"),
+    ]
+
+
+def _indexes(layer: Layer, table: Table) -> None:
+    """The indexes a layer's capabilities ask for (heatmaps, uniqueness)."""
+    if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
+        Index(
+            f"ix_{layer.id}_heatmap",
+            table.c[layer.temporal[0]],
+            postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
+        )
+    for name in layer.unique_in_county:  # of a versioned layer: among the current versions
+        current = f" AND {is_current(layer)}" if layer.versioned is not None else ""
+        Index(
+            f"uq_{layer.id}_adcode_{name}",
+            table.c.adcode,
+            table.c[name],
+            unique=True,
+            postgresql_where=text(f"{name} IS NOT NULL{current}"),
+        )
+    if layer.unique_current:
+        Index(
+            f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",
+            *(table.c[name] for name in layer.unique_current),
+            unique=True,
+            postgresql_where=text(is_current(layer)),
+        )
+
+
 def build_table(layer: Layer) -> Table:
     """Declare the table of one registry layer on the shared metadata."""
     columns: list[object] = [Column("id", BigInteger, Identity(), primary_key=True)]
@@ -500,6 +537,8 @@ def build_table(layer: Layer) -> Table:
     ]
     for f in layer.fields:
         columns.extend(_field_checks(f))
+    if layer.id_scheme is not None:
+        columns.extend(_id_scheme_checks(layer.id_scheme))
     if layer.area_field:
         columns.append(CheckConstraint("ST_IsValid(geom)", name="geom_valid"))
     if layer.length_field:  # a line that crosses itself has no meaningful length
@@ -507,27 +546,7 @@ def build_table(layer: Layer) -> Table:
             CheckConstraint("ST_IsValid(geom) AND ST_IsSimple(geom)", name="geom_simple")
         )
     table = Table(layer.id, metadata, *columns, comment=layer.title_zh)  # type: ignore[call-overload]
-    if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
-        Index(
-            f"ix_{layer.id}_heatmap",
-            table.c[layer.temporal[0]],
-            postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
-        )
-    for name in layer.unique_in_county:
-        Index(
-            f"uq_{layer.id}_adcode_{name}",
-            table.c.adcode,
-            table.c[name],
-            unique=True,
-            postgresql_where=text(f"{name} IS NOT NULL"),
-        )
-    if layer.unique_current:
-        Index(
-            f"uq_{layer.id}_current_{'_'.join(layer.unique_current)}",
-            *(table.c[name] for name in layer.unique_current),
-            unique=True,
-            postgresql_where=text(is_current(layer)),
-        )
+    _indexes(layer, table)
     return table
 
 
