@@ -290,9 +290,9 @@ def test_a_census_keeps_valid_ids_assigns_missing_ones_and_reads_names(
     path = census(
         tmp_path / "ids.gpkg",
         [
-            row("3206810102200001", 小类代码="路灯损坏"),  # the subclass by its name
+            row("3206810117200001", 小类代码="路灯"),  # the subclass by its name
             row(None),
-            row(None, 小类代码="路灯损坏", 状态="破损"),
+            row(None, 小类代码="路灯损坏", 状态="破损"),  # by a former name, now an alias
         ],
         dx=600.0,
     )
@@ -307,8 +307,8 @@ def test_a_census_keeps_valid_ids_assigns_missing_ones_and_reads_names(
             )
         ).all()
     codes = [g[0] for g in got]
-    assert "3206810102200001" in codes
-    assert "3206810102200002" in codes  # after the highest serial of its county and subclass
+    assert "3206810117200001" in codes
+    assert "3206810117200002" in codes  # after the highest serial of its county and subclass
     assert all(g[3] == EAST_UNIT and g[4] == "0.5m" and g[5] == "census" and g[6] for g in got)
     assert any(g[2] == "damaged" for g in got)
 

@@ -37,7 +37,7 @@ from layers.registry import (
     unregister,
 )
 from layers.store import db
-from layers.store.tables import create_layer_table, drop_layer_table
+from layers.store.tables import create_layer_table, drop_layer_table, forget_layer_table
 from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 
 GEOJSON = {"Content-Type": "application/geo+json"}
@@ -137,6 +137,7 @@ def world(pg_server: Any) -> Iterator[World]:
     finally:
         for layer in NEW:
             unregister(layer.id)
+            forget_layer_table(layer)
         owner.dispose()
         next(databases, None)
 
