@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from api.cli_db import start_own_cluster
 from api.config_file import config_path
 from api.console import friendly, say, stdout
 from api.settings import AuthSettings, BackupSettings, DatabaseSettings
@@ -29,15 +30,7 @@ BackupArg = Annotated[
 
 def reach(settings: DatabaseSettings) -> str:
     """Start the own cluster and make its database and the API role if needed; the owner's URL."""
-    if settings.uses_own_cluster:
-        cluster = settings.cluster()
-        cluster.up(say)
-        db.ensure_database(cluster.url("postgres"), settings.database_name)
-        admin = db.make_engine(cluster.url("postgres"))
-        try:
-            roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
-        finally:
-            admin.dispose()
+    start_own_cluster(settings)
     url = settings.migration_url()
     engine = db.make_engine(url)
     try:

@@ -32,9 +32,9 @@ def transaction() -> Iterator[Connection]:
         engine.dispose()
 
 
-def prepare_database(settings: DatabaseSettings) -> str:
-    """Make the database reachable, PostGIS-ready and migrated, the API's role able to use it;
-    return the owner's URL."""
+def start_own_cluster(settings: DatabaseSettings) -> None:
+    """When the settings name the project's own cluster: start it, with its database and the API
+    role."""
     if settings.uses_own_cluster:
         cluster = settings.cluster()
         cluster.up(say)
@@ -44,6 +44,12 @@ def prepare_database(settings: DatabaseSettings) -> str:
             roles.ensure_login_role(admin, roles.API_ROLE, cluster.api_password())
         finally:
             admin.dispose()
+
+
+def prepare_database(settings: DatabaseSettings) -> str:
+    """Make the database reachable, PostGIS-ready and migrated, the API's role able to use it;
+    return the owner's URL."""
+    start_own_cluster(settings)
     url = settings.migration_url()
     engine = db.make_engine(url, settings.gk_epsg, application_name=roles.MIGRATION_APPLICATION)
     try:

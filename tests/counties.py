@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 
 from layers.places import counties
 from layers.places.boundary import County
+from tests.world import SPATIAL
 
 SANYUAN = "350404"
 SANYUAN_NAME = "三元区"
@@ -275,3 +276,39 @@ def two_counties(conn: Connection) -> tuple[CountyRows, CountyRows]:
         conn, SANYUAN, SANYUAN_CENTRE, SANYUAN_ZONE, "三元区测试中队", county=sanyuan()
     )
     return demo, second
+
+
+@dataclass(frozen=True)
+class Account:
+    """What limits an account: its role, counties (None: every one), patrol grids and unit."""
+
+    role: str
+    counties: tuple[str, ...] | None
+    grids: tuple[str, ...] = ()
+    unit: str | None = None
+
+
+def readable(conn: Connection, account: Account, layer: str, condition: str = "TRUE") -> set[int]:
+    """The ids of `layer` the account may read and that meet `condition`, by SQL of its own."""
+    where = ["(CAST(:counties AS text[]) IS NULL OR t.adcode = ANY(:counties))", condition]
+    if account.role == "inspector":
+        geom = (
+            "t.geom"
+            if layer in SPATIAL
+            else "(SELECT p.geom FROM dust_sites AS p WHERE p.id = t.dust_site_id)"
+        )
+        where.append(
+            "EXISTS (SELECT 1 FROM grids AS g WHERE g.code = ANY(:grids) AND g.valid_to IS NULL "
+            f"AND ST_DWithin(g.geom::geography, {geom}::geography, 50))"
+        )
+    if account.role == "handler" and layer == "cases":
+        where.append("t.unit = :unit")
+    found = conn.execute(
+        text(f'SELECT t.id FROM "{layer}" AS t WHERE {" AND ".join(where)}'),
+        {
+            "counties": list(account.counties) if account.counties else None,
+            "grids": list(account.grids),
+            "unit": account.unit,
+        },
+    )
+    return {int(r[0]) for r in found}

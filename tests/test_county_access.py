@@ -28,21 +28,11 @@ from api.settings import DatabaseSettings
 from layers.cases.codes import seed_case_categories
 from layers.store import db
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
-from tests.counties import DEMO, PNG, SANYUAN, CountyRows, two_counties
+from tests.counties import DEMO, PNG, SANYUAN, Account, CountyRows, readable, two_counties
 from tests.databases import fresh_database
 from tests.world import CHILDREN, SPATIAL, tile_ids, tile_index
 
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
-
-
-@dataclass(frozen=True)
-class Account:
-    """What limits an account: its role, counties (None: every one), patrol grids and unit."""
-
-    role: str
-    counties: tuple[str, ...] | None
-    grids: tuple[str, ...] = ()
-    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,32 +83,6 @@ def client(world: World) -> Iterator[TestClient]:
         yield c
 
 
-def expected_ids(conn: Connection, account: Account, layer: str) -> set[int]:
-    """The rows of `layer` the account may read, by SQL of its own."""
-    where = ["(CAST(:counties AS text[]) IS NULL OR t.adcode = ANY(:counties))"]
-    if account.role == "inspector":
-        geom = (
-            "t.geom"
-            if layer in SPATIAL
-            else "(SELECT p.geom FROM dust_sites AS p WHERE p.id = t.dust_site_id)"
-        )
-        where.append(
-            "EXISTS (SELECT 1 FROM grids AS g WHERE g.code = ANY(:grids) AND g.valid_to IS NULL "
-            f"AND ST_DWithin(g.geom::geography, {geom}::geography, 50))"
-        )
-    if account.role == "handler" and layer == "cases":
-        where.append("t.unit = :unit")
-    found = conn.execute(
-        text(f'SELECT t.id FROM "{layer}" AS t WHERE {" AND ".join(where)}'),
-        {
-            "counties": list(account.counties) if account.counties else None,
-            "grids": list(account.grids),
-            "unit": account.unit,
-        },
-    )
-    return {int(r[0]) for r in found}
-
-
 def all_ids(world: World, layer: str) -> set[int]:
     return {*world.demo.ids[layer], *world.second.ids[layer]}
 
@@ -137,7 +101,7 @@ def test_items_and_their_count_hold_only_the_accounts_counties(
     counts = {r["id"]: r["count"] for r in client.get("/layers", headers=bearer(name)).json()}
     with world.engine.connect() as conn:
         for layer in (*SPATIAL, *CHILDREN):
-            expected = expected_ids(conn, account, layer)
+            expected = readable(conn, account, layer)
             body = client.get(f"/collections/{layer}/items?limit=1000", headers=bearer(name)).json()
             assert {int(f["id"]) for f in body["features"]} == expected, (name, layer)
             assert body["numberMatched"] == len(expected) == counts[layer], (name, layer)
@@ -176,7 +140,7 @@ def test_tiles_hold_only_the_accounts_counties(
 ) -> None:
     account = world.accounts[name]
     with world.engine.connect() as conn:
-        expected = expected_ids(conn, account, layer)
+        expected = readable(conn, account, layer)
     for rows in (world.demo, world.second):
         x, y = tile_index(*rows.lonlat(-900, 0), 12)
         found = tile_ids(client, layer, 12, x, y, name)
@@ -215,7 +179,7 @@ def test_exports_hold_only_the_accounts_counties(
             f"/collections/{layer}/export", params={"format": fmt}, headers=bearer(name)
         )
         with world.engine.connect() as conn:
-            expected = expected_ids(conn, account, layer)
+            expected = readable(conn, account, layer)
         if not expected:
             assert answer.status_code in (200, 404), answer.text
             continue
@@ -318,7 +282,7 @@ def test_heatmap_trend_choropleth_and_grid_statistics_hold_only_the_accounts_cou
 ) -> None:
     account = world.accounts[name]
     with world.engine.connect() as conn:
-        cases = expected_ids(conn, account, "cases")
+        cases = readable(conn, account, "cases")
         adcodes = {
             r[0]
             for r in conn.execute(

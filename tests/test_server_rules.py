@@ -20,7 +20,7 @@ from api.settings import DatabaseSettings
 from layers.cases.codes import seed_case_categories
 from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
-from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
+from tests.counties import DEMO, SANYUAN, Account, CountyRows, readable, two_counties
 
 ROLES = ("admin", "planner", "leader", "inspector", "dispatcher", "handler")
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
@@ -28,16 +28,6 @@ UNITS = {DEMO: "启东测试中队", SANYUAN: "三元区测试中队"}
 NAMES = ["admin", *(f"{r}-{s}" for r in ROLES for s in SCOPES)]
 PERIOD = {"from": "2026-03-01", "to": "2026-03-31"}
 MEASURES = ("registered", "closed", "due", "closed_rate", "on_time_rate", "overdue")
-
-
-@dataclass(frozen=True)
-class Account:
-    """What limits an account: its role, counties (None: every one), patrol grids and unit."""
-
-    role: str
-    counties: tuple[str, ...] | None
-    grids: tuple[str, ...] = ()
-    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,32 +71,6 @@ def client(world: World) -> Iterator[TestClient]:
     app = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
     with TestClient(app, follow_redirects=False) as c:
         yield c
-
-
-def readable(conn: Connection, account: Account, layer: str, condition: str = "TRUE") -> set[int]:
-    """The ids of `layer` the account may read and that meet `condition`, by SQL of its own."""
-    where = ["(CAST(:counties AS text[]) IS NULL OR t.adcode = ANY(:counties))", condition]
-    if account.role == "inspector":
-        geom = (
-            "t.geom"
-            if layer == "cases"
-            else "(SELECT p.geom FROM dust_sites AS p WHERE p.id = t.dust_site_id)"
-        )
-        where.append(
-            "EXISTS (SELECT 1 FROM grids AS g WHERE g.code = ANY(:grids) AND g.valid_to IS NULL "
-            f"AND ST_DWithin(g.geom::geography, {geom}::geography, 50))"
-        )
-    if account.role == "handler" and layer == "cases":
-        where.append("t.unit = :unit")
-    found = conn.execute(
-        text(f'SELECT t.id FROM "{layer}" AS t WHERE {" AND ".join(where)}'),
-        {
-            "counties": list(account.counties) if account.counties else None,
-            "grids": list(account.grids),
-            "unit": account.unit,
-        },
-    )
-    return {int(r[0]) for r in found}
 
 
 OVERDUE = "t.status NOT IN ('closed', 'rejected') AND t.deadline < now()"
