@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from api.cli_db import actor, transaction
-from api.console import console, friendly, say, stdout
+from api.console import console, friendly, refuse_rows, say
 from api.settings import EditingSettings
 from layers.cases import casehistory, categories
 from layers.engine import filein, fileout
@@ -116,14 +115,7 @@ def import_(
         with transaction() as conn:
             report = categories.import_csv(conn, path.read_bytes(), actor(), dry_run)
     except categories.CategoriesRefused as refused:
-        table = Table(title=refused.message_zh)
-        for column in ("行号", "字段", "取值", "问题"):
-            table.add_column(column)
-        for e in refused.report.errors[:50]:
-            table.add_row(str(e.row), e.field, e.value, e.message)
-        stdout.print(table)
-        console.print(f"[red]citygrid: {refused.message_en}[/]")
-        raise typer.Exit(1) from None
+        refuse_rows(refused)
     verb = "would change (dry run)" if dry_run else "changed"
     say(
         f"{report.rows} rows: {len(report.added)} added, {len(report.changed)} {verb}, "

@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from api import cli_cases, cli_grids
-from api.console import console, friendly, say, stdout
+from api.console import console, friendly, print_bad_rows, say
 from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
@@ -215,14 +214,8 @@ def _day(value: str | None) -> date | None:
 
 def _print_refusal(refused: ImportRefused, errors_csv: Path | None) -> None:
     report = refused.report
-    table = Table(
-        title=f"导入被拒绝：{len({e.row for e in report.errors})} 行有问题，未写入任何数据"
-    )
-    for column in ("行号", "字段", "取值", "问题"):
-        table.add_column(column)
-    for e in report.errors[:30]:
-        table.add_row(str(e.row), e.field, e.value, e.message)
-    stdout.print(table)
+    bad = len({e.row for e in report.errors})
+    print_bad_rows(f"导入被拒绝：{bad} 行有问题，未写入任何数据", report.errors, shown=30)
     for note in report.notes:
         say(note)
     console.print(f"[red]citygrid: {refused.message_en}[/]\n[red]citygrid：{refused.message_zh}[/]")

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from api.cli_db import actor, transaction
-from api.console import console, friendly, say, stdout
+from api.console import friendly, refuse_rows, say, stdout
 from layers.cases import unitimport, units
 from layers.places import counties
 
@@ -114,14 +114,7 @@ def import_(
         with transaction() as conn:
             report = unitimport.import_units(conn, path, county, actor(), dry_run)
     except unitimport.UnitsRefused as refused:
-        table = Table(title=refused.message_zh)
-        for column in ("行号", "字段", "取值", "问题"):
-            table.add_column(column)
-        for e in refused.report.errors[:50]:
-            table.add_row(str(e.row), e.field, e.value, e.message)
-        stdout.print(table)
-        console.print(f"[red]citygrid: {refused.message_en}[/]")
-        raise typer.Exit(1) from None
+        refuse_rows(refused)
     verb = "would change (dry run)" if dry_run else "changed"
     say(
         f"{report.rows} rows: {len(report.added)} added, {len(report.changed)} {verb}, "

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from api.config_file import CitygridSettings, config_key, settings_classes
 from layers.errors import CitygridError
@@ -19,6 +20,46 @@ stdout = Console(soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class BadRow(Protocol):
+    """One problem of a file's row, as every row report lists it."""
+
+    @property
+    def row(self) -> int: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+class RowsRefused(Protocol):
+    """A file refused for its rows: a sentence in each language and the bad rows."""
+
+    message_zh: str
+    message_en: str
+
+    @property
+    def report(self) -> Any: ...
+
+
+def print_bad_rows(title: str, errors: Sequence[BadRow], shown: int = 50) -> None:
+    """The bad rows of a refused file as one table: row, field, value and problem."""
+    table = Table(title=title)
+    for column in ("行号", "字段", "取值", "问题"):
+        table.add_column(column)
+    for e in errors[:shown]:
+        table.add_row(str(e.row), e.field, e.value, e.message)
+    stdout.print(table)
+
+
+def refuse_rows(refused: RowsRefused) -> NoReturn:
+    """Print a refused file's bad rows and its reason, and stop with status 1."""
+    print_bad_rows(refused.message_zh, refused.report.errors)
+    console.print(f"[red]citygrid: {refused.message_en}[/]")
+    raise typer.Exit(1)
 
 
 def say(message: str) -> None:
