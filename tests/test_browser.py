@@ -29,6 +29,7 @@ EXPECTED = {  # features drawn in the opening view (the whole county)
     "dust_sites": 226,
     "billboards": 1844,
     "cases": 1000,
+    "components": 2000,
 }
 AMAP_HOST = ".is.autonavi.com"
 
