@@ -10,7 +10,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -209,15 +209,7 @@ class CatalogueReport:
 
     def document(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
-        return {
-            "county": self.county,
-            "rows": self.rows,
-            "encoding": self.encoding,
-            "added": self.added,
-            "changed": self.changed,
-            "unchanged": self.unchanged,
-            "errors": [vars(e) for e in self.errors],
-        }
+        return asdict(self)
 
 
 class CatalogueRefused(InvalidFeature):

@@ -9,7 +9,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -60,15 +60,7 @@ class CategoriesReport:
 
     def document(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
-        return {
-            "rows": self.rows,
-            "encoding": self.encoding,
-            "added": self.added,
-            "changed": self.changed,
-            "unchanged": self.unchanged,
-            "kept": self.kept,
-            "errors": [vars(e) for e in self.errors],
-        }
+        return asdict(self)
 
 
 class CategoriesRefused(InvalidFeature):
