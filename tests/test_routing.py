@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +18,13 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.cases import units
+from layers.cases import routingrules, units
 from layers.cases.codes import seed_case_categories
 from layers.store import db
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
 from tests.databases import fresh_database
-from tests.support import JPEG
+from tests.support import JPEG, citygrid
 from tests.world import snapshot
 
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
@@ -326,3 +327,46 @@ def test_routing_rules_are_kept_by_the_admins_of_their_county(
         assert gone.status_code == status, (user, gone.text)
     listed = client.get("/routing_rules", headers=bearer("admin")).json()
     assert rule["id"] not in {r["id"] for r in listed}
+
+
+def test_a_routing_table_is_exported_and_imported_all_or_nothing(
+    routes: Routes, tmp_path: Path
+) -> None:
+    env = {"CITYGRID_DATABASE_URL": routes.url, "COLUMNS": "200"}
+    path = tmp_path / "派遣规则.csv"
+    done = citygrid("routing", "export", str(path), "--county", DEMO, env=env)
+    assert done.returncode == 0, done.stderr
+    exported = path.read_bytes()
+    assert exported.startswith(b"\xef\xbb\xbf") and "区域网格编码" in exported.decode("utf-8-sig")
+    assert exported.decode("utf-8-sig").count(SECTION_CREW) == 1
+    table = f"小类,区域网格编码,处置单位\n暴露垃圾,,{MUNICIPAL}\nE0101,{routes.demo.sections[1]},{WATER}\n"
+    path.write_bytes(table.encode("utf-8-sig"))
+    again = citygrid("routing", "import", str(path), "--county", DEMO, env=env)
+    assert again.returncode == 0, again.stderr + again.stdout
+    with routes.engine.connect() as conn:
+        rules = conn.execute(
+            text("SELECT subclass_code, area_code, unit FROM routing_rules WHERE adcode = :a"),
+            {"a": DEMO},
+        ).all()
+        kept = conn.execute(
+            text("SELECT count(*) FROM routing_rules WHERE adcode = :a"), {"a": SANYUAN}
+        ).scalar()
+    assert sorted(map(tuple, rules)) == [
+        ("E0101", routes.demo.sections[1], WATER),
+        ("E0102", None, MUNICIPAL),
+    ]
+    assert kept == 1  # another county's rules stay
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(
+        f"小类,区域网格编码,处置单位\nE0101,,{WATER}\n无此小类,,{WATER}\nE0101,{routes.second.sections[0]},无此单位\n".encode(
+            "utf-8-sig"
+        )
+    )
+    before = snapshot(routes.engine)
+    with routes.engine.begin() as conn, pytest.raises(routingrules.RulesRefused) as refused:
+        routingrules.import_rules(conn, bad, DEMO, "tests")
+    assert {(e.row, e.field, e.code) for e in refused.value.report.errors} == {
+        (2, "小类", "unknown_subclass"),
+        (3, "区域网格编码", "unknown_area"),
+    }
+    assert snapshot(routes.engine) == before

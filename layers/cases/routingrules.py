@@ -5,8 +5,11 @@ leaders read them; every read and write is limited to the viewer's counties in S
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -14,7 +17,10 @@ from sqlalchemy import Connection, text
 from layers.cases import codes, units
 from layers.engine import access
 from layers.engine.access import Viewer
-from layers.errors import FeatureNotFound, InvalidFeature, StateConflict
+from layers.engine.filein import text_encoding
+from layers.engine.importing import RowError
+from layers.errors import CitygridError, FeatureNotFound, InvalidFeature, StateConflict
+from layers.places import counties
 from layers.registry import GRIDS, Role
 from layers.store.versions import is_current
 
@@ -183,3 +189,145 @@ def _audit(
             "after": json.dumps(after, ensure_ascii=False) if after else None,
         },
     )
+
+
+# A routing table file: UTF-8 CSV (with BOM, so spreadsheets read the Chinese) with these headings.
+FILE_HEADINGS = {
+    "subclass": ("小类", "小类代码", "小类名称", "subclass"),
+    "area_code": ("区域网格编码", "网格编码", "area_code"),
+    "unit": ("处置单位", "unit"),
+    "note": ("说明", "备注", "note"),
+}
+FILE_COLUMNS = {"subclass": "subclass", "area_code": "area_code"}  # a refusal's field → column
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass
+class RulesReport:
+    """What an import of a routing table found and did."""
+
+    adcode: str
+    rows: int
+    replaced: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+class RulesRefused(InvalidFeature):
+    """A routing table with bad rows: nothing was changed; the report lists them."""
+
+    code = "routing_rules_refused"
+
+    def __init__(self, report: RulesReport) -> None:
+        bad = len({e.row for e in report.errors})
+        super().__init__(
+            f"{bad} of {report.rows} rows of the routing table are bad; nothing was changed.",
+            f"派遣规则文件 {report.rows} 行中有 {bad} 行有问题，未做任何修改。",
+        )
+        self.report = report
+
+
+def _file_rows(path: Path) -> list[dict[str, str]]:
+    data = path.read_bytes()
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidFeature(
+            "The routing table is larger than 5 MB.",
+            "派遣规则文件超过 5 MB。",
+            code="upload_too_large",
+        )
+    encoding, _ = text_encoding(data, None, "派遣规则文件")
+    raw = data.decode("utf-8-sig" if encoding == "UTF-8" else "gb18030")
+    reader = csv.reader(io.StringIO(raw))
+    headings = [h.strip() for h in next(reader, [])]
+    columns = {
+        key: headings.index(name)
+        for key, names in FILE_HEADINGS.items()
+        for name in names
+        if name in headings
+    }
+    if "subclass" not in columns or "unit" not in columns:
+        raise InvalidFeature(
+            "The routing table needs the columns 小类 and 处置单位 (and 区域网格编码).",
+            "派遣规则文件须有“小类”“处置单位”列（以及“区域网格编码”列）。",
+            code="routing_file_columns",
+        )
+    return [
+        {k: (cells[i].strip() if i < len(cells) else "") for k, i in columns.items()}
+        for cells in reader
+        if any(c.strip() for c in cells)
+    ]
+
+
+def _checked_row(
+    conn: Connection, cells: dict[str, str], adcode: str
+) -> tuple[str, str | None, str | None, str]:
+    subclass = _subclass(conn, cells["subclass"], adcode)
+    area = cells.get("area_code") or None
+    if area is not None and not (len(area) == 15 and area.isdigit()):
+        raise InvalidFeature(
+            f"{area!r} is not a 15-digit grid code.",
+            f"“{area}”不是 15 位网格编码。",
+            code="unknown_area",
+            field="area_code",
+        )
+    level = _area_level(conn, area, adcode) if area else None
+    return subclass, area, level, units.require(conn, cells["unit"], adcode).name
+
+
+def import_rules(conn: Connection, path: Path, adcode: str, actor: str) -> RulesReport:
+    """Replace a county's routing rules with a routing table's, all or nothing."""
+    counties.require_known(conn, [adcode])
+    rows = _file_rows(path)
+    report = RulesReport(adcode, len(rows))
+    checked: list[tuple[str, str | None, str | None, str, str | None]] = []
+    seen: set[tuple[str, str | None]] = set()
+    for number, cells in enumerate(rows, start=1):
+        try:
+            subclass, area, level, unit = _checked_row(conn, cells, adcode)
+        except CitygridError as problem:
+            column = FILE_COLUMNS.get(str(problem.details.get("field")), "unit")
+            heading = FILE_HEADINGS[column][0]
+            report.errors.append(
+                RowError(number, heading, cells.get(column, ""), problem.code, problem.message_zh)
+            )
+            continue
+        if (subclass, area) in seen:
+            report.errors.append(
+                RowError(number, "小类", cells["subclass"], "rule_exists", "同一小类和区域重复")
+            )
+        seen.add((subclass, area))
+        checked.append((subclass, area, level, unit, cells.get("note") or None))
+    if report.errors:
+        raise RulesRefused(report)
+    report.replaced = conn.execute(
+        text("DELETE FROM routing_rules WHERE adcode = :a"), {"a": adcode}
+    ).rowcount
+    for subclass, area, level, unit, note in checked:
+        conn.execute(
+            text("""
+            INSERT INTO routing_rules (adcode, subclass_code, area_code, area_level, unit, note,
+                                       created_by)
+            VALUES (:a, :s, :area, :level, :unit, :note, :by)
+        """),
+            {"a": adcode, "s": subclass, "area": area, "level": level, "unit": unit}
+            | {"note": note, "by": actor},
+        )
+    return report
+
+
+def export_rules(conn: Connection, adcode: str) -> str:
+    """A county's routing rules as a routing table (CSV text; write it with a BOM)."""
+    counties.require_known(conn, [adcode])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["小类", "小类名称", "区域网格编码", "处置单位", "说明"])
+    for rule in list_rules(conn, Viewer("export", Role.ADMIN), adcode):
+        writer.writerow(
+            [
+                rule["subclass_code"],
+                rule["subclass_name"],
+                rule["area_code"] or "",
+                rule["unit"],
+                rule["note"] or "",
+            ]
+        )
+    return out.getvalue()
