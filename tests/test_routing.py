@@ -22,7 +22,7 @@ from layers.cases import routingrules, units
 from layers.cases.codes import seed_case_categories
 from layers.store import db
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
-from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
+from tests.counties import DEMO, SANYUAN, Account, CountyRows, readable, two_counties
 from tests.databases import fresh_database
 from tests.support import JPEG, citygrid
 from tests.world import snapshot
@@ -50,12 +50,15 @@ class Routes:
     components: dict[str, str]  # west (in the inspector's area), east (outside it), sanyuan
 
 
-def _component(client: TestClient, rows: CountyRows, x: float, maintainer: str) -> str:
+def _component(
+    client: TestClient, rows: CountyRows, x: float, maintainer: str, owner: str | None = None
+) -> str:
     lon, lat = rows.lonlat(x, 0)
+    units = {"maintainer_unit": maintainer, "owner_unit": owner}
     feature = {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [lon, lat]},
-        "properties": {"subclass_code": "C0101", "status": "intact", "maintainer_unit": maintainer},
+        "properties": {"subclass_code": "C0101", "status": "intact", **units},
     }
     answer = client.post("/collections/components/items", json=feature, headers=bearer("admin"))
     assert answer.status_code == 201, answer.text
@@ -85,9 +88,9 @@ def routes(pg_server: Any) -> Iterator[Routes]:
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     with TestClient(app) as client:
         components = {
-            "west": _component(client, demo, -1200, WATER),
-            "east": _component(client, demo, 1200, WATER),
-            "sanyuan": _component(client, second, -1200, SANYUAN_UNIT),
+            "west": _component(client, demo, -1200, WATER, MUNICIPAL),
+            "east": _component(client, demo, 1200, WATER, COMMUNITY_CREW),
+            "sanyuan": _component(client, second, -1200, SANYUAN_UNIT, SANYUAN_UNIT),
         }
     yield Routes(engine, url, demo, second, components)
     engine.dispose()
@@ -370,3 +373,55 @@ def test_a_routing_table_is_exported_and_imported_all_or_nothing(
         (3, "区域网格编码", "unknown_area"),
     }
     assert snapshot(routes.engine) == before
+
+
+def _account(routes: Routes, name: str) -> Account:
+    if name == "admin":
+        return Account("admin", None)
+    role, scope = name.rsplit("-", 1)
+    rows = {DEMO: routes.demo, SANYUAN: routes.second}
+    adcodes = SCOPES[scope]
+    grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
+    return Account(role, adcodes, grids, GRID_UNITS[adcodes[-1]] if role == "handler" else None)
+
+
+def _registered_per_unit(routes: Routes, account: Account, column: str) -> dict[str, int]:
+    """Component cases registered today the account may read, per unit of their component."""
+    today = "CAST(t.registered_at AT TIME ZONE 'Asia/Shanghai' AS date) = " + (
+        "CAST(now() AT TIME ZONE 'Asia/Shanghai' AS date)"
+    )
+    with routes.engine.connect() as conn:
+        ids = readable(conn, account, "cases", f"t.component_code IS NOT NULL AND {today}")
+        found = conn.execute(
+            text(f"""
+            SELECT m.{column}, count(*) FROM cases AS c
+            JOIN components AS m ON m.component_code = c.component_code AND m.adcode = c.adcode
+            WHERE c.id = ANY(:ids) GROUP BY m.{column}
+        """),
+            {"ids": sorted(ids)},
+        )
+        return {str(unit): int(n) for unit, n in found}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_component_cases_are_counted_per_owner_and_per_maintainer(
+    client: TestClient, routes: Routes, name: str
+) -> None:
+    for where in ("west", "east", "sanyuan"):
+        answer = desk(client, None, "admin", component_code=routes.components[where])
+        assert answer.status_code == 201, answer.text
+        assert move(client, answer.json()["id"], "register").status_code == 200
+    with routes.engine.connect() as conn:
+        day = conn.execute(
+            text("SELECT CAST(now() AT TIME ZONE 'Asia/Shanghai' AS date)")
+        ).scalar_one()
+    account = _account(routes, name)
+    for by, column in (("owner", "owner_unit"), ("maintainer", "maintainer_unit")):
+        params = {"from": str(day), "to": str(day), "by": by}
+        body = client.get("/stats/indicators", params=params, headers=bearer(name))
+        assert body.status_code == 200, body.text
+        got = {r["key"]: r["registered"] for r in body.json()["rows"] if r["registered"]}
+        assert got == _registered_per_unit(routes, account, column), (name, by)
+        if account.counties == (DEMO,) and account.role in ("leader", "dispatcher"):
+            assert got.get(MUNICIPAL if by == "owner" else WATER, 0) >= 1
+            assert SANYUAN_UNIT not in got

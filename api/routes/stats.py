@@ -78,8 +78,9 @@ def case_indicators(
     by: Annotated[
         str,
         Query(
-            pattern="^(section|community|street|category|month|week)$",
-            description="section | community | street | category | month | week",
+            pattern="^(section|community|street|category|unit|owner|maintainer|month|week)$",
+            description="section | community | street | category | unit 处置单位 | "
+            "owner 部件权属单位 | maintainer 部件养护单位 | month | week",
         ),
     ] = "street",
     category: Categories = None,

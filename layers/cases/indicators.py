@@ -5,7 +5,8 @@ time, 结案数 and the average handling time (dispatch to close) by the closing
 falling due (应结案数: the deadline falls in the period) for 结案率 (closed of those due),
 按期结案率 (closed by the deadline) and 超期数 (not closed by a deadline already past).
 Rows group by grid (the grids valid on the period's last day, by location), by street, by
-category, or by month or week of each moment.
+category, by handling unit, by the owner or maintainer of the component a case names (the
+component as it was on the day the case was reported), or by month or week of each moment.
 """
 
 from __future__ import annotations
@@ -22,10 +23,23 @@ from layers.cases.casefilters import bind_period, within_grid
 from layers.cases.codes import category_clause
 from layers.engine.access import Viewer, area_clause
 from layers.errors import BadQuery
-from layers.registry import CASES, GRIDS
+from layers.registry import CASES, COMPONENTS, GRIDS
+from layers.store.db import BUREAU_TIMEZONE
 from layers.store.versions import valid_on
 
-GROUPINGS = ("section", "community", "street", "category", "month", "week")
+GROUPINGS = (
+    "section",
+    "community",
+    "street",
+    "category",
+    "unit",
+    "owner",
+    "maintainer",
+    "month",
+    "week",
+)
+# groupings by a unit of the component a case names (only component cases are counted)
+COMPONENT_UNITS = {"owner": "owner_unit", "maintainer": "maintainer_unit"}
 COLUMNS = (
     ("key", "编码/时段"),
     ("label", "名称"),
@@ -90,6 +104,24 @@ def _base(conn: Connection, query: IndicatorQuery, params: dict[str, Any]) -> tu
             "WHERE k.code = r.key)"
         )
         return base, label
+    if query.by == "unit":
+        return f"SELECT c.unit AS gkey, c.* FROM cases AS c WHERE {where}", "r.key"
+    if query.by in COMPONENT_UNITS:
+        params["bureau_zone"] = BUREAU_TIMEZONE
+        reported_on = "CAST(c.reported_at AT TIME ZONE :bureau_zone AS date)"
+        # the version valid when the case was reported, else (a case older than the census)
+        # the component's first version
+        base = f"""
+            SELECT m.unit AS gkey, c.* FROM cases AS c
+            CROSS JOIN LATERAL (
+                SELECT v.{COMPONENT_UNITS[query.by]} AS unit FROM components AS v
+                WHERE v.component_code = c.component_code AND v.adcode = c.adcode
+                ORDER BY ({valid_on(COMPONENTS, "v", reported_on)}) DESC, v.id
+                LIMIT 1
+            ) AS m
+            WHERE c.component_code IS NOT NULL AND {where}
+        """
+        return base, "r.key"
     return f"SELECT NULL::text AS gkey, c.* FROM cases AS c WHERE {where}", "r.key"
 
 
