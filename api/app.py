@@ -19,6 +19,7 @@ from api.routes import (
     auth,
     cases,
     catalogue,
+    components,
     docs,
     editing,
     features,
@@ -131,6 +132,7 @@ def create_app(
     app.include_router(units.router)
     app.include_router(routing.router)
     app.include_router(catalogue.router)
+    app.include_router(components.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

@@ -4,6 +4,7 @@ changes and yearly updates, reads limited by county, patrol area and tiles."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, SANYUAN, two_counties
 from tests.databases import fresh_database
 from tests.street import COMMUNITIES, STREET
+from tests.support import JPEG
 from tests.world import EAST_UNIT, World, ids_in, middle, point, snapshot, tile_ids, tile_index
 
 UNIT = "测试单位"  # the test street's grids' responsible unit
@@ -200,6 +202,93 @@ def test_inspectors_read_components_of_their_patrol_area_and_tiles_show_them(
     etx, ety = tile_index(elon, elat, 17)
     assert east in tile_ids(client, "components", 17, etx, ety, "admin")
     assert east not in tile_ids(client, "components", 17, etx, ety, "inspector")
+
+
+def stored_photos(world: World) -> list[Any]:
+    with world.engine.connect() as conn:
+        return list(conn.execute(text("SELECT id, sha256 FROM component_photos ORDER BY id")))
+
+
+def upload(client: TestClient, code: str, data: bytes, user: str = "admin") -> Any:
+    return client.post(
+        f"/components/{code}/photos",
+        files={"photo": ("井盖.jpg", data, "image/jpeg")},
+        headers=bearer(user),
+    )
+
+
+def test_photos_follow_the_component_across_its_versions_and_its_readers(
+    client: TestClient, world: World
+) -> None:
+    west = create(client, component(1, -150.0))
+    code = west["properties"]["component_code"]
+    east_code = create(client, component(2, -150.0))["properties"]["component_code"]
+    added = upload(client, code, JPEG)
+    assert added.status_code == 201, added.text
+    photo_id = added.json()["id"]
+    assert added.headers["location"].endswith(f"/components/{code}/photos/{photo_id}")
+    # a new version (status change) keeps the photo
+    changed = client.patch(
+        f"/collections/components/items/{west['id']}",
+        json={"properties": {"status": "damaged"}},
+        headers=bearer("admin"),
+    )
+    assert changed.status_code in (200, 204), changed.text
+    for user in ("admin", "leader", "inspector"):
+        listed = client.get(f"/components/{code}/photos", headers=bearer(user))
+        assert listed.status_code == 200, (user, listed.text)
+        assert [p["id"] for p in listed.json()] == [photo_id]
+        assert listed.json()[0]["sha256"] == hashlib.sha256(JPEG).hexdigest()
+        picture = client.get(f"/components/{code}/photos/{photo_id}", headers=bearer(user))
+        assert picture.content == JPEG and picture.headers["content-type"] == "image/jpeg"
+    # outside the inspector's patrol area the component and its photos look absent
+    assert upload(client, east_code, JPEG).status_code == 201
+    hidden = client.get(f"/components/{east_code}/photos", headers=bearer("inspector"))
+    assert hidden.status_code == 404 and hidden.json()["code"] == "component_not_found"
+    before = stored_photos(world)
+    refusals = {
+        "inspector": (upload(client, code, JPEG, "inspector"), 403),
+        "leader": (upload(client, code, JPEG, "leader"), 403),
+        "not an image": (upload(client, code, b"GIF89a" + bytes(64)), 400),
+        "no such component": (upload(client, "3206810199999999", JPEG), 404),
+        "bad code": (upload(client, "32068101", JPEG), 400),
+        "oversized": (upload(client, code, b"\xff\xd8\xff" + bytes(9 * 1024 * 1024)), 413),
+        "no photo": (
+            client.post(
+                f"/components/{code}/photos",
+                files={"picture": ("p.jpg", JPEG, "image/jpeg")},
+                headers=bearer("admin"),
+            ),
+            400,
+        ),
+        "not a form": (
+            client.post(f"/components/{code}/photos", data={"x": "1"}, headers=bearer("admin")),
+            415,
+        ),
+    }
+    for name, (answer, status) in refusals.items():
+        assert answer.status_code == status, (name, answer.text)
+        assert answer.json()["message"] and answer.json()["message_en"], name
+    assert stored_photos(world) == before
+    assert (
+        client.delete(f"/components/{code}/photos/{photo_id}", headers=bearer("leader")).status_code
+        == 403
+    )
+    assert (
+        client.delete(f"/components/{code}/photos/{photo_id}", headers=bearer("admin")).status_code
+        == 204
+    )
+    gone = client.get(f"/components/{code}/photos/{photo_id}", headers=bearer("admin"))
+    assert gone.status_code == 404 and gone.json()["code"] == "photo_not_found"
+    with world.engine.connect() as conn:
+        audited = conn.execute(
+            text(
+                "SELECT count(*) FROM audit_log WHERE layer = 'components' AND feature_id = :id "
+                "AND (after ? 'photo_id' OR before ? 'photo_id')"
+            ),
+            {"id": west["id"]},
+        ).scalar_one()
+    assert audited == 2
 
 
 # --- census import ----------------------------------------------------------------------------
@@ -387,6 +476,17 @@ def test_components_are_read_by_county(pg_server: Any) -> None:
                 headers=bearer("admin-a"),
             )
             assert refused.status_code == 404
+            sanyuan_code = f"{SANYUAN}0101000001"
+            assert (
+                client.get(f"/components/{sanyuan_code}/photos", headers=bearer("leader-b")).json()
+                == []
+            )
+            elsewhere = client.post(
+                f"/components/{sanyuan_code}/photos",
+                files={"photo": ("p.jpg", JPEG, "image/jpeg")},
+                headers=bearer("admin-a"),
+            )
+            assert elsewhere.status_code == 404
         # the database itself refuses an ID of another county
         with pytest.raises(IntegrityError, match="component_code_county"), owner.begin() as conn:
             conn.execute(

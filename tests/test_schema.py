@@ -86,7 +86,13 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
             .scalars()
             .all()
         )
-    county_tables = {"user_counties", "units", "case_category_edits", "routing_rules"}
+    county_tables = {
+        "user_counties",
+        "units",
+        "case_category_edits",
+        "routing_rules",
+        "component_photos",
+    }
     assert set(nullable) == {*LAYERS, "counties", *county_tables}
     assert set(referring) == {
         *LAYERS,

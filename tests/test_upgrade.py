@@ -181,6 +181,7 @@ def test_an_older_release_database_with_data_upgrades_whole(
             "0020",
             "0021",
             "0022",
+            "0023",
         ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []

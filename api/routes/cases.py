@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
-from starlette.datastructures import UploadFile
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
@@ -21,11 +20,12 @@ from api.deps import (
     require_media_type,
 )
 from api.openapi import answers
+from api.photo_upload import declared_length, too_large, uploaded_photo
 from api.routes.editing import IfMatch
 from layers.cases import casework, workflow
 from layers.cases.casework import Photo, Reported
 from layers.engine.editing import EditContext, parse_body, quoted_etag
-from layers.errors import InvalidFeature, LengthRequired, PayloadTooLarge
+from layers.errors import InvalidFeature
 from layers.grids import patrol
 from layers.sites import workorders
 
@@ -39,33 +39,6 @@ class CheckResult(Strict):
 
     passed: bool = Field(description="核查通过")
     note: str | None = Field(default=None, max_length=500, description="核查说明")
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The report is larger than {limit:,} bytes.", f"上报内容超过 {limit:,} 字节的上限。"
-    )
-
-
-def _declared_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared is None or not declared.isdigit():
-        raise LengthRequired(
-            "Send the report with a Content-Length header.", "上报请求需要 Content-Length 头。"
-        )
-    if int(declared) > limit:
-        raise _too_large(limit)
-
-
-async def _photo(upload: Any, max_bytes: int) -> Photo | None:
-    if upload is None or (isinstance(upload, str) and not upload):
-        return None
-    if not isinstance(upload, UploadFile):
-        raise InvalidFeature(
-            "photo must be a file.", "照片（photo）必须是文件。", code="photo_not_image"
-        )
-    data = await upload.read(max_bytes + 1)
-    return casework.sniff_photo(data, max_bytes) if data else None
 
 
 def _report(
@@ -128,17 +101,17 @@ async def _form_report(request: Request, max_photo: int) -> tuple[dict[str, Any]
                 "上报内容缺少 feature（GeoJSON 要素）。",
                 code="missing_property",
             )
-        return parse_body(raw.encode()), await _photo(form.get("photo"), max_photo)
+        return parse_body(raw.encode()), await uploaded_photo(form.get("photo"), max_photo)
 
 
 async def _feature_report(request: Request) -> dict[str, Any]:
     """A desk entry: the body is the GeoJSON Feature itself, as large as a form's feature."""
-    _declared_length(request, FORM_OVERHEAD)
+    declared_length(request, FORM_OVERHEAD)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > FORM_OVERHEAD:
-            raise _too_large(FORM_OVERHEAD)
+            raise too_large(FORM_OVERHEAD)
     feature = parse_body(bytes(body))
     if feature.get("type") != "Feature":
         raise InvalidFeature(
@@ -161,7 +134,7 @@ async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) 
     or WebP); both saved, or neither. Or, entered at the desk, the Feature itself as
     application/geo+json. The answer gives the case's id and the unit it was routed to, and why."""
     max_photo = request.app.state.editing.max_photo_bytes
-    _declared_length(request, max_photo + FORM_OVERHEAD)
+    declared_length(request, max_photo + FORM_OVERHEAD)
     require_media_type(request, REPORT_TYPES, "the report", "上报内容")
     photo: Photo | None = None
     if media_type(request) in FEATURE_TYPES:

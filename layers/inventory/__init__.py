@@ -1,0 +1,1 @@
+"""The component inventory's own data beside its layer: photos of components."""
