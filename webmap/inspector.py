@@ -181,7 +181,7 @@ def inspector(
             for r in shown["subclasses"]
             if r["kind"] == "component"
         ],
-        "problems": COMPONENT_PROBLEMS,
+        "problems": [{"code": c, "label": label} for c, label in COMPONENT_PROBLEMS.items()],
         "componentLayer": "nearby_components",
     }
     InspectorTools(config).add_to(page.map)

@@ -231,7 +231,8 @@
     apiLayer: function (options) { return new ApiLayer(options); },
 
     /** A point layer drawn from the API's vector tiles: counted clusters below its cluster zoom,
-        single points coloured by a property above it, a popup on tap (event `citygrid:popup`). */
+        single points coloured by a property above it, a popup on tap (event `citygrid:popup`
+        with its content, to which a page may add actions). */
     tiledPoints: function (options) { return new (tiledPointsClass())(options); },
 
     popupHtml: popupHtml
@@ -325,6 +326,11 @@
         var layer = L.VectorGrid.Protobuf.prototype._createLayer.call(this, feat, pxPerExtent);
         layer.featureId = feat.id;
         layer.lonlat = feat.lonlat;
+        if (feat.lonlat) {
+          // Leaflet takes a small circle for a marker and asks where it is on every tap
+          var shown = CityGrid.toDisplay({ type: 'Point', coordinates: feat.lonlat }).coordinates;
+          layer._latlng = L.latLng(shown[1], shown[0]);
+        }
         return layer;
       },
 
@@ -355,11 +361,11 @@
           return;
         }
         var feature = { id: symbol.featureId, properties: symbol.properties, lonlat: symbol.lonlat };
-        var shown = CityGrid.toDisplay({ type: 'Point', coordinates: symbol.lonlat }).coordinates;
-        var latlng = L.latLng(shown[1], shown[0]);
-        var popup = L.popup({ maxWidth: 320 }).setLatLng(latlng)
-          .setContent(popupHtml(cg.title, cg.fields, feature)).openOn(map);
-        this.fire('citygrid:popup', { feature: feature, latlng: latlng, popup: popup });
+        var latlng = symbol._latlng || event.latlng;
+        var content = L.DomUtil.create('div');
+        content.innerHTML = popupHtml(cg.title, cg.fields, feature);
+        this.fire('citygrid:popup', { feature: feature, latlng: latlng, content: content });  // pages add actions
+        L.popup({ maxWidth: 320 }).setLatLng(latlng).setContent(content).openOn(map);
       },
 
       /** What the loaded tiles of the current zoom draw inside the view, each point once (a point

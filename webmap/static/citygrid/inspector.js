@@ -89,8 +89,8 @@
 
     // --- report a case at a tapped point, or on a tapped component ---------------------------
     function problemOptions() {
-      return '<option value="">请选择问题类型</option>' + Object.keys(config.problems || {}).map(function (code) {
-        return '<option value="' + esc(code) + '">' + esc(config.problems[code]) + '</option>';
+      return '<option value="">请选择问题类型</option>' + (config.problems || []).map(function (p) {
+        return '<option value="' + esc(p.code) + '">' + esc(p.label) + '</option>';
       }).join('');
     }
 
@@ -153,8 +153,7 @@
     var components = CityGrid.layers[config.componentLayer];
     if (components) {
       components.on('citygrid:popup', function (event) {
-        var content = event.popup.getElement().querySelector('.leaflet-popup-content');
-        if (content) { content.appendChild(componentActions(event.feature, event.latlng)); event.popup.update(); }
+        event.content.appendChild(componentActions(event.feature, event.latlng));
       });
     }
 
