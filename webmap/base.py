@@ -172,9 +172,9 @@ Catalogue = dict[
 ]  # classes and subclasses, as layers.cases.catalogue reads them
 
 
-def subclass_names(shown: Catalogue) -> dict[str, str]:
-    """Subclass code → Chinese name."""
-    return {str(r["code"]): str(r["name"]) for r in shown["subclasses"]}
+def subclass_names(shown: Catalogue, kind: str) -> dict[str, str]:
+    """Subclass code → Chinese name, for the subclasses of one kind (event, component)."""
+    return {str(r["code"]): str(r["name"]) for r in shown["subclasses"] if r["kind"] == kind}
 
 
 CHINA = (35.0, 105.0)  # where a map with no county yet opens (latitude, longitude)

@@ -167,7 +167,7 @@ def inspector(
             key="nearby_components",
             title="附近部件",
             color_by=COMPONENT_STATUS,
-            codes={"subclass_code": subclass_names(shown)},
+            codes={"subclass_code": subclass_names(shown, "component")},
             labels={"subclass_code": "小类名称"},
         )
     )

@@ -89,7 +89,7 @@ def overview(
         tiled_points(
             COMPONENTS,
             color_by=COMPONENT_STATUS,
-            codes={"subclass_code": subclass_names(shown)},
+            codes={"subclass_code": subclass_names(shown, "component")},
             labels={"subclass_code": "小类名称"},
         )
     )
