@@ -25,6 +25,7 @@ from api.routes import (
     grids,
     meta,
     pages,
+    routing,
     stats,
     tilesets,
     transfer,
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(stats.router)
     app.include_router(transfer.router)
     app.include_router(units.router)
+    app.include_router(routing.router)
     app.include_router(catalogue.router)
     app.include_router(pages.router)
     app.mount(

@@ -21,6 +21,7 @@ from api import (
     cli_counties,
     cli_files,
     cli_ops,
+    cli_routing,
     cli_units,
     cli_users,
     metrics,
@@ -77,6 +78,7 @@ grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_i
 app.add_typer(grids_app, name="grids")
 app.add_typer(cli_users.app, name="users")
 app.add_typer(cli_units.app, name="units")
+app.add_typer(cli_routing.app, name="routing")
 app.add_typer(cli_cases.app, name="categories")
 app.add_typer(cli_catalogue.app, name="catalogue")
 app.command("import")(cli_files.import_file)

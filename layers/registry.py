@@ -194,6 +194,30 @@ class GridPlacement:
 
 
 @dataclass(frozen=True)
+class CaseRouting:
+    """A case row is routed on write to the unit that should handle it (layers/cases/routing.py):
+    a named component's maintainer, else a routing rule for its category and area, else its
+    grid's responsible unit; `rule_field` records which of them chose `unit_field`."""
+
+    component_field: str = "component_code"
+    category_field: str = "category_code"
+    unit_field: str = "unit"
+    rule_field: str = "routed_by"
+    grid_field: str = "grid_code"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields routing reads or writes."""
+        return (
+            self.component_field,
+            self.category_field,
+            self.unit_field,
+            self.rule_field,
+            self.grid_field,
+        )
+
+
+@dataclass(frozen=True)
 class IdScheme:
     """Rows carry a coded ID in `field`: the row's 6-digit county code, then the `type_field`
     category code less its kind letter (2-digit class + 2-digit subclass), then a `serial` of
@@ -261,6 +285,7 @@ class Layer:
     file_import: FileImport = FileImport.ROWS
     counted_per_grid: bool = False  # the grid statistics count its rows in each grid
     id_scheme: IdScheme | None = None  # a coded ID checked against the row's county and type
+    routed: CaseRouting | None = None  # the handling unit chosen on write (cases)
 
     def __post_init__(self) -> None:
         shorts = [f.short_name.lower() for f in self.fields]
@@ -276,6 +301,8 @@ class Layer:
             needed += list(self.placed_in_grid.fields)
         if self.id_scheme is not None:
             needed += [self.id_scheme.field, self.id_scheme.type_field]
+        if self.routed is not None:
+            needed += list(self.routed.fields)
         if missing := [n for n in needed if n not in names]:
             raise ValueError(f"{self.id}: capabilities name fields it lacks: {missing}")
         if self.unique_current and self.versioned is None:
@@ -723,6 +750,20 @@ CASE_STATUSES = codes(
 )
 
 CASE_FINAL_STATUSES = ("closed", "rejected")  # a case in these is no longer open
+COMPONENT_PROBLEMS = codes(
+    ("damaged", "破损", "Damaged"),
+    ("lost", "丢失", "Lost"),
+    ("displaced", "移位倾斜", "Displaced or tilted"),
+    ("soiled", "污损", "Soiled"),
+    ("occupied", "被占用", "Occupied"),
+    ("other", "其他", "Other"),
+)
+ROUTED_BY = codes(
+    ("component", "部件养护单位", "Component maintainer"),
+    ("rule", "派遣规则", "Routing rule"),
+    ("territory", "属地兜底", "Grid's responsible unit"),
+    ("dispatcher", "人工指定", "Chosen by the dispatcher"),
+)
 
 CASES = Layer(
     id="cases",
@@ -798,6 +839,24 @@ CASES = Layer(
             "unit", FieldType.TEXT, "处置单位", "Handling unit", indexed=True, handling_unit=True
         ),
         Field(
+            "component_code",
+            FieldType.TEXT,
+            "部件标识码",
+            "Component ID",
+            indexed=True,
+            pattern=r"^[0-9]{16}$",
+            short="comp_code",
+        ),
+        Field("problem", FieldType.TEXT, "部件问题", "Component problem", COMPONENT_PROBLEMS),
+        Field(
+            "routed_by",
+            FieldType.TEXT,
+            "派遣依据",
+            "Routed by",
+            ROUTED_BY,
+            derived=True,  # set by routing on write and by an override on dispatch
+        ),
+        Field(
             "external_ref",
             FieldType.TEXT,
             "原系统案件编号",
@@ -816,6 +875,7 @@ CASES = Layer(
     scope=ReadScope(unit_field="unit"),
     placed_in_grid=GridPlacement(),
     file_import=FileImport.CASE_HISTORY,
+    routed=CaseRouting(),
 )
 
 COMPONENT_STATUSES = codes(

@@ -110,7 +110,7 @@ def test_a_report_without_its_length_or_form_is_refused(client: TestClient) -> N
     )
     assert chunked.status_code == 411 and chunked.json()["code"] == "length_required"
     as_json = client.post("/cases", json={"feature": {}}, headers=bearer("inspector"))
-    assert as_json.status_code == 415 and as_json.json()["code"] == "unsupported_media_type"
+    assert as_json.status_code == 400 and as_json.json()["code"] == "not_a_feature"
     as_text = client.post(
         "/cases",
         content=b"feature=%7B%7D",

@@ -86,12 +86,11 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
             .scalars()
             .all()
         )
-    assert set(nullable) == {*LAYERS, "counties", "user_counties", "units", "case_category_edits"}
+    county_tables = {"user_counties", "units", "case_category_edits", "routing_rules"}
+    assert set(nullable) == {*LAYERS, "counties", *county_tables}
     assert set(referring) == {
         *LAYERS,
-        "user_counties",
-        "units",
-        "case_category_edits",
+        *county_tables,
         "case_categories",
     }
 

@@ -172,7 +172,16 @@ def test_an_older_release_database_with_data_upgrades_whole(
                 conn.execute(text(statement))
         with old.connect() as conn:
             before = {k: conn.execute(text(q)).all() for k, q in KEPT.items()}
-        assert migrate.upgrade_each(old) == ["0015", "0016", "0017", "0018", "0019", "0020", "0021"]
+        assert migrate.upgrade_each(old) == [
+            "0015",
+            "0016",
+            "0017",
+            "0018",
+            "0019",
+            "0020",
+            "0021",
+            "0022",
+        ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []
         with old.begin() as conn:

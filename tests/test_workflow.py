@@ -189,7 +189,11 @@ def test_bad_requests_are_refused(client: TestClient, world: World) -> None:
     case_id = report(client)
     with world.engine.begin() as conn:
         conn.execute(
-            text("UPDATE cases SET status = 'registered', unit = NULL WHERE id = :id"),
+            # no unit, and no grid to route it by
+            text(
+                "UPDATE cases SET status = 'registered', unit = NULL, grid_code = NULL "
+                "WHERE id = :id"
+            ),
             {"id": case_id},
         )
     before = snapshot(world.engine)

@@ -17,12 +17,13 @@ from api.deps import (
     EditContextDep,
     EngineDep,
     Strict,
+    media_type,
     require_media_type,
 )
 from api.openapi import answers
 from api.routes.editing import IfMatch
 from layers.cases import casework, workflow
-from layers.cases.casework import Photo
+from layers.cases.casework import Photo, Reported
 from layers.engine.editing import EditContext, parse_body, quoted_etag
 from layers.errors import InvalidFeature, LengthRequired, PayloadTooLarge
 from layers.grids import patrol
@@ -40,6 +41,12 @@ class CheckResult(Strict):
     note: str | None = Field(default=None, max_length=500, description="核查说明")
 
 
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The report is larger than {limit:,} bytes.", f"上报内容超过 {limit:,} 字节的上限。"
+    )
+
+
 def _declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is None or not declared.isdigit():
@@ -47,9 +54,7 @@ def _declared_length(request: Request, limit: int) -> None:
             "Send the report with a Content-Length header.", "上报请求需要 Content-Length 头。"
         )
     if int(declared) > limit:
-        raise PayloadTooLarge(
-            f"The report is larger than {limit:,} bytes.", f"上报内容超过 {limit:,} 字节的上限。"
-        )
+        raise _too_large(limit)
 
 
 async def _photo(upload: Any, max_bytes: int) -> Photo | None:
@@ -63,16 +68,31 @@ async def _photo(upload: Any, max_bytes: int) -> Photo | None:
     return casework.sniff_photo(data, max_bytes) if data else None
 
 
-def _report(engine: Any, feature: dict[str, Any], photo: Photo | None, ctx: EditContext) -> int:
+def _report(
+    engine: Any, feature: dict[str, Any], photo: Photo | None, ctx: EditContext
+) -> Reported:
     with engine.begin() as conn:
         return casework.report(conn, feature, photo, ctx)
 
 
 FEATURE_FIELD = {
     "type": "string",
-    "description": "GeoJSON Feature: Point geometry; properties category_code, description, address",
+    "description": "GeoJSON Feature: Point geometry (optional on a component); properties "
+    "category_code, description, address, source, component_code, problem",
 }
-REPORT_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+FEATURE_TYPES = ("application/geo+json", "application/json")  # desk entry: a Feature, no photo
+REPORT_TYPES = FORM_TYPES + FEATURE_TYPES
+DESK_FEATURE = {
+    "type": "object",
+    "required": ["type", "properties"],
+    "description": "GeoJSON Feature (desk entry, e.g. a hotline call, without a photo)",
+    "properties": {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "geometry": {"type": ["object", "null"]},
+        "properties": {"type": "object"},
+    },
+}
 REPORT_BODY = {
     "required": True,
     "content": {
@@ -94,8 +114,39 @@ REPORT_BODY = {
                 "properties": {"feature": FEATURE_FIELD},
             }
         },
+        **{media: {"schema": DESK_FEATURE} for media in FEATURE_TYPES},
     },
 }
+
+
+async def _form_report(request: Request, max_photo: int) -> tuple[dict[str, Any], Photo | None]:
+    async with request.form(max_files=1, max_fields=2, max_part_size=FORM_OVERHEAD) as form:
+        raw = form.get("feature")
+        if not isinstance(raw, str):
+            raise InvalidFeature(
+                "The report needs its feature (GeoJSON) field.",
+                "上报内容缺少 feature（GeoJSON 要素）。",
+                code="missing_property",
+            )
+        return parse_body(raw.encode()), await _photo(form.get("photo"), max_photo)
+
+
+async def _feature_report(request: Request) -> dict[str, Any]:
+    """A desk entry: the body is the GeoJSON Feature itself, as large as a form's feature."""
+    _declared_length(request, FORM_OVERHEAD)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_OVERHEAD:
+            raise _too_large(FORM_OVERHEAD)
+    feature = parse_body(bytes(body))
+    if feature.get("type") != "Feature":
+        raise InvalidFeature(
+            "The body must be a GeoJSON Feature (type Feature).",
+            "请求体必须是 GeoJSON 要素（type 为 Feature）。",
+            code="not_a_feature",
+        )
+    return feature
 
 
 @router.post(
@@ -106,24 +157,22 @@ REPORT_BODY = {
 )
 async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) -> Response:
     """multipart/form-data: `feature` (a GeoJSON Feature: point, category_code, description,
-    address) and an optional `photo` (JPEG, PNG or WebP); both saved, or neither."""
+    address; or component_code, problem and perhaps no point) and an optional `photo` (JPEG, PNG
+    or WebP); both saved, or neither. Or, entered at the desk, the Feature itself as
+    application/geo+json. The answer gives the case's id and the unit it was routed to, and why."""
     max_photo = request.app.state.editing.max_photo_bytes
     _declared_length(request, max_photo + FORM_OVERHEAD)
     require_media_type(request, REPORT_TYPES, "the report", "上报内容")
-    async with request.form(max_files=1, max_fields=2, max_part_size=FORM_OVERHEAD) as form:
-        raw = form.get("feature")
-        if not isinstance(raw, str):
-            raise InvalidFeature(
-                "The report needs its feature (GeoJSON) field.",
-                "上报内容缺少 feature（GeoJSON 要素）。",
-                code="missing_property",
-            )
-        feature = parse_body(raw.encode())
-        photo = await _photo(form.get("photo"), max_photo)
-    case_id = await run_in_threadpool(_report, engine, feature, photo, ctx)
-    location = f"{str(request.base_url).rstrip('/')}/collections/cases/items/{case_id}"
+    photo: Photo | None = None
+    if media_type(request) in FEATURE_TYPES:
+        feature = await _feature_report(request)
+    else:
+        feature, photo = await _form_report(request, max_photo)
+    case = await run_in_threadpool(_report, engine, feature, photo, ctx)
+    location = f"{str(request.base_url).rstrip('/')}/collections/cases/items/{case.id}"
+    body = {"id": case.id, "unit": case.unit, "routed_by": case.routed_by}
     return Response(
-        content=f'{{"id": {case_id}}}',
+        content=json.dumps(body, ensure_ascii=False),
         status_code=201,
         media_type="application/json",
         headers={"Location": location},

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from layers.cases import codes
+from layers.cases import codes, routing
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
 from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge
 from layers.registry import CASES, Role
 from layers.store.db import BUREAU_TIMEZONE
 
-REPORTED_FIELDS = {"category_code", "description", "address", "source"}
+REPORTED_FIELDS = {"category_code", "description", "address", "source", "component_code", "problem"}
 # what the command centre takes in at its desk (an inspector's own reports are always "inspector")
 DESK_SOURCES = {c.value: c.label_zh for c in CASES.field("source").codes if c.value != "inspector"}
 
@@ -54,8 +54,49 @@ def sniff_photo(data: bytes, max_bytes: int) -> Photo:
     )
 
 
-def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: EditContext) -> int:
-    """A new case at a point, reported now by the signed-in inspector, with its photo."""
+@dataclass(frozen=True)
+class Reported:
+    """A reported case: its id, and the unit routing chose for it and why."""
+
+    id: int
+    unit: str | None
+    routed_by: str | None
+
+
+def _on_component(
+    conn: Connection, feature: dict[str, Any], given: dict[str, Any], ctx: EditContext
+) -> dict[str, Any]:
+    """A case naming a component: its category is the component's subclass, its point the
+    component's unless given (the checks against the component are routing's, on insert)."""
+    code = given.get("component_code")
+    if code is None:
+        if given.get("problem") is not None:
+            raise InvalidFeature(
+                "A problem is given only with the component (component_code) it concerns.",
+                "部件问题（problem）须与所涉部件的标识码（component_code）一同填写。",
+                code="problem_without_component",
+                field="problem",
+            )
+        return feature
+    if not isinstance(code, str):
+        raise InvalidFeature(
+            "component_code must be a 16-digit component ID.",
+            "部件标识码（component_code）必须是 16 位数字。",
+            code="property_bad_format",
+            field="component_code",
+        )
+    found = routing.component(conn, code, ctx.viewer)
+    given.setdefault("category_code", found.subclass_code)
+    return (
+        feature if feature.get("geometry") is not None else feature | {"geometry": found.geometry}
+    )
+
+
+def report(
+    conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: EditContext
+) -> Reported:
+    """A new case at a point (or on a component), reported now by the signed-in inspector or at
+    the desk, with its photo; routed to its unit."""
     given = feature.get("properties") or {}
     if not isinstance(given, dict):
         raise InvalidFeature(
@@ -65,7 +106,7 @@ def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: 
     if unknown:
         raise InvalidFeature(
             f"A report gives only {', '.join(sorted(REPORTED_FIELDS))}; not {', '.join(sorted(unknown))}.",
-            f"上报案件只填写类别、描述和地址，不能填写：{'、'.join(sorted(unknown))}。",
+            f"上报案件只填写类别、描述、地址、来源、部件标识码和部件问题，不能填写：{'、'.join(sorted(unknown))}。",
             code="unknown_property",
         )
     access.require_role(ctx.viewer, Role.INSPECTOR, Role.DISPATCHER)
@@ -81,10 +122,14 @@ def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: 
         )
     if isinstance(given.get("category_code"), str):  # a former code, an alias or a name
         given["category_code"] = codes.resolve_category(conn, given["category_code"])
+    feature = _on_component(conn, feature, given, ctx)
     now = datetime.now(ZoneInfo(BUREAU_TIMEZONE)).replace(microsecond=0)
     properties = given | {"source": source, "status": "reported", "reported_at": now.isoformat()}
     case = {"type": "Feature", "geometry": feature.get("geometry"), "properties": properties}
     written = editing.insert(conn, CASES, case, ctx)
+    routed = conn.execute(
+        text("SELECT unit, routed_by FROM cases WHERE id = :id"), {"id": written.feature_id}
+    ).one()
     if photo is not None:
         digest = hashlib.sha256(photo.data).hexdigest()
         photo_id = conn.execute(
@@ -110,7 +155,7 @@ def report(conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: 
             None,
             {"photo_id": photo_id, "content_type": photo.content_type, "sha256": digest},
         )
-    return written.feature_id
+    return Reported(written.feature_id, routed.unit, routed.routed_by)
 
 
 def _visible_case(conn: Connection, case_id: int, viewer: access.Viewer) -> None:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from layers.cases import units
+from layers.cases import routing, units
 from layers.cases.worktime import WorkCalendar
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
@@ -98,7 +98,8 @@ def _locked_case(conn: Connection, case_id: int, viewer: access.Viewer) -> Any:
     where = access.area_clause(CASES, viewer, params)
     row = conn.execute(
         text(f"""
-        SELECT t.id, t.status, t.category_code, t.unit, t.adcode, to_jsonb(t) - 'geom' AS row,
+        SELECT t.id, t.status, t.category_code, t.unit, t.adcode, t.grid_code, t.component_code,
+               t.routed_by, to_jsonb(t) - 'geom' AS row,
                coalesce(e.time_limit, k.time_limit) AS time_limit,
                coalesce(e.time_unit, k.time_unit) AS time_unit
         FROM cases AS t LEFT JOIN case_categories AS k ON k.code = t.category_code
@@ -133,6 +134,28 @@ def _now(conn: Connection) -> datetime:
     return now.astimezone(ZoneInfo(BUREAU_TIMEZONE))
 
 
+def _dispatched_to(conn: Connection, case: Any, chosen: str | None) -> dict[str, Any]:
+    """Where a dispatch sends a case: the routed unit (routed again when it has none) unless the
+    dispatcher chose another, which is recorded as an override beside the suggested one."""
+    suggested, rule = case.unit, case.routed_by
+    if suggested is None:
+        decided = routing.route(
+            conn, case.adcode, case.category_code, case.grid_code, case.component_code
+        )
+        suggested, rule = decided.unit, decided.rule
+    if chosen is not None:
+        units.check_known(conn, chosen, case.adcode)
+        if chosen != suggested:
+            return {"unit": chosen, "suggested_unit": suggested, "routed_by": "dispatcher"}
+    if suggested is None:
+        raise InvalidFeature(
+            "This case has no handling unit: give one to dispatch it to.",
+            "该案件没有处置单位，派遣时请指定处置单位（unit）。",
+            code="missing_unit",
+        )
+    return {"unit": suggested, "suggested_unit": suggested, "routed_by": rule}
+
+
 def transition(
     conn: Connection,
     case_id: int,
@@ -152,17 +175,11 @@ def transition(
     values: dict[str, Any] = {"status": move.target}
     if move.stamp:
         values[move.stamp] = at
+    routed: dict[str, Any] = {}
     if move.action == "dispatch":
         values["deadline"] = calendar.add(at, case.time_limit, case.time_unit)
-        if unit is not None:
-            units.check_known(conn, unit, case.adcode)
-            values["unit"] = unit
-        elif case.unit is None:
-            raise InvalidFeature(
-                "This case has no handling unit: give one to dispatch it to.",
-                "该案件没有处置单位，派遣时请指定处置单位（unit）。",
-                code="missing_unit",
-            )
+        routed = _dispatched_to(conn, case, unit)
+        values |= {"unit": routed["unit"], "routed_by": routed["routed_by"]}
     elif unit is not None:
         raise InvalidFeature(
             "A unit is given only when dispatching.",
@@ -176,10 +193,15 @@ def transition(
     ).scalar_one()
     conn.execute(
         text("""
-        INSERT INTO case_events (case_id, at, action, from_status, to_status, actor, note)
-        VALUES (:case, :at, :action, :source, :target, :actor, :note)
+        INSERT INTO case_events (case_id, at, action, from_status, to_status, actor, note,
+                                 unit, suggested_unit, routed_by)
+        VALUES (:case, :at, :action, :source, :target, :actor, :note,
+                :unit, :suggested_unit, :routed_by)
     """),
         {
+            "unit": routed.get("unit"),
+            "suggested_unit": routed.get("suggested_unit"),
+            "routed_by": routed.get("routed_by"),
             "case": case_id,
             "at": at,
             "action": move.action,
@@ -207,6 +229,7 @@ def transition(
         "at": at.isoformat(),
         "deadline": after.get("deadline"),
         "unit": after.get("unit"),
+        "routed_by": after.get("routed_by"),
     }
 
 
@@ -221,7 +244,8 @@ def history(conn: Connection, case_id: int, viewer: access.Viewer) -> dict[str, 
         raise access.not_visible(CASES, case_id)
     events = conn.execute(
         text("""
-        SELECT at, action, from_status, to_status, actor, note FROM case_events
+        SELECT at, action, from_status, to_status, actor, note, unit, suggested_unit, routed_by
+        FROM case_events
         WHERE case_id = :id ORDER BY at, id
     """),
         {"id": case_id},

@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
-from layers.cases import units
+from layers.cases import routing, units
 from layers.engine import access, fieldvalues, history, idcodes, jsonin, placing
 from layers.engine.access import Viewer
 from layers.engine.crs import STORAGE, Crs, positions_to_storage
@@ -351,7 +351,10 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     _grid_operations_only(layer, {"geometry"})
     _check_references(conn, layer, values)
     _check_place(conn, layer, geom, values, ctx.viewer)
+    given_unit = values.get(layer.routed.unit_field) if layer.routed is not None else None
     values |= _derived(conn, layer, geom, values, ctx)
+    if layer.routed is not None:  # a new case goes to the unit routing chooses
+        values |= routing.routed_values(conn, layer.routed, values, geom, ctx.viewer, given_unit)
     _check_units(conn, layer, values, values.get("adcode"))
     values |= _started(layer, values)
     if values.get("adcode") is not None:

@@ -368,7 +368,62 @@ case_events = Table(
     Column("to_status", Text, nullable=False, comment="新状态"),
     Column("actor", Text, nullable=False, comment="操作人"),
     Column("note", Text, nullable=True, comment="说明"),
+    Column("unit", Text, nullable=True, comment="派遣的处置单位"),
+    Column("suggested_unit", Text, nullable=True, comment="按规则建议的处置单位"),
+    Column("routed_by", Text, nullable=True, comment="派遣依据"),
+    CheckConstraint(
+        "routed_by IN ('component', 'rule', 'territory', 'dispatcher')", name="routed_by"
+    ),
     comment="案件流转记录",
+)
+
+
+routing_rules = Table(
+    "routing_rules",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        comment="县级行政区",
+    ),
+    Column(
+        "subclass_code",
+        String(5),
+        ForeignKey("case_categories.code", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        comment="小类代码",
+    ),
+    Column("area_code", String(15), nullable=True, comment="区域网格编码（空：全县）"),
+    Column("area_level", Text, nullable=True, comment="区域网格层级"),
+    Column("unit", Text, nullable=False, comment="处置单位"),
+    Column("note", Text, nullable=True, comment="说明"),
+    Column("created_by", Text, nullable=False, comment="登记人"),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="登记时间",
+    ),
+    CheckConstraint("area_code ~ '^[0-9]{15}$'", name="area_code_format"),
+    CheckConstraint(
+        "(area_code IS NULL) = (area_level IS NULL) AND "
+        "area_level IN ('street', 'community', 'section')",
+        name="area_level",
+    ),
+    UniqueConstraint("adcode", "subclass_code", "area_code"),
+    Index(  # one whole-county rule per subclass (NULLs are distinct to a unique constraint)
+        "uq_routing_rules_adcode_subclass_code_county",
+        "adcode",
+        "subclass_code",
+        unique=True,
+        postgresql_where=text("area_code IS NULL"),
+    ),
+    comment="派遣规则（小类 × 区域 → 处置单位）",
 )
 
 
