@@ -338,7 +338,7 @@ def test_nearby_components_come_in_tiles_and_a_tapped_one_gets_a_case(
         page.click(".cg-submit")  # no problem chosen yet: the form says so, nothing is sent
         page.wait_for_selector(".cg-form-error:has-text('问题类型')")
         assert posted == []
-        page.select_option("select[name=problem]", "tilted")
+        page.select_option("select[name=problem]", "displaced")
         page.fill("textarea[name=description]", "井盖移位，高出路面")
         page.click(".cg-submit")
         wait_for(page, "CityGrid.idle()")
@@ -349,7 +349,7 @@ def test_nearby_components_come_in_tiles_and_a_tapped_one_gets_a_case(
             "category_code": "C0101",
             "description": "井盖移位，高出路面",
             "component_code": code,
-            "problem": "tilted",
+            "problem": "displaced",
         }
         if SERVER_TAKES_COMPONENTS:
             page.wait_for_selector(".cg-toast.cg-shown:has-text('案件已上报')", timeout=30_000)
@@ -358,6 +358,7 @@ def test_nearby_components_come_in_tiles_and_a_tapped_one_gets_a_case(
                 f"{base}/collections/cases/items/{case_id}", headers=bearer("inspector")
             ).json()["properties"]
             assert case["component_code"] == code and case["category_code"] == "C0101"
+            assert case["problem"] == "displaced"
         else:  # the server does not take them yet: its refusal is shown, nothing is saved
             page.wait_for_selector(".cg-form-error:has-text('未保存')", timeout=30_000)
             with world.engine.connect() as conn:

@@ -32,15 +32,8 @@ from webmap.layers import (
 )
 
 INSPECTOR_JS = "/static/citygrid/inspector.js"
-# What can be wrong with a component, as a case reported on it says (the `problem` of POST /cases)
-COMPONENT_PROBLEMS = {
-    "damaged": "破损",
-    "lost": "丢失",
-    "tilted": "移位倾斜",
-    "soiled": "污损",
-    "occupied": "被占用",
-    "other": "其他",
-}
+# What can be wrong with a component: the code list of a case's `problem` (POST /cases)
+COMPONENT_PROBLEMS = {c.value: c.label_zh for c in CASES.field("problem").codes}
 
 RISK = ColorBy.of_codes(
     BILLBOARDS, "risk_grade", {"A": "#27ae60", "B": "#f1c40f", "C": "#e67e22", "D": "#c0392b"}
