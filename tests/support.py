@@ -101,13 +101,14 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
 @dataclass
 class PageWatch:
     """What a page did: console errors, script errors, requests stopped at the border, the
-    Content-Security-Policy of each document and what that policy refused."""
+    Content-Security-Policy of each document and what that policy refused, every URL asked."""
 
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     policies: list[tuple[str, str | None]] = field(default_factory=list)
     csp_violations: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
 
 
 CSP_LISTENER = """
@@ -153,6 +154,7 @@ def watch(page: Any) -> PageWatch:
 
     def route(r: Any) -> None:
         host = urlsplit(r.request.url).hostname
+        seen.requested.append(r.request.url)
         if r.request.url.startswith("data:") or host == "127.0.0.1":
             r.continue_()
         else:

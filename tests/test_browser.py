@@ -11,7 +11,7 @@ import httpx
 import pyproj
 import pytest
 import shapely
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from gis.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 from layers.cases.codes import seed_case_categories
@@ -20,7 +20,7 @@ from tests.accounts import bearer, browser_context, ensure_account
 from tests.counties import two_counties
 from tests.support import ARTIFACTS, PageWatch, assert_policy_kept, live_server, wait_for, watch
 
-EXPECTED = {  # features drawn in the opening view (the whole county)
+EXPECTED = {  # GeoJSON features drawn in the opening view (the whole county)
     "grids_street": 7,
     "grids_community": 66,
     "grids_section": 349,
@@ -29,8 +29,15 @@ EXPECTED = {  # features drawn in the opening view (the whole county)
     "dust_sites": 226,
     "billboards": 1844,
     "cases": 1000,
-    "components": 2000,
 }
+GEOJSON_DRAWN = (
+    "Object.fromEntries(Object.entries(CityGrid.layers).filter(([k, l]) => l.getLayers)"
+    ".map(([k, l]) => [k, l.getLayers().length]))"
+)
+OUTSIDE_TILES = (  # features of the GeoJSON layers (the tiled layers draw in .leaflet-tile)
+    "[...document.querySelectorAll('path.leaflet-interactive')]"
+    ".filter(p => !p.closest('.leaflet-tile')).length"
+)
 AMAP_HOST = ".is.autonavi.com"
 
 
@@ -53,9 +60,8 @@ def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, d
         timeout=60_000,
     )
     page.wait_for_timeout(500)
-    counts = page.evaluate(
-        "Object.fromEntries(Object.entries(CityGrid.layers).map(([k, l]) => [k, l.getLayers().length]))"
-    )
+    wait_for(page, "CityGrid.layers.components.inView().clusters.length > 0")
+    counts = page.evaluate(GEOJSON_DRAWN)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / shot))
     return page, seen, counts
@@ -65,8 +71,7 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     for key, expected in EXPECTED.items():
         assert counts[key] == expected, key
     assert counts["county"] == 1
-    interactive = page.locator("path.leaflet-interactive").count()
-    assert interactive == sum(EXPECTED.values())
+    assert page.evaluate(OUTSIDE_TILES) == sum(EXPECTED.values())
     page.evaluate("CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
     popup = page.locator(".leaflet-popup-content").inner_text()
     assert "项目名称" in popup and "现场类型" in popup
@@ -113,10 +118,66 @@ def check_measure(page: Any) -> None:
     assert page.locator(".leaflet-control-measure-interaction").is_hidden()
 
 
-def test_overview_without_tiles(browser: Any, database_url: str, demo: dict[str, int]) -> None:
+def components_in(engine: Engine, bbox: list[str]) -> int:
+    """Current components inside a bbox, by SQL of the test's own."""
+    with engine.connect() as conn:
+        found: int = conn.execute(
+            text(
+                "SELECT count(*) FROM components WHERE valid_to IS NULL AND geom && "
+                "ST_MakeEnvelope(:w, :s, :e, :n, 4490)"
+            ),
+            dict(zip("wsen", map(float, bbox), strict=True)),
+        ).scalar_one()
+    return found
+
+
+def check_components(page: Any, engine: Engine) -> None:
+    """The components come as vector tiles: counted clusters over the county, points when
+    zoomed in, their popup naming the subclass."""
+    view = page.evaluate("CityGrid.viewBBox(CityGrid.layers.county._map)")
+    clusters = page.evaluate("CityGrid.layers.components.inView().clusters")
+    assert sum(c["count"] for c in clusters) == components_in(engine, view) > 1000
+    assert max(c["count"] for c in clusters) > 1
+    labels = page.locator("text.cg-cluster-count").all_text_contents()
+    assert {str(c["count"]) for c in clusters} <= set(labels)
+    first = clusters[0]["lonlat"]
+    page.evaluate(
+        "([lon, lat]) => CityGrid.layers.county._map.setView([lat, lon], 17, {animate: false})",
+        first,
+    )
+    page.wait_for_timeout(300)
+    wait_for(page, "CityGrid.idle()")
+    points = page.evaluate("CityGrid.layers.components.inView().points")
+    view = page.evaluate("CityGrid.viewBBox(CityGrid.layers.county._map)")
+    assert 0 < len(points) == components_in(engine, view)
+    x, y = page.evaluate(
+        "([lon, lat]) => { const m = CityGrid.layers.county._map;"
+        " const p = m.latLngToContainerPoint([lat, lon]);"
+        " const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
+        points[0]["lonlat"],
+    )
+    page.mouse.click(x, y)
+    page.wait_for_selector(".leaflet-popup-content:has-text('小类名称')")
+    with engine.connect() as conn:
+        name = conn.execute(
+            text("SELECT minor_name FROM case_categories WHERE code = :c"),
+            {"c": points[0]["properties"]["subclass_code"]},
+        ).scalar_one()
+    assert name in page.locator(".leaflet-popup-content").inner_text()
+    page.evaluate("CityGrid.layers.county._map.closePopup()")
+
+
+def test_overview_without_tiles(
+    browser: Any, database_url: str, demo: dict[str, int], engine: Engine
+) -> None:
     with live_server(database_url, CITYGRID_BASEMAP="none") as base:
         page, seen, counts = open_overview(browser, base, "overview-no-tiles.png")
         check_drawn(page, counts)
+        check_components(page, engine)
+        assert all("/collections/components/items" not in url for url in seen.requested)
+        assert any("/components/tiles/WebMercatorQuad/" in url for url in seen.requested)
+        page.evaluate("CityGrid.layers.county._map.fitBounds(CityGrid.layers.county.getBounds())")
+        wait_for(page, "CityGrid.idle()")
         check_measure(page)
         assert page.locator("img.leaflet-tile").count() == 0
         page.mouse.wheel(0, -600)  # zoom in: layers reload for the new view

@@ -70,6 +70,31 @@ def test_the_dashboard_draws_and_redraws_on_a_filter(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "leader-dashboard.png"))
 
+        with engine.connect() as conn:
+            classes = conn.execute(
+                text("SELECT kind, code, name FROM case_category_classes ORDER BY kind DESC, code")
+            ).all()
+        kinds = {"event": ("E", "事件"), "component": ("C", "部件")}
+        listed = page.evaluate(
+            "[...document.querySelectorAll('.cg-dashboard select[name=category] option')]"
+            ".map(o => [o.value, o.textContent])"
+        )
+        assert listed[0] == ["", "全部类别"]
+        assert listed[1:] == [
+            [kinds[kind][0] + code, f"{kinds[kind][1]}·{name}"] for kind, code, name in classes
+        ]
+        assert ["C07", "部件·扩展部件"] in listed  # a local class of the catalogue
+        round_before = page.evaluate("CityGrid.dashboardRound")
+        page.select_option(".cg-dashboard select[name=category]", "C01")
+        wait_for(page, f"CityGrid.dashboardRound > {round_before} && CityGrid.idle()")
+        asked = [u for u in seen.requested if "/stats/" in u and "category=C01" in u]
+        assert {u.split("?")[0].rsplit("/stats/", 1)[1] for u in asked} >= {
+            "heatmap",
+            "choropleth",
+            "trend",
+            "overdue",
+        }, asked
+        first["round"] = page.evaluate("CityGrid.dashboardRound")
         page.select_option(".cg-dashboard select[name=category]", "E01")
         wait_for(page, f"CityGrid.dashboardRound > {first['round']} && CityGrid.idle()")
         page.wait_for_timeout(300)

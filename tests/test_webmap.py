@@ -87,6 +87,18 @@ def test_page_embeds_no_bulk_data(client: tuple[TestClient, BaseMap]) -> None:
     assert len(html) < 60_000 and '"FeatureCollection"' not in html
 
 
+def test_components_come_as_tiles_not_features(client: tuple[TestClient, BaseMap]) -> None:
+    """Tens of thousands of components: the overview and the inspector's map draw them from
+    vector tiles (VectorGrid served locally), never from pages of GeoJSON features."""
+    c, _ = client
+    for path in ("/maps/overview", "/maps/inspector"):
+        html = c.get(path).text
+        assert "CityGrid.tiledPoints(" in html, path
+        assert "/collections/components/tiles/WebMercatorQuad/{z}/{x}/{y}" in html, path
+        assert "/collections/components/items" not in html, path
+        assert "/static/vendor/leaflet.vectorgrid@1.3.0/" in html, path
+
+
 def test_every_vendored_asset_exists_with_its_licence() -> None:
     data = json.loads((VENDOR / "manifest.json").read_text())
     for url, path in data["assets"].items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
+from typing import Any, TypeVar
 
 import folium
 from branca.element import MacroElement
@@ -13,8 +14,9 @@ from folium.template import Template
 
 from webmap.assets import OfflineFigure
 from webmap.basemaps import BaseMap
-from webmap.layers import ApiLayer, county_layer
+from webmap.layers import CLUSTER_COLOR, ApiLayer, ColorBy, TiledPointLayer, county_layer
 
+L = TypeVar("L", ApiLayer, TiledPointLayer)
 CITYGRID_JS = "/static/citygrid/citygrid.js"
 CITYGRID_CSS = "/static/citygrid/citygrid.css"
 
@@ -151,8 +153,8 @@ class MapPage:
     figure: OfflineFigure
     legend: list[LegendEntry] = field(default_factory=list)
 
-    def add_layer(self, layer: ApiLayer, legend: LegendEntry | None = None) -> ApiLayer:
-        """Add an API-fed data layer (and its legend line)."""
+    def add_layer(self, layer: L, legend: LegendEntry | None = None) -> L:
+        """Add an API-fed data layer, by view or by tiles (and its legend line)."""
         layer.add_to(self.map)
         if legend:
             self.legend.append(legend)
@@ -163,6 +165,16 @@ class MapPage:
         folium.LayerControl(collapsed=collapsed_layers, position="topright").add_to(self.map)
         _legend("图例", self.legend).add_to(self.map)
         return self.figure.render()
+
+
+Catalogue = dict[
+    str, list[dict[str, Any]]
+]  # classes and subclasses, as layers.cases.catalogue reads them
+
+
+def subclass_names(shown: Catalogue, kind: str) -> dict[str, str]:
+    """Subclass code → Chinese name, for the subclasses of one kind (event, component)."""
+    return {str(r["code"]): str(r["name"]) for r in shown["subclasses"] if r["kind"] == kind}
 
 
 CHINA = (35.0, 105.0)  # where a map with no county yet opens (latitude, longitude)
@@ -207,3 +219,14 @@ def new_page(
         outline = county_layer(place.adcode, fit=fit_county)
         page.add_layer(outline, LegendEntry("行政区边界", "#333333", "#ffffff"))
     return page
+
+
+def tiled_legend(title: str, color_by: ColorBy) -> list[LegendEntry]:
+    """The legend of a tiled point layer: its clusters, then one line per colour of its points."""
+    return [
+        LegendEntry(f"{title}（聚合，数字为个数）", "#ffffff", CLUSTER_COLOR, True),
+        *(
+            LegendEntry(f"{title}：{color_by.labels[v]}", c, c, True)
+            for v, c in color_by.colors.items()
+        ),
+    ]

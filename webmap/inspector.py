@@ -10,12 +10,30 @@ from folium.elements import JSCSSMixin
 from folium.template import Template
 
 from layers.cases.codes import CaseCategory
-from layers.registry import BILLBOARDS, CASES, DUST_SITES, GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS
-from webmap.base import LegendEntry, Place, new_page
+from layers.registry import (
+    BILLBOARDS,
+    CASES,
+    COMPONENTS,
+    DUST_SITES,
+    GRIDS,
+    ILLEGAL_BUILDINGS,
+    PARKING_LOTS,
+)
+from webmap.base import Catalogue, LegendEntry, Place, new_page, subclass_names, tiled_legend
 from webmap.basemaps import BaseMap
-from webmap.layers import ApiLayer, ColorBy, api_layer, leaflet_style, popup_fields
+from webmap.layers import (
+    COMPONENT_STATUS,
+    ApiLayer,
+    ColorBy,
+    api_layer,
+    leaflet_style,
+    popup_fields,
+    tiled_points,
+)
 
 INSPECTOR_JS = "/static/citygrid/inspector.js"
+# What can be wrong with a component: the code list of a case's `problem` (POST /cases)
+COMPONENT_PROBLEMS = {c.value: c.label_zh for c in CASES.field("problem").codes}
 
 RISK = ColorBy.of_codes(
     BILLBOARDS, "risk_grade", {"A": "#27ae60", "B": "#f1c40f", "C": "#e67e22", "D": "#c0392b"}
@@ -71,8 +89,11 @@ def _legend(title: str, color_by: ColorBy, point: bool = True) -> list[LegendEnt
     ]
 
 
-def inspector(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
-    """我的巡查区域: the inspector's grids, the layers inside them, and the field-work forms."""
+def inspector(
+    basemap: BaseMap, categories: list[CaseCategory], shown: Catalogue, place: Place | None
+) -> str:
+    """我的巡查区域: the inspector's grids, the layers inside them (the components by tiles), and
+    the field-work forms, a case on a tapped component among them."""
     page = new_page("我的巡查区域", basemap, place, zoom=14, county=False)
     area_style = {"color": "#1f3a93", "weight": 4, "fill": False}
     page.add_layer(
@@ -133,10 +154,28 @@ def inspector(basemap: BaseMap, categories: list[CaseCategory], place: Place | N
     cases.options["fields"] = CASE_FIELDS
     page.add_layer(cases)
     page.legend += _legend("在办案件", CASE_STATE)
+    page.add_layer(
+        tiled_points(
+            COMPONENTS,
+            key="nearby_components",
+            title="附近部件",
+            color_by=COMPONENT_STATUS,
+            codes={"subclass_code": subclass_names(shown, "component")},
+            labels={"subclass_code": "小类名称"},
+        )
+    )
+    page.legend += tiled_legend("附近部件", COMPONENT_STATUS)
     config = {
         "categories": [
             {"code": c.code, "group": c.major_name, "label": c.minor_name} for c in categories
-        ]
+        ],
+        "subclasses": [
+            {"code": r["code"], "group": r["class_name"], "label": r["name"]}
+            for r in shown["subclasses"]
+            if r["kind"] == "component"
+        ],
+        "problems": [{"code": c, "label": label} for c, label in COMPONENT_PROBLEMS.items()],
+        "componentLayer": "nearby_components",
     }
     InspectorTools(config).add_to(page.map)
     return page.render(collapsed_layers=True)

@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.template import Template
 
-from layers.registry import DrawLevel, Style
+from layers.registry import COMPONENTS, DrawLevel, Style
 from layers.registry import Layer as RegistryLayer
+
+VECTORGRID_JS = "/static/vendor/leaflet.vectorgrid@1.3.0/dist/Leaflet.VectorGrid.bundled.js"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,14 @@ class ApiLayer(Layer):
         super().__init__(name=name, overlay=True, control=control, show=show)
         self._name = "ApiLayer"
         self.options = options
+
+
+COMPONENT_STATUS = ColorBy.of_codes(
+    COMPONENTS,
+    "status",
+    {"intact": "#27ae60", "damaged": "#e67e22", "lost": "#c0392b", "abandoned": "#7f8c8d"},
+)
+CLUSTER_COLOR = "#e67e22"
 
 
 def leaflet_style(style: Style, radius: float = 5.0, **overrides: Any) -> dict[str, Any]:
@@ -157,3 +168,60 @@ def county_layer(adcode: str, fit: bool = True) -> ApiLayer:
         "fields": [],
     }
     return ApiLayer("行政区边界", options)
+
+
+class TiledPointLayer(JSCSSMixin, Layer):
+    """A point layer drawn from the API's vector tiles (Leaflet.VectorGrid): counted clusters
+    below the layer's cluster zoom, single points coloured by a property above it."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = CityGrid.tiledPoints({{ this.options|tojson }});
+        {% endmacro %}
+        """
+    )
+    default_js = [("vectorgrid", VECTORGRID_JS)]
+
+    def __init__(self, name: str, options: dict[str, Any], show: bool = True) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "TiledPointLayer"
+        self.options = options
+
+
+def tiled_points(
+    layer: RegistryLayer,
+    *,
+    color_by: ColorBy,
+    key: str | None = None,
+    title: str | None = None,
+    codes: dict[str, dict[str, str]] | None = None,
+    labels: dict[str, str] | None = None,
+    show: bool = True,
+) -> TiledPointLayer:
+    """A point layer of the registry drawn from its vector tiles, clustered below its declared
+    `cluster_below_zoom`, its popups labelled by the registry (`codes` and `labels` for fields
+    that hold a reference, such as a subclass code shown by its name)."""
+    assert layer.geometry is not None and layer.geometry.is_point, f"{layer.id} is not points"
+    assert layer.cluster_below_zoom is not None, f"{layer.id} declares no cluster zoom"
+    assert layer.style is not None, f"{layer.id} has no map style"
+    fields = popup_fields(layer)
+    for f in fields:
+        if codes and f["name"] in codes:
+            f["codes"] = codes[f["name"]]
+        if labels and f["name"] in labels:
+            f["label"] = labels[f["name"]]
+    name = title or layer.title_zh
+    options = {
+        "key": key or layer.id,
+        "title": name,
+        "layer": layer.id,
+        "url": f"/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
+        "clusterBelowZoom": layer.cluster_below_zoom,
+        "clusterColor": CLUSTER_COLOR,
+        "style": leaflet_style(layer.style, 5.0, weight=1),
+        "colorBy": {"field": color_by.field, "colors": color_by.colors},
+        "fields": fields,
+        "pane": _pane(layer),
+    }
+    return TiledPointLayer(name, options, show=show)

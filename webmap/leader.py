@@ -12,7 +12,7 @@ from folium.plugins import HeatMap, HeatMapWithTime
 from folium.template import Template
 
 from layers.cases.codes import CaseCategory
-from webmap.base import LegendEntry, Place, named, new_page
+from webmap.base import Catalogue, LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
 
 LEADER_JS = "/static/citygrid/leader.js"
@@ -26,11 +26,16 @@ MEASURES = {
 LEVELS = {"street": "街道", "community": "社区", "section": "片区网格"}
 
 
-def _classes(categories: list[CaseCategory]) -> list[dict[str, str]]:
-    seen: dict[str, str] = {}
-    for c in categories:
-        seen.setdefault(c.code[:3], c.major_name)
-    return [{"code": code, "label": name} for code, name in seen.items()]
+KIND_PREFIX = {"event": ("E", "事件"), "component": ("C", "部件")}
+
+
+def _classes(shown: Catalogue) -> list[dict[str, str]]:
+    """The catalogue's classes as the stats API filters them (E01, C01), labelled with their kind."""
+    out = []
+    for c in shown["classes"]:
+        prefix, kind = KIND_PREFIX[str(c["kind"])]
+        out.append({"code": f"{prefix}{c['code']}", "label": f"{kind}·{c['name']}"})
+    return out
 
 
 class Dashboard(JSCSSMixin, MacroElement):
@@ -51,11 +56,13 @@ class Dashboard(JSCSSMixin, MacroElement):
         self.config = config
 
 
-def dashboard(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
+def dashboard(
+    basemap: BaseMap, categories: list[CaseCategory], shown: Catalogue, place: Place | None
+) -> str:
     """领导驾驶舱: heatmap by view, choropleth of an indicator, worst ten, trend, overdue cases."""
     page = new_page(named(place, "城市管理领导驾驶舱"), basemap, place)
     page.legend.append(LegendEntry("案件热力（按视图重新汇总）", "#e67e22", "#f5b041"))
-    config = {"classes": _classes(categories), "measures": MEASURES, "levels": LEVELS}
+    config = {"classes": _classes(shown), "measures": MEASURES, "levels": LEVELS}
     Dashboard(config).add_to(page.map)
     return page.render(collapsed_layers=True)
 
@@ -83,8 +90,10 @@ class ApiHeatMapWithTime(HeatMapWithTime):
         )
 
 
-def timeline(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
+def timeline(
+    basemap: BaseMap, categories: list[CaseCategory], shown: Catalogue, place: Place | None
+) -> str:
     """案件周热力动画: one heatmap per week of the period, played in turn."""
     page = new_page(named(place, "案件热力逐周变化"), basemap, place)
-    ApiHeatMapWithTime({"classes": _classes(categories)}).add_to(page.map)
+    ApiHeatMapWithTime({"classes": _classes(shown)}).add_to(page.map)
     return page.render(collapsed_layers=True)

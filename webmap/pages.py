@@ -6,6 +6,7 @@ from layers.cases.codes import CaseCategory
 from layers.registry import (
     BILLBOARDS,
     CASES,
+    COMPONENTS,
     DUST_SITES,
     GRIDS,
     ILLEGAL_BUILDINGS,
@@ -13,9 +14,18 @@ from layers.registry import (
     Style,
     spatial_layers,
 )
-from webmap.base import LegendEntry, MapPage, Place, named, new_page
+from webmap.base import (
+    Catalogue,
+    LegendEntry,
+    MapPage,
+    Place,
+    named,
+    new_page,
+    subclass_names,
+    tiled_legend,
+)
 from webmap.basemaps import BaseMap
-from webmap.layers import api_layer, leaflet_style
+from webmap.layers import COMPONENT_STATUS, api_layer, leaflet_style, tiled_points
 
 PAGES = {
     "overview": ("/maps/overview", "综合概览"),
@@ -53,8 +63,11 @@ def _add_other_layers(page: MapPage, drawn: set[str]) -> None:
         page.add_layer(api_layer(layer), entry)
 
 
-def overview(basemap: BaseMap, categories: list[CaseCategory], place: Place | None) -> str:
-    """综合概览: the county, the three grid levels and every layer, fetched by view."""
+def overview(
+    basemap: BaseMap, categories: list[CaseCategory], shown: Catalogue, place: Place | None
+) -> str:
+    """综合概览: the county, the three grid levels and every layer, fetched by view (the
+    components, tens of thousands, by vector tiles: clustered until zoomed in)."""
     page = new_page(named(place, "城市管理综合概览"), basemap, place)
     for level, (title, style) in GRID_LEVEL_STYLES.items():
         page.add_layer(
@@ -72,7 +85,16 @@ def overview(basemap: BaseMap, categories: list[CaseCategory], place: Place | No
             api_layer(layer, style=leaflet_style(layer.style, radius)),
             _legend(layer.title_zh, layer.style, True),
         )
-    own_way = (GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS, DUST_SITES, BILLBOARDS, CASES)
+    page.add_layer(
+        tiled_points(
+            COMPONENTS,
+            color_by=COMPONENT_STATUS,
+            codes={"subclass_code": subclass_names(shown, "component")},
+            labels={"subclass_code": "小类名称"},
+        )
+    )
+    page.legend += tiled_legend("部件", COMPONENT_STATUS)
+    own_way = (GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS, DUST_SITES, BILLBOARDS, CASES, COMPONENTS)
     _add_other_layers(page, {layer.id for layer in own_way})
     assert CASES.style is not None
     labels = {c.code: f"{c.major_name}/{c.minor_name}" for c in categories}

@@ -19,13 +19,14 @@ from api import csrf
 from api.auth import COOKIE, optional_viewer
 from api.deps import ConnectionDep
 from api.security import html_page
+from layers.cases.catalogue import catalogue
 from layers.cases.codes import CaseCategory, stored_case_categories
 from layers.engine.access import Viewer
 from layers.errors import FeatureNotFound, Forbidden, NotSignedIn
 from layers.places import counties
 from layers.registry import ROLE_LABELS, Role
 from webmap import inspector, leader, pages, planner
-from webmap.base import Place
+from webmap.base import Catalogue, Place
 from webmap.basemaps import BaseMap
 from webmap.login import county_refused_page, refused_page
 
@@ -111,23 +112,22 @@ def _show(
     return _page(request, build(_basemap(request), place))
 
 
-def _show_with_categories(
+def _show_with_catalogue(
     request: Request,
     conn: ConnectionDep,
     viewer: Viewer | None,
     county: str | None,
     roles: tuple[Role, ...],
-    build: Callable[[BaseMap, list[CaseCategory], Place | None], str],
+    build: Callable[[BaseMap, list[CaseCategory], Catalogue, Place | None], str],
 ) -> Response:
-    """A page labelling cases by the categories as the bureau keeps them (read once admitted)."""
-    return _show(
-        request,
-        conn,
-        viewer,
-        county,
-        roles,
-        lambda basemap, place: build(basemap, stored_case_categories(conn), place),
-    )
+    """A page that also names the catalogue's classes and subclasses as the page's county has
+    them (its local ones included)."""
+
+    def built(basemap: BaseMap, place: Place | None) -> str:
+        shown = catalogue(conn, place.adcode if place is not None else None, None)
+        return build(basemap, stored_case_categories(conn), shown, place)
+
+    return _show(request, conn, viewer, county, roles, built)
 
 
 @router.get("/maps/overview", response_class=HTMLResponse)
@@ -135,7 +135,7 @@ def overview(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """综合概览 (every role; an inspector's layers hold only their area)."""
-    return _show_with_categories(request, conn, viewer, county, (), pages.overview)
+    return _show_with_catalogue(request, conn, viewer, county, (), pages.overview)
 
 
 @router.get("/maps/planner", response_class=HTMLResponse)
@@ -151,7 +151,7 @@ def inspector_map(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """我的巡查区域 (inspectors; an admin sees the whole county)."""
-    return _show_with_categories(
+    return _show_with_catalogue(
         request, conn, viewer, county, (Role.INSPECTOR,), inspector.inspector
     )
 
@@ -161,7 +161,7 @@ def leader_map(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """领导驾驶舱 (leaders)."""
-    return _show_with_categories(request, conn, viewer, county, (Role.LEADER,), leader.dashboard)
+    return _show_with_catalogue(request, conn, viewer, county, (Role.LEADER,), leader.dashboard)
 
 
 @router.get("/maps/leader/timeline", response_class=HTMLResponse)
@@ -169,4 +169,4 @@ def leader_timeline(
     request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
 ) -> Response:
     """案件热力逐周变化 (leaders)."""
-    return _show_with_categories(request, conn, viewer, county, (Role.LEADER,), leader.timeline)
+    return _show_with_catalogue(request, conn, viewer, county, (Role.LEADER,), leader.timeline)

@@ -228,8 +228,174 @@
     },
 
     /** A GeoJSON layer that loads the features in view from the API and reloads as the map moves. */
-    apiLayer: function (options) { return new ApiLayer(options); }
+    apiLayer: function (options) { return new ApiLayer(options); },
+
+    /** A point layer drawn from the API's vector tiles: counted clusters below its cluster zoom,
+        single points coloured by a property above it, a popup on tap (event `citygrid:popup`
+        with its content, to which a page may add actions). */
+    tiledPoints: function (options) { return new (tiledPointsClass())(options); },
+
+    popupHtml: popupHtml
   };
+
+  // --- tiled point layers (Leaflet.VectorGrid, loaded after this file) ---------------------------
+  var TiledPoints = null;
+  var MERCATOR = L.CRS.EPSG3857;
+
+  function clusterRadius(count) { return Math.min(30, 10 + 4 * Math.log(count) / Math.LN10 * 1.6); }
+
+  /** The tile-pixel position of a point of a tile layer, with the longitude/latitude it stands for. */
+  function tilePointLonLat(coords, size, extent, p) {
+    var ll = MERCATOR.pointToLatLng(L.point(coords.x * size + p.x * size / extent,
+      coords.y * size + p.y * size / extent), coords.z);
+    return [ll.lng, ll.lat];
+  }
+
+  function tiledPointsClass() {
+    if (TiledPoints) { return TiledPoints; }
+    TiledPoints = L.VectorGrid.Protobuf.extend({
+      initialize: function (options) {
+        var cg = this.cg = options;
+        var self = this;
+        var styles = {};
+        styles[cg.layer] = function (properties, zoom) {
+          if (zoom < cg.clusterBelowZoom) {
+            return { radius: clusterRadius(properties.count || 1), color: '#ffffff', weight: 2,
+              fill: true, fillColor: cg.clusterColor || '#e67e22', fillOpacity: 0.85 };
+          }
+          var color = (cg.colorBy && cg.colorBy.colors[String(properties[cg.colorBy.field])]) || cg.style.color;
+          return Object.assign({}, cg.style, { fill: true, color: '#ffffff', fillColor: color, fillOpacity: 0.95, radius: 6 });
+        };
+        L.VectorGrid.Protobuf.prototype.initialize.call(this, cg.url, {
+          rendererFactory: function (coords, size, opts) {
+            var renderer = L.svg.tile(coords, size, opts);
+            renderer.getContainer().cgRenderer = renderer;
+            // points moved for a GCJ-02 base map may fall past their tile's edge: draw them anyway
+            renderer.getContainer().style.overflow = 'visible';
+            return renderer;
+          },
+          vectorTileLayerStyles: styles,
+          interactive: true,
+          pane: cg.pane || 'overlayPane',
+          maxNativeZoom: 22,
+          // tiles depend on who asks: sent with the page's session cookie, as every API call
+          fetchOptions: { credentials: 'same-origin' }
+        });
+        CityGrid.layers[cg.key] = this;
+        this._busy = false;
+        this.on('loading', function () {
+          if (!this._busy) { this._busy = true; CityGrid.pending += 1; }
+        });
+        this.on('load', function () {
+          if (this._busy) { this._busy = false; CityGrid.pending -= 1; }
+          this.fire('citygrid:loaded');
+        });
+        this.on('tileload', function (event) { self._label(event.tile, event.coords); });
+        this.on('click', this._tapped, this);
+      },
+
+      onRemove: function (map) {
+        if (this._busy) { this._busy = false; CityGrid.pending -= 1; }
+        map.closePopup();
+        L.VectorGrid.Protobuf.prototype.onRemove.call(this, map);
+      },
+
+      /** Each point's longitude/latitude (CGCS2000) kept, and shown shifted on a GCJ-02 base map. */
+      _getVectorTilePromise: function (coords) {
+        var size = this.getTileSize().x;
+        return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, coords).then(function (tile) {
+          Object.keys(tile.layers).forEach(function (name) {
+            var layer = tile.layers[name];
+            layer.features.forEach(function (feat) {
+              if (feat.type !== 1) { return; }
+              var p = feat.geometry[0][0];
+              feat.lonlat = tilePointLonLat(coords, size, layer.extent, p);
+              if (CityGrid.datum === 'gcj02') {
+                var g = gcj02.fromWgs84(feat.lonlat[0], feat.lonlat[1]);
+                var q = MERCATOR.latLngToPoint(L.latLng(g[1], g[0]), coords.z);
+                p.x = (q.x - coords.x * size) * layer.extent / size;
+                p.y = (q.y - coords.y * size) * layer.extent / size;
+              }
+            });
+          });
+          return tile;
+        });
+      },
+
+      _createLayer: function (feat, pxPerExtent) {
+        var layer = L.VectorGrid.Protobuf.prototype._createLayer.call(this, feat, pxPerExtent);
+        layer.featureId = feat.id;
+        layer.lonlat = feat.lonlat;
+        if (feat.lonlat) {
+          // Leaflet takes a small circle for a marker and asks where it is on every tap
+          var shown = CityGrid.toDisplay({ type: 'Point', coordinates: feat.lonlat }).coordinates;
+          layer._latlng = L.latLng(shown[1], shown[0]);
+        }
+        return layer;
+      },
+
+      /** Counts written on the clusters of a loaded tile. */
+      _label: function (container, coords) {
+        var renderer = container.cgRenderer;
+        if (!renderer || coords.z >= this.cg.clusterBelowZoom) { return; }
+        Object.keys(renderer._layers).forEach(function (id) {
+          var symbol = renderer._layers[id];
+          var text = L.SVG.create('text');
+          text.setAttribute('x', symbol._point.x);
+          text.setAttribute('y', symbol._point.y);
+          text.setAttribute('class', 'cg-cluster-count');
+          text.setAttribute('text-anchor', 'middle');
+          text.setAttribute('dominant-baseline', 'central');
+          text.textContent = String(symbol.properties.count);
+          renderer._rootGroup.appendChild(text);
+        });
+      },
+
+      /** A cluster zooms in on a tap; a single point opens its popup. */
+      _tapped: function (event) {
+        var symbol = event.propagatedFrom || event.layer;
+        var map = this._map, cg = this.cg;
+        if (!symbol || !symbol.properties || !map) { return; }
+        if (map.getZoom() < cg.clusterBelowZoom) {
+          map.setView(event.latlng, Math.min(map.getZoom() + 2, cg.clusterBelowZoom));
+          return;
+        }
+        var feature = { id: symbol.featureId, properties: symbol.properties, lonlat: symbol.lonlat };
+        var latlng = symbol._latlng || event.latlng;
+        var content = L.DomUtil.create('div');
+        content.innerHTML = popupHtml(cg.title, cg.fields, feature);
+        this.fire('citygrid:popup', { feature: feature, latlng: latlng, content: content });  // pages add actions
+        L.popup({ maxWidth: 320 }).setLatLng(latlng).setContent(content).openOn(map);
+      },
+
+      /** What the loaded tiles of the current zoom draw inside the view, each point once (a point
+          in a tile's buffer is drawn by its neighbour as well): clusters and single points. */
+      inView: function () {
+        var map = this._map, out = { clusters: [], points: [] };
+        if (!map) { return out; }
+        var bounds = map.getBounds(), size = this.getTileSize().x, cg = this.cg;
+        Object.keys(this._tiles).forEach(function (key) {
+          var tile = this._tiles[key];
+          var renderer = tile.el.cgRenderer;
+          if (!tile.current || !tile.loaded || !renderer) { return; }
+          Object.keys(renderer._layers).forEach(function (id) {
+            var symbol = renderer._layers[id], p = symbol._point;
+            if (p.x < 0 || p.y < 0 || p.x >= size || p.y >= size) { return; }
+            var shown = MERCATOR.pointToLatLng(L.point(tile.coords.x * size + p.x, tile.coords.y * size + p.y), tile.coords.z);
+            if (!bounds.contains(shown)) { return; }
+            if (tile.coords.z < cg.clusterBelowZoom) {
+              out.clusters.push({ count: symbol.properties.count, lonlat: symbol.lonlat });
+            } else {
+              out.points.push({ id: symbol.featureId, properties: symbol.properties, lonlat: symbol.lonlat,
+                fill: symbol.options.fillColor });
+            }
+          });
+        }, this);
+        return out;
+      }
+    });
+    return TiledPoints;
+  }
 
   function number(value, digits) {
     return value.toLocaleString('zh-CN', { maximumFractionDigits: digits });

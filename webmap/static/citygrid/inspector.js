@@ -87,20 +87,44 @@
 
     function refresh(key) { if (CityGrid.layers[key]) { CityGrid.layers[key].refresh(); } }
 
-    // --- report a case at a tapped point -------------------------------------------------------
-    function reportAt(latlng) {
+    // --- report a case at a tapped point, or on a tapped component ---------------------------
+    function problemOptions() {
+      return '<option value="">请选择问题类型</option>' + (config.problems || []).map(function (p) {
+        return '<option value="' + esc(p.code) + '">' + esc(p.label) + '</option>';
+      }).join('');
+    }
+
+    /** The case form at `latlng` (as shown); on a component its location (CGCS2000), its
+        subclass as the locked category, its code and a choice of problem. */
+    function reportAt(latlng, component) {
       marker = L.circleMarker(latlng, { radius: 10, color: '#1f3a93', weight: 3, fillColor: '#5dade2', fillOpacity: 0.8 })
         .addTo(map);
-      var geometry = CityGrid.toApi({ type: 'Point', coordinates: [latlng.lng, latlng.lat] });
-      openForm('上报案件',
-        '<label>案件类别<select name="category_code" required data-label="案件类别">' +
-          categoryOptions(config.categories) + '</select></label>' +
+      var geometry = component ? { type: 'Point', coordinates: component.lonlat.slice(0, 2) }
+        : CityGrid.toApi({ type: 'Point', coordinates: [latlng.lng, latlng.lat] });
+      var subclass = component ? component.properties.subclass_code : '';
+      var categories = config.categories.slice();
+      if (subclass && !categories.some(function (c) { return c.code === subclass; })) {
+        // a county's own subclass: not in the standard list the form offers
+        categories = categories.concat((config.subclasses || []).filter(function (c) { return c.code === subclass; }));
+      }
+      var componentFields = component ?
+        '<p class="cg-component">部件标识码 ' + esc(component.properties.component_code || '') + '</p>' +
+        '<input type="hidden" name="component_code" value="' + esc(component.properties.component_code || '') + '">' +
+        '<label>问题类型<select name="problem" required data-label="问题类型">' + problemOptions() + '</select></label>' : '';
+      var form = openForm(component ? '上报部件问题' : '上报案件',
+        componentFields +
+        '<label>案件类别<select name="category_code" required data-label="案件类别"' + (component ? ' disabled' : '') + '>' +
+          categoryOptions(categories) + '</select></label>' +
         '<label>问题描述<textarea name="description" rows="3" maxlength="500" required data-label="问题描述"></textarea></label>' +
         '<label>地址（选填）<input name="address" maxlength="200" autocomplete="off"></label>' +
         '<label>现场照片（选填）<input type="file" name="photo" accept="image/jpeg,image/png,image/webp" capture="environment"></label>',
         function (form) {
           var properties = { category_code: form.category_code.value, description: form.description.value.trim() };
           if (form.address.value.trim()) { properties.address = form.address.value.trim(); }
+          if (component) {
+            properties.component_code = form.component_code.value;
+            properties.problem = form.problem.value;
+          }
           var body = new FormData();
           body.append('feature', JSON.stringify({ type: 'Feature', geometry: geometry, properties: properties }));
           if (form.photo.files.length) { body.append('photo', form.photo.files[0]); }
@@ -110,6 +134,27 @@
             return '案件已上报，编号 ' + doc.id;
           });
         });
+      if (component) { form.category_code.value = subclass; }
+    }
+
+    function componentActions(feature, latlng) {
+      var box = L.DomUtil.create('div', 'cg-actions cg-component-report');
+      var button = L.DomUtil.create('button', 'cg-report-component', box);
+      button.type = 'button';
+      button.textContent = '对此部件上报问题';
+      button.addEventListener('click', function () {
+        map.closePopup();
+        closeSheet();
+        reportAt(latlng, feature);
+      });
+      return box;
+    }
+
+    var components = CityGrid.layers[config.componentLayer];
+    if (components) {
+      components.on('citygrid:popup', function (event) {
+        event.content.appendChild(componentActions(event.feature, event.latlng));
+      });
     }
 
     bar.querySelector('.cg-report').addEventListener('click', function () {
