@@ -249,20 +249,27 @@ def _case_reference() -> Column[Any]:
     )
 
 
+def _photo_columns() -> tuple[Any, ...]:
+    """A stored picture: its type (checked), bytes, size, digest, and who sent it when."""
+    return (
+        Column("content_type", Text, nullable=False, comment="图片类型"),
+        Column("data", LargeBinary, nullable=False, comment="图片"),
+        Column("size_bytes", Integer, nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("uploaded_by", Text, nullable=False, comment="上传人"),
+        Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        CheckConstraint(
+            "content_type IN ('image/jpeg', 'image/png', 'image/webp')", name="content_type"
+        ),
+    )
+
+
 case_photos = Table(
     "case_photos",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     _case_reference(),
-    Column("content_type", Text, nullable=False, comment="图片类型"),
-    Column("data", LargeBinary, nullable=False, comment="图片"),
-    Column("size_bytes", Integer, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("uploaded_by", Text, nullable=False, comment="上传人"),
-    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint(
-        "content_type IN ('image/jpeg', 'image/png', 'image/webp')", name="content_type"
-    ),
+    *_photo_columns(),
     comment="案件照片",
 )
 
@@ -279,15 +286,7 @@ component_photos = Table(
         comment="县级行政区",
     ),
     Column("component_code", Text, nullable=False, comment="部件标识码"),
-    Column("content_type", Text, nullable=False, comment="图片类型"),
-    Column("data", LargeBinary, nullable=False, comment="图片"),
-    Column("size_bytes", Integer, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("uploaded_by", Text, nullable=False, comment="上传人"),
-    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint(
-        "content_type IN ('image/jpeg', 'image/png', 'image/webp')", name="content_type"
-    ),
+    *_photo_columns(),
     Index("ix_component_photos_adcode_component_code", "adcode", "component_code"),
     comment="部件照片（按部件标识码保存，跨版本保留）",
 )
