@@ -1,4 +1,4 @@
-"""The demo city's component census (部件普查): about 24,000 components of GB/T 30428.2 where
+"""The demo city's component census (部件普查): about 25,000 components of GB/T 30428.2 where
 people are — street lights, trees, bins and manhole covers of several owners spaced along the
 town streets, poles, lights, signs and bus shelters along the main roads, street-name signs and
 traffic lights at junctions, public toilets named by their street — each with its 主管部门,
