@@ -9,9 +9,17 @@ import pytest
 import shapely
 from sqlalchemy import Engine, text
 
+from api.settings import DemoSettings
 from gis import zones
 from gis.coverage import summarize_coverage
+from layers.cases.codes import read_case_categories
+from layers.cases.units import check_credit_code
+from layers.demo import components as demo_components
 from layers.demo import load as demo_city
+from layers.demo.features import DemoContext
+from layers.demo.names import NameBook
+from layers.demo.owners import TELECOM
+from layers.demo.streets import street_plan
 from layers.registry import LAYERS
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -311,10 +319,151 @@ def test_demo_is_deterministic() -> None:
     county = demo_city.qidong()
     first, second = demo_city.build(county, 11, 2023), demo_city.build(county, 11, 2023)
     assert first.counts() == second.counts()
-    for table in ("grids", "billboards"):
+    for table in ("grids", "billboards", "components"):
         a = shapely.to_wkb([r["geom"] for r in first.rows[table]])
         b = shapely.to_wkb([r["geom"] for r in second.rows[table]])
         assert list(a) == list(b)
     assert [r["reported_at"] for r in first.rows["cases"][:1000]] == [
         r["reported_at"] for r in second.rows["cases"][:1000]
     ]
+
+
+# --- the component census ---------------------------------------------------------------------
+
+SUBCLASS = {c.minor_name: c.code for c in read_case_categories() if c.kind == "component"}
+
+
+def test_component_census_has_real_density_and_valid_ids(engine: Engine) -> None:
+    by_subclass = dict(rows(engine, "SELECT subclass_code, count(*) FROM components GROUP BY 1"))
+    assert sum(by_subclass.values()) >= 20_000
+    for name in ("路灯", "行道树", "果皮箱", "上水井盖", "污水井盖", "雨水井盖", "电力井盖"):
+        assert by_subclass[SUBCLASS[name]] >= 500, name
+    for name in ("公共厕所", "公交站亭", "交通标志牌", "路名牌", "消防栓", "通信交接箱"):
+        assert by_subclass[SUBCLASS[name]] >= 50, name
+    # the ID: county, the subclass's class and subclass digits, a serial from 000001 without gaps
+    assert rows(
+        engine,
+        """
+        SELECT count(*), count(DISTINCT component_code),
+               count(*) FILTER (WHERE component_code !~ '^[0-9]{16}$'
+                   OR left(component_code, 6) <> adcode
+                   OR substr(component_code, 7, 4) <> substr(subclass_code, 2, 4)),
+               count(*) FILTER (WHERE grid_code IS NULL OR street IS NULL)
+        FROM components
+    """,
+    ) == [(sum(by_subclass.values()), sum(by_subclass.values()), 0, 0)]
+    serials = rows(
+        engine,
+        """
+        SELECT subclass_code, min(right(component_code, 6)::int), max(right(component_code, 6)::int),
+               count(*)
+        FROM components GROUP BY 1
+    """,
+    )
+    assert all(low == 1 and high == n for _, low, high, n in serials)
+
+
+def test_component_units_are_active_units_of_the_county_directory(engine: Engine) -> None:
+    assert (
+        scalar(
+            engine,
+            """
+        SELECT count(*) FROM components AS c, unnest(ARRAY[department, owner_unit, maintainer_unit]) AS u(name)
+        WHERE u.name IS NULL OR NOT EXISTS (
+            SELECT 1 FROM units AS d WHERE d.adcode = c.adcode AND d.name = u.name AND d.active)
+    """,
+        )
+        == 0
+    )
+    named = rows(
+        engine,
+        """
+        SELECT d.name, d.type, d.credit_code, d.contact_person, d.contact_phone FROM units AS d
+        WHERE d.name IN (SELECT owner_unit FROM components UNION SELECT maintainer_unit FROM components
+                         UNION SELECT department FROM components)
+    """,
+    )
+    assert len(named) >= 20
+    for name, kind, code, person, phone in named:
+        assert check_credit_code(code) == code and code[2:8] == "320681", name
+        assert kind in {"department", "enterprise"} and person and phone, name
+
+
+def test_owners_match_their_subclass_and_share_some(engine: Engine) -> None:
+    owners: dict[str, set[str]] = {}
+    for code, owner in rows(engine, "SELECT DISTINCT subclass_code, owner_unit FROM components"):
+        owners.setdefault(str(code), set()).add(str(owner))
+    assert owners[SUBCLASS["上水井盖"]] == {"启东市自来水有限公司"}
+    assert owners[SUBCLASS["污水井盖"]] == owners[SUBCLASS["雨水井盖"]] == {"启东市排水管理处"}
+    assert owners[SUBCLASS["电力井盖"]] == {"国网江苏省电力有限公司启东市供电分公司"}
+    assert owners[SUBCLASS["燃气井盖"]] == {"启东港华燃气有限公司"}
+    assert owners[SUBCLASS["路灯"]] == {"启东市路灯管理所"}
+    assert owners[SUBCLASS["通信井盖"]] == {name for name, _ in TELECOM}  # several owners
+    ((maintainers, contracted),) = rows(
+        engine,
+        f"""
+        SELECT count(DISTINCT maintainer_unit), count(*) FILTER (WHERE maintainer_unit <> owner_unit)
+        FROM components WHERE subclass_code = '{SUBCLASS["路灯"]}'
+    """,
+    )
+    assert maintainers == 2 and contracted > 0  # lights partly contracted out
+    assert (
+        scalar(
+            engine,
+            f"""
+        SELECT count(*) FROM components WHERE subclass_code = '{SUBCLASS["上水井盖"]}'
+        AND maintainer_unit <> owner_unit
+    """,
+        )
+        == 0
+    )
+
+
+def test_components_lie_along_the_streets_of_the_towns(engine: Engine) -> None:
+    population, epsg = demo_city.people(demo_city.qidong(), DemoSettings().seed)
+    plan = street_plan(population)
+    result = rows(engine, "SELECT ST_AsBinary(geom), name, subclass_code FROM components")
+    points = zones.to_gk(shapely.from_wkb([bytes(r[0]) for r in result]), epsg)
+    lines = plan.lines()
+    near = shapely.STRtree(lines).query_nearest(points, max_distance=50.0)[0]
+    corridor = shapely.intersection(
+        shapely.union_all(shapely.buffer(lines, 50.0)), population.region
+    )
+    assert corridor.area / population.region.area < 0.03  # scattered evenly, few would be near
+    assert len(np.unique(near)) / len(points) >= 0.95
+    xy = shapely.get_coordinates(points)
+    in_towns = sum(
+        shapely.contains_xy(shapely.Point(t.x, t.y).buffer(t.radius_m), xy[:, 0], xy[:, 1]).sum()
+        for t in population.towns
+    )
+    assert in_towns / len(points) >= 0.6  # most where people live, the rest on the main roads
+    streets = {s.name for s in plan.streets}
+    toilets = [str(name) for _, name, code in result if code == SUBCLASS["公共厕所"]]
+    assert toilets and all(
+        n.endswith("号公厕") and any(n.startswith(s) for s in streets) for n in toilets
+    )
+
+
+def test_picking_components_for_cases_prefers_damaged_and_lost_ones() -> None:
+    population, epsg = demo_city.people(demo_city.qidong(), 7)
+    rng = np.random.default_rng(7)
+    ctx = DemoContext(rng, NameBook(rng), population, epsg, 2023)
+    census = demo_components.components(ctx, SUBCLASS, "320681")
+    by_code = {r["component_code"]: r for r in census}
+    picked = demo_components.pick_for_cases(census, 800, rng)
+    assert len(picked) == 800 and len({p.component_code for p in picked}) == 800
+    statuses = Counter(by_code[p.component_code]["status"] for p in picked)
+    census_share = sum(r["status"] in {"damaged", "lost"} for r in census) / len(census)
+    assert census_share < 0.15 and (statuses["damaged"] + statuses["lost"]) / 800 > 0.5
+    assert statuses["abandoned"] == 0
+    for p in picked:
+        row = by_code[p.component_code]
+        assert (p.subclass_code, p.maintainer_unit) == (
+            row["subclass_code"],
+            row["maintainer_unit"],
+        )
+        assert p.point.equals(row["geom"])
+    damaged = [r for r in census if r["status"] != "intact"][:30]
+    assert len(demo_components.pick_for_cases(damaged, 100, rng)) == sum(
+        r["status"] != "abandoned" for r in damaged
+    )

@@ -12,8 +12,10 @@ from shapely.geometry import Point
 from sqlalchemy import Connection, Engine, func, select, text
 
 from gis.zones import from_gk, geometry_zone, to_gk
+from layers.cases import units
 from layers.cases.codes import read_case_categories, seed_case_categories
-from layers.demo import cases, features
+from layers.cases.units import NewUnit
+from layers.demo import cases, features, owners
 from layers.demo import components as demo_components
 from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
@@ -31,6 +33,7 @@ ADCODE = "320681"
 COUNTY_NAME = "启东市"
 BOUNDARY_FILE = "qidong_320681_gcj02.geojson"
 COUNTY_SEAT = Point(121.657, 31.808)  # 汇龙镇, the city seat, CGCS2000
+DEMO_ACTOR = "demo"
 
 Step = Callable[[str, int], Callable[[int], None]]
 
@@ -41,6 +44,7 @@ class DemoCity:
 
     county: County
     rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    units: list[NewUnit] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""
@@ -66,14 +70,23 @@ class Scale:
     illegal_buildings: float = 1.0
 
 
-def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoCity:
-    """Generate the whole demo city from `seed`: same seed, same city."""
-    rng = np.random.default_rng(seed)
+def _people(county: County, rng: np.random.Generator) -> tuple[Population, int]:
     epsg = int(geometry_zone([county.boundary])[0])
     region = to_gk([county.boundary], epsg)[0]
     seat = to_gk([COUNTY_SEAT], epsg)[0]
-    towns = place_towns(region, seat, TOWNS, rng)
-    population = Population(region, towns)
+    return Population(region, place_towns(region, seat, TOWNS, rng)), epsg
+
+
+def people(county: County, seed: int) -> tuple[Population, int]:
+    """The people model (towns, main streets) that `build` with `seed` draws from, and its zone."""
+    return _people(county, np.random.default_rng(seed))
+
+
+def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoCity:
+    """Generate the whole demo city from `seed`: same seed, same city."""
+    rng = np.random.default_rng(seed)
+    population, epsg = _people(county, rng)
+    region, towns = population.region, population.towns
     names = NameBook(rng)
     ctx = DemoContext(rng, names, population, epsg, year)
     grids = build_grids(region, towns, population, rng, names, county.adcode, date(year, 1, 1))
@@ -104,8 +117,9 @@ def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoC
             scale.cases,
         ),
     }
-    subclasses = sorted(c.code for c in categories.values() if c.kind == "component")
+    subclasses = {c.minor_name: c.code for c in categories.values() if c.kind == "component"}
     city.rows["components"] = demo_components.components(ctx, subclasses, county.adcode)
+    city.units = owners.directory(county.adcode)
     return city
 
 
@@ -119,6 +133,9 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
     seed_case_categories(conn)
     if counties.find(conn, city.county.adcode) is None:
         counties.add(conn, city.county, COUNTY_SEAT)
+    for entry in city.units:  # before the components that name them
+        if units.find(conn, entry.name, city.county.adcode) is None:
+            units.add(conn, entry, city.county.adcode, DEMO_ACTOR)
     written = {}
     for name in load_order():
         rows = city.rows.get(name, [])  # a layer without demo data starts empty
@@ -126,6 +143,10 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         stamped = [{**row, "adcode": city.county.adcode} for row in rows]
         written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
     for layer in LAYERS.values():  # rows placed in grids get the grid (and more) under them
+        if layer.placed_in_grid is not None and written.get(layer.id):
+            # planned without statistics of the fresh rows, placing took seconds instead of ms
+            table = conn.dialect.identifier_preparer.quote(layer_table(layer).name)
+            conn.execute(text(f"ANALYZE {table}"))
         placing.place_unplaced(conn, layer)
     # each case goes to the unit responsible for its grid, as a report does
     conn.execute(
