@@ -51,6 +51,11 @@ def rows() -> list[Row]:
         both(f"tile z{z}", f"tiles/WebMercatorQuad/{z}/{x}/{y}", counts=False)
         for z, x, y in ((10, 857, 418), (12, 3430, 1672), (14, 13723, 6690), (16, 54893, 26763))
     ]
+    # the component census at the county seat's centre (汇龙镇): clusters below z16, points at z16
+    component_tiles = [
+        both(f"components tile z{z}", f"tiles/WebMercatorQuad/{z}/{x}/{y}", "components", False)
+        for z, x, y in ((14, 13728, 6663), (16, 54914, 26654))
+    ]
     return [
         both("items limit 10", "items?limit=10"),
         both("items limit 1,000", "items?limit=1000"),
@@ -60,6 +65,7 @@ def rows() -> list[Row]:
         both("CQL2 filter, limit 1,000", f"items?limit=1000&filter-lang=cql2-text&filter={FILTER}"),
         both("single item", "items/123456", counts=False),
         *tiles,
+        *component_tiles,
     ]
 
 

@@ -130,7 +130,9 @@
       '<div class="cg-legend-ramp"></div>' +
       '<h4>问题最突出的十个网格 <a class="cg-csv" href="#" download>导出CSV</a></h4><table class="cg-worst"></table>' +
       '<h4>每周案件数（按大类）</h4><div class="cg-trend-box"></div>' +
-      '<h4>超期未结案件 <span class="cg-overdue-count"></span></h4><ol class="cg-overdue"></ol>';
+      '<h4>超期未结案件 <span class="cg-overdue-count"></span></h4><ol class="cg-overdue"></ol>' +
+      '<h4>部件案件（按<select name="unit_by">' + option('maintainer', '养护单位') + option('owner', '权属单位') +
+        '</select>）</h4><table class="cg-units"></table>';
     var field = function (name) { return box.querySelector('[name="' + name + '"]'); };
     field('level').value = state.level;
 
@@ -199,9 +201,24 @@
       }).catch(function (error) { CityGrid.notice(map, 'overdue', error.message, true); });
     }
 
+    /** Cases on components in the period, per owner or maintainer of the component, most first. */
+    function refreshUnits() {
+      var params = Object.assign({ by: field('unit_by').value, category: state.category, within: state.street }, period());
+      return api('GET', '/stats/indicators?' + query(params)).then(function (doc) {
+        var rows = doc.rows.filter(function (r) { return r.key !== null && (r.registered || r.due); })
+          .sort(function (a, b) { return b.registered - a.registered || b.due - a.due; }).slice(0, 10);
+        box.querySelector('.cg-units').innerHTML = '<tr><th>单位</th><th>立案数</th><th>结案率</th><th>超期数</th></tr>' +
+          (rows.length ? rows.map(function (r) {
+            return '<tr data-unit="' + esc(r.key) + '"><td>' + esc(r.key) + '</td><td>' + esc(format(r.registered, 'cases')) +
+              '</td><td>' + esc(format(r.closed_rate, 'closed_rate')) + '</td><td>' + esc(format(r.overdue, 'overdue')) + '</td></tr>';
+          }).join('') : '<tr><td colspan="4">无部件案件</td></tr>');
+        CityGrid.unitRows = rows.map(function (r) { return [r.key, r.registered]; });
+      }).catch(function (error) { CityGrid.notice(map, 'units', '部件案件统计加载失败：' + error.message, true); });
+    }
+
     function refreshAll() {
       CityGrid.dashboardRound = (CityGrid.dashboardRound || 0) + 1;
-      return Promise.all([refreshHeat(), refreshGrids(), refreshTrend(), refreshOverdue()]);
+      return Promise.all([refreshHeat(), refreshGrids(), refreshTrend(), refreshOverdue(), refreshUnits()]);
     }
 
     ['from', 'to', 'category', 'level', 'measure'].forEach(function (name) {
@@ -210,6 +227,7 @@
         if (name === 'measure') { refreshGrids(); } else { refreshAll(); }
       });
     });
+    field('unit_by').addEventListener('change', refreshUnits);
     field('street').addEventListener('change', function () {
       state.street = field('street').value;
       var chosen = streets[state.street];
