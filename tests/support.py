@@ -73,7 +73,8 @@ def wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path, seconds: f
             if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.1)  # not up yet, or up but not ready: ask again soon, without hammering it
 
 
 @contextmanager
