@@ -70,10 +70,12 @@ def wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path, seconds: f
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"the server did not start:\n{log.read_text()}")
         try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+            # a generous timeout: a first answer slowed by a busy machine is not thrown away
+            if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
                 return
         except httpx.TransportError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.1)  # not up yet, or up but not ready: ask again soon, without hammering it
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from layers.store.restore import restore, restore_key, verify
 from tests.accounts import ensure_account
 from tests.databases import PgServer
 from tests.support import CITYGRID, free_port
+from tests.world import World
 
 KEY_TEXT = "k" * 48
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -77,8 +78,23 @@ def demo_backup(
     )
 
 
+@pytest.fixture(scope="module")
+def demo_sums(pg_server: PgServer, database_url: str, demo: dict[str, int]) -> dict[str, TableSum]:
+    """Every table of the demo database counted and checksummed once (the tests never write it)."""
+    return _sums(pg_server.as_owner(database_url))
+
+
+@pytest.fixture(scope="module")
+def world_backup(
+    pg_server: PgServer, world: World, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The small shared world backed up: cheap to restore where the demo's size proves nothing."""
+    dest = tmp_path_factory.mktemp("world-backups")
+    return make_backup(pg_server.as_owner(world.url), dest, Extras(), _log)
+
+
 def test_backup_is_private_complete_and_counted(
-    pg_server: PgServer, database_url: str, demo_backup: Path
+    demo_backup: Path, demo_sums: dict[str, TableSum]
 ) -> None:
     assert demo_backup.parent.stat().st_mode & 0o777 == 0o700
     assert demo_backup.stat().st_mode & 0o777 == 0o700
@@ -93,18 +109,18 @@ def test_backup_is_private_complete_and_counted(
     assert "spatial_ref_sys" not in tables
     assert tables["cases"]["rows"] > 1000
     # the manifest describes the database as it is
-    source = _sums(pg_server.as_owner(database_url))
-    assert {t: TableSum(v["rows"], v["checksum"]) for t, v in tables.items()} == source
+    assert {t: TableSum(v["rows"], v["checksum"]) for t, v in tables.items()} == demo_sums
 
 
 def test_demo_restored_into_a_new_cluster_is_identical(
-    pg_server: PgServer, database_url: str, demo_backup: Path, new_cluster: Cluster
+    demo_backup: Path, demo_sums: dict[str, TableSum], new_cluster: Cluster
 ) -> None:
     db.ensure_database(new_cluster.url("postgres"), "citygrid")
     target = new_cluster.url("citygrid")
     checks = restore(demo_backup, target, roles.API_ROLE, False, _log)
     assert checks and all(c.ok for c in checks), [c.line() for c in checks if not c.ok]
-    assert _sums(target) == _sums(pg_server.as_owner(database_url))
+    # what the restore counted in the target is what the source holds, table by table
+    assert {c.table: c.found for c in checks} == demo_sums
     # the API's role reads and writes the restored rows (the write rolled back)
     api = db.make_engine(new_cluster.api_url("citygrid"))
     try:
@@ -116,7 +132,7 @@ def test_demo_restored_into_a_new_cluster_is_identical(
     # a second restore over the data is refused, and changes nothing
     with pytest.raises(BackupError, match="already holds"):
         restore(demo_backup, target, roles.API_ROLE, False, _log)
-    assert _sums(target) == _sums(pg_server.as_owner(database_url))
+    assert _sums(target) == demo_sums
 
 
 def test_forced_restore_replaces_data_photos_and_audit_log(
@@ -188,7 +204,7 @@ def _verify_cli(
 
 
 def test_verify_passes_then_finds_a_tampered_backup(
-    pg_server: PgServer, database_url: str, demo_backup: Path, tmp_path: Path
+    pg_server: PgServer, database_url: str, demo_backup: Path, world_backup: Path, tmp_path: Path
 ) -> None:
     good = _verify_cli(demo_backup, pg_server, database_url)
     assert good.returncode == 0, good.stderr
@@ -207,8 +223,11 @@ def test_verify_passes_then_finds_a_tampered_backup(
     assert bad.returncode == 1
     assert "damaged" in bad.stderr and "Traceback" not in bad.stderr
 
+    # a manifest that disagrees with its data: the small world's backup says as much as the demo's
     recounted = tmp_path / "recounted"
-    shutil.copytree(demo_backup, recounted)
+    shutil.copytree(world_backup, recounted)
+    manifest = json.loads((recounted / MANIFEST).read_text())
+    assert manifest["tables"]["grids"]["rows"] > 0
     manifest["tables"]["grids"]["rows"] += 1
     (recounted / MANIFEST).write_text(json.dumps(manifest))
     differs = _verify_cli(recounted, pg_server, database_url)
@@ -228,10 +247,18 @@ def test_verify_passes_then_finds_a_tampered_backup(
 
 
 def test_verify_in_process_reports_each_table(
-    pg_server: PgServer, database_url: str, demo_backup: Path
+    pg_server: PgServer, world: World, world_backup: Path, tmp_path: Path
 ) -> None:
-    checks = verify(demo_backup, pg_server.as_owner(database_url), _log)
+    checks = verify(world_backup, pg_server.as_owner(world.url), _log)
     assert all(c.ok for c in checks) and {"cases", "grids"} <= {c.table for c in checks}
+    assert next(c for c in checks if c.table == "grids").found.rows > 0  # type: ignore[union-attr]
+    recounted = tmp_path / "recounted"
+    shutil.copytree(world_backup, recounted)
+    manifest = json.loads((recounted / MANIFEST).read_text())
+    manifest["tables"]["cases"]["rows"] += 1
+    (recounted / MANIFEST).write_text(json.dumps(manifest))
+    checks = verify(recounted, pg_server.as_owner(world.url), _log)
+    assert [c.table for c in checks if not c.ok] == ["cases"]
 
 
 def test_signing_key_comes_back_where_it_was_kept(demo_backup: Path, tmp_path: Path) -> None:
