@@ -670,7 +670,8 @@ WORK_ORDERS = Layer(
         ),
         Field("requirement", FieldType.TEXT, "整改要求", "Requirement", short="rect_req"),
     ),
-    inspector_updates=("result", "rectified_on"),
+    # the result is the server's rule applied on POST /work_orders/{id}/rectified, never a client's
+    # say: no generic edit of it by inspectors
     temporal=("issued_on",),
 )
 

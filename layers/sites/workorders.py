@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from layers.engine import editing
+from layers.engine import access, editing
 from layers.engine.access import area_clause, not_visible
 from layers.engine.editing import EditContext, Written
 from layers.errors import InvalidFeature, StateConflict
-from layers.registry import WORK_ORDERS
+from layers.registry import WORK_ORDERS, Role
 from layers.store.db import BUREAU_TIMEZONE
 
 
@@ -43,7 +43,9 @@ def rectify(
     """Record an open work order as rectified on `on` (default: today in its county): on time
     when that day is not after its deadline, else late. The server's calendar decides, never the
     client's clock."""
-    order = _order(conn, order_id, ctx)
+    order = _order(conn, order_id, ctx)  # one the viewer cannot read looks absent
+    # inspectors record it in their patrol area (the order's read scope); no generic edit may
+    access.require_role(ctx.viewer, Role.INSPECTOR, *WORK_ORDERS.editable_by)
     if order.result != "open":
         raise StateConflict(
             f"Work order {order_id} was already closed ({order.result}).",
@@ -61,5 +63,7 @@ def rectify(
         )
     result = "on_time" if day <= order.deadline else "late"
     values = {"result": result, "rectified_on": day.isoformat()}
-    written = editing.update(conn, WORK_ORDERS, order_id, {"properties": values}, if_match, ctx)
+    written = editing.update(
+        conn, WORK_ORDERS, order_id, {"properties": values}, if_match, ctx, rights_checked=True
+    )
     return written, {"id": order_id, "deadline": order.deadline.isoformat()} | values
