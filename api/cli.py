@@ -16,6 +16,7 @@ from rich.table import Table
 
 from api import (
     cli_backup,
+    cli_calendar,
     cli_cases,
     cli_catalogue,
     cli_counties,
@@ -81,6 +82,7 @@ app.add_typer(cli_units.app, name="units")
 app.add_typer(cli_routing.app, name="routing")
 app.add_typer(cli_cases.app, name="categories")
 app.add_typer(cli_catalogue.app, name="catalogue")
+app.add_typer(cli_calendar.app, name="calendar")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 app.add_typer(cli_backup.app, name="backup")
