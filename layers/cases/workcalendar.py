@@ -103,12 +103,11 @@ class Calendars:
         known = [self._versions(t) for t in TABLES] if self._versions else [None]
         if all(v is not None for v in known):
             return tuple(v for v in known if v is not None)
-        rows: dict[str, int] = dict(
-            conn.execute(
-                text("SELECT layer, version FROM layer_versions WHERE layer = ANY(:t)"),
-                {"t": list(TABLES)},
-            ).tuples()
+        result = conn.execute(
+            text("SELECT layer, version FROM layer_versions WHERE layer = ANY(:t)"),
+            {"t": list(TABLES)},
         )
+        rows = {str(layer): int(version) for layer, version in result}
         return tuple(int(rows.get(t, 0)) for t in TABLES)
 
     def get(self, conn: Connection, adcode: str | None) -> WorkCalendar:
