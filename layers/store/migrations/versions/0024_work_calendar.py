@@ -76,13 +76,26 @@ def upgrade() -> None:
             ["adcode"],
             ["counties.adcode"],
             name=op.f("fk_calendar_days_adcode_counties"),
+            onupdate="CASCADE",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_days")),
         comment="工作日历：法定节假日与调休上班日",
     )
-    op.execute(
-        "CREATE UNIQUE INDEX uq_calendar_days_scope_day ON calendar_days (COALESCE(adcode, ''), day)"
+    # one row per day and county, and one per day for the deployment (NULLs are distinct)
+    op.create_index(
+        "uq_calendar_days_adcode_day",
+        "calendar_days",
+        ["adcode", "day"],
+        unique=True,
+        postgresql_where=sa.text("adcode IS NOT NULL"),
+    )
+    op.create_index(
+        "uq_calendar_days_day_default",
+        "calendar_days",
+        ["day"],
+        unique=True,
+        postgresql_where=sa.text("adcode IS NULL"),
     )
     op.create_table(
         "county_working_hours",
@@ -100,6 +113,7 @@ def upgrade() -> None:
             ["adcode"],
             ["counties.adcode"],
             name=op.f("fk_county_working_hours_adcode_counties"),
+            onupdate="CASCADE",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("adcode", name=op.f("pk_county_working_hours")),
