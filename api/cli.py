@@ -31,7 +31,13 @@ from api.app import create_app
 from api.cli_db import prepare_database
 from api.console import console, friendly, say, stdout
 from api.observe import log_config
-from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
+from api.settings import (
+    CalendarSettings,
+    DatabaseSettings,
+    DemoSettings,
+    EditingSettings,
+    ServerSettings,
+)
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
 from layers.demo import accounts as demo_accounts
@@ -187,7 +193,8 @@ def _load_demo(
                 task = progress.add_task(name, total=total)
                 return lambda n: progress.advance(task, n)
 
-            written = demo_city.load(engine, seed, demo.year, step, force)
+            hours = CalendarSettings().periods()
+            written = demo_city.load(engine, seed, demo.year, step, force, default_hours=hours)
     finally:
         engine.dispose()
     if written is None:

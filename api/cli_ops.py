@@ -203,9 +203,9 @@ def _database(settings: DatabaseSettings, least_mb: int) -> list[Finding]:
         engine.dispose()
 
 
-def _calendar(conn: Connection) -> Finding:
+def calendar_finding(conn: Connection, today: date | None = None) -> Finding:
     """Whether this year's holidays are known (deadlines otherwise count Monday to Friday)."""
-    year = date.today().year
+    year = (today or date.today()).year
     if workcalendar.unknown_years(conn, range(year, year + 1)):
         return Finding(
             "WARN",
@@ -244,7 +244,7 @@ def _database_findings(engine: Engine, settings: DatabaseSettings, least_mb: int
         except CitygridError as exc:
             found.append(Finding("FAIL", exc.message_en, exc.message_zh))
         counties = checkup.county_count(conn)
-        found.append(_calendar(conn))
+        found.append(calendar_finding(conn))
     if counties:
         found.append(
             Finding("OK", f"{counties} county(ies) stored", f"已有 {counties} 个县级行政区")

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli_app
+from api.cli_ops import calendar_finding
 from api.settings import DatabaseSettings
 from layers.cases import workcalendar
 from layers.cases.worktime import WorkCalendar
@@ -112,6 +113,14 @@ def test_a_year_outside_the_data_counts_monday_to_friday(owner: Engine) -> None:
     assert calendar.add(at(2030, 10, 4, 16), 4, "working_hours") == at(2030, 10, 7, 11)
     shown = calendar_cli("show", "--year", "2030")
     assert shown.exit_code == 0 and "2030 年未知" in shown.output
+
+
+def test_check_warns_of_an_unknown_year(owner: Engine) -> None:
+    with owner.connect() as conn:
+        known = calendar_finding(conn, date(2026, 6, 1))
+        unknown = calendar_finding(conn, date(2027, 6, 1))
+    assert known.level == "OK" and "2026" in known.zh
+    assert unknown.level == "WARN" and "没有 2027 年的节假日" in unknown.zh
 
 
 def test_show_lists_2023_in_chinese(owner: Engine) -> None:

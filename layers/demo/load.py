@@ -15,7 +15,8 @@ from gis.zones import from_gk, geometry_zone, to_gk
 from layers.cases import units, workcalendar
 from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
-from layers.cases.worktime import WorkCalendar
+from layers.cases.workcalendar import Periods
+from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
 from layers.demo import cases, features, owners
 from layers.demo import components as demo_components
 from layers.demo.features import DemoContext
@@ -174,8 +175,10 @@ def load(
     step: Step | None = None,
     force: bool = False,
     scale: Scale = Scale(),
+    default_hours: Periods = DEFAULT_PERIODS,
 ) -> dict[str, int] | None:
-    """Load the demo unless data is present (then None); `force` replaces what is there."""
+    """Load the demo unless data is present (then None); `force` replaces what is there; case
+    deadlines on the county's working calendar (`default_hours` where it has no hours)."""
     with engine.begin() as conn:
         if is_loaded(conn):
             if not force:
@@ -183,7 +186,7 @@ def load(
             tables = ", ".join(layer_table(LAYERS[n]).name for n in load_order())
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     with engine.connect() as conn:
-        calendar = workcalendar.load(conn, ADCODE)
+        calendar = workcalendar.load(conn, ADCODE, default_hours)
     generated = step("generating", 1) if step else None
     city = build(qidong(), seed, year, scale, calendar)
     if generated:
