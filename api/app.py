@@ -36,6 +36,7 @@ from api.security import SecurityHeaders, tile_sources
 from api.settings import (
     AuthSettings,
     BrowserSettings,
+    CalendarSettings,
     DatabaseSettings,
     EditingSettings,
     LimitSettings,
@@ -43,6 +44,7 @@ from api.settings import (
     WebmapSettings,
 )
 from api.sign_in_budget import HashBudget
+from layers.cases.workcalendar import Calendars
 from layers.engine.tiles import TileCache
 from layers.store.db import make_engine
 from layers.store.roles import API_APPLICATION
@@ -58,10 +60,13 @@ def create_app(
     browser: BrowserSettings | None = None,
     limits: LimitSettings | None = None,
     monitoring: MonitoringSettings | None = None,
+    calendar: CalendarSettings | None = None,
 ) -> FastAPI:
     """Build the application for one database, one base-map choice, editing limits, sign-in,
-    the address browsers use, statement and pool limits, and who may read the metrics."""
+    the address browsers use, statement and pool limits, who may read the metrics, and the
+    default office hours."""
     webmap = webmap or WebmapSettings()
+    calendar = calendar or CalendarSettings()
     limits = limits or LimitSettings()
 
     @asynccontextmanager
@@ -80,6 +85,7 @@ def create_app(
             app_issuer(app.state)
         app.state.layer_versions = VersionWatcher(engine.url, API_APPLICATION)
         app.state.layer_versions.start()
+        app.state.calendars = Calendars(calendar.periods(), app.state.layer_versions.current)
         try:
             yield
         finally:

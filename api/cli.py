@@ -16,6 +16,7 @@ from rich.table import Table
 
 from api import (
     cli_backup,
+    cli_calendar,
     cli_cases,
     cli_catalogue,
     cli_counties,
@@ -30,7 +31,13 @@ from api.app import create_app
 from api.cli_db import prepare_database
 from api.console import console, friendly, say, stdout
 from api.observe import log_config
-from api.settings import DatabaseSettings, DemoSettings, EditingSettings, ServerSettings
+from api.settings import (
+    CalendarSettings,
+    DatabaseSettings,
+    DemoSettings,
+    EditingSettings,
+    ServerSettings,
+)
 from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
 from layers.demo import accounts as demo_accounts
@@ -81,6 +88,7 @@ app.add_typer(cli_units.app, name="units")
 app.add_typer(cli_routing.app, name="routing")
 app.add_typer(cli_cases.app, name="categories")
 app.add_typer(cli_catalogue.app, name="catalogue")
+app.add_typer(cli_calendar.app, name="calendar")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 app.add_typer(cli_backup.app, name="backup")
@@ -185,7 +193,8 @@ def _load_demo(
                 task = progress.add_task(name, total=total)
                 return lambda n: progress.advance(task, n)
 
-            written = demo_city.load(engine, seed, demo.year, step, force)
+            hours = CalendarSettings().periods()
+            written = demo_city.load(engine, seed, demo.year, step, force, default_hours=hours)
     finally:
         engine.dispose()
     if written is None:

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from api.cli_db import actor, transaction
 from api.console import console, friendly, refuse_rows, say
-from api.settings import EditingSettings
-from layers.cases import casehistory, categories
+from api.settings import CalendarSettings, EditingSettings
+from layers.cases import casehistory, categories, workcalendar
 from layers.engine import filein, fileout
 from layers.engine.access import Viewer
 from layers.engine.importing import ImportReport
@@ -67,8 +67,14 @@ def import_history(
         )
         file = casehistory.CaseFile(source, adcode, crs, bureau, mapping, tolerance)
         task = progress.add_task("writing", total=len(source))
+        calendar = workcalendar.load(conn, adcode, CalendarSettings().periods())
         report = casehistory.import_cases(
-            conn, file, Viewer(actor(), Role.ADMIN), dry_run, lambda n: progress.advance(task, n)
+            conn,
+            file,
+            Viewer(actor(), Role.ADMIN),
+            dry_run,
+            lambda n: progress.advance(task, n),
+            calendar,
         )
     for note in report.notes:
         say(note)

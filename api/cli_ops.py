@@ -6,18 +6,20 @@ import getpass
 import os
 import secrets
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api.cli_db import prepare_database
 from api.config_file import CONFIG_ENV, read_config, render_config, settings_classes, write_private
 from api.console import friendly, say, stdout
 from api.service_files import Install, render
 from api.settings import AuthSettings, DatabaseSettings, EditingSettings, ServerSettings
+from layers.cases import workcalendar
 from layers.errors import CitygridError, ConfigError
 from layers.store import checkup, db, migrate, roles
 from layers.store.checkup import Finding
@@ -201,6 +203,20 @@ def _database(settings: DatabaseSettings, least_mb: int) -> list[Finding]:
         engine.dispose()
 
 
+def calendar_finding(conn: Connection, today: date | None = None) -> Finding:
+    """Whether this year's holidays are known (deadlines otherwise count Monday to Friday)."""
+    year = (today or date.today()).year
+    if workcalendar.unknown_years(conn, range(year, year + 1)):
+        return Finding(
+            "WARN",
+            f"The working calendar lists no holiday for {year}: deadlines count Monday to Friday "
+            "until the year's notice is imported (`citygrid calendar import`)",
+            f"工作日历中没有 {year} 年的节假日：处置时限按周一至周五计算，"
+            "请用 citygrid calendar import 导入当年放假通知",
+        )
+    return Finding("OK", f"Working calendar knows {year}", f"工作日历已有 {year} 年节假日")
+
+
 def _database_findings(engine: Engine, settings: DatabaseSettings, least_mb: int) -> list[Finding]:
     shown = engine.url.render_as_string(hide_password=True)
     found = [Finding("OK", f"Database reachable: {shown}", f"数据库可连接：{shown}")]
@@ -228,6 +244,7 @@ def _database_findings(engine: Engine, settings: DatabaseSettings, least_mb: int
         except CitygridError as exc:
             found.append(Finding("FAIL", exc.message_en, exc.message_zh))
         counties = checkup.county_count(conn)
+        found.append(calendar_finding(conn))
     if counties:
         found.append(
             Finding("OK", f"{counties} county(ies) stored", f"已有 {counties} 个县级行政区")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from api.client_address import parse_networks
 from api.config_file import CitygridSettings
 from gis.topology import CheckOptions
+from layers.cases.worktime import parse_periods
 from layers.store.cluster import Cluster
 
 
@@ -104,6 +106,27 @@ class DemoSettings(CitygridSettings):
     load: Literal["demo", "none"] = Field(
         default="demo", validation_alias="CITYGRID_DEMO", description="demo or none"
     )
+
+
+class CalendarSettings(CitygridSettings):
+    """The working calendar deadlines are counted on: the deployment's default office hours."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    working_hours: str = Field(
+        default="08:30-12:00,13:30-17:30",
+        description="Office periods of a working day for counties with none of their own",
+    )
+
+    @field_validator("working_hours")
+    @classmethod
+    def _periods(cls, value: str) -> str:
+        parse_periods(value)
+        return value
+
+    def periods(self) -> tuple[tuple[time, time], ...]:
+        """The default office periods, parsed."""
+        return parse_periods(self.working_hours)
 
 
 class WebmapSettings(CitygridSettings):

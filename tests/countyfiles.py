@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyogrio.raw
 import shapely
+from chinese_calendar import constants
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon, box
 
@@ -33,6 +34,10 @@ TO_LONLAT = Transformer.from_crs(EPSG, 4490, always_xy=True)
 X0, Y0 = TO_ZONE.transform(117.61, 26.23)
 WIDTH, HEIGHT = 6000.0, 4000.0
 ZONE = ZoneInfo("Asia/Shanghai")
+# The oracle's working calendar: the statutory days straight from the package, not the database
+STATUTORY = WorkCalendar(
+    holidays=frozenset(constants.holidays), workdays=frozenset(constants.workdays)
+)
 Row = dict[str, Any]
 
 
@@ -332,7 +337,7 @@ def _tally(
 ) -> dict[str, dict[str, int]]:
     """Per category: registered, closed, due, and of those due the closed ("done") and the
     closed by their deadline ("ok"), each counted by the moment that defines it in the period."""
-    calendar = WorkCalendar()
+    calendar = STATUTORY
 
     def inside(at: datetime | None) -> bool:
         return at is not None and start <= at.astimezone(ZONE).date() <= end

@@ -20,7 +20,6 @@ from sqlalchemy import Engine, text
 
 from layers.cases import casehistory, codes
 from layers.cases.indicators import IndicatorQuery, rows
-from layers.cases.worktime import WorkCalendar
 from layers.engine import filein
 from layers.engine.access import Viewer
 from layers.engine.importing import ImportRefused
@@ -29,7 +28,7 @@ from layers.places.boundary import County
 from layers.registry import Role
 from layers.store import db
 from tests import countyfiles
-from tests.countyfiles import ZONE, expected_indicators, write_gbk_csv
+from tests.countyfiles import STATUTORY, ZONE, expected_indicators, write_gbk_csv
 from tests.databases import PgServer
 from tests.support import citygrid
 
@@ -232,7 +231,7 @@ def test_imported_cases_keep_their_history_and_the_grid_of_their_day(
     assert stored.adcode == ADCODE and stored.status == "closed"
     assert stored.category_code == closed["code"]
     assert (stored.reported_at, stored.closed_at) == (closed["reported"], closed["closed"])
-    assert stored.deadline == WorkCalendar().add(closed["dispatched"], *limits[closed["code"]])
+    assert stored.deadline == STATUTORY.add(closed["dispatched"], *limits[closed["code"]])
     assert [(a, f, t) for a, f, t, _ in events] == [
         ("register", "reported", "registered"),
         ("dispatch", "registered", "dispatched"),

@@ -315,6 +315,37 @@ def test_case_workflow_timestamps_are_consistent(engine: Engine) -> None:
     assert 0.9 < on_time < 1.0
 
 
+def test_case_deadlines_follow_the_working_calendar(engine: Engine) -> None:
+    """No 2023 deadline on a statutory holiday or an ordinary weekend; some on 调休 days."""
+    found = rows(
+        engine,
+        """
+        WITH due AS (
+            SELECT (deadline AT TIME ZONE 'Asia/Shanghai')::date AS day FROM cases
+            WHERE deadline IS NOT NULL
+        )
+        SELECT coalesce(k.kind, CASE WHEN extract(isodow FROM due.day) > 5 THEN 'weekend'
+                                     ELSE 'weekday' END), count(*)
+        FROM due LEFT JOIN calendar_days AS k ON k.adcode IS NULL AND k.day = due.day
+        GROUP BY 1
+        """,
+    )
+    counts = dict(found)
+    assert "holiday" not in counts and "weekend" not in counts, counts
+    assert int(counts["workday"]) > 0 and int(counts["weekday"]) > 1000  # type: ignore[call-overload]
+    on_holidays = scalar(
+        engine,
+        "SELECT count(*) FROM cases WHERE (deadline AT TIME ZONE 'Asia/Shanghai')::date "
+        "IN ('2023-05-02', '2023-06-23', '2023-10-03', '2023-10-04')",
+    )
+    on_national_day_saturday = scalar(
+        engine,
+        "SELECT count(*) FROM cases "
+        "WHERE (deadline AT TIME ZONE 'Asia/Shanghai')::date = '2023-10-07'",
+    )
+    assert on_holidays == 0 and on_national_day_saturday > 0  # type: ignore[operator]
+
+
 def test_demo_is_deterministic() -> None:
     county = demo_city.qidong()
     first, second = demo_city.build(county, 11, 2023), demo_city.build(county, 11, 2023)

@@ -92,12 +92,14 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
         "case_category_edits",
         "routing_rules",
         "component_photos",
+        "county_working_hours",
     }
     assert set(nullable) == {*LAYERS, "counties", *county_tables}
     assert set(referring) == {
         *LAYERS,
         *county_tables,
         "case_categories",
+        "calendar_days",  # adcode NULL: the deployment's default days
     }
 
 

@@ -14,7 +14,9 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.cases.workflow import CALENDAR, MOVES
+from layers.cases import workcalendar
+from layers.cases.workflow import MOVES
+from layers.cases.worktime import WorkCalendar
 from layers.registry import CASE_STATUSES
 from tests.accounts import ROLES, TEST_AUTH, bearer
 from tests.world import EAST_UNIT, World, point, snapshot
@@ -52,6 +54,12 @@ def case_row(world: World, case_id: int) -> Any:
         return conn.execute(text("SELECT * FROM cases WHERE id = :id"), {"id": case_id}).one()
 
 
+def calendar(world: World) -> WorkCalendar:
+    """The county's working calendar as stored."""
+    with world.engine.connect() as conn:
+        return workcalendar.load(conn, COUNTY)
+
+
 def put_in(world: World, case_id: int, status: str) -> None:
     """Put a case straight into a state (the unit's case, inside the inspector's area)."""
     with world.engine.begin() as conn:
@@ -84,7 +92,7 @@ def test_a_case_goes_the_whole_way_with_its_times_deadline_and_events(
         assert getattr(row, stamp).microsecond == 0
     row = case_row(world, case_id)
     assert row.unit == EAST_UNIT
-    assert row.deadline == CALENDAR.add(row.dispatched_at, 4, "working_hours")  # E0101: 4 h
+    assert row.deadline == calendar(world).add(row.dispatched_at, 4, "working_hours")  # E0101: 4 h
     history = client.get(f"/cases/{case_id}/transitions", headers=bearer("leader")).json()
     assert [e["action"] for e in history["events"]] == [s[0] for s in steps]
     assert [e["actor"] for e in history["events"]] == [s[1] for s in steps]
@@ -245,7 +253,7 @@ def test_dispatch_counts_working_time(client: TestClient, world: World) -> None:
         limit, unit = conn.execute(
             text("SELECT time_limit, time_unit FROM case_categories WHERE code = 'E0102'")
         ).one()
-    assert row.deadline == CALENDAR.add(row.dispatched_at, limit, unit)
+    assert row.deadline == calendar(world).add(row.dispatched_at, limit, unit)
     assert datetime.fromisoformat(answer["deadline"]) == row.deadline
     assert row.deadline > row.dispatched_at
 
@@ -349,7 +357,7 @@ def test_the_deadline_follows_the_countys_own_limit_for_a_subclass(
         answer = move(client, case_id, "dispatch", "dispatcher", unit=EAST_UNIT)
         assert answer.status_code == 200, answer.text
         row = case_row(world, case_id)
-        assert row.deadline == CALENDAR.add(row.dispatched_at, 2, "working_days")
+        assert row.deadline == calendar(world).add(row.dispatched_at, 2, "working_days")
     finally:
         with world.engine.begin() as conn:
             conn.execute(text("DELETE FROM case_category_edits WHERE code = 'E0101'"))

@@ -167,10 +167,15 @@ class Move(Strict):
 
 
 @router.post("/cases/{case_id}/transitions", summary="Move a case on / 案件流转")
-def move_case(case_id: int, body: Move, engine: EngineDep, ctx: EditContextDep) -> dict[str, Any]:
+def move_case(
+    case_id: int, body: Move, engine: EngineDep, ctx: EditContextDep, request: Request
+) -> dict[str, Any]:
     """One legal move by the role it belongs to; refused with the moves possible otherwise."""
+    calendars = request.app.state.calendars
     with engine.begin() as conn:
-        return workflow.transition(conn, case_id, body.action, body.note, ctx, unit=body.unit)
+        return workflow.transition(
+            conn, case_id, body.action, body.note, ctx, calendars, unit=body.unit
+        )
 
 
 @router.get("/cases/{case_id}/transitions", summary="A case's moves / 案件流转记录")

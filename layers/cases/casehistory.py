@@ -25,6 +25,7 @@ from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from layers.cases import workcalendar
 from layers.cases.casewords import SOURCE_WORDS as SOURCES
 from layers.cases.casewords import STATUS_WORDS as STATUSES
 from layers.cases.casewords import (
@@ -36,7 +37,6 @@ from layers.cases.casewords import (
     column_fields,
     parse_time,
 )
-from layers.cases.workflow import CALENDAR
 from layers.cases.workflow import STAGE_TIMES as STAGES
 from layers.cases.worktime import WorkCalendar
 from layers.engine import access
@@ -316,7 +316,7 @@ def import_cases(
     viewer: access.Viewer,
     dry_run: bool = False,
     progress: Progress | None = None,
-    calendar: WorkCalendar = CALENDAR,
+    calendar: WorkCalendar | None = None,
 ) -> ImportReport:
     """Check every row; when all are good (and this is no dry run) add the cases the county does
     not hold yet, with their grids, units, deadlines and stage events; audited."""
@@ -334,6 +334,8 @@ def import_cases(
     report.counts = {"new": len(new), "changed": 0, "unchanged": len(stored)}
     if stored:
         report.notes.append(f"{len(stored)} 行的案件编号已导入过，已跳过（不更新）")
+    if calendar is None:
+        calendar = workcalendar.load(conn, file.adcode)
     without = _deadlines(conn, new, calendar)
     if without:
         report.notes.append(f"{without} 件案件既无处置时限也无派遣时间：不计入应结案数")

@@ -4,7 +4,8 @@
 not theirs), 返工 (the on-site check failed) and 挂账 (parked until it can be handled). Each move is
 allowed from some states, to one role, stamps its time on the case, is recorded in `case_events`
 and in the audit log. Dispatching starts the clock: the deadline is the category's time limit in
-working hours or working days counted from the dispatch, weekends skipped.
+working hours or working days counted from the dispatch on the county's working calendar
+(weekends, statutory holidays and 调休 working days, `layers.cases.workcalendar`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, text
 
 from layers.cases import routing, units
-from layers.cases.worktime import WorkCalendar
+from layers.cases.workcalendar import Calendars
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
 from layers.errors import InvalidFeature, StateConflict
@@ -25,7 +26,8 @@ from layers.registry import CASE_STATUSES, CASES, ROLE_LABELS, Role
 from layers.store.db import BUREAU_TIMEZONE
 
 STATUS_LABELS = {c.value: c.label_zh for c in CASE_STATUSES}
-CALENDAR = WorkCalendar()
+# The process's calendars when the caller passes none (the API passes its own, on its settings).
+CALENDARS = Calendars()
 # The times a case's stages are stamped at, in the order a case passes them.
 STAGE_TIMES = (
     "reported_at",
@@ -162,7 +164,7 @@ def transition(
     action: str,
     note: str | None,
     ctx: EditContext,
-    calendar: WorkCalendar = CALENDAR,
+    calendars: Calendars = CALENDARS,
     unit: str | None = None,
 ) -> dict[str, Any]:
     """Make one move of the workflow on a case, or refuse it with the reason; audited."""
@@ -177,6 +179,7 @@ def transition(
         values[move.stamp] = at
     routed: dict[str, Any] = {}
     if move.action == "dispatch":
+        calendar = calendars.get(conn, case.adcode)
         values["deadline"] = calendar.add(at, case.time_limit, case.time_unit)
         routed = _dispatched_to(conn, case, unit)
         values |= {"unit": routed["unit"], "routed_by": routed["routed_by"]}

@@ -1,4 +1,5 @@
-"""Working-time arithmetic for case deadlines: working hours and working days, weekends skipped."""
+"""Working-time arithmetic for case deadlines: working hours and working days, skipping nights,
+weekends and statutory holidays, and counting the weekend days made working days (调休)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,24 @@ from datetime import date, datetime, time, timedelta
 
 WORKING_HOURS = "working_hours"
 WORKING_DAYS = "working_days"
+DEFAULT_PERIODS = ((time(8, 30), time(12, 0)), (time(13, 30), time(17, 30)))
 
 
 @dataclass(frozen=True)
 class WorkCalendar:
-    """Office periods of a working day (Monday to Friday); public holidays are not modelled."""
+    """Office periods of a working day; Monday to Friday unless `holidays` or `workdays` (调休
+    上班) say otherwise. `known_years` are the years the day lists cover (others: Monday–Friday)."""
 
-    periods: tuple[tuple[time, time], ...] = field(
-        default=((time(8, 30), time(12, 0)), (time(13, 30), time(17, 30)))
-    )
+    periods: tuple[tuple[time, time], ...] = field(default=DEFAULT_PERIODS)
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+    known_years: frozenset[int] = frozenset()
 
     def is_working_day(self, day: date) -> bool:
-        """Monday to Friday."""
-        return day.weekday() < 5
+        """A 调休 working day, or Monday to Friday when no holiday."""
+        if day in self.workdays:
+            return True
+        return day.weekday() < 5 and day not in self.holidays
 
     def next_working_day(self, day: date) -> date:
         """The first working day after `day`."""
@@ -60,3 +66,24 @@ class WorkCalendar:
         for _ in range(amount):
             day = self.next_working_day(day)
         return datetime.combine(day, self.periods[-1][1], start.tzinfo)
+
+
+def parse_periods(value: str) -> tuple[tuple[time, time], ...]:
+    """Office periods from text such as "08:30-12:00,13:30-17:30"; ValueError when malformed."""
+    periods: list[tuple[time, time]] = []
+    for part in value.replace("，", ",").split(","):
+        begin, sep, end = part.strip().replace("–", "-").partition("-")
+        if not sep:
+            raise ValueError(f"not a period: {part!r}")
+        lo, hi = time.fromisoformat(begin.strip()), time.fromisoformat(end.strip())
+        if lo >= hi or (periods and lo < periods[-1][1]):
+            raise ValueError(f"periods out of order: {value!r}")
+        periods.append((lo, hi))
+    if not periods:
+        raise ValueError("no period")
+    return tuple(periods)
+
+
+def format_periods(periods: tuple[tuple[time, time], ...]) -> str:
+    """Office periods as text, "08:30-12:00,13:30-17:30"."""
+    return ",".join(f"{lo:%H:%M}-{hi:%H:%M}" for lo, hi in periods)

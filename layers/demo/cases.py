@@ -173,10 +173,12 @@ def cases(
     sections: npt.NDArray[np.object_],
     section_codes: list[str],
     scale: float = 1.0,
+    calendar: WorkCalendar | None = None,
 ) -> list[dict[str, Any]]:
-    """The demo year's cases, each placed in its section grid."""
+    """The demo year's cases, each placed in its section grid, with deadlines on `calendar`
+    (the county's working calendar; Monday–Friday when none is given)."""
     rng = ctx.rng
-    calendar = WorkCalendar()
+    calendar = WorkCalendar() if calendar is None else calendar
     tree = shapely.STRtree(sections)
     rows: list[dict[str, Any]] = []
     for base in PROFILES:

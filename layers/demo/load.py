@@ -12,9 +12,11 @@ from shapely.geometry import Point
 from sqlalchemy import Connection, Engine, func, select, text
 
 from gis.zones import from_gk, geometry_zone, to_gk
-from layers.cases import units
+from layers.cases import units, workcalendar
 from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
+from layers.cases.workcalendar import Periods
+from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
 from layers.demo import cases, features, owners
 from layers.demo import components as demo_components
 from layers.demo.features import DemoContext
@@ -82,8 +84,15 @@ def people(county: County, seed: int) -> tuple[Population, int]:
     return _people(county, np.random.default_rng(seed))
 
 
-def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoCity:
-    """Generate the whole demo city from `seed`: same seed, same city."""
+def build(
+    county: County,
+    seed: int,
+    year: int,
+    scale: Scale = Scale(),
+    calendar: WorkCalendar | None = None,
+) -> DemoCity:
+    """Generate the whole demo city from `seed`: same seed, same city; case deadlines on
+    `calendar` (the county's working calendar)."""
     rng = np.random.default_rng(seed)
     population, epsg = _people(county, rng)
     region, towns = population.region, population.towns
@@ -115,6 +124,7 @@ def build(county: County, seed: int, year: int, scale: Scale = Scale()) -> DemoC
             np.asarray([r["geom"] for r in sections], dtype=object),
             [str(r["code"]) for r in sections],
             scale.cases,
+            calendar,
         ),
     }
     subclasses = {c.minor_name: c.code for c in categories.values() if c.kind == "component"}
@@ -165,16 +175,20 @@ def load(
     step: Step | None = None,
     force: bool = False,
     scale: Scale = Scale(),
+    default_hours: Periods = DEFAULT_PERIODS,
 ) -> dict[str, int] | None:
-    """Load the demo unless data is present (then None); `force` replaces what is there."""
+    """Load the demo unless data is present (then None); `force` replaces what is there; case
+    deadlines on the county's working calendar (`default_hours` where it has no hours)."""
     with engine.begin() as conn:
         if is_loaded(conn):
             if not force:
                 return None
             tables = ", ".join(layer_table(LAYERS[n]).name for n in load_order())
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    with engine.connect() as conn:
+        calendar = workcalendar.load(conn, ADCODE, default_hours)
     generated = step("generating", 1) if step else None
-    city = build(qidong(), seed, year, scale)
+    city = build(qidong(), seed, year, scale, calendar)
     if generated:
         generated(1)
     with engine.begin() as conn:

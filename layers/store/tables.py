@@ -452,6 +452,52 @@ routing_rules = Table(
 )
 
 
+def _county_reference(nullable: bool, comment: str, primary_key: bool = False) -> Column[Any]:
+    return Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=nullable,
+        primary_key=primary_key,
+        comment=comment,
+    )
+
+
+calendar_days = Table(
+    "calendar_days",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    _county_reference(True, "县级行政区；空 = 全部署默认"),
+    Column("day", Date, nullable=False, comment="日期"),
+    Column("kind", Text, nullable=False, comment="类型：holiday 放假 / workday 上班"),
+    Column("name", Text, nullable=False, comment="名称"),
+    Column("source", Text, nullable=False, comment="来源"),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("kind IN ('holiday', 'workday')", name="kind"),
+    Index(
+        "uq_calendar_days_adcode_day",
+        "adcode",
+        "day",
+        unique=True,
+        postgresql_where=text("adcode IS NOT NULL"),
+    ),
+    Index(
+        "uq_calendar_days_day_default", "day", unique=True, postgresql_where=text("adcode IS NULL")
+    ),
+    comment="工作日历：法定节假日与调休上班日",
+)
+
+
+county_working_hours = Table(
+    "county_working_hours",
+    metadata,
+    _county_reference(False, "县级行政区", primary_key=True),
+    Column("periods", Text, nullable=False, comment="上班时段，如 08:30-12:00,13:30-17:30"),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="各县级行政区的上班时段（无记录 = 部署默认）",
+)
+
+
 grid_inspectors = Table(
     "grid_inspectors",
     metadata,
