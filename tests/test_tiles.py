@@ -90,7 +90,7 @@ def test_aggregated_points_add_up_to_every_case(client: TestClient, z: int) -> N
                 total += int(f["properties"]["count"])
                 cells += 1
     assert cells < total / 10  # aggregated, not one feature per case
-    assert total == 143652
+    assert total == 152821
 
 
 def test_no_tile_of_the_demo_city_exceeds_500_kb(database_url: str, demo: dict[str, int]) -> None:
