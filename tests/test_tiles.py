@@ -222,14 +222,14 @@ class Scopes:
 
 
 def _shared_tile(conn: Connection, z: int) -> tuple[tuple[int, int, int], list[tuple[str, str]]]:
-    """The tile at zoom `z` holding the most cases of more than one unit, and its two busiest
-    units with their community grids."""
+    """The tile at zoom `z` holding the most cases of more than one grid's unit (not a
+    maintainer's or a rule's), and its two busiest units with their community grids."""
     x, y = conn.execute(
         text("""
         WITH t AS (
             SELECT floor((ST_X(geom) + 180) / 360 * 2 ^ :z)::int AS x,
                    floor((1 - asinh(tan(radians(ST_Y(geom)))) / pi()) / 2 * 2 ^ :z)::int AS y, unit
-            FROM cases
+            FROM cases WHERE routed_by = 'territory'
         )
         SELECT x, y FROM t GROUP BY x, y HAVING count(DISTINCT unit) > 1
         ORDER BY count(*) DESC, x, y LIMIT 1
