@@ -134,10 +134,11 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
 
 def test_run_twice_keeps_the_same_rows(scratch_url: str, tmp_path: Path) -> None:
     first = _run_once(scratch_url, tmp_path / "first.log")
-    assert first["grids"] == 422 and first["cases"] == 143652
+    assert first["grids"] == 422 and first["cases"] == 152821
     first_log = (tmp_path / "first.log").read_text()
     assert "demo city 启东市 loaded" in first_log
     assert "演示账号" in first_log and "insp-" in first_log  # the demo's passwords, shown once
+    assert "maint-01" in first_log  # the units cases are routed to, listed one by one
     second = _run_once(scratch_url, tmp_path / "second.log")
     assert second == first
     second_log = (tmp_path / "second.log").read_text()

@@ -7,20 +7,29 @@ from collections import Counter
 import numpy as np
 import pytest
 import shapely
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from api.settings import DemoSettings
+from api.app import create_app
+from api.settings import DatabaseSettings, DemoSettings
 from gis import zones
 from gis.coverage import summarize_coverage
+from layers.accounts import users
+from layers.cases import routing
 from layers.cases.codes import read_case_categories
 from layers.cases.units import check_credit_code
+from layers.demo import accounts as demo_accounts
+from layers.demo import cases as demo_cases
 from layers.demo import components as demo_components
 from layers.demo import load as demo_city
+from layers.demo import owners
+from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
 from layers.demo.names import NameBook
 from layers.demo.owners import TELECOM
 from layers.demo.streets import street_plan
 from layers.registry import LAYERS
+from tests.accounts import TEST_AUTH, bearer, ensure_account
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -211,9 +220,8 @@ def test_parking_lots(engine: Engine) -> None:
 
 
 def test_cases_in_the_reports_proportions(engine: Engine) -> None:
-    assert (
-        dict(rows(engine, "SELECT category_code, count(*) FROM cases GROUP BY 1")) == REPORT_CASES
-    )
+    events = "SELECT category_code, count(*) FROM cases WHERE component_code IS NULL GROUP BY 1"
+    assert dict(rows(engine, events)) == REPORT_CASES
 
 
 def test_cases_are_inside_the_county_and_in_their_grid(engine: Engine) -> None:
@@ -498,3 +506,164 @@ def test_picking_components_for_cases_prefers_damaged_and_lost_ones() -> None:
     assert len(demo_components.pick_for_cases(damaged, 100, rng)) == sum(
         r["status"] != "abandoned" for r in damaged
     )
+
+
+# --- cases on components, and the routing table --------------------------------------------------
+
+NEAR = f"""
+    ST_Distance(ST_Transform(c.geom, {zones.zone_epsg(121.657)}),
+                ST_Transform(k.geom, {zones.zone_epsg(121.657)}))
+"""
+
+
+def test_a_share_of_the_cases_is_raised_on_components(engine: Engine) -> None:
+    on_components, total, kinds = rows(
+        engine,
+        """
+        SELECT count(c.component_code), count(*),
+               array_agg(DISTINCT k.kind) FILTER (WHERE c.component_code IS NOT NULL)
+        FROM cases AS c JOIN case_categories AS k ON k.code = c.category_code
+    """,
+    )[0]
+    assert 0.05 <= int(on_components) / int(total) <= 0.08
+    assert kinds == ["component"]
+    assert scalar(engine, "SELECT count(DISTINCT component_code) FROM cases") == on_components
+    by_status = dict(
+        rows(
+            engine,
+            """
+        SELECT k.status, count(*) FROM cases AS c JOIN components AS k USING (component_code)
+        GROUP BY 1
+    """,
+        )
+    )
+    assert "abandoned" not in by_status and by_status["lost"] + by_status["damaged"] > 1000
+
+
+def test_component_cases_go_to_the_maintainer_at_the_component(engine: Engine) -> None:
+    cases = rows(
+        engine,
+        f"""
+        SELECT c.category_code = k.subclass_code, c.unit = k.maintainer_unit, c.routed_by,
+               {NEAR} AS metres, c.problem, k.status, c.grid_code IS NOT NULL
+        FROM cases AS c JOIN components AS k USING (component_code)
+        WHERE k.valid_to IS NULL
+    """,
+    )
+    assert len(cases) == scalar(engine, "SELECT count(component_code) FROM cases")
+    for same_subclass, same_unit, routed_by, metres, problem, status, in_grid in cases:
+        assert same_subclass and same_unit and routed_by == "component" and in_grid
+        assert float(str(metres)) <= demo_cases.NEAR_M + 0.01
+        assert problem == "lost" if status == "lost" else problem != "lost"
+    problems = {problem for *_, problem, _, _ in cases}
+    assert problems == {"damaged", "lost", "displaced", "soiled", "occupied", "other"}
+
+
+def test_event_cases_go_by_the_demos_rules_else_to_their_grid(engine: Engine) -> None:
+    stored = set(
+        rows(engine, "SELECT subclass_code, area_code, area_level, unit FROM routing_rules")
+    )
+    built = demo_routing.rules(
+        [{**g, "geom": shapely.from_wkb(g["wkb"])} for g in _grid_rows(engine)],
+        demo_city.COUNTY_SEAT,
+    )
+    assert stored == {(r.subclass_code, r.area_code, r.area_level, r.unit) for r in built}
+    assert len(stored) == len(demo_routing.COUNTY_RULES) + 1
+    by_reason = dict(
+        rows(
+            engine,
+            "SELECT routed_by, count(*) FROM cases WHERE component_code IS NULL GROUP BY 1",
+        )
+    )
+    assert set(by_reason) == {"rule", "territory"}
+    assert by_reason["rule"] == REPORT_CASES["E0107"] + int(
+        str(
+            scalar(
+                engine,
+                """
+        SELECT count(*) FROM cases AS c JOIN grids AS g ON g.code = c.grid_code
+        JOIN routing_rules AS r ON r.area_code = g.parent_code AND r.subclass_code = c.category_code
+    """,
+            )
+        )
+    )
+    wrong = scalar(
+        engine,
+        """
+        SELECT count(*) FROM cases AS c
+        JOIN grids AS g ON g.code = c.grid_code
+        LEFT JOIN routing_rules AS r ON r.subclass_code = c.category_code
+             AND (r.area_code IS NULL OR r.area_code = g.parent_code)
+        WHERE c.component_code IS NULL AND CASE WHEN r.id IS NULL
+              THEN (c.routed_by, c.unit) IS DISTINCT FROM ('territory', g.responsible_unit)
+              ELSE (c.routed_by, c.unit) IS DISTINCT FROM ('rule', r.unit) END
+    """,
+    )
+    assert wrong == 0
+
+
+def _grid_rows(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        return [
+            dict(r._mapping)
+            for r in conn.execute(
+                text("SELECT code, level, parent_code, ST_AsBinary(geom) AS wkb FROM grids")
+            )
+        ]
+
+
+def test_routing_a_sample_of_cases_again_gives_their_stored_unit(engine: Engine) -> None:
+    with engine.connect() as conn:
+        sample = conn.execute(
+            text("""
+            SELECT adcode, category_code, grid_code, component_code, unit, routed_by FROM (
+                SELECT *, row_number() OVER (PARTITION BY routed_by, category_code ORDER BY id) AS n
+                FROM cases) AS c
+            WHERE n <= 8 ORDER BY id
+        """)
+        ).all()
+        assert {s.routed_by for s in sample} == {"component", "rule", "territory"}
+        for case in sample:
+            again = routing.route(
+                conn, case.adcode, case.category_code, case.grid_code, case.component_code
+            )
+            assert (again.unit, again.rule) == (case.unit, case.routed_by), case
+
+
+def test_the_units_cases_are_routed_to_have_demo_handlers(engine: Engine) -> None:
+    with engine.connect() as conn:  # never committed: rolled back on close
+        logins = demo_accounts.ensure_accounts(conn)
+        receiving = set(
+            conn.execute(
+                text("SELECT DISTINCT unit FROM cases WHERE routed_by IN ('component', 'rule')")
+            ).scalars()
+        )
+        accounts = {a.username: a for a in users.list_accounts(conn)}
+    maintainers = {x.username: x for x in logins if x.username.startswith("maint-")}
+    assert len(receiving) >= 10
+    assert {x.display_name for x in maintainers.values()} == receiving
+    for username, login in maintainers.items():
+        assert username == demo_accounts.maintainer_name(login.display_name)
+        assert accounts[username].role.value == "handler"
+        assert accounts[username].unit == login.display_name
+    assert len({x.password for x in logins if x.role.value == "handler"}) == 1
+
+
+@pytest.mark.parametrize("unit", [owners.DRAINAGE, owners.SANITATION, demo_routing.BUREAU])
+def test_a_maintainer_reads_exactly_the_cases_of_its_unit(
+    engine: Engine, database_url: str, unit: str
+) -> None:
+    username = f"maint-test-{owners.UNITS.index(next(u for u in owners.UNITS if u.name == unit))}"
+    ensure_account(database_url, username, "handler", unit=unit, counties=("320681",))
+    with engine.connect() as conn:
+        expected = set(
+            conn.execute(text("SELECT id FROM cases WHERE unit = :u"), {"u": unit}).scalars()
+        )
+    assert 0 < len(expected) < 10_000
+    settings = DatabaseSettings(database_url=database_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as client:
+        answer = client.get(
+            "/collections/cases/items", params={"limit": 10_000}, headers=bearer(username)
+        )
+    assert answer.status_code == 200
+    assert {f["id"] for f in answer.json()["features"]} == expected

@@ -1,5 +1,6 @@
-"""The demo city's accounts: one per office role, and for every community grid an inspector and
-its handling unit (the community's committee, responsible for the grid's cases).
+"""The demo city's accounts: one per office role, for every community grid an inspector and
+its handling unit (the community's committee, responsible for the grid's cases), and a handler
+for every unit of the directory that cases are routed to (a component's maintainer, a rule's unit).
 
 Passwords are drawn at random when the demo is loaded and written to a file only its owner may
 read (never printed, so no log keeps them); the demo's inspectors share one password (one hash),
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, text
 
 from layers.accounts import users
 from layers.demo.load import ADCODE
+from layers.demo.owners import UNITS
 from layers.registry import GRIDS, Role
 from layers.store.versions import is_current
 
@@ -48,6 +50,25 @@ def inspector_name(community_code: str) -> str:
 def unit_name(community_code: str) -> str:
     """The demo handling unit's user name for a community grid: unit- and its six local digits."""
     return f"unit-{community_code[6:12]}"
+
+
+def maintainer_name(unit: str) -> str:
+    """The demo handler's user name for a unit of the demo directory: maint- and its number."""
+    return f"maint-{[u.name for u in UNITS].index(unit) + 1:02d}"
+
+
+def _receiving_units(conn: Connection) -> list[str]:
+    """The units of the demo directory that cases are routed to (as maintainers or by rule)."""
+    return list(
+        conn.execute(
+            text("""
+            SELECT d.name FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS d(name, n)
+            WHERE EXISTS (SELECT 1 FROM cases AS c WHERE c.unit = d.name AND c.adcode = :adcode)
+            ORDER BY d.n
+        """),
+            {"names": [u.name for u in UNITS], "adcode": ADCODE},
+        ).scalars()
+    )
 
 
 def _ensure(
@@ -97,6 +118,9 @@ def ensure_accounts(conn: Connection) -> list[DemoLogin]:
         if unit:
             _ensure(conn, unit_name(code), Role.HANDLER, unit, units_hash, unit)
             logins.append(DemoLogin(unit_name(code), Role.HANDLER, unit, units))
+    for unit in _receiving_units(conn):  # a maintainer's or department's queue to show
+        _ensure(conn, maintainer_name(unit), Role.HANDLER, unit, units_hash, unit)
+        logins.append(DemoLogin(maintainer_name(unit), Role.HANDLER, unit, units))
     return logins
 
 

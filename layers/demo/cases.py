@@ -16,9 +16,11 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from gis.zones import from_gk, to_gk
 from layers.cases.codes import CaseCategory
 from layers.cases.workflow import STAGE_TIMES as STAGES
 from layers.cases.worktime import WorkCalendar
+from layers.demo.components import pick_for_cases
 from layers.demo.features import DemoContext
 from layers.demo.population import Mix
 from layers.store.db import BUREAU_TIMEZONE
@@ -110,21 +112,21 @@ PROFILES = (
 REJECTED_SHARE = 0.004
 PARKED_SHARE = 0.003
 LATE_SHARE = 0.04
+NOT_ON_COMPONENT = {"component_code": None, "problem": None, "unit": None, "routed_by": None}
 
 
-def _day_weights(year: int, profile: CaseProfile) -> npt.NDArray[np.float64]:
+def _day_weights(year: int, weekdays: tuple[float, ...], summer: float) -> npt.NDArray[np.float64]:
     days = np.arange(np.datetime64(f"{year}-01-01"), np.datetime64(f"{year + 1}-01-01"))
     weekday = (days.astype("datetime64[D]").view("int64") - 4) % 7  # 1970-01-01 was a Thursday
-    season = 1.0 + profile.summer * np.sin((np.arange(len(days)) / len(days) - 0.29) * 2 * np.pi)
-    w = np.asarray(profile.weekdays)[weekday] * season
+    season = 1.0 + summer * np.sin((np.arange(len(days)) / len(days) - 0.29) * 2 * np.pi)
+    w = np.asarray(weekdays)[weekday] * season
     return w / w.sum()
 
 
 def _report_times(ctx: DemoContext, profile: CaseProfile) -> list[datetime]:
     rng, n = ctx.rng, profile.count
-    day = rng.choice(
-        len(_day_weights(ctx.year, profile)), size=n, p=_day_weights(ctx.year, profile)
-    )
+    weights = _day_weights(ctx.year, profile.weekdays, profile.summer)
+    day = rng.choice(len(weights), size=n, p=weights)
     hours = np.asarray(profile.hours)
     hour = rng.choice(24, size=n, p=hours / hours.sum())
     seconds = day * 86400 + hour * 3600 + rng.integers(0, 3600, size=n)
@@ -167,6 +169,14 @@ def _workflow(
     return {**row, "status": status, "deadline": deadline}
 
 
+def _grid_of(tree: shapely.STRtree, pts: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
+    """The index of the (first) grid holding each point, -1 where none does."""
+    hit_point, hit_grid = tree.query(pts, predicate="intersects")
+    grid_of = np.full(len(pts), -1)
+    grid_of[hit_point[::-1]] = hit_grid[::-1]
+    return grid_of
+
+
 def cases(
     ctx: DemoContext,
     categories: dict[str, CaseCategory],
@@ -184,9 +194,7 @@ def cases(
     for base in PROFILES:
         profile = replace(base, count=round(base.count * scale))
         pts = ctx.points(profile.count, profile.mix)
-        hit_point, hit_grid = tree.query(pts, predicate="intersects")
-        grid_of = np.full(len(pts), -1)
-        grid_of[hit_point[::-1]] = hit_grid[::-1]
+        grid_of = _grid_of(tree, pts)
         sources = list(profile.sources)
         source = rng.choice(sources, size=profile.count, p=list(profile.sources.values()))
         desc = rng.choice(len(profile.descriptions), size=profile.count)
@@ -200,8 +208,98 @@ def cases(
                     "description": profile.descriptions[desc[i]],
                     "address": None,
                     "grid_code": section_codes[grid_of[i]] if grid_of[i] >= 0 else None,
+                    **NOT_ON_COMPONENT,
                     **_workflow(ctx, reported, category, calendar),
                 }
             )
     rows.sort(key=lambda r: r["reported_at"])
+    return rows
+
+
+COMPONENT_SHARE = 0.06  # of all the year's cases: raised on a component of the census
+NEAR_M = 3.0  # a component case is reported this close to its component, at most
+COMPONENT_CASES = CaseProfile(
+    "",
+    0,
+    Mix(1.0, 0.0, 0.0),  # placed at their components, not drawn
+    _hours((8, 12, 1.0), (13, 18, 1.0)),  # found on the day's patrols
+    (1.1, 1.1, 1.1, 1.1, 1.1, 0.8, 0.7),
+    0.15,  # summer storms tilt and break more
+    {"inspector": 0.7, "hotline": 0.15, "public": 0.1, "video": 0.05},
+    (),
+)
+# the problems reported on a component, by its census status
+PROBLEMS: dict[str, tuple[tuple[str, float], ...]] = {
+    "lost": (("lost", 1.0),),
+    "damaged": (("damaged", 0.7), ("displaced", 0.2), ("other", 0.1)),
+    "intact": (("soiled", 0.4), ("occupied", 0.3), ("displaced", 0.2), ("other", 0.1)),
+}
+PROBLEM_WORDS = {
+    "damaged": "破损",
+    "lost": "丢失",
+    "displaced": "移位倾斜",
+    "soiled": "污损",
+    "occupied": "被占用",
+    "other": "存在安全隐患",
+}
+
+
+def component_case_count(event_cases: int) -> int:
+    """How many component cases go with `event_cases` event cases, at COMPONENT_SHARE of all."""
+    return round(event_cases * COMPONENT_SHARE / (1 - COMPONENT_SHARE))
+
+
+def _near(ctx: DemoContext, points: list[Any]) -> npt.NDArray[np.object_]:
+    """Points a little off each of `points`, at most NEAR_M away (in metres of the zone)."""
+    xy = shapely.get_coordinates(to_gk(points, ctx.epsg))
+    distance = ctx.rng.uniform(0.3, NEAR_M, size=len(xy))
+    angle = ctx.rng.uniform(0.0, 2 * np.pi, size=len(xy))
+    moved = xy + np.column_stack([distance * np.cos(angle), distance * np.sin(angle)])
+    return from_gk(shapely.points(moved), ctx.epsg)
+
+
+def component_cases(
+    ctx: DemoContext,
+    categories: dict[str, CaseCategory],
+    sections: npt.NDArray[np.object_],
+    section_codes: list[str],
+    census: list[dict[str, Any]],
+    n: int,
+    calendar: WorkCalendar | None = None,
+) -> list[dict[str, Any]]:
+    """`n` cases raised on components of the census (damaged and lost ones first), each at its
+    component, of its subclass, with a problem and routed to its maintainer (养护单位); deadlines
+    on `calendar` (Monday–Friday when none is given)."""
+    rng = ctx.rng
+    picked = pick_for_cases(census, n, rng)
+    if not picked:
+        return []
+    status = {str(r["component_code"]): str(r["status"]) for r in census}
+    pts = _near(ctx, [p.point for p in picked])
+    grid_of = _grid_of(shapely.STRtree(sections), pts)
+    source = rng.choice(
+        list(COMPONENT_CASES.sources), size=len(picked), p=list(COMPONENT_CASES.sources.values())
+    )
+    calendar = WorkCalendar() if calendar is None else calendar
+    times = _report_times(ctx, replace(COMPONENT_CASES, count=len(picked)))
+    rows = []
+    for i, (component, reported) in enumerate(zip(picked, times, strict=True)):
+        options = PROBLEMS[status[component.component_code]]
+        problem = options[int(rng.choice(len(options), p=[w for _, w in options]))][0]
+        category = categories[component.subclass_code]
+        rows.append(
+            {
+                "geom": pts[i],
+                "category_code": component.subclass_code,
+                "source": str(source[i]),
+                "description": f"{category.minor_name}{PROBLEM_WORDS[problem]}",
+                "address": None,
+                "grid_code": section_codes[grid_of[i]] if grid_of[i] >= 0 else None,
+                "component_code": component.component_code,
+                "problem": problem,
+                "unit": component.maintainer_unit,
+                "routed_by": "component",
+                **_workflow(ctx, reported, category, calendar),
+            }
+        )
     return rows

@@ -19,17 +19,18 @@ from layers.cases.workcalendar import Periods
 from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
 from layers.demo import cases, features, owners
 from layers.demo import components as demo_components
+from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
+from layers.demo.routing import DemoRule
 from layers.engine import placing
 from layers.places import counties
 from layers.places.boundary import County, load_county
-from layers.registry import GRIDS, LAYERS
+from layers.registry import LAYERS
 from layers.store.bulk import copy_rows
 from layers.store.tables import TABLES, layer_table
-from layers.store.versions import is_current
 
 ADCODE = "320681"
 COUNTY_NAME = "启东市"
@@ -47,6 +48,7 @@ class DemoCity:
     county: County
     rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     units: list[NewUnit] = field(default_factory=list)
+    rules: list[DemoRule] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""
@@ -105,6 +107,8 @@ def build(
         for g, geom in zip(grids, grid_geoms, strict=True)
     ]
     sections = [r for r in grid_rows if r["level"] == "section"]
+    section_geoms = np.asarray([r["geom"] for r in sections], dtype=object)
+    section_codes = [str(r["code"]) for r in sections]
     dust = features.dust_sites(ctx)
     categories = {c.code: c for c in read_case_categories()}
     city = DemoCity(county)
@@ -118,17 +122,24 @@ def build(
         "dust_inspections": dust.inspections,
         "work_orders": dust.work_orders,
         "parking_lots": features.parking_lots(ctx),
-        "cases": cases.cases(
-            ctx,
-            categories,
-            np.asarray([r["geom"] for r in sections], dtype=object),
-            [str(r["code"]) for r in sections],
-            scale.cases,
-            calendar,
-        ),
     }
+    events = cases.cases(ctx, categories, section_geoms, section_codes, scale.cases, calendar)
     subclasses = {c.minor_name: c.code for c in categories.values() if c.kind == "component"}
-    city.rows["components"] = demo_components.components(ctx, subclasses, county.adcode)
+    census = demo_components.components(ctx, subclasses, county.adcode)
+    city.rows["components"] = census
+    on_components = cases.component_cases(
+        ctx,
+        categories,
+        section_geoms,
+        section_codes,
+        census,
+        cases.component_case_count(len(events)),
+        calendar,
+    )
+    city.rules = demo_routing.rules(grid_rows, COUNTY_SEAT)
+    demo_routing.route_events(events, grid_rows, city.rules)
+    every_case = sorted(events + on_components, key=lambda r: r["reported_at"])
+    city.rows["cases"] = every_case
     city.units = owners.directory(county.adcode)
     return city
 
@@ -146,6 +157,7 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
     for entry in city.units:  # before the components that name them
         if units.find(conn, entry.name, city.county.adcode) is None:
             units.add(conn, entry, city.county.adcode, DEMO_ACTOR)
+    demo_routing.write_rules(conn, city.county.adcode, city.rules, DEMO_ACTOR)
     written = {}
     for name in load_order():
         rows = city.rows.get(name, [])  # a layer without demo data starts empty
@@ -158,13 +170,6 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
             table = conn.dialect.identifier_preparer.quote(layer_table(layer).name)
             conn.execute(text(f"ANALYZE {table}"))
         placing.place_unplaced(conn, layer)
-    # each case goes to the unit responsible for its grid, as a report does
-    conn.execute(
-        text(f"""
-        UPDATE cases AS c SET unit = g.responsible_unit
-        FROM grids AS g WHERE g.code = c.grid_code AND {is_current(GRIDS, "g")} AND c.unit IS NULL
-    """)
-    )
     return written
 
 
