@@ -213,6 +213,7 @@
               '</td><td>' + esc(format(r.closed_rate, 'closed_rate')) + '</td><td>' + esc(format(r.overdue, 'overdue')) + '</td></tr>';
           }).join('') : '<tr><td colspan="4">无部件案件</td></tr>');
         CityGrid.unitRows = rows.map(function (r) { return [r.key, r.registered]; });
+        CityGrid.unitsRound = (CityGrid.unitsRound || 0) + 1;
       }).catch(function (error) { CityGrid.notice(map, 'units', '部件案件统计加载失败：' + error.message, true); });
     }
 
