@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,12 +24,9 @@ from api import (
     cli_routing,
     cli_units,
     cli_users,
-    metrics,
 )
-from api.app import create_app
 from api.cli_db import prepare_database
 from api.console import console, friendly, say, stdout
-from api.observe import log_config
 from api.settings import (
     CalendarSettings,
     DatabaseSettings,
@@ -38,17 +34,11 @@ from api.settings import (
     EditingSettings,
     ServerSettings,
 )
-from gis import zones
 from gis.topology import KIND_LABELS, KINDS, Report
-from layers.demo import accounts as demo_accounts
 from layers.demo import load as demo_city
-from layers.grids.grids import all_parents, check_stored, report_document
-from layers.places import counties as county_rows
-from layers.places.boundary import GCJ02, read_boundary_file
 from layers.registry import ROLE_LABELS, Role
 from layers.store import cluster, db, migrate
 from layers.store.cluster import State
-from webmap.pages import PAGES
 
 app = typer.Typer(
     help="citygrid: grids, layers and cases of a city-management bureau.",
@@ -209,6 +199,8 @@ def _load_demo(
 
 def _demo_logins(url: str, settings: DatabaseSettings) -> None:
     """Create the demo accounts; their passwords go to an owner-only file, never to the screen."""
+    from layers.demo import accounts as demo_accounts
+
     engine = db.make_engine(url, settings.gk_epsg)
     try:
         with engine.begin() as conn:
@@ -315,6 +307,8 @@ FIRST_STEPS = (
 
 def _first_steps(url: str, settings: DatabaseSettings) -> None:
     """Say what is stored, and while there is no county, how a bureau sets up its own."""
+    from layers.places import counties as county_rows
+
     engine = db.make_engine(url, settings.gk_epsg)
     try:
         with engine.connect() as conn:
@@ -340,6 +334,14 @@ def _serve(
     port: int | None,
     workers: int | None = None,
 ) -> None:
+    # The app, its pages and the server load slowly: only commands that serve import them.
+    import uvicorn
+
+    from api import metrics
+    from api.app import create_app
+    from api.observe import log_config
+    from webmap.pages import PAGES
+
     host, port, workers = host or server.host, port or server.port, workers or server.workers
     app_ = create_app(settings)
     engine = db.make_engine(settings.url())
@@ -382,6 +384,9 @@ def boundary_check(
     ] = False,
 ) -> None:
     """Read and check a boundary file; print its area and Gauss-Krüger zone; store nothing."""
+    from gis import zones
+    from layers.places.boundary import GCJ02, read_boundary_file
+
     found = read_boundary_file(path, GCJ02 if gcj02 else crs)
     epsg = int(zones.geometry_zone([found.boundary])[0])
     area = float(zones.area_m2([found.boundary], epsg)[0])
@@ -423,6 +428,8 @@ def grids_check(
     ] = False,
 ) -> None:
     """Check that current grids tile their parents; exit status 1 when any problem is found."""
+    from layers.grids.grids import all_parents, check_stored, report_document
+
     settings = DatabaseSettings()
     engine = db.make_engine(settings.url(), settings.gk_epsg)
     options = EditingSettings().check_options(sliver_m2)

@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from api import cli_cases, cli_grids
 from api.console import console, friendly, print_bad_rows, say
-from api.deps import parse_bbox
 from api.settings import DatabaseSettings, EditingSettings
 from gis.validate import Limits
 from layers.engine import filein, fileout
@@ -258,6 +257,8 @@ def export_file(
 ) -> None:
     """Export a layer (all of it, or what --bbox and --filter select) as a file, with each row's
     id, so that the file can be imported back with --mode upsert."""
+    from api.deps import parse_bbox  # the API's dependencies bring FastAPI, slow to load
+
     layer = get_layer(layer_id)
     name = SUFFIX_FORMATS.get(path.suffix.lower())
     if name is None:

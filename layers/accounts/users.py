@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -26,8 +27,12 @@ from layers.store.versions import is_current
 
 HASHER = PasswordHasher()  # argon2id with the RFC 9106 low-memory parameters
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
-# Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = HASHER.hash("citygrid-no-such-user")
+
+
+@cache  # hashed on first use, not at import: every command imports this module
+def _dummy_hash() -> str:
+    """Compared against when the name is unknown, so a wrong name costs as long as a wrong password."""
+    return HASHER.hash("citygrid-no-such-user")
 
 
 @dataclass(frozen=True)
@@ -342,7 +347,7 @@ def authenticate(
             else None
         )
         try:
-            HASHER.verify(row.password_hash if row else _DUMMY_HASH, password)
+            HASHER.verify(row.password_hash if row else _dummy_hash(), password)
             ok = row is not None
         except (VerificationError, InvalidHashError):
             ok = False

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyogrio
-import pyogrio.raw
 from sqlalchemy import Connection, text
 
 from layers.cases.categories import ALIAS_SEPARATORS, KIND_LABELS, UNIT_LABELS, UNIT_WORDS
@@ -132,6 +130,8 @@ def export_file(conn: Connection, county: str | None, xlsx: bool) -> bytes:
     """The catalogue as XLSX or as CSV with a byte-order mark (Excel reads both)."""
     rows = export_rows(conn, county)
     if xlsx:
+        import pyogrio.raw  # GDAL loads slowly: only reading/writing files needs it
+
         columns = [np.array([r[i] for r in rows[1:]], dtype=object) for i in range(len(rows[0]))]
         with tempfile.TemporaryDirectory(prefix="citygrid-catalogue-") as tmp:
             path = Path(tmp) / "catalogue.xlsx"
@@ -156,6 +156,8 @@ def _refuse_columns(missing: list[str]) -> InvalidFeature:
 def read_table(data: bytes, xlsx: bool) -> tuple[list[dict[str, str]], str]:
     """The rows of a catalogue file by column name, and the file's encoding."""
     if xlsx:
+        import pyogrio.raw  # GDAL loads slowly: only reading/writing files needs it
+
         try:
             with opened(data, "catalogue.xlsx", FileLimits()) as path:
                 meta, _, _, data = pyogrio.raw.read(

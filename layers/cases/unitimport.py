@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyogrio.raw
 from sqlalchemy import Connection
 
 from layers.cases import units
@@ -95,6 +94,8 @@ def _columns(names: list[str]) -> dict[str, int]:
 def _table(path: Path) -> tuple[list[str], list[Any]]:
     """Column names and values of a spreadsheet without geometry, every cell read as text (a
     credit code or phone must not become a number)."""
+    import pyogrio.raw  # GDAL loads slowly: only reading/writing files needs it
+
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise InvalidFeature(

@@ -21,7 +21,6 @@ from lark import Lark
 from pygeofilter import ast, values
 from pygeofilter.backends.evaluator import Evaluator, handle
 from pygeofilter.parsers.cql2_json import parse as parse_json
-from pygeofilter.parsers.cql2_text import parser as text_parser
 
 from layers.engine import fieldvalues, jsonin
 from layers.engine.crs import Crs, geometry_in
@@ -102,6 +101,9 @@ def _between_as_parsed(node: Any) -> Any:
 
 @cache
 def _text_parser() -> Lark:
+    # Importing this module builds pygeofilter's own parser, which is slow and not used here.
+    from pygeofilter.parsers.cql2_text import parser as text_parser
+
     grammar = files("pygeofilter.parsers.cql2_text").joinpath("grammar.lark").read_text()
     return Lark(
         grammar + _NOT_ANY_CONDITION,

@@ -18,7 +18,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -215,6 +214,8 @@ def without_paths(message: str) -> str:
 
 def read(path: Path, limits: FileLimits, encoding: str | None = None) -> SourceData:
     """Columns, geometries and CRS of the file at `path` (a .shp, .gpkg, .csv, … on disk)."""
+    import pyogrio.raw  # GDAL loads slowly: only reading/writing files needs it
+
     suffix = path.suffix.lower()
     if suffix == ".zip":
         with tempfile.TemporaryDirectory(prefix="citygrid-import-") as tmp:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyogrio.raw
 import shapely
 from sqlalchemy import Connection, text
 
@@ -215,6 +214,8 @@ def _append(
     options: ExportOptions,
     first: bool,
 ) -> int:
+    import pyogrio.raw  # GDAL loads slowly: only reading/writing files needs it
+
     geoms = shapely.from_wkb([row[0] for row in chunk]) if layer.geometry else None
     ids = np.array([row[1] for row in chunk], dtype="int64")
     data = [

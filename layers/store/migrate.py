@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from geoalchemy2 import alembic_helpers
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from layers.errors import MigrationError
 from layers.store.tables import metadata
 
+# Alembic loads slowly and most commands never migrate: each function imports what it uses.
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     """Leave PostGIS's own tables out of schema comparisons."""
+    from geoalchemy2 import alembic_helpers
+
     if type_ == "table" and name == "spatial_ref_sys":
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
@@ -29,6 +30,8 @@ SHIPPED = "layers.store:migrations"
 
 def alembic_config(location: str = SHIPPED) -> Config:
     """An Alembic config pointing at the migrations shipped in the package (or at `location`)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", location)
     return cfg
@@ -36,6 +39,8 @@ def alembic_config(location: str = SHIPPED) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head", location: str = SHIPPED) -> None:
     """Bring the database schema to `revision`, all or nothing."""
+    from alembic import command
+
     cfg = alembic_config(location)
     try:
         with engine.begin() as conn:
@@ -51,6 +56,8 @@ def upgrade(engine: Engine, revision: str = "head", location: str = SHIPPED) -> 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     """Take the database schema back to `revision` (dropping the layers at "base")."""
+    from alembic import command
+
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -59,6 +66,8 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 
 def pending_revisions(engine: Engine, location: str = SHIPPED) -> list[str]:
     """The revisions an upgrade to the newest schema would apply, oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(location))
     current = current_revision(engine) or "base"
     return [r.revision for r in script.iterate_revisions("head", current)][::-1]
@@ -66,6 +75,8 @@ def pending_revisions(engine: Engine, location: str = SHIPPED) -> list[str]:
 
 def all_revisions(location: str = SHIPPED) -> list[str]:
     """Every shipped revision, oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(location))
     return [r.revision for r in script.iterate_revisions("head", "base")][::-1]
 
@@ -96,17 +107,24 @@ def upgrade_each(
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, None when never migrated."""
+    from alembic.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str | None:
     """The newest revision shipped with the code."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def schema_drift(engine: Engine) -> list[object]:
     """Differences between the registry's tables and the migrated database (empty when in step)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
     with engine.connect() as conn:
         ctx = MigrationContext.configure(
             conn, opts={"include_object": include_object, "compare_type": True}
