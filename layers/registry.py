@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 STORAGE_SRID = 4490
 MAX_ROW_ID = 2**63 - 1  # bigint ids
@@ -50,6 +51,11 @@ class GeometryKind(StrEnum):
     def is_line(self) -> bool:
         """Lines or multilines: drawn as polylines, measured by length."""
         return self in (GeometryKind.LINESTRING, GeometryKind.MULTILINESTRING)
+
+    @property
+    def shape(self) -> str:
+        """The catalogue's word for the type (case_categories.geometry): point, line or area."""
+        return "point" if self.is_point else "line" if self.is_line else "area"
 
 
 _GEOJSON_NAMES = {
@@ -176,9 +182,10 @@ class ReadScope:
 
 @dataclass(frozen=True)
 class GridPlacement:
-    """A point row lies in a grid: when not given, the grid of `level` under it and the nearest
-    responsible unit up that grid's family are written to `grid_field` and `unit_field`; the
-    names of its community and street grids to `community_field` and `street_field`."""
+    """A row lies in a grid: when not given, the grid of `level` under it (for a line or an
+    area, the grid holding most of it) and the nearest responsible unit up that grid's family
+    are written to `grid_field` and `unit_field`; the names of its community and street grids
+    to `community_field` and `street_field`."""
 
     grid_field: str = "grid_code"
     unit_field: str | None = "unit"
@@ -222,7 +229,9 @@ class IdScheme:
     """Rows carry a coded ID in `field`: the row's 6-digit county code, then the `type_field`
     category code less its kind letter (2-digit class + 2-digit subclass), then a `serial` of
     that many digits (GB/T 30428.2: 16 digits in all). Checked on every write and import;
-    assigned, as the next serial of the county and subclass, when a row has none."""
+    assigned, as the next serial of the county and subclass, when a row has none. The type's
+    catalogue geometry (point, line or area) must be the layer's, so a subclass lives in one
+    layer and IDs of a county never clash across the layers sharing the scheme."""
 
     field: str = "component_code"
     type_field: str = "subclass_code"
@@ -280,7 +289,7 @@ class Layer:
     item_edits_only: frozenset[str] | None = None
     versioned: Versioning | None = None  # rows are versions valid from a day to a day
     scope: ReadScope = ReadScope()
-    placed_in_grid: GridPlacement | None = None  # a point's grid and unit derived on write
+    placed_in_grid: GridPlacement | None = None  # a row's grid and unit derived on write
     draw_level: DrawLevel | None = None  # None: by its geometry (points over areas)
     file_import: FileImport = FileImport.ROWS
     counted_per_grid: bool = False  # the grid statistics count its rows in each grid
@@ -307,8 +316,8 @@ class Layer:
             raise ValueError(f"{self.id}: capabilities name fields it lacks: {missing}")
         if self.unique_current and self.versioned is None:
             raise ValueError(f"{self.id}: only versioned rows can be unique among current ones")
-        if self.placed_in_grid is not None and self.geometry is not GeometryKind.POINT:
-            raise ValueError(f"{self.id}: only points are placed in a grid")
+        if self.placed_in_grid is not None and self.geometry is None:
+            raise ValueError(f"{self.id}: only rows with a geometry are placed in a grid")
 
     @property
     def parent_key(self) -> str | None:
@@ -895,121 +904,161 @@ def _unit_field(name: str, label_zh: str, label_en: str, short: str) -> Field:
     )
 
 
-# The component inventory (部件普查, GB/T 30428.2): points for now; components that are lines or
-# areas (护栏, 绿地 …) are to be their own layers.
-COMPONENTS = Layer(
-    id="components",
-    title_zh="城市管理部件",
-    title_en="City-management components",
-    geometry=GeometryKind.POINT,
-    fields=(
-        Field(
+def _component_layer(
+    layer_id: str,
+    title_zh: str,
+    title_en: str,
+    geometry: GeometryKind,
+    measure: tuple[Field, ...] = (),
+    **capabilities: Any,
+) -> Layer:
+    """One layer of the component inventory (部件普查, GB/T 30428.2): the standard attributes,
+    versions, placement and ID scheme shared by the points, lines and areas; a subclass's
+    catalogue geometry says which of them holds its components."""
+    return Layer(
+        id=layer_id,
+        title_zh=title_zh,
+        title_en=title_en,
+        geometry=geometry,
+        fields=_COMPONENT_FIELDS + measure,
+        # the inventory is the bureau's asset register, kept by its data staff (admin) from
+        # censuses; planners draw grids, inspectors report problems as cases and read
+        # components in their area
+        editable_by=frozenset({Role.ADMIN}),
+        popup_fields=(
             "component_code",
-            FieldType.TEXT,
-            "部件标识码",
-            "Component ID",
-            indexed=True,
-            short="comp_code",
-            column_names=("部件编码", "标识码", "部件标识"),
-        ),
-        Field(
             "subclass_code",
-            FieldType.TEXT,
-            "小类代码",
-            "Subclass",
-            required=True,
-            indexed=True,
-            references="case_categories.code",
-            short="subclass",
-            column_names=("小类名称", "部件小类", "小类", "部件类型"),
-        ),
-        Field("name", FieldType.TEXT, "部件名称", "Name"),
-        Field(
+            "name",
             "status",
-            FieldType.TEXT,
-            "状态",
-            "Status",
-            COMPONENT_STATUSES,
-            required=True,
-            indexed=True,
-            column_names=("部件状态",),
+            "owner_unit",
+            "maintainer_unit",
+            *(f.name for f in measure),
         ),
-        _unit_field("department", "主管部门", "Competent department", "department"),
-        _unit_field("owner_unit", "权属单位", "Owner", "owner_unit"),
-        _unit_field("maintainer_unit", "养护单位", "Maintainer", "maint_unit"),
-        Field(
-            "grid_code",
-            FieldType.TEXT,
-            "所属单元网格",
-            "Unit grid",
-            indexed=True,
-            derived=True,
-            pattern=r"^[0-9]{15}$",
+        temporal=("valid_from", "valid_to"),
+        natural_key="component_code",
+        unique_in_county=("component_code",),
+        versioned=Versioning(kept_on_edit=True, retired=("status", "removed")),
+        placed_in_grid=GridPlacement(
+            unit_field=None, community_field="community", street_field="street"
         ),
-        Field("community", FieldType.TEXT, "所属社区", "Community", derived=True),
-        Field("street", FieldType.TEXT, "所属街道", "Street", derived=True),
-        Field(
-            "first_surveyed_on",
-            FieldType.DATE,
-            "初始日期",
-            "First surveyed on",
-            short="surveyed",
-            column_names=("普查日期",),
-        ),
-        Field("changed_on", FieldType.DATE, "变更日期", "Changed on", indexed=True),
-        Field(
-            "data_source",
-            FieldType.TEXT,
-            "数据来源",
-            "Data source",
-            codes(
-                ("census", "普查", "Census"),
-                ("update", "更新", "Update"),
-                ("inspector", "巡查上报", "Inspector report"),
-                ("other", "其他", "Other"),
-            ),
-            short="source",
-        ),
-        Field(
-            "accuracy",
-            FieldType.TEXT,
-            "定位精度",
-            "Location accuracy",
-            codes(
-                ("0.5m", "≤0.5米", "≤ 0.5 m"),
-                ("1m", "≤1米", "≤ 1 m"),
-                ("5m", "≤5米", "≤ 5 m"),
-                ("unknown", "未知", "Unknown"),
-            ),
-        ),
-        Field("remark", FieldType.TEXT, "备注", "Remark"),
-        Field(
-            "valid_from", FieldType.DATE, "版本生效日期", "Valid from", indexed=True, derived=True
-        ),
-        Field("valid_to", FieldType.DATE, "版本失效日期", "Valid to", indexed=True, derived=True),
-    ),
-    # the inventory is the bureau's asset register, kept by its data staff (admin) from censuses;
-    # planners draw grids, inspectors report problems as cases and read components in their area
-    editable_by=frozenset({Role.ADMIN}),
-    style=Style("#5d6d7e", "#85929e", 0.9, 1.0),
-    popup_fields=(
+        id_scheme=IdScheme(),
+        **capabilities,
+    )
+
+
+_COMPONENT_FIELDS = (
+    Field(
         "component_code",
+        FieldType.TEXT,
+        "部件标识码",
+        "Component ID",
+        indexed=True,
+        short="comp_code",
+        column_names=("部件编码", "标识码", "部件标识"),
+    ),
+    Field(
         "subclass_code",
-        "name",
+        FieldType.TEXT,
+        "小类代码",
+        "Subclass",
+        required=True,
+        indexed=True,
+        references="case_categories.code",
+        short="subclass",
+        column_names=("小类名称", "部件小类", "小类", "部件类型"),
+    ),
+    Field("name", FieldType.TEXT, "部件名称", "Name"),
+    Field(
         "status",
-        "owner_unit",
-        "maintainer_unit",
+        FieldType.TEXT,
+        "状态",
+        "Status",
+        COMPONENT_STATUSES,
+        required=True,
+        indexed=True,
+        column_names=("部件状态",),
     ),
-    temporal=("valid_from", "valid_to"),
-    cluster_below_zoom=16,
-    natural_key="component_code",
-    unique_in_county=("component_code",),
-    versioned=Versioning(kept_on_edit=True, retired=("status", "removed")),
-    placed_in_grid=GridPlacement(
-        unit_field=None, community_field="community", street_field="street"
+    _unit_field("department", "主管部门", "Competent department", "department"),
+    _unit_field("owner_unit", "权属单位", "Owner", "owner_unit"),
+    _unit_field("maintainer_unit", "养护单位", "Maintainer", "maint_unit"),
+    Field(
+        "grid_code",
+        FieldType.TEXT,
+        "所属单元网格",
+        "Unit grid",
+        indexed=True,
+        derived=True,
+        pattern=r"^[0-9]{15}$",
     ),
-    id_scheme=IdScheme(),
+    Field("community", FieldType.TEXT, "所属社区", "Community", derived=True),
+    Field("street", FieldType.TEXT, "所属街道", "Street", derived=True),
+    Field(
+        "first_surveyed_on",
+        FieldType.DATE,
+        "初始日期",
+        "First surveyed on",
+        short="surveyed",
+        column_names=("普查日期",),
+    ),
+    Field("changed_on", FieldType.DATE, "变更日期", "Changed on", indexed=True),
+    Field(
+        "data_source",
+        FieldType.TEXT,
+        "数据来源",
+        "Data source",
+        codes(
+            ("census", "普查", "Census"),
+            ("update", "更新", "Update"),
+            ("inspector", "巡查上报", "Inspector report"),
+            ("other", "其他", "Other"),
+        ),
+        short="source",
+    ),
+    Field(
+        "accuracy",
+        FieldType.TEXT,
+        "定位精度",
+        "Location accuracy",
+        codes(
+            ("0.5m", "≤0.5米", "≤ 0.5 m"),
+            ("1m", "≤1米", "≤ 1 m"),
+            ("5m", "≤5米", "≤ 5 m"),
+            ("unknown", "未知", "Unknown"),
+        ),
+    ),
+    Field("remark", FieldType.TEXT, "备注", "Remark"),
+    Field("valid_from", FieldType.DATE, "版本生效日期", "Valid from", indexed=True, derived=True),
+    Field("valid_to", FieldType.DATE, "版本失效日期", "Valid to", indexed=True, derived=True),
 )
+
+COMPONENTS = _component_layer(
+    "components",
+    "城市管理部件",
+    "City-management components",
+    GeometryKind.POINT,
+    style=Style("#5d6d7e", "#85929e", 0.9, 1.0),
+    cluster_below_zoom=16,
+)
+COMPONENT_LINES = _component_layer(
+    "component_lines",
+    "线状部件",
+    "Linear components",
+    GeometryKind.MULTILINESTRING,
+    (length(),),
+    style=Style("#6c3483", "#6c3483", 0.0, 3.0),
+    length_field="length_m",
+)
+COMPONENT_AREAS = _component_layer(
+    "component_areas",
+    "面状部件",
+    "Areal components",
+    GeometryKind.MULTIPOLYGON,
+    (_area(),),
+    style=Style("#1e8449", "#52be80", 0.25, 1.5),
+    area_field="area_m2",
+)
+# the layers sharing the component ID scheme, one per catalogue geometry (point, line, area)
+COMPONENT_LAYERS = (COMPONENTS, COMPONENT_LINES, COMPONENT_AREAS)
 
 LAYERS: dict[str, Layer] = {
     layer.id: layer
@@ -1022,7 +1071,7 @@ LAYERS: dict[str, Layer] = {
         WORK_ORDERS,
         PARKING_LOTS,
         CASES,
-        COMPONENTS,
+        *COMPONENT_LAYERS,
     )
 }
 

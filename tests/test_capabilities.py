@@ -25,6 +25,9 @@ from layers.grids import gridhistory
 from layers.registry import (
     BILLBOARDS,
     CASES,
+    COMPONENT_AREAS,
+    COMPONENT_LAYERS,
+    COMPONENT_LINES,
     COMPONENTS,
     GRIDS,
     LAYERS,
@@ -128,7 +131,22 @@ def test_the_built_in_layers_declare_what_they_do() -> None:
     assert COMPONENTS.versioned == Versioning(kept_on_edit=True, retired=("status", "removed"))
     assert COMPONENTS.placed_in_grid is not None and COMPONENTS.placed_in_grid.unit_field is None
     assert COMPONENTS.id_scheme is not None and COMPONENTS.id_scheme.pattern == "^[0-9]{16}$"
-    plain = [layer for layer in LAYERS.values() if layer not in (GRIDS, CASES, COMPONENTS)]
+    # lines and areas of the inventory: the same attributes, versions, placement and IDs
+    for shaped, measure in ((COMPONENT_LINES, "length_m"), (COMPONENT_AREAS, "area_m2")):
+        assert shaped.fields[: len(COMPONENTS.fields)] == COMPONENTS.fields
+        assert shaped.fields[-1].name == measure and shaped.fields[-1].derived
+        assert (shaped.versioned, shaped.placed_in_grid, shaped.id_scheme) == (
+            COMPONENTS.versioned,
+            COMPONENTS.placed_in_grid,
+            COMPONENTS.id_scheme,
+        )
+    assert [layer.geometry.shape for layer in COMPONENT_LAYERS if layer.geometry] == [
+        "point",
+        "line",
+        "area",
+    ]
+    built_in = (GRIDS, CASES, *COMPONENT_LAYERS)
+    plain = [layer for layer in LAYERS.values() if layer not in built_in]
     assert all(layer.versioned is None and layer.scope == ReadScope() for layer in plain)
     assert gridhistory.COUNTED_LAYERS == (
         "illegal_buildings",
@@ -148,8 +166,8 @@ def test_a_capability_naming_a_field_the_layer_lacks_is_refused() -> None:
         Layer("things", "东西", "Things", fields, scope=ReadScope(unit_field="unit"))
     with pytest.raises(ValueError, match="versioned"):
         Layer("things", "东西", "Things", fields, unique_current=("name",))
-    with pytest.raises(ValueError, match="points"):
-        replace(CASES, geometry=GeometryKind.MULTIPOLYGON)
+    with pytest.raises(ValueError, match="geometry"):  # lines and areas are placed; tables not
+        replace(CASES, geometry=None)
 
 
 def test_current_and_as_of_a_day_versions(world: World) -> None:

@@ -401,3 +401,39 @@ def test_the_deployment_wide_categories_file_leaves_local_subclasses_to_their_co
         categories.import_csv(conn, taken.encode(), "tests")
     assert [e.code for e in refused.value.report.errors] == ["category_code_taken"]
     assert traces(world.engine) == before
+
+
+def test_the_catalogue_says_which_geometry_a_component_subclass_takes(world: World) -> None:
+    with world.engine.begin() as conn:
+        rows, _ = catalogue.read_table(catalogue.export_file(conn, DEMO, False), False)
+    exported = {r["code"]: r["geometry"] for r in rows}
+    assert (exported["C0206"], exported["C0405"], exported["C0101"], exported["E0101"]) == (
+        "线",
+        "面",
+        "点",
+        "",
+    )
+    bad = [
+        _row("C0206", "护栏", 几何类型="点"),  # 2: a standard subclass keeps its geometry
+        _row("E0694", "本地戊", 几何类型="线"),  # 3: an event has none
+        _row("C0792", "本地己", 几何类型="圆"),  # 4: no such geometry
+    ]
+    before = traces(world.engine)
+    with world.engine.begin() as conn, pytest.raises(catalogue.CatalogueRefused) as refused:
+        catalogue.import_file(conn, DEMO, _file(bad), False, "tests")
+    assert {(e.row, e.code) for e in refused.value.report.errors} == {
+        (2, "category_geometry_fixed"),
+        (3, "category_geometry"),
+        (4, "category_geometry"),
+    }
+    assert traces(world.engine) == before
+    own = [_row("C0793", "智慧灯杆线缆", 几何类型="线"), _row("C0794", "智能井盖")]
+    with world.engine.begin() as conn:
+        report = catalogue.import_file(conn, DEMO, _file(own), False, "tests")
+        assert report.added == ["C0793", "C0794"], report.document()
+        stored = dict(
+            conn.execute(
+                text("SELECT code, geometry FROM case_categories WHERE code IN ('C0793', 'C0794')")
+            ).all()
+        )
+    assert stored == {"C0793": "line", "C0794": "point"}  # a local subclass is a point unless said

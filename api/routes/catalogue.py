@@ -22,7 +22,8 @@ router = APIRouter(
 def read_catalogue(conn: ConnectionDep, viewer: CountyViewerDep) -> dict[str, Any]:
     """`classes` (kind, code, name, local) and `subclasses` (code, kind, class_code, class_name,
     name, aliases, time_limit, urgent_limit, time_unit, register_criteria, close_criteria,
-    department, local, county, edited). With one county (`county=`, or the account's only one)
+    department, local, county, edited, geometry: point, line or area for a component subclass,
+    the layer holding its components). With one county (`county=`, or the account's only one)
     its own edits of standard subclasses apply and its local subclasses are listed; otherwise the
     standard subclasses and the local ones of the counties asked for. A county the account does
     not hold is refused (403 outside_county)."""

@@ -37,10 +37,20 @@ COLUMNS = (
     ("department", "责任部门"),
     ("aliases", "别名"),
     ("local", "本地扩展"),
+    ("geometry", "几何类型"),
 )
 REQUIRED = ("code", "class_code", "name", "time_limit", "time_unit")
 EDITABLE = ("time_limit", "urgent_limit", "time_unit", "register_criteria", "close_criteria")
 KIND_WORDS = {**{v: k for k, v in KIND_LABELS.items()}, **{k: k for k in KIND_LABELS}}
+# a component subclass's geometry: which component layer holds it (points, lines, areas)
+GEOMETRY_LABELS = {"point": "点", "line": "线", "area": "面"}
+GEOMETRY_WORDS = {
+    **{v: k for k, v in GEOMETRY_LABELS.items()},
+    **{k: k for k in GEOMETRY_LABELS},
+    "点状": "point",
+    "线状": "line",
+    "面状": "area",
+}
 CODE = re.compile(r"[EC][0-9]{4}")
 MAX_NAME = 100
 MAX_TEXT = 500
@@ -59,7 +69,7 @@ _SUBCLASSES = """
            coalesce(e.department, k.department) AS department,
            coalesce((SELECT array_agg(a.alias ORDER BY a.alias) FROM case_category_aliases AS a
                      WHERE a.category_code = k.code), '{}') AS aliases,
-           k.local, k.adcode AS county, e.code IS NOT NULL AS edited
+           k.local, k.adcode AS county, e.code IS NOT NULL AS edited, k.geometry
     FROM case_categories AS k
     JOIN case_category_classes AS c ON c.kind = k.kind AND c.code = k.major_code
     LEFT JOIN case_category_edits AS e ON e.code = k.code AND e.adcode = :county
@@ -121,6 +131,7 @@ def export_rows(conn: Connection, county: str | None) -> list[list[str]]:
                 r["department"],
                 "、".join(r["aliases"]),
                 "是" if r["local"] else "否",
+                GEOMETRY_LABELS.get(r["geometry"] or "", ""),
             ]
         )
     return rows
@@ -281,6 +292,10 @@ def _checked(cells: dict[str, str], number: int, errors: list[RowError]) -> dict
     if not 1 <= len(cells["name"]) <= MAX_NAME:
         bad("name", "category_name", f"小类名称须为 1 至 {MAX_NAME} 个字符")
     limits, unit, aliases = _limits_and_texts(cells, bad)
+    raw_geometry = cells.get("geometry", "")
+    geometry = GEOMETRY_WORDS.get(raw_geometry.lower()) if raw_geometry else None
+    if raw_geometry and (geometry is None or kind == "event"):
+        bad("geometry", "category_geometry", "几何类型仅部件可填，应为“点”“线”或“面”")
     return {
         "code": code,
         "kind": kind,
@@ -293,6 +308,7 @@ def _checked(cells: dict[str, str], number: int, errors: list[RowError]) -> dict
         "close_criteria": cells.get("close_criteria", ""),
         "department": cells.get("department", ""),
         "aliases": aliases,
+        "geometry": geometry,
     }
 
 
@@ -300,7 +316,8 @@ def _stored(conn: Connection) -> dict[str, dict[str, Any]]:
     rows = conn.execute(
         text("""
         SELECT k.code, k.kind, k.major_code, k.minor_name, k.time_limit, k.urgent_limit,
-               k.time_unit, k.register_criteria, k.close_criteria, k.department, k.adcode
+               k.time_unit, k.register_criteria, k.close_criteria, k.department, k.adcode,
+               k.geometry
         FROM case_categories AS k
     """)
     ).mappings()
@@ -340,6 +357,7 @@ def _cross_check(
         seen.setdefault(code, number)
         _check_class(number, row, classes, bad)
         _check_code(number, row, stored.get(code), county, bad)
+        _check_geometry(number, row, stored.get(code), bad)
         before = stored.get(code)
         for alias in row["aliases"] if before is None or before["adcode"] else ():
             others = sorted(names.get(alias, set()) - {code})
@@ -373,6 +391,22 @@ def _check_code(
     if before is not None and before["adcode"] not in (None, county):
         bad(number, "code", code, "category_code_taken",
             f"代码 {code} 已被其他县级行政区的扩展小类使用")  # fmt: skip
+
+
+def _check_geometry(
+    number: int, row: dict[str, Any], before: dict[str, Any] | None, bad: _Bad
+) -> None:
+    """A stored subclass keeps its geometry: its components are rows of that geometry's layer;
+    a new component subclass without one is a point."""
+    if before is None:
+        if row["kind"] == "component" and row["geometry"] is None:
+            row["geometry"] = "point"
+        return
+    if row["geometry"] is not None and row["geometry"] != before["geometry"]:
+        label = GEOMETRY_LABELS.get(before["geometry"] or "", "")
+        bad(number, "geometry", GEOMETRY_LABELS[row["geometry"]], "category_geometry_fixed",
+            f"小类 {row['code']} 的几何类型是“{label}”，不可修改（其部件保存在对应图层中）")  # fmt: skip
+    row["geometry"] = before["geometry"]
 
 
 def _plan(
@@ -466,9 +500,10 @@ def _write(
     conn.execute(
         text("""
         INSERT INTO case_categories (code, kind, major_code, major_name, minor_name, time_limit,
-            urgent_limit, time_unit, register_criteria, close_criteria, department, local, adcode)
+            urgent_limit, time_unit, register_criteria, close_criteria, department, local, adcode,
+            geometry)
         SELECT :code, c.kind, c.code, c.name, :name, :time_limit, :urgent_limit, :time_unit,
-            :register_criteria, :close_criteria, :department, true, :county
+            :register_criteria, :close_criteria, :department, true, :county, :geometry
         FROM case_category_classes AS c WHERE c.kind = :kind AND c.code = :class_code
         ON CONFLICT (code) DO UPDATE SET minor_name = excluded.minor_name,
             time_limit = excluded.time_limit, urgent_limit = excluded.urgent_limit,

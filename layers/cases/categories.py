@@ -304,8 +304,9 @@ def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(
             text("""
             INSERT INTO case_categories
-                (code, kind, major_code, major_name, minor_name, time_limit, time_unit)
-            VALUES (:code, :kind, :major_code, :major_name, :minor_name, :time_limit, :time_unit)
+                (code, kind, major_code, major_name, minor_name, time_limit, time_unit, geometry)
+            VALUES (:code, :kind, :major_code, :major_name, :minor_name, :time_limit, :time_unit,
+                CASE WHEN :kind = 'component' THEN 'point' END)
             ON CONFLICT (code) DO UPDATE SET kind = excluded.kind,
                 major_code = excluded.major_code, major_name = excluded.major_name,
                 minor_name = excluded.minor_name, time_limit = excluded.time_limit,

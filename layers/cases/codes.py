@@ -37,6 +37,7 @@ class CaseCategory:
     department: str = ""
     local: bool = False
     aliases: tuple[str, ...] = ()
+    geometry: str | None = None  # a component subclass's layer: point, line or area
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def read_case_categories() -> list[CaseCategory]:
                 close_criteria=row["close_criteria"],
                 department=row["department"],
                 aliases=tuple(a for a in row["aliases"].split("、") if a),
+                geometry=row["geometry"] or None,
             )
             for row in _data_rows(CATALOGUE_FILE)
         ]

@@ -23,6 +23,7 @@ from layers.cases.casefilters import bind_period, within_grid
 from layers.cases.codes import category_clause
 from layers.engine.access import Viewer, area_clause
 from layers.errors import BadQuery
+from layers.inventory import lookup
 from layers.registry import CASES, COMPONENTS, GRIDS
 from layers.store.db import BUREAU_TIMEZONE
 from layers.store.versions import valid_on
@@ -114,7 +115,7 @@ def _base(conn: Connection, query: IndicatorQuery, params: dict[str, Any]) -> tu
         base = f"""
             SELECT m.unit AS gkey, c.* FROM cases AS c
             CROSS JOIN LATERAL (
-                SELECT v.{COMPONENT_UNITS[query.by]} AS unit FROM components AS v
+                SELECT v.{COMPONENT_UNITS[query.by]} AS unit FROM ({lookup.versions()}) AS v
                 WHERE v.component_code = c.component_code AND v.adcode = c.adcode
                 ORDER BY ({valid_on(COMPONENTS, "v", reported_on)}) DESC, v.id
                 LIMIT 1

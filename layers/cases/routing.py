@@ -13,10 +13,10 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
-from layers.engine import access
 from layers.engine.access import Viewer
 from layers.errors import InvalidFeature
-from layers.registry import COMPONENTS, GRIDS, STORAGE_SRID, CaseRouting
+from layers.inventory import lookup
+from layers.registry import GRIDS, STORAGE_SRID, CaseRouting
 from layers.store.versions import is_current
 
 MAX_DISTANCE_M = 100.0  # a reported point this far from the component it names is refused
@@ -35,7 +35,8 @@ class Routed:
 
 @dataclass(frozen=True)
 class Component:
-    """A current component a case names: its subclass, county, point and units."""
+    """A current component a case names: its subclass, county and geometry (a point, a line or
+    an area)."""
 
     code: str
     subclass_code: str
@@ -45,14 +46,14 @@ class Component:
 
 def component(conn: Connection, code: str, viewer: Viewer | None) -> Component:
     """The current component with this ID the viewer may read; another county's, or one outside
-    an inspector's area, looks absent."""
+    an inspector's area, looks absent; in whichever component layer holds it."""
     params: dict[str, Any] = {"code": code}
-    where = access.area_clause(COMPONENTS, viewer, params) if viewer is not None else "TRUE"
+    found = lookup.current(viewer, params)
     row = conn.execute(
         text(f"""
         SELECT t.component_code, t.subclass_code, t.adcode, ST_AsGeoJSON(t.geom, 9)::jsonb
-        FROM components AS t
-        WHERE t.component_code = :code AND {is_current(COMPONENTS, "t")} AND {where}
+        FROM ({found}) AS t
+        WHERE t.component_code = :code
         ORDER BY t.id DESC LIMIT 1
     """),
         params,
@@ -70,7 +71,8 @@ def component(conn: Connection, code: str, viewer: Viewer | None) -> Component:
 def check_case_on_component(
     conn: Connection, found: Component, category: Any, geom: BaseGeometry | None, adcode: Any
 ) -> None:
-    """Refuse a case whose category, county or point does not fit the component it names."""
+    """Refuse a case whose category, county or point does not fit the component it names (the
+    distance, in metres, to the nearest part of a line or an area)."""
     if category is not None and category != found.subclass_code:
         raise InvalidFeature(
             f"A case on component {found.code} is of its subclass {found.subclass_code}, "
@@ -109,9 +111,10 @@ def check_case_on_component(
 
 
 def _component_unit(conn: Connection, code: str, adcode: str) -> str | None:
+    found = lookup.current(None, {})
     choices = " UNION ALL ".join(
-        f"SELECT {n} AS rank, t.{name} AS unit FROM components AS t "
-        f"WHERE t.component_code = :code AND t.adcode = :adcode AND {is_current(COMPONENTS, 't')}"
+        f"SELECT {n} AS rank, t.{name} AS unit FROM ({found}) AS t "
+        "WHERE t.component_code = :code AND t.adcode = :adcode"
         for n, name in enumerate(COMPONENT_UNITS)
     )
     unit: str | None = conn.execute(

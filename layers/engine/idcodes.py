@@ -2,8 +2,11 @@
 code, its subclass's class and subclass, and a serial. Every write and every import row is held
 to it; a row without one gets the next serial of its county and subclass.
 
-The database keeps the same rules as check constraints; the checks here come first so that a
-bad ID is refused with its reason and, in an import, with its row.
+The layers sharing a scheme (the component points, lines and areas) share a county's IDs: the
+subclass's catalogue geometry says which layer holds it, serials are drawn over all of them and an
+ID taken in one is taken in all. The database keeps the same rules as check constraints and a
+trigger; the checks here come first so that a bad ID is refused with its reason and, in an
+import, with its row.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from layers.errors import InvalidFeature, StateConflict
-from layers.registry import IdScheme, Layer
+from layers.registry import LAYERS, IdScheme, Layer
 from layers.store.versions import is_current
 
 Problem = tuple[str, str, str]  # code, English, Chinese
@@ -52,25 +55,66 @@ def problem(
     return None
 
 
-def kinds(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
-    """The kind (event or component) of each stored case category among `codes`."""
+def siblings(layer: Layer) -> list[Layer]:
+    """The layers sharing `layer`'s ID scheme (itself included), whose IDs never clash."""
+    return [other for other in LAYERS.values() if other.id_scheme == layer.id_scheme]
+
+
+def kinds(conn: Connection, codes: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """The kind (event or component) and catalogue geometry of each stored case category among
+    `codes`."""
     wanted = sorted(set(codes))
     if not wanted:
         return {}
     rows = conn.execute(
-        text("SELECT code, kind FROM case_categories WHERE code = ANY(:codes)"), {"codes": wanted}
+        text("SELECT code, kind, geometry FROM case_categories WHERE code = ANY(:codes)"),
+        {"codes": wanted},
     ).all()
-    return {code: kind for code, kind in rows}
+    return {code: (kind, geometry) for code, kind, geometry in rows}
 
 
-def kind_problem(scheme: IdScheme, type_code: str, kind: str | None) -> Problem | None:
-    """Why a stored category cannot be a row's type (a missing one is the reference's refusal)."""
-    if kind is None or kind == scheme.type_kind:
+_SHAPES_ZH = {"point": "点状", "line": "线状", "area": "面状"}
+
+
+def kind_problem(
+    layer: Layer, type_code: str, found: tuple[str, str | None] | None
+) -> Problem | None:
+    """Why a stored category cannot be a row's type in this layer: not a component subclass, or
+    one whose catalogue geometry puts it in another layer (a missing one is the reference's
+    refusal)."""
+    scheme = layer.id_scheme
+    if found is None or scheme is None or layer.geometry is None:
         return None
-    return (
-        "subclass_not_component",
-        f"{type_code} is an {kind} category, not a component subclass",
-        f"{type_code} 是事件类别，不是部件小类",
+    kind, geometry = found
+    if kind != scheme.type_kind:
+        return (
+            "subclass_not_component",
+            f"{type_code} is an {kind} category, not a component subclass",
+            f"{type_code} 是事件类别，不是部件小类",
+        )
+    if geometry is not None and geometry != layer.geometry.shape:
+        home = next(
+            (o for o in siblings(layer) if o.geometry and o.geometry.shape == geometry), None
+        )
+        where = f" ({home.id})" if home else ""
+        return (
+            "subclass_wrong_geometry",
+            f"subclass {type_code} is drawn as a {geometry}, so its components belong in the "
+            f"{geometry} layer{where}, not in {layer.id}",
+            f"小类 {type_code} 为{_SHAPES_ZH.get(geometry, geometry)}部件，应录入"
+            f"{home.title_zh if home else '对应图层'}，不能录入{layer.title_zh}",
+        )
+    return None
+
+
+def _taken_sql(layer: Layer, scheme: IdScheme) -> str:
+    """Current rows of the county with a given ID in any layer of the scheme (other than `fid`
+    of `layer`), as one query."""
+    return " UNION ALL ".join(
+        f"SELECT 1 FROM {_q(o.id)} WHERE adcode = :adcode AND {_q(scheme.field)} = :v"
+        + (f" AND {is_current(o)}" if o.versioned is not None else "")
+        + (" AND id IS DISTINCT FROM :fid" if o.id == layer.id else "")
+        for o in siblings(layer)
     )
 
 
@@ -102,16 +146,22 @@ def names_to_codes(conn: Connection, scheme: IdScheme, rows: list[dict[str, Any]
 def next_serials(
     conn: Connection, layer: Layer, scheme: IdScheme, adcode: str, type_code: str, taken: set[str]
 ) -> Iterator[str]:
-    """IDs after the highest serial stored (in any version) or `taken` for a county and type;
-    the pair is locked until the transaction ends, so two writers never draw the same one."""
+    """IDs after the highest serial stored (in any version, in any layer of the scheme) or
+    `taken` for a county and type; the pair is locked until the transaction ends, so two
+    writers never draw the same one."""
     prefix = adcode + type_code[1:5]
     conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{layer.id}:{prefix}"}
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{scheme.field}:{prefix}"}
     )
     stored = conn.execute(
         text(
-            f"SELECT max({_q(scheme.field)}) FROM {_q(layer.id)} "
-            f"WHERE adcode = :adcode AND {_q(scheme.field)} LIKE :prefix"
+            "SELECT max(c) FROM ("
+            + " UNION ALL ".join(
+                f"SELECT max({_q(scheme.field)}) AS c FROM {_q(o.id)} "
+                f"WHERE adcode = :adcode AND {_q(scheme.field)} LIKE :prefix"
+                for o in siblings(layer)
+            )
+            + ") AS m"
         ),
         {"adcode": adcode, "prefix": prefix + "%"},
     ).scalar()
@@ -138,7 +188,7 @@ def check_write(
         return {}
     type_code, value = row.get(scheme.type_field), row.get(scheme.field)
     if type_code is not None:
-        found = kind_problem(scheme, type_code, kinds(conn, [type_code]).get(type_code))
+        found = kind_problem(layer, type_code, kinds(conn, [type_code]).get(type_code))
         if found is not None:
             raise InvalidFeature(
                 found[1] + ".", found[2] + "。", code=found[0], field=scheme.type_field
@@ -150,13 +200,8 @@ def check_write(
     found = problem(scheme, value, adcode, type_code)
     if found is not None:
         raise InvalidFeature(found[1] + ".", found[2] + "。", code=found[0], field=scheme.field)
-    current = f" AND {is_current(layer)}" if layer.versioned is not None else ""
     taken = conn.execute(
-        text(
-            f"SELECT 1 FROM {_q(layer.id)} WHERE adcode = :adcode AND {_q(scheme.field)} = :v "
-            f"AND id IS DISTINCT FROM :fid{current}"
-        ),
-        {"adcode": adcode, "v": value, "fid": fid},
+        text(_taken_sql(layer, scheme)), {"adcode": adcode, "v": value, "fid": fid}
     ).first()
     if taken is not None:
         raise StateConflict(
@@ -179,7 +224,7 @@ def row_problems(
     for i, (row, adcode) in enumerate(zip(rows, adcodes, strict=True)):
         type_code, value = row.get(scheme.type_field), row.get(scheme.field)
         if type_code is not None:
-            wrong = kind_problem(scheme, type_code, found.get(type_code))
+            wrong = kind_problem(layer, type_code, found.get(type_code))
             if wrong is not None:
                 out.append((i + 1, scheme.type_field, type_code, wrong[0], wrong[2]))
                 continue
@@ -187,7 +232,48 @@ def row_problems(
             bad = problem(scheme, value, adcode, type_code if type_code in found else None)
             if bad is not None:
                 out.append((i + 1, scheme.field, value, bad[0], bad[2]))
+    out += _taken_elsewhere(conn, layer, rows, adcodes)
     return out
+
+
+def _taken_elsewhere(
+    conn: Connection, layer: Layer, rows: list[dict[str, Any]], adcodes: list[str | None]
+) -> list[tuple[int, str, str, str, str]]:
+    """Import rows whose ID a current row of another layer of the scheme holds."""
+    scheme = layer.id_scheme
+    others = [o for o in siblings(layer) if o.id != layer.id]
+    asked = [
+        (i, a, r[scheme.field])
+        for i, (r, a) in enumerate(zip(rows, adcodes, strict=True))
+        if scheme is not None and a is not None and r.get(scheme.field)
+    ]
+    if scheme is None or not others or not asked:
+        return []
+    held = {
+        (a, c)
+        for a, c in conn.execute(
+            text(
+                " UNION ".join(
+                    f"SELECT adcode, {_q(scheme.field)} FROM {_q(o.id)} "
+                    f"WHERE {_q(scheme.field)} = ANY(:codes)"
+                    + (f" AND {is_current(o)}" if o.versioned is not None else "")
+                    for o in others
+                )
+            ),
+            {"codes": sorted({c for _, _, c in asked})},
+        )
+    }
+    return [
+        (
+            i + 1,
+            scheme.field,
+            code,
+            "component_code_taken",
+            f"县级行政区 {a} 已有部件使用标识码 {code}",
+        )
+        for i, a, code in asked
+        if (a, code) in held
+    ]
 
 
 def assign_missing(

@@ -24,6 +24,16 @@ from layers.registry import GRIDS, STORAGE_SRID, GridPlacement, Layer
 from layers.store.versions import is_current
 
 
+def _most_of(grid: str, geom: str) -> str:
+    """An ORDER BY key putting first the grid holding most of a line (by length) or an area (by
+    area); points tie, and the lowest code on a shared edge wins as before."""
+    share = f"ST_Intersection({grid}, {geom})"
+    return (
+        f"CASE ST_Dimension({geom}) WHEN 1 THEN ST_Length({share}) "
+        f"WHEN 2 THEN ST_Area({share}) ELSE 0 END DESC"
+    )
+
+
 @dataclass(frozen=True)
 class Place:
     """Where one geometry lies: its county, or the nearest one and how far outside it is."""
@@ -166,7 +176,8 @@ def grid_under(
     conn: Connection, placement: GridPlacement, geom: BaseGeometry, adcode: str
 ) -> tuple[str, str | None] | None:
     """The current grid of the placement's level under a point (the lowest code on a shared
-    edge), and the nearest responsible unit up its family; None outside every such grid."""
+    edge) or holding most of a line or an area, and the nearest responsible unit up its family;
+    None outside every such grid."""
     point = f"ST_SetSRID(ST_GeomFromWKB(:wkb), {STORAGE_SRID})"
     grid = conn.execute(
         text(f"""
@@ -176,7 +187,7 @@ def grid_under(
         LEFT JOIN grids AS s ON s.code = c.parent_code AND {is_current(GRIDS, "s")}
         WHERE g.level = :level AND {is_current(GRIDS, "g")} AND g.adcode = :adcode
           AND ST_Intersects(g.geom, {point})
-        ORDER BY g.code LIMIT 1
+        ORDER BY {_most_of("g.geom", point)}, g.code LIMIT 1
     """),
         {"wkb": shapely.to_wkb(geom), "adcode": adcode, "level": placement.level},
     ).first()
@@ -204,7 +215,7 @@ def placed_values(
     adcode: str,
     given: dict[str, Any],
 ) -> dict[str, Any]:
-    """What a placement writes on a point row: the grid under it (unless given), and, where the
+    """What a placement writes on a row: the grid under it (unless given), and, where the
     placement names them, the grid's unit (unless given), community and street."""
     if given.get(placement.grid_field) is not None:
         return {}
@@ -225,7 +236,7 @@ def placements(
     placement: GridPlacement,
     rows: list[dict[str, Any]],
 ) -> None:
-    """Place many new point rows (each with its `geom` and `adcode`) in one query: what
+    """Place many new rows (each with its `geom` and `adcode`) in one query: what
     `placed_values` writes, filled in on the rows in place."""
     todo = [r for r in rows if r.get(placement.grid_field) is None and r.get("geom") is not None]
     if not todo:
@@ -246,7 +257,7 @@ def placements(
             SELECT g.code, g.parent_code, g.responsible_unit FROM grids AS g
             WHERE g.level = :level AND {is_current(GRIDS, "g")} AND g.adcode = p.a
               AND ST_Intersects(g.geom, p.geom)
-            ORDER BY g.code LIMIT 1
+            ORDER BY {_most_of("g.geom", "p.geom")}, g.code LIMIT 1
         ) AS g ON TRUE
         LEFT JOIN grids AS c ON c.code = g.parent_code AND {is_current(GRIDS, "c")}
         LEFT JOIN grids AS s ON s.code = c.parent_code AND {is_current(GRIDS, "s")}
@@ -286,11 +297,16 @@ def place_unplaced(conn: Connection, layer: Layer) -> None:
     conn.execute(
         text(f"""
         UPDATE "{layer.id}" AS c SET {", ".join(sets)}
-        FROM grids AS g
+        FROM "{layer.id}" AS r
+        JOIN LATERAL (
+            SELECT g.code, g.parent_code, g.responsible_unit FROM grids AS g
+            WHERE g.level = :level AND {is_current(GRIDS, "g")} AND g.adcode = r.adcode
+              AND ST_Intersects(g.geom, r.geom)
+            ORDER BY {_most_of("g.geom", "r.geom")}, g.code LIMIT 1
+        ) AS g ON TRUE
         LEFT JOIN grids AS m ON m.code = g.parent_code AND {is_current(GRIDS, "m")}
         LEFT JOIN grids AS s ON s.code = m.parent_code AND {is_current(GRIDS, "s")}
-        WHERE c.{grid} IS NULL AND g.level = :level AND {is_current(GRIDS, "g")}
-          AND g.adcode = c.adcode AND ST_Intersects(g.geom, c.geom)
+        WHERE c.id = r.id AND r.{grid} IS NULL
     """),
         {"level": placement.level},
     )

@@ -12,20 +12,20 @@ from layers.cases.casework import Photo
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
 from layers.errors import FeatureNotFound
+from layers.inventory import lookup
 from layers.registry import COMPONENTS
-from layers.store.versions import is_current
 
 PHOTOS_PER_COMPONENT = 20  # a census photo and the changes after it, not an album
 
 
 def _component(conn: Connection, code: str, viewer: access.Viewer) -> Any:
-    """The current component with this ID the viewer may read (others look absent)."""
+    """The current component with this ID the viewer may read (others look absent), in
+    whichever component layer holds it."""
     params: dict[str, Any] = {"code": code}
-    where = access.area_clause(COMPONENTS, viewer, params)
     row = conn.execute(
         text(f"""
-        SELECT t.id, t.adcode FROM components AS t
-        WHERE t.component_code = :code AND {is_current(COMPONENTS, "t")} AND {where}
+        SELECT t.id, t.adcode, t.layer_id FROM ({lookup.current(viewer, params)}) AS t
+        WHERE t.component_code = :code
         ORDER BY t.id DESC LIMIT 1
     """),
         params,
@@ -77,7 +77,7 @@ def one(conn: Connection, code: str, photo_id: int, viewer: access.Viewer) -> Ph
 
 def add(conn: Connection, code: str, photo: Photo, ctx: EditContext) -> int:
     """Store a photo of a component the signed-in keeper of the inventory may edit; audited."""
-    access.check_create(COMPONENTS, ctx.viewer)
+    access.check_create(COMPONENTS, ctx.viewer)  # the component layers share their editors
     found = _component(conn, code, ctx.viewer)
     if not access.may_write_county(ctx.viewer, found.adcode):
         raise access.outside_counties()
@@ -111,7 +111,7 @@ def add(conn: Connection, code: str, photo: Photo, ctx: EditContext) -> int:
         },
     ).scalar_one()
     after = {"photo_id": photo_id, "content_type": photo.content_type, "sha256": digest}
-    editing.audit(conn, ctx, "update", COMPONENTS, found.id, None, after)
+    editing.audit(conn, ctx, "update", lookup.layer_of(found.layer_id), found.id, None, after)
     return photo_id
 
 
@@ -132,4 +132,4 @@ def remove(conn: Connection, code: str, photo_id: int, ctx: EditContext) -> None
     if gone is None:
         raise _missing(code, photo_id)
     before = {"photo_id": photo_id, "content_type": gone.content_type, "sha256": gone.sha256}
-    editing.audit(conn, ctx, "update", COMPONENTS, found.id, before, None)
+    editing.audit(conn, ctx, "update", lookup.layer_of(found.layer_id), found.id, before, None)
