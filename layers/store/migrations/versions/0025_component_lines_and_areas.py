@@ -4,8 +4,8 @@ a local subclass is a point), and the layers `component_lines` and `component_ar
 beside the points of `components`. A county's component IDs are unique across the three layers:
 a trigger on each refuses an ID a current row of another holds.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-02 11:00:00
 """
 
@@ -21,8 +21,8 @@ from citygrid_data import data_file
 from layers.registry import COMPONENT_AREAS, COMPONENT_LINES, COMPONENTS
 from layers.store.tables import create_layer_table, drop_layer_table
 
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
