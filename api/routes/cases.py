@@ -19,7 +19,7 @@ from api.deps import (
     media_type,
     require_media_type,
 )
-from api.openapi import answers
+from api.openapi import NO_NUL, answers
 from api.photo_upload import declared_length, too_large, uploaded_photo
 from api.routes.editing import IfMatch
 from layers.cases import casework, workflow
@@ -214,7 +214,12 @@ SELF_HANDLE_BODY = {
                 "additionalProperties": False,
                 "properties": {
                     "photo": {"type": "string", "format": "binary", "description": "处置后照片"},
-                    "note": {"type": "string", "maxLength": 500, "description": "处置说明"},
+                    "note": {
+                        "type": "string",
+                        "maxLength": 500,
+                        "pattern": NO_NUL,
+                        "description": "处置说明",
+                    },
                 },
             }
         }
@@ -225,10 +230,10 @@ SELF_HANDLE_BODY = {
 async def _self_handled(request: Request, max_photo: int) -> tuple[str | None, Photo | None]:
     async with request.form(max_files=1, max_fields=1, max_part_size=FORM_OVERHEAD) as form:
         note = form.get("note")
-        if note is not None and (not isinstance(note, str) or len(note) > 500):
+        if note is not None and (not isinstance(note, str) or len(note) > 500 or "\x00" in note):
             raise InvalidFeature(
-                "note must be text of at most 500 characters.",
-                "处置说明（note）须为不超过 500 字的文字。",
+                "note must be text of at most 500 characters (no NUL).",
+                "处置说明（note）须为不超过 500 字的文字（不含 NUL 字符）。",
                 code="property_bad_format",
                 field="note",
             )
