@@ -200,6 +200,7 @@ def test_a_callers_report_is_verified_on_site_before_it_is_registered(
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "reported" and answer.json()["detail"] == {"verified": True}
     assert row(steps, case_id).confirmed_at is not None
+    refused(client, steps, case_id, "register", "dispatcher-a", 400, "data_not_allowed", days=2)
     assert move(client, case_id, "register", "dispatcher-a").json()["status"] == "registered"
     assert [e["action"] for e in events(client, case_id)] == ["verify", "register"]
     assert audited(steps, case_id) == ["verify", "register"]
@@ -371,6 +372,8 @@ def test_supervision_is_flagged_with_its_deadline_and_counted(
         client, steps, case_id, "supervise", "leader-a", 400, "supervise_deadline_past",
         until=past, note="督办",
     )  # fmt: skip
+    nexts = client.get(f"/cases/{case_id}/transitions", headers=bearer("leader-a")).json()
+    assert [n["action"] for n in nexts["next"]] == ["supervise"]
     assert move(client, case_id, "supervise", "leader-a", **flag).status_code == 200
     answer = move(client, case_id, "supervise", "dispatcher-a", **flag)
     assert answer.status_code == 200 and answer.json()["status"] == "dispatched"
