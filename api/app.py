@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from importlib.resources import files
 
 from fastapi import Depends, FastAPI
@@ -108,6 +109,7 @@ def create_app(
     )
     app.state.tile_cache = TileCache(on_lookup=metrics.tile_lookup)
     app.state.limits = limits
+    app.state.verify_within = timedelta(hours=calendar.verify_hours)
     app.state.metrics_networks = parse_networks(
         (monitoring or MonitoringSettings()).metrics_networks
     )

@@ -117,6 +117,13 @@ class CalendarSettings(CitygridSettings):
         default="08:30-12:00,13:30-17:30",
         description="Office periods of a working day for counties with none of their own",
     )
+    verify_hours: float = Field(
+        default=2,
+        gt=0,
+        le=80,
+        description="Working hours an inspector has to verify (核实) a report from the public, "
+        "the hotline or a camera",
+    )
 
     @field_validator("working_hours")
     @classmethod

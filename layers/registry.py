@@ -746,6 +746,7 @@ PARKING_LOTS = Layer(
 )
 
 CASE_STATUSES = codes(
+    ("unverified", "待核实", "Awaiting on-site verification"),
     ("reported", "上报", "Reported"),
     ("registered", "立案", "Registered"),
     ("rejected", "不予立案", "Not registered"),
@@ -757,9 +758,10 @@ CASE_STATUSES = codes(
     ("returned", "退回", "Returned"),
     ("rework", "返工", "Rework"),
     ("parked", "挂账", "Parked"),
+    ("cancelled", "作废", "Cancelled"),
 )
 
-CASE_FINAL_STATUSES = ("closed", "rejected")  # a case in these is no longer open
+CASE_FINAL_STATUSES = ("closed", "rejected", "cancelled")  # a case in these is no longer open
 COMPONENT_PROBLEMS = codes(
     ("damaged", "破损", "Damaged"),
     ("lost", "丢失", "Lost"),
@@ -773,6 +775,11 @@ ROUTED_BY = codes(
     ("rule", "派遣规则", "Routing rule"),
     ("territory", "属地兜底", "Grid's responsible unit"),
     ("dispatcher", "人工指定", "Chosen by the dispatcher"),
+)
+CALLBACK_RESULTS = codes(
+    ("satisfied", "满意", "Satisfied"),
+    ("unsatisfied", "不满意", "Unsatisfied"),
+    ("unreachable", "联系不上", "Unreachable"),
 )
 
 CASES = Layer(
@@ -873,6 +880,73 @@ CASES = Layer(
             "Case number in the former system",
             derived=True,  # set only by `import cases`, where it is unique in its county
             short="ext_ref",
+        ),
+        # the steps beyond the main line (核实, 作废/合并, 延期, 督办, 回访, 自行处置), set by moves only
+        Field(
+            "verify_deadline",
+            FieldType.TIMESTAMP,
+            "核实时限",
+            "Verify by",
+            derived=True,
+            short="verify_by",
+        ),
+        Field(
+            "confirmed_at",
+            FieldType.TIMESTAMP,
+            "核实时间",
+            "Verified on site at",
+            derived=True,
+            short="confirmed",
+        ),
+        Field(
+            "merged_into",
+            FieldType.INTEGER,
+            "合并至案件",
+            "Merged into case",
+            derived=True,
+            short="merged_to",
+        ),
+        Field(
+            "extension_asked",
+            FieldType.INTEGER,
+            "申请延期工作日",
+            "Extension asked (working days)",
+            derived=True,
+            short="ext_asked",
+        ),
+        Field("extensions", FieldType.INTEGER, "延期次数", "Extensions granted", derived=True),
+        Field(
+            "supervisions",
+            FieldType.INTEGER,
+            "督办次数",
+            "Times supervised",
+            derived=True,
+            short="supervised",
+        ),
+        Field(
+            "supervise_deadline",
+            FieldType.TIMESTAMP,
+            "督办时限",
+            "Supervision deadline",
+            derived=True,
+            short="sup_by",
+        ),
+        Field(
+            "callback_result",
+            FieldType.TEXT,
+            "回访结果",
+            "Callback result",
+            CALLBACK_RESULTS,
+            derived=True,
+            short="callback",
+        ),
+        Field(
+            "self_handled",
+            FieldType.BOOLEAN,
+            "自行处置",
+            "Fixed on the spot",
+            derived=True,
+            short="self_fixed",
         ),
     ),
     unique_in_county=("external_ref",),

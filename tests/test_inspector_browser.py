@@ -1,6 +1,7 @@
 """The inspector's map on a phone-sized screen in a real headless Chromium: sign in through the
 login page, see only the patrol area, report a case with a photo at a tapped point, find it in
-the API; a report outside the area shows the API's refusal and saves nothing."""
+the API, check a fed-back case and verify a caller's report on site; a report outside the area
+shows the API's refusal and saves nothing."""
 
 from __future__ import annotations
 
@@ -134,6 +135,32 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
             f"{base}/collections/cases/items/{world.west['cases']}", headers=bearer("inspector")
         ).json()
         assert checked["properties"]["status"] == "verified"
+
+        called_in = httpx.post(  # a caller's report in the area awaits 核实 by the inspector
+            f"{base}/cases",
+            json={
+                "type": "Feature",
+                "geometry": point(1, 80),
+                "properties": {
+                    "category_code": "E0102",
+                    "source": "public",
+                    "description": "市民举报",
+                },
+            },
+            headers=bearer("dispatcher"),
+        )
+        assert called_in.status_code == 201, called_in.text
+        page.evaluate("CityGrid.layers.open_cases.refresh()")
+        page.wait_for_selector(".cg-checks:has-text('待核实（1）')")
+        page.click(".cg-checks")
+        assert "核实时限" in page.locator(".cg-check-list").inner_text()
+        page.click(".cg-check-list .cg-confirm")
+        page.wait_for_selector(".cg-toast.cg-shown:has-text('核实属实')", timeout=30_000)
+        confirmed = httpx.get(
+            f"{base}/collections/cases/items/{called_in.json()['id']}", headers=bearer("inspector")
+        ).json()
+        assert confirmed["properties"]["status"] == "reported"
+        assert confirmed["properties"]["confirmed_at"]
 
         with world.engine.connect() as conn:
             before = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()

@@ -196,7 +196,9 @@ def test_event_cases_go_by_the_most_specific_rule_then_by_territory(
 def test_the_dispatchers_override_is_recorded_with_both_units(
     client: TestClient, routes: Routes
 ) -> None:
-    case_id = desk(client, point(routes.demo, -300), category_code="E0102").json()["id"]
+    case_id = desk(client, point(routes.demo, -300), category_code="E0102", source="patrol").json()[
+        "id"
+    ]
     assert move(client, case_id, "register").status_code == 200
     for unit, status, code in (
         ("不存在的单位", 400, "unknown_unit"),
@@ -217,7 +219,9 @@ def test_the_dispatchers_override_is_recorded_with_both_units(
 def test_a_case_without_a_unit_is_routed_again_on_dispatch(
     client: TestClient, routes: Routes
 ) -> None:
-    case_id = desk(client, point(routes.demo, 1200), category_code="E0201").json()["id"]
+    case_id = desk(client, point(routes.demo, 1200), category_code="E0201", source="patrol").json()[
+        "id"
+    ]
     assert move(client, case_id, "register").status_code == 200
     with routes.engine.begin() as conn:  # as a case imported from a former system may be
         conn.execute(
@@ -408,7 +412,9 @@ def test_component_cases_are_counted_per_owner_and_per_maintainer(
     client: TestClient, routes: Routes, name: str
 ) -> None:
     for where in ("west", "east", "sanyuan"):
-        answer = desk(client, None, "admin", component_code=routes.components[where])
+        answer = desk(
+            client, None, "admin", component_code=routes.components[where], source="patrol"
+        )
         assert answer.status_code == 201, answer.text
         assert move(client, answer.json()["id"], "register").status_code == 200
     with routes.engine.connect() as conn:

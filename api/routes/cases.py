@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
@@ -19,11 +19,12 @@ from api.deps import (
     media_type,
     require_media_type,
 )
-from api.openapi import answers
+from api.openapi import NO_NUL, answers
 from api.photo_upload import declared_length, too_large, uploaded_photo
 from api.routes.editing import IfMatch
 from layers.cases import casework, workflow
 from layers.cases.casework import Photo, Reported
+from layers.cases.steps import MAX_EXTENSION_DAYS, StepData
 from layers.engine.editing import EditContext, parse_body, quoted_etag
 from layers.errors import InvalidFeature
 from layers.grids import patrol
@@ -42,10 +43,11 @@ class CheckResult(Strict):
 
 
 def _report(
-    engine: Any, feature: dict[str, Any], photo: Photo | None, ctx: EditContext
+    request: Request, feature: dict[str, Any], photo: Photo | None, ctx: EditContext
 ) -> Reported:
-    with engine.begin() as conn:
-        return casework.report(conn, feature, photo, ctx)
+    state = request.app.state
+    with state.engine.begin() as conn:
+        return casework.report(conn, feature, photo, ctx, state.calendars, state.verify_within)
 
 
 FEATURE_FIELD = {
@@ -141,7 +143,7 @@ async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) 
         feature = await _feature_report(request)
     else:
         feature, photo = await _form_report(request, max_photo)
-    case = await run_in_threadpool(_report, engine, feature, photo, ctx)
+    case = await run_in_threadpool(_report, request, feature, photo, ctx)
     location = f"{str(request.base_url).rstrip('/')}/collections/cases/items/{case.id}"
     body = {"id": case.id, "unit": case.unit, "routed_by": case.routed_by}
     return Response(
@@ -153,17 +155,41 @@ async def report_case(request: Request, engine: EngineDep, ctx: EditContextDep) 
 
 
 class Move(Strict):
-    """One move of a case through the workflow."""
+    """One move of a case through the workflow, with the data its step carries."""
 
     action: str = Field(
         max_length=20,
         description="register 立案 | reject 不予立案 | dispatch 派遣 | return 退回 | handle 处置 | "
-        "feedback 反馈 | pass 核查通过 | fail 核查不通过 | close 结案 | park 挂账 | resume 取消挂账",
+        "feedback 反馈 | pass 核查通过 | fail 核查不通过 | close 结案 | park 挂账 | resume 取消挂账 | "
+        "verify 核实 | cancel 作废 | merge 合并 | request_extension 申请延期 | "
+        "approve_extension 批准延期 | reject_extension 不批准延期 | supervise 督办 | callback 回访 "
+        "(self_handle 自行处置: POST /cases/{id}/self_handle with its photo)",
     )
-    note: str | None = Field(default=None, max_length=500, description="说明")
+    note: str | None = Field(
+        default=None, max_length=500, description="说明；作废、延期、督办等须填写理由"
+    )
     unit: str | None = Field(
         default=None, max_length=200, description="派遣时的处置单位（默认按网格）"
     )
+    verified: bool | None = Field(default=None, description="核实：现场属实 true / 未发现 false")
+    into: int | None = Field(default=None, ge=1, le=2**53, description="合并：重复的原案件编号")
+    days: int | None = Field(
+        default=None, ge=1, le=MAX_EXTENSION_DAYS, description="申请延期：工作日数"
+    )
+    until: AwareDatetime | None = Field(default=None, description="督办：督办时限")
+    result: Literal["satisfied", "unsatisfied", "unreachable"] | None = Field(
+        default=None, description="回访：满意 satisfied / 不满意 unsatisfied / 联系不上 unreachable"
+    )
+
+    def data(self) -> StepData:
+        """The step's data."""
+        return StepData(
+            verified=self.verified,
+            into=self.into,
+            days=self.days,
+            until=self.until,
+            result=self.result,
+        )
 
 
 @router.post("/cases/{case_id}/transitions", summary="Move a case on / 案件流转")
@@ -174,7 +200,74 @@ def move_case(
     calendars = request.app.state.calendars
     with engine.begin() as conn:
         return workflow.transition(
-            conn, case_id, body.action, body.note, ctx, calendars, unit=body.unit
+            conn, case_id, body.action, body.note, ctx, calendars, body.unit, body.data()
+        )
+
+
+SELF_HANDLE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["photo"],
+                "additionalProperties": False,
+                "properties": {
+                    "photo": {"type": "string", "format": "binary", "description": "处置后照片"},
+                    "note": {
+                        "type": "string",
+                        "maxLength": 500,
+                        "pattern": NO_NUL,
+                        "description": "处置说明",
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+async def _self_handled(request: Request, max_photo: int) -> tuple[str | None, Photo | None]:
+    async with request.form(max_files=1, max_fields=1, max_part_size=FORM_OVERHEAD) as form:
+        note = form.get("note")
+        if note is not None and (not isinstance(note, str) or len(note) > 500 or "\x00" in note):
+            raise InvalidFeature(
+                "note must be text of at most 500 characters (no NUL).",
+                "处置说明（note）须为不超过 500 字的文字（不含 NUL 字符）。",
+                code="property_bad_format",
+                field="note",
+            )
+        return note or None, await uploaded_photo(form.get("photo"), max_photo)
+
+
+@router.post(
+    "/cases/{case_id}/self_handle",
+    summary="Fixed on the spot / 自行处置",
+    openapi_extra={"requestBody": SELF_HANDLE_BODY},
+)
+async def self_handle_case(case_id: int, request: Request, ctx: EditContextDep) -> dict[str, Any]:
+    """The inspector fixed their own report on the spot: multipart/form-data with the photo after
+    (`photo`, beside the report's photo before) and a `note`; the case is closed, marked 自行处置."""
+    max_photo = request.app.state.editing.max_photo_bytes
+    declared_length(request, max_photo + FORM_OVERHEAD)
+    require_media_type(request, ("multipart/form-data",), "the photo after", "处置后照片")
+    note, photo = await _self_handled(request, max_photo)
+    return await run_in_threadpool(_self_handle, request, case_id, note, photo, ctx)
+
+
+def _self_handle(
+    request: Request, case_id: int, note: str | None, photo: Photo | None, ctx: EditContext
+) -> dict[str, Any]:
+    state = request.app.state
+    with state.engine.begin() as conn:
+        return workflow.transition(
+            conn,
+            case_id,
+            "self_handle",
+            note,
+            ctx,
+            state.calendars,
+            data=StepData(photo=photo),
         )
 
 

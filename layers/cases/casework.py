@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
 from layers.cases import codes, routing
+from layers.cases.workcalendar import Calendars
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
 from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge
@@ -24,6 +25,9 @@ from layers.store.db import BUREAU_TIMEZONE
 REPORTED_FIELDS = {"category_code", "description", "address", "source", "component_code", "problem"}
 # what the command centre takes in at its desk (an inspector's own reports are always "inspector")
 DESK_SOURCES = {c.value: c.label_zh for c in CASES.field("source").codes if c.value != "inspector"}
+# reports an inspector of the grid verifies on site (核实) before the centre may register them
+UNVERIFIED_SOURCES = ("public", "hotline", "video")
+VERIFY_WITHIN = timedelta(hours=2)  # the verification limit when the caller gives none
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,16 @@ def _on_component(
 
 
 def report(
-    conn: Connection, feature: dict[str, Any], photo: Photo | None, ctx: EditContext
+    conn: Connection,
+    feature: dict[str, Any],
+    photo: Photo | None,
+    ctx: EditContext,
+    calendars: Calendars | None = None,
+    verify_within: timedelta = VERIFY_WITHIN,
 ) -> Reported:
     """A new case at a point (or on a component), reported now by the signed-in inspector or at
-    the desk, with its photo; routed to its unit."""
+    the desk, with its photo; routed to its unit. A report from the public, the hotline or a
+    camera awaits verification on site, within `verify_within` of the county's working time."""
     given = feature.get("properties") or {}
     if not isinstance(given, dict):
         raise InvalidFeature(
@@ -124,38 +134,56 @@ def report(
         given["category_code"] = codes.resolve_category(conn, given["category_code"])
     feature = _on_component(conn, feature, given, ctx)
     now = datetime.now(ZoneInfo(BUREAU_TIMEZONE)).replace(microsecond=0)
-    properties = given | {"source": source, "status": "reported", "reported_at": now.isoformat()}
+    status = "unverified" if source in UNVERIFIED_SOURCES else "reported"
+    properties = given | {"source": source, "status": status, "reported_at": now.isoformat()}
     case = {"type": "Feature", "geometry": feature.get("geometry"), "properties": properties}
     written = editing.insert(conn, CASES, case, ctx)
+    if status == "unverified":
+        adcode = conn.execute(
+            text("SELECT adcode FROM cases WHERE id = :id"), {"id": written.feature_id}
+        ).scalar_one()
+        calendar = (calendars or Calendars()).get(conn, adcode)
+        conn.execute(
+            text("UPDATE cases SET verify_deadline = :by WHERE id = :id"),
+            {"by": calendar.add_hours(now, verify_within), "id": written.feature_id},
+        )
     routed = conn.execute(
         text("SELECT unit, routed_by FROM cases WHERE id = :id"), {"id": written.feature_id}
     ).one()
     if photo is not None:
-        digest = hashlib.sha256(photo.data).hexdigest()
-        photo_id = conn.execute(
-            text("""
-            INSERT INTO case_photos (case_id, content_type, data, size_bytes, sha256, uploaded_by)
-            VALUES (:case, :type, :data, :size, :sha, :by) RETURNING id
-        """),
-            {
-                "case": written.feature_id,
-                "type": photo.content_type,
-                "data": photo.data,
-                "size": len(photo.data),
-                "sha": digest,
-                "by": ctx.actor,
-            },
-        ).scalar_one()
-        editing.audit(
-            conn,
-            ctx,
-            "create",
-            CASES,
-            written.feature_id,
-            None,
-            {"photo_id": photo_id, "content_type": photo.content_type, "sha256": digest},
-        )
+        store_photo(conn, written.feature_id, photo, ctx, "create")
     return Reported(written.feature_id, routed.unit, routed.routed_by)
+
+
+def store_photo(
+    conn: Connection, case_id: int, photo: Photo, ctx: EditContext, action: str = "update"
+) -> int:
+    """Keep a photo with its case, audited; its id."""
+    digest = hashlib.sha256(photo.data).hexdigest()
+    photo_id: int = conn.execute(
+        text("""
+        INSERT INTO case_photos (case_id, content_type, data, size_bytes, sha256, uploaded_by)
+        VALUES (:case, :type, :data, :size, :sha, :by) RETURNING id
+    """),
+        {
+            "case": case_id,
+            "type": photo.content_type,
+            "data": photo.data,
+            "size": len(photo.data),
+            "sha": digest,
+            "by": ctx.actor,
+        },
+    ).scalar_one()
+    editing.audit(
+        conn,
+        ctx,
+        action,
+        CASES,
+        case_id,
+        None,
+        {"photo_id": photo_id, "content_type": photo.content_type, "sha256": digest},
+    )
+    return photo_id
 
 
 def _visible_case(conn: Connection, case_id: int, viewer: access.Viewer) -> None:

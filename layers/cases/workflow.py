@@ -6,6 +6,10 @@ allowed from some states, to one role, stamps its time on the case, is recorded 
 and in the audit log. Dispatching starts the clock: the deadline is the category's time limit in
 working hours or working days counted from the dispatch on the county's working calendar
 (weekends, statutory holidays and 调休 working days, `layers.cases.workcalendar`).
+
+The steps the standard counts beyond the main line carry data and live in `layers.cases.steps`:
+核实 (verify), 作废 (cancel) and 合并 (merge), 延期 (request / approve / reject an extension),
+督办 (supervise), 回访 (callback) and 自行处置 (self_handle).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from layers.cases import routing, units
+from layers.cases import routing, steps, units
+from layers.cases.steps import StepData, record_event
 from layers.cases.workcalendar import Calendars
 from layers.engine import access, editing
 from layers.engine.editing import EditContext
 from layers.errors import InvalidFeature, StateConflict
-from layers.registry import CASE_STATUSES, CASES, ROLE_LABELS, Role
+from layers.registry import CASE_FINAL_STATUSES, CASE_STATUSES, CASES, ROLE_LABELS, Role
 from layers.store.db import BUREAU_TIMEZONE
 
 STATUS_LABELS = {c.value: c.label_zh for c in CASE_STATUSES}
@@ -42,7 +47,8 @@ STAGE_TIMES = (
 
 @dataclass(frozen=True)
 class Move:
-    """One step of the workflow: from which states, to which, by whom, stamping which time."""
+    """One step of the workflow: from which states, to which, by whom (`role`, or one of `also`),
+    stamping which time, taking which data besides a note (the outcome may change the target)."""
 
     action: str
     label: str
@@ -50,6 +56,32 @@ class Move:
     target: str
     role: Role
     stamp: str | None = None
+    takes: tuple[str, ...] = ()
+    also: tuple[Role, ...] = ()
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """Every role that may make this move (admins always may)."""
+        return (self.role, *self.also)
+
+
+OPEN_STATUSES = tuple(c.value for c in CASE_STATUSES if c.value not in CASE_FINAL_STATUSES)
+UNREGISTERED = ("unverified", "reported")
+HANDLING = ("dispatched", "rework")
+# the main line (上报 → 结案 and its side paths): no data besides a note and, to dispatch, a unit
+MAIN_LINE = (
+    "register",
+    "reject",
+    "dispatch",
+    "return",
+    "handle",
+    "feedback",
+    "pass",
+    "fail",
+    "close",
+    "park",
+    "resume",
+)
 
 
 MOVES = {
@@ -73,8 +105,57 @@ MOVES = {
         Move("close", "结案", ("verified",), "closed", Role.DISPATCHER, "closed_at"),
         Move("park", "挂账", ("dispatched", "rework", "returned"), "parked", Role.DISPATCHER),
         Move("resume", "取消挂账", ("parked",), "dispatched", Role.DISPATCHER),
+        Move(
+            "verify",
+            "核实",
+            ("unverified",),
+            "reported",
+            Role.INSPECTOR,
+            "confirmed_at",
+            takes=("verified",),
+        ),
+        Move("cancel", "作废", UNREGISTERED, "cancelled", Role.DISPATCHER, "closed_at"),
+        Move(
+            "merge",
+            "合并（重复案件）",
+            UNREGISTERED,
+            "cancelled",
+            Role.DISPATCHER,
+            "closed_at",
+            takes=("into",),
+        ),
+        Move(
+            "request_extension",
+            "申请延期",
+            HANDLING,
+            "=",
+            Role.HANDLER,
+            takes=("days",),
+        ),
+        Move("approve_extension", "批准延期", HANDLING, "=", Role.DISPATCHER),
+        Move("reject_extension", "不批准延期", HANDLING, "=", Role.DISPATCHER),
+        Move(
+            "supervise",
+            "督办",
+            OPEN_STATUSES,
+            "=",
+            Role.DISPATCHER,
+            takes=("until",),
+            also=(Role.LEADER,),
+        ),
+        Move("callback", "回访", ("verified",), "=", Role.DISPATCHER, takes=("result",)),
+        Move(
+            "self_handle",
+            "自行处置",
+            ("reported",),
+            "closed",
+            Role.INSPECTOR,
+            "closed_at",
+            takes=("photo",),
+        ),
     )
 }
+STAYS = "="  # the target of a step that leaves the case in its state (unless its outcome moves it)
 
 
 def _unknown(action: str) -> InvalidFeature:
@@ -91,7 +172,7 @@ def moves_from(status: str, viewer: access.Viewer) -> list[Move]:
     return [
         m
         for m in MOVES.values()
-        if status in m.sources and (viewer.role is Role.ADMIN or viewer.role is m.role)
+        if status in m.sources and (viewer.role is Role.ADMIN or viewer.role in m.roles)
     ]
 
 
@@ -101,7 +182,8 @@ def _locked_case(conn: Connection, case_id: int, viewer: access.Viewer) -> Any:
     row = conn.execute(
         text(f"""
         SELECT t.id, t.status, t.category_code, t.unit, t.adcode, t.grid_code, t.component_code,
-               t.routed_by, to_jsonb(t) - 'geom' AS row,
+               t.routed_by, t.source, t.deadline, t.extension_asked, t.extensions,
+               t.supervisions, to_jsonb(t) - 'geom' AS row,
                coalesce(e.time_limit, k.time_limit) AS time_limit,
                coalesce(e.time_unit, k.time_unit) AS time_unit
         FROM cases AS t LEFT JOIN case_categories AS k ON k.code = t.category_code
@@ -116,10 +198,11 @@ def _locked_case(conn: Connection, case_id: int, viewer: access.Viewer) -> Any:
 
 
 def _refuse_move(move: Move, status: str, viewer: access.Viewer) -> None:
-    if viewer.role is not Role.ADMIN and viewer.role is not move.role:
+    if viewer.role is not Role.ADMIN and viewer.role not in move.roles:
+        names = "或".join(ROLE_LABELS[r] for r in move.roles)
         raise access.forbidden(
-            f"{move.action} is for the role {move.role.value}.",
-            f"“{move.label}”须由{ROLE_LABELS[move.role]}办理，您的角色是{ROLE_LABELS[viewer.role]}。",
+            f"{move.action} is for the role {' or '.join(r.value for r in move.roles)}.",
+            f"“{move.label}”须由{names}办理，您的角色是{ROLE_LABELS[viewer.role]}。",
         )
     if status not in move.sources:
         possible = "、".join(m.label for m in MOVES.values() if status in m.sources) or "无"
@@ -158,6 +241,22 @@ def _dispatched_to(conn: Connection, case: Any, chosen: str | None) -> dict[str,
     return {"unit": suggested, "suggested_unit": suggested, "routed_by": rule}
 
 
+def _refuse_data(move: Move, data: StepData, unit: str | None) -> None:
+    if unit is not None and move.action != "dispatch":
+        raise InvalidFeature(
+            "A unit is given only when dispatching.",
+            "只有派遣时才指定处置单位。",
+            code="unit_not_allowed",
+        )
+    stray = [name for name in data.given() if name not in move.takes]
+    if stray:
+        raise InvalidFeature(
+            f"{move.action} takes no {', '.join(stray)}.",
+            f"“{move.label}”不需要填写：{'、'.join(stray)}。",
+            code="data_not_allowed",
+        )
+
+
 def transition(
     conn: Connection,
     case_id: int,
@@ -166,15 +265,23 @@ def transition(
     ctx: EditContext,
     calendars: Calendars = CALENDARS,
     unit: str | None = None,
+    data: StepData | None = None,
 ) -> dict[str, Any]:
     """Make one move of the workflow on a case, or refuse it with the reason; audited."""
     move = MOVES.get(action)
     if move is None:
         raise _unknown(action)
+    data = data or StepData()
     case = _locked_case(conn, case_id, ctx.viewer)
     _refuse_move(move, case.status, ctx.viewer)
+    _refuse_data(move, data, unit)
     at = _now(conn)
-    values: dict[str, Any] = {"status": move.target}
+    outcome = steps.Outcome(target=case.status if move.target == STAYS else move.target)
+    if move.action in steps.STEPS:
+        outcome = steps.STEPS[move.action](
+            steps.Step(conn, case, data, note, at, ctx, calendars), outcome
+        )
+    values: dict[str, Any] = {"status": outcome.target} | outcome.values
     if move.stamp:
         values[move.stamp] = at
     routed: dict[str, Any] = {}
@@ -183,36 +290,24 @@ def transition(
         values["deadline"] = calendar.add(at, case.time_limit, case.time_unit)
         routed = _dispatched_to(conn, case, unit)
         values |= {"unit": routed["unit"], "routed_by": routed["routed_by"]}
-    elif unit is not None:
-        raise InvalidFeature(
-            "A unit is given only when dispatching.",
-            "只有派遣时才指定处置单位。",
-            code="unit_not_allowed",
-        )
     sets = ", ".join(f'"{name}" = :{name}' for name in values)
     after = conn.execute(
         text(f"UPDATE cases AS t SET {sets} WHERE t.id = :id RETURNING to_jsonb(t) - 'geom'"),
         values | {"id": case_id},
     ).scalar_one()
-    conn.execute(
-        text("""
-        INSERT INTO case_events (case_id, at, action, from_status, to_status, actor, note,
-                                 unit, suggested_unit, routed_by)
-        VALUES (:case, :at, :action, :source, :target, :actor, :note,
-                :unit, :suggested_unit, :routed_by)
-    """),
+    record_event(
+        conn,
+        case_id,
         {
-            "unit": routed.get("unit"),
-            "suggested_unit": routed.get("suggested_unit"),
-            "routed_by": routed.get("routed_by"),
-            "case": case_id,
             "at": at,
             "action": move.action,
             "source": case.status,
-            "target": move.target,
+            "target": outcome.target,
             "actor": ctx.actor,
             "note": note,
-        },
+            "detail": outcome.detail,
+        }
+        | routed,
     )
     editing.audit(
         conn,
@@ -221,19 +316,19 @@ def transition(
         CASES,
         case_id,
         case.row,
-        after | {"transition": move.action, "note": note},
+        after | {"transition": move.action, "note": note} | (outcome.detail or {}),
     )
     return {
         "id": case_id,
         "action": move.action,
         "from": case.status,
-        "status": move.target,
-        "status_label": STATUS_LABELS[move.target],
+        "status": outcome.target,
+        "status_label": STATUS_LABELS[outcome.target],
         "at": at.isoformat(),
         "deadline": after.get("deadline"),
         "unit": after.get("unit"),
         "routed_by": after.get("routed_by"),
-    }
+    } | ({"detail": outcome.detail} if outcome.detail else {})
 
 
 def history(conn: Connection, case_id: int, viewer: access.Viewer) -> dict[str, Any]:
@@ -247,7 +342,8 @@ def history(conn: Connection, case_id: int, viewer: access.Viewer) -> dict[str, 
         raise access.not_visible(CASES, case_id)
     events = conn.execute(
         text("""
-        SELECT at, action, from_status, to_status, actor, note, unit, suggested_unit, routed_by
+        SELECT at, action, from_status, to_status, actor, note, unit, suggested_unit, routed_by,
+               detail
         FROM case_events
         WHERE case_id = :id ORDER BY at, id
     """),

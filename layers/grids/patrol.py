@@ -52,7 +52,8 @@ def dust_sites(conn: Connection, viewer: Viewer) -> str:
 
 
 def open_cases(conn: Connection, viewer: Viewer) -> str:
-    """Cases not yet closed, soonest deadline first, marking the overdue and those awaiting a check."""
+    """Cases not yet closed, soonest deadline (or verification limit) first, marking the overdue
+    and those awaiting a check (核查) or a verification (核实)."""
     params: dict[str, Any] = {"limit": MAX_FEATURES, "closed": list(CASE_FINAL_STATUSES)}
     where = area_clause(CASES, viewer, params)
     return str(
@@ -67,11 +68,15 @@ def open_cases(conn: Connection, viewer: Viewer) -> str:
                         'category', k.major_name || '/' || k.minor_name,
                         'status', c.status, 'source', c.source, 'description', c.description,
                         'address', c.address, 'reported_at', c.reported_at,
-                        'deadline', c.deadline, 'overdue', c.deadline < now(),
-                        'awaiting_check', c.status = 'feedback', 'grid_code', c.grid_code))
-                ORDER BY c.deadline NULLS LAST, c.id), '[]'::json))::text
+                        'deadline', c.deadline, 'verify_deadline', c.verify_deadline,
+                        'overdue', coalesce(c.deadline, c.verify_deadline) < now(),
+                        'awaiting_check', c.status = 'feedback',
+                        'awaiting_verify', c.status = 'unverified',
+                        'supervisions', c.supervisions, 'grid_code', c.grid_code))
+                ORDER BY coalesce(c.deadline, c.verify_deadline) NULLS LAST, c.id), '[]'::json))::text
             FROM (SELECT t.* FROM cases AS t WHERE t.status <> ALL(:closed) AND {where}
-                  ORDER BY t.deadline NULLS LAST, t.id LIMIT :limit) AS c
+                  ORDER BY coalesce(t.deadline, t.verify_deadline) NULLS LAST, t.id
+                  LIMIT :limit) AS c
             LEFT JOIN case_categories AS k ON k.code = c.category_code
         """),
             params,

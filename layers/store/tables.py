@@ -399,6 +399,7 @@ case_events = Table(
     Column("unit", Text, nullable=True, comment="派遣的处置单位"),
     Column("suggested_unit", Text, nullable=True, comment="按规则建议的处置单位"),
     Column("routed_by", Text, nullable=True, comment="派遣依据"),
+    Column("detail", JSONB, nullable=True, comment="环节数据（延期天数、合并案件、回访结果等）"),
     CheckConstraint(
         "routed_by IN ('component', 'rule', 'territory', 'dispatcher')", name="routed_by"
     ),

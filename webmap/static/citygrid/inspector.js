@@ -217,11 +217,39 @@
       return box;
     }
 
-    // --- cases awaiting their on-site check ----------------------------------------------------
-    function awaiting() {
+    // --- cases awaiting their on-site check (核查) or verification (核实) ------------------------
+    function waitingFor(flag) {
       var layer = CityGrid.layers.open_cases;
       return layer ? layer.getLayers().map(function (l) { return l.feature; })
-        .filter(function (f) { return f.properties.awaiting_check; }) : [];
+        .filter(function (f) { return f.properties[flag]; }) : [];
+    }
+    function awaiting() { return waitingFor('awaiting_check'); }
+
+    function verify(feature, found) {
+      var body = { action: 'verify', verified: found, note: found ? null : '现场未发现所报问题' };
+      return api('POST', '/cases/' + feature.id + '/transitions', body).then(function () {
+        refresh('open_cases');
+        return '案件 ' + feature.id + (found ? ' 核实属实，待立案' : ' 现场未发现，已作废');
+      });
+    }
+
+    function verifyActions(feature) {
+      var box = L.DomUtil.create('div', 'cg-actions');
+      var limit = feature.properties.verify_deadline;
+      if (limit) {
+        L.DomUtil.create('div', 'cg-verify-by', box).textContent = '核实时限 ' + limit;
+      }
+      [['核实属实', true], ['现场未发现', false]].forEach(function (choice) {
+        var button = L.DomUtil.create('button', choice[1] ? 'cg-confirm' : 'cg-not-found', box);
+        button.type = 'button';
+        button.textContent = choice[0];
+        button.addEventListener('click', function () {
+          button.disabled = true;
+          verify(feature, choice[1]).then(function (message) { map.closePopup(); say(message); })
+            .catch(function (failure) { say('未保存：' + failure.message, true); button.disabled = false; });
+        });
+      });
+      return box;
     }
 
     function check(feature, passed, note) {
@@ -256,12 +284,19 @@
       sheet.querySelector('.cg-cancel').addEventListener('click', closeSheet);
       var list = sheet.querySelector('.cg-check-list');
       if (!waiting.length) { list.innerHTML = '<li>暂无待核查案件</li>'; }
-      waiting.forEach(function (feature) {
+      function listed(feature, actions) {
         var item = L.DomUtil.create('li', '', list);
         item.innerHTML = '<b>' + esc(feature.properties.category || '') + '</b> ' +
           esc(feature.properties.address || feature.properties.description || '') + ' ';
-        item.appendChild(checkActions(feature));
-      });
+        item.appendChild(actions(feature));
+      }
+      waiting.forEach(function (feature) { listed(feature, checkActions); });
+      var verifying = waitingFor('awaiting_verify');
+      if (verifying.length) {
+        var heading = L.DomUtil.create('li', 'cg-verify-heading', list);
+        heading.innerHTML = '<h4>待核实案件（' + verifying.length + '）</h4>';
+        verifying.forEach(function (feature) { listed(feature, verifyActions); });
+      }
     });
 
     function onPopup(key, actions, wanted) {
@@ -275,10 +310,13 @@
     }
     onPopup('dust_sites', dustActions, function () { return true; });
     onPopup('open_cases', checkActions, function (f) { return f.properties.awaiting_check; });
+    onPopup('open_cases', verifyActions, function (f) { return f.properties.awaiting_verify; });
 
     if (CityGrid.layers.open_cases) {
       CityGrid.layers.open_cases.on('citygrid:loaded', function () {
-        bar.querySelector('.cg-checks').textContent = '待核查（' + awaiting().length + '）';
+        var verifying = waitingFor('awaiting_verify').length;
+        bar.querySelector('.cg-checks').textContent = '待核查（' + awaiting().length + '）' +
+          (verifying ? ' 待核实（' + verifying + '）' : '');
       });
     }
 
