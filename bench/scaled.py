@@ -6,6 +6,7 @@ and 100,000 billboards; it is loaded once (a few minutes) and kept for later run
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import signal
@@ -33,9 +34,11 @@ BENCH_USER = "bench-admin"
 
 
 def prepare(settings: DatabaseSettings) -> str:
-    """The benchmark database, loaded once with the scaled city; its URL."""
+    """The benchmark database, loaded once with the scaled city; its URL. A cluster started for it
+is stopped when the process exits."""
     cluster = settings.cluster()
-    cluster.up(print)
+    if cluster.up(print):  # started here: stopped again when the benchmark ends
+        atexit.register(cluster.down, print)
     db.ensure_database(cluster.url("postgres"), DATABASE)
     url = cluster.url(DATABASE)
     engine = db.make_engine(url)
