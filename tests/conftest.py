@@ -7,12 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from api.settings import DatabaseSettings, DemoSettings
 from layers.demo import load as demo_city
-from layers.engine import placing
-from layers.registry import COMPONENT_AREAS, COMPONENT_LINES
 from layers.store import db, roles
 from tests.databases import PgServer, drop_template, fresh_database
 from tests.world import World, make_world
@@ -76,44 +74,7 @@ def demo(engine: Engine) -> dict[str, int]:
     settings = DemoSettings()
     written = demo_city.load(engine, settings.seed, settings.year)
     assert written is not None, "the session database was expected to be empty"
-    written |= _shaped_components(engine)
     return written
-
-
-# a railing along, and a green space around, the centre of the demo's first current section
-_SHAPES = {
-    COMPONENT_LINES: (
-        "C0206",
-        "ST_Multi(ST_MakeLine(p.c, ST_Translate(p.c, 0.001, 0)))",
-    ),
-    COMPONENT_AREAS: ("C0405", "ST_Multi(ST_Buffer(p.c, 0.0005, 'quad_segs=2'))"),
-}
-
-
-def _shaped_components(engine: Engine) -> dict[str, int]:
-    """One line and one area component in the demo (its census has points only), so that the
-    tests of every layer find rows in each; IDs after the demo's serials of their subclass."""
-    with engine.begin() as conn:
-        for layer, (subclass, shape) in _SHAPES.items():
-            conn.execute(
-                text(f"""
-                WITH p AS (
-                    SELECT adcode, ST_PointOnSurface(geom) AS c FROM grids
-                    WHERE level = 'section' AND valid_to IS NULL ORDER BY code LIMIT 1
-                ), s AS (
-                    SELECT coalesce(max(CAST(substr(component_code, 11) AS integer)), 0) + 1 AS n
-                    FROM components WHERE subclass_code = :subclass
-                )
-                INSERT INTO "{layer.id}" (adcode, geom, component_code, subclass_code, status,
-                    valid_from, data_source)
-                SELECT p.adcode, {shape}, p.adcode || substr(:subclass, 2, 4) || lpad(
-                    CAST(s.n AS text), 6, '0'), :subclass, 'intact', '2025-06-01', 'census'
-                FROM p, s
-            """),
-                {"subclass": subclass},
-            )
-            placing.place_unplaced(conn, layer)
-    return {COMPONENT_LINES.id: 1, COMPONENT_AREAS.id: 1}
 
 
 @pytest.fixture

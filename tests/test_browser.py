@@ -29,8 +29,8 @@ EXPECTED = {  # GeoJSON features drawn in the opening view (the whole county)
     "dust_sites": 226,
     "billboards": 1844,
     "cases": 1000,
-    "component_lines": 1,  # the session's demo line and area (tests/conftest.py)
-    "component_areas": 1,
+    "component_lines": 12,  # the demo's railings where the main roads meet the towns
+    "component_areas": 40,  # and its green spaces beside junctions
 }
 GEOJSON_DRAWN = (
     "Object.fromEntries(Object.entries(CityGrid.layers).filter(([k, l]) => l.getLayers)"

@@ -402,6 +402,38 @@ def test_component_census_has_real_density_and_valid_ids(engine: Engine) -> None
     assert all(low == 1 and high == n for _, low, high, n in serials)
 
 
+def test_the_census_keeps_each_subclass_in_the_layer_of_its_geometry(engine: Engine) -> None:
+    """Points in `components`, railings as lines, green spaces as areas, as the catalogue says;
+    IDs of each subclass numbered from 000001 and their length, area and grid derived."""
+    found = rows(
+        engine,
+        """
+        SELECT l.layer, k.geometry, count(*), min(right(l.component_code, 6)::int),
+               max(right(l.component_code, 6)::int), count(*) FILTER (WHERE l.grid_code IS NULL)
+        FROM (SELECT 'point' AS layer, subclass_code, component_code, grid_code FROM components
+              UNION ALL SELECT 'line', subclass_code, component_code, grid_code
+              FROM component_lines
+              UNION ALL SELECT 'area', subclass_code, component_code, grid_code
+              FROM component_areas) AS l
+        JOIN case_categories AS k ON k.code = l.subclass_code
+        GROUP BY l.layer, k.geometry ORDER BY l.layer
+    """,
+    )
+    assert [(layer, geometry) for layer, geometry, *_ in found] == [
+        ("area", "area"),
+        ("line", "line"),
+        ("point", "point"),
+    ]
+    by_layer = {layer: (n, low, high, unplaced) for layer, _, n, low, high, unplaced in found}
+    assert by_layer["line"] == (12, 1, 12, 0) and by_layer["area"] == (40, 1, 40, 0)
+    measured = rows(
+        engine,
+        "SELECT min(length_m), max(length_m), (SELECT min(area_m2) FROM component_areas) "
+        "FROM component_lines",
+    )[0]
+    assert 100 < measured[0] <= measured[1] <= 601 and 1_100 < measured[2] < 1_300
+
+
 def test_component_units_are_active_units_of_the_county_directory(engine: Engine) -> None:
     assert (
         scalar(

@@ -195,6 +195,93 @@ def components(ctx: DemoContext, subclass_codes: dict[str, str], adcode: str) ->
     return rows
 
 
+RAILING_M = 600.0  # 护栏 along each end of a main road, where it leaves or enters a town
+RAILING_OFFSET_M = 9.0  # off the road's centre line, on its right-hand side
+GREEN_M = (40.0, 30.0)  # a 绿地 beside a junction of town streets, metres east and north
+GREEN_OFFSET_M = 18.0  # from the junction, clear of the carriageways
+
+
+def _railings(plan: StreetPlan) -> list[tuple[shapely.Geometry, str]]:
+    """Railing lines (metres) at both ends of every main road, with the road's name."""
+    found = []
+    for road in (s for s in plan.streets if s.main_road):
+        (x0, y0), (x1, y1) = road.start, road.end
+        length = road.length
+        ux, uy = (x1 - x0) / length, (y1 - y0) / length
+        nx, ny = uy * RAILING_OFFSET_M, -ux * RAILING_OFFSET_M
+        for a, b in ((0.0, min(RAILING_M, length)), (max(length - RAILING_M, 0.0), length)):
+            line = shapely.LineString(
+                [(x0 + ux * a + nx, y0 + uy * a + ny), (x0 + ux * b + nx, y0 + uy * b + ny)]
+            )
+            found.append((line, road.name))
+    return found
+
+
+def _greens(plan: StreetPlan) -> list[tuple[shapely.Geometry, str]]:
+    """Green spaces (metres) beside every other junction of the town streets."""
+    width, height = GREEN_M
+    return [
+        (
+            shapely.box(
+                j.x + GREEN_OFFSET_M,
+                j.y + GREEN_OFFSET_M,
+                j.x + GREEN_OFFSET_M + width,
+                j.y + GREEN_OFFSET_M + height,
+            ),
+            j.streets[0],
+        )
+        for j in plan.junctions[::2]
+    ]
+
+
+def _multi(geom: shapely.Geometry) -> shapely.Geometry:
+    if isinstance(geom, shapely.LineString):
+        return shapely.MultiLineString([geom])
+    if isinstance(geom, shapely.Polygon):
+        return shapely.MultiPolygon([geom])
+    return geom
+
+
+def shaped(ctx: DemoContext, subclass_codes: dict[str, str], adcode: str) -> dict[str, list[Row]]:
+    """The census's lines and areas: railings (护栏) along the main roads where they meet the
+    towns, green spaces (绿地) beside junctions of the town streets; by layer, IDs from 000001."""
+    plan = street_plan(ctx.population)
+    region = ctx.population.region
+    surveyed = date(ctx.year - 1, 6, 1)
+    found: dict[str, list[Row]] = {}
+    for layer, subclass, shapes in (
+        ("component_lines", "护栏", _railings(plan)),
+        ("component_areas", "绿地", _greens(plan)),
+    ):
+        code = subclass_codes.get(subclass)
+        if code is None:
+            continue
+        department, owners, maintainers = OWNERSHIP[subclass]
+        kept = [(g.intersection(region), name) for g, name in shapes if g.intersects(region)]
+        geoms = from_gk([g for g, _ in kept], ctx.epsg)
+        rows: list[Row] = []
+        for serial, (geom, (_, street)) in enumerate(zip(geoms, kept, strict=True), start=1):
+            owner = _pick(ctx.rng, owners)
+            rows.append(
+                {
+                    "geom": _multi(geom),
+                    "component_code": f"{adcode}{code[1:5]}{serial:06d}",
+                    "subclass_code": code,
+                    "name": f"{street}{subclass}",
+                    "status": "intact",
+                    "department": department,
+                    "owner_unit": owner,
+                    "maintainer_unit": _pick(ctx.rng, maintainers.get(owner, ((owner, 1.0),))),
+                    "first_surveyed_on": surveyed,
+                    "data_source": "census",
+                    "accuracy": "1m",
+                    "valid_from": surveyed,
+                }
+            )
+        found[layer] = rows
+    return found
+
+
 @dataclass(frozen=True)
 class CaseComponent:
     """A component a case is raised on, and the unit that maintains it."""

@@ -136,6 +136,8 @@ def build(
         cases.component_case_count(len(events)),
         calendar,
     )
+    # drawn after the cases, so the cases stay as they were before the census had shapes
+    city.rows |= demo_components.shaped(ctx, subclasses, county.adcode)
     city.rules = demo_routing.rules(grid_rows, COUNTY_SEAT)
     demo_routing.route_events(events, grid_rows, city.rules)
     every_case = sorted(events + on_components, key=lambda r: r["reported_at"])
