@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,8 +20,14 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.settings import DatabaseSettings
-from layers.cases import workcalendar
+from gis.validate import Limits
+from layers.cases import workcalendar, workflow
 from layers.cases.codes import seed_case_categories
+from layers.cases.steps import StepData
+from layers.engine.access import Viewer
+from layers.engine.editing import EditContext
+from layers.errors import StateConflict
+from layers.registry import Role
 from layers.store import db
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, SANYUAN, Account, CountyRows, readable, two_counties
@@ -285,6 +292,33 @@ def test_a_report_is_cancelled_with_its_reason_or_merged_into_its_original(
     registered = desk(client, steps, source="patrol")
     move(client, registered, "register", "dispatcher-a")
     refused(client, steps, registered, "merge", "dispatcher-a", 409, "illegal_transition", into=1)
+
+
+def test_two_cases_merged_into_each_other_at_once_leave_one_standing(
+    client: TestClient, steps: Steps
+) -> None:
+    first, second = desk(client, steps), desk(client, steps)
+    ctx = EditContext(Viewer("dispatcher-a", Role.DISPATCHER, counties=(DEMO,)), Limits())
+    outcome: dict[str, Any] = {}
+
+    def merge_second_into_first() -> None:
+        with steps.engine.begin() as conn:
+            try:
+                outcome["answer"] = workflow.transition(
+                    conn, second, "merge", "重复", ctx, data=StepData(into=first)
+                )
+            except StateConflict as refused:
+                outcome["refused"] = refused.code
+
+    with steps.engine.begin() as conn:
+        workflow.transition(conn, first, "merge", "重复", ctx, data=StepData(into=second))
+        racing = threading.Thread(target=merge_second_into_first)
+        racing.start()
+        racing.join(timeout=1.0)
+        assert racing.is_alive()  # waits for the first merge, which holds its target
+    racing.join(timeout=30)
+    assert outcome == {"refused": "merge_target_invalid"}
+    assert (row(steps, first).status, row(steps, second).status) == ("cancelled", "unverified")
 
 
 def dispatched(client: TestClient, steps: Steps) -> int:

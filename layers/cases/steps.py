@@ -134,7 +134,12 @@ def _merge_target(step: Step, into: int) -> Any:
     params: dict[str, Any] = {"into": into}
     where = access.area_clause(CASES, step.ctx.viewer, params)
     target = step.conn.execute(
-        text(f"SELECT t.id, t.adcode, t.status FROM cases AS t WHERE t.id = :into AND {where}"),
+        # locked: of two cases merged into each other at once, the second waits and then finds
+        # its target cancelled (not left to the key lock its event row happens to take)
+        text(
+            "SELECT t.id, t.adcode, t.status FROM cases AS t "
+            f"WHERE t.id = :into AND {where} FOR UPDATE OF t"
+        ),
         params,
     ).first()
     if target is None:
