@@ -240,6 +240,21 @@ audit_log = Table(
 )
 
 
+def _county_reference(
+    nullable: bool, comment: str, primary_key: bool = False, index: bool = False
+) -> Column[Any]:
+    """The county a row belongs to (gone with it, following a change of its code)."""
+    return Column(
+        "adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=nullable,
+        primary_key=primary_key,
+        index=index,
+        comment=comment,
+    )
+
+
 def _case_reference() -> Column[Any]:
     """The case a row belongs to (gone with it)."""
     return Column(
@@ -281,13 +296,7 @@ component_photos = Table(
     "component_photos",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "adcode",
-        String(6),
-        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
-        nullable=False,
-        comment="县级行政区",
-    ),
+    _county_reference(False, "县级行政区"),
     Column("component_code", Text, nullable=False, comment="部件标识码"),
     *_photo_columns(),
     Index("ix_component_photos_adcode_component_code", "adcode", "component_code"),
@@ -334,14 +343,7 @@ user_counties = Table(
         primary_key=True,
         comment="用户名",
     ),
-    Column(
-        "adcode",
-        String(6),
-        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
-        comment="可读写的县级行政区",
-    ),
+    _county_reference(False, "可读写的县级行政区", primary_key=True, index=True),
     comment="用户可读写的县级行政区（部署管理员不受限）",
 )
 
@@ -411,14 +413,7 @@ routing_rules = Table(
     "routing_rules",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "adcode",
-        String(6),
-        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-        comment="县级行政区",
-    ),
+    _county_reference(False, "县级行政区", index=True),
     Column(
         "subclass_code",
         String(5),
@@ -454,17 +449,6 @@ routing_rules = Table(
     ),
     comment="派遣规则（小类 × 区域 → 处置单位）",
 )
-
-
-def _county_reference(nullable: bool, comment: str, primary_key: bool = False) -> Column[Any]:
-    return Column(
-        "adcode",
-        String(6),
-        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="CASCADE"),
-        nullable=nullable,
-        primary_key=primary_key,
-        comment=comment,
-    )
 
 
 calendar_days = Table(
