@@ -22,9 +22,11 @@ from api.deps import (
     statement_kind,
 )
 from api.openapi import answers
-from layers.cases import casestats, heatmap, indicators
+from layers.cases import casestats, evaluation, heatmap, indicators
 from layers.cases.codes import parse_categories
+from layers.engine.access import require_role
 from layers.places import counties
+from layers.registry import Role
 
 JSON, GEOJSON, CSV = "application/json", "application/geo+json", "text/csv"
 Within = Annotated[
@@ -115,6 +117,53 @@ def case_indicators(
     body = {"from": from_.isoformat(), "to": to.isoformat(), "by": by, "rows": found}
     body["counties"] = each
     return Response(json.dumps(body, ensure_ascii=False), media_type=JSON)
+
+
+@router.get(
+    "/evaluation",
+    summary="Evaluation of regions, departments and posts / 综合评价",
+    response_class=Response,
+    responses=answers(JSON, CSV),
+)
+def case_evaluation(
+    conn: ConnectionDep,
+    viewer: CountyViewerDep,
+    object_: Annotated[
+        str,
+        Query(
+            alias="object",
+            description="region 区域 | department 处置部门 | post 岗位（监督员、派遣员）",
+        ),
+    ],
+    from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD")],
+    to: Annotated[Day, Query(description="last day (included), YYYY-MM-DD")],
+    level: Annotated[
+        str, Query(pattern=LEVEL_PATTERN, description="regions: street | community | section")
+    ] = "street",
+    format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
+) -> Response:
+    """The evaluation of GB/T 30428.4 for leaders and the command centre: per region (grid of
+    `level`), handling unit or post holder, its counts and rates, `score` (weighted per county)
+    and `grade` (A–E); a rate is null when nothing was due. Rows are per county (`adcode`) for
+    every county asked for (`county=`, default every county of the account)."""
+    require_role(viewer, Role.LEADER, Role.DISPATCHER)
+    query = evaluation.EvaluationQuery(object_, from_, to, viewer, level)
+    evaluation.check(query)
+    weights = evaluation.load_weights()
+    found = [
+        row
+        for _, limited in counties.each(conn, viewer)
+        for row in evaluation.rows(conn, replace(query, viewer=limited), weights)
+    ]
+    if format_ == "csv":
+        name = f"evaluation-{object_}-{from_}-{to}.csv"
+        return Response(
+            evaluation.as_csv(object_, found),
+            media_type=f"{CSV}; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    body = {"from": from_.isoformat(), "to": to.isoformat(), "object": object_, "rows": found}
+    return Response(json.dumps(body, ensure_ascii=False, default=str), media_type=JSON)
 
 
 @router.get(

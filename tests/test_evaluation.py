@@ -1,0 +1,410 @@
+"""The evaluation on a hand-built set of cases equals the values worked out by hand.
+
+Period: May 2026, the demo county's four sections S0–S3 (S0, S1 west; S2, S3 east), units U1
+(启东测试中队) and U2 (二中队). Times are local, on the 2026-05 day given.
+  1  S0 insp-1 reports 06 09:00; registered 09:10; disp-1 dispatches 09:30 to U1 (on time);
+     handled 12:00, feedback 12:05, insp-1 passes 13:00 (on time), closed 13:10; due 06 14:00.
+  2  S0 insp-1 reports 07 09:00; registered 09:05; disp-1 dispatches 11:00 to U1 (late);
+     handled 15:00, feedback 15:10, insp-2 fails 20:00 (late: rework); handled again 08 10:00,
+     feedback 10:10, insp-2 passes 10:30 (on time), closed 11:00; due 08 09:00 (late).
+  3  S1 insp-2 reports 10 09:00; registered 09:10; disp-2 dispatches 09:20 to U2 (on time), U2
+     returns it 10:00 (a wrong dispatch); disp-1 dispatches 12:00 to U1 (late, 2 h after the
+     return); extension granted; supervised 12 09:00; due 20 18:00, not handled.
+  4  S2 hotline 12 08:00, verify due 12:00, insp-1 verifies 10:00; registered 10:30; disp-2
+     dispatches 10:40 to U2; handled 13 09:00, feedback 09:10, insp-1 passes 15:00 (late),
+     closed 15:30; due 14 10:00.
+  5  S2 public 15 08:00, verify due 12:00, insp-2 verifies 14:00 (late), not found: cancelled.
+  6  S3 insp-2 reports 16 09:00, cancelled 09:30 as invalid.
+  8  S1 insp-1 reports 04-28; registered and dispatched by disp-1 04-28 to U2 (before the
+     period); handled 02 09:00, closed 02 11:00; due 02 10:00 (handled on time, closed late).
+  9  S3 insp-1 reports 30 09:00; registered 09:10; disp-1 dispatches 09:20 to U2; due 06-02.
+  B  三元区 S0: insp-b reports 06 09:00; registered 09:10; disp-b dispatches 09:20; closed on time.
+The demo rows of tests/counties.py lie in March, outside the period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, text
+
+from api.app import create_app
+from api.settings import DatabaseSettings
+from layers.cases import evaluation
+from layers.cases.codes import seed_case_categories
+from layers.store import db
+from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
+from tests.databases import fresh_database
+
+PERIOD = {"from": "2026-05-01", "to": "2026-05-31"}
+U1, U2, UB = "启东测试中队", "二中队", "三元区测试中队"
+X = (-1125, -375, 375, 1125)  # the middle of sections S0–S3, metres east of the centre
+
+
+@dataclass(frozen=True)
+class Case:
+    """A case row and its events (action, at, actor, from, to)."""
+
+    section: int
+    source: str
+    status: str
+    reporter: str | None
+    stamps: dict[str, str]
+    unit: str | None = None
+    extensions: int = 0
+    supervisions: int = 0
+    events: tuple[tuple[str, str, str, str, str], ...] = ()
+
+
+CASES = (
+    Case(
+        0, "inspector", "closed", "insp-1",
+        {"reported_at": "05-06 09:00", "registered_at": "05-06 09:10",
+         "dispatched_at": "05-06 09:30", "handled_at": "05-06 12:00",
+         "feedback_at": "05-06 12:05", "verified_at": "05-06 13:00",
+         "closed_at": "05-06 13:10", "deadline": "05-06 14:00"},
+        U1,
+        events=(
+            ("dispatch", "05-06 09:30", "disp-1", "registered", "dispatched"),
+            ("feedback", "05-06 12:05", "h-1", "handled", "feedback"),
+            ("pass", "05-06 13:00", "insp-1", "feedback", "verified"),
+        ),
+    ),
+    Case(
+        0, "inspector", "closed", "insp-1",
+        {"reported_at": "05-07 09:00", "registered_at": "05-07 09:05",
+         "dispatched_at": "05-07 11:00", "handled_at": "05-08 10:00",
+         "feedback_at": "05-08 10:10", "verified_at": "05-08 10:30",
+         "closed_at": "05-08 11:00", "deadline": "05-08 09:00"},
+        U1,
+        events=(
+            ("dispatch", "05-07 11:00", "disp-1", "registered", "dispatched"),
+            ("feedback", "05-07 15:10", "h-1", "handled", "feedback"),
+            ("fail", "05-07 20:00", "insp-2", "feedback", "rework"),
+            ("feedback", "05-08 10:10", "h-1", "handled", "feedback"),
+            ("pass", "05-08 10:30", "insp-2", "feedback", "verified"),
+        ),
+    ),
+    Case(
+        1, "inspector", "dispatched", "insp-2",
+        {"reported_at": "05-10 09:00", "registered_at": "05-10 09:10",
+         "dispatched_at": "05-10 12:00", "deadline": "05-20 18:00"},
+        U1, extensions=1, supervisions=1,
+        events=(
+            ("dispatch", "05-10 09:20", "disp-2", "registered", "dispatched"),
+            ("return", "05-10 10:00", "h-2", "dispatched", "returned"),
+            ("dispatch", "05-10 12:00", "disp-1", "returned", "dispatched"),
+            ("approve_extension", "05-11 09:00", "disp-1", "dispatched", "dispatched"),
+            ("supervise", "05-12 09:00", "leader", "dispatched", "dispatched"),
+        ),
+    ),
+    Case(
+        2, "hotline", "closed", "disp-2",
+        {"reported_at": "05-12 08:00", "verify_deadline": "05-12 12:00",
+         "confirmed_at": "05-12 10:00", "registered_at": "05-12 10:30",
+         "dispatched_at": "05-12 10:40", "handled_at": "05-13 09:00",
+         "feedback_at": "05-13 09:10", "verified_at": "05-13 15:00",
+         "closed_at": "05-13 15:30", "deadline": "05-14 10:00"},
+        U2,
+        events=(
+            ("verify", "05-12 10:00", "insp-1", "unverified", "reported"),
+            ("dispatch", "05-12 10:40", "disp-2", "registered", "dispatched"),
+            ("feedback", "05-13 09:10", "h-2", "handled", "feedback"),
+            ("pass", "05-13 15:00", "insp-1", "feedback", "verified"),
+        ),
+    ),
+    Case(
+        2, "public", "cancelled", None,
+        {"reported_at": "05-15 08:00", "verify_deadline": "05-15 12:00",
+         "closed_at": "05-15 14:00"},
+        events=(("verify", "05-15 14:00", "insp-2", "unverified", "cancelled"),),
+    ),
+    Case(
+        3, "inspector", "cancelled", "insp-2",
+        {"reported_at": "05-16 09:00", "closed_at": "05-16 09:30"},
+        events=(("cancel", "05-16 09:30", "disp-1", "reported", "cancelled"),),
+    ),
+    Case(
+        1, "inspector", "closed", "insp-1",
+        {"reported_at": "04-28 09:00", "registered_at": "04-28 09:10",
+         "dispatched_at": "04-28 10:00", "handled_at": "05-02 09:00",
+         "closed_at": "05-02 11:00", "deadline": "05-02 10:00"},
+        U2,
+        events=(("dispatch", "04-28 10:00", "disp-1", "registered", "dispatched"),),
+    ),
+    Case(
+        3, "inspector", "dispatched", "insp-1",
+        {"reported_at": "05-30 09:00", "registered_at": "05-30 09:10",
+         "dispatched_at": "05-30 09:20", "deadline": "06-02 09:20"},
+        U2,
+        events=(("dispatch", "05-30 09:20", "disp-1", "registered", "dispatched"),),
+    ),
+)  # fmt: skip
+SANYUAN_CASE = Case(
+    0, "inspector", "closed", "insp-b",
+    {"reported_at": "05-06 09:00", "registered_at": "05-06 09:10",
+     "dispatched_at": "05-06 09:20", "handled_at": "05-06 10:00",
+     "closed_at": "05-06 11:00", "deadline": "05-07 09:20"},
+    UB,
+    events=(("dispatch", "05-06 09:20", "disp-b", "registered", "dispatched"),),
+)  # fmt: skip
+
+
+def stamp(value: str) -> str:
+    return f"2026-{value}:00+08:00"
+
+
+def store(conn: Connection, rows: CountyRows, case: Case) -> None:
+    """The case, its report in the audit log and its events, written straight into the tables."""
+    lon, lat = rows.lonlat(X[case.section], -500)
+    values = {
+        "adcode": rows.adcode,
+        "wkb": shapely.to_wkb(shapely.Point(lon, lat)),
+        "source": case.source,
+        "status": case.status,
+        "unit": case.unit,
+        "extensions": case.extensions,
+        "supervisions": case.supervisions,
+    } | {name: stamp(at) for name, at in case.stamps.items()}
+    names = [n for n in values if n != "wkb"]
+    case_id = conn.execute(
+        text(
+            f"INSERT INTO cases (geom, category_code, {', '.join(names)}) "
+            f"VALUES (ST_GeomFromWKB(:wkb, 4490), 'E0101', "
+            f"{', '.join(f':{n}' for n in names)}) RETURNING id"
+        ),
+        values,
+    ).scalar_one()
+    if case.reporter:
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (at, actor, action, layer, feature_id, adcode) "
+                "VALUES (:at, :actor, 'create', 'cases', :id, :adcode)"
+            ),
+            {
+                "at": values["reported_at"],
+                "actor": case.reporter,
+                "id": case_id,
+                "adcode": rows.adcode,
+            },
+        )
+    for action, at, actor, source, target in case.events:
+        conn.execute(
+            text(
+                "INSERT INTO case_events (case_id, at, action, from_status, to_status, actor) "
+                "VALUES (:id, :at, :action, :source, :target, :actor)"
+            ),
+            {"id": case_id, "at": stamp(at), "action": action, "source": source}
+            | {"target": target, "actor": actor},
+        )
+
+
+@dataclass(frozen=True)
+class World:
+    """The database with both counties and the hand-built cases."""
+
+    url: str
+    engine: Engine
+    demo: CountyRows
+    second: CountyRows
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    databases = fresh_database(pg_server, "evaluation")
+    url = next(databases)
+    engine = db.make_engine(pg_server.as_owner(url))
+    with engine.begin() as conn:
+        seed_case_categories(conn)
+        demo, second = two_counties(conn)
+        for case in CASES:
+            store(conn, demo, case)
+        store(conn, second, SANYUAN_CASE)
+    for name, role, held in (
+        ("leader-a", "leader", (DEMO,)),
+        ("leader-city", "leader", (DEMO, SANYUAN)),
+        ("dispatcher-b", "dispatcher", (SANYUAN,)),
+        ("inspector-a", "inspector", (DEMO,)),
+        ("handler-a", "handler", (DEMO,)),
+    ):
+        ensure_account(engine, name, role, unit=U1 if role == "handler" else None, counties=held)
+    yield World(url, engine, demo, second)
+    engine.dispose()
+    next(databases, None)
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    app = create_app(DatabaseSettings(database_url=world.url), auth_settings=TEST_AUTH)
+    with TestClient(app) as c:
+        c.headers.update(bearer("leader-city"))
+        yield c
+
+
+def table(client: TestClient, object_: str, **extra: str) -> dict[Any, dict[str, Any]]:
+    answer = client.get("/stats/evaluation", params={**PERIOD, "object": object_, **extra})
+    assert answer.status_code == 200, answer.text
+    return {
+        (r.get("post"), r["key"]) if object_ == "post" else r["key"]: r
+        for r in answer.json()["rows"]
+    }
+
+
+def pick(row: dict[str, Any], *names: str) -> tuple[Any, ...]:
+    return tuple(row[n] for n in names)
+
+
+REGION = (
+    "received", "registered", "registration_rate", "due", "closed", "closed_rate",
+    "closed_on_time", "on_time_closed_rate", "score", "grade",
+)  # fmt: skip
+
+
+def test_regions_per_section(client: TestClient, world: World) -> None:
+    rows = table(client, "region", level="section")
+    s = world.demo.sections
+    assert pick(rows[s[0]], *REGION) == (2, 2, 1.0, 2, 2, 1.0, 1, 0.5, 75.0, "B")
+    # case 8 is due in May though reported in April; case 3 is due and open
+    assert pick(rows[s[1]], *REGION) == (1, 1, 1.0, 2, 1, 0.5, 0, 0.0, 35.0, "E")
+    # case 5 was cancelled on verification: received, never registered, never due
+    assert pick(rows[s[2]], *REGION) == (2, 1, 0.5, 1, 1, 1.0, 1, 1.0, 90.0, "A")
+    # nothing due: only the registration rate weighs
+    assert pick(rows[s[3]], *REGION) == (2, 1, 0.5, 0, 0, None, 0, None, 50.0, "D")
+    assert rows[world.second.sections[0]]["adcode"] == SANYUAN
+    assert pick(rows[world.second.sections[0]], *REGION)[-2:] == (100.0, "A")
+
+
+def test_regions_per_street(client: TestClient, world: World) -> None:
+    row = table(client, "region")[world.demo.street]
+    # 50 × 0.4 + 30 × 0.8 + 20 × 0.7143
+    assert pick(row, *REGION) == (7, 5, 0.7143, 5, 4, 0.8, 2, 0.4, 58.29, "D")
+    assert row["label"]
+
+
+DEPARTMENT = (
+    "due", "handled", "handled_rate", "handled_on_time", "on_time_handled_rate", "reworked",
+    "rework_rate", "extended", "extension_rate", "supervised", "score", "grade",
+)  # fmt: skip
+
+
+def test_departments(client: TestClient) -> None:
+    rows = table(client, "department")
+    # 50 × 0.3333 + 30 × 0.6667 + 10 × (1 − 0.3333) + (10 − 0.5 × 1)
+    assert pick(rows[U1], *DEPARTMENT) == (
+        3, 2, 0.6667, 1, 0.3333, 1, 0.3333, 1, 0.3333, 1, 52.83, "D"
+    )  # fmt: skip
+    # case 3 was first sent to U2 but is U1's now; case 9 is not due in May
+    assert pick(rows[U2], *DEPARTMENT) == (2, 2, 1.0, 2, 1.0, 0, 0.0, 0, 0.0, 0, 100.0, "A")
+    assert rows[UB]["adcode"] == SANYUAN
+
+
+POST = (
+    "reports", "valid_reports", "valid_report_rate", "verifications", "verified_on_time",
+    "on_time_verify_rate", "checks", "checked_on_time", "on_time_check_rate", "dispatches",
+    "dispatched_on_time", "on_time_dispatch_rate", "accurate_dispatches",
+    "accurate_dispatch_rate", "score", "grade",
+)  # fmt: skip
+
+
+def test_posts(client: TestClient) -> None:
+    rows = table(client, "post")
+    # (40 × 1 + 20 × 1 + 20 × 0.5) ÷ 80: the missed-report rate is not computed
+    assert pick(rows[("inspector", "insp-1")], *POST) == (
+        3, 3, 1.0, 1, 1, 1.0, 2, 1, 0.5, 0, 0, None, 0, None, 87.5, "B"
+    )  # fmt: skip
+    # the fail at 20:00 came 4 h 50 min after feedback; the pass 20 min after the new one
+    assert pick(rows[("inspector", "insp-2")], *POST) == (
+        2, 1, 0.5, 1, 0, 0.0, 2, 1, 0.5, 0, 0, None, 0, None, 37.5, "E"
+    )  # fmt: skip
+    # case 8's dispatch was in April; case 3's second dispatch came 2 h after the return
+    assert pick(rows[("dispatcher", "disp-1")], *POST) == (
+        0, 0, None, 0, 0, None, 0, 0, None, 4, 2, 0.5, 4, 1.0, 75.0, "B"
+    )  # fmt: skip
+    # case 3's first dispatch was returned: not accurate
+    assert pick(rows[("dispatcher", "disp-2")], *POST) == (
+        0, 0, None, 0, 0, None, 0, 0, None, 2, 2, 1.0, 1, 0.5, 75.0, "B"
+    )  # fmt: skip
+    assert ("inspector", "disp-2") not in rows  # a hotline report taken at the desk
+    assert {k for k, r in rows.items() if r["adcode"] == SANYUAN} == {
+        ("inspector", "insp-b"),
+        ("dispatcher", "disp-b"),
+    }
+
+
+def test_a_leader_of_one_county_sees_only_its_rows(client: TestClient) -> None:
+    for object_ in evaluation.OBJECTS:
+        for account, county in (("leader-a", DEMO), ("dispatcher-b", SANYUAN)):
+            answer = client.get(
+                "/stats/evaluation",
+                params={**PERIOD, "object": object_},
+                headers=bearer(account),
+            )
+            assert answer.status_code == 200, answer.text
+            found = {r["adcode"] for r in answer.json()["rows"]}
+            assert found == {county}, (object_, account)
+
+
+@pytest.mark.parametrize("account", ["inspector-a", "handler-a"])
+def test_inspectors_and_handlers_may_not_read_the_evaluation(
+    client: TestClient, account: str
+) -> None:
+    answer = client.get(
+        "/stats/evaluation", params={**PERIOD, "object": "region"}, headers=bearer(account)
+    )
+    assert answer.status_code == 403 and answer.json()["code"] == "forbidden"
+
+
+def test_csv_has_chinese_headers(client: TestClient, world: World) -> None:
+    answer = client.get(
+        "/stats/evaluation", params={**PERIOD, "object": "department", "format": "csv"}
+    )
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    lines = answer.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == (
+        "县级行政区,编码/名称,名称,应处置数,处置数,处置率,按期处置数,按期处置率,返工数,返工率,"
+        "延期数,延期率,督办数,综合得分,等级"
+    )
+    assert f"{DEMO},{U2},{U2},2,2,1.0,2,1.0,0,0.0,0,0.0,0,100.0,A" in lines
+    posts = client.get("/stats/evaluation", params={**PERIOD, "object": "post", "format": "csv"})
+    assert ",监督员," in posts.content.decode("utf-8-sig")
+
+
+def test_weights_per_county_override_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "weights.toml"
+    path.write_text(
+        "[default.region]\nclosed_rate = 1\non_time_closed_rate = 1\n"
+        f'[county."{SANYUAN}".region]\nclosed_rate = 3\n',
+        encoding="utf-8",
+    )
+    weights = evaluation.load_weights(path)
+    row = {"closed_rate": 1.0, "on_time_closed_rate": 0.0, "registration_rate": 0.0}
+    assert evaluation.score(row, evaluation.weights_for(weights, DEMO, "region")) == 50.0
+    assert evaluation.score(row, evaluation.weights_for(weights, SANYUAN, "region")) == 75.0
+    assert [evaluation.grade(v) for v in (90, 89.99, 75, 60, 40, 39.9, None)] == [
+        "A", "B", "B", "C", "D", "E", None
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({**PERIOD, "object": "city"}, "evaluation_object"),
+        ({"from": "2026-05-31", "to": "2026-05-01", "object": "region"}, "period_reversed"),
+        ({**PERIOD, "object": "region", "level": "district"}, None),
+        ({**PERIOD, "object": "post", "format": "xlsx"}, None),
+    ],
+)
+def test_bad_requests_are_refused(
+    client: TestClient, params: dict[str, str], code: str | None
+) -> None:
+    answer = client.get("/stats/evaluation", params=params)
+    assert answer.status_code == 400 and answer.json()["message"]
+    if code:
+        assert answer.json()["code"] == code
