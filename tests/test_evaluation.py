@@ -408,3 +408,12 @@ def test_bad_requests_are_refused(
     assert answer.status_code == 400 and answer.json()["message"]
     if code:
         assert answer.json()["code"] == code
+
+
+def test_a_period_up_to_the_last_day_of_the_calendar(client: TestClient) -> None:
+    answer = client.get(
+        "/stats/evaluation", params={"from": "2026-05-01", "to": "9999-12-31", "object": "post"}
+    )
+    assert answer.status_code == 200, answer.text
+    rows = {r["key"]: r for r in answer.json()["rows"] if r["post"] == "inspector"}
+    assert rows["insp-1"]["reports"] == 3
