@@ -123,7 +123,7 @@ def _rate(part: str, whole: str) -> str:
 
 
 def _region(conn: Connection, query: EvaluationQuery, params: dict[str, Any]) -> str:
-    base, label = indicators._base(
+    base, label = indicators.grouped_cases(
         conn,
         indicators.IndicatorQuery(query.start, query.end, query.level, (), query.viewer),
         params,

@@ -74,7 +74,9 @@ def _check(query: IndicatorQuery) -> None:
         )
 
 
-def _base(conn: Connection, query: IndicatorQuery, params: dict[str, Any]) -> tuple[str, str]:
+def grouped_cases(
+    conn: Connection, query: IndicatorQuery, params: dict[str, Any]
+) -> tuple[str, str]:
     """The cases to count with their group key (FROM clause), and the label of a key."""
     where = " AND ".join(
         (
@@ -137,7 +139,7 @@ def rows(conn: Connection, query: IndicatorQuery) -> list[dict[str, Any]]:
     _check(query)
     params: dict[str, Any] = {}
     bind_period(query.start, query.end, params)
-    base, label = _base(conn, query, params)
+    base, label = grouped_cases(conn, query, params)
     within = "{0} >= CAST(:start AS date) AND {0} < CAST(:after_end AS date)"
     found = conn.execute(
         text(f"""
