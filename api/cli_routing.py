@@ -16,7 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 CountyOption = Annotated[
-    str, typer.Option("--county", help="The six-digit code of the county, e.g. 320681")
+    str, typer.Option("--county", help="The six-digit code of the county (GB/T 2260), e.g. 350404")
 ]
 
 

@@ -295,7 +295,7 @@ def case(client: TestClient, rows: CountyRows, x: float, y: float, code: str) ->
     feature = {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": list(rows.lonlat(x, y))},
-        "properties": {"component_code": code, "problem": "damaged"},
+        "properties": {"component_code": code, "problem": "damaged", "source": "patrol"},
     }
     return client.post("/cases", json=feature, headers=bearer("dispatcher-a"))
 
