@@ -1,4 +1,4 @@
-"""The workflow steps beyond the main line that carry data (GB/T 30428.4; DOMAIN.md).
+"""The workflow steps beyond the main line that carry data (GB/T 30428.4).
 
 核实 verify: an inspector of the grid confirms on site a report from the public, the hotline or a
 camera (or finds nothing, and it is cancelled). 作废 cancel and 合并 merge: the centre drops a
