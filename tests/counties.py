@@ -17,10 +17,11 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, box
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from layers.places import counties
 from layers.places.boundary import County
+from tests.accounts import ROLES, ensure_account
 from tests.world import SPATIAL
 
 SANYUAN = "350404"
@@ -312,3 +313,27 @@ def readable(conn: Connection, account: Account, layer: str, condition: str = "T
         },
     )
     return {int(r[0]) for r in found}
+
+
+# Accounts of every role over one county, the other, or both ("city"); inspectors patrol the first
+# community of each of their counties, handlers answer for the grid unit of the last one.
+SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
+SCOPED_NAMES = ["admin", *(f"{r}-{s}" for r in ROLES for s in SCOPES)]
+GRID_UNITS = {DEMO: "启东测试中队", SANYUAN: "三元区测试中队"}
+
+
+def scoped_account(name: str, rows: dict[str, CountyRows]) -> Account:
+    """What limits the account `name` of SCOPED_NAMES ("admin": nothing)."""
+    if name == "admin":
+        return Account("admin", None)
+    role, scope = name.rsplit("-", 1)
+    adcodes = SCOPES[scope]
+    grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
+    return Account(role, adcodes, grids, GRID_UNITS[adcodes[-1]] if role == "handler" else None)
+
+
+def ensure_scoped_accounts(engine: Engine, rows: dict[str, CountyRows]) -> None:
+    """Create every account of SCOPED_NAMES for the two counties' `rows`."""
+    for name in SCOPED_NAMES:
+        a = scoped_account(name, rows)
+        ensure_account(engine, name, a.role, a.grids, a.unit, a.counties)

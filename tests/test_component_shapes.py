@@ -29,15 +29,21 @@ from layers.engine.editing import EditContext
 from layers.engine.importing import ImportRefused, import_rows
 from layers.registry import COMPONENT_LINES, Role
 from layers.store import db
-from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
-from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
+from tests.accounts import TEST_AUTH, bearer
+from tests.counties import (
+    DEMO,
+    SANYUAN,
+    SCOPED_NAMES,
+    SCOPES,
+    CountyRows,
+    ensure_scoped_accounts,
+    two_counties,
+)
 from tests.databases import fresh_database
 from tests.support import JPEG
 from tests.world import ids_in, snapshot, tile_ids, tile_index
 
-SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
-NAMES = ["admin", *(f"{r}-{s}" for r in ROLES for s in SCOPES)]
-GRID_UNITS = {DEMO: "启东测试中队", SANYUAN: "三元区测试中队"}
+NAMES = SCOPED_NAMES
 ROADS = "启东市公路管理站"  # maintains the demo county's railings
 PARKS = "启东市园林绿化管理所"  # owns and maintains its green spaces
 SANYUAN_ROADS = "三元区市政所"
@@ -87,13 +93,8 @@ def shapes(pg_server: Any) -> Iterator[Shapes]:
         for name in (ROADS, PARKS):
             units.add(conn, name, DEMO, "tests")
         units.add(conn, SANYUAN_ROADS, SANYUAN, "tests")
-    ensure_account(engine, "admin", "admin")
     rows = {DEMO: demo, SANYUAN: second}
-    for role in ROLES:
-        for scope, adcodes in SCOPES.items():
-            grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
-            unit = GRID_UNITS[adcodes[-1]] if role == "handler" else None
-            ensure_account(engine, f"{role}-{scope}", role, grids, unit, adcodes)
+    ensure_scoped_accounts(engine, rows)
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     with TestClient(app) as client:
         # the west community holds sections 0 (x −1500…−750) and 1 (−750…0): most of the

@@ -21,16 +21,26 @@ from api.settings import DatabaseSettings
 from layers.cases import routingrules, units
 from layers.cases.codes import seed_case_categories
 from layers.store import db
-from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
-from tests.counties import DEMO, SANYUAN, Account, CountyRows, readable, two_counties
+from tests.accounts import TEST_AUTH, bearer
+from tests.counties import (
+    DEMO,
+    GRID_UNITS,
+    SANYUAN,
+    SCOPED_NAMES,
+    SCOPES,
+    Account,
+    CountyRows,
+    ensure_scoped_accounts,
+    readable,
+    scoped_account,
+    two_counties,
+)
 from tests.databases import fresh_database
 from tests.support import JPEG, citygrid
 from tests.world import snapshot
 
-SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
-NAMES = ["admin", *(f"{r}-{s}" for r in ROLES for s in SCOPES)]
-GRID_UNIT = "启东测试中队"  # the responsible unit of the demo county's test grids
-GRID_UNITS = {DEMO: GRID_UNIT, SANYUAN: "三元区测试中队"}
+NAMES = SCOPED_NAMES
+GRID_UNIT = GRID_UNITS[DEMO]  # the responsible unit of the demo county's test grids
 WATER = "启东市水务局"  # maintains the demo county's manhole covers
 MUNICIPAL = "启东市市政管理处"  # E0101 anywhere in the county
 COMMUNITY_CREW = "启东城东环卫所"  # E0101 in the first community
@@ -78,13 +88,8 @@ def routes(pg_server: Any) -> Iterator[Routes]:
         for name in (WATER, MUNICIPAL, COMMUNITY_CREW, SECTION_CREW):
             units.add(conn, name, DEMO, "tests")
         units.add(conn, SANYUAN_UNIT, SANYUAN, "tests")
-    ensure_account(engine, "admin", "admin")
     rows = {DEMO: demo, SANYUAN: second}
-    for role in ROLES:
-        for scope, adcodes in SCOPES.items():
-            grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
-            unit = GRID_UNITS[adcodes[-1]] if role == "handler" else None
-            ensure_account(engine, f"{role}-{scope}", role, grids, unit, adcodes)
+    ensure_scoped_accounts(engine, rows)
     app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
     with TestClient(app) as client:
         components = {
@@ -379,16 +384,6 @@ def test_a_routing_table_is_exported_and_imported_all_or_nothing(
     assert snapshot(routes.engine) == before
 
 
-def _account(routes: Routes, name: str) -> Account:
-    if name == "admin":
-        return Account("admin", None)
-    role, scope = name.rsplit("-", 1)
-    rows = {DEMO: routes.demo, SANYUAN: routes.second}
-    adcodes = SCOPES[scope]
-    grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
-    return Account(role, adcodes, grids, GRID_UNITS[adcodes[-1]] if role == "handler" else None)
-
-
 def _registered_per_unit(routes: Routes, account: Account, column: str) -> dict[str, int]:
     """Component cases registered today the account may read, per unit of their component."""
     today = "CAST(t.registered_at AT TIME ZONE 'Asia/Shanghai' AS date) = " + (
@@ -421,7 +416,7 @@ def test_component_cases_are_counted_per_owner_and_per_maintainer(
         day = conn.execute(
             text("SELECT CAST(now() AT TIME ZONE 'Asia/Shanghai' AS date)")
         ).scalar_one()
-    account = _account(routes, name)
+    account = scoped_account(name, {DEMO: routes.demo, SANYUAN: routes.second})
     for by, column in (("owner", "owner_unit"), ("maintainer", "maintainer_unit")):
         params = {"from": str(day), "to": str(day), "by": by}
         body = client.get("/stats/indicators", params=params, headers=bearer(name))

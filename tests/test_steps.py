@@ -29,13 +29,21 @@ from layers.engine.editing import EditContext
 from layers.errors import StateConflict
 from layers.registry import Role
 from layers.store import db
-from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
-from tests.counties import DEMO, SANYUAN, Account, CountyRows, readable, two_counties
+from tests.accounts import TEST_AUTH, bearer
+from tests.counties import (
+    DEMO,
+    GRID_UNITS,
+    SANYUAN,
+    SCOPED_NAMES,
+    CountyRows,
+    ensure_scoped_accounts,
+    readable,
+    scoped_account,
+    two_counties,
+)
 from tests.databases import fresh_database
 from tests.support import JPEG
 
-SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
-GRID_UNITS = {DEMO: "启东测试中队", SANYUAN: "三元区测试中队"}
 CHINA = ZoneInfo("Asia/Shanghai")
 WEST = -1200  # metres from the county's centre: inside its inspectors' patrol area
 EAST = 1200  # outside it
@@ -58,13 +66,8 @@ def steps(pg_server: Any) -> Iterator[Steps]:
     with engine.begin() as conn:
         seed_case_categories(conn)
         demo, second = two_counties(conn)
-    ensure_account(engine, "admin", "admin")
     rows = {DEMO: demo, SANYUAN: second}
-    for role in ROLES:
-        for scope, adcodes in SCOPES.items():
-            grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
-            unit = GRID_UNITS[adcodes[-1]] if role == "handler" else None
-            ensure_account(engine, f"{role}-{scope}", role, grids, unit, adcodes)
+    ensure_scoped_accounts(engine, rows)
     yield Steps(engine, url, rows)
     engine.dispose()
     next(databases, None)
@@ -232,27 +235,21 @@ def test_the_patrol_list_shows_reports_awaiting_verification_to_every_role(
     for adcode in (DEMO, SANYUAN):
         for x in (WEST, EAST):
             desk(client, steps, "public", adcode, x)
-    rows = steps.rows
-    for role in ROLES:
-        for scope, adcodes in SCOPES.items():
-            user = "admin" if role == "admin" else f"{role}-{scope}"
-            grids = tuple(rows[a].communities[0] for a in adcodes) if role == "inspector" else ()
-            unit = GRID_UNITS[adcodes[-1]] if role == "handler" else None
-            account = Account(role, None if role == "admin" else adcodes, grids, unit)
-            answer = client.get("/patrol/cases", headers=bearer(user))
-            assert answer.status_code == 200, answer.text
-            waiting = {
-                f["id"] for f in answer.json()["features"] if f["properties"]["awaiting_verify"]
-            }
-            with steps.engine.connect() as conn:
-                expected = readable(conn, account, "cases", "t.status = 'unverified'")
-            assert waiting == expected, (user, waiting, expected)
-            if role == "inspector":
-                assert expected and all(
-                    f["properties"]["verify_deadline"]
-                    for f in answer.json()["features"]
-                    if f["properties"]["awaiting_verify"]
-                )
+    for user in SCOPED_NAMES:
+        account = scoped_account(user, steps.rows)
+        role = account.role
+        answer = client.get("/patrol/cases", headers=bearer(user))
+        assert answer.status_code == 200, answer.text
+        waiting = {f["id"] for f in answer.json()["features"] if f["properties"]["awaiting_verify"]}
+        with steps.engine.connect() as conn:
+            expected = readable(conn, account, "cases", "t.status = 'unverified'")
+        assert waiting == expected, (user, waiting, expected)
+        if role == "inspector":
+            assert expected and all(
+                f["properties"]["verify_deadline"]
+                for f in answer.json()["features"]
+                if f["properties"]["awaiting_verify"]
+            )
 
 
 def test_a_report_is_cancelled_with_its_reason_or_merged_into_its_original(
