@@ -22,7 +22,6 @@ from layers.store.versions import is_current
 MAX_DISTANCE_M = 100.0  # a reported point this far from the component it names is refused
 # the unit fields of a component, in the order they answer for it
 COMPONENT_UNITS = ("maintainer_unit", "owner_unit", "department")
-LEVEL_RANK = {"section": 3, "community": 2, "street": 1}
 
 
 @dataclass(frozen=True)
@@ -129,9 +128,8 @@ def _component_unit(conn: Connection, code: str, adcode: str) -> str | None:
 
 
 AREAS = f"""
-    SELECT g.code, g.level, coalesce(g.responsible_unit, m.responsible_unit, s.responsible_unit)
-           AS fallback, m.code AS parent, s.code AS grandparent, m.level AS parent_level,
-           s.level AS grandparent_level
+    SELECT g.code, coalesce(g.responsible_unit, m.responsible_unit, s.responsible_unit)
+           AS fallback, m.code AS parent, s.code AS grandparent
     FROM grids AS g
     LEFT JOIN grids AS m ON m.code = g.parent_code AND {is_current(GRIDS, "m")}
     LEFT JOIN grids AS s ON s.code = m.parent_code AND {is_current(GRIDS, "s")}
@@ -144,6 +142,7 @@ def _rule_unit(
 ) -> tuple[str | None, str | None]:
     """The unit of the most specific rule whose area holds the grid, and the grid's own unit."""
     row = conn.execute(text(AREAS), {"grid": grid, "adcode": adcode}).first() if grid else None
+    # the grid and its parents, the most specific first: a rule on the nearest of them wins
     areas = [c for c in (row.code, row.parent, row.grandparent) if c] if row else []
     unit = conn.execute(
         text("""
@@ -151,8 +150,7 @@ def _rule_unit(
         JOIN units AS u ON u.adcode = r.adcode AND u.name = r.unit AND u.active
         WHERE r.adcode = :adcode AND r.subclass_code = :category
           AND (r.area_code IS NULL OR r.area_code = ANY(:areas))
-        ORDER BY CASE r.area_level WHEN 'section' THEN 3 WHEN 'community' THEN 2
-                                   WHEN 'street' THEN 1 ELSE 0 END DESC
+        ORDER BY array_position(CAST(:areas AS text[]), CAST(r.area_code AS text)) NULLS LAST
         LIMIT 1
     """),
         {"adcode": adcode, "category": category, "areas": areas},
