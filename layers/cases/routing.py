@@ -46,17 +46,7 @@ class Component:
 def component(conn: Connection, code: str, viewer: Viewer | None) -> Component:
     """The current component with this ID the viewer may read; another county's, or one outside
     an inspector's area, looks absent; in whichever component layer holds it."""
-    params: dict[str, Any] = {"code": code}
-    found = lookup.current(viewer, params)
-    row = conn.execute(
-        text(f"""
-        SELECT t.component_code, t.subclass_code, t.adcode, ST_AsGeoJSON(t.geom, 9)::jsonb
-        FROM ({found}) AS t
-        WHERE t.component_code = :code
-        ORDER BY t.id DESC LIMIT 1
-    """),
-        params,
-    ).first()
+    row = lookup.find(conn, code, viewer)
     if row is None:
         raise InvalidFeature(
             f"There is no current component {code} you may read.",
@@ -64,7 +54,7 @@ def component(conn: Connection, code: str, viewer: Viewer | None) -> Component:
             code="component_not_found",
             field="component_code",
         )
-    return Component(row[0], row[1], row[2], row[3])
+    return Component(row.component_code, row.subclass_code, row.adcode, row.geometry)
 
 
 def check_case_on_component(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection, text
+
 from layers.engine import access
 from layers.engine.access import Viewer
 from layers.registry import COMPONENT_LAYERS, COMPONENTS, Layer
@@ -46,3 +48,19 @@ def versions() -> str:
 def layer_of(layer_id: str) -> Layer:
     """The component layer called `layer_id` (as `layer_id` of a subquery row names it)."""
     return next(layer for layer in COMPONENT_LAYERS if layer.id == layer_id)
+
+
+def find(conn: Connection, code: str, viewer: Viewer | None) -> Any:
+    """The current component with this ID that `viewer` may read (None: any), or None: its id,
+    county, layer, subclass and geometry (GeoJSON)."""
+    params: dict[str, Any] = {"code": code}
+    return conn.execute(
+        text(f"""
+        SELECT t.id, t.adcode, t.layer_id, t.component_code, t.subclass_code,
+               ST_AsGeoJSON(t.geom, 9)::jsonb AS geometry
+        FROM ({current(viewer, params)}) AS t
+        WHERE t.component_code = :code
+        ORDER BY t.id DESC LIMIT 1
+    """),
+        params,
+    ).first()

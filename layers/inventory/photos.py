@@ -21,15 +21,7 @@ PHOTOS_PER_COMPONENT = 20  # a census photo and the changes after it, not an alb
 def _component(conn: Connection, code: str, viewer: access.Viewer) -> Any:
     """The current component with this ID the viewer may read (others look absent), in
     whichever component layer holds it."""
-    params: dict[str, Any] = {"code": code}
-    row = conn.execute(
-        text(f"""
-        SELECT t.id, t.adcode, t.layer_id FROM ({lookup.current(viewer, params)}) AS t
-        WHERE t.component_code = :code
-        ORDER BY t.id DESC LIMIT 1
-    """),
-        params,
-    ).first()
+    row = lookup.find(conn, code, viewer)
     if row is None:
         raise FeatureNotFound(
             f"There is no current component {code} you may read.",
