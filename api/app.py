@@ -40,11 +40,13 @@ from api.settings import (
     CalendarSettings,
     DatabaseSettings,
     EditingSettings,
+    EvaluationSettings,
     LimitSettings,
     MonitoringSettings,
     WebmapSettings,
 )
 from api.sign_in_budget import HashBudget
+from layers.cases.evalweights import WeightsCache
 from layers.cases.workcalendar import Calendars
 from layers.engine.tiles import TileCache
 from layers.store.db import make_engine
@@ -62,10 +64,11 @@ def create_app(
     limits: LimitSettings | None = None,
     monitoring: MonitoringSettings | None = None,
     calendar: CalendarSettings | None = None,
+    evaluation: EvaluationSettings | None = None,
 ) -> FastAPI:
     """Build the application for one database, one base-map choice, editing limits, sign-in,
-    the address browsers use, statement and pool limits, who may read the metrics, and the
-    default office hours."""
+    the address browsers use, statement and pool limits, who may read the metrics, the
+    default office hours and step limits, and the evaluation's weights."""
     webmap = webmap or WebmapSettings()
     calendar = calendar or CalendarSettings()
     limits = limits or LimitSettings()
@@ -110,6 +113,8 @@ def create_app(
     app.state.tile_cache = TileCache(on_lookup=metrics.tile_lookup)
     app.state.limits = limits
     app.state.verify_within = timedelta(hours=calendar.verify_hours)
+    app.state.step_limits = calendar.limits()
+    app.state.weights = WeightsCache((evaluation or EvaluationSettings()).evaluation_weights)
     app.state.metrics_networks = parse_networks(
         (monitoring or MonitoringSettings()).metrics_networks
     )

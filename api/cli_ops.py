@@ -18,8 +18,14 @@ from api.cli_db import prepare_database
 from api.config_file import CONFIG_ENV, read_config, render_config, settings_classes, write_private
 from api.console import friendly, say, stdout
 from api.service_files import Install, render
-from api.settings import AuthSettings, DatabaseSettings, EditingSettings, ServerSettings
-from layers.cases import workcalendar
+from api.settings import (
+    AuthSettings,
+    DatabaseSettings,
+    EditingSettings,
+    EvaluationSettings,
+    ServerSettings,
+)
+from layers.cases import evalweights, workcalendar
 from layers.errors import CitygridError, ConfigError
 from layers.store import checkup, db, migrate, roles
 from layers.store.checkup import Finding
@@ -170,6 +176,16 @@ def _configuration() -> list[Finding]:
     return found
 
 
+def weights_finding(path: Path | None) -> Finding:
+    """Whether the evaluation's weights file reads and checks out."""
+    try:
+        evalweights.load(path)
+    except ConfigError as exc:
+        return Finding("FAIL", exc.message_en, exc.message_zh)
+    shown = path or evalweights.PACKAGED
+    return Finding("OK", f"Evaluation weights {shown} valid", f"考核权重文件 {shown} 有效")
+
+
 def _secret_key() -> Finding:
     auth = AuthSettings()
     if auth.secret_key is None:
@@ -301,6 +317,7 @@ def check(config: ConfigOption = None) -> None:
     findings = _configuration()
     if not any(f.level == "FAIL" for f in findings):
         findings.append(_secret_key())
+        findings.append(weights_finding(EvaluationSettings().evaluation_weights))
         findings += _database(DatabaseSettings(), ServerSettings().min_free_disk_mb)
     for finding in findings:
         _say_finding(finding)

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from api.client_address import parse_networks
 from api.config_file import CitygridSettings
 from gis.topology import CheckOptions
+from layers.cases.evaluation import Limits
 from layers.cases.worktime import parse_periods
 from layers.store.cluster import Cluster
 
@@ -125,6 +126,32 @@ class CalendarSettings(CitygridSettings):
         "the hotline or a camera",
     )
 
+    dispatch_hours: float = Field(
+        default=1,
+        gt=0,
+        le=80,
+        description="Working hours a dispatcher has to dispatch (派遣) a registered or returned case",
+    )
+    check_hours: float = Field(
+        default=4,
+        gt=0,
+        le=80,
+        description="Working hours an inspector has to check (核查) on site a unit's feedback",
+    )
+    register_hours: float = Field(
+        default=1,
+        gt=0,
+        le=80,
+        description="Working hours the shift leader has to register (立案) a report, from the "
+        "report or from its verification on site",
+    )
+    close_hours: float = Field(
+        default=1,
+        gt=0,
+        le=80,
+        description="Working hours the shift leader has to close (结案) a case whose check passed",
+    )
+
     @field_validator("working_hours")
     @classmethod
     def _periods(cls, value: str) -> str:
@@ -134,6 +161,22 @@ class CalendarSettings(CitygridSettings):
     def periods(self) -> tuple[tuple[time, time], ...]:
         """The default office periods, parsed."""
         return parse_periods(self.working_hours)
+
+    def limits(self) -> Limits:
+        """The working-hour limits the evaluation measures the posts' steps against."""
+        return Limits(self.dispatch_hours, self.check_hours, self.register_hours, self.close_hours)
+
+
+class EvaluationSettings(CitygridSettings):
+    """The weights of the evaluation's scores: the packaged file or the bureau's own."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    evaluation_weights: Path | None = Field(
+        default=None,
+        description="A TOML file of the evaluation's weights per object and county (as the "
+        "packaged evaluation_weights.toml); unset = the packaged one. Read again when it changes",
+    )
 
 
 class WebmapSettings(CitygridSettings):

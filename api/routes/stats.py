@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import current_viewer
 from api.deps import (
@@ -126,13 +126,15 @@ def case_indicators(
     responses=answers(JSON, CSV),
 )
 def case_evaluation(
+    request: Request,
     conn: ConnectionDep,
     viewer: CountyViewerDep,
     object_: Annotated[
         str,
         Query(
             alias="object",
-            description="region 区域 | department 处置部门 | post 岗位（监督员、派遣员）",
+            description="region 区域 | department 处置部门 | "
+            "post 岗位（监督员、派遣员、值班长、受理员）",
         ),
     ],
     from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD")],
@@ -149,11 +151,14 @@ def case_evaluation(
     require_role(viewer, Role.LEADER, Role.DISPATCHER)
     query = evaluation.EvaluationQuery(object_, from_, to, viewer, level)
     evaluation.check(query)
-    weights = evaluation.load_weights()
+    state = request.app.state
+    weights = state.weights.get()
     found = [
         row
         for _, limited in counties.each(conn, viewer)
-        for row in evaluation.rows(conn, replace(query, viewer=limited), weights)
+        for row in evaluation.rows(
+            conn, replace(query, viewer=limited), weights, state.step_limits, state.calendars
+        )
     ]
     if format_ == "csv":
         name = f"evaluation-{object_}-{from_}-{to}.csv"

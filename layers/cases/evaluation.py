@@ -1,38 +1,50 @@
 """The evaluation of GB/T 30428.4: per region, department and post, counts, rates, score, grade.
 
 Each object is computed by one SQL statement over the cases the viewer reads. A rate is null when
-nothing was due. The score weighs the rates of an object (weights per county in
-`data/evaluation_weights.toml`), and the grade follows the score: A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40,
-E below. The definitions, and which moments count in the period, are in the README.
+nothing was due. Time limits of the posts are working hours on the county's calendar. The score
+weighs the rates of an object (weights per county in a checked file, `layers.cases.evalweights`),
+and the grade follows the score: A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, E below. The definitions, and
+which moments count in the period, are in the README.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import tomllib
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from citygrid_data import data_file
 from sqlalchemy import Connection, text
 
-from layers.cases import indicators
+from layers.cases import evalweights, indicators
 from layers.cases.casefilters import bind_period
+from layers.cases.workcalendar import Calendars
 from layers.engine.access import Viewer, area_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
+from layers.store import versions
+from layers.store.db import BUREAU_TIMEZONE
 
 OBJECTS = ("region", "department", "post")
-# a dispatch is on time within this of the registration (or of the unit's return);
-# an on-site check within this of the unit's feedback (wall-clock time)
-DISPATCH_WITHIN = timedelta(hours=1)
-CHECK_WITHIN = timedelta(hours=4)
 GRADES = ((90.0, "A"), (75.0, "B"), (60.0, "C"), (40.0, "D"))
 SUPERVISION_PENALTY = 0.05  # of the supervision component per supervision (10 − 0.5 × 督办数)
-WEIGHTS_FILE = "evaluation_weights.toml"
+COMPLEMENTS = {"rework": "rework_rate", "missed_report": "missed_report_rate"}
+# a step that waited longer than this before the period is late whatever the calendar says
+SLOT_MARGIN_DAYS = 60
+CALENDARS = Calendars()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Working hours a post has for a step, counted from the moment the step became due."""
+
+    dispatch_hours: float = 1.0  # from the registration, or from the unit's return
+    check_hours: float = 4.0  # from the unit's feedback
+    register_hours: float = 1.0  # from the report, or from its verification on site
+    close_hours: float = 1.0  # from the passed check
+
 
 _HEAD = (("adcode", "县级行政区"), ("key", "编码/名称"), ("label", "名称"))
 _TAIL = (("score", "综合得分"), ("grade", "等级"))
@@ -66,24 +78,40 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "post": (
         *_HEAD,
         ("post", "岗位"),
-        ("reports", "上报数"),
-        ("valid_reports", "有效上报数"),
-        ("valid_report_rate", "有效上报率"),
+        ("reports", "上报（受理）数"),
+        ("valid_reports", "有效上报（受理）数"),
+        ("valid_report_rate", "有效上报（受理）率"),
         ("verifications", "核实数"),
         ("verified_on_time", "按时核实数"),
         ("on_time_verify_rate", "按时核实率"),
         ("checks", "核查数"),
         ("checked_on_time", "按时核查数"),
         ("on_time_check_rate", "按时核查率"),
+        ("area_registered", "辖区立案数"),
+        ("missed_reports", "漏报数"),
+        ("missed_report_rate", "漏报率"),
         ("dispatches", "派遣数"),
         ("dispatched_on_time", "按时派遣数"),
         ("on_time_dispatch_rate", "按时派遣率"),
         ("accurate_dispatches", "准确派遣数"),
         ("accurate_dispatch_rate", "准确派遣率"),
+        ("registrations", "立案数"),
+        ("registered_on_time", "按时立案数"),
+        ("on_time_register_rate", "按时立案率"),
+        ("accurate_registrations", "准确立案数"),
+        ("accurate_register_rate", "准确立案率"),
+        ("closes", "结案数"),
+        ("closed_on_time", "按时结案数"),
+        ("on_time_close_rate", "按时结案率"),
         *_TAIL,
     ),
 }
-POST_LABELS = {"inspector": "监督员", "dispatcher": "派遣员"}
+POST_LABELS = {
+    "inspector": "监督员",
+    "dispatcher": "派遣员",
+    "shift_leader": "值班长",
+    "operator": "受理员",
+}
 
 
 @dataclass(frozen=True)
@@ -184,9 +212,51 @@ def _department(query: EvaluationQuery, params: dict[str, Any]) -> str:
     """
 
 
-def _post(query: EvaluationQuery, params: dict[str, Any]) -> str:
+def _slots(conn: Connection, query: EvaluationQuery, calendars: Calendars) -> dict[str, Any]:
+    """The office periods of every working day around the period, per county, as bound arrays:
+    the database measures working time between two moments with them."""
+    # no step is stamped in the future: an open-ended period stops a year from today
+    first = max(query.start, date(1900, 1, 1)) - timedelta(days=SLOT_MARGIN_DAYS)
+    last = min(query.end, date.today() + timedelta(days=366)) + timedelta(days=1)
+    params: dict[str, Any] = {
+        "slot_adcode": [],
+        "slot_lo": [],
+        "slot_hi": [],
+        "tz": BUREAU_TIMEZONE,
+    }
+    for adcode in _counties(conn, query.viewer):
+        calendar = calendars.get(conn, adcode)
+        day = first
+        while day <= last:
+            if calendar.is_working_day(day):
+                for lo, hi in calendar.periods:
+                    params["slot_adcode"].append(adcode)
+                    params["slot_lo"].append(datetime.combine(day, lo))
+                    params["slot_hi"].append(datetime.combine(day, hi))
+            day += timedelta(days=1)
+    params["slots_from"] = datetime.combine(first, time(0))
+    return params
+
+
+def _counties(conn: Connection, viewer: Viewer | None) -> list[str]:
+    if viewer is not None and viewer.counties is not None:
+        return list(viewer.counties)
+    return list(conn.execute(text("SELECT adcode FROM counties ORDER BY adcode")).scalars())
+
+
+# the working time between m.start and m.at in the case's county (office periods of working days)
+_WORKED = """(SELECT coalesce(sum(least(m.at, s.hi) - greatest(m.start, s.lo)), interval '0')
+    FROM slots AS s WHERE s.adcode = m.adcode AND s.hi > m.start AND s.lo < m.at)"""
+
+
+def _post(query: EvaluationQuery, params: dict[str, Any], limits: Limits) -> str:
     scope = area_clause(CASES, query.viewer, params, alias="c")
-    params.update(dispatch_within=DISPATCH_WITHIN, check_within=CHECK_WITHIN)
+    params.update(
+        dispatch_within=timedelta(hours=limits.dispatch_hours),
+        check_within=timedelta(hours=limits.check_hours),
+        register_within=timedelta(hours=limits.register_hours),
+        close_within=timedelta(hours=limits.close_hours),
+    )
     # the event before this one on the same case, of one of the actions given
     before = (
         "(SELECT max(p.at) FROM case_events AS p WHERE p.case_id = e.case_id "
@@ -200,74 +270,131 @@ def _post(query: EvaluationQuery, params: dict[str, Any]) -> str:
         "EXISTS (SELECT 1 FROM case_events AS x WHERE x.case_id = e.case_id "
         f"AND x.action = 'return' AND x.at > e.at AND x.at < {next_dispatch})"
     )
+    dropped = (
+        "EXISTS (SELECT 1 FROM case_events AS x WHERE x.case_id = e.case_id "
+        "AND x.action IN ('cancel', 'merge') AND x.at > e.at)"
+    )
+    registered = (
+        f"b.registered_at IS NOT NULL AND b.status <> 'cancelled' AND {_in('b.registered_at')}"
+    )
+    own_report = (
+        "EXISTS (SELECT 1 FROM audit_log AS o WHERE o.layer = 'cases' AND o.feature_id = b.id "
+        "AND o.action = 'create' AND o.actor = a.key)"
+    )
+    timed = "NULL::timestamptz AS start, NULL::timestamptz AS at, NULL::interval AS within"
     return f"""
         WITH base AS MATERIALIZED (SELECT c.* FROM cases AS c WHERE {scope}),
+        slots AS MATERIALIZED (
+            SELECT s.adcode, s.lo AT TIME ZONE :tz AS lo, s.hi AT TIME ZONE :tz AS hi
+            FROM unnest(CAST(:slot_adcode AS text[]), CAST(:slot_lo AS timestamp[]),
+                        CAST(:slot_hi AS timestamp[])) AS s(adcode, lo, hi)
+        ),
         reports AS (
-            SELECT 'inspector' AS post, a.actor AS key, b.adcode,
-                   b.registered_at IS NOT NULL AS valid
+            SELECT CASE WHEN b.source = 'inspector' THEN 'inspector' ELSE 'operator' END AS post,
+                   a.actor AS key, b.adcode,
+                   b.registered_at IS NOT NULL AND b.status <> 'cancelled' AS valid
             FROM base AS b JOIN audit_log AS a
                  ON a.layer = 'cases' AND a.feature_id = b.id AND a.action = 'create'
-            WHERE b.source = 'inspector' AND {_in("b.reported_at")}
+            WHERE {_in("b.reported_at")}
+        ),
+        areas AS (
+            SELECT i.username AS key, ST_Union(g.geom) AS geom
+            FROM grid_inspectors AS i JOIN grids AS g ON g.code = i.grid_code
+            WHERE i.username IS NOT NULL AND {versions.is_current(GRIDS, "g")}
+            GROUP BY i.username
         ),
         events AS (
-            SELECT e.*, b.adcode, b.verify_deadline, b.registered_at FROM case_events AS e
+            SELECT e.*, b.adcode, b.verify_deadline, b.registered_at, b.reported_at,
+                   b.confirmed_at
+            FROM case_events AS e
             JOIN base AS b ON b.id = e.case_id WHERE {_in("e.at")}
         ),
         moments AS (
-            SELECT post, key, adcode, 'report' AS kind, valid AS good FROM reports
+            SELECT post, key, adcode, 'report' AS kind, valid AS good, {timed} FROM reports
             UNION ALL
-            SELECT 'inspector', actor, adcode, 'verify', at <= verify_deadline
+            SELECT 'inspector', a.key, b.adcode, 'area', {own_report}, {timed}
+            FROM base AS b JOIN areas AS a ON ST_Covers(a.geom, b.geom) WHERE {registered}
+            UNION ALL
+            SELECT 'inspector', actor, adcode, 'verify', at <= verify_deadline, {timed}
             FROM events AS e WHERE action = 'verify'
             UNION ALL
-            SELECT 'inspector', actor, adcode, 'check',
-                   at <= {before.format("'feedback'")} + :check_within
+            SELECT 'inspector', actor, adcode, 'check', NULL,
+                   {before.format("'feedback'")}, at, :check_within
             FROM events AS e WHERE action IN ('pass', 'fail')
             UNION ALL
-            SELECT 'dispatcher', actor, adcode, 'dispatch',
-                   at <= coalesce({before.format("'return'")}, registered_at) + :dispatch_within
+            SELECT 'dispatcher', actor, adcode, 'dispatch', NULL,
+                   coalesce({before.format("'return'")}, registered_at), at, :dispatch_within
             FROM events AS e WHERE action = 'dispatch'
             UNION ALL
-            SELECT 'dispatcher', actor, adcode, 'accurate', NOT {returned}
+            SELECT 'dispatcher', actor, adcode, 'accurate', NOT {returned}, {timed}
             FROM events AS e WHERE action = 'dispatch'
+            UNION ALL
+            SELECT 'shift_leader', actor, adcode, 'register', NULL,
+                   coalesce(confirmed_at, reported_at), at, :register_within
+            FROM events AS e WHERE action = 'register'
+            UNION ALL
+            SELECT 'shift_leader', actor, adcode, 'accurate_register', NOT {dropped}, {timed}
+            FROM events AS e WHERE action = 'register'
+            UNION ALL
+            SELECT 'shift_leader', actor, adcode, 'close', NULL,
+                   {before.format("'pass'")}, at, :close_within
+            FROM events AS e WHERE action = 'close'
+        ),
+        judged AS (
+            SELECT m.post, m.key, m.adcode, m.kind,
+                   CASE WHEN m.within IS NULL THEN m.good
+                        ELSE m.start >= CAST(:slots_from AS timestamp) AT TIME ZONE :tz
+                             AND {_WORKED} <= m.within END AS good
+            FROM moments AS m WHERE m.key IS NOT NULL
         ),
         r AS (
             SELECT post, key, min(adcode) AS adcode,
                    count(*) FILTER (WHERE kind = 'report') AS reports,
                    count(*) FILTER (WHERE kind = 'report' AND good) AS valid_reports,
+                   count(*) FILTER (WHERE kind = 'area') AS area_registered,
+                   count(*) FILTER (WHERE kind = 'area' AND NOT good) AS missed_reports,
                    count(*) FILTER (WHERE kind = 'verify') AS verifications,
                    count(*) FILTER (WHERE kind = 'verify' AND good) AS verified_on_time,
                    count(*) FILTER (WHERE kind = 'check') AS checks,
                    count(*) FILTER (WHERE kind = 'check' AND good) AS checked_on_time,
                    count(*) FILTER (WHERE kind = 'dispatch') AS dispatches,
                    count(*) FILTER (WHERE kind = 'dispatch' AND good) AS dispatched_on_time,
-                   count(*) FILTER (WHERE kind = 'accurate' AND good) AS accurate_dispatches
-            FROM moments WHERE key IS NOT NULL GROUP BY post, key
+                   count(*) FILTER (WHERE kind = 'accurate' AND good) AS accurate_dispatches,
+                   count(*) FILTER (WHERE kind = 'register') AS registrations,
+                   count(*) FILTER (WHERE kind = 'register' AND good) AS registered_on_time,
+                   count(*) FILTER (WHERE kind = 'accurate_register' AND good)
+                       AS accurate_registrations,
+                   count(*) FILTER (WHERE kind = 'close') AS closes,
+                   count(*) FILTER (WHERE kind = 'close' AND good) AS closed_on_time
+            FROM judged GROUP BY post, key
         )
         SELECT r.*, r.key AS label,
                {_rate("valid_reports", "reports")} AS valid_report_rate,
+               {_rate("missed_reports", "area_registered")} AS missed_report_rate,
                {_rate("verified_on_time", "verifications")} AS on_time_verify_rate,
                {_rate("checked_on_time", "checks")} AS on_time_check_rate,
                {_rate("dispatched_on_time", "dispatches")} AS on_time_dispatch_rate,
-               {_rate("accurate_dispatches", "dispatches")} AS accurate_dispatch_rate
+               {_rate("accurate_dispatches", "dispatches")} AS accurate_dispatch_rate,
+               {_rate("registered_on_time", "registrations")} AS on_time_register_rate,
+               {_rate("accurate_registrations", "registrations")} AS accurate_register_rate,
+               {_rate("closed_on_time", "closes")} AS on_time_close_rate
         FROM r ORDER BY post, key
     """
 
 
 def load_weights(path: Path | None = None) -> dict[str, Any]:
-    """The weights file: `default` per object, and `county` overrides per adcode and object."""
-    raw = path.read_text(encoding="utf-8") if path else data_file(WEIGHTS_FILE).read_text("utf-8")
-    return tomllib.loads(raw)
+    """The weights file, checked: `default` per object, and `county` overrides per adcode."""
+    return evalweights.load(path)
 
 
 def weights_for(weights: dict[str, Any], adcode: str, kind: str) -> dict[str, float]:
-    """The weights of one object (region, department, inspector, dispatcher) in one county."""
-    own = weights.get("county", {}).get(adcode, {}).get(kind, {})
-    return {k: float(v) for k, v in (weights["default"].get(kind, {}) | own).items()}
+    """The weights of one object (region, department, or a post) in one county."""
+    return evalweights.weights_for(weights, adcode, kind)
 
 
 def _component(row: dict[str, Any], name: str) -> float | None:
-    if name == "rework":
-        rate = row.get("rework_rate")
+    if name in COMPLEMENTS:
+        rate = row.get(COMPLEMENTS[name])
         return None if rate is None else 1.0 - rate
     if name == "supervision":
         return max(0.0, 1.0 - SUPERVISION_PENALTY * row.get("supervised", 0))
@@ -292,7 +419,11 @@ def grade(value: float | None) -> str | None:
 
 
 def rows(
-    conn: Connection, query: EvaluationQuery, weights: dict[str, Any] | None = None
+    conn: Connection,
+    query: EvaluationQuery,
+    weights: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    calendars: Calendars = CALENDARS,
 ) -> list[dict[str, Any]]:
     """One row per region, department or post holder, with its counts, rates, score and grade."""
     check(query)
@@ -303,7 +434,8 @@ def rows(
     elif query.object == "department":
         sql = _department(query, params)
     else:
-        sql = _post(query, params)
+        params.update(_slots(conn, query, calendars))
+        sql = _post(query, params, limits or Limits())
     weights = weights if weights is not None else load_weights()
     columns = [name for name, _ in COLUMNS[query.object]]
     out = []

@@ -114,7 +114,16 @@ MOVES = {
             "confirmed_at",
             takes=("verified",),
         ),
-        Move("cancel", "作废", UNREGISTERED, "cancelled", Role.DISPATCHER, "closed_at"),
+        # a registered case found a duplicate or invalid before dispatch is cancelled too (it
+        # counts against the registration's accuracy)
+        Move(
+            "cancel",
+            "作废",
+            (*UNREGISTERED, "registered"),
+            "cancelled",
+            Role.DISPATCHER,
+            "closed_at",
+        ),
         Move(
             "merge",
             "合并（重复案件）",
