@@ -1,17 +1,20 @@
 """The leaders' dashboard and its weekly animation in a real headless Chromium on the demo city:
-the heatmap and the choropleth draw from the API, a filter change redraws them, nothing errs."""
+the heatmap and the choropleth draw from the API, a filter change redraws them, nothing errs; and
+on two counties, the departments' ranking equals the API's and links the month's bulletin."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, text
 
 from layers.cases.codes import seed_case_categories
 from layers.store import db
-from tests.accounts import browser_context, ensure_account
+from tests.accounts import bearer, browser_context, ensure_account
+from tests.counties import DEMO, SANYUAN, two_counties
 from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 
 READY = "window.CityGrid && CityGrid.leaderReady && CityGrid.idle()"
@@ -218,3 +221,152 @@ def test_the_overdue_count_shown_is_the_databases_above_two_thousand(
         assert seen.page_errors == [], seen.page_errors
     finally:
         engine.dispose()
+
+
+RANKED = "CityGrid.rankingRound > {n} && CityGrid.idle()"
+# units of the two counties besides tests/counties.py's (whose three March cases none handled):
+# (adcode, unit, deadline, handled)
+MARCH_UNITS = (
+    (DEMO, "二中队", "2026-03-10 17:30", "2026-03-09 10:00"),  # on time: A
+    (DEMO, "三中队", "2026-03-12 09:00", "2026-03-12 15:00"),  # late: D
+    (SANYUAN, "三元区二中队", "2026-03-11 17:30", "2026-03-11 09:00"),  # on time: A
+)
+
+
+@pytest.fixture
+def two_county_server(scratch_owner: Engine, scratch_url: str) -> Iterator[tuple[str, Any]]:
+    """A server on both counties of tests/counties.py, a few more units' March cases, and leaders
+    of one county, of both, and an admin."""
+    with scratch_owner.begin() as conn:
+        seed_case_categories(conn)
+        demo, second = two_counties(conn)
+        for adcode, unit, deadline, handled in MARCH_UNITS:
+            rows = demo if adcode == DEMO else second
+            lon, lat = rows.lonlat(0, 0)
+            conn.execute(
+                text("""
+                INSERT INTO cases (adcode, geom, category_code, source, status, reported_at,
+                                   registered_at, dispatched_at, handled_at, deadline, unit)
+                VALUES (:adcode, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), 'E0101',
+                        'inspector', 'handled', :at, :at, :at, :handled, :deadline, :unit)
+            """),
+                {"adcode": adcode, "lon": lon, "lat": lat, "unit": unit}
+                | {"at": "2026-03-02 09:00+08", "handled": f"{handled}+08"}
+                | {"deadline": f"{deadline}+08"},
+            )
+    for name, role, held in (
+        ("leader-a", "leader", (DEMO,)),
+        ("leader-b", "leader", (SANYUAN,)),
+        ("leader-city", "leader", (DEMO, SANYUAN)),
+        ("admin-x", "admin", None),
+    ):
+        ensure_account(scratch_owner, name, role, counties=held)
+    with live_server(scratch_url) as url:
+        yield url, scratch_owner
+
+
+def _set_period(page: Any, start: str, end: str) -> None:
+    """Choose a period in the dashboard's filters and wait for the ranking to be redrawn."""
+    before = page.evaluate("CityGrid.rankingRound")
+    page.evaluate(
+        """([start, end]) => {
+            const box = document.querySelector('.cg-dashboard');
+            box.querySelector('input[name=from]').value = start;
+            box.querySelector('input[name=to]').value = end;
+            box.querySelector('input[name=to]').dispatchEvent(new Event('change'));
+        }""",
+        [start, end],
+    )
+    wait_for(page, RANKED.format(n=before))
+
+
+def _api_ranking(base: str, account: str, start: str, end: str, county: str) -> list[list[Any]]:
+    """The departments' evaluation as the API answers it, best score first (none last), by name."""
+    answer = httpx.get(
+        f"{base}/stats/evaluation",
+        params={"object": "department", "from": start, "to": end, "county": county},
+        headers=bearer(account),
+    )
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["rows"]
+    assert {r["adcode"] for r in rows} == {county}
+    rows.sort(key=lambda r: (-(r["score"] if r["score"] is not None else -1), r["key"]))
+    return [[r["key"], r["score"], r["grade"]] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("account", "county", "asked"),
+    [
+        ("leader-a", DEMO, None),
+        ("leader-b", SANYUAN, None),
+        ("leader-city", SANYUAN, SANYUAN),
+        ("leader-city", DEMO, DEMO),
+        ("admin-x", SANYUAN, SANYUAN),
+    ],
+)
+def test_the_dashboard_ranks_the_departments_and_links_the_months_bulletin(
+    browser: Any,
+    two_county_server: tuple[str, Engine],
+    account: str,
+    county: str,
+    asked: str | None,
+) -> None:
+    base, _ = two_county_server
+    page = browser_context(
+        browser, base, account, viewport={"width": 1366, "height": 900}, locale="zh-CN"
+    ).new_page()
+    seen = watch(page)
+    page.goto(f"{base}/maps/leader" + (f"?county={asked}" if asked else ""), wait_until="load")
+    wait_for(page, READY, timeout=60_000)
+    _set_period(page, "2026-03-01", "2026-03-31")
+    shown = page.evaluate("CityGrid.rankingRows")
+    expected = _api_ranking(base, account, "2026-03-01", "2026-03-31", county)
+    assert shown == expected and len(shown) >= 2
+    units = {
+        DEMO: {"启东测试中队", "二中队", "三中队"},
+        SANYUAN: {"三元区测试中队", "三元区二中队"},
+    }
+    assert {key for key, _, _ in shown} == units[county]
+    table = page.evaluate(
+        """[...document.querySelectorAll('.cg-ranking tr[data-unit]')].map(tr =>
+            [...tr.querySelectorAll('td')].map(td => td.textContent))"""
+    )
+    assert [row[1] for row in table] == [key for key, _, _ in expected]
+    assert [row[0] for row in table] == [str(n) for n in range(1, len(table) + 1)]
+    assert [row[2] for row in table] == [f"{score:.2f}" for _, score, _ in expected]
+    assert [row[3] for row in table] == [grade for _, _, grade in expected]
+    first = expected[0][2]
+    assert (
+        first == "A"
+        and page.evaluate(
+            f"getComputedStyle(document.querySelector('.cg-ranking .cg-grade-{first}'))"
+            ".backgroundColor"
+        )
+        == "rgb(30, 132, 73)"
+    )
+    links = {
+        fmt: page.get_attribute(f".cg-bulletin .cg-bulletin-{fmt}", "href")
+        for fmt in ("docx", "pdf")
+    }
+    assert links == {
+        fmt: f"/reports/monthly?month=2026-03&format={fmt}&county={county}"
+        for fmt in ("docx", "pdf")
+    }
+    assert "下载通报 Word" in page.locator(".cg-bulletin").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".cg-dashboard").screenshot(path=str(ARTIFACTS / f"leader-ranking-{account}.png"))
+    # a period across months: the last full month it ends with
+    _set_period(page, "2026-01-15", "2026-03-20")
+    assert page.get_attribute(".cg-bulletin-pdf", "href") == (
+        f"/reports/monthly?month=2026-02&format=pdf&county={county}"
+    )
+    assert page.evaluate("CityGrid.rankingRows") == _api_ranking(
+        base, account, "2026-01-15", "2026-03-20", county
+    )
+    # a period with nothing due: no row, a sentence
+    _set_period(page, "2025-01-01", "2025-01-31")
+    assert page.evaluate("CityGrid.rankingRows") == []
+    assert "本期无应处置案件" in page.locator(".cg-ranking").inner_text()
+    page.close()
+    assert seen.blocked == [] and seen.page_errors == [] and seen.console_errors == [], seen
+    assert_policy_kept(seen)

@@ -1,6 +1,7 @@
 /* The leaders' dashboard: a heatmap re-aggregated by the API for every view, a choropleth of the
-   chosen indicator per grid, the ten worst grids, a weekly trend by class, overdue cases; and the
-   animated weekly heatmap of the timeline page. The browser only ever receives aggregates. */
+   chosen indicator per grid, the departments' evaluation ranking with grades and the month's
+   bulletin, the ten worst grids, a weekly trend by class, overdue cases; and the animated weekly
+   heatmap of the timeline page. The browser only ever receives aggregates. */
 (function () {
   'use strict';
   var esc = CityGrid.escapeHtml;
@@ -36,6 +37,25 @@
     if (value === null || value === undefined) { return '—'; }
     if (RATES[measure]) { return (value * 100).toFixed(1) + '%'; }
     return Number(value).toLocaleString('zh-CN', { maximumFractionDigits: 2 });
+  }
+
+  /** The month whose bulletin (通报) stands for the period: the period's own month when it lies
+      in one, else the last full month it ends with. */
+  function bulletinMonth(p) {
+    if (!p.to) { return null; }
+    var to = new Date(p.to + 'T00:00:00Z');
+    var monthEnds = new Date(to.getTime() + 86400000).getUTCDate() === 1;
+    if (monthEnds || (p.from && p.from.slice(0, 7) === p.to.slice(0, 7))) { return p.to.slice(0, 7); }
+    return new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth() - 1, 1)).toISOString().slice(0, 7);
+  }
+
+  /** Departments best first: by score (none last), then by name. */
+  function ranked(rows) {
+    return rows.slice().sort(function (a, b) {
+      var sa = a.score === null ? -1 : a.score, sb = b.score === null ? -1 : b.score;
+      if (sa !== sb) { return sb - sa; }
+      return a.key < b.key ? -1 : (a.key > b.key ? 1 : 0);
+    });
   }
 
   function breaks(values) {
@@ -128,6 +148,7 @@
       '<label>指标<select name="measure">' + Object.keys(config.measures).map(function (k) {
         return option(k, config.measures[k]); }).join('') + '</select></label></div>' +
       '<div class="cg-legend-ramp"></div>' +
+      '<h4>部门考核排名</h4><p class="cg-bulletin"></p><table class="cg-ranking"></table>' +
       '<h4>问题最突出的十个网格 <a class="cg-csv" href="#" download>导出CSV</a></h4><table class="cg-worst"></table>' +
       '<h4>每周案件数（按大类）</h4><div class="cg-trend-box"></div>' +
       '<h4>超期未结案件 <span class="cg-overdue-count"></span></h4><ol class="cg-overdue"></ol>' +
@@ -201,6 +222,40 @@
       }).catch(function (error) { CityGrid.notice(map, 'overdue', error.message, true); });
     }
 
+    /** The handling departments' evaluation for the period, best first, with the month's bulletin;
+        an answer that comes after a newer question is dropped. */
+    var rankingAsked = 0;
+    function refreshRanking() {
+      var p = period();
+      var month = bulletinMonth(p);
+      var asked = ++rankingAsked;
+      var link = function (format, label) {
+        return '<a class="cg-bulletin-' + format + '" download href="/reports/monthly?' +
+          esc(query({ month: month, format: format })) + '">' + label + '</a>';
+      };
+      box.querySelector('.cg-bulletin').innerHTML = month ? esc(month.replace('-', '年') + '月') +
+        '通报：' + link('docx', '下载通报 Word') + ' / ' + link('pdf', 'PDF') : '';
+      CityGrid.bulletinMonth = month;
+      var params = Object.assign({ object: 'department' }, p);
+      return api('GET', '/stats/evaluation?' + query(params)).then(function (doc) {
+        if (asked !== rankingAsked) { return; }
+        var rows = ranked(doc.rows);
+        var rate = function (v) { return format(v, 'closed_rate'); };
+        box.querySelector('.cg-ranking').innerHTML =
+          '<tr><th>名次</th><th>单位</th><th>得分</th><th>等级</th><th>按期处置率</th><th>处置率</th>' +
+          '<th>返工率</th><th>督办</th></tr>' +
+          (rows.length ? rows.map(function (r, i) {
+            var grade = r.grade ? '<span class="cg-grade cg-grade-' + esc(r.grade) + '">' + esc(r.grade) + '</span>' : '—';
+            return '<tr data-unit="' + esc(r.key) + '"><td>' + (r.score === null ? '—' : i + 1) + '</td><td>' + esc(r.label) +
+              '</td><td>' + esc(r.score === null ? '—' : r.score.toFixed(2)) + '</td><td>' + grade + '</td><td>' +
+              esc(rate(r.on_time_handled_rate)) + '</td><td>' + esc(rate(r.handled_rate)) + '</td><td>' +
+              esc(rate(r.rework_rate)) + '</td><td>' + esc(String(r.supervised)) + '</td></tr>';
+          }).join('') : '<tr><td colspan="8">本期无应处置案件</td></tr>');
+        CityGrid.rankingRows = rows.map(function (r) { return [r.key, r.score, r.grade]; });
+        CityGrid.rankingRound = (CityGrid.rankingRound || 0) + 1;
+      }).catch(function (error) { CityGrid.notice(map, 'ranking', '部门考核排名加载失败：' + error.message, true); });
+    }
+
     /** Cases on components in the period, per owner or maintainer of the component, most first. */
     function refreshUnits() {
       var params = Object.assign({ by: field('unit_by').value, category: state.category, within: state.street }, period());
@@ -219,7 +274,8 @@
 
     function refreshAll() {
       CityGrid.dashboardRound = (CityGrid.dashboardRound || 0) + 1;
-      return Promise.all([refreshHeat(), refreshGrids(), refreshTrend(), refreshOverdue(), refreshUnits()]);
+      return Promise.all([refreshHeat(), refreshGrids(), refreshRanking(), refreshTrend(), refreshOverdue(),
+        refreshUnits()]);
     }
 
     ['from', 'to', 'category', 'level', 'measure'].forEach(function (name) {
