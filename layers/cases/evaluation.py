@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ GRADES = ((90.0, "A"), (75.0, "B"), (60.0, "C"), (40.0, "D"))
 SUPERVISION_PENALTY = 0.05  # of the supervision component per supervision (10 − 0.5 × 督办数)
 COMPLEMENTS = {"rework": "rework_rate", "missed_report": "missed_report_rate"}
 # a step that waited longer than this before the period is late whatever the calendar says
-SLOT_MARGIN_DAYS = 60
+MARGIN_DAYS = 60
 CALENDARS = Calendars()
 
 
@@ -212,30 +212,34 @@ def _department(query: EvaluationQuery, params: dict[str, Any]) -> str:
     """
 
 
-def _slots(conn: Connection, query: EvaluationQuery, calendars: Calendars) -> dict[str, Any]:
-    """The office periods of every working day around the period, per county, as bound arrays:
-    the database measures working time between two moments with them."""
+def _days(conn: Connection, query: EvaluationQuery, calendars: Calendars) -> dict[str, Any]:
+    """Every day around the period per county, whether it is a working day and the office time
+    of the working days before it, and each county's office periods, as bound arrays: working
+    time between two moments is then a difference of two lookups."""
     # no step is stamped in the future: an open-ended period stops a year from today
-    first = max(query.start, date(1900, 1, 1)) - timedelta(days=SLOT_MARGIN_DAYS)
+    first = max(query.start, date(1900, 1, 1)) - timedelta(days=MARGIN_DAYS)
     last = min(query.end, date.today() + timedelta(days=366)) + timedelta(days=1)
-    params: dict[str, Any] = {
-        "slot_adcode": [],
-        "slot_lo": [],
-        "slot_hi": [],
-        "tz": BUREAU_TIMEZONE,
-    }
+    days: dict[str, list[Any]] = {"adcode": [], "day": [], "working": [], "before": []}
+    periods: dict[str, list[Any]] = {"adcode": [], "lo": [], "hi": []}
     for adcode in _counties(conn, query.viewer):
         calendar = calendars.get(conn, adcode)
-        day = first
+        office = sum(_seconds(hi) - _seconds(lo) for lo, hi in calendar.periods)
+        for lo, hi in calendar.periods:
+            periods["adcode"].append(adcode)
+            periods["lo"].append(lo)
+            periods["hi"].append(hi)
+        before, day = 0.0, first
         while day <= last:
-            if calendar.is_working_day(day):
-                for lo, hi in calendar.periods:
-                    params["slot_adcode"].append(adcode)
-                    params["slot_lo"].append(datetime.combine(day, lo))
-                    params["slot_hi"].append(datetime.combine(day, hi))
+            working = calendar.is_working_day(day)
+            for name, value in zip(days, (adcode, day, working, before), strict=True):
+                days[name].append(value)
+            before += office if working else 0
             day += timedelta(days=1)
-    params["slots_from"] = datetime.combine(first, time(0))
-    return params
+    return {f"day_{k}": v for k, v in days.items()} | {f"period_{k}": v for k, v in periods.items()}
+
+
+def _seconds(moment: time) -> float:
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
 
 
 def _counties(conn: Connection, viewer: Viewer | None) -> list[str]:
@@ -244,18 +248,22 @@ def _counties(conn: Connection, viewer: Viewer | None) -> list[str]:
     return list(conn.execute(text("SELECT adcode FROM counties ORDER BY adcode")).scalars())
 
 
-# the working time between m.start and m.at in the case's county (office periods of working days)
-_WORKED = """(SELECT coalesce(sum(least(m.at, s.hi) - greatest(m.start, s.lo)), interval '0')
-    FROM slots AS s WHERE s.adcode = m.adcode AND s.hi > m.start AND s.lo < m.at)"""
+def _office_time(moment: str, day: str) -> str:
+    """Office time (seconds) from the start of the days around the period to `moment`: that of
+    the working days before its day, and of its day's periods up to it."""
+    return f"""({day}.before + CASE WHEN {day}.working THEN (
+        SELECT extract(epoch FROM sum(greatest(least(({moment} AT TIME ZONE :tz)::time, p.hi)
+                                               - p.lo, interval '0')))
+        FROM periods AS p WHERE p.adcode = m.adcode) ELSE 0 END)"""
 
 
 def _post(query: EvaluationQuery, params: dict[str, Any], limits: Limits) -> str:
     scope = area_clause(CASES, query.viewer, params, alias="c")
     params.update(
-        dispatch_within=timedelta(hours=limits.dispatch_hours),
-        check_within=timedelta(hours=limits.check_hours),
-        register_within=timedelta(hours=limits.register_hours),
-        close_within=timedelta(hours=limits.close_hours),
+        dispatch_within=limits.dispatch_hours * 3600,
+        check_within=limits.check_hours * 3600,
+        register_within=limits.register_hours * 3600,
+        close_within=limits.close_hours * 3600,
     )
     # the event before this one on the same case, of one of the actions given
     before = (
@@ -281,13 +289,17 @@ def _post(query: EvaluationQuery, params: dict[str, Any], limits: Limits) -> str
         "EXISTS (SELECT 1 FROM audit_log AS o WHERE o.layer = 'cases' AND o.feature_id = b.id "
         "AND o.action = 'create' AND o.actor = a.key)"
     )
-    timed = "NULL::timestamptz AS start, NULL::timestamptz AS at, NULL::interval AS within"
+    timed = "NULL::timestamptz AS start, NULL::timestamptz AS at, NULL::float8 AS within"
     return f"""
         WITH base AS MATERIALIZED (SELECT c.* FROM cases AS c WHERE {scope}),
-        slots AS MATERIALIZED (
-            SELECT s.adcode, s.lo AT TIME ZONE :tz AS lo, s.hi AT TIME ZONE :tz AS hi
-            FROM unnest(CAST(:slot_adcode AS text[]), CAST(:slot_lo AS timestamp[]),
-                        CAST(:slot_hi AS timestamp[])) AS s(adcode, lo, hi)
+        days AS MATERIALIZED (
+            SELECT * FROM unnest(CAST(:day_adcode AS text[]), CAST(:day_day AS date[]),
+                                 CAST(:day_working AS boolean[]), CAST(:day_before AS float8[]))
+                AS d(adcode, day, working, before)
+        ),
+        periods AS MATERIALIZED (
+            SELECT * FROM unnest(CAST(:period_adcode AS text[]), CAST(:period_lo AS time[]),
+                                 CAST(:period_hi AS time[])) AS p(adcode, lo, hi)
         ),
         reports AS (
             SELECT CASE WHEN b.source = 'inspector' THEN 'inspector' ELSE 'operator' END AS post,
@@ -343,9 +355,14 @@ def _post(query: EvaluationQuery, params: dict[str, Any], limits: Limits) -> str
         judged AS (
             SELECT m.post, m.key, m.adcode, m.kind,
                    CASE WHEN m.within IS NULL THEN m.good
-                        ELSE m.start >= CAST(:slots_from AS timestamp) AT TIME ZONE :tz
-                             AND {_WORKED} <= m.within END AS good
-            FROM moments AS m WHERE m.key IS NOT NULL
+                        ELSE coalesce({_office_time("m.at", "da")} - {_office_time("m.start", "ds")}
+                                      <= m.within, false) END AS good
+            FROM moments AS m
+            LEFT JOIN days AS ds
+                 ON ds.adcode = m.adcode AND ds.day = (m.start AT TIME ZONE :tz)::date
+            LEFT JOIN days AS da
+                 ON da.adcode = m.adcode AND da.day = (m.at AT TIME ZONE :tz)::date
+            WHERE m.key IS NOT NULL
         ),
         r AS (
             SELECT post, key, min(adcode) AS adcode,
@@ -434,7 +451,7 @@ def rows(
     elif query.object == "department":
         sql = _department(query, params)
     else:
-        params.update(_slots(conn, query, calendars))
+        params.update(_days(conn, query, calendars), tz=BUREAU_TIMEZONE)
         sql = _post(query, params, limits or Limits())
     weights = weights if weights is not None else load_weights()
     columns = [name for name, _ in COLUMNS[query.object]]
