@@ -608,6 +608,9 @@ def test_the_weights_file_is_a_setting_read_again_when_it_changes(
         assert answer.status_code == 503
         assert answer.json()["code"] == "evaluation_weights_invalid"
         assert "not_a_rate" in answer.json()["message"]
+        path.unlink()
+        gone = own.get("/stats/evaluation", params={**PERIOD, "object": "region"})
+        assert gone.status_code == 503 and "cannot be read" in gone.json()["message_en"]
     assert EvaluationSettings().evaluation_weights is None  # the packaged file by default
 
 
