@@ -252,6 +252,21 @@ def test_the_patrol_list_shows_reports_awaiting_verification_to_every_role(
             )
 
 
+def test_a_registered_case_is_cancelled_before_it_is_dispatched(
+    client: TestClient, steps: Steps
+) -> None:
+    case_id = desk(client, steps)
+    put(steps, case_id, status="reported")
+    assert move(client, case_id, "register", "dispatcher-a").json()["status"] == "registered"
+    refused(client, steps, case_id, "cancel", "dispatcher-a", 400, "reason_required")
+    answer = move(client, case_id, "cancel", "dispatcher-a", note="与已立案案件重复")
+    assert answer.status_code == 200 and answer.json()["from"] == "registered"
+    assert row(steps, case_id).status == "cancelled"
+    sent = desk(client, steps)
+    put(steps, sent, status="dispatched")
+    refused(client, steps, sent, "cancel", "dispatcher-a", 409, "illegal_transition", note="重复")
+
+
 def test_a_report_is_cancelled_with_its_reason_or_merged_into_its_original(
     client: TestClient, steps: Steps
 ) -> None:
