@@ -26,6 +26,13 @@ def _figure(font: CjkFont, width: float, height: float) -> tuple[Any, Any, Any]:
     return figure, figure.add_subplot(), FontProperties(fname=str(font.path))
 
 
+def _whole_numbers() -> Any:
+    """Ticks at whole numbers only: counts have no halves."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _png(figure: Any) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI, bbox_inches="tight")
@@ -70,6 +77,7 @@ def choropleth(
     axes.set_axis_off()
     axes.set_title(title, fontproperties=face, fontsize=12)
     bar = figure.colorbar(patches, ax=axes, shrink=0.7)
+    bar.ax.yaxis.set_major_locator(_whole_numbers())
     bar.set_label(legend, fontproperties=face)
     return _png(figure)
 
@@ -87,11 +95,13 @@ def trend(
         axes.text(x, total, str(total), ha="center", va="bottom", fontsize=7)
     axes.set_title(title, fontproperties=face, fontsize=12)
     axes.set_ylabel("案件数（件）", fontproperties=face)
+    axes.yaxis.set_major_locator(_whole_numbers())
     for label in axes.get_xticklabels():
         label.set_fontproperties(face)
         label.set_fontsize(8)
+        label.set_rotation(45)
     if series:
-        axes.legend(prop=face, fontsize=8, loc="upper left", ncols=3)
+        axes.legend(prop=face, loc="upper left", ncols=3)
     axes.spines[["top", "right"]].set_visible(False)
     return _png(figure)
 
@@ -109,7 +119,8 @@ def grouped_bars(
     for label in axes.get_xticklabels():
         label.set_fontproperties(face)
         label.set_fontsize(8)
+    axes.yaxis.set_major_locator(_whole_numbers())
     axes.set_title(title, fontproperties=face, fontsize=12)
-    axes.legend(prop=face, fontsize=8)
+    axes.legend(prop=face)
     axes.spines[["top", "right"]].set_visible(False)
     return _png(figure)

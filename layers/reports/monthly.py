@@ -173,7 +173,7 @@ def _trend_picture(f: MonthFigures, font: CjkFont) -> Figure:
         dict(series),
         "近12个月案件数（按大类）",
     )
-    return Figure(f"图2 {span.name}案件趋势", png, 15.5)
+    return Figure(f"图1 {span.name}案件趋势", png, 15.5)
 
 
 def _map_picture(conn: Connection, f: MonthFigures, viewer: Viewer, font: CjkFont) -> Figure:
@@ -186,7 +186,7 @@ def _map_picture(conn: Connection, f: MonthFigures, viewer: Viewer, font: CjkFon
         f"{f.county.name}各社区立案数",
         "立案数（件）",
     )
-    return Figure(f"图1 {f.period.name}各社区网格立案数分布", png, 14.0)
+    return Figure(f"图2 {f.period.name}各社区网格立案数分布", png, 14.0)
 
 
 def build(

@@ -43,11 +43,24 @@ def _styles(face: str) -> dict[str, ParagraphStyle]:
     }
 
 
+def _span(text: str) -> int:
+    """The printed width of a text in half-width characters (a Chinese one counts two)."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _widths(block: Table) -> list[float]:
+    """Column widths sharing the page by the widest cell of each column (within bounds)."""
+    spans = [
+        min(max(max(_span(row[k]) for row in (block.header, *block.rows)), 6), 30)
+        for k in range(len(block.header))
+    ]
+    return [(A4[0] - 4 * cm) * s / sum(spans) for s in spans]
+
+
 def _table(block: Table, styles: dict[str, ParagraphStyle], face: str) -> Any:
     cell = styles["cell"]
     data = [[Para(escape(v), cell) for v in row] for row in (block.header, *block.rows)]
-    width = (A4[0] - 4 * cm) / len(block.header)
-    table = PdfTable(data, colWidths=[width] * len(block.header), repeatRows=1)
+    table = PdfTable(data, colWidths=_widths(block), repeatRows=1)
     table.setStyle(
         TableStyle(
             [
