@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -28,9 +29,9 @@ from api.app import create_app
 from api.settings import DatabaseSettings, ReportSettings
 from layers.cases.codes import seed_case_categories
 from layers.reports import fonts, wording
-from layers.reports.monthfigures import LISTED
+from layers.reports.monthfigures import LISTED, WORST_GRIDS
 from layers.store import db
-from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
 from tests.databases import fresh_database
 from tests.support import citygrid
@@ -506,3 +507,34 @@ def test_a_missing_font_is_a_clear_error(world: World, tmp_path: Any) -> None:
         answer = c.get("/reports/monthly", params=MAY, headers=bearer("leader-a"))
     assert answer.status_code == 503 and answer.json()["code"] == "cjk_font_missing"
     assert "fonts-wqy-microhei" in answer.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def demo_client(database_url: str, demo: dict[str, int]) -> Iterator[TestClient]:
+    settings = DatabaseSettings(database_url=database_url)
+    with TestClient(create_app(settings, auth_settings=TEST_AUTH)) as c:
+        yield sign_in(c, database_url, "leader", "leader")
+
+
+def test_the_demo_months_bulletin_equals_the_api(demo_client: TestClient) -> None:
+    started = time.perf_counter()
+    answer = demo_client.get("/reports/monthly", params={"month": "2023-05"})
+    took = time.perf_counter() - started
+    assert answer.status_code == 200, answer.text
+    print(f"demo bulletin of 2023-05: {took:.2f} s, {len(answer.content)} bytes")
+    document = opened(answer.content)
+    period = {"from": "2023-05-01", "to": "2023-05-31"}
+    api = demo_client.get("/stats/evaluation", params={"object": "department", **period})
+    departments = api.json()["rows"]
+    assert departments, "the demo month should have departments to rank"
+    table = table_by_header(document, "排名")
+    assert {r[1]: (r[7], r[8]) for r in table[1:]} == {
+        r["label"]: (wording.number(r["score"]), r["grade"] or wording.NONE) for r in departments
+    }
+    indicators = demo_client.get("/stats/indicators", params={"by": "month", **period}).json()
+    (row,) = [r for r in indicators["rows"] if r["key"] == "2023-05-01"]
+    key = {r[0]: r[1] for r in table_by_header(document, "指标")[1:]}
+    assert key["立案数（件）"] == str(row["registered"]) and int(key["立案数（件）"]) > 0
+    assert key["按期结案率"] == wording.rate(row["on_time_rate"])
+    assert len(table_by_header(document, "网格编码")) == 1 + WORST_GRIDS
+    assert len(document.inline_shapes) == 2
