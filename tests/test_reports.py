@@ -10,6 +10,7 @@ inspected in the quarter.
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -28,7 +29,8 @@ from sqlalchemy import Connection, Engine, text
 from api.app import create_app
 from api.settings import DatabaseSettings, ReportSettings
 from layers.cases.codes import seed_case_categories
-from layers.reports import fonts, wording
+from layers.errors import BadQuery
+from layers.reports import fonts, output, periods, wording
 from layers.reports.monthfigures import LISTED, WORST_GRIDS
 from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
@@ -385,30 +387,56 @@ def test_each_county_gets_its_own_figures(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "params", "status", "code"),
+    ("path", "params", "status", "code", "names"),
     [
-        ("/reports/monthly", {"month": "2026-13", "county": DEMO}, 400, "report_month"),
-        ("/reports/monthly", {"month": "May 2026", "county": DEMO}, 400, "report_month"),
-        ("/reports/monthly", {"month": "1999-12", "county": DEMO}, 400, "report_month"),
-        ("/reports/monthly", {"month": "2026-05", "county": DEMO, "format": "odt"}, 400, "report_format"),
-        ("/reports/monthly", {"month": "2026-05"}, 400, "report_county_required"),
-        ("/reports/monthly", {"month": "2026-05", "county": "999999"}, 404, "unknown_county"),
-        ("/reports/monthly", {"month": "2026-05", "county": "abc"}, 400, None),
-        ("/reports/monthly", {"county": DEMO}, 400, None),
-        ("/reports/dust", {"quarter": "2026-Q5", "county": DEMO}, 400, "report_quarter"),
-        ("/reports/dust", {"quarter": "2026-2", "county": DEMO}, 400, "report_quarter"),
-        ("/reports/dust", {"quarter": "2026-Q2", "county": DEMO, "format": "xlsx"}, 400, "report_format"),
+        ("/reports/monthly", {"month": "2026-13", "county": DEMO}, 400, "invalid_request", "month"),
+        ("/reports/monthly", {"month": "May 2026", "county": DEMO}, 400, "invalid_request", "month"),
+        ("/reports/monthly", {"month": "1999-12", "county": DEMO}, 400, "invalid_request", "month"),
+        ("/reports/monthly", {"county": DEMO}, 400, "invalid_request", "month"),
+        ("/reports/monthly", {"month": "2026-05", "county": DEMO, "format": "odt"}, 400, "invalid_request", "format"),
+        ("/reports/monthly", {"month": "2026-05"}, 400, "report_county_required", "county"),
+        ("/reports/monthly", {"month": "2026-05", "county": "999999"}, 404, "unknown_county", "999999"),
+        ("/reports/monthly", {"month": "2026-05", "county": "abc"}, 400, "invalid_request", "county"),
+        ("/reports/dust", {"quarter": "2026-Q5", "county": DEMO}, 400, "invalid_request", "quarter"),
+        ("/reports/dust", {"quarter": "2026-2", "county": DEMO}, 400, "invalid_request", "quarter"),
+        ("/reports/dust", {"quarter": "2026-Q2", "county": DEMO, "format": "xlsx"}, 400, "invalid_request", "format"),
+        ("/reports/dust", {"quarter": "2026-Q2"}, 400, "report_county_required", "county"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_refused(
-    client: TestClient, path: str, params: dict[str, str], status: int, code: str | None
+    client: TestClient, path: str, params: dict[str, str], status: int, code: str, names: str
 ) -> None:
     answer = client.get(path, params=params)
     assert answer.status_code == status, answer.text
     body = answer.json()
-    assert body["message"] and body["message_en"]
-    if code:
-        assert body["code"] == code
+    assert body["code"] == code and re.search("[\u4e00-\u9fff]", body["message"])
+    assert names in body["message_en"] + json.dumps(body), body
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw", "code"),
+    [
+        (periods.month, "2026-13", "report_month"),
+        (periods.month, "1999-12", "report_month"),
+        (periods.month, "2026/05", "report_month"),
+        (periods.quarter, "2026-Q0", "report_quarter"),
+        (periods.quarter, "2101-Q1", "report_quarter"),
+        (output.check_format, "odt", "report_format"),
+    ],
+)
+def test_the_command_line_gets_the_same_refusals(parse: Any, raw: str, code: str) -> None:
+    with pytest.raises(BadQuery) as refused:
+        parse(raw)
+    assert refused.value.code == code and raw in refused.value.message_zh
+
+
+def test_periods() -> None:
+    assert periods.month("2024-02").end == date(2024, 2, 29)
+    assert periods.previous(periods.month("2026-01")).key == "2025-12"
+    q = periods.quarter("2026-q4")
+    assert (q.start, q.end, q.name) == (date(2026, 10, 1), date(2026, 12, 31), "2026年第四季度")
+    span = periods.months_back(periods.month("2026-03"), 12)
+    assert (span.start, span.end) == (date(2025, 4, 1), date(2026, 3, 31))
 
 
 def expected_dust() -> dict[str, dict[str, int]]:

@@ -20,7 +20,17 @@ router = APIRouter(
     tags=["bulletins 通报"],
     dependencies=[Depends(current_viewer), Depends(statement_kind("statistics"))],
 )
-Format = Annotated[str, Query(alias="format", description="docx (Word) | pdf")]
+Format = Annotated[
+    str,
+    Query(
+        alias="format",
+        pattern=f"^({'|'.join(output.MEDIA_TYPES)})$",
+        description="docx (Word) | pdf",
+    ),
+]
+# the shapes periods.py accepts (years 2000–2100), stated so that clients see them
+MONTH_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$"
+QUARTER_PATTERN = r"^(20[0-9]{2}|2100)-Q[1-4]$"
 
 
 def _answer(document: Document, fmt: str, fallback: str, font: CjkFont) -> Response:
@@ -45,7 +55,7 @@ def monthly_bulletin(
     request: Request,
     conn: ConnectionDep,
     viewer: CountyViewerDep,
-    month: Annotated[str, Query(description="the month, YYYY-MM")],
+    month: Annotated[str, Query(pattern=MONTH_PATTERN, description="the month, YYYY-MM")],
     format_: Format = "docx",
 ) -> Response:
     """The month's bulletin of one county (`county=` for an account holding several): key
@@ -69,7 +79,7 @@ def dust_bulletin(
     request: Request,
     conn: ConnectionDep,
     viewer: CountyViewerDep,
-    quarter: Annotated[str, Query(description="the quarter, YYYY-Qn")],
+    quarter: Annotated[str, Query(pattern=QUARTER_PATTERN, description="the quarter, YYYY-Qn")],
     format_: Format = "docx",
 ) -> Response:
     """The quarter's dust-control bulletin of one county: sites inspected, inspections,
