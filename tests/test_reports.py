@@ -26,6 +26,7 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
+from api import cli_ops
 from api.app import create_app
 from api.settings import DatabaseSettings, ReportSettings
 from layers.cases.codes import seed_case_categories
@@ -36,7 +37,7 @@ from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
 from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
 from tests.databases import fresh_database
-from tests.support import citygrid
+from tests.support import assert_clear_failure, citygrid
 
 U1, U2, UB = "启东测试中队", "二中队", "三元区测试中队"
 X = (-1125, -375, 375, 1125)  # the middle of sections S0–S3, metres east of the centre
@@ -516,9 +517,22 @@ def test_the_cli_writes_the_bulletins(world: World, tmp_path: Any) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pdf.read_bytes().startswith(b"%PDF")
-    refused = citygrid("report", "monthly", "--month", "2026-05", env=env)
-    assert refused.returncode == 1 and "county" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    assert_clear_failure(citygrid("report", "monthly", "--month", "2026-05", env=env), "county")
+    assert_clear_failure(
+        citygrid("report", "monthly", "--month", "2026-13", "--county", DEMO, env=env), "YYYY-MM"
+    )
+    assert_clear_failure(
+        citygrid("report", "dust", "--quarter", "2026-Q2", "--county", SANYUAN, "--format", "odt",
+                 env=env),
+        "docx or pdf",
+    )  # fmt: skip
+
+
+def test_check_reports_the_font(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli_ops.font_finding().level == "OK"
+    monkeypatch.setenv("CITYGRID_REPORT_FONT", str(tmp_path / "absent.ttf"))
+    finding = cli_ops.font_finding()
+    assert finding.level == "WARN" and "absent.ttf" in finding.en and "中文" in finding.zh
 
 
 def test_a_missing_font_is_a_clear_error(world: World, tmp_path: Any) -> None:
