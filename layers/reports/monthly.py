@@ -5,7 +5,7 @@ supervised cases, and a summary written from the figures."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -128,8 +128,12 @@ def _worst(f: MonthFigures) -> Table:
     return Table(f"表3 综合得分最低的{len(rows)}个单元网格", header, rows)
 
 
-def _day_time(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else w.NONE
+def _day_time(value: datetime | str | None) -> str:
+    """A moment (or its ISO text, as /stats/overdue gives it) to the minute, as printed."""
+    if value is None:
+        return w.NONE
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _case_list(caption: str, cases: list[dict[str, Any]], moment: str, label: str) -> Table:
@@ -140,9 +144,7 @@ def _case_list(caption: str, cases: list[dict[str, Any]], moment: str, label: st
             str(c.get("address") or ""),
             str(c.get("unit") or ""),
             STATUS_LABELS.get(str(c["status"]), str(c["status"])),
-            _day_time(c[moment])
-            if not isinstance(c[moment], str)
-            else c[moment][:16].replace("T", " "),
+            _day_time(c[moment]),
         )
         for c in cases
     )
