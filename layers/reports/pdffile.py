@@ -51,7 +51,7 @@ def _span(text: str) -> int:
 def _widths(block: Table) -> list[float]:
     """Column widths sharing the page by the widest cell of each column (within bounds)."""
     spans = [
-        min(max(max(_span(row[k]) for row in (block.header, *block.rows)), 6), 30)
+        min(max(max(_span(row[k]) for row in (block.header, *block.rows)) + 2, 6), 30)
         for k in range(len(block.header))
     ]
     return [(A4[0] - 4 * cm) * s / sum(spans) for s in spans]
