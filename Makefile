@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
+	@sh scripts/install-fonts.sh
 	$(BIN)/citygrid run
 
 test: $(STAMP)
 	$(BIN)/citygrid db install
 	@sh scripts/install-browser.sh
+	@sh scripts/install-fonts.sh
 	@sh scripts/install-clients.sh
 	$(BIN)/pytest
 

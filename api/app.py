@@ -27,6 +27,7 @@ from api.routes import (
     grids,
     meta,
     pages,
+    reports,
     routing,
     stats,
     tilesets,
@@ -43,6 +44,7 @@ from api.settings import (
     EvaluationSettings,
     LimitSettings,
     MonitoringSettings,
+    ReportSettings,
     WebmapSettings,
 )
 from api.sign_in_budget import HashBudget
@@ -65,10 +67,11 @@ def create_app(
     monitoring: MonitoringSettings | None = None,
     calendar: CalendarSettings | None = None,
     evaluation: EvaluationSettings | None = None,
+    report_settings: ReportSettings | None = None,
 ) -> FastAPI:
     """Build the application for one database, one base-map choice, editing limits, sign-in,
     the address browsers use, statement and pool limits, who may read the metrics, the
-    default office hours and step limits, and the evaluation's weights."""
+    default office hours and step limits, the evaluation's weights and the bulletins' font."""
     webmap = webmap or WebmapSettings()
     calendar = calendar or CalendarSettings()
     limits = limits or LimitSettings()
@@ -119,6 +122,7 @@ def create_app(
         (monitoring or MonitoringSettings()).metrics_networks
     )
     app.state.editing = editing_limits or EditingSettings()
+    app.state.reports = report_settings or ReportSettings()
     auth_settings = auth_settings or AuthSettings()
     app.state.issuer = Issuer.from_settings(auth_settings)
     app.state.trusted_proxies = parse_networks(auth_settings.trusted_proxies)
@@ -141,6 +145,7 @@ def create_app(
     app.include_router(grids.router)
     app.include_router(cases.router)
     app.include_router(stats.router)
+    app.include_router(reports.router)
     app.include_router(transfer.router)
     app.include_router(units.router)
     app.include_router(routing.router)

@@ -21,6 +21,7 @@ from api import (
     cli_counties,
     cli_files,
     cli_ops,
+    cli_reports,
     cli_routing,
     cli_units,
     cli_users,
@@ -79,6 +80,7 @@ app.add_typer(cli_routing.app, name="routing")
 app.add_typer(cli_cases.app, name="categories")
 app.add_typer(cli_catalogue.app, name="catalogue")
 app.add_typer(cli_calendar.app, name="calendar")
+app.add_typer(cli_reports.app, name="report")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 app.add_typer(cli_backup.app, name="backup")

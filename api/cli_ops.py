@@ -23,10 +23,12 @@ from api.settings import (
     DatabaseSettings,
     EditingSettings,
     EvaluationSettings,
+    ReportSettings,
     ServerSettings,
 )
 from layers.cases import evalweights, workcalendar
 from layers.errors import CitygridError, ConfigError
+from layers.reports import fonts
 from layers.store import checkup, db, migrate, roles
 from layers.store.checkup import Finding
 from layers.store.deployment import deployment_id
@@ -233,6 +235,15 @@ def calendar_finding(conn: Connection, today: date | None = None) -> Finding:
     return Finding("OK", f"Working calendar knows {year}", f"工作日历已有 {year} 年节假日")
 
 
+def font_finding() -> Finding:
+    """Whether the bulletins have a font with Chinese glyphs (else they cannot be drawn)."""
+    try:
+        found = fonts.find(ReportSettings().font)
+    except CitygridError as exc:
+        return Finding("WARN", exc.message_en, exc.message_zh)
+    return Finding("OK", f"Bulletin font: {found.path}", f"通报字体：{found.path}")
+
+
 def _database_findings(engine: Engine, settings: DatabaseSettings, least_mb: int) -> list[Finding]:
     shown = engine.url.render_as_string(hide_password=True)
     found = [Finding("OK", f"Database reachable: {shown}", f"数据库可连接：{shown}")]
@@ -318,6 +329,7 @@ def check(config: ConfigOption = None) -> None:
     if not any(f.level == "FAIL" for f in findings):
         findings.append(_secret_key())
         findings.append(weights_finding(EvaluationSettings().evaluation_weights))
+        findings.append(font_finding())
         findings += _database(DatabaseSettings(), ServerSettings().min_free_disk_mb)
     for finding in findings:
         _say_finding(finding)

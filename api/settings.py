@@ -352,6 +352,18 @@ class BackupSettings(CitygridSettings):
     )
 
 
+class ReportSettings(CitygridSettings):
+    """The bulletins (通报): the CJK font their charts and PDFs are drawn with."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_REPORT_", extra="ignore")
+
+    font: Path | None = Field(
+        default=None,
+        description="A TrueType font file with Chinese glyphs (default: found by fontconfig, "
+        "e.g. Debian's fonts-wqy-microhei)",
+    )
+
+
 class LimitSettings(CitygridSettings):
     """How long one statement of each kind of request may run, and the database pool's bounds."""
 

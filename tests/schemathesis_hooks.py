@@ -32,6 +32,7 @@ DOMAIN_REFUSALS = frozenset(
         # a member name PostgreSQL cannot store: OpenAPI 3.0 has no propertyNames to say so
         "unstorable_name",
         "unknown_inspector_account",
+        "report_county_required",  # a bulletin is per county: the account's counties decide
         # a language of its own: a CQL2 filter's grammar is more than a pattern can state
         "invalid_filter",
         "state_conflict",
