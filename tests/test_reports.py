@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,7 +29,7 @@ from sqlalchemy import Connection, Engine, text
 
 from api import cli_ops
 from api.app import create_app
-from api.settings import DatabaseSettings, ReportSettings
+from api.settings import DatabaseSettings, EvaluationSettings, ReportSettings
 from layers.cases.codes import seed_case_categories
 from layers.errors import BadQuery
 from layers.reports import fonts, output, periods, wording
@@ -310,6 +311,28 @@ def test_the_ranking_equals_the_evaluation(client: TestClient, may: Any) -> None
     ]
     assert [r[0] for r in table[1:]] == [str(n) for n in range(1, len(expected) + 1)]
     assert {r[1] for r in table[1:]} == {U1, U2}  # never the other county's unit
+
+
+def test_the_ranking_uses_the_deployments_weights_file(world: World, tmp_path: Any) -> None:
+    packaged = (Path(__file__).parents[1] / "data" / "evaluation_weights.toml").read_text("utf-8")
+    department = "[default.department]\non_time_handled_rate = 50\nhandled_rate = 30\nrework = 10\nsupervision = 10\n"
+    assert department in packaged
+    path = tmp_path / "bureau.toml"
+    path.write_text(
+        packaged.replace(department, "[default.department]\nhandled_rate = 100\n"), "utf-8"
+    )
+    app = create_app(
+        DatabaseSettings(database_url=world.url),
+        auth_settings=TEST_AUTH,
+        evaluation=EvaluationSettings(evaluation_weights=path),
+    )
+    period = {"from": "2026-05-01", "to": "2026-05-31", "county": DEMO}
+    with TestClient(app) as own:
+        own.headers.update(bearer("leader-city"))
+        api = fetch(own, "/stats/evaluation", object="department", **period).json()["rows"]
+        table = table_by_header(opened(fetch(own, "/reports/monthly", **MAY).content), "排名")
+    assert {r[1]: r[7] for r in table[1:]} == {r["label"]: f"{r['score']:.2f}" for r in api}
+    assert {r["score"] for r in api} <= {100 * (r["handled_rate"] or 0) for r in api}
 
 
 def test_the_lists_are_capped_with_a_count_of_the_rest(client: TestClient, may: Any) -> None:
