@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -189,7 +190,30 @@ def qgis_python() -> str:
 def citygrid(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed `citygrid` command with `env` added to ours, its output captured."""
+    """Run a `citygrid` command in this process, as the installed script would run it: `env`
+    added to ours (the whole environment restored afterwards, a command may set its config
+    file there), no input, its output captured, an uncaught error's traceback on stderr and
+    status 1. No interpreter start or imports per command; `citygrid_process` runs the script."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    saved = dict(os.environ)
+    try:
+        result = CliRunner().invoke(app, list(args), env=env, input="", prog_name="citygrid")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    stderr = result.stderr
+    if result.exc_info is not None and not isinstance(result.exc_info[1], SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return subprocess.CompletedProcess([CITYGRID, *args], result.exit_code, result.stdout, stderr)
+
+
+def citygrid_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `citygrid` script with `env` added to ours, its output captured."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [CITYGRID, *args],

@@ -74,7 +74,8 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
         assert counts[key] == expected, key
     assert counts["county"] == 1
     assert page.evaluate(OUTSIDE_TILES) == sum(EXPECTED.values())
-    page.evaluate("CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
+    # `void`: Playwright would serialise the returned layer, and with it the whole map (seconds)
+    page.evaluate("void CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
     popup = page.locator(".leaflet-popup-content").inner_text()
     assert "项目名称" in popup and "现场类型" in popup
     assert page.locator(".cg-legend").inner_text().count("\n") >= 9
@@ -90,7 +91,7 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
 
 def check_measure(page: Any) -> None:
     """The measure control: three clicks give a length along them and the area they enclose."""
-    page.evaluate("CityGrid.layers.county._map.closePopup()")
+    page.evaluate("void CityGrid.layers.county._map.closePopup()")
     page.wait_for_selector(".leaflet-popup", state="detached")
     page.click(".leaflet-control-measure-toggle")
     box = page.locator(".leaflet-container").bounding_box()
@@ -144,7 +145,7 @@ def check_components(page: Any, engine: Engine) -> None:
     assert {str(c["count"]) for c in clusters} <= set(labels)
     first = clusters[0]["lonlat"]
     page.evaluate(
-        "([lon, lat]) => CityGrid.layers.county._map.setView([lat, lon], 17, {animate: false})",
+        "([lon, lat]) => void CityGrid.layers.county._map.setView([lat, lon], 17, {animate: false})",
         first,
     )
     page.wait_for_timeout(300)
@@ -166,7 +167,7 @@ def check_components(page: Any, engine: Engine) -> None:
             {"c": points[0]["properties"]["subclass_code"]},
         ).scalar_one()
     assert name in page.locator(".leaflet-popup-content").inner_text()
-    page.evaluate("CityGrid.layers.county._map.closePopup()")
+    page.evaluate("void CityGrid.layers.county._map.closePopup()")
 
 
 def test_overview_without_tiles(
@@ -178,7 +179,9 @@ def test_overview_without_tiles(
         check_components(page, engine)
         assert all("/collections/components/items" not in url for url in seen.requested)
         assert any("/components/tiles/WebMercatorQuad/" in url for url in seen.requested)
-        page.evaluate("CityGrid.layers.county._map.fitBounds(CityGrid.layers.county.getBounds())")
+        page.evaluate(
+            "void CityGrid.layers.county._map.fitBounds(CityGrid.layers.county.getBounds())"
+        )
         wait_for(page, "CityGrid.idle()")
         check_measure(page)
         assert page.locator("img.leaflet-tile").count() == 0

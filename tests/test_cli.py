@@ -24,6 +24,7 @@ from tests.support import (
     ROOT,
     assert_clear_failure,
     citygrid,
+    citygrid_process,
     free_port,
     stop,
     wait_healthy,
@@ -42,8 +43,10 @@ from tests.support import (
     ],
 )
 def test_wrong_database_url_is_one_clear_sentence(url: str, phrase: str) -> None:
+    env = {"CITYGRID_DATABASE_URL": url}
+    assert_clear_failure(citygrid_process("db", "status", env=env), phrase)  # the installed script
     for command in (["db", "status"], ["db", "up"], ["demo", "load"]):
-        assert_clear_failure(citygrid(*command, env={"CITYGRID_DATABASE_URL": url}), phrase)
+        assert_clear_failure(citygrid(*command, env=env), phrase)
 
 
 def test_db_down_never_touches_an_external_server() -> None:

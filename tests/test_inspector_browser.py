@@ -93,11 +93,11 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
         page.screenshot(path=str(ARTIFACTS / "inspector-phone.png"))
 
         page.evaluate(
-            "CityGrid.layers.dust_sites.getLayers()[0].openPopup()"
+            "void CityGrid.layers.dust_sites.getLayers()[0].openPopup()"
         )  # the dust site's popup offers the field forms
         assert page.locator(".cg-actions .cg-record").count() == 1
         assert page.locator(".cg-close-order").count() == 1
-        page.evaluate("CityGrid.layers.patrol_area._map.closePopup()")
+        page.evaluate("void CityGrid.layers.patrol_area._map.closePopup()")
         page.wait_for_selector(".leaflet-popup", state="detached")  # it fades out first
 
         west_case = httpx.get(
@@ -168,7 +168,7 @@ def test_an_inspector_reports_a_case_from_the_phone_map(browser: Any, world: Wor
             f"{base}/collections/cases/items/{world.east['cases']}", headers=bearer("admin")
         ).json()["geometry"]["coordinates"]
         page.evaluate(
-            "([lon, lat]) => CityGrid.layers.patrol_area._map.setView([lat, lon], 17, {animate: false})",
+            "([lon, lat]) => void CityGrid.layers.patrol_area._map.setView([lat, lon], 17, {animate: false})",
             east_case,
         )
         page.click(".cg-report")
@@ -214,7 +214,7 @@ def test_the_server_decides_whether_a_work_order_was_rectified_on_time(
             timeout=60_000,
         )
         page.clock.set_fixed_time(datetime.combine(phone_day, time(10), UTC))
-        page.evaluate("CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
+        page.evaluate("void CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
         page.click(".cg-close-order")
         page.wait_for_selector(".cg-toast.cg-shown:has-text('已整改完成')", timeout=30_000)
         page.close()
@@ -274,7 +274,7 @@ def in_view(page: Any) -> dict[str, list[dict[str, Any]]]:
 def show(page: Any, lon: float, lat: float, zoom: int) -> None:
     """Move the map and wait for its tiles."""
     page.evaluate(
-        "([lon, lat, z]) => CityGrid.layers.patrol_area._map.setView([lat, lon], z, {animate: false})",
+        "([lon, lat, z]) => void CityGrid.layers.patrol_area._map.setView([lat, lon], z, {animate: false})",
         [lon, lat, zoom],
     )
     page.wait_for_timeout(300)
