@@ -1201,7 +1201,7 @@ RESIDENTIAL_COMPOUNDS = Layer(
         ),
         Field(
             "sorting_coverage",
-            FieldType.REAL,
+            FieldType.INTEGER,
             "垃圾分类覆盖率(%)",
             "Waste-sorting coverage (%)",
             minimum=0,

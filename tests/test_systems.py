@@ -55,7 +55,7 @@ def segment(lon: float = LON, lat: float = LAT) -> dict[str, Any]:
 SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]] = {
     "residential_compounds": (
         feature(square(), name="测试花园", households=320, certification="no_illegal_building"),
-        {"sorting_coverage": 87.5},
+        {"sorting_coverage": 88},
         {"certification": "五星小区"},
         "property_not_in_code_list",
     ),
@@ -183,7 +183,7 @@ def test_the_demo_places_things_where_they_belong(engine: Engine) -> None:
     assert scalar(engine, names) == 53
     served = """SELECT count(*) FROM residential_compounds AS c WHERE sorting_coverage IS DISTINCT
                 FROM (SELECT round(100.0 * count(*) FILTER (WHERE build_status = 'in_service')
-                      / count(*), 1) FROM garbage_points WHERE compound_id = c.id)"""
+                      / count(*)) FROM garbage_points WHERE compound_id = c.id)"""
     assert scalar(engine, served) == 0
     everything = (
         "SELECT count(*) FROM {t} AS t WHERE NOT ST_Within(t.geom, (SELECT boundary FROM counties))"

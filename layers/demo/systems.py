@@ -225,7 +225,8 @@ def garbage_points(g: Generated, compound_rows: list[Row], shapes: list[Polygon]
     for compound in compound_rows:
         mine = [r for r in rows if r["compound_id"] == compound["id"]]
         serving = sum(1 for r in mine if r["build_status"] == "in_service")
-        compound["sorting_coverage"] = round(100.0 * serving / len(mine), 1)
+        # whole percent, halves up (as the database rounds)
+        compound["sorting_coverage"] = (200 * serving + len(mine)) // (2 * len(mine))
     return rows
 
 
