@@ -244,6 +244,24 @@ class IdScheme:
         return f"^[0-9]{{{10 + self.serial}}}$"
 
 
+@dataclass(frozen=True)
+class Sector:
+    """A point drawn as the sector it watches (a camera): centred on the bearing in
+    `direction_field` (degrees clockwise from north), as wide as `angle_field` (degrees), as deep
+    as `range_field` (metres) or `default_range_m` where the row has none."""
+
+    direction_field: str = "direction_deg"
+    angle_field: str = "view_angle_deg"
+    range_field: str | None = "view_range_m"
+    default_range_m: float = 60.0
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields the sector is drawn from."""
+        named = (self.direction_field, self.angle_field, self.range_field)
+        return tuple(n for n in named if n)
+
+
 class DrawLevel(StrEnum):
     """Where a page draws a layer: frames under areas under lines under points."""
 
@@ -295,6 +313,7 @@ class Layer:
     counted_per_grid: bool = False  # the grid statistics count its rows in each grid
     id_scheme: IdScheme | None = None  # a coded ID checked against the row's county and type
     routed: CaseRouting | None = None  # the handling unit chosen on write (cases)
+    sector: Sector | None = None  # points drawn as the sector they watch (cameras)
 
     def __post_init__(self) -> None:
         shorts = [f.short_name.lower() for f in self.fields]
@@ -303,21 +322,27 @@ class Layer:
         if self.length_field and (self.geometry is None or not self.geometry.is_line):
             raise ValueError(f"{self.id}: only a line layer has a length")
         names = {f.name for f in self.fields}
-        needed = [self.scope.unit_field] if self.scope.unit_field else []
-        if self.versioned is not None:
-            needed += [self.versioned.start, self.versioned.end]
-        if self.placed_in_grid is not None:
-            needed += list(self.placed_in_grid.fields)
-        if self.id_scheme is not None:
-            needed += [self.id_scheme.field, self.id_scheme.type_field]
-        if self.routed is not None:
-            needed += list(self.routed.fields)
+        needed = self._capability_fields()
         if missing := [n for n in needed if n not in names]:
             raise ValueError(f"{self.id}: capabilities name fields it lacks: {missing}")
         if self.unique_current and self.versioned is None:
             raise ValueError(f"{self.id}: only versioned rows can be unique among current ones")
         if self.placed_in_grid is not None and self.geometry is None:
             raise ValueError(f"{self.id}: only rows with a geometry are placed in a grid")
+        if self.sector is not None and (self.geometry is None or not self.geometry.is_point):
+            raise ValueError(f"{self.id}: only points are drawn as sectors")
+
+    def _capability_fields(self) -> list[str]:
+        """The fields the layer's capabilities read or write."""
+        needed = [self.scope.unit_field] if self.scope.unit_field else []
+        if self.versioned is not None:
+            needed += [self.versioned.start, self.versioned.end]
+        for capability in (self.placed_in_grid, self.routed, self.sector):
+            if capability is not None:
+                needed += list(capability.fields)
+        if self.id_scheme is not None:
+            needed += [self.id_scheme.field, self.id_scheme.type_field]
+        return needed
 
     @property
     def parent_key(self) -> str | None:
@@ -1134,6 +1159,316 @@ COMPONENT_AREAS = _component_layer(
 # the layers sharing the component ID scheme, one per catalogue geometry (point, line, area)
 COMPONENT_LAYERS = (COMPONENTS, COMPONENT_LINES, COMPONENT_AREAS)
 
+# Opening hours as the bureaus post them: one or more HH:MM-HH:MM periods, comma-separated
+_PERIOD = r"([01][0-9]|2[0-4]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]"
+HOURS_PATTERN = rf"^{_PERIOD}(,{_PERIOD})*$"
+
+
+def _hours(label_zh: str = "开放时间") -> Field:
+    """Opening hours, e.g. 07:00-09:00,18:00-20:00."""
+    return Field(
+        "opening_hours",
+        FieldType.TEXT,
+        label_zh,
+        "Opening hours",
+        pattern=HOURS_PATTERN,
+        short="open_hours",
+    )
+
+
+RESIDENTIAL_COMPOUNDS = Layer(
+    id="residential_compounds",
+    title_zh="居民小区",
+    title_en="Residential compounds",
+    geometry=GeometryKind.MULTIPOLYGON,
+    fields=(
+        Field("name", FieldType.TEXT, "小区名称", "Name", required=True, indexed=True),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field(
+            "households",
+            FieldType.INTEGER,
+            "户数",
+            "Households",
+            minimum=0,
+            maximum=50_000,
+        ),
+        Field(
+            "property_manager",
+            FieldType.TEXT,
+            "物业服务企业",
+            "Property manager",
+            short="prop_mgr",
+        ),
+        Field(
+            "sorting_coverage",
+            FieldType.INTEGER,
+            "垃圾分类覆盖率(%)",
+            "Waste-sorting coverage (%)",
+            minimum=0,
+            maximum=100,
+            short="sort_cover",
+        ),
+        Field(
+            "certification",
+            FieldType.TEXT,
+            "创建称号",
+            "Certification",
+            codes(
+                ("none", "未创建", "None"),
+                ("no_illegal_building", "无违建小区", "Free of illegal buildings"),
+                ("sorting_model", "垃圾分类示范小区", "Model waste-sorting compound"),
+                ("model_property", "物业管理示范小区", "Model property management"),
+                ("civilised", "文明小区", "Civilised compound"),
+            ),
+            indexed=True,
+            short="certif",
+        ),
+        _area("占地面积(㎡)"),
+    ),
+    # the compounds register is kept by the bureau's data staff, like the other registers
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#117864", "#48c9b0", 0.25, 1.5),
+    popup_fields=(
+        "name",
+        "households",
+        "property_manager",
+        "sorting_coverage",
+        "certification",
+        "area_m2",
+    ),
+    area_field="area_m2",
+    natural_key="name",
+)
+
+GARBAGE_POINTS = Layer(
+    id="garbage_points",
+    title_zh="垃圾分类投放点",
+    title_en="Garbage-sorting points",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("name", FieldType.TEXT, "名称", "Name", required=True),
+        Field(
+            "compound_id",
+            FieldType.INTEGER,
+            "所属小区",
+            "Compound",
+            indexed=True,
+            references="residential_compounds.id",
+            short="compound",
+        ),
+        Field(
+            "kind",
+            FieldType.TEXT,
+            "设施类型",
+            "Kind",
+            codes(
+                ("sorting_point", "分类投放点", "Sorting point"),
+                ("sorting_room", "分类房", "Sorting room"),
+                ("transfer", "中转站", "Transfer station"),
+            ),
+            required=True,
+            indexed=True,
+        ),
+        Field(
+            "build_status",
+            FieldType.TEXT,
+            "建设进度",
+            "Build status",
+            # in the order a point goes through them (撤桶并点: planned, built, connected, in use)
+            codes(
+                ("planned", "规划", "Planned"),
+                ("building", "在建", "Under construction"),
+                ("built", "已建成", "Built"),
+                ("connected", "水电已接通", "Water and power connected"),
+                ("in_service", "投用", "In service"),
+            ),
+            required=True,
+            indexed=True,
+            short="build_stat",
+        ),
+        Field("supervisor", FieldType.TEXT, "督导员", "Supervisor"),
+        _hours("投放时间"),
+        Field(
+            "in_service_on",
+            FieldType.DATE,
+            "投用日期",
+            "In service since",
+            indexed=True,
+            short="in_service",
+        ),
+    ),
+    editable_by=frozenset({Role.ADMIN}),
+    # the inspector who walks the compound reports how far its point has got
+    inspector_updates=("build_status",),
+    style=Style("#7d6608", "#f4d03f", 0.9, 1.0),
+    popup_fields=("name", "kind", "build_status", "supervisor", "opening_hours", "in_service_on"),
+    temporal=("in_service_on",),
+)
+
+STATIONS = Layer(
+    id="stations",
+    title_zh="城管驿站",
+    title_en="Service stations",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("name", FieldType.TEXT, "驿站名称", "Name", required=True),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field("staff", FieldType.TEXT, "人员公示", "Staff on display"),
+        Field("duties", FieldType.TEXT, "职责清单", "Duties"),
+        _hours(),
+        Field("phone", FieldType.TEXT, "服务电话", "Phone"),
+    ),
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#1a5276", "#5dade2", 0.9, 2.0),
+    popup_fields=("name", "address", "staff", "duties", "opening_hours", "phone"),
+    natural_key="name",
+)
+
+# GB/T 28181-2022 §E: centre code (8: county 6 + unit 2), industry (2), type (3: 131 camera,
+# 132 IP camera), network (1), serial (6)
+CAMERA_ID_PATTERN = r"^[0-9]{10}13[12][0-9]{7}$"
+
+CAMERAS = Layer(
+    id="cameras",
+    title_zh="视频监控点位",
+    title_en="Cameras",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field(
+            "device_id",
+            FieldType.TEXT,
+            "设备编码(GB/T 28181)",
+            "Device ID (GB/T 28181)",
+            required=True,
+            indexed=True,
+            pattern=CAMERA_ID_PATTERN,
+            column_names=("设备编码", "国标编码"),
+        ),
+        Field("name", FieldType.TEXT, "点位名称", "Name"),
+        Field(
+            "source",
+            FieldType.TEXT,
+            "来源部门",
+            "Source department",
+            codes(
+                ("comprehensive", "综治", "Comprehensive governance"),
+                ("police", "公安", "Public security"),
+                ("greenway", "绿道", "Greenway"),
+                ("urban_management", "城管", "Urban management"),
+                ("traffic", "交警", "Traffic police"),
+                ("other", "其他", "Other"),
+            ),
+            required=True,
+            indexed=True,
+        ),
+        Field(
+            "direction_deg",
+            FieldType.REAL,
+            "朝向(度)",
+            "Direction (°)",
+            minimum=0,
+            maximum=360,
+            short="direction",
+        ),
+        Field(
+            "view_angle_deg",
+            FieldType.REAL,
+            "视场角(度)",
+            "Field of view (°)",
+            minimum=1,
+            maximum=360,
+            short="view_angle",
+        ),
+        Field(
+            "view_range_m",
+            FieldType.REAL,
+            "可视距离(米)",
+            "Viewing range (m)",
+            minimum=1,
+            maximum=1_000,
+            short="range_m",
+        ),
+        Field(
+            "status",
+            FieldType.TEXT,
+            "运行状态",
+            "Status",
+            codes(
+                ("online", "在线", "Online"),
+                ("offline", "离线", "Offline"),
+                ("fault", "故障", "Faulty"),
+            ),
+            indexed=True,
+        ),
+        Field("installed_on", FieldType.DATE, "安装日期", "Installed on", short="installed"),
+    ),
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#4a235a", "#af7ac5", 0.35, 1.0),
+    popup_fields=(
+        "name",
+        "device_id",
+        "source",
+        "status",
+        "direction_deg",
+        "view_angle_deg",
+        "view_range_m",
+    ),
+    natural_key="device_id",
+    unique_in_county=("device_id",),
+    sector=Sector(),
+)
+
+BIKE_PARKING_POINTS = Layer(
+    id="bike_parking_points",
+    title_zh="共享电动自行车投放点",
+    title_en="Shared e-bike parking points",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("name", FieldType.TEXT, "点位名称", "Name"),
+        Field("road", FieldType.TEXT, "所在道路", "Road", indexed=True),
+        Field(
+            "capacity",
+            FieldType.INTEGER,
+            "容量(辆)",
+            "Capacity (bikes)",
+            required=True,
+            minimum=1,
+            maximum=1_000,
+        ),
+        Field("operator", FieldType.TEXT, "运营企业", "Operator"),
+    ),
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#0e6655", "#1abc9c", 0.9, 1.0),
+    popup_fields=("name", "road", "capacity", "operator"),
+    cluster_below_zoom=15,
+)
+
+BIKE_PARKING_LINES = Layer(
+    id="bike_parking_lines",
+    title_zh="非机动车停车线",
+    title_en="Non-motor-vehicle parking lines",
+    geometry=GeometryKind.LINESTRING,
+    fields=(
+        Field("road", FieldType.TEXT, "所在道路", "Road", indexed=True),
+        Field("painted_on", FieldType.DATE, "施划日期", "Painted on", indexed=True),
+        length("施划长度(米)"),
+    ),
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#148f77", "#148f77", 0.0, 3.0),
+    popup_fields=("road", "painted_on", "length_m"),
+    length_field="length_m",
+    temporal=("painted_on",),
+)
+# the bureaus' other systems of their reports, one layer each
+SYSTEM_LAYERS = (
+    RESIDENTIAL_COMPOUNDS,
+    GARBAGE_POINTS,
+    STATIONS,
+    CAMERAS,
+    BIKE_PARKING_POINTS,
+    BIKE_PARKING_LINES,
+)
+
 LAYERS: dict[str, Layer] = {
     layer.id: layer
     for layer in (
@@ -1146,6 +1481,7 @@ LAYERS: dict[str, Layer] = {
         PARKING_LOTS,
         CASES,
         *COMPONENT_LAYERS,
+        *SYSTEM_LAYERS,
     )
 }
 

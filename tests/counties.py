@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import Transformer
-from shapely.geometry import MultiPolygon, Point, box
+from shapely.geometry import LineString, MultiPolygon, Point, box
 from sqlalchemy import Connection, Engine, text
 
 from layers.places import counties
@@ -144,6 +144,16 @@ def _grids(conn: Connection, rows: CountyRows, unit: str) -> None:
         )
 
 
+_SYSTEM_ROWS: dict[str, dict[str, Any]] = {  # one row of each of the reports' other systems
+    "residential_compounds": {"name": "测试小区", "households": 300},
+    "garbage_points": {"name": "测试投放点", "kind": "sorting_room", "build_status": "planned"},
+    "stations": {"name": "测试城管驿站", "opening_hours": "08:00-20:00"},
+    "cameras": {"device_id": "32068100001320000001", "source": "police"},
+    "bike_parking_points": {"capacity": 20},
+    "bike_parking_lines": {"road": "测试路"},
+}
+
+
 def _layers(conn: Connection, rows: CountyRows) -> None:
     """One row of every spatial layer in the west section, a dust site with its children."""
     a = {"adcode": rows.adcode}
@@ -181,6 +191,16 @@ def _layers(conn: Connection, rows: CountyRows) -> None:
             _square(rows, -700, -300),
         )
     ]
+    for n, (layer, values) in enumerate(_SYSTEM_ROWS.items()):
+        if conn.execute(text("SELECT to_regclass(:t)"), {"t": layer}).scalar() is None:
+            continue  # a database at a revision before these layers
+        x, y = -1300 + 120 * n, 600
+        shape = {"residential_compounds": _square(rows, x, y, 20.0)}.get(layer, _point(rows, x, y))
+        if layer == "bike_parking_lines":
+            shape = _wkb(
+                rows, LineString([_from_centre(rows, x - 20, y), _from_centre(rows, x + 20, y)])
+            )
+        ids[layer] = [_insert(conn, layer, {**a, **values}, shape)]
     site = ids["dust_sites"][0]
     ids["dust_inspections"] = [
         _insert(

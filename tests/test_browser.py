@@ -31,6 +31,12 @@ EXPECTED = {  # GeoJSON features drawn in the opening view (the whole county)
     "cases": 1000,
     "component_lines": 12,  # the demo's railings where the main roads meet the towns
     "component_areas": 40,  # and its green spaces beside junctions
+    "residential_compounds": 53,  # the reports' other systems (layers/demo/systems.py)
+    "garbage_points": 160,
+    "stations": 8,
+    "cameras": 158,  # two at each of the 79 street crossings, each drawn with its sector
+    "bike_parking_points": 520,
+    "bike_parking_lines": 483,
 }
 GEOJSON_DRAWN = (
     "Object.fromEntries(Object.entries(CityGrid.layers).filter(([k, l]) => l.getLayers)"
@@ -73,7 +79,8 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     for key, expected in EXPECTED.items():
         assert counts[key] == expected, key
     assert counts["county"] == 1
-    assert page.evaluate(OUTSIDE_TILES) == sum(EXPECTED.values())
+    sectors = EXPECTED["cameras"]  # a camera is a marker and the sector it watches
+    assert page.evaluate(OUTSIDE_TILES) == sum(EXPECTED.values()) + sectors
     # `void`: Playwright would serialise the returned layer, and with it the whole map (seconds)
     page.evaluate("void CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
     popup = page.locator(".leaflet-popup-content").inner_text()

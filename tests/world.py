@@ -26,7 +26,15 @@ from tests.street import COMMUNITIES, SIDE, STREET, family_box, insert_grid, lon
 
 WEST, EAST = COMMUNITIES[1], COMMUNITIES[2]
 EAST_UNIT = "东片城管中队"
-SPATIAL = ("illegal_buildings", "billboards", "dust_sites", "parking_lots", "cases")
+SYSTEMS = (  # the reports' other systems: plain rows read by the same scope
+    "residential_compounds",
+    "garbage_points",
+    "stations",
+    "cameras",
+    "bike_parking_points",
+    "bike_parking_lines",
+)
+SPATIAL = ("illegal_buildings", "billboards", "dust_sites", "parking_lots", "cases", *SYSTEMS)
 CHILDREN = ("dust_inspections", "work_orders")
 
 
@@ -62,10 +70,31 @@ PROPERTIES = {
         "status": "reported",
         "reported_at": "2026-11-20T09:30:00+08:00",
     },
+    "residential_compounds": {"name": "测试小区", "households": 300},
+    "garbage_points": {"name": "测试投放点", "kind": "sorting_point", "build_status": "built"},
+    "stations": {"name": "测试城管驿站"},
+    "cameras": {"source": "police", "direction_deg": 90.0, "view_angle_deg": 60.0},
+    "bike_parking_points": {"capacity": 20},
+    "bike_parking_lines": {"road": "测试路"},
 }
 
 
-GEOMETRY = {"illegal_buildings": square, "parking_lots": square}
+def segment(community: int, dx: float = 0.0) -> dict[str, Any]:
+    x, y = middle(community)
+    return mapping(lonlat(shapely.LineString([(x + dx - 20, y), (x + dx + 20, y)])))
+
+
+def per_community(layer: str, community: int) -> dict[str, Any]:
+    """Values no two rows of a county share: a camera's device ID."""
+    return {"device_id": f"320681000013205{community:05d}"} if layer == "cameras" else {}
+
+
+GEOMETRY = {
+    "illegal_buildings": square,
+    "parking_lots": square,
+    "residential_compounds": square,
+    "bike_parking_lines": segment,
+}
 
 
 @dataclass(frozen=True)
@@ -86,7 +115,8 @@ def _create(client: TestClient, layer: str, feature: dict[str, Any]) -> int:
 
 def _feature(layer: str, community: int) -> dict[str, Any]:
     geometry = GEOMETRY.get(layer, point)(community)
-    return {"type": "Feature", "geometry": geometry, "properties": PROPERTIES[layer]}
+    properties = PROPERTIES[layer] | per_community(layer, community)
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
 def make_world(pg_server: PgServer, suffix: str) -> Iterator[World]:

@@ -124,6 +124,13 @@ def api_layer(
     }
     if color_by is not None:
         options["colorBy"] = {"field": color_by.field, "colors": color_by.colors}
+    if layer.sector is not None:
+        options["sector"] = {
+            "direction": layer.sector.direction_field,
+            "angle": layer.sector.angle_field,
+            "range": layer.sector.range_field,
+            "defaultRange": layer.sector.default_range_m,
+        }
     return ApiLayer(title, options, show=show)
 
 

@@ -186,12 +186,15 @@ def illegal_buildings(ctx: DemoContext, new: int = 120, existing: int = 300) -> 
 
 
 PARKING_COUNTS = {"public": 80, "dedicated": 110, "temporary": 40, "on_street": 70}
+SHARED_TIME_LOTS = 4  # the report's 错时共享 lots; the other counts are the demo's own
 M2_PER_SPACE = 28.0
 ON_STREET_SPACE_M = (2.5, 6.0)
 
 
 def parking_lots(ctx: DemoContext) -> list[Row]:
-    """A few hundred parking lots in the towns; on-street bays are strips along the road."""
+    """A few hundred parking lots in the towns (a made-up inventory: the report counts no lots
+    but its 4 shared-time ones, which are the 4 public lots drawn first for sharing); on-street
+    bays are strips along the road."""
     rng = ctx.rng
     kinds = [k for k, n in PARKING_COUNTS.items() for _ in range(n)]
     pts = ctx.points(len(kinds), SHOP_STREETS)
@@ -202,6 +205,7 @@ def parking_lots(ctx: DemoContext) -> list[Row]:
         "on_street": "道路泊位",
     }
     rows: list[Row] = []
+    shared_lots = 0
     for i, (kind, p) in enumerate(zip(kinds, pts, strict=True), start=1):
         if kind == "on_street":
             spaces = int(rng.integers(6, 40))
@@ -210,7 +214,10 @@ def parking_lots(ctx: DemoContext) -> list[Row]:
         else:
             spaces = int(rng.integers(20, 400) if kind != "temporary" else rng.integers(15, 120))
             geom = footprint(p, spaces * M2_PER_SPACE, rng)
-        shared = kind in {"public", "dedicated"} and rng.random() < 0.35
+        # drawn for every such lot as before, so the rest of the demo stays as it was
+        draw = rng.random() if kind in {"public", "dedicated"} else 1.0
+        shared = kind == "public" and draw < 0.35 and shared_lots < SHARED_TIME_LOTS
+        shared_lots += shared
         rows.append(
             {
                 "geom": geom,

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 
 from gis.validate import GeometryProblem, Limits, validate_geometry
 from layers.cases import routing, units
-from layers.engine import access, fieldvalues, history, idcodes, jsonin, placing
+from layers.engine import access, fieldvalues, history, idcodes, jsonin, placing, uniques
 from layers.engine.access import Viewer
 from layers.engine.crs import STORAGE, Crs, positions_to_storage
 from layers.engine.features import ROW_ETAG
@@ -359,6 +359,7 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     values |= _started(layer, values)
     if values.get("adcode") is not None:
         values |= idcodes.check_write(conn, layer, values, values["adcode"], None)
+    uniques.check_write(conn, layer, values, values.get("adcode"), None)
     params: dict[str, Any] = {}
     sql_values = assignments(values, geom, params)
     row = conn.execute(
@@ -465,7 +466,9 @@ def replace(
     values = {f.name: given.get(f.name) for f in layer.fields if not f.derived} | given
     _check_references(conn, layer, values)
     values |= _derived(conn, layer, geom, values, ctx)
-    _check_units(conn, layer, values, values.get("adcode") or _stored_county(conn, layer, fid))
+    county = values.get("adcode") or _stored_county(conn, layer, fid)
+    _check_units(conn, layer, values, county)
+    uniques.check_write(conn, layer, values, county, fid)
     _versioned_change(conn, layer, fid, before, values)
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "replace", layer, fid, before, after)
@@ -502,7 +505,9 @@ def update(
     _check_references(conn, layer, values)
     if geom is not None or (layer.parent_key is not None and layer.parent_key in values):
         values |= _derived(conn, layer, geom, values, ctx)
-    _check_units(conn, layer, values, values.get("adcode") or _stored_county(conn, layer, fid))
+    county = values.get("adcode") or _stored_county(conn, layer, fid)
+    _check_units(conn, layer, values, county)
+    uniques.check_write(conn, layer, values, county, fid)
     _versioned_change(conn, layer, fid, before, values)
     after, etag = _write_update(conn, layer, fid, values, geom)
     audit(conn, ctx, "update", layer, fid, before, after)

@@ -34,6 +34,7 @@ from layers.engine import (
     importkeys,
     jsonin,
     placing,
+    uniques,
 )
 from layers.engine.cells import neutral
 from layers.engine.editing import EditContext
@@ -436,6 +437,8 @@ def import_rows(
     _check_units(conn, layer, rows, counties, report.errors)
     report.errors.extend(RowError(*p) for p in idcodes.row_problems(conn, layer, rows, counties))
     matches = _match(conn, layer, source, rows, checked, mode, report, ctx.viewer)
+    taken = uniques.row_problems(conn, layer, rows, counties, matches.stored, matches.key)
+    report.errors.extend(RowError(*p) for p in taken)
     retiring = _retiring(conn, layer, matches, remove_missing, mode, ctx.viewer)
     report.errors.sort(key=lambda e: (e.row, e.field))
     if not report.ok:

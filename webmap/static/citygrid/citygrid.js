@@ -490,6 +490,22 @@
     }
   });
 
+  // The sector a camera watches: its bearing (degrees clockwise from north), its field of view
+  // and its range in metres, as a ring of lat/lngs around the point (null without a bearing).
+  function sectorLatLngs(latlng, properties, sector) {
+    var bearing = properties[sector.direction], angle = properties[sector.angle];
+    if (bearing === null || bearing === undefined || !angle) { return null; }
+    var range = (sector.range && properties[sector.range]) || sector.defaultRange;
+    var metresPerDegree = 111320, cosLat = Math.cos(latlng.lat * Math.PI / 180);
+    var steps = Math.max(2, Math.ceil(angle / 10)), ring = angle >= 360 ? [] : [latlng];
+    for (var i = 0; i <= steps; i += 1) {
+      var b = (bearing - angle / 2 + angle * i / steps) * Math.PI / 180;
+      ring.push(L.latLng(latlng.lat + range * Math.cos(b) / metresPerDegree,
+        latlng.lng + range * Math.sin(b) / (metresPerDegree * cosLat)));
+    }
+    return ring;
+  }
+
   var ApiLayer = L.GeoJSON.extend({
     initialize: function (options) {
       var self = this;
@@ -504,7 +520,13 @@
       }
       L.GeoJSON.prototype.initialize.call(this, null, {
         style: featureStyle,
-        pointToLayer: function (feature, latlng) { return L.circleMarker(latlng, featureStyle(feature)); },
+        pointToLayer: function (feature, latlng) {
+          var marker = L.circleMarker(latlng, featureStyle(feature));
+          var ring = options.sector && sectorLatLngs(latlng, feature.properties, options.sector);
+          if (!ring) { return marker; }
+          var look = Object.assign({}, featureStyle(feature), { weight: 1, className: 'cg-sector' });
+          return L.featureGroup([L.polygon(ring, look), marker]);
+        },
         onEachFeature: function (feature, layer) {
           layer.bindPopup(popupHtml(options.title, options.fields, feature), { maxWidth: 320 });
         },
