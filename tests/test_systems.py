@@ -422,7 +422,7 @@ def test_the_cameras_are_drawn_as_sectors_in_the_browser(browser: Any, database_
         seen = watch(page)
         page.goto(f"{base}/maps/overview", wait_until="load")
         wait_for(page, "window.CityGrid && CityGrid.layers.cameras && CityGrid.idle()", 60_000)
-        page.evaluate(f"CityGrid.layers.county._map.setView([{LAT}, {LON}], 16)")
+        page.evaluate(f"void CityGrid.layers.county._map.setView([{LAT}, {LON}], 16)")
         page.wait_for_timeout(500)
         wait_for(page, "CityGrid.idle() && CityGrid.layers.cameras.loaded > 0", 30_000)
         drawn = page.evaluate(SECTORS)
