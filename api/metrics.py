@@ -70,6 +70,16 @@ QUERY_TIMEOUTS = Counter(
     "Statements cancelled at their kind's statement timeout",
     ["kind"],
 )
+POSITIONS = Counter(
+    "citygrid_positions",
+    "Positions received and positions stored and acknowledged, by source (jt808, http)",
+    ["source", "stage"],
+)
+
+
+def positions(source: str, stage: str, count: int) -> None:
+    """Count positions received from, or stored and acknowledged to, a source."""
+    POSITIONS.labels(source, stage).inc(count)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
