@@ -78,12 +78,12 @@ def latest(
             'properties', json_build_object(
                 'subject', CASE WHEN l.username IS NULL THEN 'vehicle' ELSE 'person' END,
                 'vehicle_id', v.id, 'plate', COALESCE(v.plate, t.plate),
-                'kind', CASE WHEN l.username IS NULL THEN v.kind ELSE :person END,
+                'kind', CASE WHEN l.username IS NULL THEN v.kind ELSE CAST(:person AS text) END,
                 'company', v.company, 'terminal', t.phone,
                 'username', l.username, 'name', u.display_name,
                 'registered', l.username IS NOT NULL OR v.id IS NOT NULL,
                 'state', CASE
-                    WHEN l.time < now() - make_interval(mins => :offline) THEN 'offline'
+                    WHEN l.time < now() - make_interval(secs => CAST(:offline AS float8) * 60) THEN 'offline'
                     WHEN l.speed >= :moving THEN 'moving' ELSE 'stopped' END,
                 'time', l.time, 'speed', l.speed, 'heading', l.heading,
                 'alarm', l.alarm, 'status', l.status, 'adcode', l.adcode))
