@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import reduce
+from operator import xor
 
 FLAG = 0x7E
 ESCAPE = 0x7D
-_ESCAPES = {0x01: ESCAPE, 0x02: FLAG}
 
 
 class FrameError(ValueError):
@@ -15,7 +15,7 @@ class FrameError(ValueError):
 
 def checksum(data: bytes) -> int:
     """The XOR of every byte (header and body)."""
-    return reduce(lambda a, b: a ^ b, data, 0)
+    return reduce(xor, data, 0)
 
 
 def escape(data: bytes) -> bytes:
@@ -25,17 +25,13 @@ def escape(data: bytes) -> bytes:
 
 def unescape(data: bytes) -> bytes:
     """Undo `escape`; a 0x7D followed by anything but 0x01 or 0x02 is refused."""
-    out = bytearray()
-    it = iter(data)
-    for byte in it:
-        if byte != ESCAPE:
-            out.append(byte)
-            continue
-        following = next(it, None)
-        if following not in _ESCAPES:
-            raise FrameError("bad escape sequence")
-        out.append(_ESCAPES[following])
-    return bytes(out)
+    marks = data.count(b"\x7d")
+    if not marks:
+        return data
+    if marks != data.count(b"\x7d\x01") + data.count(b"\x7d\x02"):
+        raise FrameError("bad escape sequence")
+    # 0x7D 0x02 can only be an escaped 0x7E (a literal 0x7D is always followed by 0x01)
+    return data.replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
 
 
 def frame(packet: bytes) -> bytes:
