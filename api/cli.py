@@ -273,7 +273,7 @@ def run(
     --no-demo), then serve."""
     settings = DatabaseSettings()
     start(settings, DemoSettings(), no_demo)
-    gateway = cli_tracking.start_beside()
+    gateway = cli_tracking.start_beside(settings.state_dir)
     try:
         _serve(settings, ServerSettings(), host, port, tracking=gateway is not None)
     finally:
@@ -384,7 +384,7 @@ def _serve(
     if workers == 1:
         uvicorn.run(app_, **options)
         return
-    folder = metrics.multiprocess_dir(settings.state_dir)
+    folder = metrics.multiprocess_dir(settings.state_dir, clean=not tracking)
     say(f"metrics of {workers} workers kept in {folder}")
     uvicorn.run("api.asgi:build", factory=True, workers=workers, **options)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from api import metrics
+from api import metric_files
 from api.console import friendly, say
 from api.settings import DatabaseSettings, TrackingSettings
 from layers.store import db
@@ -28,22 +31,39 @@ def gateway(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (default CITYGRID_JT808_PORT)")
     ] = None,
+    beside: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this parent process is gone")
+    ] = None,
 ) -> None:
     """Serve the JT/T 808 gateway: terminals register, authenticate and report positions,
     each acknowledged once stored (the database must be up and migrated)."""
     settings = TrackingSettings()
     config = settings.gateway()
     config = replace(config, host=host or config.host, port=config.port if port is None else port)
+    # imported here: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported
+    from api import metrics
+
     engine = db.make_engine(DatabaseSettings().url(), application_name="citygrid-gateway")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     say(f"JT/T 808 gateway: {config.host}:{config.port}")
     served = Gateway(engine, config, lambda stage, n: metrics.positions("jt808", stage, n))
     try:
-        asyncio.run(served.serve())
+        asyncio.run(_serve_while(served, beside))
     except KeyboardInterrupt:
         pass
     finally:
         engine.dispose()
+
+
+async def _serve_while(served: Gateway, parent: int | None) -> None:
+    """Serve; when started beside the API, stop once that process is gone (however it ended)."""
+    serving = asyncio.create_task(served.serve())
+    while parent is not None and not serving.done():
+        await asyncio.sleep(1)
+        if os.getppid() != parent:
+            serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 @app.command("partitions")
@@ -65,12 +85,14 @@ def partitions(
     )
 
 
-def start_beside() -> subprocess.Popen[bytes] | None:
-    """Start the gateway in its own process beside the API (`citygrid run`), unless disabled."""
+def start_beside(state_dir: Path) -> subprocess.Popen[bytes] | None:
+    """Start the gateway in its own process beside the API (`citygrid run`), unless disabled;
+    both then count their metrics into files, which the API's /metrics sums."""
     settings = TrackingSettings()
     if not settings.jt808_enabled:
         return None
-    command = [sys.executable, "-m", "api.cli", "tracking", "gateway"]
+    metric_files.prepare(state_dir)
+    command = [sys.executable, "-m", "api.cli", "tracking", "gateway", "--beside", str(os.getpid())]
     return subprocess.Popen(command)
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
+from api import metrics
 from layers.store import db
 from layers.tracking.jt808 import framing, messages
 from layers.tracking.jt808.framing import FrameError, Splitter
@@ -137,7 +139,7 @@ def _serve(scratch_url: str, **config: float) -> Iterator[Running]:
     engine = db.make_engine(scratch_url, application_name="citygrid-gateway-test")
     loop = asyncio.new_event_loop()
     settings = GatewayConfig(port=0, **config)  # type: ignore[arg-type]
-    gateway = Gateway(engine, settings)
+    gateway = Gateway(engine, settings, lambda stage, n: metrics.positions("jt808", stage, n))
     ready = threading.Event()
 
     def run() -> None:
@@ -216,6 +218,11 @@ def _position(n: int, when: datetime | None = None) -> Position:
     )
 
 
+def _counted(stage: str) -> float:
+    labels = {"source": "jt808", "stage": stage}
+    return REGISTRY.get_sample_value("citygrid_positions_total", labels) or 0.0
+
+
 def _stored(owner: Engine, phone: str) -> list[tuple[float, float, datetime]]:
     with owner.connect() as conn:
         rows = conn.execute(
@@ -233,6 +240,7 @@ def test_register_authenticate_report_and_find_it_stored(
     served: Running, owner: Engine, version: int | None
 ) -> None:
     phone = "13800138000" if version is None else "19912345678901"
+    before = _counted("acknowledged")
     term = Terminal(served.port, phone, version)
     try:
         term.sign_in()
@@ -246,6 +254,7 @@ def test_register_authenticate_report_and_find_it_stored(
     finally:
         term.close()
     stored = _stored(owner, phone)
+    assert _counted("acknowledged") == before + 4  # the metric /metrics exposes
     assert stored == [(p.lon, round(p.lat, 6), p.time) for p in [_position(1), *batch]]
     with owner.connect() as conn:
         row = conn.execute(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
 from api.app import create_app
@@ -227,9 +228,12 @@ def test_who_may_report_what(
 def test_a_dispatcher_reports_its_countys_vehicle(client: TestClient, reported: World) -> None:
     spot = (121.657, 31.808)
     before = _count(reported.engine)
+    labels = {"source": "http", "stage": "acknowledged"}
+    counted = REGISTRY.get_sample_value("citygrid_positions_total", labels) or 0.0
     answer = _post(client, "dispatcher-a", [_at(spot, 1.5, terminal="13311110001")])
     assert answer.status_code == 200 and answer.json() == {"stored": 1}
     assert _count(reported.engine) == before + 1
+    assert REGISTRY.get_sample_value("citygrid_positions_total", labels) == counted + 1
 
 
 # --- latest positions -----------------------------------------------------------------------
