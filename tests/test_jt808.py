@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from layers.tracking.jt808.framing import FrameError, Splitter
 from layers.tracking.jt808.messages import Position, Registration
 from layers.tracking.jt808.server import Gateway, GatewayConfig
 from tests.conftest import PgServer
+from tests.support import CITYGRID, citygrid, free_port
 
 SEAT = (121.657, 31.808)  # the demo county's seat, CGCS2000
 REG = Registration(32, 681, "CG001", "M1", "T000001", 1, "苏F12345")
@@ -409,3 +412,43 @@ def test_many_terminals_at_once_are_each_acknowledged_after_their_rows_commit(
                     WHERE t.phone LIKE '1390000%'""")
         ).scalar_one()
     assert count == 200
+
+
+def test_the_gateway_command_serves_until_stopped(scratch_url: str, owner: Engine) -> None:
+    port = free_port()
+    env = {**os.environ, "CITYGRID_DATABASE_URL": scratch_url, "CITYGRID_JT808_PORT": str(port)}
+    proc = subprocess.Popen([CITYGRID, "tracking", "gateway"], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                term = Terminal(port, "13800000009")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "did not listen"
+                time.sleep(0.2)
+        try:
+            term.sign_in()
+            serial = term.send(messages.POSITION, messages.build_position(_position(1)))
+            assert term.reply(serial, messages.POSITION) == messages.OK
+        finally:
+            term.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert len(_stored(owner, "13800000009")) == 1
+    with owner.connect() as conn:  # today's and the next days' partitions were made at start
+        days = conn.execute(
+            text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'positions'::regclass")
+        ).scalar_one()
+    assert days >= 3
+
+
+def test_the_partitions_command_makes_days_ahead(scratch_url: str, owner: Engine) -> None:
+    done = citygrid(
+        "tracking", "partitions", "--ahead", "5", env={"CITYGRID_DATABASE_URL": scratch_url}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "6 made" in done.stderr  # `say` reports on stderr
+    again = citygrid("tracking", "partitions", env={"CITYGRID_DATABASE_URL": scratch_url})
+    assert "0 made, 0 dropped" in again.stderr
