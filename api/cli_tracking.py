@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -58,6 +59,8 @@ def gateway(
 async def _serve_while(served: Gateway, parent: int | None) -> None:
     """Serve; when started beside the API, stop once that process is gone (however it ended)."""
     serving = asyncio.create_task(served.serve())
+    # systemd stops with SIGTERM: close the connections and write what is pending first
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
     while parent is not None and not serving.done():
         await asyncio.sleep(1)
         if os.getppid() != parent:

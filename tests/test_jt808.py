@@ -436,6 +436,7 @@ def test_the_gateway_command_serves_until_stopped(scratch_url: str, owner: Engin
     finally:
         proc.terminate()
         proc.wait(20)
+    assert proc.returncode == 0  # SIGTERM closes it in order
     assert len(_stored(owner, "13800000009")) == 1
     with owner.connect() as conn:  # today's and the next days' partitions were made at start
         days = conn.execute(
