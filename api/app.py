@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
-from api import errors, metrics, openapi
+from api import errors, metrics, openapi, readiness
 from api.auth import AccountCache, Issuer, RevokedSessions, app_issuer
 from api.client_address import parse_networks
 from api.deps import declared_body_type
@@ -34,6 +34,7 @@ from api.routes import (
     transfer,
     units,
 )
+from api.routes import tracking as tracking_routes
 from api.security import SecurityHeaders, tile_sources
 from api.settings import (
     AuthSettings,
@@ -45,6 +46,7 @@ from api.settings import (
     LimitSettings,
     MonitoringSettings,
     ReportSettings,
+    TrackingSettings,
     WebmapSettings,
 )
 from api.sign_in_budget import HashBudget
@@ -68,6 +70,7 @@ def create_app(
     calendar: CalendarSettings | None = None,
     evaluation: EvaluationSettings | None = None,
     report_settings: ReportSettings | None = None,
+    tracking: TrackingSettings | None = None,
 ) -> FastAPI:
     """Build the application for one database, one base-map choice, editing limits, sign-in,
     the address browsers use, statement and pool limits, who may read the metrics, the
@@ -123,6 +126,11 @@ def create_app(
     )
     app.state.editing = editing_limits or EditingSettings()
     app.state.reports = report_settings or ReportSettings()
+    app.state.tracking = tracking = tracking or TrackingSettings()
+    app.state.ready_checks = readiness.CHECKS
+    if tracking.jt808_ready_check:
+        probe = "127.0.0.1" if tracking.jt808_host in ("0.0.0.0", "::") else tracking.jt808_host
+        app.state.ready_checks += (readiness.gateway(probe, tracking.jt808_port),)
     auth_settings = auth_settings or AuthSettings()
     app.state.issuer = Issuer.from_settings(auth_settings)
     app.state.trusted_proxies = parse_networks(auth_settings.trusted_proxies)
@@ -151,6 +159,7 @@ def create_app(
     app.include_router(routing.router)
     app.include_router(catalogue.router)
     app.include_router(components.router)
+    app.include_router(tracking_routes.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from api import (
     cli_ops,
     cli_reports,
     cli_routing,
+    cli_tracking,
     cli_units,
     cli_users,
 )
@@ -84,6 +86,7 @@ app.add_typer(cli_reports.app, name="report")
 app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 app.add_typer(cli_backup.app, name="backup")
+app.add_typer(cli_tracking.app, name="tracking")
 app.command("restore")(cli_backup.restore)
 app.command("upgrade")(cli_backup.upgrade)
 
@@ -270,7 +273,11 @@ def run(
     --no-demo), then serve."""
     settings = DatabaseSettings()
     start(settings, DemoSettings(), no_demo)
-    _serve(settings, ServerSettings(), host, port)
+    gateway = cli_tracking.start_beside(settings.state_dir)
+    try:
+        _serve(settings, ServerSettings(), host, port, tracking=gateway is not None)
+    finally:
+        cli_tracking.stop_beside(gateway)
 
 
 def start(settings: DatabaseSettings, demo: DemoSettings, no_demo: bool) -> None:
@@ -335,6 +342,7 @@ def _serve(
     host: str | None,
     port: int | None,
     workers: int | None = None,
+    tracking: bool = False,
 ) -> None:
     # The app, its pages and the server load slowly: only commands that serve import them.
     import uvicorn
@@ -345,7 +353,12 @@ def _serve(
     from webmap.pages import PAGES
 
     host, port, workers = host or server.host, port or server.port, workers or server.workers
-    app_ = create_app(settings)
+    from api.settings import TrackingSettings
+
+    # with the gateway beside it, /ready checks it too (also in the workers, which read this)
+    if tracking:
+        os.environ["CITYGRID_JT808_READY_CHECK"] = "true"
+    app_ = create_app(settings, tracking=TrackingSettings())
     engine = db.make_engine(settings.url())
     try:
         db.check_connection(engine)
@@ -371,7 +384,7 @@ def _serve(
     if workers == 1:
         uvicorn.run(app_, **options)
         return
-    folder = metrics.multiprocess_dir(settings.state_dir)
+    folder = metrics.multiprocess_dir(settings.state_dir, clean=not tracking)
     say(f"metrics of {workers} workers kept in {folder}")
     uvicorn.run("api.asgi:build", factory=True, workers=workers, **options)
 

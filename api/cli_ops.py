@@ -395,5 +395,5 @@ def service_install(
     if not dry_run:
         say(
             "next / 下一步: systemctl daemon-reload && systemctl enable --now citygrid-api "
-            "(the gateway unit waits for `citygrid tracking gateway` / 网关命令尚未提供)"
+            "citygrid-gateway"
         )

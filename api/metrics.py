@@ -23,8 +23,10 @@ from prometheus_client import (
 )
 from sqlalchemy import Engine, event
 
+from api import metric_files
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS_ENV = metric_files.MULTIPROCESS_ENV
 UNMATCHED = "unmatched"  # the route label of a request no route answers (404)
 
 REQUESTS = Counter(
@@ -70,6 +72,16 @@ QUERY_TIMEOUTS = Counter(
     "Statements cancelled at their kind's statement timeout",
     ["kind"],
 )
+POSITIONS = Counter(
+    "citygrid_positions",
+    "Positions received and positions stored and acknowledged, by source (jt808, http)",
+    ["source", "stage"],
+)
+
+
+def positions(source: str, stage: str, count: int) -> None:
+    """Count positions received from, or stored and acknowledged to, a source."""
+    POSITIONS.labels(source, stage).inc(count)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -94,15 +106,10 @@ def watch_pool(engine: Engine, max_overflow: int) -> None:
     event.listen(pool, "checkin", lambda *_: POOL_IN_USE.dec())
 
 
-def multiprocess_dir(state_dir: Path) -> Path:
-    """Set up (and empty) the folder where several workers keep their metrics, before they
-    start: PROMETHEUS_MULTIPROC_DIR when set, else STATE_DIR/metrics."""
-    folder = Path(os.environ.get(MULTIPROCESS_ENV) or state_dir.resolve() / "metrics")
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):  # counts of an earlier run would be summed with ours
-        stale.unlink()
-    os.environ[MULTIPROCESS_ENV] = str(folder)
-    return folder
+def multiprocess_dir(state_dir: Path, clean: bool = True) -> Path:
+    """Set up (and, unless told not to, empty) the folder where several processes keep their
+    metrics, before they start: PROMETHEUS_MULTIPROC_DIR when set, else STATE_DIR/metrics."""
+    return metric_files.prepare(state_dir, clean)
 
 
 def forget_process() -> None:

@@ -1,11 +1,12 @@
 """Readiness: a list of named checks, each saying whether one thing the service needs works.
 
-The JT/T 808 vehicle gateway, once it exists, adds its check here ("gateway": its port listens,
-when one is configured); there is no gateway yet, so there is no such check.
+The JT/T 808 vehicle gateway is checked ("gateway": its port accepts a connection) when the
+configuration says this API runs beside one (CITYGRID_JT808_READY_CHECK, set by `citygrid run`).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -60,6 +61,19 @@ def migrations(engine: Engine) -> Problem:
 
 
 CHECKS: tuple[Check, ...] = (Check("database", database), Check("migrations", migrations))
+
+
+def gateway(host: str, port: int) -> Check:
+    """The JT/T 808 gateway accepts a connection on its port."""
+
+    def listening(_: Engine) -> Problem:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return None
+        except OSError:
+            return ("the JT/T 808 gateway is not listening", "JT/T 808 车载终端网关未在监听")
+
+    return Check("gateway", listening)
 
 
 def run(engine: Engine, checks: tuple[Check, ...] = CHECKS) -> list[tuple[str, Problem]]:

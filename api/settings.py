@@ -18,6 +18,7 @@ from gis.topology import CheckOptions
 from layers.cases.evaluation import Limits
 from layers.cases.worktime import parse_periods
 from layers.store.cluster import Cluster
+from layers.tracking.jt808.server import GatewayConfig
 
 
 class DatabaseSettings(CitygridSettings):
@@ -409,3 +410,59 @@ class MonitoringSettings(CitygridSettings):
         except ValueError as exc:
             raise ValueError(f"CITYGRID_METRICS_NETWORKS: {exc}") from None
         return value
+
+
+class TrackingSettings(CitygridSettings):
+    """The JT/T 808 gateway and the positions it and the phones report."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    jt808_host: str = Field(
+        default="127.0.0.1", description="Address the JT/T 808 gateway listens on"
+    )
+    jt808_port: int = Field(
+        default=7808, ge=0, le=65535, description="Port of the JT/T 808 gateway"
+    )
+    jt808_enabled: bool = Field(
+        default=True, description="`citygrid run` starts the gateway beside the API"
+    )
+    jt808_ready_check: bool = Field(
+        default=False,
+        description="/ready also checks that the gateway listens (on when `citygrid run` starts it)",
+    )
+    jt808_idle_timeout_s: float = Field(
+        default=300.0, gt=0, description="A terminal silent this long is disconnected"
+    )
+    jt808_max_body: int = Field(
+        default=1023, ge=28, le=1023, description="Longest message body accepted (bytes)"
+    )
+    jt808_max_connections: int = Field(default=10_000, ge=1, description="Terminals at once")
+    jt808_linger_ms: float = Field(
+        default=5.0, ge=0, le=1000, description="How long positions are gathered before a write"
+    )
+    position_retention_days: int = Field(
+        default=180, ge=1, le=3650, description="Days of positions kept (older partitions dropped)"
+    )
+    position_future_s: float = Field(
+        default=300.0, ge=0, description="How far ahead of the server's clock a position may be"
+    )
+    position_batch_max: int = Field(
+        default=1000, ge=1, le=100_000, description="Positions in one POST /tracking/positions"
+    )
+    offline_minutes: float = Field(
+        default=10.0, gt=0, description="A tracker silent this long is shown offline"
+    )
+    track_max_days: int = Field(default=31, ge=1, description="Longest period of one track read")
+
+    def gateway(self) -> GatewayConfig:
+        """The gateway's configuration."""
+        return GatewayConfig(
+            host=self.jt808_host,
+            port=self.jt808_port,
+            idle_timeout_s=self.jt808_idle_timeout_s,
+            max_body=self.jt808_max_body,
+            max_connections=self.jt808_max_connections,
+            linger_s=self.jt808_linger_ms / 1000,
+            retention_days=self.position_retention_days,
+            future_s=self.position_future_s,
+        )

@@ -35,7 +35,7 @@ BENCH_USER = "bench-admin"
 
 def prepare(settings: DatabaseSettings) -> str:
     """The benchmark database, loaded once with the scaled city; its URL. A cluster started for it
-is stopped when the process exits."""
+    is stopped when the process exits."""
     cluster = settings.cluster()
     if cluster.up(print):  # started here: stopped again when the benchmark ends
         atexit.register(cluster.down, print)

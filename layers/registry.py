@@ -1469,6 +1469,61 @@ SYSTEM_LAYERS = (
     BIKE_PARKING_LINES,
 )
 
+VEHICLE_KINDS = codes(
+    ("muck", "渣土车", "Muck truck"),
+    ("sanitation", "环卫车", "Sanitation vehicle"),
+    ("kitchen_waste", "餐厨垃圾车", "Kitchen-waste truck"),
+    ("enforcement", "执法车", "Enforcement vehicle"),
+)
+
+# The fleets a bureau watches: the command centre (dispatchers) keeps them with the admins. The
+# point is where the vehicle is kept overnight (停放点), which muck-truck permits name.
+VEHICLES = Layer(
+    id="vehicles",
+    title_zh="车辆",
+    title_en="Vehicles",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("plate", FieldType.TEXT, "车牌号", "Plate", required=True, indexed=True),
+        Field("company", FieldType.TEXT, "所属单位", "Company", indexed=True),
+        Field(
+            "kind", FieldType.TEXT, "车辆类型", "Kind", VEHICLE_KINDS, required=True, indexed=True
+        ),
+        Field(
+            "terminal_phone",
+            FieldType.TEXT,
+            "终端手机号",
+            "Terminal number",
+            indexed=True,
+            pattern="^[1-9][0-9]{0,19}$",
+            short="terminal",
+        ),
+        Field("permit_no", FieldType.TEXT, "核准证号", "Permit number", short="permit_no"),
+        Field(
+            "permit_from",
+            FieldType.DATE,
+            "核准证起始日期",
+            "Permit valid from",
+            short="permit_fr",
+        ),
+        Field("permit_to", FieldType.DATE, "核准证截止日期", "Permit valid to"),
+        Field(
+            "time_windows",
+            FieldType.TEXT,
+            "准运时段",
+            "Allowed time windows",
+            pattern=HOURS_PATTERN,
+            short="windows",
+        ),
+        Field("route", FieldType.TEXT, "核准路线", "Approved route"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.DISPATCHER}),
+    style=Style("#7d3c98", "#a569bd", 0.8, 1.5),
+    popup_fields=("plate", "company", "kind", "permit_no", "permit_to"),
+    natural_key="plate",
+    unique_in_county=("plate",),
+)
+
 LAYERS: dict[str, Layer] = {
     layer.id: layer
     for layer in (
@@ -1482,6 +1537,7 @@ LAYERS: dict[str, Layer] = {
         CASES,
         *COMPONENT_LAYERS,
         *SYSTEM_LAYERS,
+        VEHICLES,
     )
 }
 

@@ -48,6 +48,8 @@ def test_geometry_columns_have_storage_srid_and_type(engine: Engine) -> None:
     } | {
         ("counties", "boundary"): (STORAGE_SRID, "MULTIPOLYGON"),
         ("counties", "centre"): (STORAGE_SRID, "POINT"),
+        ("latest_positions", "geom"): (STORAGE_SRID, "POINT"),
+        ("positions", "geom"): (STORAGE_SRID, "POINT"),
     }
     assert rows == expected
 

@@ -69,9 +69,9 @@ def health() -> dict[str, str]:
     summary="Readiness / 就绪检查",
     responses={503: {"description": "A check failed; each check is named with its status"}},
 )
-async def ready(engine: EngineDep) -> JSONResponse:
-    """200 when every check passes (database, migrations), else 503 naming the failed ones."""
-    found = await run_in_threadpool(readiness.run, engine)
+async def ready(request: Request, engine: EngineDep) -> JSONResponse:
+    """200 when every check passes (database, migrations, the gateway beside it), else 503 naming the failed ones."""
+    found = await run_in_threadpool(readiness.run, engine, request.app.state.ready_checks)
     checks = [
         {"name": name, "status": "ok"}
         if problem is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,12 +17,17 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 
+POSITION_PARTITION = re.compile(r"positions_[0-9]{8}")
+
+
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     """Leave PostGIS's own tables out of schema comparisons."""
     from geoalchemy2 import alembic_helpers
 
     if type_ == "table" and name == "spatial_ref_sys":
         return False
+    if type_ == "table" and reflected and POSITION_PARTITION.fullmatch(name or ""):
+        return False  # the day partitions of `positions`, made and dropped as days pass
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

@@ -727,3 +727,96 @@ def forget_layer_table(layer: Layer) -> None:
     table = TABLES.pop(layer.id, None)
     if table is not None:
         metadata.remove(table)
+
+
+# Live tracking (layers/tracking): terminals speaking JT/T 808, one row of latest position per
+# tracked terminal or person, and every position in a table partitioned by China-time day.
+terminals = Table(
+    "terminals",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("phone", Text, nullable=False, unique=True, comment="终端手机号"),
+    Column("auth_code", Text, nullable=False, comment="鉴权码"),
+    Column(
+        "vehicle_id",
+        BigInteger,
+        ForeignKey("vehicles.id", ondelete="SET NULL"),
+        comment="登记车辆（空：未登记车辆）",
+    ),
+    Column("plate", Text, comment="注册时上报的车牌"),
+    Column("maker", Text, comment="制造商"),
+    Column("model", Text, comment="终端型号"),
+    Column("terminal_ident", Text, comment="终端ID"),
+    Column("protocol", Text, nullable=False, comment="协议版本 2013/2019，或转发平台 platform"),
+    Column(
+        "registered_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="注册时间",
+    ),
+    Column("authenticated_at", DateTime(timezone=True), comment="最近鉴权时间"),
+    CheckConstraint("phone ~ '^[1-9][0-9]{0,19}$'", name="phone_format"),
+    CheckConstraint("protocol IN ('2013', '2019', 'platform')", name="protocol"),
+    comment="车载终端（JT/T 808）",
+)
+
+latest_positions = Table(
+    "latest_positions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "terminal_id",
+        BigInteger,
+        ForeignKey("terminals.id", ondelete="CASCADE"),
+        unique=True,
+        comment="终端",
+    ),
+    Column(
+        "username",
+        Text,
+        ForeignKey("users.username", onupdate="CASCADE", ondelete="CASCADE"),
+        unique=True,
+        comment="上报位置的人员（手机）",
+    ),
+    Column(
+        "owner_adcode",
+        String(6),
+        ForeignKey("counties.adcode", onupdate="CASCADE", ondelete="SET NULL"),
+        comment="车辆或人员所属县（空：按位置所在县）",
+    ),
+    Column("adcode", String(6), index=True, comment="最新位置所属县"),
+    Column("time", DateTime(timezone=True), comment="定位时间"),
+    Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=True)),
+    Column("speed", Double, comment="速度 km/h"),
+    Column("heading", SmallInteger, comment="方向"),
+    Column("alarm", BigInteger, comment="报警标志"),
+    Column("status", BigInteger, comment="状态"),
+    CheckConstraint("(terminal_id IS NULL) <> (username IS NULL)", name="one_subject"),
+    comment="最新位置（每台终端或每人一行）",
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("tracker_id", BigInteger, nullable=False, comment="latest_positions.id"),
+    Column("time", DateTime(timezone=True), nullable=False, comment="定位时间"),
+    Column("adcode", String(6), comment="所属县"),
+    Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Column("speed", Double, nullable=False, comment="速度 km/h"),
+    Column("heading", SmallInteger, nullable=False, comment="方向"),
+    Column("altitude", Integer, nullable=False, comment="高程 m"),
+    Column("alarm", BigInteger, nullable=False, comment="报警标志"),
+    Column("status", BigInteger, nullable=False, comment="状态"),
+    Column(
+        "received_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="接收时间",
+    ),
+    Index("ix_positions_time_brin", "time", postgresql_using="brin"),
+    Index("ix_positions_tracker_id_time", "tracker_id", "time"),
+    postgresql_partition_by="RANGE (time)",
+    comment="位置（按日分区）",
+)

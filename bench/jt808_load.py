@@ -1,0 +1,159 @@
+"""Positions acknowledged per second by the JT/T 808 gateway under many terminals.
+
+Makes a scratch database `citygrid_bench_jt808` on the project's cluster (migrated, the demo
+county stored), starts the real gateway (`citygrid tracking gateway`) in its own process, connects
+N simulated terminals over TCP that register, authenticate, then each report in a closed loop —
+send a 0x0200 position (or a 0x0704 batch of `--batch` positions), wait for its 0x8001 — for the
+given seconds. It prints acknowledged positions per second and checks that every acknowledged
+position is in the table, then stops the gateway and drops the database.
+
+Run: .venv/bin/python bench/jt808_load.py [--terminals 200] [--seconds 20] [--batch 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from api.settings import DatabaseSettings
+from layers.demo import load as demo_city
+from layers.places import counties
+from layers.store import db, migrate
+from layers.tracking.jt808 import framing, messages
+from layers.tracking.jt808.framing import Splitter
+from layers.tracking.jt808.messages import Position, Registration
+
+DATABASE = "citygrid_bench_jt808"
+CITYGRID = str(Path(sys.executable).with_name("citygrid"))
+SEAT = (121.657, 31.808)
+REG = Registration(32, 681, "BENCH", "LOAD", "T000001", 1, "苏F00000")
+
+
+class Tally:
+    """Positions acknowledged and refused, counted by the terminals."""
+
+    def __init__(self) -> None:
+        self.acknowledged = 0
+        self.refused = 0
+
+
+async def terminal(port: int, n: int, batch: int, until: float, tally: Tally) -> None:
+    """One terminal: register, authenticate, report until `until`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    phone = f"1500000{n:04d}"
+    splitter = Splitter(8192)
+    pending: list[bytes] = []
+    serial = 0
+
+    async def ask(message_id: int, body: bytes) -> messages.Message:
+        nonlocal serial
+        serial = (serial + 1) & 0xFFFF
+        writer.write(framing.frame(messages.build(message_id, phone, serial, body)))
+        while not pending:
+            data = await reader.read(8192)
+            if not data:
+                raise ConnectionError("closed")
+            pending.extend(splitter.feed(data))
+        return messages.parse(framing.unframe(pending.pop(0)), 1023)
+
+    answer = await ask(messages.REGISTER, messages.build_registration(REG, None))
+    await ask(messages.AUTHENTICATE, answer.body[3:])
+    k = 0
+    while time.monotonic() < until:
+        now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        fixes = [
+            Position(0, 0x3, SEAT[1] + (k + i) * 1e-6, SEAT[0] + n * 1e-5, 4, 30.0, 90, now)
+            for i in range(batch)
+        ]
+        k += batch
+        if batch == 1:
+            reply = await ask(messages.POSITION, messages.build_position(fixes[0]))
+        else:
+            reply = await ask(messages.BATCH, messages.build_batch(fixes))
+        if reply.body[4] == messages.OK:
+            tally.acknowledged += batch
+        else:
+            tally.refused += batch
+    writer.close()
+
+
+async def load(port: int, terminals: int, seconds: float, batch: int) -> tuple[Tally, float]:
+    """Run every terminal; the tally and the seconds of reporting."""
+    tally = Tally()
+    started = time.monotonic()
+    until = started + seconds
+    await asyncio.gather(*(terminal(port, n, batch, until, tally) for n in range(terminals)))
+    return tally, time.monotonic() - started
+
+
+def wait_listening(port: int, gateway: subprocess.Popen[bytes]) -> None:
+    """Wait for the gateway's port to accept connections."""
+    import socket
+
+    for _ in range(200):
+        if gateway.poll() is not None:
+            raise SystemExit("the gateway stopped")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the gateway did not start")
+
+
+def main() -> None:
+    """Build, load, count, drop."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--terminals", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--batch", type=int, default=1, help="positions per report (0x0704 if >1)")
+    parser.add_argument("--port", type=int, default=17808)
+    args = parser.parse_args()
+    settings = DatabaseSettings()
+    cluster = settings.cluster()
+    cluster.up(print)
+    admin = cluster.url("postgres")
+    db.drop_database(admin, DATABASE)
+    db.ensure_database(admin, DATABASE)
+    url = cluster.url(DATABASE)
+    gateway = None
+    try:
+        engine = db.make_engine(url)
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            counties.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT)
+        engine.dispose()
+        env = {**os.environ, "CITYGRID_DATABASE_URL": url, "CITYGRID_JT808_PORT": str(args.port)}
+        gateway = subprocess.Popen(
+            [CITYGRID, "tracking", "gateway"], env=env, stderr=subprocess.DEVNULL
+        )
+        wait_listening(args.port, gateway)
+        tally, seconds = asyncio.run(load(args.port, args.terminals, args.seconds, args.batch))
+        engine = db.make_engine(url)
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM positions")).scalar_one()
+        engine.dispose()
+        print(
+            f"{args.terminals} terminals, {args.batch} position(s) per report, {seconds:.1f} s: "
+            f"{tally.acknowledged:,} positions acknowledged ({tally.acknowledged / seconds:,.0f}/s), "
+            f"{tally.refused} refused, {stored:,} stored"
+        )
+        if stored < tally.acknowledged:
+            raise SystemExit("acknowledged positions are missing from the table")
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(10)
+        db.drop_database(admin, DATABASE)
+
+
+if __name__ == "__main__":
+    main()

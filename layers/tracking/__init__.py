@@ -1,0 +1,1 @@
+"""Live tracking: vehicle terminals (JT/T 808) and inspectors' phones, their positions and reads."""
