@@ -87,6 +87,7 @@ class Case:
     extensions: int = 0
     supervisions: int = 0
     events: tuple[tuple[str, str, str, str, str], ...] = ()
+    self_handled: bool = False
 
 
 CASES = (
@@ -229,6 +230,22 @@ OCTOBER_CASES = (
         events=(("verify", "2025-10-10 15:00", "insp-2", "unverified", "cancelled"),),
     ),
 )  # fmt: skip
+# December 2025: insp-2 fixes one problem on the spot (自行处置) and reports another, cancelled
+DECEMBER = {"from": "2025-12-01", "to": "2025-12-31"}
+DECEMBER_CASES = (
+    Case(
+        2, "inspector", "closed", "insp-2",
+        {"reported_at": "2025-12-01 09:00", "handled_at": "2025-12-01 09:30",
+         "closed_at": "2025-12-01 09:30"},
+        events=(("self_handle", "2025-12-01 09:30", "insp-2", "reported", "closed"),),
+        self_handled=True,
+    ),
+    Case(
+        3, "inspector", "cancelled", "insp-2",
+        {"reported_at": "2025-12-02 09:00", "closed_at": "2025-12-02 10:00"},
+        events=(("cancel", "2025-12-02 10:00", "lead-1", "reported", "cancelled"),),
+    ),
+)  # fmt: skip
 SANYUAN_CASE = Case(
     0, "inspector", "closed", "insp-b",
     {"reported_at": "05-06 09:00", "registered_at": "05-06 09:10",
@@ -255,6 +272,7 @@ def store(conn: Connection, rows: CountyRows, case: Case) -> None:
         "unit": case.unit,
         "extensions": case.extensions,
         "supervisions": case.supervisions,
+        "self_handled": case.self_handled,
     } | {name: stamp(at) for name, at in case.stamps.items()}
     names = [n for n in values if n != "wkb"]
     case_id = conn.execute(
@@ -307,7 +325,7 @@ def world(pg_server: Any) -> Iterator[World]:
     with engine.begin() as conn:
         seed_case_categories(conn)
         demo, second = two_counties(conn)
-        for case in (*CASES, *OCTOBER_CASES):
+        for case in (*CASES, *OCTOBER_CASES, *DECEMBER_CASES):
             store(conn, demo, case)
         store(conn, second, SANYUAN_CASE)
     s = demo.sections
@@ -463,6 +481,14 @@ def test_desk_operators_count_their_valid_entries(client: TestClient) -> None:
         0.5, 50.0, "D"
     )  # fmt: skip
     assert ("inspector", "op-1") not in rows
+
+
+def test_a_problem_fixed_on_the_spot_is_a_valid_report(client: TestClient) -> None:
+    rows = table(client, "post", **DECEMBER)
+    # the 自行处置 counts as valid though never registered; the cancelled report does not
+    assert pick(rows[("inspector", "insp-2")], "reports", "valid_reports", "valid_report_rate") == (
+        2, 1, 0.5
+    )  # fmt: skip
 
 
 def test_inspectors_across_the_holiday_and_the_working_saturday(client: TestClient) -> None:

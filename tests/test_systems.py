@@ -169,6 +169,35 @@ def test_the_demo_holds_the_reports_figures(engine: Engine) -> None:
     assert scalar(engine, "SELECT count(*) FROM parking_lots WHERE shared_windows IS NOT NULL") == 4
 
 
+def test_the_demo_fleet_is_the_reports_fleet(engine: Engine) -> None:
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(text("SELECT kind, count(*) FROM vehicles GROUP BY 1")).all())
+        plates, terminals, total = conn.execute(
+            text(
+                "SELECT count(DISTINCT plate), count(DISTINCT terminal_phone), count(*) FROM vehicles"
+            )
+        ).one()
+        outside = conn.execute(
+            text(
+                "SELECT count(*) FROM vehicles AS v JOIN counties AS c USING (adcode) "
+                "WHERE NOT ST_Contains(c.boundary, v.geom)"
+            )
+        ).scalar_one()
+        permits = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE permit_no IS NOT NULL AND permit_from < permit_to), "
+                "count(*) FILTER (WHERE time_windows LIKE '20:00-24:00%') FROM vehicles "
+                "WHERE kind = 'muck'"
+            )
+        ).one()
+    # 464 muck trucks inspected, 57 sanitation vehicles monitored; 5 kitchen-waste trucks
+    assert (kinds["muck"], kinds["sanitation"], kinds["kitchen_waste"]) == (464, 57, 5)
+    assert kinds["enforcement"] > 0
+    assert plates == terminals == total  # one plate and one terminal per vehicle
+    assert outside == 0
+    assert tuple(permits) == (464, 464)  # every muck truck holds a permit and hauls at night
+
+
 def test_the_demo_places_things_where_they_belong(engine: Engine) -> None:
     outside = """SELECT count(*) FROM garbage_points AS p JOIN residential_compounds AS c
                  ON c.id = p.compound_id WHERE NOT ST_Contains(c.geom, p.geom)"""

@@ -304,7 +304,8 @@ def _post(query: EvaluationQuery, params: dict[str, Any], limits: Limits) -> str
         reports AS (
             SELECT CASE WHEN b.source = 'inspector' THEN 'inspector' ELSE 'operator' END AS post,
                    a.actor AS key, b.adcode,
-                   b.registered_at IS NOT NULL AND b.status <> 'cancelled' AS valid
+                   (b.registered_at IS NOT NULL AND b.status <> 'cancelled') OR b.self_handled
+                       AS valid
             FROM base AS b JOIN audit_log AS a
                  ON a.layer = 'cases' AND a.feature_id = b.id AND a.action = 'create'
             WHERE {_in("b.reported_at")}
