@@ -373,6 +373,8 @@ def test_demo_is_deterministic() -> None:
     assert [r["reported_at"] for r in first.rows["cases"][:1000]] == [
         r["reported_at"] for r in second.rows["cases"][:1000]
     ]
+    assert [r["status"] for r in first.rows["cases"]] == [r["status"] for r in second.rows["cases"]]
+    assert first.histories.events == second.histories.events
 
 
 # --- the component census ---------------------------------------------------------------------
@@ -944,7 +946,7 @@ def test_the_evaluation_of_a_demo_month_is_not_all_a(engine: Engine) -> None:
     assert all(0.85 < r["registration_rate"] < 0.99 for r in regions)
     assert all(r["on_time_closed_rate"] < r["closed_rate"] for r in regions)
     inspectors = [r for r in found["post"] if r["post"] == "inspector"]
-    assert len(inspectors) >= 60
+    assert len(inspectors) >= 40
     assert len({r["on_time_verify_rate"] for r in inspectors}) > 20
     assert sum(r["reports"] for r in inspectors) > 5000
     assert all(r["valid_report_rate"] < 1 for r in inspectors if r["reports"] >= 200)

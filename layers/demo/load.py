@@ -18,12 +18,12 @@ from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
 from layers.cases.workcalendar import Periods
 from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
-from layers.demo import cases, features, lifecycle, owners
+from layers.demo import cases, features, histories, owners
 from layers.demo import components as demo_components
 from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
-from layers.demo.lifecycle import EVENT_COLUMNS, Histories
+from layers.demo.histories import EVENT_COLUMNS, Histories
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
 from layers.demo.routing import DemoRule
@@ -146,7 +146,7 @@ def build(
     for number, row in enumerate(every_case, start=1):
         row["id"] = number
     calendar = WorkCalendar() if calendar is None else calendar
-    city.histories = lifecycle.histories(every_case, grid_rows, categories, calendar, rng, year)
+    city.histories = histories.histories(every_case, grid_rows, categories, calendar, rng, year)
     city.rows["cases"] = every_case
     city.units = owners.directory(county.adcode)
     return city
@@ -172,7 +172,7 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         advance = step(name, len(rows)) if step else None
         stamped = [{**row, "adcode": city.county.adcode} for row in rows]
         written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
-    written |= _write_histories(conn, city, step)
+    _write_histories(conn, city, step)  # not layers: `written` counts the layers' rows
     for layer in LAYERS.values():  # rows placed in grids get the grid (and more) under them
         if layer.placed_in_grid is not None and written.get(layer.id):
             # planned without statistics of the fresh rows, placing took seconds instead of ms
