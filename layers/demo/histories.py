@@ -35,7 +35,6 @@ from layers.demo.lifecycle import (
     Life,
     Tier,
     World,
-    as_json,
     live,
     settle,
 )
@@ -99,7 +98,7 @@ def merge_targets(rows: list[dict[str, Any]], lives: list[Life]) -> None:
             life.events[-1] = merged._replace(action="cancel", note="重复上报")
             continue
         into = int(rows[j]["id"])
-        life.events[-1] = merged._replace(detail=as_json({"into": into}))
+        life.events[-1] = merged._replace(detail={"into": into})
         row["merged_into"] = into
         _merged_from(lives[j], merged.at, merged.note, int(row["id"]))
 
@@ -110,7 +109,7 @@ def _merged_from(target: Life, at: datetime, note: str | None, duplicate: int) -
     status = target.events[k - 1].target if k else target.status
     if not k and target.events:
         status = target.events[0].source
-    detail = as_json({"case": duplicate})
+    detail = {"case": duplicate}
     event = Event(
         at, "merged_from", status, status, DISPATCHER, note, None, None, None, detail, None
     )
@@ -143,19 +142,31 @@ CASE_VALUES = (
     "callback_result",
     "self_handled",
 )
-EVENT_COLUMNS = (
-    "case_id",
-    "at",
-    "action",
-    "from_status",
-    "to_status",
-    "actor",
-    "note",
-    "unit",
-    "suggested_unit",
-    "routed_by",
-    "detail",
+EVENT_COLUMNS = (  # case_events, as `copy_tuples` writes them
+    ("case_id", "int8"),
+    ("at", "timestamptz"),
+    ("action", "text"),
+    ("from_status", "text"),
+    ("to_status", "text"),
+    ("actor", "text"),
+    ("note", "text"),
+    ("unit", "text"),
+    ("suggested_unit", "text"),
+    ("routed_by", "text"),
+    ("detail", "jsonb"),
 )
+_DUMPED: dict[tuple[tuple[str, Any], ...], str] = {}
+
+
+def as_json(value: dict[str, Any]) -> str:
+    """A flat JSON object, dumped once per distinct content (the few kinds of report records)."""
+    key = tuple(value.items())
+    found = _DUMPED.get(key)
+    if found is None:
+        found = _DUMPED[key] = json.dumps(value, ensure_ascii=False)
+    return found
+
+
 BEFORE, AFTER = (178, 120, 92), (118, 168, 120)  # the colours of the photos before and after
 
 
@@ -246,7 +257,7 @@ def _written(rows: list[dict[str, Any]], lives: list[Life], world: World) -> His
                     | {"data": data, "size_bytes": len(data), "uploaded_by": inspector}
                     | {"sha256": hashlib.sha256(data).hexdigest(), "uploaded_at": at}
                 )
-            detail = json.dumps({"photo_before": first, "photo_after": first + 1})
+            detail = {"photo_before": first, "photo_after": first + 1}
             life.events[k] = fixed._replace(detail=detail)
         head = (case_id,)
         out.events.extend([head + e[:10] for e in life.events])

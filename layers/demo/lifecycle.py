@@ -31,7 +31,6 @@ What happens, in the shares a bureau would recognise (tests/test_demo.py holds t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -117,8 +116,7 @@ FAIL_NOTES = ("现场问题未彻底解决", "处置后复现", "照片与现场
 
 
 class Event(NamedTuple):
-    """One move in a case's history as `case_events` holds it (its detail as JSON), and what it
-    sets on the case."""
+    """One move in a case's history as `case_events` holds it, and what it sets on the case."""
 
     at: datetime
     action: str
@@ -129,22 +127,8 @@ class Event(NamedTuple):
     unit: str | None
     suggested_unit: str | None
     routed_by: str | None
-    detail: str | None
+    detail: dict[str, Any] | None
     sets: dict[str, Any] | None
-
-
-_DETAILS: dict[tuple[tuple[str, Any], ...], str] = {}
-
-
-def as_json(detail: dict[str, Any] | None) -> str | None:
-    """A step's detail as its event stores it (the few distinct ones dumped once)."""
-    if detail is None:
-        return None
-    key = tuple(detail.items())
-    found = _DETAILS.get(key)
-    if found is None:
-        found = _DETAILS[key] = json.dumps(detail, ensure_ascii=False)
-    return found
 
 
 STAMPS = {action: move.stamp for action, move in MOVES.items()}
@@ -187,7 +171,7 @@ class Life:
             unit,
             unit,
             routed_by,
-            as_json(detail),
+            detail,
             sets,
         )
         self.events.append(event)

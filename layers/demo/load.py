@@ -31,7 +31,7 @@ from layers.engine import placing
 from layers.places import counties
 from layers.places.boundary import County, load_county
 from layers.registry import LAYERS
-from layers.store.bulk import copy_rows, copy_tuples
+from layers.store.bulk import copy_rows, copy_tuples, foreign_keys_checked_after
 from layers.store.tables import TABLES, audit_log, case_photos, layer_table
 
 ADCODE = "320681"
@@ -187,9 +187,9 @@ def _write_histories(conn: Connection, city: DemoCity, step: Step | None) -> dic
     the inspectors' reports."""
     found = city.histories
     advance = step("case_events", len(found.events)) if step else None
-    written = {
-        "case_events": copy_tuples(conn, "case_events", EVENT_COLUMNS, found.events, advance)
-    }
+    with foreign_keys_checked_after(conn, "case_events"):
+        events = copy_tuples(conn, "case_events", EVENT_COLUMNS, found.events, advance)
+    written = {"case_events": events}
     written["case_photos"] = copy_rows(conn, case_photos, found.photos)
     reports = [{**row, "adcode": city.county.adcode} for row in found.reports]
     written["audit_log"] = copy_rows(conn, audit_log, reports)
