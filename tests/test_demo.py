@@ -952,3 +952,14 @@ def test_the_evaluation_of_a_demo_month_is_not_all_a(engine: Engine) -> None:
     assert all(r["valid_report_rate"] < 1 for r in inspectors if r["reports"] >= 200)
     (dispatcher,) = [r for r in found["post"] if r["post"] == "dispatcher"]
     assert 0.9 < dispatcher["on_time_dispatch_rate"] < 1
+
+
+def test_the_events_keep_their_foreign_key_after_the_bulk_load(engine: Engine) -> None:
+    """The loader sets the key aside while it copies the events and adds it back, checked."""
+    assert rows(
+        engine,
+        """
+        SELECT pg_get_constraintdef(oid), convalidated FROM pg_constraint
+        WHERE conrelid = 'case_events'::regclass AND contype = 'f'
+    """,
+    ) == [("FOREIGN KEY (case_id) REFERENCES cases(id) ON DELETE CASCADE", True)]
