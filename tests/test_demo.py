@@ -963,3 +963,20 @@ def test_the_events_keep_their_foreign_key_after_the_bulk_load(engine: Engine) -
         WHERE conrelid = 'case_events'::regclass AND contype = 'f'
     """,
     ) == [("FOREIGN KEY (case_id) REFERENCES cases(id) ON DELETE CASCADE", True)]
+
+
+def test_a_forced_reload_leaves_no_records_of_the_rows_it_replaced(scratch_owner: Engine) -> None:
+    """Ids start again from 1 on a reload: the audit log keeps only the new reports' records."""
+    small = demo_city.Scale(cases=0.01)
+    for seed in (5, 6):
+        assert demo_city.load(scratch_owner, seed, 2023, force=True, scale=small) is not None
+    ((reports, audited, matching),) = rows(
+        scratch_owner,
+        """
+        SELECT (SELECT count(*) FROM cases WHERE source = 'inspector'),
+               (SELECT count(*) FROM audit_log WHERE layer = 'cases'),
+               (SELECT count(*) FROM audit_log AS a JOIN cases AS c ON c.id = a.feature_id
+                WHERE a.layer = 'cases' AND c.source = 'inspector' AND a.at = c.reported_at)
+    """,
+    )
+    assert reports == audited == matching and int(str(reports)) > 500

@@ -213,6 +213,11 @@ def load(
                 return None
             tables = ", ".join(layer_table(LAYERS[n]).name for n in load_order())
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            # the ids start again from 1: records of the rows replaced would name the new ones
+            conn.execute(
+                text("DELETE FROM audit_log WHERE layer = ANY(:layers)"),
+                {"layers": list(load_order())},
+            )
     with engine.connect() as conn:
         calendar = workcalendar.load(conn, ADCODE, default_hours)
     generated = step("generating", 1) if step else None
