@@ -399,3 +399,49 @@ def test_every_bad_row_is_named_and_nothing_is_written(sanming: str, tmp_path: P
         (7, "reported_at", "property_wrong_type"),
         (8, "geometry", "geometry_missing"),
     }
+
+
+def test_a_cancelled_case_imports_as_cancelled_not_as_rejected(
+    sanming: str, tmp_path: Path
+) -> None:
+    """作废 is the state the cancel step leaves (cancelled), 不予立案 the reject step's (rejected)."""
+    reported = datetime(2025, 4, 7, 9, tzinfo=ZONE)
+    rows = []
+    for n, (status, ref) in enumerate(
+        [("作废", "VOID-1"), ("已作废", "VOID-2"), ("不予立案", "NO-1")]
+    ):
+        row = countyfiles.case_row(random.Random(n), 80001 + n, reported, EAST_POINT)
+        rows.append(
+            row
+            | {"ref": ref, "status": status, "closed": reported + timedelta(minutes=40)}
+            | dict.fromkeys(("registered", "dispatched", "handled", "deadline"))
+        )
+    done = citygrid(
+        "import",
+        "cases",
+        str(write_gbk_csv(tmp_path / "void.csv", rows)),
+        "--county",
+        ADCODE,
+        env={"CITYGRID_DATABASE_URL": sanming},
+    )
+    assert done.returncode == 0, done.stderr
+    engine = db.make_engine(sanming)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("""
+                SELECT c.external_ref, c.status, c.closed_at, c.deadline,
+                       array_agg(e.action || ':' || e.from_status || '>' || e.to_status)
+                FROM cases AS c JOIN case_events AS e ON e.case_id = c.id
+                WHERE c.adcode = :a GROUP BY c.id ORDER BY c.external_ref
+            """),
+                {"a": ADCODE},
+            ).all()
+    finally:
+        engine.dispose()
+    closed = reported + timedelta(minutes=40)
+    assert [tuple(r) for r in found] == [
+        ("NO-1", "rejected", closed, None, ["reject:reported>rejected"]),
+        ("VOID-1", "cancelled", closed, None, ["cancel:reported>cancelled"]),
+        ("VOID-2", "cancelled", closed, None, ["cancel:reported>cancelled"]),
+    ]

@@ -262,7 +262,7 @@ def _deadlines(conn: Connection, rows: list[dict[str, Any]], calendar: WorkCalen
     for row in rows:
         if row["deadline"] is None and row["dispatched_at"] is not None:
             row["deadline"] = calendar.add(row["dispatched_at"], *limits[row["category_code"]])
-        without += row["deadline"] is None and row["status"] != "rejected"
+        without += row["deadline"] is None and row["status"] not in ("rejected", "cancelled")
     return without
 
 
@@ -420,9 +420,10 @@ def _events(conn: Connection, adcode: str, refs: list[str], actor: str) -> None:
                 (3, 'handle', 'handled', c.handled_at),
                 (4, 'feedback', 'feedback', c.feedback_at),
                 (5, 'pass', 'verified', c.verified_at),
-                (6, CASE WHEN c.status = 'rejected' THEN 'reject' ELSE 'close' END,
-                    CASE WHEN c.status = 'rejected' THEN 'rejected' ELSE 'closed' END,
-                    CASE WHEN c.status IN ('closed', 'rejected') THEN c.closed_at END)
+                (6, CASE c.status WHEN 'rejected' THEN 'reject' WHEN 'cancelled' THEN 'cancel'
+                                  ELSE 'close' END,
+                    CASE WHEN c.status IN ('rejected', 'cancelled') THEN c.status ELSE 'closed' END,
+                    CASE WHEN c.status IN ('closed', 'rejected', 'cancelled') THEN c.closed_at END)
             ) AS s (ord, action, to_status, at)
             WHERE s.at IS NOT NULL
         ) AS e

@@ -46,7 +46,8 @@ STATUS_WORDS = {
         for status, words in {
             "reported": ("已上报", "待受理", "待立案", "受理"),
             "registered": ("已立案", "待派遣"),
-            "rejected": ("不立案", "作废", "不予受理"),
+            "rejected": ("不立案", "不予受理"),
+            "cancelled": ("已作废", "无效案件", "重复案件"),
             "dispatched": ("已派遣", "待处置", "处置中"),
             "handled": ("已处置", "待反馈"),
             "feedback": ("已反馈", "待核查"),

@@ -19,6 +19,13 @@ from sqlalchemy import Connection, text
 from layers.accounts import users
 from layers.demo.load import ADCODE
 from layers.demo.owners import UNITS
+from layers.demo.usernames import (
+    DISPATCHER,
+    LEADER,
+    inspector_name,
+    maintainer_name,
+    unit_name,
+)
 from layers.registry import GRIDS, Role
 from layers.store.versions import is_current
 
@@ -27,8 +34,8 @@ PASSWORDS_FILE = "demo-passwords.txt"
 OFFICE = (
     ("admin", Role.ADMIN, "系统管理员"),
     ("planner", Role.PLANNER, "网格规划员"),
-    ("leader", Role.LEADER, "局领导"),
-    ("dispatcher", Role.DISPATCHER, "指挥中心派遣员"),
+    (LEADER, Role.LEADER, "局领导"),
+    (DISPATCHER, Role.DISPATCHER, "指挥中心派遣员"),
 )
 
 
@@ -40,21 +47,6 @@ class DemoLogin:
     role: Role
     display_name: str
     password: str
-
-
-def inspector_name(community_code: str) -> str:
-    """The demo inspector's user name for a community grid: insp- and its six local digits."""
-    return f"insp-{community_code[6:12]}"
-
-
-def unit_name(community_code: str) -> str:
-    """The demo handling unit's user name for a community grid: unit- and its six local digits."""
-    return f"unit-{community_code[6:12]}"
-
-
-def maintainer_name(unit: str) -> str:
-    """The demo handler's user name for a unit of the demo directory: maint- and its number."""
-    return f"maint-{[u.name for u in UNITS].index(unit) + 1:02d}"
 
 
 def _receiving_units(conn: Connection) -> list[str]:

@@ -1,8 +1,7 @@
 """One year of demo cases, in the proportions of the 启东 2023 report, with daily and weekly rhythms.
 
-Cases cluster where people are (town centres, main streets), follow each category's hours of the
-day and days of the week, and move through the workflow: most are closed before the year ends,
-a few are rejected, parked, or still open at the year's end.
+Cases cluster where people are (town centres, main streets) and follow each category's hours of
+the day and days of the week; `layers.demo.lifecycle` then moves each through the workflow.
 """
 
 from __future__ import annotations
@@ -18,15 +17,12 @@ import shapely
 
 from gis.zones import from_gk, to_gk
 from layers.cases.codes import CaseCategory
-from layers.cases.workflow import STAGE_TIMES as STAGES
-from layers.cases.worktime import WorkCalendar
 from layers.demo.components import pick_for_cases
 from layers.demo.features import DemoContext
 from layers.demo.population import Mix
 from layers.store.db import BUREAU_TIMEZONE
 
 LOCAL = ZoneInfo(BUREAU_TIMEZONE)
-STAGE_STATUS = ("reported", "registered", "dispatched", "handled", "feedback", "verified", "closed")
 
 
 @dataclass(frozen=True)
@@ -109,9 +105,6 @@ PROFILES = (
     ),
 )
 
-REJECTED_SHARE = 0.004
-PARKED_SHARE = 0.003
-LATE_SHARE = 0.04
 NOT_ON_COMPONENT = {"component_code": None, "problem": None, "unit": None, "routed_by": None}
 
 
@@ -134,46 +127,16 @@ def _report_times(ctx: DemoContext, profile: CaseProfile) -> list[datetime]:
     return [start + timedelta(seconds=int(s)) for s in seconds]
 
 
-def _minutes(rng: np.random.Generator, lo: float, hi: float) -> timedelta:
-    return timedelta(minutes=float(rng.uniform(lo, hi)))
-
-
-def _workflow(
-    ctx: DemoContext, reported: datetime, limit: CaseCategory, calendar: WorkCalendar
-) -> dict[str, Any]:
-    """Stage timestamps, deadline and status of one case, cut off at the end of the demo year."""
-    rng = ctx.rng
-    row: dict[str, Any] = dict.fromkeys(STAGES)
-    row["reported_at"] = reported
-    if rng.random() < REJECTED_SHARE:
-        return {**row, "status": "rejected", "deadline": None}
-    row["registered_at"] = reported + _minutes(rng, 3, 30)
-    row["dispatched_at"] = row["registered_at"] + _minutes(rng, 2, 20)
-    deadline = calendar.add(row["dispatched_at"], limit.time_limit, limit.time_unit)
-    if rng.random() < PARKED_SHARE:
-        return {**row, "status": "parked", "deadline": deadline}
-    allowed = deadline - row["dispatched_at"]
-    late = rng.random() < LATE_SHARE
-    took = allowed + _minutes(rng, 10, 600) if late else allowed * float(rng.uniform(0.05, 0.6))
-    row["handled_at"] = row["dispatched_at"] + took
-    row["feedback_at"] = row["handled_at"] + _minutes(rng, 5, 20)
-    row["verified_at"] = row["feedback_at"] + _minutes(rng, 15, 90)
-    row["closed_at"] = row["verified_at"] + _minutes(rng, 1, 10)
-    year_end = datetime(ctx.year + 1, 1, 1, tzinfo=LOCAL)
-    status = "closed"
-    for stage, name in zip(STAGES, STAGE_STATUS, strict=True):
-        if row[stage] is not None and row[stage] >= year_end:
-            row[stage] = None
-        elif row[stage] is not None:
-            status = name
-    return {**row, "status": status, "deadline": deadline}
-
-
 def _grid_of(tree: shapely.STRtree, pts: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
-    """The index of the (first) grid holding each point, -1 where none does."""
+    """The index of the (first) grid holding each point, else of the nearest (a point on a shared
+    edge that rounding left outside both), so every case has its grid, unit and inspector."""
     hit_point, hit_grid = tree.query(pts, predicate="intersects")
     grid_of = np.full(len(pts), -1)
     grid_of[hit_point[::-1]] = hit_grid[::-1]
+    outside = np.flatnonzero(grid_of < 0)
+    if len(outside):
+        near_point, near_grid = tree.query_nearest(pts[outside], all_matches=False)
+        grid_of[outside[near_point]] = near_grid
     return grid_of
 
 
@@ -183,12 +146,10 @@ def cases(
     sections: npt.NDArray[np.object_],
     section_codes: list[str],
     scale: float = 1.0,
-    calendar: WorkCalendar | None = None,
 ) -> list[dict[str, Any]]:
-    """The demo year's cases, each placed in its section grid, with deadlines on `calendar`
-    (the county's working calendar; Monday–Friday when none is given)."""
+    """The demo year's cases as reported, each placed in its section grid (their moves through
+    the workflow are `layers.demo.lifecycle`'s)."""
     rng = ctx.rng
-    calendar = WorkCalendar() if calendar is None else calendar
     tree = shapely.STRtree(sections)
     rows: list[dict[str, Any]] = []
     for base in PROFILES:
@@ -198,7 +159,6 @@ def cases(
         sources = list(profile.sources)
         source = rng.choice(sources, size=profile.count, p=list(profile.sources.values()))
         desc = rng.choice(len(profile.descriptions), size=profile.count)
-        category = categories[profile.code]
         for i, reported in enumerate(_report_times(ctx, profile)):
             rows.append(
                 {
@@ -207,9 +167,9 @@ def cases(
                     "source": str(source[i]),
                     "description": profile.descriptions[desc[i]],
                     "address": None,
-                    "grid_code": section_codes[grid_of[i]] if grid_of[i] >= 0 else None,
+                    "grid_code": section_codes[grid_of[i]],
                     **NOT_ON_COMPONENT,
-                    **_workflow(ctx, reported, category, calendar),
+                    "reported_at": reported,
                 }
             )
     rows.sort(key=lambda r: r["reported_at"])
@@ -265,11 +225,9 @@ def component_cases(
     section_codes: list[str],
     census: list[dict[str, Any]],
     n: int,
-    calendar: WorkCalendar | None = None,
 ) -> list[dict[str, Any]]:
     """`n` cases raised on components of the census (damaged and lost ones first), each at its
-    component, of its subclass, with a problem and routed to its maintainer (养护单位); deadlines
-    on `calendar` (Monday–Friday when none is given)."""
+    component, of its subclass, with a problem and routed to its maintainer (养护单位)."""
     rng = ctx.rng
     picked = pick_for_cases(census, n, rng)
     if not picked:
@@ -280,7 +238,6 @@ def component_cases(
     source = rng.choice(
         list(COMPONENT_CASES.sources), size=len(picked), p=list(COMPONENT_CASES.sources.values())
     )
-    calendar = WorkCalendar() if calendar is None else calendar
     times = _report_times(ctx, replace(COMPONENT_CASES, count=len(picked)))
     rows = []
     for i, (component, reported) in enumerate(zip(picked, times, strict=True)):
@@ -294,12 +251,12 @@ def component_cases(
                 "source": str(source[i]),
                 "description": f"{category.minor_name}{PROBLEM_WORDS[problem]}",
                 "address": None,
-                "grid_code": section_codes[grid_of[i]] if grid_of[i] >= 0 else None,
+                "grid_code": section_codes[grid_of[i]],
                 "component_code": component.component_code,
                 "problem": problem,
                 "unit": component.maintainer_unit,
                 "routed_by": "component",
-                **_workflow(ctx, reported, category, calendar),
+                "reported_at": reported,
             }
         )
     return rows

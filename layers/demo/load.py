@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,11 +18,12 @@ from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
 from layers.cases.workcalendar import Periods
 from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
-from layers.demo import cases, features, fleet, owners, systems
+from layers.demo import cases, features, fleet, histories, owners, systems
 from layers.demo import components as demo_components
 from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
 from layers.demo.grids import build_grids
+from layers.demo.histories import EVENT_COLUMNS, Histories
 from layers.demo.names import TOWNS, NameBook
 from layers.demo.population import Population, place_towns
 from layers.demo.routing import DemoRule
@@ -29,8 +31,8 @@ from layers.engine import placing
 from layers.places import counties
 from layers.places.boundary import County, load_county
 from layers.registry import LAYERS
-from layers.store.bulk import copy_rows
-from layers.store.tables import TABLES, layer_table
+from layers.store.bulk import copy_rows, copy_tuples, foreign_keys_checked_after
+from layers.store.tables import TABLES, audit_log, case_photos, layer_table
 
 ADCODE = "320681"
 COUNTY_NAME = "启东市"
@@ -49,6 +51,7 @@ class DemoCity:
     rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     units: list[NewUnit] = field(default_factory=list)
     rules: list[DemoRule] = field(default_factory=list)
+    histories: Histories = field(default_factory=Histories)
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""
@@ -123,7 +126,7 @@ def build(
         "work_orders": dust.work_orders,
         "parking_lots": features.parking_lots(ctx),
     }
-    events = cases.cases(ctx, categories, section_geoms, section_codes, scale.cases, calendar)
+    events = cases.cases(ctx, categories, section_geoms, section_codes, scale.cases)
     subclasses = {c.minor_name: c.code for c in categories.values() if c.kind == "component"}
     census = demo_components.components(ctx, subclasses, county.adcode)
     city.rows["components"] = census
@@ -134,13 +137,16 @@ def build(
         section_codes,
         census,
         cases.component_case_count(len(events)),
-        calendar,
     )
     # drawn after the cases, so the cases stay as they were before the census had shapes
     city.rows |= demo_components.shaped(ctx, subclasses, county.adcode)
     city.rules = demo_routing.rules(grid_rows, COUNTY_SEAT)
     demo_routing.route_events(events, grid_rows, city.rules)
     every_case = sorted(events + on_components, key=lambda r: r["reported_at"])
+    for number, row in enumerate(every_case, start=1):
+        row["id"] = number
+    calendar = WorkCalendar() if calendar is None else calendar
+    city.histories = histories.histories(every_case, grid_rows, categories, calendar, rng, year)
     city.rows["cases"] = every_case
     city.units = owners.directory(county.adcode)
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
@@ -168,12 +174,27 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         advance = step(name, len(rows)) if step else None
         stamped = [{**row, "adcode": city.county.adcode} for row in rows]
         written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
+    _write_histories(conn, city, step)  # not layers: `written` counts the layers' rows
     for layer in LAYERS.values():  # rows placed in grids get the grid (and more) under them
         if layer.placed_in_grid is not None and written.get(layer.id):
             # planned without statistics of the fresh rows, placing took seconds instead of ms
             table = conn.dialect.identifier_preparer.quote(layer_table(layer).name)
             conn.execute(text(f"ANALYZE {table}"))
         placing.place_unplaced(conn, layer)
+    return written
+
+
+def _write_histories(conn: Connection, city: DemoCity, step: Step | None) -> dict[str, int]:
+    """COPY the cases' events, the photos of cases fixed on the spot and the audit records of
+    the inspectors' reports."""
+    found = city.histories
+    advance = step("case_events", len(found.events)) if step else None
+    with foreign_keys_checked_after(conn, "case_events"):
+        events = copy_tuples(conn, "case_events", EVENT_COLUMNS, found.events, advance)
+    written = {"case_events": events}
+    written["case_photos"] = copy_rows(conn, case_photos, found.photos)
+    reports = [{**row, "adcode": city.county.adcode} for row in found.reports]
+    written["audit_log"] = copy_rows(conn, audit_log, reports)
     return written
 
 
@@ -194,10 +215,19 @@ def load(
                 return None
             tables = ", ".join(layer_table(LAYERS[n]).name for n in load_order())
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            # the ids start again from 1: records of the rows replaced would name the new ones
+            conn.execute(
+                text("DELETE FROM audit_log WHERE layer = ANY(:layers)"),
+                {"layers": list(load_order())},
+            )
     with engine.connect() as conn:
         calendar = workcalendar.load(conn, ADCODE, default_hours)
     generated = step("generating", 1) if step else None
-    city = build(qidong(), seed, year, scale, calendar)
+    gc.disable()  # a million small rows, none of them cyclic: the collector would only slow it
+    try:
+        city = build(qidong(), seed, year, scale, calendar)
+    finally:
+        gc.enable()
     if generated:
         generated(1)
     with engine.begin() as conn:
