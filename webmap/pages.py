@@ -11,6 +11,7 @@ from layers.registry import (
     GRIDS,
     ILLEGAL_BUILDINGS,
     PARKING_LOTS,
+    VEHICLES,
     Style,
     spatial_layers,
 )
@@ -94,7 +95,11 @@ def overview(
         )
     )
     page.legend += tiled_legend("部件", COMPONENT_STATUS)
-    own_way = (GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS, DUST_SITES, BILLBOARDS, CASES, COMPONENTS)
+    # vehicles move: their yards say nothing on this map, their positions belong to the live one
+    own_way = (
+        *(GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS, DUST_SITES, BILLBOARDS, CASES, COMPONENTS),
+        VEHICLES,
+    )
     _add_other_layers(page, {layer.id for layer in own_way})
     assert CASES.style is not None
     labels = {c.code: f"{c.major_name}/{c.minor_name}" for c in categories}
