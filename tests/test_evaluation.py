@@ -49,9 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import shapely
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -65,13 +64,13 @@ from layers.errors import ConfigError
 from layers.registry import Role
 from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.casebook import store_case
 from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
 from tests.databases import fresh_database
 
 PERIOD = {"from": "2026-05-01", "to": "2026-05-31"}
 OCTOBER = {"from": "2025-10-01", "to": "2025-10-31"}
 U1, U2, UB = "启东测试中队", "二中队", "三元区测试中队"
-X = (-1125, -375, 375, 1125)  # the middle of sections S0–S3, metres east of the centre
 
 
 @dataclass(frozen=True)
@@ -256,55 +255,17 @@ SANYUAN_CASE = Case(
 )  # fmt: skip
 
 
-def stamp(value: str) -> str:
-    """A local time "MM-DD HH:MM" of 2026, or "YYYY-MM-DD HH:MM"."""
-    return f"{value if value.count('-') == 2 else '2026-' + value}:00+08:00"
-
-
 def store(conn: Connection, rows: CountyRows, case: Case) -> None:
     """The case, its report in the audit log and its events, written straight into the tables."""
-    lon, lat = rows.lonlat(X[case.section], -500)
-    values = {
-        "adcode": rows.adcode,
-        "wkb": shapely.to_wkb(shapely.Point(lon, lat)),
+    columns = {
         "source": case.source,
         "status": case.status,
         "unit": case.unit,
         "extensions": case.extensions,
         "supervisions": case.supervisions,
         "self_handled": case.self_handled,
-    } | {name: stamp(at) for name, at in case.stamps.items()}
-    names = [n for n in values if n != "wkb"]
-    case_id = conn.execute(
-        text(
-            f"INSERT INTO cases (geom, category_code, {', '.join(names)}) "
-            f"VALUES (ST_GeomFromWKB(:wkb, 4490), 'E0101', "
-            f"{', '.join(f':{n}' for n in names)}) RETURNING id"
-        ),
-        values,
-    ).scalar_one()
-    if case.reporter:
-        conn.execute(
-            text(
-                "INSERT INTO audit_log (at, actor, action, layer, feature_id, adcode) "
-                "VALUES (:at, :actor, 'create', 'cases', :id, :adcode)"
-            ),
-            {
-                "at": values["reported_at"],
-                "actor": case.reporter,
-                "id": case_id,
-                "adcode": rows.adcode,
-            },
-        )
-    for action, at, actor, source, target in case.events:
-        conn.execute(
-            text(
-                "INSERT INTO case_events (case_id, at, action, from_status, to_status, actor) "
-                "VALUES (:id, :at, :action, :source, :target, :actor)"
-            ),
-            {"id": case_id, "at": stamp(at), "action": action, "source": source}
-            | {"target": target, "actor": actor},
-        )
+    }
+    store_case(conn, rows, case.section, columns, case.stamps, case.reporter, case.events)
 
 
 @dataclass(frozen=True)

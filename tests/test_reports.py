@@ -23,7 +23,6 @@ from urllib.parse import unquote
 import docx
 import pypdf
 import pytest
-import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
@@ -36,12 +35,12 @@ from layers.reports import fonts, output, periods, wording
 from layers.reports.monthfigures import LISTED, WORST_GRIDS
 from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account, sign_in
+from tests.casebook import store_case
 from tests.counties import DEMO, SANYUAN, CountyRows, two_counties
 from tests.databases import fresh_database
 from tests.support import assert_clear_failure, citygrid
 
 U1, U2, UB = "启东测试中队", "二中队", "三元区测试中队"
-X = (-1125, -375, 375, 1125)  # the middle of sections S0–S3, metres east of the centre
 MAY = {"month": "2026-05", "county": DEMO}
 Q2 = {"quarter": "2026-Q2", "county": DEMO}
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -105,38 +104,17 @@ ORDERS = (
 )
 
 
-def stamp(value: str) -> str:
-    return f"2026-{value}:00+08:00"
-
-
 def store(conn: Connection, rows: CountyRows, case: Case) -> None:
     """The case and its events, written straight into the tables."""
-    lon, lat = rows.lonlat(X[case.section], -500)
-    values = {
-        "adcode": rows.adcode,
-        "wkb": shapely.to_wkb(shapely.Point(lon, lat)),
+    columns = {
+        "source": "inspector",
         "status": case.status,
         "unit": case.unit,
         "address": f"测试路{case.section}号",
         "supervisions": sum(a == "supervise" for a, _ in case.events),
-    } | {name: stamp(at) for name, at in case.stamps.items()}
-    names = [n for n in values if n != "wkb"]
-    case_id = conn.execute(
-        text(
-            f"INSERT INTO cases (geom, category_code, source, {', '.join(names)}) "
-            f"VALUES (ST_GeomFromWKB(:wkb, 4490), 'E0101', 'inspector', "
-            f"{', '.join(f':{n}' for n in names)}) RETURNING id"
-        ),
-        values,
-    ).scalar_one()
-    for action, at in case.events:
-        conn.execute(
-            text(
-                "INSERT INTO case_events (case_id, at, action, from_status, to_status, actor) "
-                "VALUES (:id, :at, :action, 'dispatched', 'dispatched', 'leader')"
-            ),
-            {"id": case_id, "at": stamp(at), "action": action},
-        )
+    }
+    events = [(a, at, "leader", "dispatched", "dispatched") for a, at in case.events]
+    store_case(conn, rows, case.section, columns, case.stamps, events=events)
 
 
 def store_dust(conn: Connection, rows: CountyRows) -> list[int]:
