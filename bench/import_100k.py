@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pyogrio.raw
 import shapely
+from scratch import scratch_database
 from sqlalchemy import text
 
-from api.settings import DatabaseSettings
 from layers.demo import load as demo_city
-from layers.store import db, migrate
+from layers.store import db
 
 DATABASE = "citygrid_bench_import"
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
@@ -60,16 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=100_000)
     args = parser.parse_args()
-    settings = DatabaseSettings()
-    cluster = settings.cluster()
-    cluster.up(print)
-    admin = cluster.url("postgres")
-    db.drop_database(admin, DATABASE)
-    db.ensure_database(admin, DATABASE)
-    url = cluster.url(DATABASE)
-    try:
+    with scratch_database(DATABASE) as url:
         engine = db.make_engine(url)
-        migrate.upgrade(engine)
         demo_city.load(engine, 20231231, 2023)
         with engine.connect() as conn:
             before = conn.execute(text("SELECT count(*) FROM billboards")).scalar_one()
@@ -114,8 +106,6 @@ def main() -> None:
             f"{args.features:,} billboards imported by `citygrid import` in {seconds:.1f} s "
             f"({args.features / seconds:,.0f} rows/s, the command's start included)"
         )
-    finally:
-        db.drop_database(admin, DATABASE)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from scratch import scratch_database
 from sqlalchemy import text
 
-from api.settings import DatabaseSettings
 from layers.demo import load as demo_city
 from layers.places import counties
-from layers.store import db, migrate
+from layers.store import db
 from layers.tracking.jt808 import framing, messages
 from layers.tracking.jt808.framing import Splitter
 from layers.tracking.jt808.messages import Position, Registration
@@ -117,17 +117,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="positions per report (0x0704 if >1)")
     parser.add_argument("--port", type=int, default=17808)
     args = parser.parse_args()
-    settings = DatabaseSettings()
-    cluster = settings.cluster()
-    cluster.up(print)
-    admin = cluster.url("postgres")
-    db.drop_database(admin, DATABASE)
-    db.ensure_database(admin, DATABASE)
-    url = cluster.url(DATABASE)
+    with scratch_database(DATABASE) as url:
+        measure(url, args)
+
+
+def measure(url: str, args: argparse.Namespace) -> None:
+    """Start the gateway on `url`, load it, count what was stored."""
     gateway = None
     try:
         engine = db.make_engine(url)
-        migrate.upgrade(engine)
         with engine.begin() as conn:
             counties.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT)
         engine.dispose()
@@ -152,7 +150,6 @@ def main() -> None:
         if gateway is not None:
             gateway.terminate()
             gateway.wait(10)
-        db.drop_database(admin, DATABASE)
 
 
 if __name__ == "__main__":
