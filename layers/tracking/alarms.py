@@ -48,6 +48,11 @@ _CORRIDORS = """geofences AS g WHERE g.kind = 'corridor'
                  AND (g.vehicle_id = s.vehicle_id
                       OR (g.vehicle_id IS NULL AND g.company = s.company))"""
 
+# A terminal's vehicle: the one naming its number, else the one it registered as (two index
+# lookups, where an OR of both would scan the fleet for every terminal).
+_VEHICLE = """COALESCE((SELECT n.id FROM vehicles AS n WHERE n.terminal_phone = t.phone
+                     ORDER BY n.id LIMIT 1), t.vehicle_id)"""
+
 # The terminals of the batch at their latest position, the stop state moved on, each alarm
 # kind's condition, then the alarms opened and closed. Positions older than a terminal's latest
 # (a late batch) do not move it and change no alarm.
@@ -73,9 +78,7 @@ WITH input AS (
     JOIN latest_positions AS l ON l.id = b.tracker_id AND l.time = b.newest
     JOIN terminals AS t ON t.id = l.terminal_id
     LEFT JOIN tracker_states AS st ON st.tracker_id = l.id
-    LEFT JOIN LATERAL (SELECT * FROM vehicles AS v
-                       WHERE v.terminal_phone = t.phone OR v.id = t.vehicle_id
-                       ORDER BY v.terminal_phone = t.phone DESC LIMIT 1) AS v ON TRUE
+    LEFT JOIN vehicles AS v ON v.id = {_VEHICLE}
 ), kept AS (
     INSERT INTO tracker_states AS k (tracker_id, stopped_since)
     SELECT tracker_id, stopped_since FROM subject
@@ -118,7 +121,9 @@ WITH input AS (
     INSERT INTO alarms (kind, tracker_id, vehicle_id, terminal_id, adcode, started, geom, details)
     SELECT kind, tracker_id, vehicle_id, terminal_id, COALESCE(adcode, vehicle_adcode), started,
         geom, details || jsonb_build_object('plate', plate)
-    FROM tested WHERE active
+    FROM tested AS t WHERE active AND NOT EXISTS (
+        SELECT 1 FROM alarms AS a
+        WHERE a.tracker_id = t.tracker_id AND a.kind = t.kind AND a.ended IS NULL)
     ON CONFLICT (tracker_id, kind) WHERE ended IS NULL DO NOTHING
     RETURNING id, kind
 ), closed AS (
@@ -181,9 +186,7 @@ WITH silent AS (
         v.adcode AS vehicle_adcode, v.plate
     FROM latest_positions AS l
     JOIN terminals AS t ON t.id = l.terminal_id
-    LEFT JOIN LATERAL (SELECT * FROM vehicles AS v
-                       WHERE v.terminal_phone = t.phone OR v.id = t.vehicle_id
-                       ORDER BY v.terminal_phone = t.phone DESC LIMIT 1) AS v ON TRUE
+    LEFT JOIN vehicles AS v ON v.id = {_VEHICLE}
     WHERE l.time < :now - make_interval(secs => CAST(:minutes AS float8) * 60)
       AND (l.status & {ACC_ON}) <> 0
 )
