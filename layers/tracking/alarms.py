@@ -63,18 +63,21 @@ WITH input AS (
 ), batch AS (
     SELECT tracker_id, max(time) AS newest, max(time) FILTER (WHERE speed >= :moving) AS moved
     FROM input GROUP BY tracker_id
+), stops AS (  -- the first position of the batch after its last moving one
+    SELECT i.tracker_id, min(i.time) AS first_stop FROM input AS i
+    JOIN batch AS b ON b.tracker_id = i.tracker_id
+    WHERE b.moved IS NULL OR i.time > b.moved
+    GROUP BY i.tracker_id
 ), subject AS (
     SELECT l.id AS tracker_id, l.terminal_id, l.time, l.geom, l.speed, l.adcode,
         v.id AS vehicle_id, v.kind AS vehicle_kind, v.company, v.time_windows,
         v.adcode AS vehicle_adcode, v.plate,
         CASE WHEN l.speed >= :moving THEN NULL
-             WHEN b.moved IS NOT NULL
-                 THEN (SELECT min(i.time) FROM input AS i
-                       WHERE i.tracker_id = l.id AND i.time > b.moved)
-             ELSE LEAST(COALESCE(st.stopped_since, l.time),
-                        (SELECT min(i.time) FROM input AS i WHERE i.tracker_id = l.id))
+             WHEN b.moved IS NOT NULL THEN sp.first_stop
+             ELSE LEAST(COALESCE(st.stopped_since, l.time), sp.first_stop)
         END AS stopped_since
     FROM batch AS b
+    LEFT JOIN stops AS sp ON sp.tracker_id = b.tracker_id
     JOIN latest_positions AS l ON l.id = b.tracker_id AND l.time = b.newest
     JOIN terminals AS t ON t.id = l.terminal_id
     LEFT JOIN tracker_states AS st ON st.tracker_id = l.id

@@ -20,17 +20,29 @@ down_revision = "0028"
 branch_labels = None
 depends_on = None
 
-# A window may run past midnight (22:00-06:00); no windows at all means always.
+# A window may run past midnight (22:00-06:00); no windows at all means always. PL/pgSQL keeps
+# its plans, where a SQL function with a subquery would be planned again for every row.
 IN_WINDOWS = """
 CREATE FUNCTION citygrid_in_windows(windows text, moment timestamptz) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT windows IS NULL OR EXISTS (
-    SELECT 1
-    FROM unnest(string_to_array(windows, ',')) AS w (period),
-    LATERAL (SELECT CAST(split_part(w.period, '-', 1) AS interval) AS a,
-                    CAST(split_part(w.period, '-', 2) AS interval) AS b) AS p,
-    LATERAL (SELECT CAST(CAST(moment AT TIME ZONE 'Asia/Shanghai' AS time) AS interval) AS t) AS m
-    WHERE CASE WHEN p.a <= p.b THEN m.t >= p.a AND m.t < p.b ELSE m.t >= p.a OR m.t < p.b END)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  t interval := CAST(CAST(moment AT TIME ZONE 'Asia/Shanghai' AS time) AS interval);
+  period text;
+  a interval;
+  b interval;
+BEGIN
+  IF windows IS NULL THEN
+    RETURN TRUE;
+  END IF;
+  FOREACH period IN ARRAY string_to_array(windows, ',') LOOP
+    a := CAST(split_part(period, '-', 1) AS interval);
+    b := CAST(split_part(period, '-', 2) AS interval);
+    IF (a <= b AND t >= a AND t < b) OR (a > b AND (t >= a OR t < b)) THEN
+      RETURN TRUE;
+    END IF;
+  END LOOP;
+  RETURN FALSE;
+END
 $$;
 """
 
