@@ -241,7 +241,7 @@ def test_a_day_stop_outside_sites_raises_one_alarm_and_one_case_and_closes(
     with fenced.engine.connect() as conn:
         cases = conn.execute(
             text("""SELECT c.id, c.source, c.category_code, c.status, c.unit, c.adcode,
-                           c.grid_code, c.routed_by, c.description, ST_Distance(c.geom::geography, a.geom::geography) AS off
+                           c.grid_code, c.routed_by, c.description, c.verify_deadline, ST_Distance(c.geom::geography, a.geom::geography) AS off
                     FROM cases AS c JOIN alarms AS a ON a.case_id = c.id
                     WHERE c.source = 'vehicle'""")
         ).all()
@@ -251,8 +251,9 @@ def test_a_day_stop_outside_sites_raises_one_alarm_and_one_case_and_closes(
         alarm.case_id,
         "vehicle",
         "E0303",
-        "reported",
+        "unverified",  # an inspector of the grid checks the stop on site first
     )
+    assert case.verify_deadline is not None
     assert case.adcode == DEMO and case.off < 1 and case.grid_code.startswith(DEMO)
     assert (case.unit, case.routed_by) == (routed.unit, routed.rule)  # as every event case
     assert "苏F30001" in case.description

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis.validate import Limits
+from layers.cases import casework
 from layers.engine import editing
 from layers.engine.access import Viewer
-from layers.registry import CASES, Role
+from layers.registry import Role
 from layers.tracking.jt808.messages import CHINA
 from layers.tracking.store import Fix
 
@@ -210,8 +211,9 @@ def open_offline(conn: Connection, rules: Rules, now: datetime) -> int:
 
 
 def raise_case(conn: Connection, alarm_id: int) -> int:
-    """Report a case at a dwell alarm's stop (source `vehicle`, routed as every event case) with
-    the stop's positions so far as its track and the vehicle named; the case's id."""
+    """Report a case at a dwell alarm's stop as the command centre's desk would (source
+    `vehicle`: verified on site first, routed as every event case), the stop's positions so far
+    kept as the alarm's track and the vehicle named; the case's id."""
     alarm = conn.execute(
         text("""
         UPDATE alarms AS a SET track = (
@@ -231,8 +233,6 @@ def raise_case(conn: Connection, alarm_id: int) -> int:
         "properties": {
             "category_code": CASE_CATEGORY,
             "source": "vehicle",
-            "status": "reported",
-            "reported_at": datetime.now(CHINA).isoformat(),
             "description": (
                 f"渣土车 {alarm.plate or '未知车牌'}（{alarm.company or '单位不详'}）自 {started} 起"
                 f"在工地、消纳场以外停车，疑似偷倒。证据：车辆报警 {alarm.id} 的停车轨迹。"
@@ -240,10 +240,10 @@ def raise_case(conn: Connection, alarm_id: int) -> int:
         },
     }
     counties = (alarm.adcode,) if alarm.adcode else None
-    ctx = editing.EditContext(Viewer(SYSTEM_ACTOR, Role.ADMIN, counties=counties), Limits())
-    written = editing.insert(conn, CASES, feature, ctx)
+    ctx = editing.EditContext(Viewer(SYSTEM_ACTOR, Role.DISPATCHER, counties=counties), Limits())
+    reported = casework.report(conn, feature, None, ctx)
     conn.execute(
         text("UPDATE alarms SET case_id = :case WHERE id = :id"),
-        {"case": written.feature_id, "id": alarm_id},
+        {"case": reported.id, "id": alarm_id},
     )
-    return int(written.feature_id)
+    return reported.id
