@@ -57,6 +57,7 @@ VEHICLES = {
     "13500000006": (DEMO, "苏F30006", "muck", None),  # drives into another county
     "13500000007": (DEMO, "苏F30007", "muck", None),  # reports through the gateway
     "13500000008": (SANYUAN, "闽G30008", "muck", None),  # stops inside a site of its own
+    "13500000009": (DEMO, "苏F30009", "muck", None),  # stops in another county
 }
 UNREGISTERED = "13599999999"  # reports in 三元区's first community; no vehicle names it
 YESTERDAY = (datetime.now(CHINA) - timedelta(days=1)).date()
@@ -325,6 +326,25 @@ def test_a_muck_truck_leaving_its_county(client: TestClient, fenced: World) -> N
     assert _alarms(fenced.engine, phone)[0].ended == _china(16)
 
 
+def test_a_stop_where_no_case_can_be_placed_keeps_its_positions_and_alarm(
+    client: TestClient, fenced: World
+) -> None:
+    phone, away = "13500000009", fenced.rows[SANYUAN].lonlat(600, 600)
+    _post(client, phone, [(away, _china(17), 0.0), (away, _china(17, 20), 0.0)])
+    kinds = {a.kind: a for a in _alarms(fenced.engine, phone)}
+    assert set(kinds) == {"cross_county", "dwell_outside_sites"}
+    # the county's desk cannot take a case outside its county: the alarm stands without one
+    assert kinds["dwell_outside_sites"].case_id is None
+    with fenced.engine.connect() as conn:
+        stored = conn.execute(
+            text("""SELECT count(*) FROM positions AS p JOIN latest_positions AS l
+                    ON l.id = p.tracker_id JOIN terminals AS t ON t.id = l.terminal_id
+                    WHERE t.phone = :phone"""),
+            {"phone": phone},
+        ).scalar_one()
+    assert stored == 2
+
+
 def test_a_terminal_without_a_vehicle(client: TestClient, fenced: World) -> None:
     spot = fenced.rows[SANYUAN].lonlat(-300, 200)
     _post(client, UNREGISTERED, [(spot, _china(15), 20.0)])
@@ -498,7 +518,7 @@ def test_alarms_by_county_vehicle_kind_and_period(client: TestClient, alarmed: W
         assert {f["properties"]["adcode"] for f in read("leader-city", county=county)} == {county}
     refused = client.get("/tracking/alarms", params={"county": SANYUAN}, headers=bearer("leader-a"))
     assert refused.status_code == 403
-    (dwell,) = read("leader-a", kind="dwell_outside_sites", to=_china(20).isoformat())
+    (dwell,) = read("leader-a", kind="dwell_outside_sites", to=_china(16).isoformat())
     props = dwell["properties"]
     assert props["plate"] == "苏F30001" and props["kind"] == "dwell_outside_sites"
     assert props["duration_s"] == 15 * 60 and props["case_id"] and props["label"]

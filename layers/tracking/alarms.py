@@ -7,6 +7,7 @@ the terminal's next report closes it."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +20,12 @@ from gis.validate import Limits
 from layers.cases import casework
 from layers.engine import editing
 from layers.engine.access import Viewer
+from layers.errors import CitygridError
 from layers.registry import Role
 from layers.tracking.jt808.messages import CHINA
 from layers.tracking.store import Fix
+
+log = logging.getLogger("citygrid.tracking")
 
 DWELL = "dwell_outside_sites"
 OFFLINE = "offline"
@@ -169,7 +173,11 @@ def evaluate(
     ).all()
     for row in rows:
         if row.kind == DWELL:
-            raise_case(conn, row.id)
+            try:
+                with conn.begin_nested():
+                    raise_case(conn, row.id)
+            except CitygridError as refused:  # the positions are stored, the alarm kept anyway
+                log.warning("no case for dwell alarm %d: %s", row.id, refused.message_en)
     return Counter(row.kind for row in rows)
 
 
