@@ -14,6 +14,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -400,11 +401,11 @@ class Terminal:
         assert self.acknowledged(self.send(messages.POSITION, messages.build_position(pos)))
 
 
-@pytest.fixture(scope="module")
-def gateway(world: World) -> Iterator[Gateway]:
+def _gateway(world: World, check_s: float) -> Iterator[Gateway]:
+    """The gateway serving in a thread of its own, looking for silence every `check_s`."""
     engine = db.make_engine(world.url, application_name="citygrid-gateway-test")
     loop = asyncio.new_event_loop()
-    config = GatewayConfig(port=0, alarm_rules=SETTINGS.alarm_rules())
+    config = GatewayConfig(port=0, alarm_rules=SETTINGS.alarm_rules(), offline_check_s=check_s)
     served = Gateway(engine, config, on_alarms=metrics.alarms)
     ready = threading.Event()
 
@@ -424,6 +425,31 @@ def gateway(world: World) -> Iterator[Gateway]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def gateway(world: World) -> Iterator[Gateway]:
+    yield from _gateway(world, 3600.0)
+
+
+def test_the_gateway_looks_for_silent_terminals_on_its_own(fenced: World) -> None:
+    phone = "13500000010"  # no vehicle names it
+    for served in _gateway(fenced, 0.2):
+        term = Terminal(served.port, phone)
+        try:
+            term.sign_in("苏F39999")
+            old = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+            term.report(fenced.rows[DEMO].lonlat(-500, 800), old, 0.0)
+            for _ in range(50):
+                if any(a.kind == "offline" for a in _alarms(fenced.engine, phone)):
+                    break
+                time.sleep(0.1)
+            assert {a.kind for a in _alarms(fenced.engine, phone)} == {
+                "offline",
+                "unregistered_vehicle",
+            }
+        finally:
+            term.sock.close()
 
 
 def test_through_the_gateway_a_silent_engine_on_terminal_goes_offline(
