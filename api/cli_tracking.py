@@ -47,7 +47,9 @@ def gateway(
     engine = db.make_engine(DatabaseSettings().url(), application_name="citygrid-gateway")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     say(f"JT/T 808 gateway: {config.host}:{config.port}")
-    served = Gateway(engine, config, lambda stage, n: metrics.positions("jt808", stage, n))
+    served = Gateway(
+        engine, config, lambda stage, n: metrics.positions("jt808", stage, n), metrics.alarms
+    )
     try:
         asyncio.run(_serve_while(served, beside))
     except KeyboardInterrupt:

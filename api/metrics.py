@@ -79,6 +79,18 @@ POSITIONS = Counter(
 )
 
 
+ALARMS = Counter(
+    "citygrid_alarms",
+    "Tracking alarms raised, by kind",
+    ["kind"],
+)
+
+
+def alarms(kind: str, count: int) -> None:
+    """Count tracking alarms raised of a kind."""
+    ALARMS.labels(kind).inc(count)
+
+
 def positions(source: str, stage: str, count: int) -> None:
     """Count positions received from, or stored and acknowledged to, a source."""
     POSITIONS.labels(source, stage).inc(count)

@@ -17,7 +17,9 @@ from api.config_file import CitygridSettings
 from gis.topology import CheckOptions
 from layers.cases.evaluation import Limits
 from layers.cases.worktime import parse_periods
+from layers.registry import HOURS_PATTERN
 from layers.store.cluster import Cluster
+from layers.tracking.alarms import Rules
 from layers.tracking.jt808.server import GatewayConfig
 
 
@@ -453,6 +455,44 @@ class TrackingSettings(CitygridSettings):
         default=10.0, gt=0, description="A tracker silent this long is shown offline"
     )
     track_max_days: int = Field(default=31, ge=1, description="Longest period of one track read")
+    dwell_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=1440,
+        description="A muck truck stopped this long outside every site and yard raises an alarm",
+    )
+    dwell_night_minutes: float = Field(
+        default=5.0, gt=0, le=1440, description="The same stop limit at night (stricter)"
+    )
+    night_hours: str = Field(
+        default="22:00-06:00",
+        pattern=HOURS_PATTERN,
+        description="When the night stop limit applies (China time, HH:MM-HH:MM)",
+    )
+    moving_kmh: float = Field(
+        default=1.0, gt=0, le=50, description="From this speed a vehicle counts as moving"
+    )
+    offline_alarm_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        description="A terminal silent this long with its engine on raises an `offline` alarm",
+    )
+    offline_check_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How often the gateway looks for silent terminals"
+    )
+    alarms_max: int = Field(
+        default=10_000, ge=1, le=100_000, description="Alarms in one GET /tracking/alarms"
+    )
+
+    def alarm_rules(self) -> Rules:
+        """When stops, silences and speeds raise alarms."""
+        return Rules(
+            dwell_minutes=self.dwell_minutes,
+            dwell_night_minutes=self.dwell_night_minutes,
+            night_hours=self.night_hours,
+            moving_kmh=self.moving_kmh,
+            offline_minutes=self.offline_alarm_minutes,
+        )
 
     def gateway(self) -> GatewayConfig:
         """The gateway's configuration."""
@@ -465,4 +505,6 @@ class TrackingSettings(CitygridSettings):
             linger_s=self.jt808_linger_ms / 1000,
             retention_days=self.position_retention_days,
             future_s=self.position_future_s,
+            alarm_rules=self.alarm_rules(),
+            offline_check_s=self.offline_check_s,
         )

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from scratch import scratch_database
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from layers.demo import load as demo_city
 from layers.places import counties
@@ -94,6 +94,29 @@ async def load(port: int, terminals: int, seconds: float, batch: int) -> tuple[T
     return tally, time.monotonic() - started
 
 
+FENCES = """
+INSERT INTO geofences (adcode, geom, name, kind, company)
+SELECT '320681', ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(:x + f.dx, :y + f.dy), 4490), f.r)),
+       f.name, f.kind, f.company
+FROM (VALUES ('走廊', 'corridor', 0.0, 0.0, 0.05, '渣土车队'), ('工地', 'site', 0.1, 0.0, 0.005, NULL),
+             ('禁行区', 'no_go', 0.0, 0.1, 0.005, NULL)) AS f (name, kind, dx, dy, r, company)
+"""
+
+
+def fleet(conn: Connection, terminals: int) -> None:
+    """Every terminal a muck truck of the demo county; the geofences its reports are tested in."""
+    conn.execute(
+        text("""
+        INSERT INTO vehicles (adcode, geom, plate, kind, terminal_phone, company, time_windows)
+        SELECT '320681', ST_SetSRID(ST_MakePoint(:x, :y), 4490), '苏F' || lpad(n::text, 5, '0'),
+               'muck', '1500000' || lpad(n::text, 4, '0'), '渣土车队', '00:00-24:00'
+        FROM generate_series(0, :last) AS n
+    """),
+        {"x": SEAT[0], "y": SEAT[1], "last": terminals - 1},
+    )
+    conn.execute(text(FENCES), {"x": SEAT[0], "y": SEAT[1]})
+
+
 def wait_listening(port: int, gateway: subprocess.Popen[bytes]) -> None:
     """Wait for the gateway's port to accept connections."""
     import socket
@@ -116,6 +139,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=1, help="positions per report (0x0704 if >1)")
     parser.add_argument("--port", type=int, default=17808)
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="register the terminals as muck trucks with time windows, a route corridor, a site "
+        "and a no-go zone, so every alarm condition is evaluated for every report",
+    )
     args = parser.parse_args()
     with scratch_database(DATABASE) as url:
         measure(url, args)
@@ -128,6 +157,8 @@ def measure(url: str, args: argparse.Namespace) -> None:
         engine = db.make_engine(url)
         with engine.begin() as conn:
             counties.add(conn, demo_city.qidong(), demo_city.COUNTY_SEAT)
+            if args.fleet:
+                fleet(conn, args.terminals)
         engine.dispose()
         env = {**os.environ, "CITYGRID_DATABASE_URL": url, "CITYGRID_JT808_PORT": str(args.port)}
         gateway = subprocess.Popen(

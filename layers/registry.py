@@ -834,6 +834,7 @@ CASES = Layer(
                 ("hotline", "12345热线", "12345 hotline"),
                 ("video", "视频监控", "Video"),
                 ("patrol", "执法巡查", "Enforcement patrol"),
+                ("vehicle", "车辆定位报警", "Vehicle tracking alarm"),
             ),
             required=True,
             indexed=True,
@@ -1524,6 +1525,51 @@ VEHICLES = Layer(
     unique_in_county=("plate",),
 )
 
+GEOFENCE_KINDS = codes(
+    ("site", "工地", "Construction site"),
+    ("yard", "消纳场", "Disposal yard"),
+    ("no_go", "禁行区", "No-go zone"),
+    ("strict_street", "严管街", "Strict street"),
+    ("corridor", "路线走廊", "Route corridor"),
+)
+
+# Areas the tracking alarms test positions against. A route corridor applies to the vehicle it
+# names, else to every vehicle of its company; it complements the vehicles' text `route`, which
+# stays the permit's wording. Planners draw them with the sites they plan.
+GEOFENCES = Layer(
+    id="geofences",
+    title_zh="电子围栏",
+    title_en="Geofences",
+    geometry=GeometryKind.MULTIPOLYGON,
+    fields=(
+        Field("name", FieldType.TEXT, "围栏名称", "Name", required=True),
+        Field(
+            "kind", FieldType.TEXT, "围栏类型", "Kind", GEOFENCE_KINDS, required=True, indexed=True
+        ),
+        Field(
+            "vehicle_id",
+            FieldType.INTEGER,
+            "适用车辆",
+            "Vehicle",
+            indexed=True,
+            references="vehicles.id",
+            short="vehicle",
+        ),
+        Field("company", FieldType.TEXT, "适用单位", "Company", indexed=True),
+        Field(
+            "time_windows",
+            FieldType.TEXT,
+            "生效时段",
+            "Active time windows",
+            pattern=HOURS_PATTERN,
+            short="windows",
+        ),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.PLANNER}),
+    style=Style("#b03a2e", "#f1948a", 0.2, 1.5),
+    popup_fields=("name", "kind", "company", "time_windows"),
+)
+
 LAYERS: dict[str, Layer] = {
     layer.id: layer
     for layer in (
@@ -1538,6 +1584,7 @@ LAYERS: dict[str, Layer] = {
         *COMPONENT_LAYERS,
         *SYSTEM_LAYERS,
         VEHICLES,
+        GEOFENCES,
     )
 }
 

@@ -50,6 +50,8 @@ def test_geometry_columns_have_storage_srid_and_type(engine: Engine) -> None:
         ("counties", "centre"): (STORAGE_SRID, "POINT"),
         ("latest_positions", "geom"): (STORAGE_SRID, "POINT"),
         ("positions", "geom"): (STORAGE_SRID, "POINT"),
+        ("alarms", "geom"): (STORAGE_SRID, "POINT"),
+        ("alarms", "track"): (STORAGE_SRID, "LINESTRING"),
     }
     assert rows == expected
 

@@ -15,11 +15,13 @@ from api.openapi import answers
 from api.settings import TrackingSettings
 from layers.errors import BadQuery, PayloadTooLarge
 from layers.registry import VEHICLE_KINDS
-from layers.tracking import checks, phones, reading
+from layers.store.tables import ALARM_KINDS
+from layers.tracking import alarms, checks, phones, reading
 from layers.tracking.jt808.messages import CHINA
 from layers.tracking.store import Fix
 
 GEOJSON = "application/geo+json"
+ALARM_PATTERN = "^(" + "|".join(ALARM_KINDS) + ")$"
 KIND_PATTERN = "^(" + "|".join([*(c.value for c in VEHICLE_KINDS), reading.PERSON]) + ")$"
 router = APIRouter(
     prefix="/tracking",
@@ -90,9 +92,12 @@ def post_positions(
             raise wrong
     fixes = phones.fixes(conn, viewer, [_as_tuple(r) for r in batch.positions])
     stored = phones.store(conn, fixes)
+    opened = alarms.evaluate_fixes(conn, fixes, settings.alarm_rules())
     conn.commit()
     metrics.positions("http", "received", len(fixes))
     metrics.positions("http", "acknowledged", stored)
+    for kind, n in opened.items():
+        metrics.alarms(kind, n)
     return {"stored": stored}
 
 
@@ -157,3 +162,30 @@ def vehicle_track(
 def _aware(moment: datetime) -> datetime:
     """A time without offset is China time, as the bureau's people write it."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=CHINA)
+
+
+@router.get(
+    "/alarms",
+    summary="Vehicle alarms / 车辆报警",
+    response_class=Response,
+    responses=answers(GEOJSON),
+)
+def vehicle_alarms(
+    conn: ConnectionDep,
+    viewer: CountyViewerDep,
+    settings: TrackingDep,
+    vehicle: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="a tracker's id (/tracking/vehicles)")
+    ] = None,
+    kind: Annotated[str | None, Query(pattern=ALARM_PATTERN)] = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="start (ISO 8601)")] = None,
+    to: Annotated[datetime | None, Query(description="end (ISO 8601)")] = None,
+) -> Response:
+    """Alarms overlapping `from`–`to`, newest first: where each started, its kind, vehicle,
+    plate, time and duration (open alarms: so far), and the case a dwell raised."""
+    start = _aware(from_) if from_ is not None else None
+    end = _aware(to) if to is not None else None
+    if start is not None and end is not None and start > end:
+        raise BadQuery("`from` is after `to`.", "起始时间晚于结束时间。", code="invalid_period")
+    query = reading.AlarmQuery(vehicle, kind, start, end, settings.alarms_max)
+    return Response(reading.alarms(conn, viewer, query), media_type=GEOJSON)

@@ -26,7 +26,7 @@ REPORTED_FIELDS = {"category_code", "description", "address", "source", "compone
 # what the command centre takes in at its desk (an inspector's own reports are always "inspector")
 DESK_SOURCES = {c.value: c.label_zh for c in CASES.field("source").codes if c.value != "inspector"}
 # reports an inspector of the grid verifies on site (核实) before the centre may register them
-UNVERIFIED_SOURCES = ("public", "hotline", "video")
+UNVERIFIED_SOURCES = ("public", "hotline", "video", "vehicle")
 VERIFY_WITHIN = timedelta(hours=2)  # the verification limit when the caller gives none
 
 

@@ -820,3 +820,84 @@ positions = Table(
     postgresql_partition_by="RANGE (time)",
     comment="位置（按日分区）",
 )
+
+ALARM_KINDS = (
+    "dwell_outside_sites",
+    "no_go_entry",
+    "off_route",
+    "out_of_hours",
+    "unregistered_vehicle",
+    "cross_county",
+    "offline",
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("kind", Text, nullable=False, comment="报警类型"),
+    Column(
+        "tracker_id",
+        BigInteger,
+        ForeignKey("latest_positions.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="终端的最新位置行",
+    ),
+    Column(
+        "vehicle_id",
+        BigInteger,
+        ForeignKey("vehicles.id", ondelete="SET NULL"),
+        index=True,
+        comment="车辆",
+    ),
+    Column(
+        "terminal_id",
+        BigInteger,
+        ForeignKey("terminals.id", ondelete="SET NULL"),
+        comment="终端",
+    ),
+    Column("adcode", String(6), index=True, comment="报警所在县"),
+    Column("started", DateTime(timezone=True), nullable=False, comment="开始时间"),
+    Column("ended", DateTime(timezone=True), comment="结束时间（空：持续中）"),
+    Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=True), nullable=False),
+    Column(
+        "track",
+        Geometry("LINESTRING", srid=STORAGE_SRID, spatial_index=False),
+        comment="停留期间的轨迹（证据）",
+    ),
+    Column(
+        "details", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="报警详情"
+    ),
+    Column(
+        "case_id",
+        BigInteger,
+        ForeignKey("cases.id", ondelete="SET NULL"),
+        comment="由报警生成的案件",
+    ),
+    CheckConstraint(
+        "kind IN (" + ", ".join(_quote_literal(k) for k in ALARM_KINDS) + ")", name="kind"
+    ),
+    CheckConstraint("ended IS NULL OR ended >= started", name="period"),
+    Index(
+        "uq_alarms_open",
+        "tracker_id",
+        "kind",
+        unique=True,
+        postgresql_where=text("ended IS NULL"),
+    ),
+    Index("ix_alarms_started", "started"),
+    comment="车辆报警（每车每类同时只有一条未结束）",
+)
+
+tracker_states = Table(
+    "tracker_states",
+    metadata,
+    Column(
+        "tracker_id",
+        BigInteger,
+        ForeignKey("latest_positions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("stopped_since", DateTime(timezone=True), comment="本次停车开始时间（空：行驶中）"),
+    comment="报警判定所需的终端状态",
+)

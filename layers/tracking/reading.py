@@ -3,6 +3,7 @@ database builds the GeoJSON, limited to what the viewer may read."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,5 +151,81 @@ def track(
                 'username', CAST(:username AS text), 'count', count(*),
                 'times', COALESCE(json_agg(p.time ORDER BY {order}), '[]'::json))) AS text)
         FROM {rows}"""
+    body: str = conn.execute(text(sql), params).scalar_one()
+    return body.encode()
+
+
+ALARM_LABELS = {
+    "dwell_outside_sites": "疑似偷倒（场外停留）",
+    "no_go_entry": "驶入禁行区",
+    "off_route": "偏离核准路线",
+    "out_of_hours": "非准运时段行驶",
+    "unregistered_vehicle": "未登记车辆",
+    "cross_county": "跨区域行驶",
+    "offline": "离线",
+}
+
+
+@dataclass(frozen=True)
+class AlarmQuery:
+    """Which alarms to read: of one tracker, of one kind, overlapping a period; at most `limit`."""
+
+    tracker: int | None = None
+    kind: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int = 10_000
+
+
+def _alarm_scope(viewer: Viewer, params: dict[str, Any]) -> str:
+    """The condition on alarm `a` keeping those the viewer may read: of its counties, and for an
+    inspector inside the patrol area."""
+    if viewer.role is Role.HANDLER:
+        raise forbidden("Handling units do not read vehicle alarms.", "处置单位无权查看车辆报警。")
+    county_sql, county_params = county_condition(viewer, "a.adcode")
+    params.update(county_params)
+    if viewer.role is not Role.INSPECTOR:
+        return county_sql
+    params.update(patrol_buffer_m=viewer.patrol_buffer_m, patrol_user=viewer.username)
+    return f"({county_sql} AND ST_Intersects(a.geom, {PATROL_AREA}))"
+
+
+def alarms(conn: Connection, viewer: Viewer, query: AlarmQuery) -> bytes:
+    """The alarms the viewer may read, newest first, as GeoJSON points where each started."""
+    params: dict[str, Any] = {"limit": query.limit, "labels": json.dumps(ALARM_LABELS)}
+    where = [_alarm_scope(viewer, params)]
+    if query.tracker is not None:
+        where.append("a.tracker_id = :tracker")
+        params["tracker"] = query.tracker
+    if query.kind is not None:
+        where.append("a.kind = :kind")
+        params["kind"] = query.kind
+    if query.start is not None:
+        where.append("(a.ended IS NULL OR a.ended >= :start)")
+        params["start"] = query.start
+    if query.end is not None:
+        where.append("a.started <= :end")
+        params["end"] = query.end
+    sql = f"""
+    SELECT CAST(json_build_object('type', 'FeatureCollection', 'features',
+        COALESCE(json_agg(json_build_object(
+            'type', 'Feature', 'id', a.id,
+            'geometry', CAST(ST_AsGeoJSON(a.geom, 7) AS json),
+            'properties', json_build_object(
+                'kind', a.kind, 'label', CAST(:labels AS jsonb) ->> a.kind,
+                'tracker', a.tracker_id, 'vehicle_id', a.vehicle_id,
+                'plate', COALESCE(v.plate, t.plate, a.details ->> 'plate'),
+                'vehicle_kind', v.kind, 'company', v.company, 'terminal', t.phone,
+                'adcode', a.adcode, 'time', a.started, 'ended', a.ended,
+                'open', a.ended IS NULL,
+                'duration_s', round(CAST(extract(epoch FROM
+                    GREATEST(COALESCE(a.ended, now()), a.started) - a.started) AS numeric)),
+                'case_id', a.case_id, 'details', a.details))
+            ORDER BY a.started DESC, a.id DESC), '[]'::json)) AS text)
+    FROM (SELECT a.* FROM alarms AS a WHERE {" AND ".join(where)}
+          ORDER BY a.started DESC, a.id DESC LIMIT :limit) AS a
+    LEFT JOIN terminals AS t ON t.id = a.terminal_id
+    LEFT JOIN vehicles AS v ON v.id = a.vehicle_id
+    """
     body: str = conn.execute(text(sql), params).scalar_one()
     return body.encode()

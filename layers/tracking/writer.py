@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
+from layers.tracking import alarms
 from layers.tracking.store import Fix, write_positions
 
 log = logging.getLogger("citygrid.tracking")
@@ -24,11 +26,15 @@ class BatchWriter:
         linger_s: float = 0.005,
         max_rows: int = 5_000,
         on_stored: Callable[[int], None] | None = None,
+        rules: alarms.Rules | None = None,
+        on_alarms: Callable[[str, int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.linger_s = linger_s
         self.max_rows = max_rows
         self.on_stored = on_stored
+        self.rules = rules or alarms.Rules()
+        self.on_alarms = on_alarms  # (kind, count) of the alarms a batch opened
         self._pending: list[tuple[Sequence[Fix], asyncio.Future[None]]] = []
         self._rows = 0
         self._wake = asyncio.Event()
@@ -69,7 +75,7 @@ class BatchWriter:
             return
         rows = [fix for fixes, _ in batch for fix in fixes]
         try:
-            stored = await asyncio.to_thread(self._write, rows)
+            stored, opened = await asyncio.to_thread(self._write, rows)
         except Exception as exc:  # the waiting terminals are not acknowledged, nothing is lost
             log.exception("positions not stored", extra={"rows": len(rows)})
             for _, done in batch:
@@ -78,10 +84,14 @@ class BatchWriter:
             return
         if self.on_stored is not None:
             self.on_stored(stored)
+        if self.on_alarms is not None:
+            for kind, n in opened.items():
+                self.on_alarms(kind, n)
         for _, done in batch:
             if not done.done():
                 done.set_result(None)
 
-    def _write(self, rows: list[Fix]) -> int:
+    def _write(self, rows: list[Fix]) -> tuple[int, Counter[str]]:
         with self.engine.begin() as conn:
-            return write_positions(conn, rows)
+            stored = write_positions(conn, rows)
+            return stored, alarms.evaluate_fixes(conn, rows, self.rules)

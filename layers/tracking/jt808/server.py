@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from layers.tracking import checks, store
+from layers.tracking import alarms, checks, store
 from layers.tracking.jt808 import framing, messages
 from layers.tracking.jt808.framing import FrameError
 from layers.tracking.jt808.messages import Header, Message, Position
@@ -38,6 +38,8 @@ class GatewayConfig:
     linger_s: float = 0.005
     retention_days: int = 180
     future_s: float = 300.0
+    alarm_rules: alarms.Rules = field(default_factory=alarms.Rules)
+    offline_check_s: float = 60.0  # how often silent terminals are looked for
 
 
 @dataclass
@@ -74,20 +76,29 @@ class Gateway:
         engine: Engine,
         config: GatewayConfig,
         on_positions: Callable[[str, int], None] | None = None,
+        on_alarms: Callable[[str, int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
         self.counts = Counts()
         self.on_positions = on_positions  # (stage, count): "received", "acknowledged"
+        self.on_alarms = on_alarms  # (kind, count) of alarms opened
         self.writer: BatchWriter | None = None
         self.server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Make today's partitions, start the writer, listen."""
         await asyncio.to_thread(self._maintain)
-        self.writer = BatchWriter(self.engine, self.config.linger_s)
+        self.writer = BatchWriter(
+            self.engine,
+            self.config.linger_s,
+            rules=self.config.alarm_rules,
+            on_alarms=self.on_alarms,
+        )
         self.writer.start()
+        self._watch = asyncio.create_task(self._watch_silence())
         self.server = await asyncio.start_server(
             self._accept, self.config.host, self.config.port, limit=self.config.max_body * 4
         )
@@ -113,6 +124,9 @@ class Gateway:
         """Stop listening, end the sessions, write what is pending."""
         if self.server is not None:
             self.server.close()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
@@ -120,6 +134,23 @@ class Gateway:
             await self.writer.stop()
         if self.server is not None:
             await self.server.wait_closed()
+
+    async def _watch_silence(self) -> None:
+        """Open `offline` alarms for silent terminals every `offline_check_s`."""
+        while True:
+            await asyncio.sleep(self.config.offline_check_s)
+            try:
+                await asyncio.to_thread(self.check_offline)
+            except Exception:  # the database may be away for a while; the next round retries
+                log.exception("offline alarms not evaluated")
+
+    def check_offline(self, now: datetime | None = None) -> int:
+        """Open the `offline` alarms due now; how many were opened."""
+        with self.engine.begin() as conn:
+            opened = alarms.open_offline(conn, self.config.alarm_rules, now or datetime.now(UTC))
+        if opened and self.on_alarms is not None:
+            self.on_alarms(alarms.OFFLINE, opened)
+        return opened
 
     def _maintain(self) -> None:
         with self.engine.begin() as conn:
