@@ -20,7 +20,7 @@ from layers.reports.periods import Period
 
 
 def title(county: str, quarter: Period) -> str:
-    """启东市城市管理局 2023年第二季度扬尘治理督查通报."""
+    """某县城市管理局 2023年第二季度扬尘治理督查通报."""
     return f"{county}城市管理局 {quarter.name}扬尘治理督查通报"
 
 

@@ -29,7 +29,7 @@ from layers.reports.periods import Period
 
 
 def title(county: str, month: Period) -> str:
-    """启东市城市管理局 2023年5月数字城管运行情况通报."""
+    """某县城市管理局 2023年5月数字城管运行情况通报."""
     return f"{county}城市管理局 {month.name}数字城管运行情况通报"
 
 
