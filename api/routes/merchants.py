@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from api import client_address, csrf
 from api.auth import ViewerDep
 from api.deps import ConnectionDep
+from api.openapi import answers
 from api.security import html_page
 from layers.errors import CsrfFailed
 from layers.merchants import cards
@@ -48,7 +49,7 @@ def card_url(request: Request, token: str) -> str:
 @router.get(
     "/merchants/{merchant_id}/qr.png",
     summary="A merchant's QR code / 门前三包二维码",
-    responses={200: {"content": {"image/png": {}}}},
+    responses=answers("image/png"),
 )
 def merchant_qr(
     merchant_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
