@@ -1512,7 +1512,6 @@ MERCHANTS = Layer(
     popup_fields=("name", "address", "frontage", "frontage_m", "inspector", "rating"),
     placed_in_grid=GridPlacement(),
     cluster_below_zoom=15,
-    counted_per_grid=True,
 )
 
 # an inspector's check of a merchant's frontage (门前三包检查): a failed one weighs on the rating
