@@ -24,10 +24,20 @@ from api.app import create_app
 from api.routes.merchants import QR_SCALE
 from api.settings import BrowserSettings, CardSettings, DatabaseSettings
 from layers.cases import casework
+from layers.cases.codes import seed_case_categories
 from layers.engine.access import Viewer
 from layers.engine.editing import EditContext
 from layers.registry import Role
+from layers.store import db
 from tests.accounts import TEST_AUTH, bearer, ensure_account
+from tests.counties import (
+    SCOPED_NAMES,
+    ensure_scoped_accounts,
+    readable,
+    scoped_account,
+    two_counties,
+)
+from tests.databases import fresh_database
 from tests.support import assert_policy_kept, live_server, watch
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -279,11 +289,35 @@ def test_the_qr_code_encodes_the_public_card_address(
     assert drawn == [[bool(v) for v in row] for row in expected.matrix]
     other = segno.make_qr(f"{PUBLIC_URL}/m/{'0' * 32}", error="m")
     assert drawn != [[bool(v) for v in row] for row in other.matrix]
-    assert str(merchant["id"]) not in url.rsplit("/", 1)[1] or len(url.rsplit("/", 1)[1]) == 32
+    assert not url.endswith(f"/m/{merchant['id']}")  # the token, never the row id
     gone = client.get("/merchants/999999999/qr.png")
     assert gone.status_code == 404 and gone.json()["code"] == "feature_not_found"
     anonymous = client.get(f"/merchants/{merchant['id']}/qr.png", headers={"Authorization": ""})
     assert anonymous.status_code == 401
+
+
+def test_a_qr_code_is_drawn_only_for_a_merchant_the_account_reads(pg_server: Any) -> None:
+    databases = fresh_database(pg_server, "merchant_counties")
+    url = next(databases)
+    owner = db.make_engine(pg_server.as_owner(url))
+    try:
+        with owner.begin() as conn:
+            seed_case_categories(conn)
+            rows = dict(zip(("a", "b"), two_counties(conn), strict=True))
+        by_county = {r.adcode: r for r in rows.values()}
+        ensure_scoped_accounts(owner, by_county)
+        shops = [r.ids["merchants"][0] for r in rows.values()]
+        app = create_app(DatabaseSettings(database_url=url), auth_settings=TEST_AUTH)
+        with TestClient(app) as c, owner.connect() as conn:
+            for order in (SCOPED_NAMES, list(reversed(SCOPED_NAMES))):  # both orders of asking
+                for name in order:
+                    may = readable(conn, scoped_account(name, by_county), "merchants")
+                    for fid in shops:
+                        got = c.get(f"/merchants/{fid}/qr.png", headers=bearer(name))
+                        assert got.status_code == (200 if fid in may else 404), (name, fid)
+    finally:
+        owner.dispose()
+        next(databases, None)
 
 
 # --- the public card -------------------------------------------------------------------------------
@@ -352,6 +386,27 @@ def test_the_form_is_checked_and_rate_limited_per_address(
     with engine.begin() as conn:  # unverified reports leave the rating as it was
         assert _rating(conn, merchant["id"]) == "green"
         conn.execute(text("DELETE FROM cases WHERE id = ANY(:ids)"), {"ids": ids})
+
+
+def test_one_merchant_takes_only_so_many_reports_whoever_sends_them(
+    database_url: str, engine: Engine, merchant: dict[str, Any]
+) -> None:
+    app = create_app(
+        DatabaseSettings(database_url=database_url),
+        auth_settings=TEST_AUTH,
+        browser=BrowserSettings(public_url=PUBLIC_URL),  # type: ignore[arg-type]
+        card_settings=CardSettings(report_burst=50, merchant_report_burst=2),
+    )
+    token = merchant["card_token"]
+    before = scalar(engine, "SELECT count(*) FROM cases")
+    with TestClient(app) as c:
+        good = {"form_token": _form(c, token), "category": "E0506", "description": "占道摆摊"}
+        sent = [c.post(f"/m/{token}/reports", data=good, headers=ORIGIN) for _ in range(3)]
+    assert [r.status_code for r in sent] == [201, 201, 429]
+    assert sent[2].json()["code"] == "too_many_reports" and "商户" in sent[2].json()["message"]
+    assert scalar(engine, "SELECT count(*) FROM cases") == before + 2
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM cases WHERE description LIKE '%占道摆摊'"))
 
 
 def test_the_card_in_the_browser_offline_without_personal_data(
