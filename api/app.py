@@ -16,6 +16,7 @@ from api.auth import AccountCache, Issuer, RevokedSessions, app_issuer
 from api.client_address import parse_networks
 from api.deps import declared_body_type
 from api.observe import Observe
+from api.report_budget import ReportBudget
 from api.routes import (
     auth,
     cases,
@@ -25,6 +26,7 @@ from api.routes import (
     editing,
     features,
     grids,
+    merchants,
     meta,
     pages,
     reports,
@@ -40,6 +42,7 @@ from api.settings import (
     AuthSettings,
     BrowserSettings,
     CalendarSettings,
+    CardSettings,
     DatabaseSettings,
     EditingSettings,
     EvaluationSettings,
@@ -71,6 +74,7 @@ def create_app(
     evaluation: EvaluationSettings | None = None,
     report_settings: ReportSettings | None = None,
     tracking: TrackingSettings | None = None,
+    card_settings: CardSettings | None = None,
 ) -> FastAPI:
     """Build the application for one database, one base-map choice, editing limits, sign-in,
     the address browsers use, statement and pool limits, who may read the metrics, the
@@ -139,7 +143,19 @@ def create_app(
     )
     app.state.accounts = AccountCache()
     app.state.revoked_sessions = RevokedSessions()
-    app.state.public_origin = (browser or BrowserSettings()).public_origin()
+    browser = browser or BrowserSettings()
+    app.state.public_origin = browser.public_origin()
+    app.state.public_base = str(browser.public_url).rstrip("/") if browser.public_url else None
+    app.state.cards = card_settings = card_settings or CardSettings()
+    app.state.card_address_budget = ReportBudget(
+        card_settings.reports_per_hour, card_settings.report_burst, "from this address", "该地址"
+    )
+    app.state.card_merchant_budget = ReportBudget(
+        card_settings.merchant_reports_per_hour,
+        card_settings.merchant_report_burst,
+        "on this merchant",
+        "对该商户的",
+    )
     errors.install(app)
     openapi.install(app)
     app.include_router(meta.router)
@@ -160,6 +176,8 @@ def create_app(
     app.include_router(catalogue.router)
     app.include_router(components.router)
     app.include_router(tracking_routes.router)
+    app.include_router(merchants.router)
+    app.include_router(merchants.pages)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"

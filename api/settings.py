@@ -268,6 +268,28 @@ class BrowserSettings(CitygridSettings):
         return f"{url.scheme}://{url.host}{port}".lower()
 
 
+class CardSettings(CitygridSettings):
+    """The public 门前三包 cards: how many anonymous reports their forms take."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_CARD_", extra="ignore")
+
+    reports_per_hour: float = Field(
+        default=6.0, gt=0, le=3600, description="Reports an address may send per hour"
+    )
+    report_burst: int = Field(
+        default=3, ge=1, le=100, description="Reports an address may send at once"
+    )
+    merchant_reports_per_hour: float = Field(
+        default=12.0, gt=0, le=3600, description="Reports one merchant's card takes per hour"
+    )
+    merchant_report_burst: int = Field(
+        default=6, ge=1, le=1000, description="Reports one merchant's card takes at once"
+    )
+    form_minutes: int = Field(
+        default=120, ge=1, le=24 * 60, description="How long a card's form stays valid"
+    )
+
+
 class AuthSettings(CitygridSettings):
     """Sign-in: the token signing key and lifetimes, the session cookie, the login slowdown."""
 

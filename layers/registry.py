@@ -1460,6 +1460,94 @@ BIKE_PARKING_LINES = Layer(
     length_field="length_m",
     temporal=("painted_on",),
 )
+MERCHANT_RATINGS = codes(
+    ("green", "绿色", "Green"),
+    ("yellow", "黄色", "Yellow"),
+    ("red", "红色", "Red"),
+)
+
+# 门前三包: the shops answering for the pavement in front of them. Their rating (红黄绿三色管理)
+# is written by the database from their cases and inspections (migration 0029, README).
+MERCHANTS = Layer(
+    id="merchants",
+    title_zh="门前三包商户",
+    title_en="Frontage-duty merchants",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("name", FieldType.TEXT, "商户名称", "Name", required=True, indexed=True),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field("frontage", FieldType.TEXT, "责任区域", "Responsibility frontage"),
+        Field(
+            "frontage_m",
+            FieldType.REAL,
+            "责任区长度(米)",
+            "Frontage length (m)",
+            minimum=1,
+            maximum=500,
+        ),
+        Field("contact", FieldType.TEXT, "联系人", "Contact"),
+        Field("contact_phone", FieldType.TEXT, "联系电话", "Contact phone", short="phone"),
+        Field("grid_code", FieldType.TEXT, "所在网格", "Grid", indexed=True, derived=True),
+        Field("unit", FieldType.TEXT, "责任单位", "Responsible unit", derived=True),
+        Field("inspector", FieldType.TEXT, "责任监督员", "Responsible inspector", derived=True),
+        Field(
+            "rating",
+            FieldType.TEXT,
+            "三色评级",
+            "Rating",
+            MERCHANT_RATINGS,
+            indexed=True,
+            derived=True,
+        ),
+        Field(
+            "card_token",
+            FieldType.TEXT,
+            "责任牌令牌",
+            "Card token",
+            indexed=True,
+            derived=True,  # 122 random bits from the database: the card's address, not the id
+        ),
+    ),
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#b9770e", "#f5b041", 0.9, 1.0),
+    popup_fields=("name", "address", "frontage", "frontage_m", "inspector", "rating"),
+    placed_in_grid=GridPlacement(),
+    cluster_below_zoom=15,
+)
+
+# an inspector's check of a merchant's frontage (门前三包检查): a failed one weighs on the rating
+MERCHANT_INSPECTIONS = Layer(
+    id="merchant_inspections",
+    title_zh="门前三包检查记录",
+    title_en="Frontage-duty inspections",
+    parent="merchants",
+    fields=(
+        Field(
+            "inspected_on",
+            FieldType.DATE,
+            "检查日期",
+            "Inspected on",
+            required=True,
+            indexed=True,
+            short="inspected",
+        ),
+        Field("inspector", FieldType.TEXT, "检查人", "Inspector", required=True),
+        Field(
+            "result",
+            FieldType.TEXT,
+            "检查结果",
+            "Result",
+            codes(("pass", "合格", "Passed"), ("fail", "不合格", "Failed")),
+            required=True,
+            indexed=True,
+        ),
+        Field("problems", FieldType.TEXT, "问题描述", "Problems"),
+    ),
+    inspector_creates=True,
+    temporal=("inspected_on",),
+)
+MERCHANT_LAYERS = (MERCHANTS, MERCHANT_INSPECTIONS)
+
 # the bureaus' other systems of their reports, one layer each
 SYSTEM_LAYERS = (
     RESIDENTIAL_COMPOUNDS,
@@ -1583,6 +1671,7 @@ LAYERS: dict[str, Layer] = {
         CASES,
         *COMPONENT_LAYERS,
         *SYSTEM_LAYERS,
+        *MERCHANT_LAYERS,
         VEHICLES,
         GEOFENCES,
     )

@@ -151,6 +151,7 @@ _SYSTEM_ROWS: dict[str, dict[str, Any]] = {  # one row of each of the reports' o
     "cameras": {"device_id": "32068100001320000001", "source": "police"},
     "bike_parking_points": {"capacity": 20},
     "bike_parking_lines": {"road": "测试路"},
+    "merchants": {"name": "测试商户", "contact_phone": "13900000000"},
 }
 
 

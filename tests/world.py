@@ -33,6 +33,7 @@ SYSTEMS = (  # the reports' other systems: plain rows read by the same scope
     "cameras",
     "bike_parking_points",
     "bike_parking_lines",
+    "merchants",
 )
 SPATIAL = ("illegal_buildings", "billboards", "dust_sites", "parking_lots", "cases", *SYSTEMS)
 CHILDREN = ("dust_inspections", "work_orders")
@@ -75,6 +76,7 @@ PROPERTIES = {
     "stations": {"name": "测试城管驿站"},
     "cameras": {"source": "police", "direction_deg": 90.0, "view_angle_deg": 60.0},
     "bike_parking_points": {"capacity": 20},
+    "merchants": {"name": "测试商户", "contact": "甄测试"},
     "bike_parking_lines": {"road": "测试路"},
 }
 

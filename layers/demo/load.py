@@ -18,7 +18,7 @@ from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
 from layers.cases.workcalendar import Periods
 from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
-from layers.demo import cases, features, fleet, histories, owners, systems
+from layers.demo import cases, features, fleet, histories, merchants, owners, systems
 from layers.demo import components as demo_components
 from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
@@ -150,6 +150,7 @@ def build(
     city.rows["cases"] = every_case
     city.units = owners.directory(county.adcode)
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
+    city.rows |= merchants.merchants(population, epsg, county.adcode, year, seed)
     city.rows["vehicles"] = fleet.fleet(population, epsg, year, seed)
     return city
 
