@@ -187,6 +187,7 @@ def test_an_older_release_database_with_data_upgrades_whole(
             "0026",
             "0027",
             "0028",
+            "0029",
         ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []
