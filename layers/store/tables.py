@@ -846,7 +846,7 @@ fume_readings = Table(
         comment="餐饮单位",
     ),
     Column("time", TIMESTAMP(timezone=True, precision=0), primary_key=True, comment="监测时间"),
-    Column("adcode", String(6), nullable=False, comment="所属县"),
+    _county_reference(False, "所属县"),
     Column("concentration", REAL, nullable=False, comment="油烟浓度 mg/m³"),
     Column("purifier_on", Boolean, nullable=False, comment="净化器开启"),
     Column("exceeded", Boolean, nullable=False, comment="超标（按写入时所属县的限值）"),
