@@ -1528,9 +1528,8 @@ RESTAURANTS = Layer(
         Field("community", FieldType.TEXT, "所属社区", "Community", derived=True),
         Field("street", FieldType.TEXT, "所属街道", "Street", derived=True, indexed=True),
     ),
+    # the last cleaning changes by an inspector's check (fume_checks) or by the register's keepers
     editable_by=frozenset({Role.ADMIN}),
-    # the inspector who checks the purifier records when it was last cleaned
-    inspector_updates=("cleaned_on",),
     style=Style("#922b21", "#ec7063", 0.9, 1.0),
     # the operator's contact stays in the register, off the maps
     popup_fields=("name", "address", "seats", "purifier_type", "cleaned_on", "device_id"),
@@ -1541,8 +1540,31 @@ RESTAURANTS = Layer(
     ),
     cluster_below_zoom=15,
 )
-# online fume monitoring: the restaurants (their readings are not a layer)
-FUME_LAYERS = (RESTAURANTS,)
+# An inspector's check of a restaurant's purifier (油烟检查): the cleaning date it records
+# becomes the restaurant's last cleaning (a trigger of migration 0029), never older than it was.
+FUME_CHECKS = Layer(
+    id="fume_checks",
+    title_zh="油烟检查记录",
+    title_en="Fume checks",
+    parent="restaurants",
+    fields=(
+        Field("checked_on", FieldType.DATE, "检查日期", "Checked on", required=True, indexed=True),
+        Field("inspector", FieldType.TEXT, "检查人", "Inspector", required=True),
+        Field(
+            "purifier_running",
+            FieldType.BOOLEAN,
+            "净化器正常运行",
+            "Purifier running",
+            short="purifier",
+        ),
+        Field("cleaned_on", FieldType.DATE, "清洗记录日期", "Cleaned on", short="cleaned_on"),
+        Field("problems", FieldType.TEXT, "问题描述", "Problems"),
+    ),
+    inspector_creates=True,
+    temporal=("checked_on",),
+)
+# online fume monitoring: the restaurants and their checks (the readings are not a layer)
+FUME_LAYERS = (RESTAURANTS, FUME_CHECKS)
 
 VEHICLE_KINDS = codes(
     ("muck", "渣土车", "Muck truck"),

@@ -466,3 +466,58 @@ def test_the_statistics_narrow_to_a_county_and_a_period_and_go_out_as_csv(
         assert bad.json()["code"] and bad.json()["message"]
         if code:
             assert bad.json()["code"] == code
+
+
+# --- an inspector's fume check ---------------------------------------------------------------
+
+
+def check(client: TestClient, name: str, restaurant: int, **properties: Any) -> Any:
+    body = {
+        "type": "Feature",
+        "geometry": None,
+        "properties": {
+            "restaurant_id": restaurant,
+            "checked_on": "2025-05-10",
+            "inspector": "张三",
+            "purifier_running": True,
+        }
+        | properties,
+    }
+    return client.post(
+        "/collections/fume_checks/items",
+        content=json.dumps(body, ensure_ascii=False),
+        headers={**GEOJSON, **bearer(name)},
+    )
+
+
+def cleaned_on(world: World, key: tuple[str, str]) -> Any:
+    return scalar(
+        world.engine, "SELECT cleaned_on FROM restaurants WHERE id = :i", i=world.restaurants[key]
+    )
+
+
+def test_an_inspector_records_a_fume_check_and_the_cleaning_date(
+    client: TestClient, world: World
+) -> None:
+    mine, theirs = world.restaurants[(DEMO, "A")], world.restaurants[(DEMO, "B")]
+    before = scalar(world.engine, "SELECT count(*) FROM fume_checks")
+    for name, restaurant in (("inspector-a", theirs), ("planner-a", mine), ("leader-a", mine)):
+        refused = check(client, name, restaurant, cleaned_on="2025-05-01")
+        assert refused.status_code == 403, (name, refused.text)
+    refused = check(client, "inspector-b", mine, cleaned_on="2025-05-01")
+    assert refused.status_code in (403, 404), refused.text
+    assert scalar(world.engine, "SELECT count(*) FROM fume_checks") == before
+    assert cleaned_on(world, (DEMO, "A")) is None
+    made = check(client, "inspector-a", mine, cleaned_on="2025-05-01")
+    assert made.status_code == 201, made.text
+    assert str(cleaned_on(world, (DEMO, "A"))) == "2025-05-01"
+    older = check(client, "inspector-a", mine, checked_on="2025-05-12", cleaned_on="2025-03-01")
+    assert older.status_code == 201
+    assert str(cleaned_on(world, (DEMO, "A"))) == "2025-05-01"  # never goes back
+    shown = client.get(
+        f"/collections/restaurants/items/{mine}", headers=bearer("inspector-a")
+    ).json()
+    assert shown["properties"]["cleaned_on"] == "2025-05-01"
+    listed = client.get("/collections/fume_checks/items", headers=bearer("leader-a")).json()
+    assert [f["properties"]["restaurant_id"] for f in listed["features"]] == [mine, mine]
+    assert cleaned_on(world, (DEMO, "B")) is None

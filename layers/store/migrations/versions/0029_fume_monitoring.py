@@ -1,5 +1,6 @@
 """Online fume monitoring: the `restaurants` layer (name, address, seats, purifier type, last
-cleaning, monitoring device ID unique in its county, operator contact), `fume_limits` (a county's
+cleaning, monitoring device ID unique in its county, operator contact), `fume_checks` (an
+inspector's check, whose cleaning date becomes the restaurant's last cleaning), `fume_limits` (a county's
 own limit; without one the national 2.0 mg/m³ of GB 18483 holds) and `fume_readings`, partitioned
 by China-time month on `time` (BRIN on time). The API's role makes month partitions through a
 function run with the owner's rights.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from layers.registry import RESTAURANTS
+from layers.registry import FUME_CHECKS, RESTAURANTS
 from layers.store.tables import (
     create_layer_table,
     drop_layer_table,
@@ -51,10 +52,32 @@ $$;
 """
 
 
+# A check's cleaning date becomes the restaurant's last cleaning, unless it already has a later one.
+CLEANED_BY_CHECK = """
+CREATE FUNCTION citygrid_fume_check_cleaned() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.cleaned_on IS NOT NULL THEN
+    UPDATE restaurants SET cleaned_on = NEW.cleaned_on
+    WHERE id = NEW.restaurant_id AND (cleaned_on IS NULL OR cleaned_on < NEW.cleaned_on);
+  END IF;
+  RETURN NULL;
+END
+$$;
+"""
+CLEANED_TRIGGER = """
+CREATE TRIGGER set_restaurant_cleaned_on AFTER INSERT OR UPDATE OF cleaned_on ON fume_checks
+FOR EACH ROW EXECUTE FUNCTION citygrid_fume_check_cleaned();
+"""
+
+
 def upgrade() -> None:
     """Apply this revision."""
     conn = op.get_bind()
     create_layer_table(conn, RESTAURANTS)
+    create_layer_table(conn, FUME_CHECKS)
+    op.execute(CLEANED_BY_CHECK)
+    op.execute(CLEANED_TRIGGER)
     fume_limits.create(conn)
     fume_readings.create(conn)
     op.execute(MAKE_PARTITIONS)
@@ -67,4 +90,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION citygrid_fume_partitions(date[])")
     fume_readings.drop(conn)
     fume_limits.drop(conn)
+    drop_layer_table(conn, FUME_CHECKS)
+    op.execute("DROP FUNCTION citygrid_fume_check_cleaned()")
     drop_layer_table(conn, RESTAURANTS)
