@@ -114,6 +114,12 @@ def test_the_demo_restaurants_stand_on_the_town_streets_in_their_grids(engine: E
                     FROM restaurants AS r JOIN counties AS c ON c.adcode = r.adcode""")
         ).one()
     assert outside == 0 and unplaced == 0 and streets >= 3
+    unchecked = scalar(
+        engine,
+        """SELECT count(*) FROM restaurants AS r WHERE r.cleaned_on IS DISTINCT FROM
+           (SELECT max(c.cleaned_on) FROM fume_checks AS c WHERE c.restaurant_id = r.id)""",
+    )
+    assert unchecked == 0 and scalar(engine, "SELECT count(*) FROM fume_checks") == 300
 
 
 def test_restaurants_through_items_tiles_and_editing(

@@ -10,7 +10,7 @@ each value is a deterministic pseudo-random function of the restaurant's id and 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,7 @@ def restaurants(population: Population, epsg: int, year: int, seed: int) -> list
                 "cleaned_on": date.fromordinal(
                     date(year, 10, 1).toordinal() + int(rng.integers(0, 92))
                 ),
+                "id": n,
                 "device_id": f"YY{year % 100:02d}{n:05d}",
                 "operator_contact": names.mobile(),
             }
@@ -126,6 +127,30 @@ def restaurants(population: Population, epsg: int, year: int, seed: int) -> list
     points = from_gk(shapely.points(np.asarray([slots[int(i)][2] for i in picked])), epsg)
     for row, geom in zip(rows, points, strict=True):
         row["geom"] = geom
+    return rows
+
+
+def checks(restaurant_rows: list[Row], seed: int) -> list[Row]:
+    """The inspectors' last check of every restaurant, a few days after its last cleaning."""
+    rng = np.random.default_rng([seed, SEED_SALT, 1])
+    names = NameBook(rng)
+    inspectors = [names.person() for _ in range(12)]
+    rows = []
+    for row in restaurant_rows:
+        running = bool(rng.random() > 0.05)
+        rows.append(
+            {
+                "restaurant_id": row["id"],
+                "checked_on": min(
+                    row["cleaned_on"] + timedelta(days=int(rng.integers(0, 8))),
+                    date(row["cleaned_on"].year, 12, 31),
+                ),
+                "inspector": inspectors[int(rng.integers(0, len(inspectors)))],
+                "purifier_running": running,
+                "cleaned_on": row["cleaned_on"],
+                "problems": None if running else "净化器未开启，已责令整改",
+            }
+        )
     return rows
 
 

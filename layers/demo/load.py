@@ -152,6 +152,7 @@ def build(
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
     city.rows["vehicles"] = fleet.fleet(population, epsg, year, seed)
     city.rows["restaurants"] = fume.restaurants(population, epsg, year, seed)
+    city.rows["fume_checks"] = fume.checks(city.rows["restaurants"], seed)
     return city
 
 
