@@ -36,6 +36,7 @@ from api.routes import (
     transfer,
     units,
 )
+from api.routes import fume as fume_routes
 from api.routes import tracking as tracking_routes
 from api.security import SecurityHeaders, tile_sources
 from api.settings import (
@@ -163,6 +164,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(auth.pages)
     app.include_router(features.public)
+    app.include_router(fume_routes.router)  # before the generic collections it narrows
     app.include_router(features.router)
     app.include_router(tilesets.router)
     app.include_router(editing.router)

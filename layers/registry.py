@@ -1558,6 +1558,103 @@ SYSTEM_LAYERS = (
     BIKE_PARKING_LINES,
 )
 
+PURIFIER_TYPES = codes(
+    ("electrostatic", "静电式", "Electrostatic"),
+    ("mechanical", "机械式", "Mechanical"),
+    ("composite", "复合式", "Composite"),
+    ("uv", "UV光解式", "UV photolysis"),
+    ("none", "未安装", "None"),
+)
+
+# Restaurants whose fume purifiers report to the online monitoring platform (油烟在线监控); their
+# hourly readings are kept in `fume_readings` (layers/fume), too many rows for a layer table.
+RESTAURANTS = Layer(
+    id="restaurants",
+    title_zh="餐饮油烟监控单位",
+    title_en="Restaurants under fume monitoring",
+    geometry=GeometryKind.POINT,
+    fields=(
+        Field("name", FieldType.TEXT, "店名", "Name", required=True, indexed=True),
+        Field("address", FieldType.TEXT, "地址", "Address"),
+        Field("seats", FieldType.INTEGER, "餐位数", "Seats", minimum=0, maximum=10_000),
+        Field(
+            "purifier_type",
+            FieldType.TEXT,
+            "净化器类型",
+            "Purifier type",
+            PURIFIER_TYPES,
+            required=True,
+            indexed=True,
+            short="purifier",
+        ),
+        Field("cleaned_on", FieldType.DATE, "最近清洗日期", "Last cleaned on", short="cleaned_on"),
+        Field(
+            "device_id",
+            FieldType.TEXT,
+            "监控设备编号",
+            "Monitoring device ID",
+            required=True,
+            indexed=True,
+            pattern="^[0-9A-Za-z-]{4,32}$",
+            column_names=("设备编号",),
+        ),
+        Field(
+            "operator_contact",
+            FieldType.TEXT,
+            "经营者联系方式",
+            "Operator contact",
+            short="contact",
+        ),
+        Field(
+            "grid_code",
+            FieldType.TEXT,
+            "所属单元网格",
+            "Unit grid",
+            indexed=True,
+            derived=True,
+            pattern=r"^[0-9]{15}$",
+        ),
+        Field("community", FieldType.TEXT, "所属社区", "Community", derived=True),
+        Field("street", FieldType.TEXT, "所属街道", "Street", derived=True, indexed=True),
+    ),
+    # the last cleaning changes by an inspector's check (fume_checks) or by the register's keepers
+    editable_by=frozenset({Role.ADMIN}),
+    style=Style("#922b21", "#ec7063", 0.9, 1.0),
+    # the operator's contact stays in the register, off the maps
+    popup_fields=("name", "address", "seats", "purifier_type", "cleaned_on", "device_id"),
+    natural_key="device_id",
+    unique_in_county=("device_id",),
+    placed_in_grid=GridPlacement(
+        unit_field=None, community_field="community", street_field="street"
+    ),
+    cluster_below_zoom=15,
+)
+# An inspector's check of a restaurant's purifier (油烟检查): the cleaning date it records
+# becomes the restaurant's last cleaning (a trigger of migration 0029), never older than it was.
+FUME_CHECKS = Layer(
+    id="fume_checks",
+    title_zh="油烟检查记录",
+    title_en="Fume checks",
+    parent="restaurants",
+    fields=(
+        Field("checked_on", FieldType.DATE, "检查日期", "Checked on", required=True, indexed=True),
+        Field("inspector", FieldType.TEXT, "检查人", "Inspector", required=True),
+        Field(
+            "purifier_running",
+            FieldType.BOOLEAN,
+            "净化器正常运行",
+            "Purifier running",
+            short="purifier",
+        ),
+        Field("cleaned_on", FieldType.DATE, "清洗记录日期", "Cleaned on", short="cleaned_on"),
+        Field("problems", FieldType.TEXT, "问题描述", "Problems"),
+    ),
+    inspector_creates=True,
+    temporal=("checked_on",),
+)
+# online fume monitoring: the restaurants and their checks (the readings are not a layer)
+FUME_LAYERS = (RESTAURANTS, FUME_CHECKS)
+
 VEHICLE_KINDS = codes(
     ("muck", "渣土车", "Muck truck"),
     ("sanitation", "环卫车", "Sanitation vehicle"),
@@ -1672,6 +1769,7 @@ LAYERS: dict[str, Layer] = {
         *COMPONENT_LAYERS,
         *SYSTEM_LAYERS,
         *MERCHANT_LAYERS,
+        *FUME_LAYERS,
         VEHICLES,
         GEOFENCES,
     )

@@ -97,7 +97,15 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
         "routing_rules",
         "component_photos",
         "county_working_hours",
+        "fume_limits",
+        "fume_readings",
     }
+    with engine.connect() as conn:  # a partition holds its table's rows and keys
+        partitions = set(
+            conn.execute(text("SELECT relname FROM pg_class WHERE relispartition")).scalars()
+        )
+    nullable = [t for t in nullable if t not in partitions]
+    referring = [t for t in referring if t not in partitions]
     assert set(nullable) == {*LAYERS, "counties", *county_tables}
     assert set(referring) == {
         *LAYERS,

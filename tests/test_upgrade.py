@@ -189,6 +189,7 @@ def test_an_older_release_database_with_data_upgrades_whole(
             "0028",
             "0029",
             "0030",
+            "0031",
         ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []

@@ -25,6 +25,7 @@ from api.openapi import answers
 from layers.cases import casestats, evaluation, heatmap, indicators
 from layers.cases.codes import parse_categories
 from layers.engine.access import require_role
+from layers.fume import stats as fume_stats
 from layers.places import counties
 from layers.registry import Role
 
@@ -257,3 +258,37 @@ def overdue_cases(
     return casestats.overdue(
         conn, parse_categories(category, class_, subclass), viewer, within, top
     )
+
+
+@router.get(
+    "/fume",
+    summary="Fume exceedance rates / 油烟超标率",
+    response_class=Response,
+    responses=answers(JSON, CSV),
+)
+def fume_exceedance(
+    conn: ConnectionDep,
+    viewer: CountyViewerDep,
+    from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD")],
+    to: Annotated[Day, Query(description="last day (included), YYYY-MM-DD")],
+    by: Annotated[
+        str,
+        Query(
+            pattern="^(restaurant|grid|month)$",
+            description="restaurant 餐饮单位 | grid 街道网格 | month 月份",
+        ),
+    ] = "restaurant",
+    format_: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
+) -> Response:
+    """Readings, exceedances and the exceedance rate per restaurant, street grid or month (China
+    time) of the restaurants the account reads, the last row (合计) the totals; as JSON or CSV."""
+    found = fume_stats.rows(conn, fume_stats.FumeQuery(from_, to, by, viewer))
+    if format_ == "csv":
+        name = f"fume-{by}-{from_}-{to}.csv"
+        return Response(
+            fume_stats.as_csv(found),
+            media_type=f"{CSV}; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    body = {"from": from_.isoformat(), "to": to.isoformat(), "by": by, "rows": found}
+    return Response(json.dumps(body, ensure_ascii=False), media_type=JSON)

@@ -18,7 +18,7 @@ from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
 from layers.cases.workcalendar import Periods
 from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
-from layers.demo import cases, features, fleet, histories, merchants, owners, systems
+from layers.demo import cases, features, fleet, fume, histories, merchants, owners, systems
 from layers.demo import components as demo_components
 from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
@@ -152,6 +152,8 @@ def build(
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
     city.rows |= merchants.merchants(population, epsg, county.adcode, year, seed)
     city.rows["vehicles"] = fleet.fleet(population, epsg, year, seed)
+    city.rows["restaurants"] = fume.restaurants(population, epsg, year, seed)
+    city.rows["fume_checks"] = fume.checks(city.rows["restaurants"], seed)
     return city
 
 
@@ -236,6 +238,7 @@ def load(
         if is_loaded(conn):
             return None
         written = write(conn, city, step)
+        written["fume_readings"] = fume.write_readings(conn, city.county.adcode, year, seed)
     with engine.connect() as conn:
         # VACUUM too: index-only scans (the heatmap's) need the pages marked all-visible
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 POSITION_PARTITION = re.compile(r"positions_[0-9]{8}")
+FUME_PARTITION = re.compile(r"fume_readings_[0-9]{6}")
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
@@ -28,6 +29,9 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
         return False
     if type_ == "table" and reflected and POSITION_PARTITION.fullmatch(name or ""):
         return False  # the day partitions of `positions`, made and dropped as days pass
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
+    if reflected and FUME_PARTITION.fullmatch(table or ""):
+        return False  # the month partitions of `fume_readings` and their indexes, made on demand
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
