@@ -37,6 +37,8 @@ EXPECTED = {  # GeoJSON features drawn in the opening view (the whole county)
     "cameras": 158,  # two at each of the 79 street crossings, each drawn with its sector
     "bike_parking_points": 520,
     "bike_parking_lines": 483,
+    "restaurants": 300,  # under online fume monitoring; the 6,500 merchants come as tiles
+    "geofences": 130,  # 123 construction sites, 4 disposal yards, a no-go zone, 2 strict streets
 }
 GEOJSON_DRAWN = (
     "Object.fromEntries(Object.entries(CityGrid.layers).filter(([k, l]) => l.getLayers)"
@@ -69,6 +71,7 @@ def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, d
     )
     page.wait_for_timeout(500)
     wait_for(page, "CityGrid.layers.components.inView().clusters.length > 0")
+    wait_for(page, "CityGrid.layers.merchants.inView().clusters.length > 0")
     counts = page.evaluate(GEOJSON_DRAWN)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / shot))
@@ -128,6 +131,18 @@ def check_measure(page: Any) -> None:
     assert page.locator(".leaflet-control-measure-interaction").is_hidden()
 
 
+def merchants_in(engine: Engine, bbox: list[str]) -> int:
+    """门前三包 merchants inside a bbox, by SQL of the test's own."""
+    with engine.connect() as conn:
+        found: int = conn.execute(
+            text(
+                "SELECT count(*) FROM merchants WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)"
+            ),
+            dict(zip("wsen", map(float, bbox), strict=True)),
+        ).scalar_one()
+    return found
+
+
 def components_in(engine: Engine, bbox: list[str]) -> int:
     """Current components inside a bbox, by SQL of the test's own."""
     with engine.connect() as conn:
@@ -148,6 +163,8 @@ def check_components(page: Any, engine: Engine) -> None:
     clusters = page.evaluate("CityGrid.layers.components.inView().clusters")
     assert sum(c["count"] for c in clusters) == components_in(engine, view) > 1000
     assert max(c["count"] for c in clusters) > 1
+    merchants = page.evaluate("CityGrid.layers.merchants.inView().clusters")
+    assert sum(c["count"] for c in merchants) == merchants_in(engine, view) > 1000
     labels = page.locator("text.cg-cluster-count").all_text_contents()
     assert {str(c["count"]) for c in clusters} <= set(labels)
     first = clusters[0]["lonlat"]
@@ -166,6 +183,8 @@ def check_components(page: Any, engine: Engine) -> None:
         " const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
         points[0]["lonlat"],
     )
+    # the merchants' points lie over the components along the same streets
+    page.evaluate("void CityGrid.layers.county._map.removeLayer(CityGrid.layers.merchants)")
     page.mouse.click(x, y)
     page.wait_for_selector(".leaflet-popup-content:has-text('小类名称')")
     with engine.connect() as conn:

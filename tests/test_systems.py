@@ -198,6 +198,32 @@ def test_the_demo_fleet_is_the_reports_fleet(engine: Engine) -> None:
     assert tuple(permits) == (464, 464)  # every muck truck holds a permit and hauls at night
 
 
+def test_the_demo_fences_its_trucks_loading_and_unloading(engine: Engine) -> None:
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(text("SELECT kind, count(*) FROM geofences GROUP BY 1")).all())
+        loading = conn.execute(
+            text(
+                "SELECT count(*) FROM dust_sites WHERE status = 'active' "
+                "AND site_type IN ('construction', 'demolition', 'road')"
+            )
+        ).scalar_one()
+        unfenced = conn.execute(
+            text(
+                "SELECT count(*) FROM dust_sites AS d WHERE d.status = 'active' "
+                "AND d.site_type IN ('construction', 'demolition', 'road') AND NOT EXISTS "
+                "(SELECT 1 FROM geofences AS g WHERE g.kind = 'site' AND ST_Covers(g.geom, d.geom))"
+            )
+        ).scalar_one()
+        outside = conn.execute(
+            text(
+                "SELECT count(*) FROM geofences AS g JOIN counties AS c USING (adcode) "
+                "WHERE NOT ST_Within(g.geom, c.boundary) OR NOT ST_IsValid(g.geom)"
+            )
+        ).scalar_one()
+    assert kinds == {"site": loading, "yard": 4, "no_go": 1, "strict_street": 2}
+    assert loading > 50 and unfenced == 0 and outside == 0
+
+
 def test_the_demo_places_things_where_they_belong(engine: Engine) -> None:
     outside = """SELECT count(*) FROM garbage_points AS p JOIN residential_compounds AS c
                  ON c.id = p.compound_id WHERE NOT ST_Contains(c.geom, p.geom)"""

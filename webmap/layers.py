@@ -15,7 +15,7 @@ from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.template import Template
 
-from layers.registry import COMPONENTS, DrawLevel, Style
+from layers.registry import COMPONENTS, MERCHANTS, DrawLevel, Style
 from layers.registry import Layer as RegistryLayer
 
 VECTORGRID_JS = "/static/vendor/leaflet.vectorgrid@1.3.0/dist/Leaflet.VectorGrid.bundled.js"
@@ -59,6 +59,9 @@ COMPONENT_STATUS = ColorBy.of_codes(
     COMPONENTS,
     "status",
     {"intact": "#27ae60", "damaged": "#e67e22", "lost": "#c0392b", "abandoned": "#7f8c8d"},
+)
+MERCHANT_RATING = ColorBy.of_codes(
+    MERCHANTS, "rating", {"green": "#27ae60", "yellow": "#f1c40f", "red": "#c0392b"}
 )
 CLUSTER_COLOR = "#e67e22"
 

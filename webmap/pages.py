@@ -10,6 +10,7 @@ from layers.registry import (
     DUST_SITES,
     GRIDS,
     ILLEGAL_BUILDINGS,
+    MERCHANTS,
     PARKING_LOTS,
     VEHICLES,
     Style,
@@ -26,7 +27,13 @@ from webmap.base import (
     tiled_legend,
 )
 from webmap.basemaps import BaseMap
-from webmap.layers import COMPONENT_STATUS, api_layer, leaflet_style, tiled_points
+from webmap.layers import (
+    COMPONENT_STATUS,
+    MERCHANT_RATING,
+    api_layer,
+    leaflet_style,
+    tiled_points,
+)
 
 PAGES = {
     "overview": ("/maps/overview", "综合概览"),
@@ -95,10 +102,12 @@ def overview(
         )
     )
     page.legend += tiled_legend("部件", COMPONENT_STATUS)
+    page.add_layer(tiled_points(MERCHANTS, color_by=MERCHANT_RATING))  # thousands: as tiles
+    page.legend += tiled_legend("门前三包商户", MERCHANT_RATING)
     # vehicles move: their yards say nothing on this map, their positions belong to the live one
     own_way = (
         *(GRIDS, ILLEGAL_BUILDINGS, PARKING_LOTS, DUST_SITES, BILLBOARDS, CASES, COMPONENTS),
-        VEHICLES,
+        *(MERCHANTS, VEHICLES),
     )
     _add_other_layers(page, {layer.id for layer in own_way})
     assert CASES.style is not None

@@ -18,7 +18,17 @@ from layers.cases.codes import read_case_categories, seed_case_categories
 from layers.cases.units import NewUnit
 from layers.cases.workcalendar import Periods
 from layers.cases.worktime import DEFAULT_PERIODS, WorkCalendar
-from layers.demo import cases, features, fleet, fume, histories, merchants, owners, systems
+from layers.demo import (
+    cases,
+    features,
+    fleet,
+    fume,
+    geofences,
+    histories,
+    merchants,
+    owners,
+    systems,
+)
 from layers.demo import components as demo_components
 from layers.demo import routing as demo_routing
 from layers.demo.features import DemoContext
@@ -152,6 +162,7 @@ def build(
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
     city.rows |= merchants.merchants(population, epsg, county.adcode, year, seed)
     city.rows["vehicles"] = fleet.fleet(population, epsg, year, seed)
+    city.rows["geofences"] = geofences.geofences(population, epsg, dust.sites, seed)
     city.rows["restaurants"] = fume.restaurants(population, epsg, year, seed)
     city.rows["fume_checks"] = fume.checks(city.rows["restaurants"], seed)
     return city
