@@ -13,13 +13,16 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from layers.store.db import BUREAU_TIMEZONE
 from tests.accounts import SERVER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,3 +238,8 @@ def assert_clear_failure(result: subprocess.CompletedProcess[str], *phrases: str
 
 # A small photo, as a phone sends one.
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8 + b"\xff\xd9"
+
+
+def bureau_today() -> date:
+    """Today where the bureaus are: the date the product stamps, a day ahead of UTC at night."""
+    return datetime.now(ZoneInfo(BUREAU_TIMEZONE)).date()

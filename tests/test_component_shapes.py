@@ -40,7 +40,7 @@ from tests.counties import (
     two_counties,
 )
 from tests.databases import fresh_database
-from tests.support import JPEG
+from tests.support import JPEG, bureau_today
 from tests.world import ids_in, snapshot, tile_ids, tile_index
 
 NAMES = SCOPED_NAMES
@@ -157,7 +157,7 @@ def test_lines_and_areas_get_ids_their_grid_community_street_and_measure(
         assert props["grid_code"] == demo.sections[1]
         assert props["community"] == f"{DEMO}测试{demo.communities[0][-6:]}"
         assert props["street"] == f"{DEMO}测试{demo.street[-6:]}"
-        assert props["valid_from"] == date.today().isoformat()
+        assert props["valid_from"] == bureau_today().isoformat()
     assert railing["length_m"] == pytest.approx(800.0, abs=1.0)
     assert green["area_m2"] == pytest.approx(800.0 * 600.0, rel=1e-3)
     east = properties(client, "component_lines", shapes.made["east_railing"][0])
@@ -324,7 +324,7 @@ def test_a_case_on_a_line_or_an_area_goes_to_its_maintainer_within_100_m(
             headers=bearer("admin"),
         )
         assert moved.status_code == 200, moved.text
-    today = str(date.today())
+    today = str(bureau_today())
     body = client.get(
         "/stats/indicators",
         params={"from": today, "to": today, "by": "maintainer"},
@@ -362,7 +362,7 @@ def test_a_status_change_of_a_line_keeps_the_version_it_replaces(
             ),
             {"c": code},
         ).all()
-    today = date.today()
+    today = bureau_today()
     assert [tuple(v)[1:] for v in versions] == [
         ("intact", date(2025, 3, 1), today, 400),
         ("damaged", today, None, 400),

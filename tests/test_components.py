@@ -33,7 +33,7 @@ from tests.accounts import TEST_AUTH, bearer, ensure_account
 from tests.counties import DEMO, SANYUAN, two_counties
 from tests.databases import fresh_database
 from tests.street import COMMUNITIES, STREET
-from tests.support import JPEG
+from tests.support import JPEG, bureau_today
 from tests.world import EAST_UNIT, World, ids_in, middle, point, snapshot, tile_ids, tile_index
 
 UNIT = "测试单位"  # the test street's grids' responsible unit
@@ -76,7 +76,7 @@ def test_a_new_component_gets_the_next_id_and_its_grid_community_and_street(
     assert props["grid_code"] == f"{COMMUNITIES[1][:12]}002"
     assert props["community"] == f"测试{COMMUNITIES[1][-6:]}"
     assert props["street"] == f"测试{STREET[-6:]}"
-    assert props["valid_from"] == date.today().isoformat()
+    assert props["valid_from"] == bureau_today().isoformat()
     assert props["valid_to"] is None
 
 
@@ -141,7 +141,7 @@ def test_a_status_change_keeps_the_version_it_replaces(client: TestClient, world
         headers=bearer("admin"),
     )
     assert answer.status_code in (200, 204), answer.text
-    today = date.today()
+    today = bureau_today()
     with world.engine.connect() as conn:
         versions = conn.execute(
             text(
