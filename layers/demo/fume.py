@@ -23,7 +23,7 @@ from layers.demo.names import NameBook
 from layers.demo.population import Population
 from layers.demo.streets import street_plan
 from layers.fume.readings import LIMIT_SQL, ensure_partitions
-from layers.store.bulk import foreign_keys_checked_after
+from layers.store.bulk import foreign_keys_checked_after, owns
 from layers.store.db import BUREAU_TIMEZONE
 
 Row = dict[str, Any]
@@ -164,13 +164,7 @@ def write_readings(conn: Connection, adcode: str, year: int, seed: int) -> int:
         "adcode": adcode,
         "seed": seed,
     }
-    owner = conn.execute(
-        text(
-            "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
-            "WHERE oid = CAST('fume_readings' AS regclass)"
-        )
-    ).scalar_one()
-    if not owner:  # the API's role (`citygrid run`): keys checked row by row
+    if not owns(conn, "fume_readings"):  # the API's role (`citygrid run`): keys checked per row
         written: int = conn.execute(text(READINGS_SQL), params).rowcount
         return written
     # keys checked and the primary key built once after the load: far faster than per row

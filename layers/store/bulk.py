@@ -88,22 +88,36 @@ def copy_tuples(
     return len(rows)
 
 
+def owns(conn: Connection, table: str) -> bool:
+    """Whether the connection's role owns `table` (and so may alter its constraints)."""
+    return bool(
+        conn.execute(
+            text(
+                "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+                "WHERE oid = CAST(:t AS regclass)"
+            ),
+            {"t": table},
+        ).scalar_one()
+    )
+
+
 @contextmanager
 def foreign_keys_checked_after(conn: Connection, table: str) -> Iterator[None]:
     """Set aside the foreign keys of `table` while the block loads it and add them back after,
     checking every row in one pass instead of one lookup per row (PostgreSQL's advice for bulk
     loads); inside the caller's transaction, so it is all or nothing. A role that does not own
     the table (the API's) loads it with its keys checked row by row."""
-    keys = conn.execute(
-        text("""
-        SELECT k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint AS k
-        JOIN pg_class AS t ON t.oid = k.conrelid
-        WHERE k.conrelid = CAST(:t AS regclass) AND k.contype = 'f'
-          AND pg_has_role(current_user, t.relowner, 'USAGE')
-        ORDER BY k.conname
-    """),
-        {"t": table},
-    ).all()
+    keys = (
+        conn.execute(
+            text("""
+            SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+            WHERE conrelid = CAST(:t AS regclass) AND contype = 'f' ORDER BY conname
+        """),
+            {"t": table},
+        ).all()
+        if owns(conn, table)
+        else []
+    )
     quoted = _quote(conn, table)
     for name, _ in keys:
         conn.execute(text(f"ALTER TABLE {quoted} DROP CONSTRAINT {_quote(conn, name)}"))
