@@ -105,8 +105,9 @@ def test_missing_postgis_without_apt_is_one_sentence(
         cluster.ensure_server(print)
 
 
-def _run_once(url: str, log: Path) -> dict[str, int]:
-    """Start `make run`, read the layer counts once it serves, stop it with Ctrl-C."""
+def _run_once(url: str, owner_url: str, log: Path) -> dict[str, int]:
+    """Start `make run` on an external database (the API's role and the schema's owner), read
+    the layer counts once it serves, stop it with Ctrl-C."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -115,6 +116,7 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
                 **os.environ,
                 **SERVER_ENV,
                 "CITYGRID_DATABASE_URL": url,
+                "CITYGRID_MIGRATION_DATABASE_URL": owner_url,
                 "CITYGRID_PORT": str(port),
                 # the demo passwords go to the state directory: not the project's own
                 "CITYGRID_STATE_DIR": str(log.parent / "state"),
@@ -135,14 +137,17 @@ def _run_once(url: str, log: Path) -> dict[str, int]:
         stop(proc, group=True)
 
 
-def test_run_twice_keeps_the_same_rows(scratch_url: str, tmp_path: Path) -> None:
-    first = _run_once(scratch_url, tmp_path / "first.log")
+def test_run_twice_keeps_the_same_rows(
+    pg_server: PgServer, scratch_url: str, tmp_path: Path
+) -> None:
+    owner_url = pg_server.as_owner(scratch_url)
+    first = _run_once(scratch_url, owner_url, tmp_path / "first.log")
     assert first["grids"] == 422 and first["cases"] == 152821
     first_log = (tmp_path / "first.log").read_text()
     assert "demo city 启东市 loaded" in first_log
     assert "演示账号" in first_log and "insp-" in first_log  # the demo's passwords, shown once
     assert "maint-01" in first_log  # the units cases are routed to, listed one by one
-    second = _run_once(scratch_url, tmp_path / "second.log")
+    second = _run_once(scratch_url, owner_url, tmp_path / "second.log")
     assert second == first
     second_log = (tmp_path / "second.log").read_text()
     assert "data already loaded" in second_log and "演示账号" not in second_log

@@ -154,12 +154,14 @@ def checks(restaurant_rows: list[Row], seed: int) -> list[Row]:
     return rows
 
 
-def write_readings(conn: Connection, adcode: str, year: int, seed: int) -> int:
-    """Every restaurant's hourly readings of the demo year (China time), made by the database."""
+def write_readings(conn: Connection, adcode: str, year: int, seed: int, months: int = 12) -> int:
+    """Every restaurant's hourly readings of the demo year's first `months` (China time), made
+    by the database."""
     ensure_partitions(conn, [date(year, month, 1) for month in range(1, 13)])
+    end = date(year + months // 12, months % 12 + 1, 1) - timedelta(days=1)
     params = {
         "first": f"{year}-01-01 00:00:00",
-        "last": f"{year}-12-31 23:00:00",
+        "last": f"{end} 23:00:00",
         "zone": BUREAU_TIMEZONE,
         "adcode": adcode,
         "seed": seed,

@@ -41,7 +41,7 @@ from layers.engine import placing
 from layers.places import counties
 from layers.places.boundary import County, load_county
 from layers.registry import LAYERS
-from layers.store.bulk import copy_rows, copy_tuples, foreign_keys_checked_after
+from layers.store.bulk import analyze, copy_rows, copy_tuples, foreign_keys_checked_after
 from layers.store.tables import TABLES, audit_log, case_photos, layer_table
 
 ADCODE = "320681"
@@ -85,6 +85,7 @@ class Scale:
     cases: float = 1.0
     billboards: float = 1.0
     illegal_buildings: float = 1.0
+    fume_months: int = 12  # the months of hourly fume readings, from January
 
 
 def _people(county: County, rng: np.random.Generator) -> tuple[Population, int]:
@@ -187,13 +188,14 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
         rows = city.rows.get(name, [])  # a layer without demo data starts empty
         advance = step(name, len(rows)) if step else None
         stamped = [{**row, "adcode": city.county.adcode} for row in rows]
-        written[name] = copy_rows(conn, layer_table(LAYERS[name]), stamped, advance)
+        table = layer_table(LAYERS[name])
+        written[name] = copy_rows(conn, table, stamped, advance)
+        if written[name]:
+            # the triggers of the next layers and the placing below query these rows: planned
+            # without their statistics, rating the merchants near the cases took 50 s, not 1 s
+            analyze(conn, table.name)
     _write_histories(conn, city, step)  # not layers: `written` counts the layers' rows
     for layer in LAYERS.values():  # rows placed in grids get the grid (and more) under them
-        if layer.placed_in_grid is not None and written.get(layer.id):
-            # planned without statistics of the fresh rows, placing took seconds instead of ms
-            table = conn.dialect.identifier_preparer.quote(layer_table(layer).name)
-            conn.execute(text(f"ANALYZE {table}"))
         placing.place_unplaced(conn, layer)
     return written
 
@@ -249,7 +251,9 @@ def load(
         if is_loaded(conn):
             return None
         written = write(conn, city, step)
-        written["fume_readings"] = fume.write_readings(conn, city.county.adcode, year, seed)
+        written["fume_readings"] = fume.write_readings(
+            conn, city.county.adcode, year, seed, scale.fume_months
+        )
     with engine.connect() as conn:
         # VACUUM too: index-only scans (the heatmap's) need the pages marked all-visible
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))

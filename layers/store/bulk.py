@@ -101,6 +101,13 @@ def owns(conn: Connection, table: str) -> bool:
     )
 
 
+def analyze(conn: Connection, table: str) -> None:
+    """Gather the planner's statistics of `table` inside the caller's transaction, so that the
+    statements after a bulk load see its rows; a role that does not own it leaves it to autovacuum."""
+    if owns(conn, table):
+        conn.execute(text(f"ANALYZE {_quote(conn, table)}"))
+
+
 @contextmanager
 def foreign_keys_checked_after(conn: Connection, table: str) -> Iterator[None]:
     """Set aside the foreign keys of `table` while the block loads it and add them back after,
