@@ -109,6 +109,7 @@ def create_app(
             app.state.tracking.live_max_streams,
             app.state.tracking.live_max_streams_per_viewer,
         )
+        live_routes.end_streams_on_exit(app.state.tracking_feed)
         try:
             yield
         finally:

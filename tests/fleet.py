@@ -66,7 +66,9 @@ def build_fleet(engine: Engine) -> dict[str, CountyRows]:
     return rows
 
 
-def at(lonlat: tuple[float, float], minutes_ago: float, speed: float = 20.0, **more: Any) -> dict[str, Any]:
+def at(
+    lonlat: tuple[float, float], minutes_ago: float, speed: float = 20.0, **more: Any
+) -> dict[str, Any]:
     """One position as `POST /tracking/positions` takes it."""
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
     return {"lon": lonlat[0], "lat": lonlat[1], "time": when.isoformat(), "speed": speed, **more}

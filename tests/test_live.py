@@ -44,6 +44,7 @@ class Fleet:
     """The server, the database as its owner, the counties' rows and the trackers' ids."""
 
     base: str
+    url: str
     engine: Engine
     rows: dict[str, CountyRows]
     trackers: dict[str, int]
@@ -57,7 +58,7 @@ def fleet(pg_server: PgServer) -> Iterator[Fleet]:
     try:
         rows = build_fleet(engine)
         with live_server(url, **ENV) as base:
-            yield Fleet(base, engine, rows, report_everyone(base, engine, rows))
+            yield Fleet(base, url, engine, rows, report_everyone(base, engine, rows))
     finally:
         engine.dispose()
         next(databases, None)
@@ -157,8 +158,10 @@ def test_an_alarm_reaches_the_streams_of_its_county_as_it_opens(fleet: Fleet) ->
         assert alarm["adcode"] == DEMO
         # the unregistered terminal itself appears as a tracker of the county
         mine.wait_for(
-            lambda e, d: e == "positions"
-            and any(f["properties"]["terminal"] == UNKNOWN_TERMINAL for f in d["features"])
+            lambda e, d: (
+                e == "positions"
+                and any(f["properties"]["terminal"] == UNKNOWN_TERMINAL for f in d["features"])
+            )
         )
         time.sleep(1.5)
         assert other.named("alarms") == [] and other.named("positions") == []
@@ -221,3 +224,13 @@ def test_an_account_keeps_a_few_streams_and_a_closed_one_frees_its_place(fleet: 
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_a_server_stopping_ends_its_open_streams(fleet: Fleet) -> None:
+    with live_server(fleet.url, **{**ENV, "CITYGRID_LIVE_HEARTBEAT_S": "60"}) as base:
+        stream = EventStream(base, "dispatcher-city").__enter__()
+        stream.wait_for(lambda e, _: e == "snapshot")
+        started = time.monotonic()
+    stopped_in = time.monotonic() - started  # live_server's exit: SIGINT, then wait
+    stream.close()
+    assert stopped_in < 5, stopped_in

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -83,6 +85,37 @@ def _signed_in(request: Request) -> bool:
         return False
 
 
+async def _snapshot(
+    engine: Engine, viewer: Viewer, states: reading.States, settings: TrackingSettings
+) -> tuple[bytes, set[int]]:
+    """The events a stream starts with (and sends again after a resync), and the trackers shown."""
+    since = datetime.now(UTC) - timedelta(hours=settings.live_alarm_hours)
+    first = await _read(engine, live.snapshot, viewer, states, since, settings.alarms_max)
+    hello = {"offline_minutes": settings.offline_minutes, "now": _now()}
+    body = b'{"positions":' + first.positions + b',"alarms":' + first.alarms + b"}"
+    events = f"retry: {RETRY_MS}\n".encode() + _event("hello", _json(hello))
+    return events + _event("snapshot", body), first.trackers
+
+
+async def _update(
+    engine: Engine,
+    viewer: Viewer,
+    states: reading.States,
+    changes: live.Changes,
+    shown: set[int],
+) -> tuple[bytes, set[int]]:
+    """The events of what changed that the viewer may read, and the trackers shown now."""
+    found = await _read(engine, live.update, viewer, states, changes, shown)
+    events = b""
+    if found.positions is not None:
+        events += _event("positions", found.positions)
+    if found.gone:
+        events += _event("gone", _json({"ids": sorted(found.gone)}))
+    if found.alarms is not None:
+        events += _event("alarms", found.alarms)
+    return events, found.shown
+
+
 async def _stream(
     request: Request,
     engine: Engine,
@@ -94,44 +127,31 @@ async def _stream(
     states = reading.States(settings.offline_minutes, settings.moving_kmh)
     try:
         await feed.until_ready(READY_WAIT_S)
-        shown: set[int] = set()
         resync = True
-        while True:
+        while not subscription.closed:
             if resync:
-                since = datetime.now(UTC) - timedelta(hours=settings.live_alarm_hours)
-                first = await _read(
-                    engine, live.snapshot, viewer, states, since, settings.alarms_max
-                )
-                shown = first.trackers
-                hello = {"offline_minutes": settings.offline_minutes, "now": _now()}
-                yield f"retry: {RETRY_MS}\n".encode() + _event("hello", _json(hello))
-                yield _event(
-                    "snapshot",
-                    b'{"positions":' + first.positions + b',"alarms":' + first.alarms + b"}",
-                )
-            if not await subscription.wait(settings.live_heartbeat_s):
+                events, shown = await _snapshot(engine, viewer, states, settings)
+                yield events
+            changed = await subscription.wait(settings.live_heartbeat_s)
+            resync = False
+            if subscription.closed:
+                return
+            if not changed:
                 if await request.is_disconnected() or not await asyncio.to_thread(
                     _signed_in, request
                 ):
                     return
                 yield b": keep-alive\n\n"
-                resync = False
                 continue
             await asyncio.sleep(settings.live_interval_s)  # gather what else changes meanwhile
-            if await request.is_disconnected():
+            if subscription.closed or await request.is_disconnected():
                 return
             changes = subscription.take()
             resync = changes.resync
-            if resync or not changes:
-                continue
-            found = await _read(engine, live.update, viewer, states, changes, shown)
-            shown = found.shown
-            if found.positions is not None:
-                yield _event("positions", found.positions)
-            if found.gone:
-                yield _event("gone", _json({"ids": sorted(found.gone)}))
-            if found.alarms is not None:
-                yield _event("alarms", found.alarms)
+            if changes and not resync:
+                events, shown = await _update(engine, viewer, states, changes, shown)
+                if events:
+                    yield events
     finally:
         feed.unsubscribe(subscription)
 
@@ -167,3 +187,20 @@ async def live_feed(
         media_type=EVENT_STREAM,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def end_streams_on_exit(feed: live.TrackingFeed) -> None:
+    """uvicorn finishes every open response before it stops, and a live stream never finishes by
+    itself: a stop signal ends the streams first, then does what it did before."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            feed.close_streams()
+            if callable(previous):
+                previous(signum, frame)
+
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (a test client): no server signals to hear
+            return

@@ -57,9 +57,12 @@ class Subscription:
         self._loop = loop
         self._changes = Changes()
         self._wake = asyncio.Event()
+        self.closed = False  # the server is stopping: the stream ends
 
     def _add(self, tag: str, ids: list[int]) -> None:  # in the stream's event loop
-        if tag == "p":
+        if tag == "close":
+            self.closed = True
+        elif tag == "p":
             self._changes.trackers.update(ids)
         elif tag == "a":
             self._changes.alarms.update(ids)
@@ -106,6 +109,7 @@ class TrackingFeed:
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closing = False
 
     @property
     def ready(self) -> bool:
@@ -129,6 +133,7 @@ class TrackingFeed:
                     f"每个账号最多同时打开 {self.max_per_viewer} 个实时地图，请先关闭其中一个。",
                 )
             subscription = Subscription(viewer_key, asyncio.get_running_loop())
+            subscription.closed = self._closing
             self._subscriptions.add(subscription)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tracking-feed", daemon=True)
@@ -148,6 +153,11 @@ class TrackingFeed:
     async def until_ready(self, timeout: float) -> bool:
         """Wait (up to `timeout`) until the listener is connected."""
         return await asyncio.to_thread(self._ready.wait, timeout)
+
+    def close_streams(self) -> None:
+        """End every open stream, and those opened from now on (the server is stopping)."""
+        self._closing = True
+        self._fan_out("close", [])
 
     def stop(self) -> None:
         """Stop listening."""

@@ -341,8 +341,11 @@
       stop();
       trackLayer.clearLayers();
       status('正在读取轨迹…');
+      // the inputs hold the browser's local time: sent as instants, whatever the server's zone
+      var since = new Date(from), until = new Date(to);
+      if (isNaN(since) || isNaN(until)) { status('请填写完整的起止时间'); return; }
       CityGrid.api('GET', '/tracking/vehicles/' + encodeURIComponent(id) + '/track?from=' +
-        encodeURIComponent(from + ':00') + '&to=' + encodeURIComponent(to + ':00')).then(function (doc) {
+        encodeURIComponent(since.toISOString()) + '&to=' + encodeURIComponent(until.toISOString())).then(function (doc) {
         var shown = CityGrid.toDisplay(doc);
         if (!shown.geometry) {
           status('该时段内轨迹点不足两个（' + doc.properties.count + ' 个）');
