@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from layers.store import db
-from tests.accounts import bearer, browser_context
+from tests.accounts import TEST_PASSWORD, bearer, browser_context
 from tests.counties import DEMO, SANYUAN, CountyRows
 from tests.databases import PgServer, fresh_database
 from tests.fleet import at, build_fleet, community_point, report, report_everyone
@@ -187,3 +187,13 @@ def test_roles_the_page_is_not_for_are_refused(browser: Any, fleet: Fleet, who: 
 def test_a_visitor_is_sent_to_sign_in(fleet: Fleet) -> None:
     answer = httpx.get(f"{fleet.base}/maps/command", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/login?next=/maps/command"
+
+
+def test_a_dispatcher_signing_in_lands_on_the_command_map(fleet: Fleet) -> None:
+    answer = httpx.post(
+        f"{fleet.base}/login",
+        data={"username": "dispatcher-a", "password": TEST_PASSWORD},
+        headers={"Origin": fleet.base},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/maps/command"
