@@ -123,6 +123,11 @@ class EventStream:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @property
+    def finished(self) -> bool:
+        """Whether the stream ended (the server closed it, or `close` was called)."""
+        return not self._thread.is_alive()
+
     def close(self) -> None:
         """Stop reading (the thread leaves at the next line: a heartbeat at the latest)."""
         self._closed.set()

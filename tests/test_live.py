@@ -246,4 +246,4 @@ def test_a_server_stopping_ends_its_open_streams(fleet: Fleet) -> None:
     # a server waiting on the stream would be killed after 20 s; one that ends it stops at once
     # (seconds, on a busy machine)
     assert stopped_in < 15, stopped_in
-    assert stream.named("snapshot") and not stream._thread.is_alive()
+    assert stream.named("snapshot") and stream.finished
