@@ -111,11 +111,6 @@ class TrackingFeed:
         self._thread: threading.Thread | None = None
         self._closing = False
 
-    @property
-    def ready(self) -> bool:
-        """Whether the listener is connected (changes committed from now on are heard)."""
-        return self._ready.is_set()
-
     def subscribe(self, viewer_key: str) -> Subscription:
         """A new stream's subscription (the listener started when it is the first); refused
         beyond the limits."""
@@ -144,11 +139,6 @@ class TrackingFeed:
         """Forget a stream that ended."""
         with self._lock:
             self._subscriptions.discard(subscription)
-
-    def open_streams(self) -> int:
-        """How many streams are open in this process."""
-        with self._lock:
-            return len(self._subscriptions)
 
     async def until_ready(self, timeout: float) -> bool:
         """Wait (up to `timeout`) until the listener is connected."""

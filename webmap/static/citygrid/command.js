@@ -287,7 +287,12 @@
       JSON.parse(e.data).features.slice().reverse().forEach(function (f) { upsertAlarm(f, true); });
       changed();
     });
-    source.onerror = function () { connected(false); };
+    source.onerror = function () {
+      connected(false);
+      if (source.readyState === EventSource.CLOSED) {  // refused (signed out): no more retries
+        $('.cg-live-state').textContent = '连接已断开，请重新登录后刷新页面';
+      }
+    };
     window.addEventListener('pagehide', function () { source.close(); });
     // silence turns a tracker offline: no event says so, the clock does
     setInterval(function () {
