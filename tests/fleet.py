@@ -102,9 +102,11 @@ def report_everyone(base: str, engine: Engine, rows: dict[str, CountyRows]) -> d
 class EventStream:
     """`GET /tracking/live` read in a thread: the answer's status and every event received."""
 
-    def __init__(self, base: str, who: str | None, query: str = "") -> None:
+    def __init__(
+        self, base: str, who: str | None, query: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         self.url = f"{base}/tracking/live{query}"
-        self.headers = bearer(who) if who else {}
+        self.headers = headers if headers is not None else bearer(who) if who else {}
         self.status = 0
         self.body = b""
         self.media_type = ""

@@ -236,6 +236,18 @@ def test_an_account_keeps_a_few_streams_and_a_closed_one_frees_its_place(fleet: 
             stream.close()
 
 
+def test_a_stream_ends_when_its_session_ends(fleet: Fleet) -> None:
+    headers = bearer("planner-a")
+    with EventStream(fleet.base, None, headers=headers) as stream:
+        stream.wait_for(lambda e, _: e == "snapshot")
+        ended = httpx.post(f"{fleet.base}/auth/logout", headers=headers, timeout=30)
+        assert ended.status_code == 204
+        deadline = time.monotonic() + 10
+        while not stream.finished:  # at the next heartbeat
+            assert time.monotonic() < deadline, "the stream outlived its session"
+            time.sleep(0.1)
+
+
 def test_a_server_stopping_ends_its_open_streams(fleet: Fleet) -> None:
     with live_server(fleet.url, **{**ENV, "CITYGRID_LIVE_HEARTBEAT_S": "60"}) as base:
         stream = EventStream(base, "dispatcher-city").__enter__()
