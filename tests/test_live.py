@@ -259,3 +259,33 @@ def test_a_server_stopping_ends_its_open_streams(fleet: Fleet) -> None:
     # (seconds, on a busy machine)
     assert stopped_in < 15, stopped_in
     assert stream.named("snapshot") and stream.finished
+
+
+def test_a_statement_moving_a_large_fleet_reaches_the_stream_whole(fleet: Fleet) -> None:
+    """One statement moving 1,200 trackers is announced in chunks (a notification holds at most
+    8,000 bytes); the stream reads them all."""
+    with fleet.engine.connect() as conn:
+        lon, lat = community_point(conn, fleet.rows[SANYUAN], 1)
+    with EventStream(fleet.base, "dispatcher-b") as stream:
+        stream.wait_for(lambda e, _: e == "snapshot")
+        with fleet.engine.begin() as conn:
+            made = conn.execute(
+                text("""
+                WITH t AS (INSERT INTO terminals (phone, auth_code, protocol)
+                           SELECT '1555' || lpad(n::text, 7, '0'), 'x', 'platform'
+                           FROM generate_series(1, 1200) AS n RETURNING id)
+                INSERT INTO latest_positions (terminal_id, owner_adcode)
+                SELECT id, :county FROM t RETURNING id"""),
+                {"county": SANYUAN},
+            ).scalars()
+            fleet_ids = set(made)
+            conn.execute(
+                text("""UPDATE latest_positions SET time = now(), adcode = :county, speed = 5,
+                        geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)
+                        WHERE id = ANY(:ids)"""),
+                {"county": SANYUAN, "lon": lon, "lat": lat, "ids": sorted(fleet_ids)},
+            )
+        deadline = time.monotonic() + 20
+        while not fleet_ids <= {f["id"] for p in stream.named("positions") for f in p["features"]}:
+            assert time.monotonic() < deadline, "part of the fleet never reached the stream"
+            time.sleep(0.2)
