@@ -37,6 +37,7 @@ from api.routes import (
     units,
 )
 from api.routes import fume as fume_routes
+from api.routes import live as live_routes
 from api.routes import tracking as tracking_routes
 from api.security import SecurityHeaders, tile_sources
 from api.settings import (
@@ -60,6 +61,7 @@ from layers.engine.tiles import TileCache
 from layers.store.db import make_engine
 from layers.store.roles import API_APPLICATION
 from layers.store.versions import VersionWatcher
+from layers.tracking.live import TrackingFeed
 from webmap.basemaps import resolve_basemap
 
 
@@ -101,9 +103,17 @@ def create_app(
         app.state.layer_versions = VersionWatcher(engine.url, API_APPLICATION)
         app.state.layer_versions.start()
         app.state.calendars = Calendars(calendar.periods(), app.state.layer_versions.current)
+        app.state.tracking_feed = TrackingFeed(
+            engine.url,
+            API_APPLICATION,
+            app.state.tracking.live_max_streams,
+            app.state.tracking.live_max_streams_per_viewer,
+        )
+        live_routes.end_streams_on_exit(app.state.tracking_feed)
         try:
             yield
         finally:
+            app.state.tracking_feed.stop()
             app.state.layer_versions.stop()
             engine.dispose()
             metrics.forget_process()
@@ -178,6 +188,7 @@ def create_app(
     app.include_router(catalogue.router)
     app.include_router(components.router)
     app.include_router(tracking_routes.router)
+    app.include_router(live_routes.router)
     app.include_router(merchants.router)
     app.include_router(merchants.pages)
     app.include_router(pages.router)

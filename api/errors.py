@@ -41,6 +41,7 @@ from layers.errors import (
     SetupError,
     StateConflict,
     TooManyAttempts,
+    TooManyStreams,
     UnknownLayer,
     UnsupportedMediaType,
 )
@@ -68,6 +69,7 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     NotSignedIn: 401,
     Forbidden: 403,
     TooManyAttempts: 429,
+    TooManyStreams: 429,
     AccountError: 400,
     StateConflict: 409,
     ConcurrentChange: 409,
@@ -99,6 +101,7 @@ def error_body(code: str, message_zh: str, message_en: str, **details: object) -
 HEADERS_BY_ERROR: dict[type[CitygridError], Callable[[CitygridError], dict[str, str]]] = {
     NotSignedIn: lambda _: {"WWW-Authenticate": "Bearer"},
     TooManyAttempts: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 1))},
+    TooManyStreams: lambda _: {"Retry-After": "30"},
     DatabaseUnreachable: lambda exc: {"Retry-After": str(exc.details.get("retry_after", 5))},
 }
 # Driver and pool errors, turned into domain errors by `layers.store.db.database_error`.

@@ -505,6 +505,21 @@ class TrackingSettings(CitygridSettings):
     alarms_max: int = Field(
         default=10_000, ge=1, le=100_000, description="Alarms in one GET /tracking/alarms"
     )
+    live_interval_s: float = Field(
+        default=1.0, ge=0.05, le=60, description="How long a live map's changes are gathered"
+    )
+    live_heartbeat_s: float = Field(
+        default=15.0, ge=1, le=300, description="A silent live stream sends a comment this often"
+    )
+    live_max_streams: int = Field(
+        default=200, ge=1, le=10_000, description="Live streams one API process serves at once"
+    )
+    live_max_streams_per_viewer: int = Field(
+        default=5, ge=1, le=100, description="Live streams one account keeps open at once"
+    )
+    live_alarm_hours: float = Field(
+        default=24.0, gt=0, le=720, description="A live map starts with the alarms of these hours"
+    )
 
     def alarm_rules(self) -> Rules:
         """When stops, silences and speeds raise alarms."""

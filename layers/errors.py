@@ -155,6 +155,12 @@ class TooManyAttempts(CitygridError):
     code = "too_many_attempts"
 
 
+class TooManyStreams(CitygridError):
+    """More live streams than a process or an account may keep open."""
+
+    code = "too_many_streams"
+
+
 class AccountError(CitygridError):
     """An account that cannot be created or changed as asked (taken name, unknown role)."""
 

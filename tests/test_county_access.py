@@ -413,6 +413,7 @@ def _title(html: str) -> str:
         ("/maps/planner", "网格规划与调整"),
         ("/maps/leader", "城市管理领导驾驶舱"),
         ("/maps/leader/timeline", "案件热力逐周变化"),
+        ("/maps/command", "城市管理大指挥"),
     ],
 )
 def test_pages_are_of_the_viewers_county_with_a_picker_for_several(

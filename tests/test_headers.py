@@ -27,7 +27,15 @@ FIXED = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
-PAGES = ["/maps/overview", "/maps/planner", "/maps/inspector", "/maps/leader", "/login", "/docs"]
+PAGES = [
+    "/maps/overview",
+    "/maps/planner",
+    "/maps/inspector",
+    "/maps/leader",
+    "/maps/command",
+    "/login",
+    "/docs",
+]
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ PAGES = {
     "inspector": ("/maps/inspector", "我的巡查区域"),
     "leader": ("/maps/leader", "领导驾驶舱"),
     "timeline": ("/maps/leader/timeline", "案件热力逐周变化"),
+    "command": ("/maps/command", "城市管理大指挥"),
 }
 
 GRID_LEVEL_STYLES = {

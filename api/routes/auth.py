@@ -23,7 +23,11 @@ from webmap.login import login_page
 
 router = APIRouter()
 pages = APIRouter(include_in_schema=False)
-HOME = {Role.INSPECTOR: "/maps/inspector", Role.PLANNER: "/maps/planner"}
+HOME = {
+    Role.INSPECTOR: "/maps/inspector",
+    Role.PLANNER: "/maps/planner",
+    Role.DISPATCHER: "/maps/command",
+}
 
 
 def _issuer(request: Request) -> Issuer:

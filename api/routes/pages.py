@@ -25,7 +25,7 @@ from layers.engine.access import Viewer
 from layers.errors import FeatureNotFound, Forbidden, NotSignedIn
 from layers.places import counties
 from layers.registry import ROLE_LABELS, Role
-from webmap import inspector, leader, pages, planner
+from webmap import command, inspector, leader, pages, planner
 from webmap.base import Catalogue, Place
 from webmap.basemaps import BaseMap
 from webmap.login import county_refused_page, refused_page
@@ -170,3 +170,11 @@ def leader_timeline(
 ) -> Response:
     """案件热力逐周变化 (leaders)."""
     return _show_with_catalogue(request, conn, viewer, county, (Role.LEADER,), leader.timeline)
+
+
+@router.get("/maps/command", response_class=HTMLResponse)
+def command_map(
+    request: Request, conn: ConnectionDep, viewer: PageViewer, county: CountyParam = None
+) -> Response:
+    """大指挥 (the command centre's dispatchers; leaders, who read every position, watch it too)."""
+    return _show(request, conn, viewer, county, (Role.DISPATCHER, Role.LEADER), command.command)

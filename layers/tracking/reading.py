@@ -4,6 +4,7 @@ database builds the GeoJSON, limited to what the viewer may read."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,19 +51,38 @@ def _scope(viewer: Viewer, params: dict[str, Any]) -> str:
     return f"(l.username = :patrol_user OR ({county_sql} AND ST_Intersects(l.geom, {PATROL_AREA})))"
 
 
+def _readable(viewer: Viewer, params: dict[str, Any], ids: Sequence[int] | None) -> list[str]:
+    """The conditions on `l` keeping the trackers the viewer may read (of `ids` when given)."""
+    where = [_scope(viewer, params), "l.time IS NOT NULL"]
+    if ids is not None:
+        where.append("l.id = ANY(:ids)")
+        params["ids"] = list(ids)
+    return where
+
+
+def readable(conn: Connection, viewer: Viewer, ids: Sequence[int] | None = None) -> set[int]:
+    """The ids of the trackers (of `ids`, or all) whose latest position the viewer may read."""
+    params: dict[str, Any] = {}
+    where = _readable(viewer, params, ids)
+    sql = f"SELECT l.id FROM latest_positions AS l WHERE {' AND '.join(where)}"
+    return set(conn.execute(text(sql), params).scalars())
+
+
 def latest(
     conn: Connection,
     viewer: Viewer,
     states: States,
     plate: str | None = None,
     kind: str | None = None,
+    ids: Sequence[int] | None = None,
 ) -> bytes:
-    """The latest position of every tracker the viewer may read, as a GeoJSON collection."""
+    """The latest position of every tracker the viewer may read (of `ids` when given), as a
+    GeoJSON collection."""
     params: dict[str, Any] = {
         "offline": states.offline_minutes,
         "moving": states.moving_kmh,
     }
-    where = [_scope(viewer, params), "l.time IS NOT NULL"]
+    where = _readable(viewer, params, ids)
     if plate is not None:
         where.append("COALESCE(v.plate, t.plate) ILIKE :plate")
         params["plate"] = "%" + plate.replace("\\", "\\\\").replace("%", "\\%") + "%"
@@ -175,6 +195,7 @@ class AlarmQuery:
     start: datetime | None = None
     end: datetime | None = None
     limit: int = 10_000
+    ids: tuple[int, ...] | None = None  # only these alarms (the live map's changed ones)
 
 
 def _alarm_scope(viewer: Viewer, params: dict[str, Any]) -> str:
@@ -190,6 +211,14 @@ def _alarm_scope(viewer: Viewer, params: dict[str, Any]) -> str:
     return f"({county_sql} AND ST_Intersects(a.geom, {PATROL_AREA}))"
 
 
+def readable_alarms(conn: Connection, viewer: Viewer, ids: Sequence[int]) -> set[int]:
+    """The ids of the alarms of `ids` the viewer may read."""
+    params: dict[str, Any] = {"ids": list(ids)}
+    where = _alarm_scope(viewer, params)
+    sql = f"SELECT a.id FROM alarms AS a WHERE a.id = ANY(:ids) AND {where}"
+    return set(conn.execute(text(sql), params).scalars())
+
+
 def alarms(conn: Connection, viewer: Viewer, query: AlarmQuery) -> bytes:
     """The alarms the viewer may read, newest first, as GeoJSON points where each started."""
     params: dict[str, Any] = {"limit": query.limit, "labels": json.dumps(ALARM_LABELS)}
@@ -197,6 +226,9 @@ def alarms(conn: Connection, viewer: Viewer, query: AlarmQuery) -> bytes:
     if query.tracker is not None:
         where.append("a.tracker_id = :tracker")
         params["tracker"] = query.tracker
+    if query.ids is not None:
+        where.append("a.id = ANY(:ids)")
+        params["ids"] = list(query.ids)
     if query.kind is not None:
         where.append("a.kind = :kind")
         params["kind"] = query.kind
