@@ -5,8 +5,8 @@ the ids a statement changed, `p:1,2,3` for trackers and `a:7,8` for alarms, at m
 notification. PostgreSQL delivers them when the writer's transaction commits, in commit order, so
 every writer (the gateway, phones, the offline task) is covered without knowing the listeners.
 
-Revision ID: 0032
-Revises: 0031
+Revision ID: 0033
+Revises: 0032
 Create Date: 2026-12-02 19:30:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0032"
-down_revision = "0031"
+revision = "0033"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
