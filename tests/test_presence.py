@@ -217,3 +217,171 @@ def test_a_vehicle_sweeping_two_of_its_three_segments_covers_two_thirds(
     with world.engine.connect() as conn:
         faster = coverage.sweeping(conn, coverage.Period(day, day, viewer, rules))
     assert faster[0]["swept_share"] == pytest.approx(1.0, abs=1e-3)
+
+
+# --- who reads what ---------------------------------------------------------------------------
+
+
+def _expected_presence(who: str) -> set[tuple[str, str]]:
+    """(inspector, county) rows the account reads: an inspector their own, handlers nothing."""
+    held = (DEMO, SANYUAN) if who == "admin" else SCOPES[who.rsplit("-", 1)[1]]
+    everyone = {
+        (f"inspector-{scope}", adcode) for scope, adcodes in SCOPES.items() for adcode in adcodes
+    }
+    if who.startswith("inspector-"):
+        return {(name, adcode) for name, adcode in everyone if name == who and adcode in held}
+    return {(name, adcode) for name, adcode in everyone if adcode in held}
+
+
+@pytest.mark.parametrize("who", ["admin", *(f"{r}-{s}" for r in ROLES if r != "admin" for s in SCOPES)])
+def test_every_role_in_two_counties(client: TestClient, world: World, who: str) -> None:
+    if who.startswith("handler-"):
+        for path in ("/stats/presence", "/stats/sweeping"):
+            refused = client.get(path, params={"date": DAY}, headers=bearer(who))
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["code"] == "forbidden" and refused.json()["message"]
+        return
+    presence = _rows(client, "/stats/presence", who)
+    assert {(r["username"], r["adcode"]) for r in presence} == _expected_presence(who)
+    held = (DEMO, SANYUAN) if who == "admin" else SCOPES[who.rsplit("-", 1)[1]]
+    sweeping = {r["vehicle_id"] for r in _rows(client, "/stats/sweeping", who)}
+    # an inspector's patrol area (the west community) holds none of the vehicles' segments
+    expected = set() if who.startswith("inspector-") else {world.vehicles[a] for a in held}
+    assert sweeping == expected
+
+
+def test_a_county_asked_for_narrows_the_rows(client: TestClient) -> None:
+    found = _rows(client, "/stats/presence", "leader-city", date=DAY, county=SANYUAN)
+    assert {r["adcode"] for r in found} == {SANYUAN}
+    other = client.get(
+        "/stats/sweeping", params={"date": DAY, "county": SANYUAN}, headers=bearer("leader-a")
+    )
+    assert other.status_code == 403, other.text
+
+
+def test_csv_with_chinese_headers(client: TestClient) -> None:
+    for path, first, last in (
+        ("/stats/presence", "日期", "道路巡查覆盖率"),
+        ("/stats/sweeping", "日期", "清扫覆盖率"),
+    ):
+        answer = client.get(path, params={"date": DAY, "format": "csv"}, headers=bearer("leader-a"))
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("text/csv")
+        assert "attachment" in answer.headers["content-disposition"]
+        table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+        assert table[0][0] == first and table[0][-1] == last
+        assert len(table) == 1 + len(_rows(client, path, "leader-a"))
+    body = client.get(
+        "/stats/presence", params={"date": DAY, "format": "csv"}, headers=bearer("leader-a")
+    ).content.decode("utf-8-sig")
+    assert "inspector-a" in body and ",35.0," in body
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({}, 400, "period_required"),
+        ({"date": DAY, "from": DAY, "to": DAY}, 400, "period_required"),
+        ({"from": DAY}, 400, "period_required"),
+        ({"date": "2026-02-30"}, 400, None),
+        ({"date": "yesterday"}, 400, None),
+        ({"from": NEXT_DAY, "to": DAY}, 400, "period_reversed"),
+        ({"from": "2026-01-01", "to": "2026-12-31"}, 400, "period_too_long"),
+        ({"date": DAY, "format": "xml"}, 400, None),
+    ],
+)
+def test_bad_periods_are_refused(
+    client: TestClient, params: dict[str, str], status: int, code: str | None
+) -> None:
+    for path in ("/stats/presence", "/stats/sweeping"):
+        answer = client.get(path, params=params, headers=bearer("leader-a"))
+        assert answer.status_code == status, answer.text
+        body = answer.json()
+        assert body["message"] and body["code"] == (code or body["code"])
+        if code is None:
+            assert body["code"] not in ("period_required", "period_reversed")
+
+
+# --- the road segments layer through the generic machinery -------------------------------------
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    import math
+
+    n = 2**z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+def test_road_segments_are_items_tiles_and_editable(client: TestClient, world: World) -> None:
+    rows = world.rows[DEMO]
+    shape = LineString([rows.lonlat(-1400, -900), rows.lonlat(-1000, -900)])
+    body = {
+        "type": "Feature",
+        "geometry": mapping(shape),
+        "properties": {"name": "测试新路第1段", "road": "测试新路", "road_class": "branch"}
+        | {"sweeper_vehicle_id": world.vehicles[DEMO], "sweeping_unit": "测试环卫所"},
+    }
+    send = json.dumps(body, ensure_ascii=False)
+    for who in ("leader-a", "inspector-a", "dispatcher-a"):
+        refused = client.post(
+            "/collections/road_segments/items", content=send, headers={**GEOJSON, **bearer(who)}
+        )
+        assert refused.status_code == 403, (who, refused.text)
+    created = client.post(
+        "/collections/road_segments/items",
+        content=send,
+        headers={**GEOJSON, **bearer("planner-a")},
+    )
+    assert created.status_code == 201, created.text
+    path = created.headers["location"].replace("http://testserver", "")
+    try:
+        one = client.get(path, headers=bearer("leader-a")).json()
+        assert one["properties"]["length_m"] == pytest.approx(400, abs=0.5)
+        assert client.get(path, headers=bearer("leader-b")).status_code == 404
+        etag = client.get(path, headers=bearer("planner-a")).headers["etag"]
+        wrong = client.patch(
+            path,
+            content=json.dumps({"properties": {"road_class": "motorway"}}),
+            headers={**GEOJSON, "If-Match": etag, **bearer("planner-a")},
+        )
+        assert wrong.status_code == 400 and wrong.json()["code"] == "property_not_in_code_list"
+        nowhere = client.patch(
+            path,
+            content=json.dumps({"properties": {"sweeper_vehicle_id": 999_999}}),
+            headers={**GEOJSON, "If-Match": etag, **bearer("planner-a")},
+        )
+        assert nowhere.status_code in (400, 409, 422) and nowhere.json()["message"]
+        lon, lat = shapely.Point(shape.coords[0]).coords[0]
+        x, y = _tile_of(lon + 0.001, lat, 16)
+        tile = client.get(
+            f"/collections/road_segments/tiles/WebMercatorQuad/16/{x}/{y}",
+            headers=bearer("leader-a"),
+        )
+        assert tile.status_code == 200, tile.text
+        drawn = mapbox_vector_tile.decode(tile.content)["road_segments"]["features"]
+        assert one["id"] in {f["id"] for f in drawn}
+        listed = client.get(
+            "/collections/road_segments/items", params={"road": "测试新路"}, headers=bearer("leader-a")
+        ).json()
+        assert [f["id"] for f in listed["features"]] == [one["id"]]
+    finally:
+        etag = client.get(path, headers=bearer("planner-a")).headers["etag"]
+        gone = client.delete(path, headers={"If-Match": etag, **bearer("planner-a")})
+        assert gone.status_code == 204, gone.text
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "csv", "gpkg"])
+def test_road_segments_go_out_and_back_in(client: TestClient, world: World, fmt: str) -> None:
+    who = bearer("planner-b")
+    exported = client.get("/collections/road_segments/export", params={"format": fmt}, headers=who)
+    assert exported.status_code == 200, exported.text
+    back = client.post(
+        "/collections/road_segments/import",
+        params={"filename": f"segments.{fmt}", "mode": "upsert"},
+        content=exported.content,
+        headers={"Content-Type": "application/octet-stream", **who},
+    )
+    assert back.status_code == 200, back.text
+    report = back.json()
+    assert (report["rows"], report["unchanged"], report["errors"]) == (1, 1, [])  # 三元区's one
