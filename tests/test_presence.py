@@ -32,9 +32,10 @@ from layers.registry import Role
 from layers.store import db
 from layers.tracking import coverage, store
 from layers.tracking.jt808.messages import CHINA
-from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
+from tests.accounts import ROLES, TEST_AUTH, bearer, browser_context, ensure_account
 from tests.counties import DEMO, SANYUAN, CountyRows, _from_centre, _wkb, two_counties
 from tests.databases import PgServer, fresh_database
+from tests.support import ARTIFACTS, assert_policy_kept, live_server, wait_for, watch
 
 SCOPES = {"a": (DEMO,), "b": (SANYUAN,), "city": (DEMO, SANYUAN)}
 UNITS = {DEMO: "启东测试中队", SANYUAN: "三元区测试中队"}
@@ -48,6 +49,8 @@ STREETS = {
     "across": (-300, -500, 700, -500),  # 1000 m, 300 m of it in the area
 }
 AREA_STREETS_M = 1000 + 1000 + 300
+# drawn in tests/counties.py's zone, measured in the county's stored one: a scale apart of 1e-4
+ZONES_APART = 2e-4
 # the sanitation vehicle's segments, in the east community: two swept, one passed too fast
 SEGMENTS = {
     "swept_a": (100, -800, 500, -800),  # 400 m
@@ -192,9 +195,12 @@ def test_minutes_on_duty_and_streets_passed_of_a_scripted_day(client: TestClient
     mine = next(r for r in found if r["username"] == "inspector-a")
     assert mine["on_duty_minutes"] == 30 + 3 + 1 + 1  # the gap, the trip out, midnight cut
     assert mine["fixes"] == 31 + 4 + 4 + 2
-    assert mine["streets_m"] == pytest.approx(AREA_STREETS_M, abs=0.5)
-    assert mine["passed_m"] == pytest.approx(1000, abs=0.5)  # not the north street: the gap
+    assert mine["streets_m"] == pytest.approx(AREA_STREETS_M, rel=ZONES_APART)
+    assert mine["passed_m"] == pytest.approx(1000, rel=ZONES_APART)  # not the north street: the gap
     assert mine["passed_share"] == pytest.approx(1000 / AREA_STREETS_M, abs=1e-4)
+    idle = next(r for r in found if r["username"] == "inspector-city" and r["adcode"] == DEMO)
+    assert (idle["fixes"], idle["on_duty_minutes"], idle["passed_share"]) == (0, 0, 0)
+    assert idle["streets_m"] == mine["streets_m"]  # the same community, no position
     two = _rows(client, "/stats/presence", "leader-a", **{"from": DAY, "to": NEXT_DAY})
     days = {r["day"]: r for r in two if r["username"] == "inspector-a"}
     assert days[DAY]["on_duty_minutes"] == 35 and days[NEXT_DAY]["on_duty_minutes"] == 1
@@ -208,8 +214,8 @@ def test_a_vehicle_sweeping_two_of_its_three_segments_covers_two_thirds(
     assert [r["vehicle_id"] for r in found] == [world.vehicles[DEMO]]
     row = found[0]
     assert row["segments"] == 3 and row["fixes"] == 49 + 6
-    assert row["assigned_m"] == pytest.approx(1500, abs=0.5)
-    assert row["swept_m"] == pytest.approx(1000, abs=0.5)
+    assert row["assigned_m"] == pytest.approx(1500, rel=ZONES_APART)
+    assert row["swept_m"] == pytest.approx(1000, rel=ZONES_APART)
     assert row["swept_share"] == pytest.approx(2 / 3, abs=1e-4)
     rules = TrackingSettings(sweeping_max_kmh=50).coverage_rules()  # the fast pass now sweeps
     viewer = Viewer("leader-a", Role.LEADER, counties=(DEMO,))
@@ -385,3 +391,30 @@ def test_road_segments_go_out_and_back_in(client: TestClient, world: World, fmt:
     assert back.status_code == 200, back.text
     report = back.json()
     assert (report["rows"], report["unchanged"], report["errors"]) == (1, 1, [])  # 三元区's one
+
+
+# --- the leaders' page --------------------------------------------------------------------------
+
+
+def test_the_leaders_page_shows_the_days_presence_and_sweeping(browser: Any, world: World) -> None:
+    with live_server(world.url) as base:
+        page = browser_context(
+            browser, base, "leader-a", viewport={"width": 1366, "height": 900}, locale="zh-CN"
+        ).new_page()
+        seen = watch(page)
+        page.goto(f"{base}/maps/leader", wait_until="load")
+        wait_for(page, "window.CityGrid && CityGrid.presenceDay", timeout=60_000)
+        page.fill("input[name=presence_day]", DAY)
+        page.dispatch_event("input[name=presence_day]", "change")
+        wait_for(page, f"CityGrid.presenceDay === '{DAY}'")
+        people = page.locator(".cg-presence-rows tr[data-row]")
+        assert people.count() == len(_expected_presence("leader-a")) == 2
+        walked = people.filter(has_text="inspector-a").inner_text()
+        assert "35" in walked and "43.5%" in walked
+        vehicles = page.locator(".cg-sweeping-rows tr[data-row]")
+        assert vehicles.count() == 1 and "66.7%" in vehicles.inner_text()
+        link = page.get_attribute(".cg-presence-csv", "href")
+        assert link is not None and f"date={DAY}" in link and "format=csv" in link
+        page.screenshot(path=str(ARTIFACTS / "leader-presence.png"))
+        assert not seen.page_errors and not seen.blocked, (seen.page_errors, seen.blocked)
+        assert_policy_kept(seen)

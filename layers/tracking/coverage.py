@@ -205,7 +205,8 @@ def presence(conn: Connection, period: Period) -> list[dict[str, Any]]:
                round(COALESCE(d.seconds, 0) / 60.0, 1) AS on_duty_minutes,
                round(CAST(COALESCE(s.total_m, 0) AS numeric), 1) AS streets_m,
                round(CAST(COALESCE(s.passed_m, 0) AS numeric), 1) AS passed_m,
-               round(CAST(s.passed_m / nullif(s.total_m, 0) AS numeric), 4) AS passed_share
+               round(CAST(COALESCE(s.passed_m, 0) / nullif(s.total_m, 0) AS numeric), 4)
+                   AS passed_share
         FROM areas AS a
         LEFT JOIN users AS u ON u.username = a.username
         LEFT JOIN duty AS d ON d.day = a.day AND d.username = a.username AND d.adcode = a.adcode
@@ -238,12 +239,13 @@ def sweeping(conn: Connection, period: Period) -> list[dict[str, Any]]:
     found = conn.execute(
         text(f"""
         WITH {DAYS}, assigned AS MATERIALIZED (
-            SELECT s.sweeper_vehicle_id AS vehicle_id, s.geom, s.length_m
+            SELECT s.sweeper_vehicle_id AS vehicle_id, s.geom
             FROM road_segments AS s
             WHERE s.sweeper_vehicle_id IS NOT NULL AND {scope}
         ), fleet AS MATERIALIZED (
             SELECT v.id AS vehicle_id, v.plate, v.company, v.adcode, c.gk_srid,
-                   count(*) AS segments, sum(a.length_m) AS assigned_m
+                   count(*) AS segments,
+                   sum(ST_Length(ST_Transform(a.geom, c.gk_srid))) AS assigned_m
             FROM assigned AS a
             JOIN vehicles AS v ON v.id = a.vehicle_id
             JOIN counties AS c ON c.adcode = v.adcode
