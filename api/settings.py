@@ -517,7 +517,10 @@ class TrackingSettings(CitygridSettings):
         default=30.0, gt=0, le=200, description="A street this close to a track counts as passed"
     )
     sweeping_max_kmh: float = Field(
-        default=20.0, gt=0, le=120, description="A sanitation vehicle faster than this is not sweeping"
+        default=20.0,
+        gt=0,
+        le=120,
+        description="A sanitation vehicle faster than this is not sweeping",
     )
 
     def coverage_rules(self) -> coverage.Rules:

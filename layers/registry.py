@@ -1772,9 +1772,7 @@ ROAD_SEGMENTS = Layer(
     fields=(
         Field("name", FieldType.TEXT, "路段名称", "Name", required=True),
         Field("road", FieldType.TEXT, "道路名称", "Road", required=True, indexed=True),
-        Field(
-            "road_class", FieldType.TEXT, "道路等级", "Road class", ROAD_CLASSES, short="class"
-        ),
+        Field("road_class", FieldType.TEXT, "道路等级", "Road class", ROAD_CLASSES, short="class"),
         length("路段长度(米)"),
         Field(
             "sweeper_vehicle_id",

@@ -96,7 +96,9 @@ def _vehicle(conn: Any, rows: CountyRows, plate: str, phone: str) -> tuple[int, 
         {"t": phone, "v": vehicle},
     ).scalar_one()
     tracker = conn.execute(
-        text("INSERT INTO latest_positions (terminal_id, owner_adcode) VALUES (:t, :a) RETURNING id"),
+        text(
+            "INSERT INTO latest_positions (terminal_id, owner_adcode) VALUES (:t, :a) RETURNING id"
+        ),
         {"t": terminal, "a": rows.adcode},
     ).scalar_one()
     return int(vehicle), int(tracker)
@@ -119,7 +121,12 @@ def _inspector_day(rows: CountyRows, tracker: int) -> list[store.Fix]:
         fixes.append((start + timedelta(minutes=minute), x, 900))
     for minute, x in ((44, 500), (45, 520), (46, -900), (47, -905)):
         fixes.append((start + timedelta(minutes=minute), x, 900))
-    for moment in (at("23:58:00"), at("23:59:00"), at("00:00:00", NEXT_DAY), at("00:01:00", NEXT_DAY)):
+    for moment in (
+        at("23:58:00"),
+        at("23:59:00"),
+        at("00:00:00", NEXT_DAY),
+        at("00:01:00", NEXT_DAY),
+    ):
         fixes.append((moment, -900, 900))
     return [store.Fix(tracker, moment, *rows.lonlat(x, y)) for moment, x, y in fixes]
 
@@ -133,7 +140,9 @@ def _sweeper_day(rows: CountyRows, tracker: int) -> list[store.Fix]:
     ]
     later = start + timedelta(minutes=10)
     fixes += [
-        store.Fix(tracker, later + timedelta(seconds=10 * n), *rows.lonlat(600 - 100 * n, -300), 36.0)
+        store.Fix(
+            tracker, later + timedelta(seconds=10 * n), *rows.lonlat(600 - 100 * n, -300), 36.0
+        )
         for n in range(6)
     ]
     return fixes
@@ -239,7 +248,9 @@ def _expected_presence(who: str) -> set[tuple[str, str]]:
     return {(name, adcode) for name, adcode in everyone if adcode in held}
 
 
-@pytest.mark.parametrize("who", ["admin", *(f"{r}-{s}" for r in ROLES if r != "admin" for s in SCOPES)])
+@pytest.mark.parametrize(
+    "who", ["admin", *(f"{r}-{s}" for r in ROLES if r != "admin" for s in SCOPES)]
+)
 def test_every_role_in_two_counties(client: TestClient, world: World, who: str) -> None:
     if who.startswith("handler-"):
         for path in ("/stats/presence", "/stats/sweeping"):
@@ -368,7 +379,9 @@ def test_road_segments_are_items_tiles_and_editable(client: TestClient, world: W
         drawn = mapbox_vector_tile.decode(tile.content)["road_segments"]["features"]
         assert one["id"] in {f["id"] for f in drawn}
         listed = client.get(
-            "/collections/road_segments/items", params={"road": "测试新路"}, headers=bearer("leader-a")
+            "/collections/road_segments/items",
+            params={"road": "测试新路"},
+            headers=bearer("leader-a"),
         ).json()
         assert [f["id"] for f in listed["features"]] == [one["id"]]
     finally:

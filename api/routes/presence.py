@@ -44,7 +44,10 @@ def _days(day: date | None, first: date | None, last: date | None) -> tuple[date
 
 
 def _answer(
-    name: str, found: list[dict[str, Any]], period: tuple[date, date], format_: str,
+    name: str,
+    found: list[dict[str, Any]],
+    period: tuple[date, date],
+    format_: str,
     columns: Sequence[tuple[str, str]],
 ) -> Response:
     first, last = period

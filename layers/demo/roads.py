@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from shapely.geometry import LineString
@@ -44,8 +45,10 @@ def _pieces(street: Street, junctions: Sequence[Junction]) -> list[LineString]:
     (x0, y0), (x1, y1) = street.start, street.end
     cuts = _cuts(street, junctions)
     return [
-        LineString([(x0 + a * (x1 - x0), y0 + a * (y1 - y0)), (x0 + b * (x1 - x0), y0 + b * (y1 - y0))])
-        for a, b in zip(cuts, cuts[1:], strict=False)
+        LineString(
+            [(x0 + a * (x1 - x0), y0 + a * (y1 - y0)), (x0 + b * (x1 - x0), y0 + b * (y1 - y0))]
+        )
+        for a, b in pairwise(cuts)
     ]
 
 
