@@ -81,6 +81,12 @@ def _check(period: Period) -> None:
             f"统计时段的结束日期（{period.last}）早于开始日期（{period.first}）。",
             code="period_reversed",
         )
+    if period.last >= date.max:  # the day after it, where the period ends, has no date
+        raise BadQuery(
+            f"{period.last} is beyond the calendar.",
+            f"日期 {period.last} 超出了日历范围。",
+            code="day_out_of_range",
+        )
     if (period.last - period.first).days >= period.rules.max_days:
         raise BadQuery(
             f"A period covers at most {period.rules.max_days} days.",
