@@ -6,8 +6,8 @@ and coverage").
 A track is cut into runs wherever two positions lie more than the gap limit apart (a phone
 switched off, a terminal out of coverage): no line is drawn across the gap. A vehicle's run is
 cut too where it drives faster than the sweeping limit, and those stretches are left out. The
-runs are lines, buffered in the county's Gauss-Krüger zone; a segment counts with the length of
-it that lies in that buffer.
+runs are lines in the county's Gauss-Krüger zone; a street counts with the length of it that lies
+within the buffer distance of them, measured in pieces of a few metres.
 """
 
 from __future__ import annotations
@@ -107,9 +107,13 @@ def _params(period: Period) -> dict[str, Any]:
         "gap": timedelta(minutes=rules.gap_minutes),
         "buffer_m": rules.buffer_m,
         "sweeping_kmh": rules.sweeping_kmh,
+        "tolerance_m": TOLERANCE_M,
+        "piece_m": PIECE_M,
     }
 
 
+TOLERANCE_M = 2.0  # tracks are simplified this much (under GPS error): fewer vertices to test
+PIECE_M = 5.0  # streets are counted passed in pieces at most this long
 DAYS = """days AS (
     SELECT CAST(d AS date) AS day
     FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d
@@ -139,6 +143,18 @@ def _runs(fixes: str, key: str, counts: str) -> str:
         FROM steps AS f
         WINDOW w AS ({window})
     )"""
+
+
+def _covered(part: str, track: str) -> str:
+    """The length of a line `part` within the buffer of a `track` (both in metres; the track
+    possibly null), counted in pieces of `PIECE_M`: a piece counts when its middle is that close
+    to the track. The track is clipped to the part's box first: a vehicle passing the same street
+    many times a day is tested a few hundred metres at a time, and nothing is buffered."""
+    near = f"ST_ClipByBox2D({track}, ST_Expand(Box2D({part}), :buffer_m))"
+    pieces = f"""(SELECT COALESCE(sum(ST_Length(s.geom)), 0)
+        FROM (SELECT {near} AS geom) AS n, ST_DumpSegments(ST_Segmentize({part}, :piece_m)) AS s
+        WHERE ST_DWithin(ST_LineInterpolatePoint(s.geom, 0.5), n.geom, :buffer_m))"""
+    return f"CASE WHEN ST_DWithin({part}, {track}, :buffer_m) THEN {pieces} ELSE 0 END"
 
 
 def _presence_scope(viewer: Viewer, params: dict[str, Any]) -> str:
@@ -178,16 +194,19 @@ def presence(conn: Connection, period: Period) -> list[dict[str, Any]]:
                    ST_Intersects(a.geom, p.geom) AS inside
             FROM areas AS a
             JOIN latest_positions AS l ON l.username = a.username
-            JOIN positions AS p ON p.tracker_id = l.id
-            WHERE p.time >= :start AND p.time < :end
-              AND CAST(p.time AT TIME ZONE :zone AS date) = a.day
+            CROSS JOIN LATERAL (
+                SELECT p.time, p.geom FROM positions AS p
+                WHERE p.tracker_id = l.id AND p.time >= :start AND p.time < :end
+                  AND CAST(p.time AT TIME ZONE :zone AS date) = a.day
+                OFFSET 0) AS p
         ), {_runs("fixes", key, "inside")}, duty AS (
             SELECT f.day, f.username, f.adcode, count(*) AS fixes, {ON_TIME} AS seconds
             FROM steps AS f
             GROUP BY f.day, f.username, f.adcode
         ), passed AS MATERIALIZED (
             SELECT r.day, r.username, r.adcode,
-                   ST_Buffer(ST_Transform(ST_Collect(r.line), c.gk_srid), :buffer_m) AS geom
+                   ST_Simplify(ST_Transform(ST_Collect(r.line), c.gk_srid), :tolerance_m, TRUE)
+                       AS geom
             FROM (SELECT f.day, f.username, f.adcode, ST_MakeLine(f.geom ORDER BY f.time) AS line
                   FROM runs AS f WHERE f.inside
                   GROUP BY f.day, f.username, f.adcode, f.run) AS r
@@ -195,7 +214,7 @@ def presence(conn: Connection, period: Period) -> list[dict[str, Any]]:
             GROUP BY r.day, r.username, r.adcode, c.gk_srid
         ), streets AS (
             SELECT k.day, k.username, k.adcode, sum(ST_Length(k.part)) AS total_m,
-                   sum(ST_Length(ST_Intersection(k.part, w.geom))) AS passed_m
+                   sum({_covered("k.part", "w.geom")}) AS passed_m
             FROM (SELECT a.day, a.username, a.adcode,
                          ST_Transform(ST_Intersection(s.geom, a.geom), c.gk_srid) AS part
                   FROM areas AS a
@@ -266,26 +285,28 @@ def sweeping(conn: Connection, period: Period) -> list[dict[str, Any]]:
             SELECT k.vehicle_id, k.tracker, CAST(p.time AT TIME ZONE :zone AS date) AS day,
                    p.time, p.geom, p.speed <= :sweeping_kmh AS sweeping
             FROM trackers AS k
-            JOIN positions AS p ON p.tracker_id = k.tracker
-            WHERE p.time >= :start AND p.time < :end
+            CROSS JOIN LATERAL (
+                SELECT p.time, p.geom, p.speed FROM positions AS p
+                WHERE p.tracker_id = k.tracker AND p.time >= :start AND p.time < :end
+                OFFSET 0) AS p
         ), {_runs("fixes", "f.tracker, f.day", "sweeping")}, tallies AS (
             SELECT f.vehicle_id, f.day, count(*) AS fixes FROM fixes AS f
             GROUP BY f.vehicle_id, f.day
         ), swept AS MATERIALIZED (
             SELECT r.vehicle_id, r.day,
-                   ST_Buffer(ST_Transform(ST_Collect(r.line), m.gk_srid), :buffer_m) AS geom
+                   ST_Simplify(ST_Transform(ST_Collect(r.line), m.gk_srid), :tolerance_m, TRUE)
+                       AS geom
             FROM (SELECT f.vehicle_id, f.tracker, f.day, ST_MakeLine(f.geom ORDER BY f.time) AS line
                   FROM runs AS f WHERE f.sweeping
                   GROUP BY f.vehicle_id, f.tracker, f.day, f.run) AS r
             JOIN fleet AS m ON m.vehicle_id = r.vehicle_id
             GROUP BY r.vehicle_id, r.day, m.gk_srid
         ), covered AS (
-            SELECT w.vehicle_id, w.day,
-                   sum(ST_Length(ST_Intersection(ST_Transform(a.geom, m.gk_srid), w.geom)))
-                       AS swept_m
+            SELECT w.vehicle_id, w.day, sum({_covered("a.part", "w.geom")}) AS swept_m
             FROM swept AS w
-            JOIN fleet AS m ON m.vehicle_id = w.vehicle_id
-            JOIN assigned AS a ON a.vehicle_id = w.vehicle_id
+            JOIN (SELECT a.vehicle_id, ST_Transform(a.geom, m.gk_srid) AS part
+                  FROM assigned AS a JOIN fleet AS m ON m.vehicle_id = a.vehicle_id) AS a
+                ON a.vehicle_id = w.vehicle_id
             GROUP BY w.vehicle_id, w.day
         )
         SELECT d.day, m.adcode, m.vehicle_id, m.plate, m.company,
