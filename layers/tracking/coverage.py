@@ -52,6 +52,8 @@ SWEEPING_COLUMNS = (
     ("swept_m", "已清扫长度(米)"),
     ("swept_share", "清扫覆盖率"),
 )
+TOLERANCE_M = 2.0  # tracks are simplified this much (under GPS error): fewer vertices to test
+PIECE_M = 5.0  # streets are counted passed in pieces at most this long
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,6 @@ def _params(period: Period) -> dict[str, Any]:
     }
 
 
-TOLERANCE_M = 2.0  # tracks are simplified this much (under GPS error): fewer vertices to test
-PIECE_M = 5.0  # streets are counted passed in pieces at most this long
 DAYS = """days AS (
     SELECT CAST(d AS date) AS day
     FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d
@@ -203,7 +203,7 @@ def presence(conn: Connection, period: Period) -> list[dict[str, Any]]:
             SELECT f.day, f.username, f.adcode, count(*) AS fixes, {ON_TIME} AS seconds
             FROM steps AS f
             GROUP BY f.day, f.username, f.adcode
-        ), passed AS MATERIALIZED (
+        ), tracks AS MATERIALIZED (
             SELECT r.day, r.username, r.adcode,
                    ST_Simplify(ST_Transform(ST_Collect(r.line), c.gk_srid), :tolerance_m, TRUE)
                        AS geom
@@ -221,7 +221,7 @@ def presence(conn: Connection, period: Period) -> list[dict[str, Any]]:
                   JOIN counties AS c ON c.adcode = a.adcode
                   JOIN road_segments AS s ON s.adcode = a.adcode AND ST_Intersects(s.geom, a.geom)
                  ) AS k
-            LEFT JOIN passed AS w
+            LEFT JOIN tracks AS w
                 ON w.day = k.day AND w.username = k.username AND w.adcode = k.adcode
             GROUP BY k.day, k.username, k.adcode
         )
@@ -292,7 +292,7 @@ def sweeping(conn: Connection, period: Period) -> list[dict[str, Any]]:
         ), {_runs("fixes", "f.tracker, f.day", "sweeping")}, tallies AS (
             SELECT f.vehicle_id, f.day, count(*) AS fixes FROM fixes AS f
             GROUP BY f.vehicle_id, f.day
-        ), swept AS MATERIALIZED (
+        ), tracks AS MATERIALIZED (
             SELECT r.vehicle_id, r.day,
                    ST_Simplify(ST_Transform(ST_Collect(r.line), m.gk_srid), :tolerance_m, TRUE)
                        AS geom
@@ -303,7 +303,7 @@ def sweeping(conn: Connection, period: Period) -> list[dict[str, Any]]:
             GROUP BY r.vehicle_id, r.day, m.gk_srid
         ), covered AS (
             SELECT w.vehicle_id, w.day, sum({_covered("a.part", "w.geom")}) AS swept_m
-            FROM swept AS w
+            FROM tracks AS w
             JOIN (SELECT a.vehicle_id, ST_Transform(a.geom, m.gk_srid) AS part
                   FROM assigned AS a JOIN fleet AS m ON m.vehicle_id = a.vehicle_id) AS a
                 ON a.vehicle_id = w.vehicle_id
