@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -330,8 +331,6 @@ def test_bad_periods_are_refused(
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    import math
-
     n = 2**z
     y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
     return int((lon + 180) / 360 * n), int(y)
