@@ -38,6 +38,7 @@ from api.routes import (
 )
 from api.routes import fume as fume_routes
 from api.routes import live as live_routes
+from api.routes import presence as presence_routes
 from api.routes import tracking as tracking_routes
 from api.security import SecurityHeaders, tile_sources
 from api.settings import (
@@ -181,6 +182,7 @@ def create_app(
     app.include_router(grids.router)
     app.include_router(cases.router)
     app.include_router(stats.router)
+    app.include_router(presence_routes.router)
     app.include_router(reports.router)
     app.include_router(transfer.router)
     app.include_router(units.router)

@@ -19,6 +19,7 @@ from layers.cases.evaluation import Limits
 from layers.cases.worktime import parse_periods
 from layers.registry import HOURS_PATTERN
 from layers.store.cluster import Cluster
+from layers.tracking import coverage
 from layers.tracking.alarms import Rules
 from layers.tracking.jt808.server import GatewayConfig
 
@@ -520,6 +521,31 @@ class TrackingSettings(CitygridSettings):
     live_alarm_hours: float = Field(
         default=24.0, gt=0, le=720, description="A live map starts with the alarms of these hours"
     )
+
+    presence_gap_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Positions further apart count neither as time on duty nor as a track",
+    )
+    coverage_buffer_m: float = Field(
+        default=30.0, gt=0, le=200, description="A street this close to a track counts as passed"
+    )
+    sweeping_max_kmh: float = Field(
+        default=20.0,
+        gt=0,
+        le=120,
+        description="A sanitation vehicle faster than this is not sweeping",
+    )
+
+    def coverage_rules(self) -> coverage.Rules:
+        """How positions become time on duty, passed streets and swept road segments."""
+        return coverage.Rules(
+            gap_minutes=self.presence_gap_minutes,
+            buffer_m=self.coverage_buffer_m,
+            sweeping_kmh=self.sweeping_max_kmh,
+            max_days=self.track_max_days,
+        )
 
     def alarm_rules(self) -> Rules:
         """When stops, silences and speeds raise alarms."""

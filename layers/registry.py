@@ -1755,6 +1755,42 @@ GEOFENCES = Layer(
     popup_fields=("name", "kind", "company", "time_windows"),
 )
 
+ROAD_CLASSES = codes(
+    ("trunk", "主干路", "Trunk road"),
+    ("secondary", "次干路", "Secondary road"),
+    ("branch", "支路", "Branch road"),
+)
+
+# 道路路段: the streets split at their junctions, each kept clean by a sanitation vehicle (the
+# sweeping coverage counts its track over them) and walked by the inspectors of the grids they
+# cross (the streets-passed share of presence, README "Presence and coverage").
+ROAD_SEGMENTS = Layer(
+    id="road_segments",
+    title_zh="道路路段",
+    title_en="Road segments",
+    geometry=GeometryKind.LINESTRING,
+    fields=(
+        Field("name", FieldType.TEXT, "路段名称", "Name", required=True),
+        Field("road", FieldType.TEXT, "道路名称", "Road", required=True, indexed=True),
+        Field("road_class", FieldType.TEXT, "道路等级", "Road class", ROAD_CLASSES, short="class"),
+        length("路段长度(米)"),
+        Field(
+            "sweeper_vehicle_id",
+            FieldType.INTEGER,
+            "保洁车辆",
+            "Sweeping vehicle",
+            indexed=True,
+            references="vehicles.id",
+            short="sweeper",
+        ),
+        Field("sweeping_unit", FieldType.TEXT, "保洁单位", "Sweeping unit", short="sweep_unit"),
+    ),
+    editable_by=frozenset({Role.ADMIN, Role.PLANNER}),
+    style=Style("#5d6d7e", "#5d6d7e", 0.0, 2.5),
+    popup_fields=("name", "road", "road_class", "length_m", "sweeping_unit"),
+    length_field="length_m",
+)
+
 LAYERS: dict[str, Layer] = {
     layer.id: layer
     for layer in (
@@ -1772,6 +1808,7 @@ LAYERS: dict[str, Layer] = {
         *FUME_LAYERS,
         VEHICLES,
         GEOFENCES,
+        ROAD_SEGMENTS,
     )
 }
 

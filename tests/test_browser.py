@@ -39,6 +39,7 @@ EXPECTED = {  # GeoJSON features drawn in the opening view (the whole county)
     "bike_parking_lines": 483,
     "restaurants": 300,  # under online fume monitoring; the 6,500 merchants come as tiles
     "geofences": 130,  # 123 construction sites, 4 disposal yards, a no-go zone, 2 strict streets
+    "road_segments": 318,  # the streets split at their junctions, the main roads by kilometre
 }
 GEOJSON_DRAWN = (
     "Object.fromEntries(Object.entries(CityGrid.layers).filter(([k, l]) => l.getLayers)"

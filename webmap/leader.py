@@ -16,6 +16,7 @@ from webmap.base import Catalogue, LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
 
 LEADER_JS = "/static/citygrid/leader.js"
+PRESENCE_JS = "/static/citygrid/presence.js"
 MEASURES = {
     "cases": "案件数",
     "per_km2": "每平方公里案件数",
@@ -56,6 +57,19 @@ class Dashboard(JSCSSMixin, MacroElement):
         self.config = config
 
 
+class Presence(JSCSSMixin, MacroElement):
+    """The day's presence of inspectors and sweeping coverage of vehicles: presence.js."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            CityGrid.presence({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+    default_js = [("citygrid_presence_js", PRESENCE_JS)]
+
+
 def dashboard(
     basemap: BaseMap, categories: list[CaseCategory], shown: Catalogue, place: Place | None
 ) -> str:
@@ -64,6 +78,7 @@ def dashboard(
     page.legend.append(LegendEntry("案件热力（按视图重新汇总）", "#e67e22", "#f5b041"))
     config = {"classes": _classes(shown), "measures": MEASURES, "levels": LEVELS}
     Dashboard(config).add_to(page.map)
+    Presence().add_to(page.map)
     return page.render(collapsed_layers=True)
 
 

@@ -27,6 +27,7 @@ from layers.demo import (
     histories,
     merchants,
     owners,
+    roads,
     systems,
 )
 from layers.demo import components as demo_components
@@ -162,7 +163,11 @@ def build(
     city.units = owners.directory(county.adcode)
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
     city.rows |= merchants.merchants(population, epsg, county.adcode, year, seed)
-    city.rows["vehicles"] = fleet.fleet(population, epsg, year, seed)
+    vehicles = fleet.fleet(population, epsg, year, seed)
+    for number, vehicle in enumerate(vehicles, start=1):  # the road segments name their sweepers
+        vehicle["id"] = number
+    city.rows["vehicles"] = vehicles
+    city.rows["road_segments"] = roads.road_segments(population, epsg, vehicles)
     city.rows["geofences"] = geofences.geofences(population, epsg, dust.sites, seed)
     city.rows["restaurants"] = fume.restaurants(population, epsg, year, seed)
     city.rows["fume_checks"] = fume.checks(city.rows["restaurants"], seed)
