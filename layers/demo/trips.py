@@ -205,7 +205,8 @@ class Planner:
         opens = next_change(windows, self.start, True)
         if opens is None or opens >= self.end:
             return None
-        return opens + timedelta(minutes=float(self.rng.uniform(0, SHIFT_SPREAD_MIN)))
+        spread = min(timedelta(minutes=SHIFT_SPREAD_MIN), (self.end - self.start) / 10)
+        return opens + spread * float(self.rng.uniform())
 
     def muck(self, vehicle: Vehicle, story: str | None) -> Plan:
         """Trips site → yard until the night window closes (a late truck keeps going)."""
