@@ -97,7 +97,7 @@ ORDER BY kind, id
 """)
 
 FENCES = text("""
-SELECT kind, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
+SELECT kind, ST_X(ST_Centroid(geom)) AS lon, ST_Y(ST_Centroid(geom)) AS lat
 FROM geofences WHERE kind IN ('site', 'yard') AND adcode = :adcode ORDER BY id
 """)
 

@@ -162,7 +162,9 @@ def build(
     city.rows |= systems.systems(population, epsg, grid_rows, county.adcode, year, seed)
     city.rows |= merchants.merchants(population, epsg, county.adcode, year, seed)
     city.rows["vehicles"] = fleet.fleet(population, epsg, year, seed)
-    city.rows["geofences"] = geofences.geofences(population, epsg, dust.sites, seed)
+    city.rows["geofences"] = geofences.geofences(
+        population, epsg, dust.sites, seed, city.rows["vehicles"]
+    )
     city.rows["restaurants"] = fume.restaurants(population, epsg, year, seed)
     city.rows["fume_checks"] = fume.checks(city.rows["restaurants"], seed)
     return city

@@ -333,13 +333,13 @@ def plan_fleet(planner: Planner, vehicles: Sequence[Vehicle], stories: Stories) 
     routed = [v for v in order if v.company in planner.places.routed_companies]
     for v in routed[: stories.off_route]:
         cast[v.phone] = OFF_ROUTE
-    free = [v for v in order if v.phone not in cast]
+    # the other stories go to trucks without a corridor, so each raises the one alarm it tells
+    free = [v for v in order if v.company not in planner.places.routed_companies]
     for story, count in ((DUMP, stories.dumps), (CROSS_COUNTY, stories.cross_county)):
         for v in free[:count]:
             cast[v.phone] = story
         free = free[count:]
-    # a late truck of a company with a corridor would also leave it on the way home
-    for v in [v for v in free if v.company not in planner.places.routed_companies][: stories.late]:
+    for v in free[: stories.late]:
         cast[v.phone] = LATE
     plans = []
     for v in vehicles:
