@@ -25,6 +25,7 @@ from layers.store import db
 from tests.counties import DEMO, two_counties
 from tests.databases import PgServer, fresh_database
 from tests.gateways import serve_gateway
+from tests.support import citygrid
 
 DEMO_SEED = 20231231
 
@@ -79,6 +80,7 @@ def test_the_demo_network_is_connected() -> None:
 # --- driving through the gateway --------------------------------------------------------------
 
 TRUCKS = {"14500000001": "苏F80001", "14500000002": "苏F80002", "14500000003": "苏F80003"}
+CLI_TRUCKS = {"14500000004": "苏F80004", "14500000005": "苏F80005"}  # driven by the command
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Seat:
 
     url: str
     owner: Engine
+    owner_url: str
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,7 @@ def seat(pg_server: PgServer) -> Iterator[Seat]:
     fences = from_gk([box(x - 100, y - 100, x + 100, y + 100) for x, y in (site, yard)], epsg)
     with owner.begin() as conn:
         two_counties(conn)  # grids in the seat, so the dump's case has a place
-        for phone, plate in TRUCKS.items():
+        for phone, plate in (TRUCKS | CLI_TRUCKS).items():
             conn.execute(
                 text("""INSERT INTO vehicles (adcode, geom, plate, kind, terminal_phone, company,
                                               time_windows)
@@ -119,7 +122,7 @@ def seat(pg_server: PgServer) -> Iterator[Seat]:
                 {"a": DEMO, "g": shape.wkt, "n": f"测试{kind}", "k": kind},
             )
     try:
-        yield Seat(url, owner)
+        yield Seat(url, owner, pg_server.as_owner(url))
     finally:
         owner.dispose()
         next(databases, None)
@@ -133,6 +136,7 @@ def test_a_short_night_driven_through_the_gateway(seat: Seat) -> None:
         speed=300.0,
         every_s=20.0,
         kinds=("muck",),
+        plates=tuple(TRUCKS.values()),
         seed=1,
         stories=Stories(dumps=1, off_route=0, cross_county=0, late=0),
     )
@@ -154,19 +158,24 @@ def test_a_short_night_driven_through_the_gateway(seat: Seat) -> None:
             conn.execute(
                 text("""SELECT t.phone, count(p.*) FROM terminals AS t
                         JOIN latest_positions AS l ON l.terminal_id = t.id
-                        JOIN positions AS p ON p.tracker_id = l.id GROUP BY t.phone""")
+                        JOIN positions AS p ON p.tracker_id = l.id
+                        WHERE t.phone = ANY(:phones) GROUP BY t.phone"""),
+                {"phones": list(TRUCKS)},
             ).all()
         )
         latest = dict(
             conn.execute(
                 text("""SELECT t.phone, l.time FROM terminals AS t
-                        JOIN latest_positions AS l ON l.terminal_id = t.id""")
+                        JOIN latest_positions AS l ON l.terminal_id = t.id
+                        WHERE t.phone = ANY(:phones)"""),
+                {"phones": list(TRUCKS)},
             ).all()
         )
         alarms = conn.execute(
             text("""SELECT t.phone, a.kind, a.case_id, c.category_code, c.source
                     FROM alarms AS a JOIN terminals AS t ON t.id = a.terminal_id
-                    LEFT JOIN cases AS c ON c.id = a.case_id""")
+                    LEFT JOIN cases AS c ON c.id = a.case_id WHERE t.phone = ANY(:phones)"""),
+            {"phones": list(TRUCKS)},
         ).all()
         raised = driving.alarms_raised(conn, plans, options)
     assert stored == {p.vehicle.phone: len(p.samples) for p in plans}
@@ -176,3 +185,22 @@ def test_a_short_night_driven_through_the_gateway(seat: Seat) -> None:
         (dumper.vehicle.phone, "E0303", "vehicle")
     ]
     assert raised["dwell_outside_sites"] == 1
+
+
+def test_the_command_drives_through_the_gateway_and_sums_up(seat: Seat) -> None:
+    night = driving.default_start(timedelta(minutes=35), at="22:30").strftime("%Y-%m-%d %H:%M")
+    plates = [arg for plate in CLI_TRUCKS.values() for arg in ("--plate", plate)]
+    env = {"CITYGRID_DATABASE_URL": seat.owner_url}
+    for served in serve_gateway(seat.url):
+        ran = citygrid(
+            *("demo", "tracking", "--start", night, "--duration", "35", "--speed", "300"),
+            *("--every", "20", "--kinds", "muck", "--port", str(served.port), *plates),
+            env=env,
+        )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    out = " ".join(ran.stderr.split())
+    assert "terminals 2/2 signed in" in out and "refused 0" in out and "终端登录 2/2" in out
+    # both trucks dump on their first loaded trip: 3 dumps were asked for, 2 trucks had them
+    assert "alarm dwell_outside_sites: expected 2, raised 2" in out
+    future = citygrid("demo", "tracking", "--start", "2099-01-01 00:00", env=env)
+    assert future.returncode == 2 and "before now" in future.stdout + future.stderr
