@@ -254,7 +254,7 @@ class Planner:
         if story == OFF_ROUTE:  # straight across the fields instead of along the roads
             trip.drive([yard], MUCK_KMH * 0.6)
             return trip.legs[-1][0]
-        beyond = self._out_of_county(site)
+        beyond = self._out_of_county()
         trip.drive(self.net.route(site, beyond), MUCK_KMH)
         when = trip.now
         trip.stop(float(self.rng.uniform(*UNLOAD_MIN)))
@@ -269,18 +269,14 @@ class Planner:
                 return point
         return way[len(way) // 2]
 
-    def _out_of_county(self, site: XY) -> XY:
-        """A point past the county line, out from the county's centre through its farthest
-        junction from the centre."""
-        centre = self.places.county.centroid
-        far = max(self.net.nodes, key=lambda n: math.dist(n, (centre.x, centre.y)))
-        dx, dy = far[0] - centre.x, far[1] - centre.y
-        unit = math.hypot(dx, dy)
-        step = 200.0
-        x, y = float(far[0]), float(far[1])
+    def _out_of_county(self) -> XY:
+        """A point past the county's land border: west of its westernmost junction, into the
+        neighbouring county (启东's other sides are the sea and the Yangtze)."""
+        west = self.net.nodes[int(np.argmin(self.net.nodes[:, 0]))]
+        x, y = float(west[0]), float(west[1])
         while shapely.intersects_xy(self.places.county, x, y):
-            x, y = x + dx / unit * step, y + dy / unit * step
-        return x + dx / unit * OUT_OF_COUNTY_M, y + dy / unit * OUT_OF_COUNTY_M
+            x -= 200.0
+        return x - OUT_OF_COUNTY_M, y
 
     def sweeper(self, vehicle: Vehicle) -> Plan:
         """A loop through the streets near its depot, back to the depot."""
