@@ -8,7 +8,6 @@ later than when the run starts; the clock drives the BCD time of every frame."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -37,8 +36,6 @@ from layers.demo.trips import (
 from layers.tracking.jt808 import messages
 from layers.tracking.jt808.messages import CHINA, Position, Registration
 from layers.tracking.jt808.terminal import Terminal
-
-log = logging.getLogger("citygrid.demo")
 
 KINDS = ("muck", "sanitation", "kitchen_waste")
 HEARTBEAT_S = 20.0  # wall seconds between heartbeats of a waiting terminal
