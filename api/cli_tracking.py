@@ -192,7 +192,9 @@ def demo_tracking(
     _summary(tally, driving.expected_alarms(plans), raised)
 
 
-def _summary(tally: driving.Tally, expected: dict[str, int], raised: dict[str, int]) -> None:
+def _summary(
+    tally: driving.Tally, expected: dict[str, int], raised: dict[str, tuple[int, int]]
+) -> None:
     say(
         f"terminals {tally.signed_in}/{tally.terminals} signed in; positions sent {tally.sent:,}, "
         f"acknowledged {tally.acknowledged:,}, refused {tally.refused:,} / "
@@ -200,9 +202,12 @@ def _summary(tally: driving.Tally, expected: dict[str, int], raised: dict[str, i
         f"确认 {tally.acknowledged:,}，拒收 {tally.refused:,}"
     )
     for kind in sorted(set(expected) | set(raised)):
+        vehicles, alarms = raised.get(kind, (0, 0))
+        scripted = f"{expected[kind]} scripted" if kind in expected else "not scripted"
+        scripted_zh = f"剧本 {expected[kind]} 辆" if kind in expected else "非剧本"
         say(
-            f"alarm {kind}: expected {expected.get(kind, 0)}, raised {raised.get(kind, 0)} / "
-            f"报警 {kind}：预期 {expected.get(kind, 0)}，实际 {raised.get(kind, 0)}"
+            f"alarm {kind}: {scripted}, raised by {vehicles} vehicles ({alarms} alarms) / "
+            f"报警 {kind}：{scripted_zh}，实际 {vehicles} 辆车（{alarms} 次）"
         )
     for failure in tally.failed[:10]:
         say(f"connection lost / 连接中断: {failure}")

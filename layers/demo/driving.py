@@ -239,23 +239,28 @@ async def drive(host: str, port: int, plans: Sequence[Plan], options: DriveOptio
 
 
 ALARMS_SINCE = text("""
-SELECT a.kind, count(*) AS n FROM alarms AS a JOIN terminals AS t ON t.id = a.terminal_id
+SELECT a.kind, count(DISTINCT t.phone) AS vehicles, count(*) AS alarms
+FROM alarms AS a JOIN terminals AS t ON t.id = a.terminal_id
 WHERE t.phone = ANY(:phones) AND a.started >= :start AND a.started <= :end
 GROUP BY a.kind ORDER BY a.kind
 """)
 
 
-def alarms_raised(conn: Connection, plans: Sequence[Plan], options: DriveOptions) -> dict[str, int]:
-    """The alarms the driven terminals raised in the simulated period, by kind."""
+def alarms_raised(
+    conn: Connection, plans: Sequence[Plan], options: DriveOptions
+) -> dict[str, tuple[int, int]]:
+    """The alarms the driven terminals raised in the simulated period, by kind: how many
+    vehicles raised one, and how many alarms (one opens again each time its condition does)."""
     rows = conn.execute(
         ALARMS_SINCE,
         {"phones": [p.vehicle.phone for p in plans], "start": options.start, "end": options.end},
     ).all()
-    return {row.kind: int(row.n) for row in rows}
+    return {row.kind: (int(row.vehicles), int(row.alarms)) for row in rows}
 
 
 def expected_alarms(plans: Sequence[Plan]) -> dict[str, int]:
-    """The alarms the scenario's misbehaving trucks should raise within the period, by kind."""
+    """How many vehicles the scenario has misbehave within the period, by the alarm kind it
+    should raise."""
     found: Counter[str] = Counter()
     for p in plans:
         if p.story is not None and p.story_at is not None:

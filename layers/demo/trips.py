@@ -26,11 +26,17 @@ MUCK_KMH, KITCHEN_KMH, SWEEP_KMH = 35.0, 30.0, 8.0
 LOAD_MIN, UNLOAD_MIN, COLLECT_MIN = (8.0, 14.0), (4.0, 7.0), (2.0, 4.0)
 DUMP_MIN = 12.0  # an illegal dump's stop: past the dwell limit by day and by night
 SHIFT_SPREAD_MIN = 40.0  # departures spread over the first minutes of a shift
-SWEEP_HOURS = 3.0
+# Shifts inside the vehicles' windows that keep clear of the seat centre's no-go zone by day
+# (06:00-21:00, closed to every vehicle but the bureau's own): hauling and collecting start when
+# it lifts, sweeping ends before it closes.
+MUCK_SHIFT = "21:00-24:00,00:00-06:00"
+KITCHEN_SHIFT = "21:00-23:00"
+SWEEP_SHIFT = "04:30-05:30"
 ROUND_STOPS = 6
 LAST_TRIP = timedelta(hours=2)
 FAR_M = 400.0  # a dump happens this far from every site and yard at least
-OUT_OF_COUNTY_M = 1500.0  # how far past the county line the cross-county run goes
+OUT_OF_COUNTY_M = 1500.0
+FIELD_M = 1200.0  # how far from its straight way an off-route truck strays  # how far past the county line the cross-county run goes
 
 # the stories told by a few muck trucks, and the alarm each should raise
 DUMP, OFF_ROUTE, CROSS_COUNTY, LATE = "illegal_dump", "off_route", "cross_county", "out_of_hours"
@@ -200,9 +206,11 @@ class Planner:
         order = sorted(candidates, key=lambda p: math.dist(p, at))[:among]
         return order[int(self.rng.integers(len(order)))]
 
-    def departure(self, windows: str | None) -> datetime | None:
-        """When a shift inside `windows` starts, spread over its first minutes."""
-        opens = next_change(windows, self.start, True)
+    def departure(self, shift: str, windows: str | None) -> datetime | None:
+        """When a vehicle's `shift` starts inside its `windows`, spread over its first minutes."""
+        opens = next_change(shift, self.start, True)
+        if opens is not None and not in_windows(windows, opens):
+            opens = next_change(windows, opens, True)
         if opens is None or opens >= self.end:
             return None
         spread = min(timedelta(minutes=SHIFT_SPREAD_MIN), (self.end - self.start) / 10)
@@ -211,7 +219,7 @@ class Planner:
     def muck(self, vehicle: Vehicle, story: str | None) -> Plan:
         """Trips site → yard until the night window closes (a late truck keeps going)."""
         plan = Plan(vehicle, story=story)
-        leave = self.departure(vehicle.windows)
+        leave = self.departure(MUCK_SHIFT, vehicle.windows)
         if leave is None:
             return plan
         closes = next_change(vehicle.windows, leave, False) or self.end
@@ -251,8 +259,8 @@ class Planner:
             trip.stop(DUMP_MIN)
             trip.drive(self.net.route(spot, yard), MUCK_KMH)
             return when
-        if story == OFF_ROUTE:  # straight across the fields instead of along the roads
-            trip.drive([yard], MUCK_KMH * 0.6)
+        if story == OFF_ROUTE:  # across the fields, well away from the roads, instead of along them
+            trip.drive([self._field_way(site, yard), yard], MUCK_KMH * 0.6)
             return trip.legs[-1][0]
         beyond = self._out_of_county()
         trip.drive(self.net.route(site, beyond), MUCK_KMH)
@@ -260,6 +268,17 @@ class Planner:
         trip.stop(float(self.rng.uniform(*UNLOAD_MIN)))
         trip.drive(self.net.route(beyond, yard), MUCK_KMH)
         return when
+
+    def _field_way(self, start: XY, end: XY) -> XY:
+        """A point in the county off to the side of the line from `start` to `end`."""
+        mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+        dx, dy = end[0] - start[0], end[1] - start[1]
+        norm = math.hypot(dx, dy) or 1.0
+        for side in (1.0, -1.0):
+            x, y = mid[0] - dy / norm * FIELD_M * side, mid[1] + dx / norm * FIELD_M * side
+            if shapely.intersects_xy(self.places.county, x, y):
+                return x, y
+        return mid
 
     def _dump_spot(self, way: list[XY]) -> XY:
         """A junction on `way` far from every site and yard (else the way's middle)."""
@@ -281,12 +300,13 @@ class Planner:
     def sweeper(self, vehicle: Vehicle) -> Plan:
         """A loop through the streets near its depot, back to the depot."""
         plan = Plan(vehicle)
-        leave = self.departure("04:30-07:30" if vehicle.windows else None)
+        leave = self.departure(SWEEP_SHIFT, vehicle.windows)
         if leave is None:
             return plan
+        done = next_change(SWEEP_SHIFT, leave, False) or self.end
         trip = Itinerary(vehicle.home, leave)
         near = self._junctions_near(vehicle.home, 3000.0)
-        while trip.now < leave + timedelta(hours=SWEEP_HOURS) and trip.now < self.end:
+        while trip.now < done and trip.now < self.end:
             target = near[int(self.rng.integers(len(near)))]
             trip.drive(self.net.route(trip.at, target), SWEEP_KMH)
         trip.drive(self.net.route(trip.at, vehicle.home), SWEEP_KMH * 3)
@@ -296,13 +316,13 @@ class Planner:
     def kitchen(self, vehicle: Vehicle) -> Plan:
         """Collection rounds: restaurants' bins near the plant, then back to the plant."""
         plan = Plan(vehicle)
-        leave = self.departure(vehicle.windows)
+        leave = self.departure(KITCHEN_SHIFT, vehicle.windows)
         if leave is None:
             return plan
-        closes = next_change(vehicle.windows, leave, False) or self.end
+        closes = next_change(KITCHEN_SHIFT, leave, False) or self.end
         trip = Itinerary(vehicle.home, leave)
         near = self._junctions_near(vehicle.home, 4000.0)
-        while trip.now < min(closes - timedelta(minutes=45), self.end):
+        while trip.now < min(closes - timedelta(hours=1), self.end):  # a round: up to an hour
             for _ in range(ROUND_STOPS):
                 target = near[int(self.rng.integers(len(near)))]
                 trip.drive(self.net.route(trip.at, target), KITCHEN_KMH)
