@@ -99,7 +99,8 @@ class Plan:
     vehicle: Vehicle
     samples: list[Sample] = field(default_factory=list)
     story: str | None = None
-    story_at: datetime | None = None  # when the misbehaviour happens (None: not in the period)
+    # when the misbehaviour has gone far enough to raise its alarm (None: not in the period)
+    story_at: datetime | None = None
 
 
 @lru_cache(maxsize=64)
@@ -250,13 +251,13 @@ class Planner:
         return plan
 
     def _misbehave(self, trip: Itinerary, story: str, site: XY, yard: XY) -> datetime:
-        """The loaded leg of a misbehaving truck; when the misbehaviour starts."""
+        """The loaded leg of a misbehaving truck; when its alarm is due."""
         way = self.net.route(site, yard)
         if story == DUMP:
             spot = self._dump_spot(way)
             trip.drive(self.net.route(site, spot), MUCK_KMH)
-            when = trip.now
             trip.stop(DUMP_MIN)
+            when = trip.now  # the stop is over: past the dwell limit, by day or by night
             trip.drive(self.net.route(spot, yard), MUCK_KMH)
             return when
         if story == OFF_ROUTE:  # across the fields, well away from the roads, instead of along them
