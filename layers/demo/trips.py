@@ -35,8 +35,8 @@ SWEEP_SHIFT = "04:30-05:30"
 ROUND_STOPS = 6
 LAST_TRIP = timedelta(hours=2)
 FAR_M = 400.0  # a dump happens this far from every site and yard at least
-OUT_OF_COUNTY_M = 1500.0
-FIELD_M = 1200.0  # how far from its straight way an off-route truck strays  # how far past the county line the cross-county run goes
+OUT_OF_COUNTY_M = 1500.0  # how far past the county line the cross-county run goes
+FIELD_M = 1200.0  # how far from its straight way an off-route truck strays
 
 # the stories told by a few muck trucks, and the alarm each should raise
 DUMP, OFF_ROUTE, CROSS_COUNTY, LATE = "illegal_dump", "off_route", "cross_county", "out_of_hours"
@@ -62,7 +62,8 @@ class Vehicle:
 
 @dataclass(frozen=True)
 class Places:
-    """Where the fleet goes: loading sites, disposal yards, the towns' junctions, the county."""
+    """Where the fleet goes: loading sites and disposal yards (metres), the county, and which
+    companies a route corridor holds."""
 
     sites: list[XY]
     yards: list[XY]
