@@ -72,6 +72,7 @@ boundary_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(demo_app, name="demo")
+demo_app.command("tracking")(cli_tracking.demo_tracking)
 app.add_typer(boundary_app, name="boundary")
 app.add_typer(cli_counties.app, name="county")
 grids_app = typer.Typer(help="Grids (网格) stored in the database.", no_args_is_help=True)

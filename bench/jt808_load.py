@@ -27,9 +27,8 @@ from sqlalchemy import Connection, text
 from layers.demo import load as demo_city
 from layers.places import counties
 from layers.store import db
-from layers.tracking.jt808 import framing, messages
-from layers.tracking.jt808.framing import Splitter
 from layers.tracking.jt808.messages import Position, Registration
+from layers.tracking.jt808.terminal import Terminal
 
 DATABASE = "citygrid_bench_jt808"
 CITYGRID = str(Path(sys.executable).with_name("citygrid"))
@@ -47,25 +46,8 @@ class Tally:
 
 async def terminal(port: int, n: int, batch: int, until: float, tally: Tally) -> None:
     """One terminal: register, authenticate, report until `until`."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    phone = f"1500000{n:04d}"
-    splitter = Splitter(8192)
-    pending: list[bytes] = []
-    serial = 0
-
-    async def ask(message_id: int, body: bytes) -> messages.Message:
-        nonlocal serial
-        serial = (serial + 1) & 0xFFFF
-        writer.write(framing.frame(messages.build(message_id, phone, serial, body)))
-        while not pending:
-            data = await reader.read(8192)
-            if not data:
-                raise ConnectionError("closed")
-            pending.extend(splitter.feed(data))
-        return messages.parse(framing.unframe(pending.pop(0)), 1023)
-
-    answer = await ask(messages.REGISTER, messages.build_registration(REG, None))
-    await ask(messages.AUTHENTICATE, answer.body[3:])
+    term = await Terminal.connect("127.0.0.1", port, f"1500000{n:04d}")
+    await term.sign_in(REG)
     k = 0
     while time.monotonic() < until:
         now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
@@ -74,15 +56,12 @@ async def terminal(port: int, n: int, batch: int, until: float, tally: Tally) ->
             for i in range(batch)
         ]
         k += batch
-        if batch == 1:
-            reply = await ask(messages.POSITION, messages.build_position(fixes[0]))
-        else:
-            reply = await ask(messages.BATCH, messages.build_batch(fixes))
-        if reply.body[4] == messages.OK:
+        ok = await (term.report(fixes[0]) if batch == 1 else term.report_batch(fixes))
+        if ok:
             tally.acknowledged += batch
         else:
             tally.refused += batch
-    writer.close()
+    term.writer.close()
 
 
 async def load(port: int, terminals: int, seconds: float, batch: int) -> tuple[Tally, float]:

@@ -7,24 +7,21 @@ import os
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
-from api import metrics
 from layers.store import db
 from layers.tracking.jt808 import framing, messages
 from layers.tracking.jt808.framing import FrameError, Splitter
 from layers.tracking.jt808.messages import Position, Registration
-from layers.tracking.jt808.server import Gateway, GatewayConfig
 from tests.conftest import PgServer
+from tests.gateways import Running, serve_gateway
 from tests.support import CITYGRID, citygrid, free_port
 
 SEAT = (121.657, 31.808)  # the demo county's seat, CGCS2000
@@ -122,15 +119,6 @@ def test_registration_bodies_of_both_versions() -> None:
 # ---- the gateway ---------------------------------------------------------------------------
 
 
-@dataclass
-class Running:
-    """A gateway serving in a thread of its own."""
-
-    gateway: Gateway
-    port: int
-    loop: asyncio.AbstractEventLoop
-
-
 @pytest.fixture
 def owner(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
     """The scratch database as its owner (to read what was stored)."""
@@ -139,35 +127,10 @@ def owner(pg_server: PgServer, scratch_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def _serve(scratch_url: str, **config: float) -> Iterator[Running]:
-    engine = db.make_engine(scratch_url, application_name="citygrid-gateway-test")
-    loop = asyncio.new_event_loop()
-    settings = GatewayConfig(port=0, **config)  # type: ignore[arg-type]
-    gateway = Gateway(engine, settings, lambda stage, n: metrics.positions("jt808", stage, n))
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(gateway.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    try:
-        yield Running(gateway, gateway.port, loop)
-    finally:
-        asyncio.run_coroutine_threadsafe(gateway.close(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        engine.dispose()
-
-
 @pytest.fixture
 def served(scratch_url: str) -> Iterator[Running]:
     """The gateway on a free port of 127.0.0.1, idle timeout 1 s."""
-    yield from _serve(scratch_url, idle_timeout_s=1.0, max_body=512)
+    yield from serve_gateway(scratch_url, idle_timeout_s=1.0, max_body=512)
 
 
 class Terminal:

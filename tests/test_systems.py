@@ -220,7 +220,22 @@ def test_the_demo_fences_its_trucks_loading_and_unloading(engine: Engine) -> Non
                 "WHERE NOT ST_Within(g.geom, c.boundary) OR NOT ST_IsValid(g.geom)"
             )
         ).scalar_one()
-    assert kinds == {"site": loading, "yard": 4, "no_go": 1, "strict_street": 2}
+        # a route corridor holds its company's depot and the way into every site and yard
+        off_corridor = conn.execute(
+            text(
+                "SELECT count(*) FROM geofences AS c JOIN geofences AS f "
+                "ON f.kind IN ('site', 'yard') WHERE c.kind = 'corridor' "
+                "AND NOT ST_Covers(c.geom, ST_Centroid(f.geom))"
+            )
+        ).scalar_one()
+        depots_off = conn.execute(
+            text(
+                "SELECT count(*) FROM vehicles AS v JOIN geofences AS c "
+                "ON c.kind = 'corridor' AND c.company = v.company WHERE NOT ST_Covers(c.geom, v.geom)"
+            )
+        ).scalar_one()
+    assert kinds == {"site": loading, "yard": 4, "no_go": 1, "strict_street": 2, "corridor": 2}
+    assert off_corridor == depots_off == 0
     assert loading > 50 and unfenced == 0 and outside == 0
 
 

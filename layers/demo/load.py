@@ -168,7 +168,7 @@ def build(
         vehicle["id"] = number
     city.rows["vehicles"] = vehicles
     city.rows["road_segments"] = roads.road_segments(population, epsg, vehicles)
-    city.rows["geofences"] = geofences.geofences(population, epsg, dust.sites, seed)
+    city.rows["geofences"] = geofences.geofences(population, epsg, dust.sites, seed, vehicles)
     city.rows["restaurants"] = fume.restaurants(population, epsg, year, seed)
     city.rows["fume_checks"] = fume.checks(city.rows["restaurants"], seed)
     return city
