@@ -32,6 +32,7 @@ from api.routes import (
     reports,
     routing,
     stats,
+    system_stats,
     tilesets,
     transfer,
     units,
@@ -171,6 +172,7 @@ def create_app(
     app.include_router(grids.router)
     app.include_router(cases.router)
     app.include_router(stats.router)
+    app.include_router(system_stats.router)
     app.include_router(reports.router)
     app.include_router(transfer.router)
     app.include_router(units.router)
