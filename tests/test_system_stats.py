@@ -439,3 +439,50 @@ def test_service_install_schedules_the_rerate_every_night(tmp_path: Path) -> Non
     timer = (units / "citygrid-merchants-rerate.timer").read_text(encoding="utf-8")
     assert "OnCalendar=*-*-* 02:00:00" in timer and "Persistent=true" in timer
     assert "WantedBy=timers.target" in timer
+
+
+# --- fume exceedance: a restaurant standing in no grid -------------------------------------------
+
+
+def test_fume_readings_of_a_restaurant_in_no_grid_form_their_own_street_row(
+    client: TestClient, world: World
+) -> None:
+    rows = world.rows[SANYUAN]
+    lon, lat = rows.lonlat(3000.0, 2500.0)  # inside the county, beyond its one street's grids
+    with world.engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO restaurants (adcode, geom, name, purifier_type, device_id)
+                    VALUES (:a, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), '郊外饭店',
+                            'electrostatic', 'DEV-OUT')"""),
+            {"a": SANYUAN, "lon": lon, "lat": lat},
+        )
+    body = {
+        "readings": [
+            {"device": "DEV-OUT", "time": t, "concentration": c, "purifier_on": True}
+            for t, c in (("2025-05-01T12:00:00+08:00", 3.0), ("2025-05-01T13:00:00+08:00", 1.0))
+        ]
+    }
+    posted = client.post("/fume/readings", json=body, headers=bearer("dispatcher-b"))
+    assert posted.status_code == 200 and posted.json()["stored"] == 2, posted.text
+    answer = get(
+        client, "/stats/fume", "leader-b", by="grid", **{"from": "2025-05-01"}, to="2025-05-31"
+    )
+    assert [
+        (r["key"], r["label"], r["readings"], r["exceeded"]) for r in answer.json()["rows"]
+    ] == [
+        (None, "未落入网格", 2, 1),
+        (None, "合计", 2, 1),
+    ]
+    sheet = get(
+        client,
+        "/stats/fume",
+        "leader-b",
+        by="grid",
+        format="csv",
+        **{"from": "2025-05-01"},
+        to="2025-05-31",
+    )
+    assert list(csv.reader(io.StringIO(sheet.text.lstrip("\ufeff"))))[1:] == [
+        ["", "未落入网格", "2", "1", "0.5"],
+        ["", "合计", "2", "1", "0.5"],
+    ]

@@ -14,6 +14,7 @@ from folium.template import Template
 from layers.cases.codes import CaseCategory
 from webmap.base import Catalogue, LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
+from webmap.leader_systems import SystemsPanel
 
 LEADER_JS = "/static/citygrid/leader.js"
 MEASURES = {
@@ -64,6 +65,7 @@ def dashboard(
     page.legend.append(LegendEntry("案件热力（按视图重新汇总）", "#e67e22", "#f5b041"))
     config = {"classes": _classes(shown), "measures": MEASURES, "levels": LEVELS}
     Dashboard(config).add_to(page.map)
+    SystemsPanel().add_to(page.map)
     return page.render(collapsed_layers=True)
 
 
