@@ -32,6 +32,7 @@ from api.routes import (
     reports,
     routing,
     stats,
+    system_stats,
     tilesets,
     transfer,
     units,
@@ -183,6 +184,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(stats.router)
     app.include_router(presence_routes.router)
+    app.include_router(system_stats.router)
     app.include_router(reports.router)
     app.include_router(transfer.router)
     app.include_router(units.router)

@@ -21,6 +21,7 @@ from api import (
     cli_catalogue,
     cli_counties,
     cli_files,
+    cli_merchants,
     cli_ops,
     cli_reports,
     cli_routing,
@@ -88,6 +89,7 @@ app.command("import")(cli_files.import_file)
 app.command("export")(cli_files.export_file)
 app.add_typer(cli_backup.app, name="backup")
 app.add_typer(cli_tracking.app, name="tracking")
+app.add_typer(cli_merchants.app, name="merchants")
 app.command("restore")(cli_backup.restore)
 app.command("upgrade")(cli_backup.upgrade)
 

@@ -366,7 +366,8 @@ def service_install(
         bool, typer.Option("--dry-run", help="Print the files instead of writing them")
     ] = False,
 ) -> None:
-    """Write systemd units for the API and the JT/T 808 gateway and an example nginx site."""
+    """Write systemd units for the API, the JT/T 808 gateway and the nightly refresh of the
+    merchants' ratings (a timer), and an example nginx site."""
     use_config(config)
     path = _config_path()
     if path is None:
@@ -395,5 +396,5 @@ def service_install(
     if not dry_run:
         say(
             "next / 下一步: systemctl daemon-reload && systemctl enable --now citygrid-api "
-            "citygrid-gateway"
+            "citygrid-gateway citygrid-merchants-rerate.timer"
         )

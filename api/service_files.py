@@ -17,6 +17,8 @@ NGINX_DIR = Path("etc/nginx/sites-available")
 TEMPLATES = {
     UNIT_DIR / "citygrid-api.service": "citygrid-api.service.j2",
     UNIT_DIR / "citygrid-gateway.service": "citygrid-gateway.service.j2",
+    UNIT_DIR / "citygrid-merchants-rerate.service": "citygrid-merchants-rerate.service.j2",
+    UNIT_DIR / "citygrid-merchants-rerate.timer": "citygrid-merchants-rerate.timer.j2",
     NGINX_DIR / "citygrid.conf": "nginx-citygrid.conf.j2",
 }
 

@@ -319,7 +319,7 @@ def test_units_pass_systemd_analyze(tmp_path: Path) -> None:
         pytest.skip(message)
     units = _install(tmp_path) / "etc/systemd/system"
     result = subprocess.run(
-        [analyze, "verify", *map(str, sorted(units.glob("*.service")))],
+        [analyze, "verify", *map(str, sorted([*units.glob("*.service"), *units.glob("*.timer")]))],
         capture_output=True,
         text=True,
         timeout=60,

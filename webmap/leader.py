@@ -14,6 +14,7 @@ from folium.template import Template
 from layers.cases.codes import CaseCategory
 from webmap.base import Catalogue, LegendEntry, Place, named, new_page
 from webmap.basemaps import BaseMap
+from webmap.leader_systems import SystemsPanel
 
 LEADER_JS = "/static/citygrid/leader.js"
 PRESENCE_JS = "/static/citygrid/presence.js"
@@ -79,6 +80,7 @@ def dashboard(
     config = {"classes": _classes(shown), "measures": MEASURES, "levels": LEVELS}
     Dashboard(config).add_to(page.map)
     Presence().add_to(page.map)
+    SystemsPanel().add_to(page.map)
     return page.render(collapsed_layers=True)
 
 

@@ -3,8 +3,6 @@ month, computed by one SQL statement with the restaurants' read scope."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from layers.engine.access import Viewer, area_clause
+from layers.engine.statcsv import table_csv
 from layers.errors import BadQuery
 from layers.registry import RESTAURANTS
 from layers.store.db import BUREAU_TIMEZONE
@@ -24,11 +23,12 @@ COLUMNS = (
     ("exceeded", "超标条数"),
     ("exceedance_rate", "超标率"),
 )
+UNPLACED = "未落入网格"  # the street label of restaurants standing in no grid
 # group key and label of each grouping: a restaurant by its id, a street grid by its code (the
 # first 9 digits of the restaurant's unit grid), a month as YYYY-MM of China time
 _KEYS = {
     "restaurant": ("CAST(r.id AS text)", "max(k.name)"),
-    "grid": ("rpad(left(r.grid_code, 9), 15, '0')", "max(k.street)"),
+    "grid": ("rpad(left(r.grid_code, 9), 15, '0')", "coalesce(max(k.street), :unplaced)"),
     "month": ("to_char(f.time AT TIME ZONE :bureau_zone, 'YYYY-MM')", "NULL"),
 }
 
@@ -65,6 +65,7 @@ def rows(conn: Connection, query: FumeQuery) -> list[dict[str, Any]]:
         "bureau_zone": BUREAU_TIMEZONE,
         "start": query.start,
         "after_end": query.end + timedelta(days=1),
+        "unplaced": UNPLACED,
     }
     scope = area_clause(RESTAURANTS, query.viewer, params, alias="r")
     key, label = _KEYS[query.by]
@@ -100,9 +101,4 @@ def rows(conn: Connection, query: FumeQuery) -> list[dict[str, Any]]:
 
 def as_csv(found: list[dict[str, Any]]) -> str:
     """The rows as CSV with Chinese headers, with a byte-order mark so spreadsheets read UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([label for _, label in COLUMNS])
-    for row in found:
-        writer.writerow(["" if row[name] is None else row[name] for name, _ in COLUMNS])
-    return "\ufeff" + out.getvalue()
+    return table_csv(COLUMNS, found)

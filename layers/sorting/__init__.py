@@ -1,0 +1,1 @@
+"""Garbage sorting (垃圾分类): the progress of the compounds' sorting points."""
