@@ -190,6 +190,7 @@ def test_an_older_release_database_with_data_upgrades_whole(
             "0029",
             "0030",
             "0031",
+            "0032",
         ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []
