@@ -1332,6 +1332,7 @@ GARBAGE_POINTS = Layer(
     style=Style("#7d6608", "#f4d03f", 0.9, 1.0),
     popup_fields=("name", "kind", "build_status", "supervisor", "opening_hours", "in_service_on"),
     temporal=("in_service_on",),
+    cluster_below_zoom=15,
 )
 
 STATIONS = Layer(
@@ -1445,6 +1446,7 @@ CAMERAS = Layer(
     natural_key="device_id",
     unique_in_county=("device_id",),
     sector=Sector(),
+    cluster_below_zoom=15,  # a county has thousands: counted cells until the sectors can be read
 )
 
 BIKE_PARKING_POINTS = Layer(
