@@ -78,10 +78,11 @@ def toggle(page: Any, title: str) -> None:
     box = page.locator(".leaflet-control-layers-overlays label", has_text=title).locator("input")
     checked = box.is_checked()
     box.dispatch_event("click")
-    page.wait_for_function(
-        "([t, c]) => [...document.querySelectorAll('.leaflet-control-layers-overlays label')]"
-        ".some(l => l.textContent.includes(t) && l.querySelector('input').checked !== c)",
-        arg=[title, checked],
+    wait_for(
+        page,
+        "[...document.querySelectorAll('.leaflet-control-layers-overlays label')]"
+        f".some(l => l.textContent.includes({json.dumps(title)})"
+        f" && l.querySelector('input').checked !== {json.dumps(checked)})",
     )
 
 
