@@ -1,5 +1,6 @@
 """The inspector's map, phone first: their patrol area and what is in it, with forms to report a
-case at a tapped point, record a dust-site inspection, close a work order and check cases."""
+case at a tapped point (or on a component, a merchant, a garbage point), record a dust-site
+inspection, a fume check or a 门前三包 inspection, close a work order and check cases."""
 
 from __future__ import annotations
 
