@@ -891,6 +891,34 @@ CASES = Layer(
             short="comp_code",
         ),
         Field("problem", FieldType.TEXT, "部件问题", "Component problem", COMPONENT_PROBLEMS),
+        # the registered things a case is about or was seen by, each of the case's county
+        Field(
+            "camera_id",
+            FieldType.INTEGER,
+            "发现视频点位",
+            "Seen by camera",
+            indexed=True,
+            references="cameras.id",
+            short="camera",
+        ),
+        Field(
+            "merchant_id",
+            FieldType.INTEGER,
+            "涉及门前三包商户",
+            "Merchant concerned",
+            indexed=True,
+            references="merchants.id",
+            short="merchant",
+        ),
+        Field(
+            "garbage_point_id",
+            FieldType.INTEGER,
+            "涉及垃圾分类投放点",
+            "Garbage-sorting point concerned",
+            indexed=True,
+            references="garbage_points.id",
+            short="garb_point",
+        ),
         Field(
             "routed_by",
             FieldType.TEXT,
@@ -1304,6 +1332,7 @@ GARBAGE_POINTS = Layer(
     style=Style("#7d6608", "#f4d03f", 0.9, 1.0),
     popup_fields=("name", "kind", "build_status", "supervisor", "opening_hours", "in_service_on"),
     temporal=("in_service_on",),
+    cluster_below_zoom=15,
 )
 
 STATIONS = Layer(
@@ -1417,6 +1446,7 @@ CAMERAS = Layer(
     natural_key="device_id",
     unique_in_county=("device_id",),
     sector=Sector(),
+    cluster_below_zoom=15,  # a county has thousands: counted cells until the sectors can be read
 )
 
 BIKE_PARKING_POINTS = Layer(

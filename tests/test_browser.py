@@ -32,15 +32,17 @@ EXPECTED = {  # GeoJSON features drawn in the opening view (the whole county)
     "component_lines": 12,  # the demo's railings where the main roads meet the towns
     "component_areas": 40,  # and its green spaces beside junctions
     "residential_compounds": 53,  # the reports' other systems (layers/demo/systems.py)
-    "garbage_points": 160,
     "stations": 8,
-    "cameras": 158,  # two at each of the 79 street crossings, each drawn with its sector
-    "bike_parking_points": 520,
     "bike_parking_lines": 483,
-    "restaurants": 300,  # under online fume monitoring; the 6,500 merchants come as tiles
     # 123 construction sites, 4 disposal yards, a no-go zone, 2 strict streets, 2 route corridors
     "geofences": 132,
     "road_segments": 318,  # the streets split at their junctions, the main roads by kilometre
+}
+CLUSTERED = {  # points by the hundred: counted cells from their tiles over the whole county
+    "garbage_points": 160,
+    "cameras": 158,  # two at each of the 79 street crossings, each drawn with its sector
+    "bike_parking_points": 520,
+    "restaurants": 300,  # under online fume monitoring; the 6,500 merchants come as tiles too
 }
 GEOJSON_DRAWN = (
     "Object.fromEntries(Object.entries(CityGrid.layers).filter(([k, l]) => l.getLayers)"
@@ -74,6 +76,8 @@ def open_overview(browser: Any, base: str, shot: str) -> tuple[Any, PageWatch, d
     page.wait_for_timeout(500)
     wait_for(page, "CityGrid.layers.components.inView().clusters.length > 0")
     wait_for(page, "CityGrid.layers.merchants.inView().clusters.length > 0")
+    for key in CLUSTERED:
+        wait_for(page, f"CityGrid.layers.{key}_clusters.inView().clusters.length > 0")
     counts = page.evaluate(GEOJSON_DRAWN)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / shot))
@@ -84,8 +88,11 @@ def check_drawn(page: Any, counts: dict[str, int]) -> None:
     for key, expected in EXPECTED.items():
         assert counts[key] == expected, key
     assert counts["county"] == 1
-    sectors = EXPECTED["cameras"]  # a camera is a marker and the sector it watches
-    assert page.evaluate(OUTSIDE_TILES) == sum(EXPECTED.values()) + sectors
+    for key, expected in CLUSTERED.items():  # zoomed out: no single point, every row counted
+        assert counts[key] == 0, key
+        clusters = page.evaluate(f"CityGrid.layers.{key}_clusters.inView().clusters")
+        assert sum(c["count"] for c in clusters) == expected, key
+    assert page.evaluate(OUTSIDE_TILES) == sum(EXPECTED.values())
     # `void`: Playwright would serialise the returned layer, and with it the whole map (seconds)
     page.evaluate("void CityGrid.layers.dust_sites.getLayers()[0].openPopup()")
     popup = page.locator(".leaflet-popup-content").inner_text()
@@ -145,6 +152,19 @@ def merchants_in(engine: Engine, bbox: list[str]) -> int:
     return found
 
 
+def rows_in(engine: Engine, table: str, bbox: list[str]) -> int:
+    """Rows of a layer of the reports' systems inside a bbox, by SQL of the test's own."""
+    assert table in CLUSTERED
+    with engine.connect() as conn:
+        found: int = conn.execute(
+            text(
+                f"SELECT count(*) FROM {table} WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)"
+            ),
+            dict(zip("wsen", map(float, bbox), strict=True)),
+        ).scalar_one()
+    return found
+
+
 def components_in(engine: Engine, bbox: list[str]) -> int:
     """Current components inside a bbox, by SQL of the test's own."""
     with engine.connect() as conn:
@@ -179,6 +199,13 @@ def check_components(page: Any, engine: Engine) -> None:
     points = page.evaluate("CityGrid.layers.components.inView().points")
     view = page.evaluate("CityGrid.viewBBox(CityGrid.layers.county._map)")
     assert 0 < len(points) == components_in(engine, view)
+    drawn = page.evaluate(GEOJSON_DRAWN)  # zoomed in: the clustered layers' single points
+    assert {k: drawn[k] for k in CLUSTERED} == {k: rows_in(engine, k, view) for k in CLUSTERED}
+    assert sum(drawn[k] for k in CLUSTERED) > 0
+    assert all(
+        page.evaluate(f"CityGrid.layers.{key}_clusters.inView().clusters.length") == 0
+        for key in CLUSTERED
+    )
     x, y = page.evaluate(
         "([lon, lat]) => { const m = CityGrid.layers.county._map;"
         " const p = m.latLngToContainerPoint([lat, lon]);"

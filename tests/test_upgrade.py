@@ -193,6 +193,7 @@ def test_an_older_release_database_with_data_upgrades_whole(
             "0032",
             "0033",
             "0034",
+            "0035",
         ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []

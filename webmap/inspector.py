@@ -1,5 +1,6 @@
 """The inspector's map, phone first: their patrol area and what is in it, with forms to report a
-case at a tapped point, record a dust-site inspection, close a work order and check cases."""
+case at a tapped point (or on a component, a merchant, a garbage point), record a dust-site
+inspection, a fume check or a 门前三包 inspection, close a work order and check cases."""
 
 from __future__ import annotations
 
@@ -10,19 +11,38 @@ from folium.elements import JSCSSMixin
 from folium.template import Template
 
 from layers.cases.codes import CaseCategory
+from layers.merchants.cards import REPORT_CATEGORIES as FRONTAGE_CATEGORIES
 from layers.registry import (
+    BIKE_PARKING_LINES,
+    BIKE_PARKING_POINTS,
     BILLBOARDS,
+    CAMERAS,
     CASES,
     COMPONENTS,
     DUST_SITES,
+    GARBAGE_POINTS,
     GRIDS,
     ILLEGAL_BUILDINGS,
+    MERCHANT_INSPECTIONS,
+    MERCHANTS,
     PARKING_LOTS,
+    RESTAURANTS,
+    STATIONS,
 )
-from webmap.base import Catalogue, LegendEntry, Place, new_page, subclass_names, tiled_legend
+from layers.registry import Layer as RegistryLayer
+from webmap.base import (
+    Catalogue,
+    LegendEntry,
+    MapPage,
+    Place,
+    new_page,
+    subclass_names,
+    tiled_legend,
+)
 from webmap.basemaps import BaseMap
 from webmap.layers import (
     COMPONENT_STATUS,
+    MERCHANT_RATING,
     ApiLayer,
     ColorBy,
     api_layer,
@@ -61,7 +81,17 @@ CASE_FIELDS = [
     *[f for f in popup_fields(CASES) if f["name"] in ("status", "reported_at", "deadline")],
     {"name": "address", "label": "地址", "type": "text"},
     {"name": "description", "label": "问题描述", "type": "text"},
+    # what the case is linked to, shown only where it is
+    {"name": "camera", "label": "发现视频点位", "type": "text", "optional": True},
+    {"name": "merchant", "label": "涉及商户", "type": "text", "optional": True},
+    {"name": "garbage_point", "label": "涉及投放点", "type": "text", "optional": True},
 ]
+# what a case on a garbage-sorting point is about, most frequent first
+GARBAGE_POINT_CATEGORIES = ("E0108", "E0102", "E0103", "E0118")
+# the reports' other systems in the area, drawn under the cases and the inspector's own layers;
+# the merchants, restaurants and garbage points carry field-work actions (inspector.js)
+SYSTEM_LAYERS_SHOWN = (GARBAGE_POINTS, RESTAURANTS, STATIONS)
+SYSTEM_LAYERS_HIDDEN = (CAMERAS, BIKE_PARKING_POINTS, BIKE_PARKING_LINES)
 
 
 class InspectorTools(JSCSSMixin, MacroElement):
@@ -86,6 +116,51 @@ def _legend(title: str, color_by: ColorBy, point: bool = True) -> list[LegendEnt
     return [
         LegendEntry(f"{title}：{color_by.labels[v]}", c, c, point)
         for v, c in color_by.colors.items()
+    ]
+
+
+def _codes(layer: RegistryLayer, name: str) -> list[dict[str, str]]:
+    """A field's code list as the forms offer it."""
+    return [{"code": c.value, "label": c.label_zh} for c in layer.field(name).codes]
+
+
+def _point_legend(layer_title: str, color: str) -> LegendEntry:
+    return LegendEntry(layer_title, color, color, True)
+
+
+def _add_system_layers(page: MapPage) -> None:
+    """The merchants coloured by their rating, then the other systems' layers in the area
+    (counted cells until zoomed in where a county has hundreds); some hidden until asked for."""
+    assert MERCHANTS.style is not None
+    merchants = api_layer(
+        MERCHANTS,
+        style=leaflet_style(MERCHANTS.style, 6.0, weight=1),
+        color_by=MERCHANT_RATING,
+        clustered=True,
+    )
+    page.add_layer(merchants)
+    page.legend += _legend("门前三包商户", MERCHANT_RATING)
+    layers = [(layer, True) for layer in SYSTEM_LAYERS_SHOWN]
+    layers += [(layer, False) for layer in SYSTEM_LAYERS_HIDDEN]
+    for layer, show in layers:
+        assert layer.style is not None and layer.geometry is not None
+        point = layer.geometry.is_point
+        style = leaflet_style(layer.style, 6.0) if point else None
+        dense = point and layer.cluster_below_zoom is not None
+        page.add_layer(api_layer(layer, style=style, show=show, clustered=dense))
+        if point:
+            page.legend.append(_point_legend(layer.title_zh, layer.style.fill_color))
+        else:
+            page.legend.append(LegendEntry(layer.title_zh, layer.style.color, "transparent"))
+
+
+def _short_list(categories: list[CaseCategory], wanted: tuple[str, ...]) -> list[dict[str, str]]:
+    """The categories of `wanted` the county's catalogue holds, in that order."""
+    by_code = {c.code: c for c in categories}
+    return [
+        {"code": code, "group": by_code[code].major_name, "label": by_code[code].minor_name}
+        for code in wanted
+        if code in by_code
     ]
 
 
@@ -141,6 +216,7 @@ def inspector(
     dust.options["fields"] = DUST_FIELDS
     page.add_layer(dust)
     page.legend += _legend("扬尘现场", LAST_INSPECTION)
+    _add_system_layers(page)
     assert CASES.style is not None
     cases = api_layer(
         CASES,
@@ -176,6 +252,9 @@ def inspector(
         ],
         "problems": [{"code": c, "label": label} for c, label in COMPONENT_PROBLEMS.items()],
         "componentLayer": "nearby_components",
+        "merchantCategories": _short_list(categories, tuple(FRONTAGE_CATEGORIES)),
+        "garbageCategories": _short_list(categories, GARBAGE_POINT_CATEGORIES),
+        "inspectionResults": _codes(MERCHANT_INSPECTIONS, "result"),
     }
     InspectorTools(config).add_to(page.map)
     return page.render(collapsed_layers=True)

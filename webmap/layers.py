@@ -55,6 +55,12 @@ class ApiLayer(Layer):
         self.options = options
 
 
+class ClusteredApiLayer(JSCSSMixin, ApiLayer):
+    """An ApiLayer that shows the layer's counted vector-tile cells below its cluster zoom."""
+
+    default_js = [("vectorgrid", VECTORGRID_JS)]
+
+
 COMPONENT_STATUS = ColorBy.of_codes(
     COMPONENTS,
     "status",
@@ -104,9 +110,11 @@ def api_layer(
     url: str | None = None,
     whole: bool = False,
     color_by: ColorBy | None = None,
+    clustered: bool = False,
 ) -> ApiLayer:
     """A data layer of a registry layer, optionally filtered by field values (`params`), fetched
-    from `url` (default: the layer's items) by view or `whole`, coloured by a property."""
+    from `url` (default: the layer's items) by view or `whole`, coloured by a property;
+    `clustered`: below the layer's declared cluster zoom, its counted cells from vector tiles."""
     assert layer.style is not None, f"{layer.id} has no map style"
     title = title or layer.title_zh
     fields = popup_fields(layer)
@@ -134,7 +142,22 @@ def api_layer(
             "range": layer.sector.range_field,
             "defaultRange": layer.sector.default_range_m,
         }
+    if clustered:
+        options["clusters"] = _clusters(layer)
+        return ClusteredApiLayer(title, options, show=show)
     return ApiLayer(title, options, show=show)
+
+
+def _clusters(layer: RegistryLayer) -> dict[str, Any]:
+    """Where the browser finds a point layer's counted cells, and below which zoom."""
+    assert layer.geometry is not None and layer.geometry.is_point, f"{layer.id} is not points"
+    assert layer.cluster_below_zoom is not None, f"{layer.id} declares no cluster zoom"
+    return {
+        "layer": layer.id,
+        "url": f"/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
+        "clusterBelowZoom": layer.cluster_below_zoom,
+        "clusterColor": CLUSTER_COLOR,
+    }
 
 
 PANES = {
@@ -212,8 +235,6 @@ def tiled_points(
     """A point layer of the registry drawn from its vector tiles, clustered below its declared
     `cluster_below_zoom`, its popups labelled by the registry (`codes` and `labels` for fields
     that hold a reference, such as a subclass code shown by its name)."""
-    assert layer.geometry is not None and layer.geometry.is_point, f"{layer.id} is not points"
-    assert layer.cluster_below_zoom is not None, f"{layer.id} declares no cluster zoom"
     assert layer.style is not None, f"{layer.id} has no map style"
     fields = popup_fields(layer)
     for f in fields:
@@ -225,10 +246,7 @@ def tiled_points(
     options = {
         "key": key or layer.id,
         "title": name,
-        "layer": layer.id,
-        "url": f"/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
-        "clusterBelowZoom": layer.cluster_below_zoom,
-        "clusterColor": CLUSTER_COLOR,
+        **_clusters(layer),
         "style": leaflet_style(layer.style, 5.0, weight=1),
         "colorBy": {"field": color_by.field, "colors": color_by.colors},
         "fields": fields,

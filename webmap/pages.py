@@ -62,14 +62,17 @@ def _legend(title: str, style: Style, point: bool = False) -> LegendEntry:
 
 
 def _add_other_layers(page: MapPage, drawn: set[str]) -> None:
-    """Every styled layer the overview does not draw its own way, as declared (the cases last)."""
+    """Every styled layer the overview does not draw its own way, as declared (the cases last):
+    points that declare a cluster zoom (hundreds or thousands in a county) as counted cells
+    until zoomed in."""
     for layer in spatial_layers():
         if layer.id in drawn or layer.style is None:
             continue
         assert layer.geometry is not None
         fill = "transparent" if layer.geometry.is_line else layer.style.fill_color
         entry = LegendEntry(layer.title_zh, layer.style.color, fill, layer.geometry.is_point)
-        page.add_layer(api_layer(layer), entry)
+        dense = layer.geometry.is_point and layer.cluster_below_zoom is not None
+        page.add_layer(api_layer(layer, clustered=dense), entry)
 
 
 def overview(
@@ -113,15 +116,18 @@ def overview(
     _add_other_layers(page, {layer.id for layer in own_way})
     assert CASES.style is not None
     labels = {c.code: f"{c.major_name}/{c.minor_name}" for c in categories}
-    page.add_layer(
-        api_layer(
-            CASES,
-            title="最近案件",
-            params={"sortby": "-reported_at"},
-            limit=1000,
-            style=leaflet_style(CASES.style, 3.0),
-            codes={"category_code": labels},
-        ),
-        _legend("最近案件（视图内最新1000条）", CASES.style, True),
+    cases = api_layer(
+        CASES,
+        title="最近案件",
+        params={"sortby": "-reported_at"},
+        limit=1000,
+        style=leaflet_style(CASES.style, 3.0),
+        codes={"category_code": labels},
     )
+    cases.options["fields"] += [  # the camera, merchant or garbage point linked, where one is
+        {"name": f.name, "label": f.label_zh, "type": "text", "optional": True}
+        for f in CASES.fields
+        if f.references and f.name != "category_code"
+    ]
+    page.add_layer(cases, _legend("最近案件（视图内最新1000条）", CASES.style, True))
     return page.render()

@@ -53,7 +53,8 @@ def _report(
 FEATURE_FIELD = {
     "type": "string",
     "description": "GeoJSON Feature: Point geometry (optional on a component); properties "
-    "category_code, description, address, source, component_code, problem",
+    "category_code, description, address, source, component_code, problem, camera_id, "
+    "merchant_id, garbage_point_id",
 }
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FEATURE_TYPES = ("application/geo+json", "application/json")  # desk entry: a Feature, no photo

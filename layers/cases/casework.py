@@ -22,7 +22,10 @@ from layers.errors import FeatureNotFound, InvalidFeature, PayloadTooLarge
 from layers.registry import CASES, Role
 from layers.store.db import BUREAU_TIMEZONE
 
-REPORTED_FIELDS = {"category_code", "description", "address", "source", "component_code", "problem"}
+REPORTED_FIELDS = {
+    *("category_code", "description", "address", "source", "component_code", "problem"),
+    *("camera_id", "merchant_id", "garbage_point_id"),  # what saw it, or the thing it concerns
+}
 # what the command centre takes in at its desk (an inspector's own reports are always "inspector")
 DESK_SOURCES = {c.value: c.label_zh for c in CASES.field("source").codes if c.value != "inspector"}
 # reports an inspector of the grid verifies on site (核实) before the centre may register them
@@ -116,7 +119,7 @@ def report(
     if unknown:
         raise InvalidFeature(
             f"A report gives only {', '.join(sorted(REPORTED_FIELDS))}; not {', '.join(sorted(unknown))}.",
-            f"上报案件只填写类别、描述、地址、来源、部件标识码和部件问题，不能填写：{'、'.join(sorted(unknown))}。",
+            f"上报案件只填写类别、描述、地址、来源、部件标识码、部件问题和关联的视频点位、商户或投放点，不能填写：{'、'.join(sorted(unknown))}。",
             code="unknown_property",
         )
     access.require_role(ctx.viewer, Role.INSPECTOR, Role.DISPATCHER)

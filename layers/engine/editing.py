@@ -198,6 +198,27 @@ def _check_references(conn: Connection, layer: Layer, values: dict[str, Any]) ->
             )
 
 
+def _check_reference_counties(
+    conn: Connection, layer: Layer, values: dict[str, Any], county: str | None
+) -> None:
+    """Refuse a reference to a row of a layer of another county than the row's own."""
+    for f in layer.fields:
+        target = (f.references or "").split(".")[0]
+        if county is None or target not in LAYERS or values.get(f.name) is None:
+            continue
+        theirs = conn.execute(
+            text(f"SELECT adcode FROM {_q(target)} WHERE id = :v"), {"v": values[f.name]}
+        ).scalar()
+        if theirs is not None and theirs != county:
+            title = LAYERS[target].title_zh
+            raise _bad(
+                "reference_other_county",
+                f"{f.name}: {values[f.name]!r} in {target} belongs to another county",
+                f"{f.name}：{title} {values[f.name]!r} 属于其他县（市、区），不能关联",
+                field=f.name,
+            )
+
+
 def _check_units(
     conn: Connection, layer: Layer, values: dict[str, Any], adcode: str | None
 ) -> None:
@@ -356,6 +377,7 @@ def insert(conn: Connection, layer: Layer, feature: dict[str, Any], ctx: EditCon
     if layer.routed is not None:  # a new case goes to the unit routing chooses
         values |= routing.routed_values(conn, layer.routed, values, geom, ctx.viewer, given_unit)
     _check_units(conn, layer, values, values.get("adcode"))
+    _check_reference_counties(conn, layer, values, values.get("adcode"))
     values |= _started(layer, values)
     if values.get("adcode") is not None:
         values |= idcodes.check_write(conn, layer, values, values["adcode"], None)
@@ -468,6 +490,7 @@ def replace(
     values |= _derived(conn, layer, geom, values, ctx)
     county = values.get("adcode") or _stored_county(conn, layer, fid)
     _check_units(conn, layer, values, county)
+    _check_reference_counties(conn, layer, values, county)
     uniques.check_write(conn, layer, values, county, fid)
     _versioned_change(conn, layer, fid, before, values)
     after, etag = _write_update(conn, layer, fid, values, geom)
@@ -507,6 +530,7 @@ def update(
         values |= _derived(conn, layer, geom, values, ctx)
     county = values.get("adcode") or _stored_county(conn, layer, fid)
     _check_units(conn, layer, values, county)
+    _check_reference_counties(conn, layer, values, county)
     uniques.check_write(conn, layer, values, county, fid)
     _versioned_change(conn, layer, fid, before, values)
     after, etag = _write_update(conn, layer, fid, values, geom)

@@ -72,7 +72,12 @@ def open_cases(conn: Connection, viewer: Viewer) -> str:
                         'overdue', coalesce(c.deadline, c.verify_deadline) < now(),
                         'awaiting_check', c.status = 'feedback',
                         'awaiting_verify', c.status = 'unverified',
-                        'supervisions', c.supervisions, 'grid_code', c.grid_code))
+                        'supervisions', c.supervisions, 'grid_code', c.grid_code,
+                        'camera', (SELECT coalesce(v.name, v.device_id) FROM cameras AS v
+                                   WHERE v.id = c.camera_id),
+                        'merchant', (SELECT m.name FROM merchants AS m WHERE m.id = c.merchant_id),
+                        'garbage_point', (SELECT g.name FROM garbage_points AS g
+                                          WHERE g.id = c.garbage_point_id)))
                 ORDER BY coalesce(c.deadline, c.verify_deadline) NULLS LAST, c.id), '[]'::json))::text
             FROM (SELECT t.* FROM cases AS t WHERE t.status <> ALL(:closed) AND {where}
                   ORDER BY coalesce(t.deadline, t.verify_deadline) NULLS LAST, t.id

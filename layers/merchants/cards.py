@@ -144,6 +144,7 @@ def report(
             "description": f"【门前三包·{found.name}】{description}",
             "address": found.address,
             "source": "public",
+            "merchant_id": found.id,
         },
     }
     return casework.report(conn, feature, None, ctx, calendars, verify_within).id

@@ -1,7 +1,7 @@
 """The live feed of the command map: which trackers and alarms changed, told to every open stream
 of this process, and what each stream's viewer may read of them.
 
-How changes reach a stream: the triggers of migration 0032 NOTIFY `citygrid_tracking` with the
+How changes reach a stream: the triggers of migration 0033 NOTIFY `citygrid_tracking` with the
 ids each statement changed (`p:` trackers, `a:` alarms). One listener connection per API process
 hears them and hands the ids to its open streams; each stream gathers them for
 `CITYGRID_LIVE_INTERVAL_S` and then reads only those rows, with its viewer's scope in the SQL

@@ -81,7 +81,10 @@
   }
 
   function popupHtml(title, fields, feature) {
-    var rows = fields.map(function (field) {
+    var rows = fields.filter(function (field) {  // an optional field shows only when it has a value
+      var value = feature.properties[field.name];
+      return !field.optional || (value !== null && value !== undefined && value !== '');
+    }).map(function (field) {
       return '<tr><th>' + escapeHtml(field.label) + '</th><td>' +
         escapeHtml(formatValue(feature.properties[field.name], field)) + '</td></tr>';
     });
@@ -545,14 +548,41 @@
 
     onRemove: function (map) {
       map.off('moveend', this._refresh, this);
+      this._showClusters(false);
       if (this._abort) { this._abort.abort(); }
       CityGrid.notice(map, this.cg.key, null);
       L.GeoJSON.prototype.onRemove.call(this, map);
     },
 
+    /** clusters: {layer, url, clusterBelowZoom, clusterColor}: the layer's counted cells from its
+        vector tiles (CityGrid.layers[key + '_clusters']) while the map is zoomed out below that. */
+    _showClusters: function (shown) {
+      var cg = this.cg, map = this._map;
+      if (!cg.clusters) { return false; }
+      if (!this._clusters && shown) {
+        this._clusters = CityGrid.tiledPoints(Object.assign({}, cg.clusters, {
+          key: cg.key + '_clusters', title: cg.title, style: cg.style, colorBy: cg.colorBy,
+          fields: cg.fields, pane: cg.pane
+        }));
+      }
+      if (!this._clusters) { return false; }
+      if (shown && map && !map.hasLayer(this._clusters)) { map.addLayer(this._clusters); }
+      if (!shown && this._clusters._map) { this._clusters._map.removeLayer(this._clusters); }
+      return shown;
+    },
+
     refresh: function () {
       var map = this._map, cg = this.cg, self = this;
       if (!map) { return; }
+      var zoomedOut = cg.clusters && map.getZoom() < cg.clusters.clusterBelowZoom;
+      if (this._showClusters(Boolean(zoomedOut))) {
+        if (this._abort) { this._abort.abort(); this._abort = null; CityGrid.pending -= 1; }
+        this.clearLayers();
+        this.loaded = 0;
+        CityGrid.notice(map, cg.key, null);
+        this.fire('citygrid:loaded');
+        return;
+      }
       if (cg.minZoom && map.getZoom() < cg.minZoom) {
         this.clearLayers();
         this.loaded = 0;

@@ -1,5 +1,7 @@
-/* The inspector's tools on a phone: report a case at a tapped point (with a photo), record a
-   dust-site inspection, close a work order, pass or fail cases awaiting their on-site check.
+/* The inspector's tools on a phone: report a case at a tapped point (with a photo), on a
+   component, a merchant or a garbage point, record a dust-site inspection, a restaurant's fume
+   check or a merchant's 门前三包 inspection, close a work order, pass or fail cases awaiting
+   their on-site check.
    Everything is saved through the API with the page's session; its message is shown on failure. */
 (function () {
   'use strict';
@@ -95,14 +97,16 @@
     }
 
     /** The case form at `latlng` (as shown); on a component its location (CGCS2000), its
-        subclass as the locked category, its code and a choice of problem. */
-    function reportAt(latlng, component) {
+        subclass as the locked category, its code and a choice of problem; on a `linked` row
+        (a merchant, a garbage point: {field, feature, title, categories}) at its point, linked to
+        it, its category from the short list that fits it. */
+    function reportAt(latlng, component, linked) {
       marker = L.circleMarker(latlng, { radius: 10, color: '#1f3a93', weight: 3, fillColor: '#5dade2', fillOpacity: 0.8 })
         .addTo(map);
       var geometry = component ? { type: 'Point', coordinates: component.lonlat.slice(0, 2) }
-        : CityGrid.toApi({ type: 'Point', coordinates: [latlng.lng, latlng.lat] });
+        : CityGrid.toApi(linked ? linked.feature.geometry : { type: 'Point', coordinates: [latlng.lng, latlng.lat] });
       var subclass = component ? component.properties.subclass_code : '';
-      var categories = config.categories.slice();
+      var categories = (linked && linked.categories.length ? linked.categories : config.categories).slice();
       if (subclass && !categories.some(function (c) { return c.code === subclass; })) {
         // a county's own subclass: not in the standard list the form offers
         categories = categories.concat((config.subclasses || []).filter(function (c) { return c.code === subclass; }));
@@ -111,8 +115,10 @@
         '<p class="cg-component">部件标识码 ' + esc(component.properties.component_code || '') + '</p>' +
         '<input type="hidden" name="component_code" value="' + esc(component.properties.component_code || '') + '">' +
         '<label>问题类型<select name="problem" required data-label="问题类型">' + problemOptions() + '</select></label>' : '';
-      var form = openForm(component ? '上报部件问题' : '上报案件',
-        componentFields +
+      var linkedFields = linked ?
+        '<p class="cg-linked">' + esc(linked.title + '：' + (linked.feature.properties.name || linked.feature.id)) + '</p>' : '';
+      var form = openForm(component ? '上报部件问题' : (linked ? '对此' + linked.title + '上报案件' : '上报案件'),
+        componentFields + linkedFields +
         '<label>案件类别<select name="category_code" required data-label="案件类别"' + (component ? ' disabled' : '') + '>' +
           categoryOptions(categories) + '</select></label>' +
         '<label>问题描述<textarea name="description" rows="3" maxlength="500" required data-label="问题描述"></textarea></label>' +
@@ -125,11 +131,13 @@
             properties.component_code = form.component_code.value;
             properties.problem = form.problem.value;
           }
+          if (linked) { properties[linked.field] = linked.feature.id; }
           var body = new FormData();
           body.append('feature', JSON.stringify({ type: 'Feature', geometry: geometry, properties: properties }));
           if (form.photo.files.length) { body.append('photo', form.photo.files[0]); }
           return api('POST', '/cases', body).then(function (doc) {
             refresh('open_cases');
+            if (linked) { refresh(linked.layer); }  // a merchant's case may change its rating
             CityGrid.lastReported = doc.id;
             return '案件已上报，编号 ' + doc.id;
           });
@@ -213,6 +221,95 @@
         done.type = 'button';
         done.textContent = '整改完成';
         done.addEventListener('click', function () { done.disabled = true; closeOrder(order); });
+      });
+      return box;
+    }
+
+    // --- the reports' other systems: a fume check, a merchant's inspection, cases on them -------
+    function options(list) {
+      return list.map(function (o) {
+        return '<option value="' + esc(o.code) + '">' + esc(o.label) + '</option>';
+      }).join('');
+    }
+
+    function fumeCheckForm(feature) {
+      openForm('记录油烟检查：' + feature.properties.name,
+        '<label>检查日期<input type="date" name="checked_on" required data-label="检查日期" value="' + today() + '" max="' + today() + '"></label>' +
+        '<label>净化器运行<select name="purifier_running" required data-label="净化器运行">' +
+          '<option value="true">正常运行</option><option value="false">未运行</option></select></label>' +
+        '<label>清洗记录日期（选填）<input type="date" name="cleaned_on" max="' + today() + '"></label>' +
+        '<label>问题描述（选填）<textarea name="problems" rows="3" maxlength="500"></textarea></label>',
+        function (form) {
+          var properties = {
+            restaurant_id: feature.id,
+            checked_on: form.checked_on.value,
+            inspector: me.display_name || me.username,
+            purifier_running: form.purifier_running.value === 'true'
+          };
+          if (form.cleaned_on.value) { properties.cleaned_on = form.cleaned_on.value; }
+          if (form.problems.value.trim()) { properties.problems = form.problems.value.trim(); }
+          return api('POST', '/collections/fume_checks/items',
+            { type: 'Feature', geometry: null, properties: properties }).then(function () {
+            refresh('restaurants');
+            return '油烟检查记录已保存';
+          });
+        });
+    }
+
+    function merchantInspectionForm(feature) {
+      openForm('门前三包检查：' + feature.properties.name,
+        '<label>检查日期<input type="date" name="inspected_on" required data-label="检查日期" value="' + today() + '" max="' + today() + '"></label>' +
+        '<label>检查结果<select name="result" required data-label="检查结果"><option value="">请选择检查结果</option>' +
+          options(config.inspectionResults || []) + '</select></label>' +
+        '<label>问题描述（选填）<textarea name="problems" rows="3" maxlength="500"></textarea></label>',
+        function (form) {
+          var properties = {
+            merchant_id: feature.id,
+            inspected_on: form.inspected_on.value,
+            inspector: me.display_name || me.username,
+            result: form.result.value
+          };
+          if (form.problems.value.trim()) { properties.problems = form.problems.value.trim(); }
+          return api('POST', '/collections/merchant_inspections/items',
+            { type: 'Feature', geometry: null, properties: properties }).then(function () {
+            refresh('merchants');  // the rating is the database's: the marker takes its new colour
+            return '门前三包检查已保存';
+          });
+        });
+    }
+
+    function button(box, className, label, action) {
+      var b = L.DomUtil.create('button', className, box);
+      b.type = 'button';
+      b.textContent = label;
+      b.addEventListener('click', function () { map.closePopup(); closeSheet(); action(); });
+    }
+
+    function reportOn(feature, layer, field, title, categories) {
+      var shown = feature.geometry.coordinates;
+      reportAt(L.latLng(shown[1], shown[0]), null,
+        { feature: feature, layer: layer, field: field, title: title, categories: categories || [] });
+    }
+
+    function restaurantActions(feature) {
+      var box = L.DomUtil.create('div', 'cg-actions');
+      button(box, 'cg-fume-check', '记录油烟检查', function () { fumeCheckForm(feature); });
+      return box;
+    }
+
+    function merchantActions(feature) {
+      var box = L.DomUtil.create('div', 'cg-actions');
+      button(box, 'cg-merchant-inspect', '门前三包检查', function () { merchantInspectionForm(feature); });
+      button(box, 'cg-merchant-case', '对此商户上报案件', function () {
+        reportOn(feature, 'merchants', 'merchant_id', '商户', config.merchantCategories);
+      });
+      return box;
+    }
+
+    function garbagePointActions(feature) {
+      var box = L.DomUtil.create('div', 'cg-actions');
+      button(box, 'cg-garbage-case', '对此投放点上报案件', function () {
+        reportOn(feature, 'garbage_points', 'garbage_point_id', '投放点', config.garbageCategories);
       });
       return box;
     }
@@ -309,6 +406,9 @@
       });
     }
     onPopup('dust_sites', dustActions, function () { return true; });
+    onPopup('restaurants', restaurantActions, function () { return true; });
+    onPopup('merchants', merchantActions, function () { return true; });
+    onPopup('garbage_points', garbagePointActions, function () { return true; });
     onPopup('open_cases', checkActions, function (f) { return f.properties.awaiting_check; });
     onPopup('open_cases', verifyActions, function (f) { return f.properties.awaiting_verify; });
 
