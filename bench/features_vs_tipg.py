@@ -97,11 +97,20 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="run only the rows whose name contains this text"
     )
+    parser.add_argument(
+        "--port", type=int, default=8801, help="citygrid's port; tipg listens on the next one"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo city as it ships (143,652 cases) instead of the scaled one: quick to load",
+    )
     args = parser.parse_args()
-    url = prepare(DatabaseSettings())
+    url = prepare(DatabaseSettings(), args.demo)
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     env, auth = signed_in(url)
-    ours = citygrid_server(url, 8801, args.workers, env)
+    ours, theirs = args.port, args.port + 1
+    ours_server = citygrid_server(url, ours, args.workers, env)
     tipg = start(
         [
             str(TIPG_PYTHON),
@@ -109,7 +118,7 @@ def main() -> None:
             "uvicorn",
             "tipg.main:app",
             "--port",
-            "8802",
+            str(theirs),
             "--workers",
             str(args.workers),
             "--log-level",
@@ -121,12 +130,12 @@ def main() -> None:
             "TIPG_MAX_FEATURES_PER_QUERY": "10000",
             "TIPG_TABLE_CONFIG__public_cases__datetimecol": "reported_at",
         },
-        8802,
+        theirs,
     )
     results = []
     try:
         for row in (r for r in rows() if args.only in r.name):
-            a, b = f"http://127.0.0.1:8801{row.citygrid}", f"http://127.0.0.1:8802{row.tipg}"
+            a, b = f"http://127.0.0.1:{ours}{row.citygrid}", f"http://127.0.0.1:{theirs}{row.tipg}"
             counts = (count(a, auth), count(b, {})) if row.counts else (None, None)
             ra, rb = (
                 rate(a, args.seconds, args.connections, auth),
@@ -148,7 +157,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        stop(ours)
+        stop(ours_server)
         stop(tipg)
     (ROOT / "bench" / "results-features-vs-tipg.json").write_text(
         json.dumps(results, indent=1, ensure_ascii=False)
