@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
 from api import errors, metrics, openapi, readiness
-from api.auth import AccountCache, Issuer, RevokedSessions, app_issuer
+from api.auth import AccountCache, ClaimsCache, Issuer, RevokedSessions, app_issuer
 from api.client_address import parse_networks
 from api.deps import declared_body_type
 from api.observe import Observe
@@ -156,6 +156,7 @@ def create_app(
     )
     app.state.accounts = AccountCache()
     app.state.revoked_sessions = RevokedSessions()
+    app.state.claims = ClaimsCache()
     browser = browser or BrowserSettings()
     app.state.public_origin = browser.public_origin()
     app.state.public_base = str(browser.public_url).rstrip("/") if browser.public_url else None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from api import csrf
 from api.settings import AuthSettings
@@ -150,6 +152,33 @@ class Claims:
     expires_at: datetime
 
 
+class ClaimsCache:
+    """The claims of tokens already verified, so a client's every request does not check the
+    same signature again: a token is a fixed string whose claims cannot change, it is taken
+    from memory only while unexpired, and revocation is checked on every request all the same."""
+
+    def __init__(self, max_tokens: int = 4096) -> None:
+        self.max_tokens = max_tokens
+        self._claims: OrderedDict[tuple[str, str, str], Claims] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(self, issuer: Issuer, token: str) -> Claims:
+        """`issuer.read(token)`, from memory when this issuer already read it and it is unexpired."""
+        key = (issuer.key, issuer.party, token)
+        with self._lock:
+            claims = self._claims.get(key)
+            if claims is not None:
+                self._claims.move_to_end(key)
+        if claims is not None and claims.expires_at > datetime.now(UTC):
+            return claims
+        claims = issuer.read(token)  # refuses an expired token as before
+        with self._lock:
+            self._claims[key] = claims
+            while len(self._claims) > self.max_tokens:
+                self._claims.popitem(last=False)
+        return claims
+
+
 @dataclass(frozen=True)
 class Presented:
     """A token as the request carried it, and whether in the header or the session cookie."""
@@ -182,12 +211,19 @@ class AccountCache:
         self._accounts: dict[str, tuple[int, Account | None]] = {}
         self._lock = threading.Lock()
 
-    def find(self, engine: Engine, username: str, version: int | None) -> Account | None:
-        """The account, from memory when its version is current, else from the database."""
+    def known(self, username: str, version: int | None) -> tuple[bool, Account | None]:
+        """Whether memory may answer for the account at `version`, and the account it holds."""
         with self._lock:
             cached = self._accounts.get(username)
         if version is not None and cached is not None and cached[0] == version:
-            return cached[1]
+            return True, cached[1]
+        return False, None
+
+    def find(self, engine: Engine, username: str, version: int | None) -> Account | None:
+        """The account, from memory when its version is current, else from the database."""
+        held, account = self.known(username, version)
+        if held:
+            return account
         with engine.connect() as conn:
             account = users.find(conn, username)
         if version is not None:  # read after the version: a later change bumps it again
@@ -212,14 +248,21 @@ class RevokedSessions:
             self._ended_here = {s: t for s, t in self._ended_here.items() if t > now}
             self._ended_here[sid] = expires_at
 
-    def revoked(self, engine: Engine, sid: str, version: int | None) -> bool:
-        """Whether `sid` is revoked: from memory when its version is current, else the database."""
+    def known(self, sid: str, version: int | None) -> bool | None:
+        """Whether `sid` is revoked, when memory may answer at `version`; None when it may not."""
         with self._lock:
             known = self._known
             if sid in self._ended_here:
                 return True
         if version is not None and known is not None and known[0] == version:
             return sid in known[1]
+        return None
+
+    def revoked(self, engine: Engine, sid: str, version: int | None) -> bool:
+        """Whether `sid` is revoked: from memory when its version is current, else the database."""
+        answer = self.known(sid, version)
+        if answer is not None:
+            return answer
         with engine.connect() as conn:
             if version is None:
                 return sessions.is_revoked(conn, sid)
@@ -256,6 +299,30 @@ def viewer_from_token(
     else:
         with engine.connect() as conn:
             account = users.find(conn, claims.username)
+    return _viewer(issuer, claims, account)
+
+
+def viewer_from_memory(
+    issuer: Issuer,
+    token: str,
+    cache: AccountCache,
+    versions: Callable[[str], int | None],
+    revocations: RevokedSessions,
+    verified: ClaimsCache,
+) -> Viewer | None:
+    """The viewer a token stands for, as `viewer_from_token` finds it, when the caches may answer
+    for the session and the account at their current versions; None when the database must."""
+    claims = verified.read(issuer, token)
+    revoked = revocations.known(claims.sid, versions("sessions"))
+    if revoked is None:
+        return None
+    if revoked:
+        raise _revoked()
+    held, account = cache.known(claims.username, versions("users"))
+    return _viewer(issuer, claims, account) if held else None
+
+
+def _viewer(issuer: Issuer, claims: Claims, account: Account | None) -> Viewer:
     if (
         account is None
         or account.disabled
@@ -277,7 +344,7 @@ def viewer_from_token(
 PASSWORD_FLOW = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def optional_viewer(
+async def optional_viewer(
     request: Request, _: Annotated[str | None, Depends(PASSWORD_FLOW)] = None
 ) -> Viewer | None:
     """The signed-in viewer, or None when the request carries no credentials."""
@@ -286,22 +353,32 @@ def optional_viewer(
         return None
     state = request.app.state
     watcher = getattr(state, "layer_versions", None)
-    issuer = app_issuer(state)
-    viewer = viewer_from_token(
-        state.engine,
-        issuer,
-        presented.token,
-        state.accounts,
-        watcher.current if watcher is not None else lambda _: None,
-        state.revoked_sessions,
+    versions = watcher.current if watcher is not None else lambda _: None
+    issuer = state.issuer
+    if issuer.deployment is None:  # read once, from the database
+        issuer = await run_in_threadpool(app_issuer, state)
+    # Most requests are answered from memory, on the event loop; the database only when the
+    # listener cannot vouch for the cached session or account (then in a worker thread).
+    viewer = viewer_from_memory(
+        issuer, presented.token, state.accounts, versions, state.revoked_sessions, state.claims
     )
+    if viewer is None:
+        viewer = await run_in_threadpool(
+            viewer_from_token,
+            state.engine,
+            issuer,
+            presented.token,
+            state.accounts,
+            versions,
+            state.revoked_sessions,
+        )
     if presented.kind == "cookie":  # sent by the browser on its own, whichever site asks
         csrf.check_cookie_write(request, issuer.key, presented.token)
     request.state.viewer = viewer
     return viewer
 
 
-def current_viewer(
+async def current_viewer(
     viewer: Annotated[Viewer | None, Depends(optional_viewer)],
 ) -> Viewer:
     """The signed-in viewer; 401 without credentials."""
@@ -317,10 +394,10 @@ ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 OptionalViewerDep = Annotated[Viewer | None, Depends(optional_viewer)]
 
 
-def needs(*roles: Role) -> Callable[[Viewer], Viewer]:
+def needs(*roles: Role) -> Callable[[Viewer], Coroutine[Any, Any, Viewer]]:
     """A dependency admitting only viewers with one of `roles` (admins always)."""
 
-    def dependency(viewer: ViewerDep) -> Viewer:
+    async def dependency(viewer: ViewerDep) -> Viewer:
         require_role(viewer, *roles)
         return viewer
 

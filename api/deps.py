@@ -28,7 +28,7 @@ from layers.registry import GRID_LEVELS, Layer
 from layers.store.db import STATEMENT_BUDGET
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The engine owned by the application."""
     engine: Engine = request.app.state.engine
     return engine
@@ -58,7 +58,7 @@ ConnectionDep = Annotated[Connection, Depends(get_connection)]
 LangDep = Annotated[Lang, Depends(negotiated_language)]
 
 
-def get_layer_dep(
+async def get_layer_dep(
     collection_id: Annotated[str, Path(alias="collectionId", description="the layer's id")],
 ) -> Layer:
     """The layer named by the path (`collectionId`, the name OGC API clients look for)."""
@@ -114,7 +114,7 @@ def _day_text(value: Any) -> Any:
 Day = Annotated[date, BeforeValidator(_day_text)]
 
 
-def parse_crs_param(
+async def parse_crs_param(
     crs: Annotated[str | None, Query(pattern=CRS_PATTERN, description="Output CRS URI")] = None,
 ) -> Crs:
     """`crs`: the CRS of the geometries in the answer (default CRS84)."""
@@ -278,7 +278,7 @@ def _sends_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers or (length is not None and length != "0")
 
 
-def declared_body_type(request: Request) -> None:
+async def declared_body_type(request: Request) -> None:
     """A body the framework parses for a route is read only with the media type the route
     declares (JSON for models, a form for form fields): 415 otherwise, before anything is done."""
     field = getattr(request.scope.get("route"), "body_field", None)

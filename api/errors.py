@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -13,6 +13,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import metrics, requestid
 from layers.errors import (
@@ -214,23 +215,31 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, exc.status_code, headers=headers)
 
 
-async def _refuse_nul(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Refuse a query string holding a NUL character: no text column can store or compare it."""
-    if "%00" in request.url.query or "\x00" in request.url.query:
-        body = error_body(
-            "nul_character",
-            "查询参数中含有空字符（%00）",
-            "A query parameter holds a NUL character (%00)",
-        )
-        return JSONResponse(body, 400)
-    return await call_next(request)
+class RefuseNul:
+    """ASGI middleware refusing a query string holding a NUL character: no text column can store
+    or compare it (pure ASGI: no task group or streams per request, as `app.middleware` makes)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 400 when the query string holds a NUL, else pass the request on."""
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if b"%00" in query or b"\x00" in query:
+                body = error_body(
+                    "nul_character",
+                    "查询参数中含有空字符（%00）",
+                    "A query parameter holds a NUL character (%00)",
+                )
+                await JSONResponse(body, 400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the common JSON body."""
-    app.middleware("http")(_refuse_nul)
+    app.add_middleware(RefuseNul)
     app.add_exception_handler(CitygridError, _citygrid_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_error)

@@ -3,7 +3,8 @@
 Uses the scaled 启东 of `bench/scaled.py` (1,000,000 cases, 100,000 illegal buildings, 100,000
 billboards, kept for later runs), starts both servers (citygrid's requests signed in as an admin)
 with the same number of uvicorn workers and no compression, and prints requests per second of
-each, their ratio, and the feature counts each returned.
+each, their ratio, the CPU each server's processes spent per request (which, unlike requests per
+second, hardly depends on what else the machine is doing) and the feature counts each returned.
 
 Run: make bench   (needs `wrk` from Debian and tipg in bench/.venv-tipg; `make bench` installs them)
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -69,19 +71,45 @@ def rows() -> list[Row]:
     ]
 
 
-def rate(url: str, seconds: int, connections: int, headers: dict[str, str]) -> float:
+@dataclass(frozen=True)
+class Load:
+    """What one server did under wrk: requests per second, and its processes' CPU per request."""
+
+    rps: float
+    cpu_ms: float
+
+
+def process_group_cpu(pgid: int) -> float:
+    """CPU seconds (user and system) used so far by the processes of group `pgid` (a server and
+    its workers; the database's own processes are not in it)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rate(url: str, seconds: int, connections: int, headers: dict[str, str], pgid: int) -> Load:
     sent = [part for name, value in headers.items() for part in ("-H", f"{name}: {value}")]
+    before = process_group_cpu(pgid)
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", *sent, url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    used = process_group_cpu(pgid) - before
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         sys.exit(f"{url}: {non2xx.group(1)} failed requests")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return float(match.group(1)) if match else 0.0
+    done = re.search(r"(\d+) requests in", out)
+    requests = int(done.group(1)) if done else 0
+    return Load(float(match.group(1)) if match else 0.0, 1000 * used / max(requests, 1))
 
 
 def count(url: str, headers: dict[str, str]) -> int | None:
@@ -97,11 +125,20 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="run only the rows whose name contains this text"
     )
+    parser.add_argument(
+        "--port", type=int, default=8801, help="citygrid's port; tipg listens on the next one"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo city as it ships (143,652 cases) instead of the scaled one: quick to load",
+    )
     args = parser.parse_args()
-    url = prepare(DatabaseSettings())
+    url = prepare(DatabaseSettings(), args.demo)
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     env, auth = signed_in(url)
-    ours = citygrid_server(url, 8801, args.workers, env)
+    ours, theirs = args.port, args.port + 1
+    ours_server = citygrid_server(url, ours, args.workers, env)
     tipg = start(
         [
             str(TIPG_PYTHON),
@@ -109,7 +146,7 @@ def main() -> None:
             "uvicorn",
             "tipg.main:app",
             "--port",
-            "8802",
+            str(theirs),
             "--workers",
             str(args.workers),
             "--log-level",
@@ -121,34 +158,36 @@ def main() -> None:
             "TIPG_MAX_FEATURES_PER_QUERY": "10000",
             "TIPG_TABLE_CONFIG__public_cases__datetimecol": "reported_at",
         },
-        8802,
+        theirs,
     )
     results = []
     try:
         for row in (r for r in rows() if args.only in r.name):
-            a, b = f"http://127.0.0.1:8801{row.citygrid}", f"http://127.0.0.1:8802{row.tipg}"
+            a, b = f"http://127.0.0.1:{ours}{row.citygrid}", f"http://127.0.0.1:{theirs}{row.tipg}"
             counts = (count(a, auth), count(b, {})) if row.counts else (None, None)
-            ra, rb = (
-                rate(a, args.seconds, args.connections, auth),
-                rate(b, args.seconds, args.connections, {}),
-            )
+            la = rate(a, args.seconds, args.connections, auth, ours_server.pid)
+            lb = rate(b, args.seconds, args.connections, {}, tipg.pid)
+            ra, rb = la.rps, lb.rps
             results.append(
                 {
                     "row": row.name,
                     "citygrid_rps": ra,
                     "tipg_rps": rb,
                     "ratio": ra / rb if rb else None,
+                    "citygrid_cpu_ms_per_request": la.cpu_ms,
+                    "tipg_cpu_ms_per_request": lb.cpu_ms,
                     "citygrid_features": counts[0],
                     "tipg_features": counts[1],
                 }
             )
             print(
                 f"{row.name:<36} citygrid {ra:8.1f}/s  tipg {rb:8.1f}/s  ×{ra / rb if rb else float('nan'):5.2f}"
+                f"  CPU/request {la.cpu_ms:5.2f} / {lb.cpu_ms:5.2f} ms"
                 + (f"  features {counts[0]} / {counts[1]}" if row.counts else ""),
                 flush=True,
             )
     finally:
-        stop(ours)
+        stop(ours_server)
         stop(tipg)
     (ROOT / "bench" / "results-features-vs-tipg.json").write_text(
         json.dumps(results, indent=1, ensure_ascii=False)

@@ -31,24 +31,28 @@ SCALE = demo_city.Scale(
     cases=1_000_000 / 143_652, billboards=100_000 / 1_844, illegal_buildings=100_000 / 420
 )
 BENCH_USER = "bench-admin"
+DEMO_DATABASE = "citygrid_bench_demo"  # the demo city as it ships (143,652 cases): quick to load
 
 
-def prepare(settings: DatabaseSettings) -> str:
-    """The benchmark database, loaded once with the scaled city; its URL. A cluster started for it
-    is stopped when the process exits."""
+def prepare(settings: DatabaseSettings, demo: bool = False) -> str:
+    """The benchmark database, loaded once with the scaled city (or with the demo city as it
+    ships when `demo`); its URL. A cluster started for it is stopped when the process exits."""
+    database, scale, least = (
+        (DEMO_DATABASE, demo_city.Scale(), 100_000) if demo else (DATABASE, SCALE, 900_000)
+    )
     cluster = settings.cluster()
     if cluster.up(print):  # started here: stopped again when the benchmark ends
         atexit.register(cluster.down, print)
-    db.ensure_database(cluster.url("postgres"), DATABASE)
-    url = cluster.url(DATABASE)
+    db.ensure_database(cluster.url("postgres"), database)
+    url = cluster.url(database)
     engine = db.make_engine(url)
     try:
         migrate.upgrade(engine)
         with engine.connect() as conn:
             cases = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
-        if cases < 900_000:
-            print("loading the scaled city (1,000,000 cases; a few minutes, once)", flush=True)
-            demo_city.load(engine, 20231231, 2023, force=True, scale=SCALE)
+        if cases < least:
+            print(f"loading the city into {database} (a few minutes, once)", flush=True)
+            demo_city.load(engine, 20231231, 2023, force=True, scale=scale)
         with engine.begin() as conn:
             if users.find(conn, BENCH_USER) is None:
                 password = users.hash_password(secrets.token_urlsafe(16))

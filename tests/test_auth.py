@@ -121,6 +121,17 @@ def test_bad_tokens_are_refused(client: TestClient, make: Any, code: str) -> Non
     client.cookies.clear()
 
 
+def test_a_token_read_from_memory_still_ends_when_it_expires(client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {token_for('leader', timedelta(seconds=3))}"}
+    for _ in range(2):  # verified once, then taken from memory
+        assert (
+            client.get("/collections/billboards/items?limit=1", headers=headers).status_code == 200
+        )
+    time.sleep(3.5)
+    answer = client.get("/collections/billboards/items?limit=1", headers=headers)
+    assert answer.status_code == 401 and answer.json()["code"] == "token_expired"
+
+
 def announced(client: TestClient, before: int | None) -> None:
     """Wait for the account change to be announced to the app (milliseconds after the commit)."""
     watcher = client.app.state.layer_versions  # type: ignore[attr-defined]

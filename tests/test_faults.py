@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
@@ -209,6 +209,35 @@ def test_an_error_of_the_query_is_not_taken_for_an_outage(engine: Engine) -> Non
     with pytest.raises(DBAPIError) as raised, engine.connect() as conn:
         conn.execute(text("SELECT 1 / 0"))
     assert db.database_error(raised.value) is None
+
+
+def _timeout_and_pid(conn: Connection) -> tuple[str, int]:
+    row = conn.execute(text("SELECT current_setting('statement_timeout'), pg_backend_pid()"))
+    setting, pid = row.one()
+    return str(setting), int(pid)
+
+
+def test_a_dropped_pooled_connection_is_replaced_and_a_request_keeps_its_timeout(
+    engine: Engine,
+) -> None:
+    pooled = db.make_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    budget = db.STATEMENT_BUDGET.set(db.StatementBudget(1234))
+    try:
+        with pooled.connect() as conn:
+            timeout, pid = _timeout_and_pid(conn)
+            conn.commit()
+            assert timeout == _timeout_and_pid(conn)[0] == "1234ms"  # every transaction
+        with engine.connect() as other:  # the server drops the pooled connection (a restart)
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        time.sleep(0.2)
+        with pooled.connect() as conn:  # the checkout's ping notices: a new connection
+            timeout, new_pid = _timeout_and_pid(conn)
+        assert new_pid != pid and timeout == "1234ms"
+    finally:
+        db.STATEMENT_BUDGET.reset(budget)
+    with pooled.connect() as conn:  # outside a request the pooled connection keeps no limit
+        assert _timeout_and_pid(conn) == ("0", new_pid)
+    pooled.dispose()
 
 
 @pytest.fixture

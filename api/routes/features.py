@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import ViewerDep, current_viewer
 from api.deps import (
@@ -321,16 +322,17 @@ def _links(request: Request, paging: features.Paging) -> str:
     response_class=Response,
     responses=answers(GEOJSON),
 )
-def item(
+async def item(
     layer: LayerDep,
     feature_id: int,
-    conn: ConnectionDep,
+    engine: EngineDep,
     crs: CrsDep,
     viewer: ViewerDep,
     request: Request,
 ) -> Response:
     """One feature by id (404 when it lies outside what the viewer may read)."""
-    body, etag = features.fetch_item(conn, layer, feature_id, crs, viewer)
+    # one trip to a worker thread for the connection and the query, not one per dependency
+    body, etag = await run_in_threadpool(features.read_item, engine, layer, feature_id, crs, viewer)
     collection = f"{_base(request)}/collections/{layer.id}"
     links = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本要素"},
@@ -397,7 +399,7 @@ TILE_ANSWERS: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses=TILE_ANSWERS,
 )
-def tile(
+async def tile(
     layer: LayerDep,
     z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM)],
     x: Annotated[int, Path(ge=0)],
@@ -409,7 +411,11 @@ def tile(
     """One Mapbox vector tile of the layer as the viewer may see it (ETag, 304 when current)."""
     tiles.check_tiled(layer)
     state = request.app.state
-    found = tiles.serve_tile(engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
+    found = tiles.cached_tile(layer, z, x, y, state.tile_cache, state.layer_versions, viewer)
+    if found is None:  # built by the database, in a worker thread
+        found = await run_in_threadpool(
+            tiles.built_tile, engine, layer, z, x, y, state.tile_cache, state.layer_versions, viewer
+        )
     # What a tile holds depends on who asks, and a browser keeps it under its URL only: no-cache
     # makes it ask every time with the credentials of whoever is signed in now (a 304 only when
     # that viewer's tile has the same bytes: the ETag is a digest of them); Vary and private keep

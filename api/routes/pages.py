@@ -33,10 +33,10 @@ from webmap.login import county_refused_page, refused_page
 router = APIRouter(include_in_schema=False)
 
 
-def page_viewer(request: Request) -> Viewer | None:
+async def page_viewer(request: Request) -> Viewer | None:
     """The viewer of a page; an expired or broken cookie counts as not signed in."""
     try:
-        return optional_viewer(request)
+        return await optional_viewer(request)
     except NotSignedIn:
         return None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from layers.engine import cql
 from layers.engine.access import Viewer, area_clause, not_visible, read_limit
@@ -309,6 +309,14 @@ def fetch_item(
     if row is None:
         raise not_visible(layer, feature_id)
     return str(row[0]), str(row[1])
+
+
+def read_item(
+    engine: Engine, layer: Layer, feature_id: int, crs: Crs = STORAGE, viewer: Viewer | None = None
+) -> tuple[str, str]:
+    """`fetch_item` on a connection of its own, returned to the pool at once."""
+    with engine.connect() as conn:
+        return fetch_item(conn, layer, feature_id, crs, viewer)
 
 
 def extent(conn: Connection, layer: Layer, viewer: Viewer | None = None) -> dict[str, Any]:

@@ -205,7 +205,36 @@ def versioned_by(layer: Layer, limit: ReadLimit) -> tuple[str, ...]:
     return (layer.id, *(t for t in limit.tables if t != layer.id))
 
 
-def serve_tile(
+def _vouched(
+    layer: Layer, limit: ReadLimit, versions: VersionWatcher | None
+) -> tuple[int, ...] | None:
+    """The versions a tile depends on, when the listener vouches for every one of them."""
+    if versions is None:
+        return None
+    current = [versions.current(name) for name in versioned_by(layer, limit)]
+    if any(v is None for v in current):
+        return None
+    return tuple(v for v in current if v is not None)
+
+
+def cached_tile(
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    cache: TileCache,
+    versions: VersionWatcher | None,
+    viewer: Viewer | None = None,
+) -> Tile | None:
+    """The tile from the cache, without touching the database, when the listener vouches for
+    every version it depends on; None when the database must be asked (`built_tile`)."""
+    check_tile(z, x, y)
+    limit = read_limit(layer, viewer)
+    known = _vouched(layer, limit, versions)
+    return None if known is None else cache.get(tile_key(layer, limit, known, z, x, y))
+
+
+def built_tile(
     engine: Engine,
     layer: Layer,
     z: int,
@@ -215,16 +244,7 @@ def serve_tile(
     versions: VersionWatcher | None,
     viewer: Viewer | None = None,
 ) -> Tile:
-    """A tile for the API: straight from the cache, without touching the database, when the
-    listener vouches for every version it depends on; otherwise through `fetch_tile`."""
-    check_tile(z, x, y)
-    limit = read_limit(layer, viewer)
-    known: tuple[int, ...] | None = None
-    if versions is not None:
-        current = [versions.current(name) for name in versioned_by(layer, limit)]
-        if all(v is not None for v in current):
-            known = tuple(v for v in current if v is not None)
-    if known is not None and (hit := cache.get(tile_key(layer, limit, known, z, x, y))):
-        return hit
+    """The tile through `fetch_tile`, on a connection of its own, when `cached_tile` had none."""
+    known = _vouched(layer, read_limit(layer, viewer), versions)
     with engine.connect() as conn:
         return fetch_tile(conn, layer, z, x, y, cache, known, viewer)

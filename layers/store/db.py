@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, InvalidatePoolError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from layers.errors import (
@@ -70,6 +72,19 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
+TIMEOUT_SQL = "SELECT set_config('statement_timeout', %s, true)"
+TIMEOUT_SET = "citygrid_timeout_set"  # connection info: the timeout the checkout's ping set
+
+
+def _request_timeout(driver: psycopg.Connection[Any]) -> str | None:
+    """The statement timeout of the request being served (None outside requests, and for
+    autocommit connections, whose settings would outlive their statement)."""
+    budget = STATEMENT_BUDGET.get()
+    if budget is None or driver.autocommit:
+        return None
+    return f"{budget.timeout_ms}ms"
+
+
 def make_engine(
     url: str,
     gk_epsg: int | None = None,
@@ -84,21 +99,40 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # `_ping` below, which also opens the request's transaction
         connect_args={"connect_timeout": 10, "application_name": application_name},
     )
 
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        """Refuse a connection the server has dropped (a restart), as a pre-ping would; in a
+        request, the ping is the statement that sets its transaction's timeout (one round trip
+        fewer than a ping, then the timeout)."""
+        timeout = _request_timeout(dbapi_conn)
+        try:
+            if timeout is None:
+                engine.dialect.do_ping(dbapi_conn)
+                return
+            with dbapi_conn.cursor() as cur:  # the driver's implicit BEGIN comes first
+                cur.execute(TIMEOUT_SQL, (timeout,))
+        except psycopg.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_conn, None):
+                raise InvalidatePoolError() from exc
+            raise
+        record.info[TIMEOUT_SET] = timeout
+
     @event.listens_for(engine, "begin")
     def _statement_timeout(conn):  # type: ignore[no-untyped-def]
-        budget = STATEMENT_BUDGET.get()
         driver = conn.connection.driver_connection
-        if budget is None or driver.autocommit:
+        timeout = _request_timeout(driver)
+        already = conn.connection.info.pop(TIMEOUT_SET, None)
+        if timeout is None or (
+            already == timeout and driver.info.transaction_status == TransactionStatus.INTRANS
+        ):  # none wanted, or set by the ping that began this very transaction
             return
         # Local to the transaction just begun: the pooled connection keeps no limit afterwards.
         with driver.cursor() as cur:
-            cur.execute(
-                "SELECT set_config('statement_timeout', %s, true)", (f"{budget.timeout_ms}ms",)
-            )
+            cur.execute(TIMEOUT_SQL, (timeout,))
 
     @event.listens_for(engine, "connect")
     def _session_settings(dbapi_conn, _record):  # type: ignore[no-untyped-def]
