@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from api import metrics
 from layers.store import db
@@ -21,12 +22,17 @@ class Running:
     loop: asyncio.AbstractEventLoop
 
 
-def serve_gateway(url: str, **config: float) -> Iterator[Running]:
-    """The gateway on a free port of 127.0.0.1 over `url`, in a thread, until closed."""
+def serve_gateway(url: str, **config: Any) -> Iterator[Running]:
+    """The gateway on a free port of 127.0.0.1 over `url` (`config`: GatewayConfig's fields), in a
+    thread, counting into the metrics, until closed."""
     engine = db.make_engine(url, application_name="citygrid-gateway-test")
     loop = asyncio.new_event_loop()
-    settings = GatewayConfig(port=0, **config)  # type: ignore[arg-type]
-    gateway = Gateway(engine, settings, lambda stage, n: metrics.positions("jt808", stage, n))
+    gateway = Gateway(
+        engine,
+        GatewayConfig(port=0, **config),
+        on_positions=lambda stage, n: metrics.positions("jt808", stage, n),
+        on_alarms=metrics.alarms,
+    )
     ready = threading.Event()
 
     def run() -> None:

@@ -10,10 +10,8 @@ around (-1000, 500), a disposal yard around (1000, 500), a route corridor joinin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +23,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
-from api import metrics
 from api.app import create_app
 from api.settings import DatabaseSettings, TrackingSettings
 from layers.cases import routing
@@ -33,7 +30,7 @@ from layers.store import db
 from layers.tracking.jt808 import framing, messages
 from layers.tracking.jt808.framing import Splitter
 from layers.tracking.jt808.messages import CHINA, Position, Registration
-from layers.tracking.jt808.server import Gateway, GatewayConfig
+from layers.tracking.jt808.server import Gateway
 from tests.accounts import TEST_AUTH, bearer
 from tests.counties import (
     DEMO,
@@ -45,6 +42,7 @@ from tests.counties import (
     two_counties,
 )
 from tests.databases import PgServer, fresh_database
+from tests.gateways import serve_gateway
 
 JSON = {"Content-Type": "application/json"}
 GEOJSON = {"Content-Type": "application/geo+json"}
@@ -403,28 +401,9 @@ class Terminal:
 
 def _gateway(world: World, check_s: float) -> Iterator[Gateway]:
     """The gateway serving in a thread of its own, looking for silence every `check_s`."""
-    engine = db.make_engine(world.url, application_name="citygrid-gateway-test")
-    loop = asyncio.new_event_loop()
-    config = GatewayConfig(port=0, alarm_rules=SETTINGS.alarm_rules(), offline_check_s=check_s)
-    served = Gateway(engine, config, on_alarms=metrics.alarms)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(served.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    try:
-        yield served
-    finally:
-        asyncio.run_coroutine_threadsafe(served.close(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        engine.dispose()
+    config = {"alarm_rules": SETTINGS.alarm_rules(), "offline_check_s": check_s}
+    for running in serve_gateway(world.url, **config):
+        yield running.gateway
 
 
 @pytest.fixture(scope="module")

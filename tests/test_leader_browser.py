@@ -270,7 +270,7 @@ def _set_period(page: Any, start: str, end: str) -> None:
     before = page.evaluate("CityGrid.rankingRound")
     page.evaluate(
         """([start, end]) => {
-            const box = document.querySelector('.cg-dashboard');
+            const box = document.querySelector('.cg-leader');
             box.querySelector('input[name=from]').value = start;
             box.querySelector('input[name=to]').value = end;
             box.querySelector('input[name=to]').dispatchEvent(new Event('change'));
@@ -354,7 +354,7 @@ def test_the_dashboard_ranks_the_departments_and_links_the_months_bulletin(
     }
     assert "下载通报 Word" in page.locator(".cg-bulletin").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
-    page.locator(".cg-dashboard").screenshot(path=str(ARTIFACTS / f"leader-ranking-{account}.png"))
+    page.locator(".cg-leader").screenshot(path=str(ARTIFACTS / f"leader-ranking-{account}.png"))
     # a period across months: the last full month it ends with
     _set_period(page, "2026-01-15", "2026-03-20")
     assert page.get_attribute(".cg-bulletin-pdf", "href") == (

@@ -15,6 +15,7 @@ from api.auth import current_viewer
 from api.deps import ConnectionDep, CountyViewerDep, Day, statement_kind
 from api.openapi import answers
 from api.routes.tracking import TrackingDep
+from layers.engine.statcsv import table_csv
 from layers.errors import BadQuery
 from layers.tracking import coverage
 
@@ -53,7 +54,7 @@ def _answer(
     first, last = period
     if format_ == "csv":
         return Response(
-            coverage.as_csv(found, columns),
+            table_csv(columns, found),
             media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}-{first}-{last}.csv"'},
         )

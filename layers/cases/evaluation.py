@@ -9,8 +9,6 @@ which moments count in the period, are in the README.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from layers.cases import evalweights, indicators
 from layers.cases.casefilters import bind_period
 from layers.cases.workcalendar import Calendars
 from layers.engine.access import Viewer, area_clause
+from layers.engine.statcsv import table_csv
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
 from layers.store import versions
@@ -473,11 +472,6 @@ def rows(
 
 
 def as_csv(object_: str, found: list[dict[str, Any]]) -> str:
-    """The rows as CSV with Chinese headers, with a byte-order mark so spreadsheets read UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([label for _, label in COLUMNS[object_]])
-    for row in found:
-        shown = row | ({"post": POST_LABELS[row["post"]]} if "post" in row else {})
-        writer.writerow(["" if shown[n] is None else shown[n] for n, _ in COLUMNS[object_]])
-    return "\ufeff" + out.getvalue()
+    """The rows as CSV with Chinese headers and the posts' Chinese names (see `table_csv`)."""
+    shown = (row | ({"post": POST_LABELS[row["post"]]} if "post" in row else {}) for row in found)
+    return table_csv(COLUMNS[object_], shown)

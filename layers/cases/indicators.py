@@ -11,8 +11,6 @@ component as it was on the day the case was reported), or by month or week of ea
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy import Connection, text
 from layers.cases.casefilters import bind_period, within_grid
 from layers.cases.codes import category_clause
 from layers.engine.access import Viewer, area_clause
+from layers.engine.statcsv import table_csv
 from layers.errors import BadQuery
 from layers.inventory import lookup
 from layers.registry import CASES, COMPONENTS, GRIDS
@@ -191,10 +190,5 @@ def _plain(row: Any) -> dict[str, Any]:
 
 
 def as_csv(found: list[dict[str, Any]]) -> str:
-    """The rows as CSV with Chinese headers, with a byte-order mark so spreadsheets read UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([label for _, label in COLUMNS])
-    for row in found:
-        writer.writerow(["" if row[name] is None else row[name] for name, _ in COLUMNS])
-    return "\ufeff" + out.getvalue()
+    """The rows as CSV with Chinese headers (see `table_csv`)."""
+    return table_csv(COLUMNS, found)

@@ -12,9 +12,6 @@ within the buffer distance of them, measured in pieces of a few metres.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -337,13 +334,3 @@ def _plain(row: Any) -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-
-def as_csv(found: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """The rows as CSV with Chinese headers, with a byte-order mark so spreadsheets read UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([label for _, label in columns])
-    for row in found:
-        writer.writerow(["" if row[name] is None else row[name] for name, _ in columns])
-    return "\ufeff" + out.getvalue()

@@ -141,6 +141,19 @@
       line.textContent = text;
     },
 
+    /** An empty panel in a corner of the map that keeps its clicks and scrolling to itself. */
+    panel: function (map, position, className) {
+      var control = L.control({ position: position });
+      control.onAdd = function () {
+        var div = L.DomUtil.create('div', className);
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        return div;
+      };
+      control.addTo(map);
+      return control.getContainer();
+    },
+
     /** Leaflet's own controls in Chinese, and the status box data layers report to. */
     localize: function (map) {
       var zoomIn = map.getContainer().querySelector('.leaflet-control-zoom-in');

@@ -126,15 +126,7 @@
     CityGrid.layers.choropleth = grids;
     CityGrid.dashboard = state;
 
-    var panel = L.control({ position: 'topleft' });
-    panel.onAdd = function () {
-      var div = L.DomUtil.create('div', 'cg-dashboard');
-      L.DomEvent.disableClickPropagation(div);
-      L.DomEvent.disableScrollPropagation(div);
-      return div;
-    };
-    panel.addTo(map);
-    var box = panel.getContainer();
+    var box = CityGrid.panel(map, 'topleft', 'cg-dashboard cg-leader');
     var option = function (value, label) { return '<option value="' + esc(value) + '">' + esc(label) + '</option>'; };
     box.innerHTML =
       '<h3>领导驾驶舱</h3>' +

@@ -77,15 +77,7 @@
   }
 
   CityGrid.leaderSystems = function (map) {
-    var panel = L.control({ position: 'bottomright' });
-    panel.onAdd = function () {
-      var div = L.DomUtil.create('div', 'cg-dashboard cg-systems');
-      L.DomEvent.disableClickPropagation(div);
-      L.DomEvent.disableScrollPropagation(div);
-      return div;
-    };
-    panel.addTo(map);
-    var box = panel.getContainer();
+    var box = CityGrid.panel(map, 'bottomright', 'cg-dashboard cg-systems');
     box.innerHTML =
       '<h4>油烟超标率（近12个月） <a class="cg-fume-csv" href="#" download>导出CSV</a></h4>' +
       '<div class="cg-fume-trend">加载中…</div>' +

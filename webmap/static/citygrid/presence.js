@@ -27,15 +27,7 @@
   }
 
   CityGrid.presence = function (map) {
-    var panel = L.control({ position: 'bottomright' });
-    panel.onAdd = function () {
-      var div = L.DomUtil.create('div', 'cg-dashboard cg-presence');
-      L.DomEvent.disableClickPropagation(div);
-      L.DomEvent.disableScrollPropagation(div);
-      return div;
-    };
-    panel.addTo(map);
-    var box = panel.getContainer();
+    var box = CityGrid.panel(map, 'bottomright', 'cg-dashboard cg-presence');
     box.innerHTML =
       '<h3>在岗与清扫覆盖</h3><label>日期<input type="date" name="presence_day"></label>' +
       '<h4>监督员在岗 <a class="cg-presence-csv" download href="#">导出CSV</a></h4>' +
