@@ -301,25 +301,32 @@ UPLOAD_BODY = {
 }
 
 
-async def read_json_body(request: Request) -> bytes:
-    """The request body, refused when it is not JSON or exceeds the configured size."""
-    limit: int = request.app.state.editing.max_body_bytes
-    require_media_type(request, JSON_TYPES, "the feature", "要素")
+async def _read_limited(request: Request, limit: int, what_en: str, what_zh: str) -> bytes:
+    """The request body, refused (413) when declared or found larger than `limit`."""
+    too_large = PayloadTooLarge(
+        f"{what_en} is larger than {limit:,} bytes.", f"{what_zh}超过 {limit:,} 字节的上限。"
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large
     return bytes(body)
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The body is larger than {limit:,} bytes.", f"请求体超过 {limit:,} 字节的上限。"
-    )
+async def read_upload(request: Request, limit: int) -> bytes:
+    """An uploaded file's bytes, refused (413) past `limit`."""
+    return await _read_limited(request, limit, "The file", "文件")
+
+
+async def read_json_body(request: Request) -> bytes:
+    """The request body, refused when it is not JSON or exceeds the configured size."""
+    limit: int = request.app.state.editing.max_body_bytes
+    require_media_type(request, JSON_TYPES, "the feature", "要素")
+    return await _read_limited(request, limit, "The body", "请求体")
 
 
 def edit_context(request: Request, viewer: ViewerDep) -> EditContext:

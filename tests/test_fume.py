@@ -527,3 +527,226 @@ def test_an_inspector_records_a_fume_check_and_the_cleaning_date(
     listed = client.get("/collections/fume_checks/items", headers=bearer("leader-a")).json()
     assert [f["properties"]["restaurant_id"] for f in listed["features"]] == [mine, mine]
     assert cleaned_on(world, (DEMO, "B")) is None
+
+
+# --- readings as CSV files -----------------------------------------------------------------------
+
+HEADER = [
+    "设备编号",
+    "餐饮单位",
+    "县区代码",
+    "监测时间",
+    "油烟浓度(mg/m³)",
+    "净化器运行",
+    "是否超标",
+]
+CSV_BODY = {"Content-Type": "text/csv"}
+
+
+def exported(client: TestClient, name: str, **params: Any) -> list[list[str]]:
+    answer = client.get("/fume/readings/export", params=params, headers=bearer(name))
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in answer.headers["content-disposition"]
+    assert answer.content.startswith("\ufeff".encode())
+    table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert table[0] == HEADER
+    return table[1:]
+
+
+def all_readings(world: World) -> list[tuple[Any, ...]]:
+    with world.engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT restaurant_id, time, adcode, concentration, purifier_on, exceeded "
+                    "FROM fume_readings ORDER BY restaurant_id, time"
+                )
+            )
+        ]
+
+
+@pytest.mark.parametrize("name", SCOPED_NAMES)
+def test_the_export_holds_what_the_account_reads(
+    client: TestClient, posted: World, name: str
+) -> None:
+    rows = exported(client, name)
+    expected = sorted(
+        (adcode, f"DEV-{letter}", f"{letter}饭店", flag)
+        for adcode, letter in visible(posted, name)
+        for flag in EXCEEDED[(adcode, letter)]
+    )
+    assert sorted((r[2], r[0], r[1], r[6] == "是") for r in rows) == expected
+    assert [r[3] for r in rows] == sorted(r[3] for r in rows)  # oldest first
+    assert {r[3] for r in rows} <= {t.replace("+08:00", "") + "+08:00" for t in TIMES}
+
+
+def test_the_export_takes_the_items_filters(client: TestClient, posted: World) -> None:
+    over = exported(client, "admin", exceeded="true")
+    assert len(over) == 7 and {r[6] for r in over} == {"是"}
+    one = posted.restaurants[(SANYUAN, "B")]
+    assert [(r[2], r[0], r[4]) for r in exported(client, "admin", restaurant=one)] == [
+        (SANYUAN, "DEV-B", c)
+        for c in ("2", "3.1", "1.6")  # as PostgreSQL writes a real
+    ]
+    april = exported(client, "admin", datetime="2025-04-01/2025-04-30", county=DEMO)
+    assert len(april) == 4 and {r[2] for r in april} == {DEMO}
+    assert exported(client, "admin", datetime="2030-01-01/2030-01-31") == []
+    bad = client.get("/fume/readings/export", params={"exceeded": "maybe"}, headers=bearer("admin"))
+    assert bad.status_code in (400, 422)
+
+
+def test_an_export_imports_back_as_it_was(client: TestClient, posted: World) -> None:
+    before = all_readings(posted)
+    answer = client.get("/fume/readings/export", headers=bearer("dispatcher-a"))
+    assert answer.status_code == 200
+    county = scoped_account("dispatcher-a", posted.rows).counties[0]
+    with posted.engine.begin() as conn:
+        conn.execute(text("DELETE FROM fume_readings WHERE adcode = :a"), {"a": county})
+    assert stored(posted) == 6
+    dry = client.post(
+        "/fume/readings/import?dry-run=true",
+        content=answer.content,
+        headers={**CSV_BODY, **bearer("dispatcher-a")},
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] and dry.json()["new"] == 6 and stored(posted) == 6
+    done = client.post(
+        "/fume/readings/import",
+        content=answer.content,
+        headers={**CSV_BODY, **bearer("dispatcher-a")},
+    )
+    assert done.status_code == 200, done.text
+    report = done.json()
+    assert (report["rows"], report["new"], report["unchanged"]) == (6, 6, 0)
+    assert report["unused_columns"] == ["餐饮单位", "县区代码", "是否超标"]
+    assert all_readings(posted) == before  # exceeded worked out again against the limit
+    again = client.post(
+        "/fume/readings/import",
+        content=answer.content,
+        headers={**CSV_BODY, **bearer("dispatcher-a")},
+    )
+    assert (again.json()["new"], again.json()["unchanged"]) == (0, 6)
+
+
+def test_a_platforms_file_in_gbk_with_china_times_is_read(
+    client: TestClient, posted: World
+) -> None:
+    before = stored(posted)
+    lines = [
+        "监测时间,设备编号,油烟浓度,净化器运行",
+        "2025/05/01 10:00:00,DEV-A,2.2,是",
+        "2025-05-01T11:00:00+08:00,DEV-A,1.0,否",
+        "",
+    ]
+    body = "\r\n".join(lines).encode("gbk")
+    try:
+        done = client.post(
+            "/fume/readings/import", content=body, headers={**CSV_BODY, **bearer("dispatcher-b")}
+        )
+        assert done.status_code == 200, done.text
+        assert done.json()["encoding"] == "GBK" and done.json()["new"] == 2
+        with posted.engine.connect() as conn:
+            got = conn.execute(
+                text(
+                    "SELECT time, exceeded, purifier_on FROM fume_readings "
+                    "WHERE time >= '2025-05-01' ORDER BY time"
+                )
+            ).all()
+        assert [(t.astimezone(UTC).hour, e, p) for t, e, p in got] == [
+            (2, True, True),  # 10:00 China time; over 三元区's 1.5 mg/m³
+            (3, False, False),
+        ]
+    finally:
+        with posted.engine.begin() as conn:
+            conn.execute(text("DELETE FROM fume_readings WHERE time >= '2025-05-01'"))
+    assert stored(posted) == before
+
+
+def test_a_file_with_bad_rows_stores_nothing_and_lists_each(
+    client: TestClient, posted: World
+) -> None:
+    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    lines = [
+        "device_id,time,concentration,purifier_on",
+        "DEV-A,2025-05-01T10:00:00+08:00,1.2,true",  # good, not stored with the rest
+        "DEV-A,yesterday,1.2,true",
+        "DEV-A,2025-05-01T11:00:00+08:00,-3,true",
+        "DEV-Z,2025-05-01T12:00:00+08:00,1.0,true",
+        "DEV-A,2025-05-01T13:00:00+08:00,1.0,maybe",
+        f"DEV-A,{future},1.0,true",
+        ",2025-05-01T14:00:00+08:00,1.0,true",
+        "DEV-A,2025-05-01T15:00:00+08:00,NaN,true",
+        "DEV-A,1999-12-31T23:00:00+08:00,1.0,true",
+    ]
+    body = "\n".join(lines).encode()
+    headers = {**CSV_BODY, **bearer("dispatcher-a")}
+    answer = client.post("/fume/readings/import", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    refused = answer.json()
+    assert refused["code"] == "import_refused"
+    assert (
+        "未导入任何数据" in refused["message"] and "nothing was imported" in refused["message_en"]
+    )
+    report = refused["report"]
+    assert [(e["row"], e["field"], e["code"]) for e in report["errors"]] == [
+        (2, "time", "bad_value"),
+        (3, "concentration", "negative_concentration"),
+        (4, "device_id", "unknown_device"),
+        (5, "purifier_on", "bad_value"),
+        (6, "time", "time_in_future"),
+        (7, "device_id", "required"),
+        (8, "concentration", "bad_concentration"),
+        (9, "time", "time_too_old"),
+    ]
+    as_csv = client.post("/fume/readings/import?report=csv", content=body, headers=headers)
+    assert as_csv.status_code == 400 and as_csv.text.lstrip("\ufeff").startswith("行号,字段")
+    assert stored(posted) == 12
+    lacking = client.post(
+        "/fume/readings/import",
+        content=b"device_id,time\nDEV-A,2025-05-01T10:00:00+08:00\n",
+        headers=headers,
+    )
+    assert lacking.status_code == 400 and lacking.json()["code"] == "missing_columns"
+    assert "油烟浓度" in lacking.text and "concentration" in lacking.text
+    empty = client.post("/fume/readings/import", content=b"", headers=headers)
+    assert empty.status_code == 400 and empty.json()["code"] == "empty_file"
+    unreadable = b"device_id,time,concentration,purifier_on\n\"" + b"x" * 200_000 + b"\"\n"
+    broken = client.post("/fume/readings/import", content=unreadable, headers=headers)
+    assert broken.status_code == 400 and broken.json()["code"] == "bad_csv", broken.text
+    headed = client.post("/fume/readings/import", content=lines[0].encode(), headers=headers)
+    assert headed.status_code == 400 and headed.json()["code"] == "empty_file"
+    assert stored(posted) == 12
+
+
+def test_who_may_import_readings_and_what_is_refused(client: TestClient, posted: World) -> None:
+    body = b"device_id,time,concentration,purifier_on\nDEV-A,2025-05-01T10:00:00+08:00,1.2,1\n"
+    for name in ("planner-a", "inspector-a", "leader-city", "handler-a"):
+        answer = client.post(
+            "/fume/readings/import", content=body, headers={**CSV_BODY, **bearer(name)}
+        )
+        assert answer.status_code == 403, (name, answer.text)
+    ambiguous = client.post(
+        "/fume/readings/import", content=body, headers={**CSV_BODY, **bearer("admin")}
+    )
+    assert ambiguous.status_code == 400
+    assert ambiguous.json()["report"]["errors"][0]["code"] == "ambiguous_device"
+    elsewhere = client.post(
+        f"/fume/readings/import?county={DEMO}",
+        content=body,
+        headers={**CSV_BODY, **bearer("dispatcher-b")},
+    )
+    assert elsewhere.status_code == 403, elsewhere.text
+    as_json = client.post(
+        "/fume/readings/import",
+        content=body,
+        headers={"Content-Type": "application/json", **bearer("admin")},
+    )
+    assert as_json.status_code == 415 and as_json.json()["code"]
+    huge = b"device_id,time,concentration,purifier_on\n" + b"x" * (21 * 1024 * 1024)
+    too_big = client.post(
+        "/fume/readings/import", content=huge, headers={**CSV_BODY, **bearer("admin")}
+    )
+    assert too_big.status_code == 413 and too_big.json()["code"]
+    assert stored(posted) == 12

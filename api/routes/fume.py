@@ -1,18 +1,37 @@
-"""Online fume monitoring: readings posted by monitoring platforms, and read as a collection."""
+"""Online fume monitoring: readings posted by monitoring platforms, read as a collection, and
+exchanged as CSV files."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+from starlette.background import BackgroundTask
 
 from api.auth import current_viewer
-from api.deps import ConnectionDep, CountyViewerDep, DatetimeDep, statement_kind
+from api.deps import (
+    ConnectionDep,
+    CountyViewerDep,
+    DatetimeDep,
+    EngineDep,
+    read_upload,
+    require_media_type,
+    statement_kind,
+)
 from api.openapi import answers
+from layers.engine.access import Viewer
+from layers.engine.importing import ImportRefused
 from layers.errors import PayloadTooLarge
-from layers.fume import readings
+from layers.fume import readings, transfer
 
 GEOJSON = "application/geo+json"
 MAX_BATCH = 5_000  # a day of hourly readings of 200 restaurants in one request
@@ -39,6 +58,13 @@ class ReadingBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     readings: list[PostedReading] = Field(min_length=1)
+
+
+ExceededParam = Annotated[
+    bool | None, Query(description="only readings over (or within) the limit")
+]
+RestaurantParam = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="a restaurant's id")]
+CSV = "text/csv"
 
 
 @router.post("/fume/readings", summary="Post fume readings / 上报油烟监测数据")
@@ -73,12 +99,8 @@ def reading_items(
     conn: ConnectionDep,
     viewer: CountyViewerDep,
     when: DatetimeDep,
-    exceeded: Annotated[
-        bool | None, Query(description="only readings over (or within) the limit")
-    ] = None,
-    restaurant: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="a restaurant's id")
-    ] = None,
+    exceeded: ExceededParam = None,
+    restaurant: RestaurantParam = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
@@ -95,3 +117,98 @@ def reading_items(
     )
     body, _ = readings.items(conn, query)
     return Response(body, media_type=GEOJSON)
+
+
+def _export(engine: Engine, query: readings.ReadingsQuery) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
+    path = folder / "fume_readings.csv"
+    try:
+        with engine.connect() as conn, path.open("wb") as out:
+            transfer.export(conn, query, out)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path
+
+
+@router.get(
+    "/fume/readings/export",
+    summary="Export fume readings as CSV / 导出油烟监测数据",
+    dependencies=[Depends(statement_kind("export"))],
+    response_class=Response,
+    responses=answers(CSV),
+)
+async def export_readings(
+    engine: EngineDep,
+    viewer: CountyViewerDep,
+    when: DatetimeDep,
+    exceeded: ExceededParam = None,
+    restaurant: RestaurantParam = None,
+) -> Response:
+    """Every reading the items would give for the same filters and rights, oldest first, as one
+    CSV file with Chinese headers (UTF-8 with a byte-order mark); it imports back as it is."""
+    query = readings.ReadingsQuery(
+        viewer, when.start if when else None, when.end if when else None, exceeded, restaurant
+    )
+    path = await run_in_threadpool(_export, engine, query)
+    return FileResponse(
+        path,
+        media_type=f"{CSV}; charset=utf-8",
+        filename=path.name,
+        background=BackgroundTask(shutil.rmtree, path.parent, True),
+    )
+
+
+def _import(engine: Engine, viewer: Viewer, data: bytes, dry_run: bool) -> dict[str, object]:
+    parsed = transfer.parse(data, datetime.now(UTC))
+    with engine.connect() as conn:
+        return transfer.import_readings(conn, viewer, parsed, dry_run).document()
+
+
+def csv_body(request: Request) -> None:
+    """A readings file comes as CSV (or application/octet-stream)."""
+    require_media_type(request, (CSV, "application/octet-stream"), "the file", "文件")
+
+
+@router.post(
+    "/fume/readings/import",
+    summary="Import fume readings from CSV / 导入油烟监测数据",
+    dependencies=[Depends(csv_body), Depends(statement_kind("import"))],
+    response_class=Response,
+    responses={**answers("application/json"), **answers(CSV, status=400)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (CSV, "application/octet-stream")
+            },
+        }
+    },
+)
+async def import_readings(
+    request: Request,
+    engine: EngineDep,
+    viewer: CountyViewerDep,
+    dry_run: Annotated[bool, Query(alias="dry-run")] = False,
+    report: Annotated[str, Query(pattern="^(json|csv)$", description="how bad rows are listed")] = (
+        "json"
+    ),
+) -> Response:
+    """A monitoring platform's CSV file (columns 设备编号 device_id, 监测时间 time — ISO 8601, China
+    time when it has no offset —, 油烟浓度 concentration in mg/m³, 净化器运行 purifier_on 是/否;
+    other columns, such as an export's, are left aside): every row checked; all stored in one
+    transaction, or none, with each bad row's number, field and reason. A reading already stored
+    for the device and time is kept (counted `unchanged`); each new one is marked against its
+    county's limit."""
+    readings.require_platform(viewer)
+    data = await read_upload(request, request.app.state.editing.max_upload_bytes)
+    try:
+        done = await run_in_threadpool(_import, engine, viewer, data, dry_run)
+    except ImportRefused as refused:
+        if report == "csv":
+            return Response(
+                refused.report.errors_csv(), status_code=400, media_type=f"{CSV}; charset=utf-8"
+            )
+        raise
+    return Response(json.dumps(done, ensure_ascii=False), media_type="application/json")

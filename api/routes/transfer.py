@@ -28,6 +28,7 @@ from api.deps import (
     EngineDep,
     FilterLang,
     LayerDep,
+    read_upload,
     statement_kind,
     upload_body_type,
 )
@@ -39,7 +40,6 @@ from layers.engine.editing import EditContext
 from layers.engine.features import ItemsQuery
 from layers.engine.importing import ImportRefused, import_rows, parse_mapping
 from layers.engine.importkeys import ImportMode
-from layers.errors import PayloadTooLarge
 from layers.registry import Layer
 
 router = APIRouter(tags=["files 文件导入导出"], dependencies=[Depends(current_viewer)])
@@ -120,20 +120,13 @@ async def import_file(
     how many rows are new, changed and unchanged against the stored ones."""
     most = request.app.state.editing.max_upload_bytes
     limits = filein.FileLimits(max_bytes=most, max_unzipped_bytes=5 * most)
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limits.max_bytes:
-            raise PayloadTooLarge(
-                f"The file is larger than {limits.max_bytes:,} bytes.",
-                f"文件超过 {limits.max_bytes:,} 字节的上限。",
-            )
+    data = await read_upload(request, limits.max_bytes)
     try:
         done = await run_in_threadpool(
             _import,
             engine,
             layer,
-            bytes(data),
+            data,
             filename,
             ctx,
             crs,

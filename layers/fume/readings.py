@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from layers.store.db import BUREAU_TIMEZONE
 NATIONAL_LIMIT = 2.0  # mg/m³, GB 18483-2001 饮食业油烟排放标准
 MAX_CONCENTRATION = 100.0  # mg/m³: far above any kitchen's exhaust; a higher value is a fault
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of monitoring devices drift a little
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no kitchen reported online before
 PLATFORM_ROLES = (Role.ADMIN, Role.DISPATCHER)  # accounts the monitoring platforms post with
 # the county's own limit, else the national one
 LIMIT_SQL = f"COALESCE((SELECT l.limit_mg_m3 FROM fume_limits AS l WHERE l.adcode = {{}}), {NATIONAL_LIMIT})"
@@ -37,46 +39,59 @@ def _refuse(number: int, en: str, zh: str, code: str) -> BadQuery:
     return BadQuery(f"Reading {number}: {en}", f"第 {number} 条数据：{zh}", code=code)
 
 
+def problem(r: Reading, now: datetime) -> tuple[str, str, str] | None:
+    """Why a reading cannot be true, as (code, English, Chinese), or None."""
+    if r.time.tzinfo is None:
+        return (
+            "time_without_offset",
+            "the time needs its offset (e.g. +08:00).",
+            "时间须带时区（如 +08:00）。",
+        )
+    if r.time > now + FUTURE_TOLERANCE:
+        return (
+            "time_in_future",
+            f"the time {r.time.isoformat()} is in the future.",
+            f"时间 {r.time.isoformat()} 晚于当前时间。",
+        )
+    if r.time < EARLIEST:
+        return (
+            "time_too_old",
+            f"the time {r.time.isoformat()} is before online monitoring began ({EARLIEST.year}).",
+            f"时间 {r.time.isoformat()} 早于在线监控开始的年份（{EARLIEST.year} 年）。",
+        )
+    if not math.isfinite(r.concentration):
+        return ("bad_concentration", "a concentration is a number.", "油烟浓度须为数字。")
+    if r.concentration < 0:
+        return (
+            "negative_concentration",
+            "a concentration cannot be negative.",
+            "油烟浓度不能为负数。",
+        )
+    if r.concentration > MAX_CONCENTRATION:
+        return (
+            "concentration_out_of_range",
+            f"{r.concentration} mg/m³ is beyond what a device measures "
+            f"(at most {MAX_CONCENTRATION:g}); check the device.",
+            f"油烟浓度 {r.concentration} mg/m³ 超出监测设备量程（最高 {MAX_CONCENTRATION:g}），"
+            "请检查设备。",
+        )
+    return None
+
+
 def check(readings: Sequence[Reading], now: datetime) -> None:
     """Refuse the whole batch at its first reading that cannot be true."""
     for number, r in enumerate(readings, start=1):
-        if r.time.tzinfo is None:
-            raise _refuse(
-                number,
-                "the time needs its offset (e.g. +08:00).",
-                "时间须带时区（如 +08:00）。",
-                "time_without_offset",
-            )
-        if r.time > now + FUTURE_TOLERANCE:
-            raise _refuse(
-                number,
-                f"the time {r.time.isoformat()} is in the future.",
-                f"时间 {r.time.isoformat()} 晚于当前时间。",
-                "time_in_future",
-            )
-        if r.concentration < 0:
-            raise _refuse(
-                number,
-                "a concentration cannot be negative.",
-                "油烟浓度不能为负数。",
-                "negative_concentration",
-            )
-        if r.concentration > MAX_CONCENTRATION:
-            raise _refuse(
-                number,
-                f"{r.concentration} mg/m³ is beyond what a device measures "
-                f"(at most {MAX_CONCENTRATION:g}); check the device.",
-                f"油烟浓度 {r.concentration} mg/m³ 超出监测设备量程（最高 {MAX_CONCENTRATION:g}），"
-                "请检查设备。",
-                "concentration_out_of_range",
-            )
+        found = problem(r, now)
+        if found is not None:
+            code, en, zh = found
+            raise _refuse(number, en, zh, code)
 
 
-def _restaurants(
-    conn: Connection, viewer: Viewer, devices: list[str]
+def restaurants_of(
+    conn: Connection, viewer: Viewer, devices: Sequence[str]
 ) -> dict[str, list[tuple[int, str]]]:
     """The viewer's restaurants with these device IDs: device → [(id, adcode)]."""
-    params: dict[str, Any] = {"devices": devices}
+    params: dict[str, Any] = {"devices": sorted(set(devices))}
     scope = area_clause(RESTAURANTS, viewer, params, alias="r")
     found: dict[str, list[tuple[int, str]]] = {}
     for device, rid, adcode in conn.execute(
@@ -88,6 +103,21 @@ def _restaurants(
     ):
         found.setdefault(device, []).append((rid, adcode))
     return found
+
+
+def device_problem(device: str, matches: int) -> tuple[str, str, str]:
+    """Why a device ID names no restaurant (0 matches) or several, as (code, English, Chinese)."""
+    if matches == 0:
+        return (
+            "unknown_device",
+            f"no monitored restaurant of your counties has the device {device}.",
+            f"您所辖县区没有监控设备编号为 {device} 的餐饮单位。",
+        )
+    return (
+        "ambiguous_device",
+        f"the device {device} is registered in several counties; post with county=.",
+        f"设备编号 {device} 在多个县区登记，请用 county= 指定县区。",
+    )
 
 
 def _month(moment: datetime) -> date:
@@ -106,32 +136,26 @@ def ensure_partitions(conn: Connection, months: Sequence[date]) -> int:
     return made
 
 
-def store(conn: Connection, viewer: Viewer, readings: Sequence[Reading]) -> int:
-    """Store a checked batch (all or nothing); a reading already stored for that device and
-    time is kept as it was. How many readings were new."""
+def require_platform(viewer: Viewer) -> None:
+    """Refuse (403) an account that is not a monitoring platform's."""
     if viewer.role not in PLATFORM_ROLES:
         raise forbidden(
             "Only monitoring platforms (admin or dispatcher accounts) post fume readings.",
             "只有监测平台（管理员或指挥中心账号）可以上报油烟监测数据。",
         )
-    found = _restaurants(conn, viewer, sorted({r.device for r in readings}))
+
+
+def store(conn: Connection, viewer: Viewer, readings: Sequence[Reading]) -> int:
+    """Store a checked batch (all or nothing); a reading already stored for that device and
+    time is kept as it was. How many readings were new."""
+    require_platform(viewer)
+    found = restaurants_of(conn, viewer, [r.device for r in readings])
     ids: list[int] = []
     for number, r in enumerate(readings, start=1):
         matches = found.get(r.device, [])
-        if not matches:
-            raise _refuse(
-                number,
-                f"no monitored restaurant of your counties has the device {r.device}.",
-                f"您所辖县区没有监控设备编号为 {r.device} 的餐饮单位。",
-                "unknown_device",
-            )
-        if len(matches) > 1:
-            raise _refuse(
-                number,
-                f"the device {r.device} is registered in several counties; post with county=.",
-                f"设备编号 {r.device} 在多个县区登记，请用 county= 指定县区。",
-                "ambiguous_device",
-            )
+        if len(matches) != 1:
+            code, en, zh = device_problem(r.device, len(matches))
+            raise _refuse(number, en, zh, code)
         ids.append(matches[0][0])
     ensure_partitions(conn, [_month(r.time) for r in readings])
     stored: int = conn.execute(
@@ -176,7 +200,7 @@ def _bound(value: datetime | date, end: bool) -> tuple[str, Any]:
     )
 
 
-def _conditions(query: ReadingsQuery, params: dict[str, Any]) -> list[str]:
+def conditions(query: ReadingsQuery, params: dict[str, Any]) -> list[str]:
     where = [area_clause(RESTAURANTS, query.viewer, params, alias="r")]
     params["bureau_zone"] = BUREAU_TIMEZONE
     instant = (
@@ -206,7 +230,7 @@ def items(conn: Connection, query: ReadingsQuery) -> tuple[bytes, int]:
     """A page of readings, newest first, as a GeoJSON FeatureCollection (each at its
     restaurant), and how many were returned."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
-    where = " AND ".join(_conditions(query, params))
+    where = " AND ".join(conditions(query, params))
     row = conn.execute(
         text(f"""
         WITH page AS (

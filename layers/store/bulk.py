@@ -1,10 +1,10 @@
-"""Bulk writes with PostgreSQL COPY: geometry as hex EWKB, values adapted by psycopg."""
+"""Bulk writes and reads with PostgreSQL COPY: geometry as hex EWKB, values adapted by psycopg."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import shapely
@@ -58,6 +58,24 @@ def copy_rows(
             {"t": table.name},
         )
     return len(rows)
+
+
+def copy_out(
+    conn: Connection, select: str, params: dict[str, Any], out: BinaryIO, options: str
+) -> int:
+    """Write what `select` (SQLAlchemy text, :named values) returns into `out` as the database
+    formats it (`COPY … TO STDOUT WITH (options)`); how many bytes."""
+    compiled = text(select).bindparams(**params).compile(dialect=conn.dialect)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    written = 0
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY ({compiled.string}) TO STDOUT WITH ({options})", compiled.params) as copy,
+    ):
+        for block in copy:
+            written += out.write(block)
+    return written
 
 
 def copy_tuples(
