@@ -377,6 +377,28 @@ def upload(client: TestClient, layer: str, name: str, content: bytes, **params: 
     )
 
 
+@pytest.mark.parametrize("layer_id", [*LAYER_IDS, "merchants", "restaurants"])
+@pytest.mark.parametrize("fmt", ["gpkg", "xlsx"])
+def test_each_layer_goes_out_and_comes_back_unchanged(
+    client: TestClient, engine: Engine, layer_id: str, fmt: str
+) -> None:
+    exported = client.get(f"/collections/{layer_id}/export", params={"format": fmt})
+    assert exported.status_code == 200, exported.text
+    held = scalar(engine, f"SELECT count(*) FROM {layer_id}")
+    name = f"{layer_id}.{fmt}"
+    again = upload(client, layer_id, name, exported.content, mode="upsert", **{"dry-run": "true"})
+    assert again.status_code == 200, again.text[:2000]
+    report = again.json()
+    assert (report["rows"], report["unchanged"], report["new"], report["changed"]) == (
+        held,
+        held,
+        0,
+        0,
+    ), report["notes"]
+    assert report["key"] == "id" and report["bad_rows"] == 0
+    assert scalar(engine, f"SELECT count(*) FROM {layer_id}") == held
+
+
 def test_cameras_go_out_and_back_in_by_their_device_id(client: TestClient, engine: Engine) -> None:
     exported = client.get("/collections/cameras/export", params={"format": "gpkg"})
     assert exported.status_code == 200, exported.text
