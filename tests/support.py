@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,8 @@ import pytest
 
 from layers.store.db import BUREAU_TIMEZONE
 from tests.accounts import SERVER_ENV
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -211,6 +214,14 @@ def citygrid(
     if result.exc_info is not None and not isinstance(result.exc_info[1], SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))
     return subprocess.CompletedProcess([CITYGRID, *args], result.exit_code, result.stdout, stderr)
+
+
+def in_own_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`call(*args, **kwargs)` in a thread of its own: Playwright's sync API keeps an event loop
+    running in the main thread while a browser is open, and `asyncio.run` refuses to start beside
+    it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call, *args, **kwargs).result(600)
 
 
 def citygrid_process(

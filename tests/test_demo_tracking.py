@@ -39,7 +39,7 @@ from layers.tracking.jt808.messages import CHINA
 from tests.counties import DEMO, two_counties
 from tests.databases import PgServer, fresh_database
 from tests.gateways import serve_gateway
-from tests.support import citygrid
+from tests.support import citygrid, in_own_thread
 
 DEMO_SEED = 20231231
 NIGHT = "20:00-24:00,00:00-06:00"
@@ -208,7 +208,8 @@ def test_a_short_night_driven_through_the_gateway(seat: Seat) -> None:
     assert driving.expected_alarms(plans) == {"dwell_outside_sites": 1}
 
     for served in serve_gateway(seat.url):
-        tally = asyncio.run(driving.drive("127.0.0.1", served.port, plans, options))
+        drive = driving.drive("127.0.0.1", served.port, plans, options)
+        tally = in_own_thread(asyncio.run, drive)
 
     sent = sum(len(p.samples) for p in plans)
     assert (tally.signed_in, tally.failed, tally.refused) == (3, [], 0)
@@ -252,11 +253,9 @@ def test_the_command_drives_through_the_gateway_and_sums_up(seat: Seat) -> None:
     plates = [arg for plate in CLI_TRUCKS.values() for arg in ("--plate", plate)]
     env = {"CITYGRID_DATABASE_URL": seat.owner_url}
     for served in serve_gateway(seat.url):
-        ran = citygrid(
-            *("demo", "tracking", "--start", night, "--duration", "40", "--speed", "300"),
-            *("--every", "20", "--kinds", "muck", "--port", str(served.port), *plates),
-            env=env,
-        )
+        args = [*("demo", "tracking", "--start", night, "--duration", "40", "--speed", "300")]
+        args += [*("--every", "20", "--kinds", "muck", "--port", str(served.port), *plates)]
+        ran = in_own_thread(citygrid, *args, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     out = " ".join(ran.stderr.split())
     assert "terminals 2/2 signed in" in out and "refused 0" in out and "终端登录 2/2" in out

@@ -236,15 +236,19 @@ def test_an_account_keeps_a_few_streams_and_a_closed_one_frees_its_place(fleet: 
             stream.close()
 
 
-def test_a_stream_ends_when_its_session_ends(fleet: Fleet) -> None:
+def test_a_stream_ends_when_its_session_ends_while_the_fleet_moves(fleet: Fleet) -> None:
     headers = bearer("planner-a")
+    truck = fleet.trackers["13311110001"]
+    move = text("UPDATE latest_positions SET time = now() WHERE id = :id")
     with EventStream(fleet.base, None, headers=headers) as stream:
         stream.wait_for(lambda e, _: e == "snapshot")
         ended = httpx.post(f"{fleet.base}/auth/logout", headers=headers, timeout=30)
         assert ended.status_code == 204
         deadline = time.monotonic() + 10
-        while not stream.finished:  # at the next heartbeat
+        while not stream.finished:  # within a heartbeat, though changes keep coming
             assert time.monotonic() < deadline, "the stream outlived its session"
+            with fleet.engine.begin() as conn:
+                conn.execute(move, {"id": truck})
             time.sleep(0.1)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -77,10 +78,10 @@ async def _read(engine: Engine, work: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(run)
 
 
-def _signed_in(request: Request) -> bool:
+async def _signed_in(request: Request) -> bool:
     """Whether the stream's credentials still hold (a session ended or expired: no)."""
     try:
-        return optional_viewer(request) is not None
+        return await optional_viewer(request) is not None
     except CitygridError:
         return False
 
@@ -128,6 +129,7 @@ async def _stream(
     try:
         await feed.until_ready(READY_WAIT_S)
         resync = True
+        checked = time.monotonic()
         while not subscription.closed:
             if resync:
                 events, shown = await _snapshot(engine, viewer, states, settings)
@@ -136,11 +138,12 @@ async def _stream(
             resync = False
             if subscription.closed:
                 return
-            if not changed:
-                if await request.is_disconnected() or not await asyncio.to_thread(
-                    _signed_in, request
-                ):
+            # the session is checked every heartbeat, also while the fleet keeps moving
+            if not changed or time.monotonic() - checked >= settings.live_heartbeat_s:
+                checked = time.monotonic()
+                if await request.is_disconnected() or not await _signed_in(request):
                     return
+            if not changed:
                 yield b": keep-alive\n\n"
                 continue
             await asyncio.sleep(settings.live_interval_s)  # gather what else changes meanwhile
