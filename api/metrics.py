@@ -8,8 +8,10 @@ workers, whichever worker answers the scrape.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -93,7 +95,13 @@ def alarms(kind: str, count: int) -> None:
 
 def positions(source: str, stage: str, count: int) -> None:
     """Count positions received from, or stored and acknowledged to, a source."""
-    POSITIONS.labels(source, stage).inc(count)
+    _positions_counter(source, stage).inc(count)
+
+
+@functools.cache
+def _positions_counter(source: str, stage: str) -> Any:
+    """The counter of a source and stage, looked up once (a gateway counts every report)."""
+    return POSITIONS.labels(source, stage)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:

@@ -25,17 +25,18 @@ class BatchWriter:
         engine: Engine,
         linger_s: float = 0.005,
         max_rows: int = 5_000,
-        on_stored: Callable[[int], None] | None = None,
+        on_stored: Callable[[int, int], None] | None = None,
         rules: alarms.Rules | None = None,
         on_alarms: Callable[[str, int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.linger_s = linger_s
         self.max_rows = max_rows
+        # (rows stored, reports' positions about to be acknowledged), before they are
         self.on_stored = on_stored
         self.rules = rules or alarms.Rules()
         self.on_alarms = on_alarms  # (kind, count) of the alarms a batch opened
-        self._pending: list[tuple[Sequence[Fix], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[Fix], int, asyncio.Future[None]]] = []
         self._rows = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -53,10 +54,11 @@ class BatchWriter:
         if self._pending:
             await self._flush()
 
-    async def store(self, fixes: Sequence[Fix]) -> None:
-        """Return once `fixes` are committed; raise when their transaction failed."""
+    async def store(self, fixes: Sequence[Fix], reported: int | None = None) -> None:
+        """Return once `fixes` are committed (of `reported` positions, those without a fix
+        included); raise when their transaction failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((fixes, done))
+        self._pending.append((fixes, len(fixes) if reported is None else reported, done))
         self._rows += len(fixes)
         self._wake.set()
         await done
@@ -73,21 +75,21 @@ class BatchWriter:
         batch, self._pending, self._rows = self._pending, [], 0
         if not batch:
             return
-        rows = [fix for fixes, _ in batch for fix in fixes]
+        rows = [fix for fixes, _, _ in batch for fix in fixes]
         try:
             stored, opened = await asyncio.to_thread(self._write, rows)
         except Exception as exc:  # the waiting terminals are not acknowledged, nothing is lost
             log.exception("positions not stored", extra={"rows": len(rows)})
-            for _, done in batch:
+            for _, _, done in batch:
                 if not done.done():
                     done.set_exception(exc)
             return
         if self.on_stored is not None:
-            self.on_stored(stored)
+            self.on_stored(stored, sum(reported for _, reported, _ in batch))
         if self.on_alarms is not None:
             for kind, n in opened.items():
                 self.on_alarms(kind, n)
-        for _, done in batch:
+        for _, _, done in batch:
             if not done.done():
                 done.set_result(None)
 

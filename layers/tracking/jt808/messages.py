@@ -208,8 +208,11 @@ def parse_position(body: bytes) -> Position:
         raise FrameError("position body too short")
     alarm, status, lat, lon, altitude, speed, heading = struct.unpack_from(">IIIIHHH", body)
     stamp = from_bcd(body[22:28])
-    try:
-        local = datetime.strptime(stamp, "%y%m%d%H%M%S").replace(tzinfo=CHINA)
+    year, month, day, hour, minute, second = (int(stamp[i : i + 2]) for i in range(0, 12, 2))
+    try:  # two-digit years as strptime's %y reads them, without its cost per position
+        local = datetime(
+            year + (2000 if year < 69 else 1900), month, day, hour, minute, second, tzinfo=CHINA
+        )
     except ValueError:
         raise FrameError("bad position time") from None
     lat_deg, lon_deg = lat / 1e6, lon / 1e6

@@ -87,6 +87,7 @@ class Gateway:
         self.server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
+        self._unreported = 0  # positions received and not yet in the metric
 
     async def start(self) -> None:
         """Make today's partitions, start the writer, listen."""
@@ -94,6 +95,7 @@ class Gateway:
         self.writer = BatchWriter(
             self.engine,
             self.config.linger_s,
+            on_stored=self._stored,
             rules=self.config.alarm_rules,
             on_alarms=self.on_alarms,
         )
@@ -132,6 +134,7 @@ class Gateway:
         await asyncio.gather(*self._sessions, return_exceptions=True)
         if self.writer is not None:
             await self.writer.stop()
+        self._report_received()
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -158,10 +161,27 @@ class Gateway:
         if made or dropped:
             log.info("position partitions: %d made, %d dropped", made, dropped)
 
-    def _count(self, stage: str, n: int) -> None:
-        setattr(self.counts, stage, getattr(self.counts, stage) + n)
-        if self.on_positions is not None and stage in ("received", "acknowledged"):
-            self.on_positions(stage, n)
+    def _received(self, n: int) -> None:
+        """Count positions received; the metric learns them with the next write or refusal
+        (a metric's update costs more than a report's parsing)."""
+        self.counts.received += n
+        self._unreported += n
+
+    def _refused(self, n: int) -> None:
+        self.counts.refused += n
+        self._report_received()
+
+    def _report_received(self) -> None:
+        if self._unreported and self.on_positions is not None:
+            self.on_positions("received", self._unreported)
+        self._unreported = 0
+
+    def _stored(self, _rows: int, acknowledged: int) -> None:
+        """A write committed: its reports are acknowledged next, counted once for all."""
+        self.counts.acknowledged += acknowledged
+        self._report_received()
+        if self.on_positions is not None:
+            self.on_positions("acknowledged", acknowledged)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -202,8 +222,9 @@ class Session:
     async def run(self) -> None:
         """Read frames until the terminal leaves, misbehaves or falls silent."""
         while True:
-            try:
-                data = await asyncio.wait_for(self.reader.read(65536), self.config.idle_timeout_s)
+            try:  # asyncio.timeout: no task per read, unlike wait_for
+                async with asyncio.timeout(self.config.idle_timeout_s):
+                    data = await self.reader.read(65536)
             except TimeoutError:
                 log.info("silent connection closed: %s", self.peer)
                 self.gateway.counts.dropped += 1
@@ -238,7 +259,8 @@ class Session:
         self.serial = (self.serial + 1) & 0xFFFF
         packet = messages.build(message_id, header.phone, self.serial, body, header.version)
         self.writer.write(framing.frame(packet))
-        await asyncio.wait_for(self.writer.drain(), self.config.write_timeout_s)
+        async with asyncio.timeout(self.config.write_timeout_s):
+            await self.writer.drain()
 
     async def _general(self, header: Header, result: int) -> None:
         await self._reply(
@@ -285,10 +307,10 @@ class Session:
             if header.message_id == messages.POSITION
             else messages.parse_batch(message.body)
         )
-        self.gateway._count("received", len(found))
+        self.gateway._received(len(found))
         if self.tracker is None:
             log.warning("positions from an unauthenticated terminal %s refused", header.phone)
-            self.gateway.counts.refused += len(found)
+            self.gateway._refused(len(found))
             await self._general(header, messages.FAILED)
             return
         # a report without a satellite fix carries no position: answered, not stored
@@ -297,17 +319,16 @@ class Session:
         now = datetime.now(UTC)
         if any(checks.problem(f, now, limits) is not None for f in fixes):
             log.warning("positions refused (bad time or place) from %s", header.phone)
-            self.gateway.counts.refused += len(found)
+            self.gateway._refused(len(found))
             await self._general(header, messages.FAILED)
             return
         assert self.gateway.writer is not None
         try:
-            await self.gateway.writer.store(fixes)
+            await self.gateway.writer.store(fixes, len(found))
         except Exception:
-            self.gateway.counts.refused += len(found)
+            self.gateway._refused(len(found))
             await self._general(header, messages.FAILED)
             return
-        self.gateway._count("acknowledged", len(found))
         await self._general(header, messages.OK)
 
     def _register(self, header: Header, reg: messages.Registration) -> str:
