@@ -192,7 +192,10 @@ def _load_demo(
                 return lambda n: progress.advance(task, n)
 
             hours = CalendarSettings().periods()
-            written = demo_city.load(engine, seed, demo.year, step, force, default_hours=hours)
+            scale = demo_city.Scale(fume_months=demo.fume_months)
+            written = demo_city.load(
+                engine, seed, demo.year, step, force, scale=scale, default_hours=hours
+            )
     finally:
         engine.dispose()
     if written is None:

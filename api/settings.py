@@ -107,6 +107,12 @@ class DemoSettings(CitygridSettings):
 
     seed: int = 20231231
     year: int = Field(default=2023, ge=2000, le=2100)
+    fume_months: int = Field(
+        default=12,
+        ge=0,
+        le=12,
+        description="months of hourly fume readings from January (12: the year, 2.6 million rows)",
+    )
     # CITYGRID_DEMO=none: `citygrid run` (and `make run`) start empty, as with --no-demo
     load: Literal["demo", "none"] = Field(
         default="demo", validation_alias="CITYGRID_DEMO", description="demo or none"
