@@ -216,20 +216,17 @@ def _as_datetime(value: date | datetime) -> datetime:
 
 
 COUNTIES_PATTERN = r"^[0-9]{6}(,[0-9]{6})*$"
+CountyParam = Annotated[
+    str | None,
+    Query(
+        pattern=COUNTIES_PATTERN,
+        description="only these counties, by 6-digit code, comma separated (default: every "
+        "county of the account); a county the account does not hold is refused",
+    ),
+]
 
 
-def county_viewer(
-    conn: ConnectionDep,
-    viewer: ViewerDep,
-    county: Annotated[
-        str | None,
-        Query(
-            pattern=COUNTIES_PATTERN,
-            description="only these counties, by 6-digit code, comma separated (default: every "
-            "county of the account); a county the account does not hold is refused",
-        ),
-    ] = None,
-) -> Viewer:
+def county_viewer(conn: ConnectionDep, viewer: ViewerDep, county: CountyParam = None) -> Viewer:
     """The viewer, limited to the counties asked for with `county=`."""
     return counties.narrow(conn, viewer, counties.parse_codes(county))
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
 from api.auth import ViewerDep, current_viewer, optional_viewer
-from api.deps import COUNTIES_PATTERN, EngineDep, statement_kind
+from api.deps import CountyParam, EngineDep, statement_kind
 from api.settings import TrackingSettings
 from layers.engine.access import Viewer
 from layers.errors import CitygridError, Forbidden
@@ -37,18 +37,7 @@ router = APIRouter(
 )
 
 
-def live_viewer(
-    engine: EngineDep,
-    viewer: ViewerDep,
-    county: Annotated[
-        str | None,
-        Query(
-            pattern=COUNTIES_PATTERN,
-            description="only these counties, by 6-digit code, comma separated (default: every "
-            "county of the account); a county the account does not hold is refused",
-        ),
-    ] = None,
-) -> Viewer:
+def live_viewer(engine: EngineDep, viewer: ViewerDep, county: CountyParam = None) -> Viewer:
     """The viewer, limited to `county=`, with a connection held only for that check (the
     stream itself borrows one per read, never for its lifetime)."""
     if viewer.role is Role.HANDLER:
