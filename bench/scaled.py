@@ -65,6 +65,15 @@ def prepare(settings: DatabaseSettings, demo: bool = False) -> str:
 def signed_in(url: str) -> tuple[dict[str, str], dict[str, str]]:
     """A fresh signing key for the server's environment, and the bench admin's header for it
     (naming the deployment of the database at `url`)."""
+    env, headers = signed_in_as(url, [BENCH_USER])
+    return env, headers[BENCH_USER]
+
+
+def signed_in_as(
+    url: str, usernames: list[str]
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """A fresh signing key for the server's environment, and each account's header for it (each
+    its own session, as after a sign-in), naming the deployment of the database at `url`."""
     key = secrets.token_urlsafe(48)
     engine = db.make_engine(url)
     try:
@@ -73,8 +82,11 @@ def signed_in(url: str) -> tuple[dict[str, str], dict[str, str]]:
     finally:
         engine.dispose()
     issuer = Issuer.from_settings(AuthSettings(secret_key=SecretStr(key)), deployment)
-    token = issuer.issue(BENCH_USER, timedelta(hours=6), secrets.token_urlsafe(18))
-    return {"CITYGRID_SECRET_KEY": key}, {"Authorization": f"Bearer {token}"}
+    headers = {}
+    for name in usernames:
+        token = issuer.issue(name, timedelta(hours=6), secrets.token_urlsafe(18))
+        headers[name] = {"Authorization": f"Bearer {token}"}
+    return {"CITYGRID_SECRET_KEY": key}, headers
 
 
 def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
