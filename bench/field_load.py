@@ -31,6 +31,7 @@ from scaled import DEMO_DATABASE, citygrid_server, prepare, signed_in_as, stop
 from sqlalchemy import create_engine, text
 
 from api.settings import DatabaseSettings
+from layers.demo import accounts as demo_accounts
 from layers.registry import GRIDS
 from layers.store import db
 from layers.store.versions import is_current
@@ -72,7 +73,14 @@ def copy_demo(settings: DatabaseSettings) -> str:
         conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
         conn.execute(text(f"CREATE DATABASE {DATABASE} TEMPLATE {DEMO_DATABASE}"))
     admin.dispose()
-    return cluster.url(DATABASE)
+    url = cluster.url(DATABASE)
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            demo_accounts.ensure_accounts(conn)  # the inspectors and their grids, as `run` makes
+    finally:
+        engine.dispose()
+    return url
 
 
 def patrols(url: str, count: int) -> list[Inspector]:
