@@ -4,18 +4,14 @@ exchanged as CSV files."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
-from starlette.background import BackgroundTask
 
 from api.auth import current_viewer
 from api.deps import (
@@ -28,6 +24,7 @@ from api.deps import (
     statement_kind,
 )
 from api.openapi import answers
+from api.routes.transfer import exported_file
 from layers.engine.access import Viewer
 from layers.engine.importing import ImportRefused
 from layers.errors import PayloadTooLarge
@@ -119,16 +116,9 @@ def reading_items(
     return Response(body, media_type=GEOJSON)
 
 
-def _export(engine: Engine, query: readings.ReadingsQuery) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
-    path = folder / "fume_readings.csv"
-    try:
-        with engine.connect() as conn, path.open("wb") as out:
-            transfer.export(conn, query, out)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return path
+def _export(engine: Engine, query: readings.ReadingsQuery, path: Path) -> None:
+    with engine.connect() as conn, path.open("wb") as out:
+        transfer.export(conn, query, out)
 
 
 @router.get(
@@ -150,12 +140,8 @@ async def export_readings(
     query = readings.ReadingsQuery(
         viewer, when.start if when else None, when.end if when else None, exceeded, restaurant
     )
-    path = await run_in_threadpool(_export, engine, query)
-    return FileResponse(
-        path,
-        media_type=f"{CSV}; charset=utf-8",
-        filename=path.name,
-        background=BackgroundTask(shutil.rmtree, path.parent, True),
+    return await exported_file(
+        "fume_readings.csv", f"{CSV}; charset=utf-8", lambda path: _export(engine, query, path)
     )
 
 

@@ -4,12 +4,10 @@ vehicles' swept road segments, per day, as JSON or CSV."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import Connection
 
 from api.auth import current_viewer
 from api.deps import ConnectionDep, CountyViewerDep, Day, statement_kind
@@ -28,15 +26,21 @@ router = APIRouter(
 FromParam = Annotated[Day | None, Query(alias="from", description="first day, YYYY-MM-DD")]
 ToParam = Annotated[Day | None, Query(description="last day (included), YYYY-MM-DD")]
 FormatParam = Annotated[str, Query(alias="format", pattern="^(json|csv)$")]
-Statistic = Callable[[Connection, coverage.Period], list[dict[str, Any]]]
+DayParam = Annotated[Day | None, Query(alias="date", description="one day, YYYY-MM-DD")]
 
 
-def _days(day: date | None, first: date | None, last: date | None) -> tuple[date, date]:
-    """The period asked for: `date`, or `from` and `to`."""
-    if day is not None and first is None and last is None:
-        return day, day
-    if day is None and first is not None and last is not None:
-        return first, last
+def asked_period(
+    viewer: CountyViewerDep,
+    settings: TrackingDep,
+    day: DayParam = None,
+    from_: FromParam = None,
+    to: ToParam = None,
+) -> coverage.Period:
+    """The period asked for (`date`, or `from` and `to`), for the viewer, under the settings."""
+    if day is not None and from_ is None and to is None:
+        return coverage.Period(day, day, viewer, settings.coverage_rules())
+    if day is None and from_ is not None and to is not None:
+        return coverage.Period(from_, to, viewer, settings.coverage_rules())
     raise BadQuery(
         "Give either date, or both from and to.",
         "请给出日期（date），或同时给出开始日期（from）和结束日期（to）。",
@@ -44,14 +48,17 @@ def _days(day: date | None, first: date | None, last: date | None) -> tuple[date
     )
 
 
+PeriodDep = Annotated[coverage.Period, Depends(asked_period)]
+
+
 def _answer(
     name: str,
     found: list[dict[str, Any]],
-    period: tuple[date, date],
+    period: coverage.Period,
     format_: str,
     columns: Sequence[tuple[str, str]],
 ) -> Response:
-    first, last = period
+    first, last = period.first, period.last
     if format_ == "csv":
         return Response(
             table_csv(columns, found),
@@ -68,22 +75,13 @@ def _answer(
     response_class=Response,
     responses=answers(JSON, CSV),
 )
-def presence(
-    conn: ConnectionDep,
-    viewer: CountyViewerDep,
-    settings: TrackingDep,
-    day: Annotated[Day | None, Query(alias="date", description="one day, YYYY-MM-DD")] = None,
-    from_: FromParam = None,
-    to: ToParam = None,
-    format_: FormatParam = "json",
-) -> Response:
+def presence(conn: ConnectionDep, period: PeriodDep, format_: FormatParam = "json") -> Response:
     """Per inspector and day (China time): positions, minutes on duty inside the patrol area
     (the grids held that day), the length of the area's road segments and the share passed. An
     inspector reads their own rows; handling units none."""
-    period = _days(day, from_, to)
-    query = coverage.Period(*period, viewer, settings.coverage_rules())
-    found = coverage.presence(conn, query)
-    return _answer("presence", found, period, format_, coverage.PRESENCE_COLUMNS)
+    return _answer(
+        "presence", coverage.presence(conn, period), period, format_, coverage.PRESENCE_COLUMNS
+    )
 
 
 @router.get(
@@ -92,19 +90,10 @@ def presence(
     response_class=Response,
     responses=answers(JSON, CSV),
 )
-def sweeping(
-    conn: ConnectionDep,
-    viewer: CountyViewerDep,
-    settings: TrackingDep,
-    day: Annotated[Day | None, Query(alias="date", description="one day, YYYY-MM-DD")] = None,
-    from_: FromParam = None,
-    to: ToParam = None,
-    format_: FormatParam = "json",
-) -> Response:
+def sweeping(conn: ConnectionDep, period: PeriodDep, format_: FormatParam = "json") -> Response:
     """Per sanitation vehicle with road segments and per day: positions, the length of its
     segments and the share its track passed at sweeping speed. An inspector reads the segments
     in their patrol area; handling units none."""
-    period = _days(day, from_, to)
-    query = coverage.Period(*period, viewer, settings.coverage_rules())
-    found = coverage.sweeping(conn, query)
-    return _answer("sweeping", found, period, format_, coverage.SWEEPING_COLUMNS)
+    return _answer(
+        "sweeping", coverage.sweeping(conn, period), period, format_, coverage.SWEEPING_COLUMNS
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -156,18 +157,39 @@ EXPORT_PARAMS = {
 }  # fmt: skip
 
 
+async def exported_file(
+    filename: str, media_type: str, write: Callable[[Path], object]
+) -> FileResponse:
+    """`write(path)` run in a worker thread into a folder of its own, answered as that file and
+    the folder removed once sent (at once when writing failed)."""
+
+    def run() -> Path:
+        folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
+        try:
+            write(folder / filename)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return folder / filename
+
+    path = await run_in_threadpool(run)
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=filename,
+        background=BackgroundTask(shutil.rmtree, path.parent, True),
+    )
+
+
 def _export(
-    engine: Engine, query: ItemsQuery, fmt: fileout.Format, options: fileout.ExportOptions
-) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="citygrid-export-"))
-    path = folder / f"{query.layer.id}{fmt.suffix}"
-    try:
-        with engine.connect() as conn:
-            fileout.write(conn, query, fmt, path, options)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return path
+    engine: Engine,
+    query: ItemsQuery,
+    fmt: fileout.Format,
+    options: fileout.ExportOptions,
+    path: Path,
+) -> None:
+    with engine.connect() as conn:
+        fileout.write(conn, query, fmt, path, options)
 
 
 @router.get(
@@ -238,10 +260,8 @@ async def export_file(
     options = fileout.ExportOptions(
         fileout.encoding_name(encoding), codes == "raw", parse_crs(crs, "crs")
     )
-    path = await run_in_threadpool(_export, engine, query, fmt, options)
-    return FileResponse(
-        path,
-        media_type=fmt.media_type,
-        filename=path.name,
-        background=BackgroundTask(shutil.rmtree, path.parent, True),
+    return await exported_file(
+        f"{layer.id}{fmt.suffix}",
+        fmt.media_type,
+        lambda path: _export(engine, query, fmt, options, path),
     )
