@@ -712,7 +712,7 @@ def test_a_file_with_bad_rows_stores_nothing_and_lists_each(
     assert "油烟浓度" in lacking.text and "concentration" in lacking.text
     empty = client.post("/fume/readings/import", content=b"", headers=headers)
     assert empty.status_code == 400 and empty.json()["code"] == "empty_file"
-    unreadable = b"device_id,time,concentration,purifier_on\n\"" + b"x" * 200_000 + b"\"\n"
+    unreadable = b'device_id,time,concentration,purifier_on\n"' + b"x" * 200_000 + b'"\n'
     broken = client.post("/fume/readings/import", content=unreadable, headers=headers)
     assert broken.status_code == 400 and broken.json()["code"] == "bad_csv", broken.text
     headed = client.post("/fume/readings/import", content=lines[0].encode(), headers=headers)
