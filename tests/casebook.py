@@ -54,10 +54,11 @@ def store_case(
     for action, at, actor, source, target in events:
         conn.execute(
             text(
-                "INSERT INTO case_events (case_id, at, action, from_status, to_status, actor) "
-                "VALUES (:id, :at, :action, :source, :target, :actor)"
+                "INSERT INTO case_events (adcode, case_id, at, action, from_status, to_status, "
+                "actor) VALUES (:adcode, :id, :at, :action, :source, :target, :actor)"
             ),
-            {"id": case_id, "at": stamp(at), "action": action, "source": source}
+            {"adcode": rows.adcode, "id": case_id, "at": stamp(at), "action": action}
+            | {"source": source}
             | {"target": target, "actor": actor},
         )
     return case_id

@@ -254,10 +254,12 @@ def _cases(conn: Connection, rows: CountyRows, unit: str) -> None:
     rows.photo = int(
         conn.execute(
             text("""
-            INSERT INTO case_photos (case_id, content_type, data, size_bytes, sha256, uploaded_by)
-            VALUES (:case, 'image/png', :data, :size, :sha, 'tests') RETURNING id
+            INSERT INTO case_photos (adcode, case_id, content_type, data, size_bytes, sha256,
+                                     uploaded_by)
+            VALUES (:adcode, :case, 'image/png', :data, :size, :sha, 'tests') RETURNING id
         """),
             {
+                "adcode": rows.adcode,
                 "case": ids[0],
                 "data": PNG,
                 "size": len(PNG),

@@ -152,9 +152,9 @@ def test_forced_restore_replaces_data_photos_and_audit_log(
             ).scalar_one()
             conn.execute(
                 text("""
-                INSERT INTO case_photos (case_id, content_type, data, size_bytes, sha256,
+                INSERT INTO case_photos (adcode, case_id, content_type, data, size_bytes, sha256,
                                          uploaded_by)
-                VALUES (:case, 'image/png', :data, 4, repeat('0', 64), 'backup-admin')
+                VALUES ('320681', :case, 'image/png', :data, 4, repeat('0', 64), 'backup-admin')
             """),
                 {"case": case_id, "data": b"\x89PN\x00"},
             )

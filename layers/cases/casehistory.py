@@ -406,8 +406,8 @@ def _events(conn: Connection, adcode: str, refs: list[str], actor: str) -> None:
     """The stages each new case went through, as the workflow records them."""
     conn.execute(
         text("""
-        INSERT INTO case_events (case_id, at, action, from_status, to_status, actor, note)
-        SELECT e.case_id, e.at, e.action,
+        INSERT INTO case_events (adcode, case_id, at, action, from_status, to_status, actor, note)
+        SELECT :a, e.case_id, e.at, e.action,
                coalesce(lag(e.to_status) OVER (PARTITION BY e.case_id ORDER BY e.ord), 'reported'),
                e.to_status, :actor, '导入自原系统，案件编号 ' || e.ref
         FROM (

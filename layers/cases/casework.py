@@ -165,8 +165,10 @@ def store_photo(
     digest = hashlib.sha256(photo.data).hexdigest()
     photo_id: int = conn.execute(
         text("""
-        INSERT INTO case_photos (case_id, content_type, data, size_bytes, sha256, uploaded_by)
-        VALUES (:case, :type, :data, :size, :sha, :by) RETURNING id
+        INSERT INTO case_photos (adcode, case_id, content_type, data, size_bytes, sha256,
+                                 uploaded_by)
+        SELECT c.adcode, c.id, :type, :data, :size, :sha, :by FROM cases AS c WHERE c.id = :case
+        RETURNING id
     """),
         {
             "case": case_id,

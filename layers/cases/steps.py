@@ -77,10 +77,11 @@ def record_event(conn: Connection, case_id: int, event: dict[str, Any]) -> None:
     detail = event.get("detail")
     conn.execute(
         text("""
-        INSERT INTO case_events (case_id, at, action, from_status, to_status, actor, note,
-                                 unit, suggested_unit, routed_by, detail)
-        VALUES (:case, :at, :action, :source, :target, :actor, :note,
-                :unit, :suggested_unit, :routed_by, CAST(:detail AS jsonb))
+        INSERT INTO case_events (adcode, case_id, at, action, from_status, to_status, actor,
+                                 note, unit, suggested_unit, routed_by, detail)
+        SELECT c.adcode, c.id, :at, :action, :source, :target, :actor,
+               :note, :unit, :suggested_unit, :routed_by, CAST(:detail AS jsonb)
+        FROM cases AS c WHERE c.id = :case
     """),
         {
             "unit": event.get("unit"),

@@ -142,7 +142,7 @@ CASE_VALUES = (
     "callback_result",
     "self_handled",
 )
-EVENT_COLUMNS = (  # case_events, as `copy_tuples` writes them
+EVENT_COLUMNS = (  # case_events, as `copy_tuples` writes them (the county added when written)
     ("case_id", "int8"),
     ("at", "timestamptz"),
     ("action", "text"),

@@ -208,12 +208,15 @@ def write(conn: Connection, city: DemoCity, step: Step | None = None) -> dict[st
 def _write_histories(conn: Connection, city: DemoCity, step: Step | None) -> dict[str, int]:
     """COPY the cases' events, the photos of cases fixed on the spot and the audit records of
     the inspectors' reports."""
-    found = city.histories
+    found, adcode = city.histories, city.county.adcode
     advance = step("case_events", len(found.events)) if step else None
+    columns = (("adcode", "varchar"), *EVENT_COLUMNS)
     with foreign_keys_checked_after(conn, "case_events"):
-        events = copy_tuples(conn, "case_events", EVENT_COLUMNS, found.events, advance)
+        rows = [(adcode, *event) for event in found.events]
+        events = copy_tuples(conn, "case_events", columns, rows, advance)
     written = {"case_events": events}
-    written["case_photos"] = copy_rows(conn, case_photos, found.photos)
+    photos = [{**photo, "adcode": adcode} for photo in found.photos]
+    written["case_photos"] = copy_rows(conn, case_photos, photos)
     reports = [{**row, "adcode": city.county.adcode} for row in found.reports]
     written["audit_log"] = copy_rows(conn, audit_log, reports)
     return written

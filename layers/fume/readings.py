@@ -165,7 +165,7 @@ def store(conn: Connection, viewer: Viewer, readings: Sequence[Reading]) -> int:
         FROM unnest(CAST(:ids AS bigint[]), CAST(:times AS timestamptz[]), CAST(:cs AS real[]),
                     CAST(:ons AS boolean[])) AS x(rid, time, c, purifier_on)
         JOIN restaurants AS r ON r.id = x.rid
-        ON CONFLICT (restaurant_id, time) DO NOTHING
+        ON CONFLICT ON CONSTRAINT pk_fume_readings DO NOTHING
     """),
         {
             "ids": ids,

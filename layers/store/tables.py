@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.types import DateTime
 
-from layers.registry import LAYERS, STORAGE_SRID, Field, FieldType, IdScheme, Layer, Role
+from layers.registry import CASES, LAYERS, STORAGE_SRID, Field, FieldType, IdScheme, Layer, Role
 from layers.store.versions import is_current
 
 metadata = MetaData(
@@ -256,16 +256,18 @@ def _county_reference(
     )
 
 
-def _case_reference() -> Column[Any]:
-    """The case a row belongs to (gone with it)."""
-    return Column(
-        "case_id",
-        BigInteger,
-        ForeignKey("cases.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-        comment="案件",
-    )
+def _case_reference(comment: str) -> list[Any]:
+    """The case a row belongs to, by county and id (gone with it): its county is `comment`."""
+    return [
+        Column("adcode", String(6), nullable=False, comment=comment),
+        Column("case_id", BigInteger, nullable=False, index=True, comment="案件"),
+        ForeignKeyConstraint(
+            ["adcode", "case_id"],
+            ["cases.adcode", "cases.id"],
+            onupdate="CASCADE",
+            ondelete="CASCADE",
+        ),
+    ]
 
 
 def _photo_columns() -> tuple[Any, ...]:
@@ -287,7 +289,7 @@ case_photos = Table(
     "case_photos",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    _case_reference(),
+    *_case_reference("案件照片所属县级行政区"),
     *_photo_columns(),
     comment="案件照片",
 )
@@ -392,7 +394,7 @@ case_events = Table(
     "case_events",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    _case_reference(),
+    *_case_reference("案件流转记录所属县级行政区"),
     Column("at", DateTime(timezone=True), nullable=False, comment="时间"),
     Column("action", Text, nullable=False, comment="环节"),
     Column("from_status", Text, nullable=False, comment="原状态"),
@@ -666,6 +668,8 @@ def build_table(layer: Layer) -> Table:
 
 
 TABLES: dict[str, Table] = {layer_id: build_table(layer) for layer_id, layer in LAYERS.items()}
+# the key a case's events and photos reference: one county's rows stay together when distributed
+TABLES[CASES.id].append_constraint(UniqueConstraint("adcode", "id"))
 
 
 def layer_table(layer: Layer) -> Table:
