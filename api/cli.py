@@ -29,7 +29,7 @@ from api import (
     cli_units,
     cli_users,
 )
-from api.cli_db import prepare_database
+from api.cli_db import prepare_database, transaction
 from api.console import console, friendly, say, stdout
 from api.settings import (
     CalendarSettings,
@@ -41,7 +41,7 @@ from api.settings import (
 from gis.topology import KIND_LABELS, KINDS, Report
 from layers.demo import load as demo_city
 from layers.registry import ROLE_LABELS, Role
-from layers.store import cluster, db, migrate
+from layers.store import cluster, db, distribution, migrate
 from layers.store.cluster import State
 
 app = typer.Typer(
@@ -148,6 +148,14 @@ def db_status() -> None:
     say(f"{_public_url(settings)}: schema {current or 'empty'} (newest {head})")
     if current != head:
         raise typer.Exit(1)
+
+
+@db_app.command("distribution-plan")
+@friendly
+def db_distribution_plan() -> None:
+    """Print the SQL that moves this database to Citus, distributed by county (docs/SCALING.md)."""
+    with transaction() as conn:
+        typer.echo(distribution.script(conn), nl=False)
 
 
 @db_app.command("migrate")

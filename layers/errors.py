@@ -58,6 +58,13 @@ class MigrationError(CitygridError):
     code = "migration_failed"
 
 
+class UnplacedTable(CitygridError):
+    """A table without a place in a distributed deployment, or a distributed one whose rows may
+    lack their county."""
+
+    code = "table_unplaced"
+
+
 class UnknownLayer(CitygridError):
     """A layer id that the registry does not know."""
 

@@ -47,9 +47,9 @@ class World:
         return self.rows[adcode].ids[layer][0]
 
 
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    databases = fresh_database(pg_server, "caselinks")
+def links_world(pg_server: Any, suffix: str) -> Iterator[World]:
+    """Two counties with one row of every layer each, and their scoped accounts."""
+    databases = fresh_database(pg_server, suffix)
     url = next(databases)
     engine = db.make_engine(pg_server.as_owner(url))
     with engine.begin() as conn:
@@ -60,6 +60,11 @@ def world(pg_server: Any) -> Iterator[World]:
     yield World(url, engine, rows)
     engine.dispose()
     next(databases, None)
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    yield from links_world(pg_server, "caselinks")
 
 
 @pytest.fixture(scope="module")

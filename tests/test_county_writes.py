@@ -183,9 +183,9 @@ def _rows_of(client: TestClient, adcode: str) -> dict[str, int]:
     return ids
 
 
-@pytest.fixture(scope="module")
-def world(pg_server: Any) -> Iterator[World]:
-    databases = fresh_database(pg_server, "countywrites")
+def writes_world(pg_server: Any, suffix: str) -> Iterator[World]:
+    """Two counties with their grids, accounts and one row of every layer each."""
+    databases = fresh_database(pg_server, suffix)
     url = next(databases)
     engine = db.make_engine(url)
     with engine.begin() as conn:
@@ -205,6 +205,11 @@ def world(pg_server: Any) -> Iterator[World]:
     yield World(url, engine, rows)
     engine.dispose()
     next(databases, None)
+
+
+@pytest.fixture(scope="module")
+def world(pg_server: Any) -> Iterator[World]:
+    yield from writes_world(pg_server, "countywrites")
 
 
 @pytest.fixture(scope="module")

@@ -209,7 +209,9 @@ def test_an_older_release_database_with_data_upgrades_whole(
             units = conn.execute(text("SELECT name, adcode FROM units ORDER BY name")).all()
             deployments = conn.execute(text("SELECT count(*) FROM deployment")).scalar_one()
             photo_counties = conn.execute(
-                text("SELECT p.adcode = c.adcode FROM case_photos p JOIN cases c ON c.id = p.case_id")
+                text(
+                    "SELECT p.adcode = c.adcode FROM case_photos p JOIN cases c ON c.id = p.case_id"
+                )
             ).all()
             roles.grant_api_rights(conn, roles.API_ROLE)
         assert after == before

@@ -16,7 +16,10 @@ down_revision = "0035"
 branch_labels = None
 depends_on = None
 
-CHILDREN = (("case_events", "案件流转记录所属县级行政区"), ("case_photos", "案件照片所属县级行政区"))
+CHILDREN = (
+    ("case_events", "案件流转记录所属县级行政区"),
+    ("case_photos", "案件照片所属县级行政区"),
+)
 
 
 def upgrade() -> None:
