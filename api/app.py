@@ -15,6 +15,7 @@ from api import errors, metrics, openapi, readiness
 from api.auth import AccountCache, ClaimsCache, Issuer, RevokedSessions, app_issuer
 from api.client_address import parse_networks
 from api.deps import declared_body_type
+from api.fast_item import FastItem
 from api.observe import Observe
 from api.report_budget import ReportBudget
 from api.routes import (
@@ -200,6 +201,7 @@ def create_app(
     app.mount(
         "/static", StaticFiles(directory=str(files("webmap").joinpath("static"))), name="static"
     )
+    app.add_middleware(FastItem)  # innermost: the plain single-item GET, see api/fast_item.py
     app.add_middleware(SecurityHeaders, image_sources=tile_sources(app.state.basemap.tile_urls))
     app.add_middleware(Observe)  # outermost: its id and timing cover every other layer
     return app

@@ -28,7 +28,7 @@ from api.language import language_headers
 from api.openapi import answers
 from api.streaming import ClosingStream
 from layers.engine import features, fieldvalues, schemas, tiles
-from layers.engine.crs import CRS84, STORAGE, parse_crs, supported_uris
+from layers.engine.crs import CRS84, STORAGE, Crs, parse_crs, supported_uris
 from layers.engine.features import MAX_LIMIT, ItemsQuery
 from layers.engine.schemas import Lang, layer_title, other_language
 from layers.errors import BadQuery
@@ -333,6 +333,12 @@ async def item(
     """One feature by id (404 when it lies outside what the viewer may read)."""
     # one trip to a worker thread for the connection and the query, not one per dependency
     body, etag = await run_in_threadpool(features.read_item, engine, layer, feature_id, crs, viewer)
+    return item_response(request, layer, crs, body, etag)
+
+
+def item_response(request: Request, layer: Layer, crs: Crs, body: str, etag: str) -> Response:
+    """A feature's answer: its GeoJSON with the links to itself and its collection, its CRS and
+    ETag (also the answer of `api.fast_item`)."""
     collection = f"{_base(request)}/collections/{layer.id}"
     links = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON, "title": "本要素"},
