@@ -963,7 +963,13 @@ def test_the_events_keep_their_foreign_key_after_the_bulk_load(engine: Engine) -
         SELECT pg_get_constraintdef(oid), convalidated FROM pg_constraint
         WHERE conrelid = 'case_events'::regclass AND contype = 'f'
     """,
-    ) == [("FOREIGN KEY (case_id) REFERENCES cases(id) ON DELETE CASCADE", True)]
+    ) == [
+        (
+            "FOREIGN KEY (adcode, case_id) REFERENCES cases(adcode, id) "
+            "ON UPDATE CASCADE ON DELETE CASCADE",
+            True,
+        )
+    ]
 
 
 def test_a_forced_reload_leaves_no_records_of_the_rows_it_replaced(

@@ -316,7 +316,7 @@ def _post(query: EvaluationQuery, params: dict[str, Any], limits: Limits) -> str
             GROUP BY i.username
         ),
         events AS (
-            SELECT e.*, b.adcode, b.verify_deadline, b.registered_at, b.reported_at,
+            SELECT e.*, b.verify_deadline, b.registered_at, b.reported_at,
                    b.confirmed_at
             FROM case_events AS e
             JOIN base AS b ON b.id = e.case_id WHERE {_in("e.at")}
