@@ -85,7 +85,14 @@ def rows() -> list[Row]:
         items("items limit 10", "items?limit=10"),
         items("items limit 1,000", "items?limit=1000"),
         items("items limit 10,000", "items?limit=10000"),
-        items("street bbox, limit 1,000", f"items?limit=1000&bbox={STREET_BBOX}"),
+        items(
+            "street bbox, limit 1,000",
+            f"items?limit=1000&bbox={STREET_BBOX}",
+            # pygeoapi turns a CRS84 box into EPSG:4490's latitude-first order and hands that to
+            # ST_MakeEnvelope as x, y (no feature found): given in 4490, longitude first, the box
+            # reaches the SQL as it is
+            f"items?limit=1000&bbox={STREET_BBOX}&bbox-crs={quote(peers.STORAGE_CRS, safe='')}",
+        ),
         items("one month (datetime), limit 1,000", f"items?limit=1000&datetime={MONTH}"),
         items(
             "CQL2 filter, limit 1,000",
@@ -100,10 +107,15 @@ def rows() -> list[Row]:
 
 @dataclass(frozen=True)
 class Load:
-    """What one server did under wrk: requests per second, and its processes' CPU per request."""
+    """What one server did under wrk: requests per second, and its processes' CPU per request
+    (None when no request finished)."""
 
     rps: float
-    cpu_ms: float
+    cpu_ms: float | None
+
+    def figure(self, seconds: int) -> float | str:
+        """The rate, or what to say when no request finished in time."""
+        return self.rps if self.cpu_ms is not None else f"none in {seconds} s"
 
 
 def process_group_cpu(pgid: int) -> float:
@@ -121,6 +133,7 @@ def process_group_cpu(pgid: int) -> float:
 
 
 def rate(url: str, seconds: int, connections: int, headers: dict[str, str], pgid: int) -> Load:
+    """wrk on `url` for `seconds` with `connections` connections, and the CPU group `pgid` spent."""
     sent = [part for name, value in headers.items() for part in ("-H", f"{name}: {value}")]
     before = process_group_cpu(pgid)
     out = subprocess.run(
@@ -136,7 +149,9 @@ def rate(url: str, seconds: int, connections: int, headers: dict[str, str], pgid
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     done = re.search(r"(\d+) requests in", out)
     requests = int(done.group(1)) if done else 0
-    return Load(float(match.group(1)) if match else 0.0, 1000 * used / max(requests, 1))
+    return Load(
+        float(match.group(1)) if match else 0.0, 1000 * used / requests if requests else None
+    )
 
 
 def count(url: str, headers: dict[str, str], timeout: float = 120) -> int | None:
@@ -156,12 +171,12 @@ class Measured:
     feature counts; pygeoapi's rate is TIMED_OUT when its first request took too long."""
 
     row: str
-    citygrid_rps: float
-    tipg_rps: float
+    citygrid_rps: float | str
+    tipg_rps: float | str
     pygeoapi_rps: float | str | None = None
     sql_tps: float | None = None
-    citygrid_cpu_ms_per_request: float = 0.0
-    tipg_cpu_ms_per_request: float = 0.0
+    citygrid_cpu_ms_per_request: float | None = None
+    tipg_cpu_ms_per_request: float | None = None
     pygeoapi_cpu_ms_per_request: float | None = None
     citygrid_features: int | None = None
     tipg_features: int | None = None
@@ -170,11 +185,17 @@ class Measured:
 
     def ratios(self) -> tuple[float | None, float | None, float | None]:
         """citygrid÷tipg, citygrid÷pygeoapi (rates) and citygrid's time per request ÷ SQL's."""
-        theirs = self.pygeoapi_rps if isinstance(self.pygeoapi_rps, float) else None
+        ours = self.citygrid_rps if isinstance(self.citygrid_rps, float) else None
+        if not ours:
+            return None, None, None
+
+        def by(theirs: float | str | None) -> float | None:
+            return ours / theirs if isinstance(theirs, float) and theirs else None
+
         return (
-            self.citygrid_rps / self.tipg_rps if self.tipg_rps else None,
-            self.citygrid_rps / theirs if theirs else None,
-            self.sql_tps / self.citygrid_rps if self.sql_tps and self.citygrid_rps else None,
+            by(self.tipg_rps),
+            by(self.pygeoapi_rps),
+            self.sql_tps / ours if self.sql_tps else None,
         )
 
 
@@ -264,7 +285,8 @@ def measure(
     ours, tipg = base[0] + row.citygrid, base[1] + row.tipg
     la = rate(ours, args.seconds, args.connections, auth, pids[0])
     lb = rate(tipg, args.seconds, args.connections, {}, pids[1])
-    m = Measured(row.name, la.rps, lb.rps, None, None, la.cpu_ms, lb.cpu_ms)
+    s = args.seconds
+    m = Measured(row.name, la.figure(s), lb.figure(s), None, None, la.cpu_ms, lb.cpu_ms)
     if row.counts:
         m.citygrid_features, m.tipg_features = count(ours, auth), count(tipg, {})
     if row.pygeoapi is not None:
@@ -276,17 +298,18 @@ def measure(
         else:
             m.pygeoapi_features = found if row.counts else None
             lc = rate(theirs, args.seconds, args.connections, {}, pids[2])
-            m.pygeoapi_rps, m.pygeoapi_cpu_ms_per_request = lc.rps, lc.cpu_ms
+            m.pygeoapi_rps, m.pygeoapi_cpu_ms_per_request = lc.figure(s), lc.cpu_ms
         m.sql = sent[row.citygrid]
         m.sql_tps = sqlcost.rate(url, m.sql, args.seconds, args.connections)
     by_tipg, by_pygeoapi, by_sql = m.ratios()
     features = [m.citygrid_features, m.tipg_features, m.pygeoapi_features]
+    cpu = [m.citygrid_cpu_ms_per_request, m.tipg_cpu_ms_per_request, m.pygeoapi_cpu_ms_per_request]
     print(
-        f"{row.name:<36} citygrid {m.citygrid_rps:8.1f}/s  tipg {m.tipg_rps:8.1f}/s"
+        f"{row.name:<36} citygrid {_figure(m.citygrid_rps):>8}/s  tipg {_figure(m.tipg_rps):>8}/s"
         f"  pygeoapi {_figure(m.pygeoapi_rps) or '-':>9}/s  SQL {_figure(m.sql_tps) or '-':>9}/s"
-        f"  ×{_figure(by_tipg, 2)} ×{_figure(by_pygeoapi, 2)} SQL×{_figure(by_sql, 2)}"
-        f"  CPU/request {la.cpu_ms:5.2f} / {lb.cpu_ms:5.2f}"
-        f" / {_figure(m.pygeoapi_cpu_ms_per_request, 2) or '-'} ms"
+        f"  ×{_figure(by_tipg, 2) or '-'} ×{_figure(by_pygeoapi, 2) or '-'}"
+        f" SQL×{_figure(by_sql, 2) or '-'}"
+        f"  CPU/request {' / '.join(_figure(c, 2) or '-' for c in cpu)} ms"
         + (f"  features {' / '.join(str(f) for f in features)}" if row.counts else ""),
         flush=True,
     )

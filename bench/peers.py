@@ -19,6 +19,7 @@ PYGEOAPI_VERSION = "0.21.0"
 # the layers the items rows ask for, with the field pygeoapi filters `datetime` on
 PYGEOAPI_LAYERS = {"cases": "reported_at"}
 STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4490"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
 def tipg(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -65,6 +66,7 @@ def pygeoapi_config(url: str, port: int) -> dict[str, object]:
                     "geom_field": "geom",
                     "time_field": time_field,
                     "storage_crs": STORAGE_CRS,
+                    "crs": [STORAGE_CRS, CRS84],
                 }
             ],
         }
@@ -87,11 +89,13 @@ def pygeoapi_config(url: str, port: int) -> dict[str, object]:
                 "title": "citygrid bench",
                 "description": "peer under benchmark",
                 "keywords": ["bench"],
+                "keywords_type": "theme",
+                "terms_of_service": base,
                 "url": base,
             },
-            "license": {"name": "CC-BY 4.0"},
-            "provider": {"name": "citygrid bench"},
-            "contact": {"name": "citygrid bench"},
+            "license": {"name": "CC-BY 4.0", "url": base},
+            "provider": {"name": "citygrid bench", "url": base},
+            "contact": {"name": "citygrid bench", "url": base},
         },
         "resources": resources,
     }
