@@ -212,6 +212,10 @@ def _figure(value: float | str | None, digits: int = 1) -> str:
     return value or ""
 
 
+def _per_s(value: float | str | None) -> str:
+    return f"{value:9.1f}/s" if isinstance(value, float) else f"{value or '-':>11}"
+
+
 def table_row(m: Measured, items: bool) -> str:
     """One line of the README's table."""
     by_tipg, by_pygeoapi, by_sql = m.ratios()
@@ -305,8 +309,8 @@ def measure(
     features = [m.citygrid_features, m.tipg_features, m.pygeoapi_features]
     cpu = [m.citygrid_cpu_ms_per_request, m.tipg_cpu_ms_per_request, m.pygeoapi_cpu_ms_per_request]
     print(
-        f"{row.name:<36} citygrid {_figure(m.citygrid_rps):>8}/s  tipg {_figure(m.tipg_rps):>8}/s"
-        f"  pygeoapi {_figure(m.pygeoapi_rps) or '-':>9}/s  SQL {_figure(m.sql_tps) or '-':>9}/s"
+        f"{row.name:<36} citygrid {_per_s(m.citygrid_rps)}  tipg {_per_s(m.tipg_rps)}"
+        f"  pygeoapi {_per_s(m.pygeoapi_rps)}  SQL {_per_s(m.sql_tps)}"
         f"  ×{_figure(by_tipg, 2) or '-'} ×{_figure(by_pygeoapi, 2) or '-'}"
         f" SQL×{_figure(by_sql, 2) or '-'}"
         f"  CPU/request {' / '.join(_figure(c, 2) or '-' for c in cpu)} ms"
