@@ -25,12 +25,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import peers
+import psycopg
 import sqlcost
 from scaled import citygrid_server, prepare, signed_in, stop
 
@@ -130,6 +132,23 @@ def process_group_cpu(pgid: int) -> float:
         if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pids: list[int], url: str, longest: float = 300) -> None:
+    """Wait until the servers are idle: requests wrk gave up on (pygeoapi's take many seconds)
+    still run when it ends, and would slow whatever is measured next."""
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    busy = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND application_name = %s"
+    deadline = time.monotonic() + longest
+    with psycopg.connect(plain, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            before = sum(process_group_cpu(pid) for pid in pids)
+            time.sleep(1)
+            used = sum(process_group_cpu(pid) for pid in pids) - before
+            queries = conn.execute(busy, ("pygeoapi",)).fetchone()
+            if used < 0.05 and not (queries and queries[0]):
+                return
+    print(f"  (the servers were still busy after {longest:.0f} s)", flush=True)
 
 
 def rate(url: str, seconds: int, connections: int, headers: dict[str, str], pgid: int) -> Load:
@@ -283,17 +302,22 @@ def measure(
     url: str,
     sent: dict[str, list[str]],
 ) -> Measured:
-    """One row: each server under wrk, pygeoapi only if its first answer came in time, and the
-    SQL citygrid sent for the page under pgbench."""
+    """One row: each server under wrk once the others are idle, the SQL citygrid sent for the
+    page under pgbench, and pygeoapi only if its first answer came in time."""
     base = [f"http://127.0.0.1:{port}" for port in ports]
     ours, tipg = base[0] + row.citygrid, base[1] + row.tipg
-    la = rate(ours, args.seconds, args.connections, auth, pids[0])
-    lb = rate(tipg, args.seconds, args.connections, {}, pids[1])
     s = args.seconds
+    settle(pids, url)
+    la = rate(ours, s, args.connections, auth, pids[0])
+    settle(pids, url)
+    lb = rate(tipg, s, args.connections, {}, pids[1])
     m = Measured(row.name, la.figure(s), lb.figure(s), None, None, la.cpu_ms, lb.cpu_ms)
     if row.counts:
         m.citygrid_features, m.tipg_features = count(ours, auth), count(tipg, {})
     if row.pygeoapi is not None:
+        m.sql = sent[row.citygrid]
+        settle(pids, url)
+        m.sql_tps = sqlcost.rate(url, m.sql, s, args.connections)
         theirs = base[2] + row.pygeoapi
         try:
             found = count(theirs, {}, args.peer_timeout)
@@ -301,10 +325,9 @@ def measure(
             m.pygeoapi_rps = TIMED_OUT
         else:
             m.pygeoapi_features = found if row.counts else None
-            lc = rate(theirs, args.seconds, args.connections, {}, pids[2])
+            settle(pids, url)
+            lc = rate(theirs, s, args.connections, {}, pids[2])
             m.pygeoapi_rps, m.pygeoapi_cpu_ms_per_request = lc.figure(s), lc.cpu_ms
-        m.sql = sent[row.citygrid]
-        m.sql_tps = sqlcost.rate(url, m.sql, args.seconds, args.connections)
     by_tipg, by_pygeoapi, by_sql = m.ratios()
     features = [m.citygrid_features, m.tipg_features, m.pygeoapi_features]
     cpu = [m.citygrid_cpu_ms_per_request, m.tipg_cpu_ms_per_request, m.pygeoapi_cpu_ms_per_request]
