@@ -10,8 +10,9 @@ returned. For each items row it also replays, with pgbench at wrk's concurrency,
 citygrid sent the database for that page (`bench/sqlcost.py`): the database's own cost, which
 citygrid's time per request is compared with.
 
-pygeoapi (0.21, its PostgreSQL provider) serves no vector tiles from PostgreSQL tables in this
-setup, so the tile rows are citygrid and tipg only; it names the CQL2 text encoding `cql-text`.
+pygeoapi is measured on the items rows only: its tile provider for PostgreSQL (MVT-postgresql) is
+not configured here, so the tile rows are citygrid and tipg. It names the CQL2 text encoding
+`cql-text`.
 
 Run: make bench   (needs `wrk` from Debian, pgbench from PostgreSQL, tipg in bench/.venv-tipg and
 pygeoapi in bench/.venv-pygeoapi; `make bench` installs them)
@@ -238,7 +239,7 @@ def _per_s(value: float | str | None) -> str:
 def table_row(m: Measured, items: bool) -> str:
     """One line of the README's table."""
     by_tipg, by_pygeoapi, by_sql = m.ratios()
-    pygeoapi = m.pygeoapi_rps if items else "no tiles"
+    pygeoapi = m.pygeoapi_rps if items else "not measured"
     cells = [m.row, _figure(m.citygrid_rps), _figure(m.tipg_rps), _figure(pygeoapi)]
     cells += [_figure(m.sql_tps), _figure(by_tipg, 2), _figure(by_pygeoapi, 2), _figure(by_sql, 2)]
     return "| " + " | ".join(cells) + " |"
