@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from fastapi.testclient import TestClient
 from psycopg.pq import TransactionStatus
 
 from api.app import create_app
@@ -122,6 +122,10 @@ def statements(
 ) -> dict[str, list[str]]:
     """What citygrid sends the database for each path (the second of two requests, so that
     caches filled on first use are filled)."""
+    with warnings.catch_warnings():  # the test client's notice about its HTTP library
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
     saved = {name: os.environ.get(name) for name in [*env, "CITYGRID_DATABASE_URL"]}
     os.environ.update({**env, "CITYGRID_DATABASE_URL": url})
     plain = url.replace("postgresql+psycopg://", "postgresql://")
