@@ -34,6 +34,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null)
 	@[ -x bench/.venv-tipg/bin/python ] || ($(PYTHON) -m venv bench/.venv-tipg && bench/.venv-tipg/bin/pip install -q tipg==1.6.1 uvicorn==0.54.0)
+	@[ -x bench/.venv-pygeoapi/bin/pygeoapi ] || ($(PYTHON) -m venv bench/.venv-pygeoapi && bench/.venv-pygeoapi/bin/pip install -q pygeoapi==0.21.0 starlette==1.10.0 uvicorn==0.54.0 psycopg2-binary==2.9.13 SQLAlchemy==2.1.9 GeoAlchemy2==0.20.0)
 	$(BIN)/python bench/features_vs_tipg.py
 
 db-up: $(STAMP)
