@@ -584,6 +584,7 @@ def _indexes(layer: Layer, table: Table) -> None:
     if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
         Index(
             f"ix_{layer.id}_heatmap",
+            table.c.adcode,  # first: one county's period is one range, however many counties
             table.c[layer.temporal[0]],
             postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
         )
