@@ -198,6 +198,7 @@ def prepare_many(settings: DatabaseSettings, cases: int, n: int) -> str:
     engine = db.make_engine(cluster.url(name))
     added = False
     try:
+        migrate.upgrade(engine)  # the copy was made at the revision of its day
         for adcode, county, column, row in COUNTIES[: n - 1]:
             with engine.begin() as conn:  # one county a transaction: an interrupted load resumes
                 if counties.find(conn, adcode) is not None:
