@@ -6,7 +6,9 @@ server signed in as an admin: the time and payload of heatmap requests a leader'
 naive path, paging every case of the year out of `/collections/cases/items` (10,000 a page,
 one property) for the browser to bin. Checks that the weights add up to the cases matched.
 
-Run: .venv/bin/python bench/heatmap.py [--repeat 7] [--skip-naive]
+Run: .venv/bin/python bench/heatmap.py [--repeat 7] [--skip-naive] [--database NAME]
+(`--database`: another database of the cluster holding the scaled city, a copy made with
+`CREATE DATABASE name TEMPLATE citygrid_bench`, so one branch's migrations leave the shared one be.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from scaled import citygrid_server, prepare, signed_in, stop
+from scaled import DATABASE, citygrid_server, prepare, signed_in, stop
 from sqlalchemy import text
 
 from api.settings import DatabaseSettings
@@ -82,8 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per request")
     parser.add_argument("--skip-naive", action="store_true", help="skip paging every point")
+    parser.add_argument("--database", help=f"the database of the scaled city (default {DATABASE})")
     args = parser.parse_args()
-    url = prepare(DatabaseSettings())
+    url = prepare(DatabaseSettings(), database=args.database)
     engine = db.make_engine(url)
     env, headers = signed_in(url)
     server = citygrid_server(url, PORT, 1, env)
