@@ -6,9 +6,9 @@ the planner, knowing how few distinct cells there are, aggregates in parallel wo
 bins leave the database: their centres in longitude/latitude and their weights.
 
 Bins of whole cells (250 m and up) for a viewer limited by county alone, with no box and no grid,
-are summed from `case_cell_days` (migration 0036): cases counted per county, China-time day,
-subclass and cell, kept current by the triggers of every write. Those filters are conditions on
-the key, so the sums are the counts of the scan, to the case. A patrol area, a handling unit, a
+are summed from the cases counted per county, China-time day or month, subclass and cell, kept
+current by the triggers of every write (migration 0036, `layers/cases/cellcounts.py`). Those
+filters are conditions on the key, so the sums are the counts of the scan, to the case. A patrol area, a handling unit, a
 grid or a box cuts through cells (a box on points is not a box on cells), and bins smaller than a
 cell need each case's position: those read the cases.
 """
@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis.bins import bin_metres, cells_per_bin
-from layers.cases.casefilters import day_clause, period_clause, within_grid
+from layers.cases.casefilters import period_clause, within_grid
+from layers.cases.cellcounts import cell_counts
 from layers.cases.codes import category_clause
-from layers.engine.access import Viewer, area_clause, county_condition, read_limit
+from layers.engine.access import Viewer, area_clause, read_limit
 from layers.engine.features import BBox, bbox_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
@@ -79,15 +80,6 @@ def counted(query: HeatmapQuery, k: int | None) -> bool:
     )
 
 
-def count_filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> str:
-    """The WHERE conditions on `case_cell_days AS t` matching those of `filters` on the cases."""
-    county, bound = county_condition(query.viewer, "t.adcode")
-    params.update(bound)
-    clauses = [county, day_clause(query.start, query.end, params, "t")]
-    clauses.append(category_clause(conn, query.categories, params, "t"))
-    return " AND ".join(clauses)
-
-
 def _binned(
     conn: Connection, query: HeatmapQuery, period: str | None
 ) -> tuple[str, dict[str, Any]]:
@@ -98,8 +90,11 @@ def _binned(
     if period is not None:
         params["interval"] = period
     if counted(query, k):
-        where = count_filters(conn, query, params)
-        source, weight = "case_cell_days", "sum(t.n)"
+        period_days = (query.start, query.end)
+        source = cell_counts(
+            conn, query.viewer, period_days, query.categories, params, period == "week"
+        )
+        where, weight = "TRUE", "sum(t.n)"
         when = "date_trunc(:interval, CAST(t.day AS timestamptz))"
     else:
         where = filters(conn, query, params)

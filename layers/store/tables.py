@@ -409,20 +409,37 @@ case_events = Table(
     comment="案件流转记录",
 )
 
-# Derived from `cases` by the triggers of migration 0036; the heatmap reads it (layers/cases/heatmap.py).
-case_cell_days = Table(
+
+def _cell_counts(name: str, period: str, period_comment: str, comment: str) -> Table:
+    """Cases counted per county, period, subclass and 250 m cell: derived from `cases` by the
+    triggers of migration 0036 and read by the heatmap (layers/cases/heatmap.py)."""
+    return Table(
+        name,
+        metadata,
+        Column("adcode", String(6), primary_key=True, comment="县级行政区划代码"),
+        Column(period, Date, primary_key=True, comment=period_comment),
+        Column("category_code", Text, primary_key=True, comment="案件小类（* 为全部）"),
+        Column("gk_srid", SmallInteger, primary_key=True, comment="高斯-克吕格投影带 EPSG"),
+        Column("cell_x", Integer, primary_key=True, comment="250米格网列号"),
+        Column("cell_y", Integer, primary_key=True, comment="250米格网行号"),
+        Column("n", Integer, nullable=False, comment="案件数"),
+        CheckConstraint("n >= 0", name="n_counted"),
+        Index(f"ix_{name}_n", "n", postgresql_where=text("n = 0")),
+        comment=comment,
+    )
+
+
+case_cell_days = _cell_counts(
     "case_cell_days",
-    metadata,
-    Column("adcode", String(6), primary_key=True, comment="县级行政区划代码"),
-    Column("day", Date, primary_key=True, comment="上报日期（北京时间）"),
-    Column("category_code", Text, primary_key=True, comment="案件小类"),
-    Column("gk_srid", SmallInteger, primary_key=True, comment="高斯-克吕格投影带 EPSG"),
-    Column("cell_x", Integer, primary_key=True, comment="250米格网列号"),
-    Column("cell_y", Integer, primary_key=True, comment="250米格网行号"),
-    Column("n", Integer, nullable=False, comment="案件数"),
-    CheckConstraint("n >= 0", name="n_counted"),
-    Index("ix_case_cell_days_n", "n", postgresql_where=text("n = 0")),
-    comment="案件按县、日、小类与250米格网计数（由 cases 的触发器维护）",
+    "day",
+    "上报日期",
+    "案件按县、日、小类与250米格网计数（由 cases 的触发器维护）",
+)
+case_cell_months = _cell_counts(
+    "case_cell_months",
+    "month",
+    "上报月份",
+    "案件按县、月、小类与250米格网计数（由 cases 的触发器维护）",
 )
 
 
