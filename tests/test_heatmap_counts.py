@@ -247,7 +247,8 @@ def test_frames_from_the_counts_are_the_frames_of_the_scan(
             )
             assert answer.status_code == 200, answer.text
             assert answer.text == scanned(world.engine, query, interval), (name, categories)
-            assert json.loads(answer.text)["frames"], name
+            if name == "admin" and not categories:
+                assert json.loads(answer.text)["frames"]  # 03-05 holds a case of each county
 
 
 def test_the_counts_hold_the_cases_of_both_counties(world: Counties) -> None:
@@ -280,7 +281,7 @@ def _patch(client: TestClient, fid: int, body: dict[str, Any]) -> None:
     answer = client.patch(
         f"/collections/cases/items/{fid}", json=body, headers={**bearer("admin"), "If-Match": etag}
     )
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code in (200, 204), answer.text
 
 
 def test_writes_through_the_api_keep_the_counts(scratch: tuple[str, Engine]) -> None:
@@ -302,7 +303,7 @@ def test_writes_through_the_api_keep_the_counts(scratch: tuple[str, Engine]) -> 
             }
             made = client.post("/collections/cases/items", json=feature, headers=bearer("admin"))
             assert made.status_code == 201, made.text
-            ids.append(int(made.json()["id"]))
+            ids.append(int(made.headers["location"].rsplit("/", 1)[-1]))
         assert_counted(engine)
         assert (
             client.get("/stats/heatmap", params=year, headers=bearer("admin")).json()["total"] == 6

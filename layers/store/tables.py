@@ -423,7 +423,6 @@ def _cell_counts(name: str, period: str, period_comment: str, comment: str) -> T
         Column("cell_x", Integer, primary_key=True, comment="250米格网列号"),
         Column("cell_y", Integer, primary_key=True, comment="250米格网行号"),
         Column("n", Integer, nullable=False, comment="案件数"),
-        CheckConstraint("n >= 0", name="n_counted"),
         Index(f"ix_{name}_n", "n", postgresql_where=text("n = 0")),
         comment=comment,
     )

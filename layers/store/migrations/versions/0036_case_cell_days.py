@@ -1,13 +1,14 @@
 """Cases counted per county, China-time day or month, subclass and 250 m cell, kept current by
 statement triggers, so a heatmap over a year sums counts instead of reading every case
-(layers/cases/heatmap.py says when it may, and why days and months).
+(layers/cases/heatmap.py says when it may, layers/cases/cellcounts.py why days and months).
 
 Each statement on `cases` adds what it wrote and takes away what it dropped, netted per day and
 cell first: a bulk load of a million cases is one grouped upsert per table, and an update that
 moves no case (placing cases in grids, a change of status) nets to nothing and writes nothing.
 Months hold, besides a row per subclass, one per cell for all subclasses (`category_code` '*').
 Two transactions writing the same cell add to one row (`n = n + excluded.n`, in one order of keys
-so that they cannot deadlock): no count is lost; a row brought to 0 is deleted.
+so that they cannot deadlock): no count is lost; a row brought to 0 is deleted. (No CHECK on n:
+PostgreSQL checks the row an upsert proposes, the delta, before it finds the row to add it to.)
 
 Revision ID: 0036
 Revises: 0035
@@ -104,7 +105,6 @@ def _create(table: str, period: str, comment: str, period_comment: str) -> None:
         sa.Column("cell_x", sa.Integer(), nullable=False, comment="250米格网列号"),
         sa.Column("cell_y", sa.Integer(), nullable=False, comment="250米格网行号"),
         sa.Column("n", sa.Integer(), nullable=False, comment="案件数"),
-        sa.CheckConstraint("n >= 0", name=op.f(f"ck_{table}_n_counted")),
         sa.PrimaryKeyConstraint("adcode", period, "category_code", *CELL, name=op.f(f"pk_{table}")),
         comment=comment,
     )
