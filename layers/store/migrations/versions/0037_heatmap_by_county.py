@@ -4,8 +4,8 @@ counties the database holds (before, a county's heatmap walked every county's ye
 Every account but the deployment's admin holds its counties, so its statistics are asked with
 `adcode = ANY(...)`; an index-only scan then reads that county's entries alone.
 
-Revision ID: 0036
-Revises: 0035
+Revision ID: 0037
+Revises: 0036
 Create Date: 2026-12-03 04:40:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0036"
-down_revision = "0035"
+revision = "0037"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 
