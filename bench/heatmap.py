@@ -6,7 +6,9 @@ server signed in as an admin: the time and payload of heatmap requests a leader'
 naive path, paging every case of the year out of `/collections/cases/items` (10,000 a page,
 one property) for the browser to bin. Checks that the weights add up to the cases matched.
 
-Run: .venv/bin/python bench/heatmap.py [--repeat 7] [--skip-naive]
+Run: .venv/bin/python bench/heatmap.py [--repeat 7] [--skip-naive] [--database NAME] [--port N]
+(`--database`: another database of the cluster holding the scaled city, a copy made with
+`CREATE DATABASE name TEMPLATE citygrid_bench`, so one branch's migrations leave the shared one be.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from scaled import citygrid_server, prepare, signed_in, stop
+from scaled import DATABASE, citygrid_server, prepare, signed_in, stop
 from sqlalchemy import text
 
 from api.settings import DatabaseSettings
@@ -82,15 +84,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per request")
     parser.add_argument("--skip-naive", action="store_true", help="skip paging every point")
+    parser.add_argument("--database", help=f"the database of the scaled city (default {DATABASE})")
+    parser.add_argument(
+        "--port", type=int, default=PORT, help=f"the server's port (default {PORT})"
+    )
     args = parser.parse_args()
-    url = prepare(DatabaseSettings())
+    url = prepare(DatabaseSettings(), database=args.database)
     engine = db.make_engine(url)
     env, headers = signed_in(url)
-    server = citygrid_server(url, PORT, 1, env)
+    server = citygrid_server(url, args.port, 1, env)
     results = []
     try:
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{PORT}", headers=headers, timeout=600
+            base_url=f"http://127.0.0.1:{args.port}", headers=headers, timeout=600
         ) as client:
             for name, params, where in REQUESTS:
                 timed(client, "/stats/heatmap", params)  # warm the cache and the plan

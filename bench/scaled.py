@@ -34,12 +34,14 @@ BENCH_USER = "bench-admin"
 DEMO_DATABASE = "citygrid_bench_demo"  # the demo city as it ships (143,652 cases): quick to load
 
 
-def prepare(settings: DatabaseSettings, demo: bool = False) -> str:
-    """The benchmark database, loaded once with the scaled city (or with the demo city as it
-    ships when `demo`); its URL. A cluster started for it is stopped when the process exits."""
-    database, scale, least = (
+def prepare(settings: DatabaseSettings, demo: bool = False, database: str | None = None) -> str:
+    """The benchmark database (`database` when given, a copy of the scaled city, say), loaded
+    once with the scaled city (or with the demo city as it ships when `demo`); its URL. A
+    cluster started for it is stopped when the process exits."""
+    default, scale, least = (
         (DEMO_DATABASE, demo_city.Scale(), 100_000) if demo else (DATABASE, SCALE, 900_000)
     )
+    database = database or default
     cluster = settings.cluster()
     if cluster.up(print):  # started here: stopped again when the benchmark ends
         atexit.register(cluster.down, print)

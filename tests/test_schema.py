@@ -66,6 +66,15 @@ def test_indexes(engine: Engine, layer_id: str) -> None:
         assert ("btree", [column]) in indexes, f"{layer_id}.{column} has no B-tree index"
 
 
+def test_the_heatmap_index_leads_with_the_county(engine: Engine) -> None:
+    # a county's period must be one range of it: the database may hold many counties
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_cases_heatmap'")
+        ).scalar_one()
+    assert "(adcode, reported_at) INCLUDE (gk_srid, cell_x, cell_y, category_code, geom)" in found
+
+
 def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
     with engine.connect() as conn:
         nullable = (
@@ -107,7 +116,9 @@ def test_every_layer_row_carries_a_stored_county(engine: Engine) -> None:
     nullable = [t for t in nullable if t not in partitions]
     referring = [t for t in referring if t not in partitions]
     case_rows = {"case_events", "case_photos"}  # their county is their case's (one key)
-    assert set(nullable) == {*LAYERS, "counties", *county_tables, *case_rows}
+    # counts derived from the cases by their triggers follow the cases' county, not one of theirs
+    derived = {"case_cell_days", "case_cell_months"}
+    assert set(nullable) == {*LAYERS, "counties", *county_tables, *case_rows, *derived}
     assert set(referring) == {
         *LAYERS,
         *county_tables,

@@ -194,7 +194,9 @@ def test_an_older_release_database_with_data_upgrades_whole(
             "0033",
             "0034",
             "0035",
+            "0036",
             "0037",
+            "0038",
         ]
         assert migrate.current_revision(old) == migrate.head_revision()
         assert migrate.schema_drift(old) == []
@@ -213,6 +215,13 @@ def test_an_older_release_database_with_data_upgrades_whole(
                     "SELECT p.adcode = c.adcode FROM case_photos p JOIN cases c ON c.id = p.case_id"
                 )
             ).all()
+            counted = conn.execute(  # 0036 counts the cases already stored
+                text(
+                    "SELECT (SELECT sum(n) FROM case_cell_days), "
+                    "(SELECT sum(n) FROM case_cell_months WHERE category_code = '*'), "
+                    "(SELECT count(*) FROM cases)"
+                )
+            ).one()
             roles.grant_api_rights(conn, roles.API_ROLE)
         assert after == before
         assert counties == [("320681", True)]
@@ -220,6 +229,7 @@ def test_an_older_release_database_with_data_upgrades_whole(
         assert units == [("园林所", "320681"), ("城管中队", "320681"), ("环卫所", "320681")]
         assert deployments == 1
         assert photo_counties == [(True,)]
+        assert tuple(counted) == (5, 5, 5)
         api = db.make_engine(empty_url)
         try:
             with api.connect() as conn:

@@ -38,6 +38,18 @@ def period_clause(start: date | None, end: date | None, params: dict[str, Any], 
     return " AND ".join(clauses) or "TRUE"
 
 
+def day_clause(start: date | None, end: date | None, params: dict[str, Any], alias: str) -> str:
+    """Rows of `alias` counted on a China-time `day` of the period (as `period_clause` keeps
+    the cases reported during it)."""
+    bind_period(start, end, params)
+    clauses = []
+    if start is not None:
+        clauses.append(f"{alias}.day >= CAST(:start AS date)")
+    if end is not None:
+        clauses.append(f"{alias}.day < CAST(:after_end AS date)")
+    return " AND ".join(clauses) or "TRUE"
+
+
 def within_grid(code: str | None, params: dict[str, Any], alias: str) -> str:
     """Cases of `alias` inside one current grid (a street, say), or all of them without a code."""
     if code is None:

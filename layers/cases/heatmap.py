@@ -4,6 +4,13 @@ Every case keeps its zone, its projected position and its 250 m cell (migration 
 of 250 m × 2^k is an integer division of stored cells: no point is projected at query time and
 the planner, knowing how few distinct cells there are, aggregates in parallel workers. Only the
 bins leave the database: their centres in longitude/latitude and their weights.
+
+Bins of whole cells (250 m and up) for a viewer limited by county alone, with no box and no grid,
+are summed from the cases counted per county, China-time day or month, subclass and cell, kept
+current by the triggers of every write (migration 0036, `layers/cases/cellcounts.py`). Those
+filters are conditions on the key, so the sums are the counts of the scan, to the case. A patrol area, a handling unit, a
+grid or a box cuts through cells (a box on points is not a box on cells), and bins smaller than a
+cell need each case's position: those read the cases.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from sqlalchemy import Connection, text
 
 from gis.bins import bin_metres, cells_per_bin
 from layers.cases.casefilters import period_clause, within_grid
+from layers.cases.cellcounts import cell_counts
 from layers.cases.codes import category_clause
-from layers.engine.access import Viewer, area_clause
+from layers.engine.access import Viewer, area_clause, read_limit
 from layers.engine.features import BBox, bbox_clause
 from layers.errors import BadQuery
 from layers.registry import CASES, GRIDS
@@ -35,6 +43,7 @@ class HeatmapQuery:
     categories: tuple[str, ...] = field(default=())
     viewer: Viewer | None = None
     within: str | None = None  # a current grid's code: only the cases inside it
+    counts: bool = True  # False: scan the cases even where the counts would answer
 
 
 def filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> str:
@@ -60,31 +69,52 @@ def _latitude(conn: Connection, bbox: BBox | None) -> float:
     return float(middle) if middle is not None else 30.0
 
 
+def counted(query: HeatmapQuery, k: int | None) -> bool:
+    """Whether the per-day cell counts answer the query exactly (see the module's docstring)."""
+    return (
+        query.counts
+        and k is not None
+        and query.bbox is None
+        and query.within is None
+        and not read_limit(CASES, query.viewer).narrow
+    )
+
+
 def _binned(
     conn: Connection, query: HeatmapQuery, period: str | None
 ) -> tuple[str, dict[str, Any]]:
-    """SQL of `centres` (period, n, c: the bin's centre) and its values."""
+    """SQL of `centres` (period, n, c: the bin's centre; srid, i, j: the bin) and its values."""
     bin_m = bin_metres(query.zoom, _latitude(conn, query.bbox))
     params: dict[str, Any] = {"bin": bin_m, "zoom": query.zoom}
-    where = filters(conn, query, params)
     k = cells_per_bin(bin_m)
+    if period is not None:
+        params["interval"] = period
+    if counted(query, k):
+        period_days = (query.start, query.end)
+        source = cell_counts(
+            conn, query.viewer, period_days, query.categories, params, period == "week"
+        )
+        where, weight = "TRUE", "sum(t.n)"
+        when = "date_trunc(:interval, CAST(t.day AS timestamptz))"
+    else:
+        where = filters(conn, query, params)
+        source, weight = "cases", "count(*)"
+        when = "date_trunc(:interval, t.reported_at)"
+        # The default setup cost keeps PostgreSQL from splitting a one-second scan over the cores.
+        conn.execute(text("SET LOCAL parallel_setup_cost = 100"))
     if k is not None:
         params["k"] = k
         column, row = "t.cell_x / :k", "t.cell_y / :k"
     else:
         column, row = "floor(t.gk_x / :bin)::int", "floor(t.gk_y / :bin)::int"
-    if period is not None:
-        params["interval"] = period
-    when = "date_trunc(:interval, t.reported_at)" if period else "NULL::timestamptz"
-    # The default setup cost keeps PostgreSQL from splitting a one-second scan over the cores.
-    conn.execute(text("SET LOCAL parallel_setup_cost = 100"))
     sql = f"""
         bins AS (
-            SELECT {when} AS period, t.gk_srid AS srid, {column} AS i, {row} AS j, count(*) AS n
-            FROM cases AS t WHERE {where}
+            SELECT {when if period else "NULL::timestamptz"} AS period, t.gk_srid AS srid,
+                   {column} AS i, {row} AS j, {weight} AS n
+            FROM {source} AS t WHERE {where}
             GROUP BY 1, 2, 3, 4
         ), centres AS (
-            SELECT period, n, ST_Transform(ST_SetSRID(ST_MakePoint(
+            SELECT period, n, srid, i, j, ST_Transform(ST_SetSRID(ST_MakePoint(
                        (i + 0.5) * CAST(:bin AS float8), (j + 0.5) * CAST(:bin AS float8)),
                        srid), 4490) AS c
             FROM bins
@@ -92,8 +122,10 @@ def _binned(
     return sql, params
 
 
+# bins of equal weight in the order of their cells: the same text whichever table was read
 BIN_JSON = """coalesce(json_agg(json_build_array(
-    round(ST_X(c)::numeric, 6), round(ST_Y(c)::numeric, 6), n) ORDER BY n DESC), '[]'::json)"""
+    round(ST_X(c)::numeric, 6), round(ST_Y(c)::numeric, 6), n)
+    ORDER BY n DESC, srid, i, j), '[]'::json)"""
 
 
 def heatmap(conn: Connection, query: HeatmapQuery) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -412,6 +413,46 @@ case_events = Table(
 )
 
 
+CELL_KEY = ("gk_srid", "cell_x", "cell_y")
+
+
+def _cell_counts(
+    name: str, period: str, key: tuple[str, ...], period_comment: str, comment: str
+) -> Table:
+    """Cases counted per county, period, subclass and 250 m cell: derived from `cases` by the
+    triggers of migration 0036 and read by the heatmap (layers/cases/cellcounts.py)."""
+    return Table(
+        name,
+        metadata,
+        Column("adcode", String(6), nullable=False, comment="县级行政区划代码"),
+        Column(period, Date, nullable=False, comment=period_comment),
+        Column("category_code", Text, nullable=False, comment="案件小类（* 为全部）"),
+        Column("gk_srid", SmallInteger, nullable=False, comment="高斯-克吕格投影带 EPSG"),
+        Column("cell_x", Integer, nullable=False, comment="250米格网列号"),
+        Column("cell_y", Integer, nullable=False, comment="250米格网行号"),
+        Column("n", Integer, nullable=False, comment="案件数"),
+        PrimaryKeyConstraint(*key, postgresql_include=["n"]),
+        Index(f"ix_{name}_n", "n", postgresql_where=text("n = 0")),
+        comment=comment,
+    )
+
+
+case_cell_days = _cell_counts(
+    "case_cell_days",
+    "day",
+    ("day", "adcode", "category_code", *CELL_KEY),
+    "上报日期",
+    "案件按县、日、小类与250米格网计数（由 cases 的触发器维护）",
+)
+case_cell_months = _cell_counts(
+    "case_cell_months",
+    "month",
+    ("category_code", "month", "adcode", *CELL_KEY),
+    "上报月份",
+    "案件按县、月、小类与250米格网计数（由 cases 的触发器维护）",
+)
+
+
 routing_rules = Table(
     "routing_rules",
     metadata,
@@ -586,6 +627,7 @@ def _indexes(layer: Layer, table: Table) -> None:
     if layer.binned:  # heatmaps read this index alone (index-only scans), never the wide rows
         Index(
             f"ix_{layer.id}_heatmap",
+            table.c.adcode,  # first: one county's period is one range, however many counties
             table.c[layer.temporal[0]],
             postgresql_include=["gk_srid", "cell_x", "cell_y", "category_code", "geom"],
         )

@@ -1,8 +1,8 @@
 """A case's events and photos carry their county, and reach their case by county and id: the
 keys a cluster distributed by county needs (docs/SCALING.md), made while the tables are small.
 
-Revision ID: 0037
-Revises: 0035
+Revision ID: 0038
+Revises: 0037
 Create Date: 2026-12-03 05:00:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0037"
-down_revision = "0035"
+revision = "0038"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 
