@@ -235,14 +235,14 @@ class Request:
 
     name: str
     path: str
-    params: dict[str, object]
+    params: dict[str, str | int]
     tile: bool = False
 
 
 def requests() -> list[Request]:
     """The requests of 启东's admin, asked of both databases."""
-    year = {"from": f"{YEAR + 1}-01-01", "to": f"{YEAR + 1}-12-31"}
-    month = {"from": f"{YEAR + 1}-05-01", "to": f"{YEAR + 1}-05-31"}
+    year: dict[str, str | int] = {"from": f"{YEAR + 1}-01-01", "to": f"{YEAR + 1}-12-31"}
+    month: dict[str, str | int] = {"from": f"{YEAR + 1}-05-01", "to": f"{YEAR + 1}-05-31"}
     tiles = []
     for z in (10, 14):
         x, y = tile_at(z, *SEAT)
