@@ -440,3 +440,24 @@ def test_a_bulk_import_is_counted(scratch: tuple[str, Engine], tmp_path: Path) -
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM cases")).scalar_one() == 80
     assert_counted(engine)
+
+
+def test_a_countys_bins_are_sized_at_its_own_latitude(world: Counties) -> None:
+    """Not at the middle of every county the deployment holds: a county's heatmap is the same
+    whichever others share its database."""
+    with world.engine.connect() as conn:
+        latitude = dict(
+            conn.execute(text("SELECT adcode, ST_Y(centre) FROM counties")).tuples().all()
+        )
+    # a zoom at which the two counties' latitudes (31.8° and 26.2°) give bins of different sizes
+    zoom = next(
+        z / 100
+        for z in range(800, 1600)
+        if bin_metres(z / 100, latitude[DEMO]) != bin_metres(z / 100, latitude[SANYUAN])
+    )
+    for adcode, scope in ((DEMO, "a"), (SANYUAN, "b")):
+        name = f"leader-{scope}"
+        query = heatmap.HeatmapQuery(zoom, viewer=viewer(name, world.accounts[name]))
+        with world.engine.begin() as conn:
+            answer = json.loads(heatmap.heatmap(conn, query))
+        assert answer["cell_m"] == bin_metres(zoom, latitude[adcode]), adcode

@@ -28,8 +28,7 @@ from layers.cases.codes import category_clause
 from layers.engine.access import Viewer, area_clause, read_limit
 from layers.engine.features import BBox, bbox_clause
 from layers.errors import BadQuery
-from layers.registry import CASES, GRIDS
-from layers.store.versions import is_current
+from layers.registry import CASES
 
 
 @dataclass(frozen=True)
@@ -57,14 +56,19 @@ def filters(conn: Connection, query: HeatmapQuery, params: dict[str, Any]) -> st
     return " AND ".join(clauses)
 
 
-def _latitude(conn: Connection, bbox: BBox | None) -> float:
+def _latitude(conn: Connection, query: HeatmapQuery) -> float:
+    """The latitude the bins are sized at: the box's middle, else the middle of the viewer's
+    counties (never of the deployment's others: a county's heatmap is the same in any)."""
+    bbox, viewer = query.bbox, query.viewer
     if bbox is not None and bbox.crs.uri.endswith("CRS84"):
         return (bbox.south + bbox.north) / 2
+    held = viewer.counties if viewer is not None else None
     middle = conn.execute(
         text(
-            "SELECT ST_Y(ST_Centroid(ST_Extent(geom))) FROM grids "
-            f"WHERE level = 'street' AND {is_current(GRIDS)}"
-        )
+            "SELECT avg(ST_Y(centre)) FROM counties "
+            "WHERE CAST(:held AS text[]) IS NULL OR adcode = ANY(CAST(:held AS text[]))"
+        ),
+        {"held": list(held) if held is not None else None},
     ).scalar()
     return float(middle) if middle is not None else 30.0
 
@@ -84,7 +88,7 @@ def _binned(
     conn: Connection, query: HeatmapQuery, period: str | None
 ) -> tuple[str, dict[str, Any]]:
     """SQL of `centres` (period, n, c: the bin's centre; srid, i, j: the bin) and its values."""
-    bin_m = bin_metres(query.zoom, _latitude(conn, query.bbox))
+    bin_m = bin_metres(query.zoom, _latitude(conn, query))
     params: dict[str, Any] = {"bin": bin_m, "zoom": query.zoom}
     k = cells_per_bin(bin_m)
     if period is not None:

@@ -447,7 +447,7 @@ case_cell_days = _cell_counts(
 case_cell_months = _cell_counts(
     "case_cell_months",
     "month",
-    ("category_code", "month", "adcode", *CELL_KEY),
+    ("category_code", "adcode", "month", *CELL_KEY),
     "上报月份",
     "案件按县、月、小类与250米格网计数（由 cases 的触发器维护）",
 )

@@ -31,9 +31,10 @@ CELL = ("gk_srid", "cell_x", "cell_y")
 DAY = "(reported_at AT TIME ZONE 'Asia/Shanghai')::date"
 ALL = "'*'"  # the category of a month's row counting every subclass
 # Keys in the order the heatmap reads them, with n beside them for index-only scans: days by a
-# few edge days, months by the subclasses ('*' most often) over a run of months.
+# few edge days, months by the subclasses ('*' most often), then one county's run of months (a
+# county's year stays one range of the index however many counties the database holds).
 DAY_KEY = ("day", "adcode", "category_code", *CELL)
-MONTH_KEY = ("category_code", "month", "adcode", *CELL)
+MONTH_KEY = ("category_code", "adcode", "month", *CELL)
 
 
 def _key(period: str) -> str:
