@@ -364,6 +364,7 @@ def _serve(
     from api import metrics
     from api.app import create_app
     from api.observe import log_config
+    from api.workers import run as serve_workers
     from webmap.pages import PAGES
 
     host, port, workers = host or server.host, port or server.port, workers or server.workers
@@ -400,7 +401,7 @@ def _serve(
         return
     folder = metrics.multiprocess_dir(settings.state_dir, clean=not tracking)
     say(f"metrics of {workers} workers kept in {folder}")
-    uvicorn.run("api.asgi:build", factory=True, workers=workers, **options)
+    serve_workers("api.asgi:build", workers, factory=True, **options)
 
 
 @boundary_app.command("check")

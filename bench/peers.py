@@ -20,15 +20,18 @@ PYGEOAPI_VERSION = "0.21.0"
 PYGEOAPI_LAYERS = {"cases": "reported_at"}
 STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4490"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+# every server of a benchmark runs its workers as `citygrid serve` does (api/workers.py)
+SERVED = {"PYTHONPATH": str(BENCH.parent)}
 
 
 def tipg(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     """tipg under uvicorn, serving the public schema of the database at `url`."""
     command = [
-        str(TIPG_PYTHON), "-m", "uvicorn", "tipg.main:app",
+        str(TIPG_PYTHON), "-m", "api.workers", "tipg.main:app",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
     env = {
+        **SERVED,
         "DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://"),
         "TIPG_DB_SCHEMAS": '["public"]',
         "TIPG_MAX_FEATURES_PER_QUERY": "10000",
@@ -114,10 +117,10 @@ def pygeoapi(url: str, port: int, workers: int, folder: str) -> subprocess.Popen
         capture_output=True,
     )
     command = [
-        str(PYGEOAPI_BIN / "python"), "-m", "uvicorn", "pygeoapi.starlette_app:APP",
+        str(PYGEOAPI_BIN / "python"), "-m", "api.workers", "pygeoapi.starlette_app:APP",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
-    return start(command, env, port)
+    return start(command, {**SERVED, **env}, port)
 
 
 def scratch() -> tempfile.TemporaryDirectory[str]:

@@ -123,9 +123,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def citygrid_server(
     url: str, port: int, workers: int, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
-    """citygrid under uvicorn on the benchmark database."""
+    """citygrid under uvicorn on the benchmark database, its workers as `citygrid serve` runs
+    them (api/workers.py)."""
     command = [
-        sys.executable, "-m", "uvicorn", "api.asgi:build", "--factory",
+        sys.executable, "-m", "api.workers", "api.asgi:build", "--factory",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
     return start(command, {"CITYGRID_DATABASE_URL": url, **env}, port)
