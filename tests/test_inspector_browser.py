@@ -63,6 +63,14 @@ def tap_at(page: Any, lon: float, lat: float) -> None:
     page.touchscreen.tap(x, y)
 
 
+def sign_in(page: Any, base: str) -> None:
+    """Sign in as the inspector on the login page shown, and land on the phone map."""
+    page.fill("#username", "inspector")
+    page.fill("#password", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/maps/inspector")
+
+
 def fill_report(page: Any, description: str) -> None:
     page.wait_for_selector(".cg-sheet.cg-open select[name=category_code]")
     page.select_option("select[name=category_code]", "E0102")
@@ -83,10 +91,7 @@ def test_an_inspector_reports_a_case_from_the_phone_map(
     seen = watch(page)
     page.goto(f"{base}/maps/inspector", wait_until="load")
     assert page.url.startswith(f"{base}/login?next=/maps/inspector")
-    page.fill("#username", "inspector")
-    page.fill("#password", TEST_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/maps/inspector")
+    sign_in(page, base)
     wait_for(
         page,
         "window.CityGrid && CityGrid.inspectorReady && CityGrid.idle()"
@@ -211,10 +216,7 @@ def test_the_server_decides_whether_a_work_order_was_rectified_on_time(
     page = context.new_page()
     seen = watch(page)
     page.goto(f"{base}/login?next=/maps/inspector", wait_until="load")
-    page.fill("#username", "inspector")
-    page.fill("#password", TEST_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/maps/inspector")
+    sign_in(page, base)
     wait_for(
         page,
         "window.CityGrid && CityGrid.inspectorReady && CityGrid.idle()"

@@ -27,26 +27,21 @@ def bind_period(start: date | None, end: date | None, params: dict[str, Any]) ->
         params.update(after_end=after_end, last_day=end)
 
 
-def period_clause(start: date | None, end: date | None, params: dict[str, Any], alias: str) -> str:
-    """Cases of `alias` reported during the period."""
+def period_clause(
+    start: date | None,
+    end: date | None,
+    params: dict[str, Any],
+    alias: str,
+    column: str = "reported_at",
+) -> str:
+    """Rows of `alias` whose `column` falls in the period: cases reported during it, or counts
+    of its China-time days (`day`)."""
     bind_period(start, end, params)
     clauses = []
     if start is not None:
-        clauses.append(f"{alias}.reported_at >= CAST(:start AS date)")
+        clauses.append(f"{alias}.{column} >= CAST(:start AS date)")
     if end is not None:
-        clauses.append(f"{alias}.reported_at < CAST(:after_end AS date)")
-    return " AND ".join(clauses) or "TRUE"
-
-
-def day_clause(start: date | None, end: date | None, params: dict[str, Any], alias: str) -> str:
-    """Rows of `alias` counted on a China-time `day` of the period (as `period_clause` keeps
-    the cases reported during it)."""
-    bind_period(start, end, params)
-    clauses = []
-    if start is not None:
-        clauses.append(f"{alias}.day >= CAST(:start AS date)")
-    if end is not None:
-        clauses.append(f"{alias}.day < CAST(:after_end AS date)")
+        clauses.append(f"{alias}.{column} < CAST(:after_end AS date)")
     return " AND ".join(clauses) or "TRUE"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from layers.cases.casefilters import bind_period, day_clause
+from layers.cases.casefilters import bind_period, period_clause
 from layers.cases.codes import category_clause
 from layers.engine.access import Viewer, county_condition
 
@@ -98,7 +98,7 @@ def cell_counts(
     columns = "x.gk_srid, x.cell_x, x.cell_y, x.n"
     months = None if by_week else whole_months(start, end)
     if months is None:
-        days = day_clause(start, end, params, "x")
+        days = period_clause(start, end, params, "x", "day")
         return (
             f"(SELECT x.day, {columns} FROM case_cell_days AS x "
             f"WHERE {county} AND {days} AND {subclasses})"
