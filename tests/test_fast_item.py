@@ -24,6 +24,7 @@ from api.settings import DatabaseSettings
 from layers.accounts import users
 from layers.registry import LAYERS
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
+from tests.support import in_own_thread
 from tests.world import World
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -117,7 +118,7 @@ def _call(app: FastAPI, path: str, headers: dict[str, str]) -> tuple[list[Messag
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "app": app,
     }
-    asyncio.run(FastItem(framework)(scope, receive, send))
+    in_own_thread(asyncio.run, FastItem(framework)(scope, receive, send))
     return sent, bool(passed)
 
 

@@ -1,6 +1,6 @@
 """The cases of a period as counts per 250 m cell, summed from the tables of migration 0036.
 
-Why days and months: on the scaled 启东 (1,025,433 cases in a year, 23 subclasses, 8,947 cells)
+Why days and months: on the scaled demo city (1,025,433 cases in a year, 23 subclasses, 8,947 cells)
 a row per county, day, subclass and cell is 680,523 rows, two thirds of the cases, and summing
 them took as long as the index-only scan of the cases they would replace. Per month it is 143,093
 rows, and 53,310 more for all subclasses together ('*'): a year's heatmap reads those 53,310 (5 %
