@@ -339,6 +339,20 @@ def _viewer(issuer: Issuer, claims: Claims, account: Account | None) -> Viewer:
     )
 
 
+def _versions(state: Any) -> Callable[[str], int | None]:
+    """The versions the application's listener vouches for (none before it listens)."""
+    watcher = getattr(state, "layer_versions", None)
+    return watcher.current if watcher is not None else lambda _: None
+
+
+def remembered_viewer(state: Any, token: str) -> Viewer | None:
+    """The viewer `token` stands for, when the application's caches may vouch for it at their
+    current versions; None when the database must (its deployment read, see `app_issuer`)."""
+    return viewer_from_memory(
+        state.issuer, token, state.accounts, _versions(state), state.revoked_sessions, state.claims
+    )
+
+
 # Declares the password flow in the OpenAPI document (the docs' "Authorize" button); the header
 # itself is read by `presented_token`, which also accepts the pages' cookie.
 PASSWORD_FLOW = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -352,16 +366,12 @@ async def optional_viewer(
     if presented is None:
         return None
     state = request.app.state
-    watcher = getattr(state, "layer_versions", None)
-    versions = watcher.current if watcher is not None else lambda _: None
     issuer = state.issuer
     if issuer.deployment is None:  # read once, from the database
         issuer = await run_in_threadpool(app_issuer, state)
     # Most requests are answered from memory, on the event loop; the database only when the
     # listener cannot vouch for the cached session or account (then in a worker thread).
-    viewer = viewer_from_memory(
-        issuer, presented.token, state.accounts, versions, state.revoked_sessions, state.claims
-    )
+    viewer = remembered_viewer(state, presented.token)
     if viewer is None:
         viewer = await run_in_threadpool(
             viewer_from_token,
@@ -369,7 +379,7 @@ async def optional_viewer(
             issuer,
             presented.token,
             state.accounts,
-            versions,
+            _versions(state),
             state.revoked_sessions,
         )
     if presented.kind == "cookie":  # sent by the browser on its own, whichever site asks

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import presented_token, viewer_from_memory
+from api.auth import presented_token, remembered_viewer
 from api.errors import DATABASE_ERRORS
 from api.routes import features as routes
 from layers.engine import features
@@ -85,17 +85,8 @@ def _viewer(request: Request, state: Any) -> Viewer | None:
     """The signed-in viewer when memory may vouch for the token, else None."""
     try:
         presented = presented_token(request)
-        issuer = state.issuer
-        watcher = getattr(state, "layer_versions", None)
-        if presented is None or issuer.deployment is None or watcher is None:
+        if presented is None or state.issuer.deployment is None:
             return None
-        return viewer_from_memory(
-            issuer,
-            presented.token,
-            state.accounts,
-            watcher.current,
-            state.revoked_sessions,
-            state.claims,
-        )
+        return remembered_viewer(state, presented.token)
     except CitygridError:
         return None

@@ -8,9 +8,9 @@ bins leave the database: their centres in longitude/latitude and their weights.
 Bins of whole cells (250 m and up) for a viewer limited by county alone, with no box and no grid,
 are summed from the cases counted per county, China-time day or month, subclass and cell, kept
 current by the triggers of every write (migration 0036, `layers/cases/cellcounts.py`). Those
-filters are conditions on the key, so the sums are the counts of the scan, to the case. A patrol area, a handling unit, a
-grid or a box cuts through cells (a box on points is not a box on cells), and bins smaller than a
-cell need each case's position: those read the cases.
+filters are conditions on the key, so the sums are the counts of the scan, to the case. A patrol
+area, a handling unit, a grid or a box cuts through cells (a box on points is not a box on
+cells), and bins smaller than a cell need each case's position: those read the cases.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from gis.bins import bin_metres, cells_per_bin
 from layers.cases.casefilters import period_clause, within_grid
 from layers.cases.cellcounts import cell_counts
 from layers.cases.codes import category_clause
-from layers.engine.access import Viewer, area_clause, read_limit
+from layers.engine.access import Viewer, area_clause, county_condition, read_limit
 from layers.engine.features import BBox, bbox_clause
 from layers.errors import BadQuery
 from layers.registry import CASES
@@ -62,13 +62,9 @@ def _latitude(conn: Connection, query: HeatmapQuery) -> float:
     bbox, viewer = query.bbox, query.viewer
     if bbox is not None and bbox.crs.uri.endswith("CRS84"):
         return (bbox.south + bbox.north) / 2
-    held = viewer.counties if viewer is not None else None
+    held, bound = county_condition(viewer, "adcode")
     middle = conn.execute(
-        text(
-            "SELECT avg(ST_Y(centre)) FROM counties "
-            "WHERE CAST(:held AS text[]) IS NULL OR adcode = ANY(CAST(:held AS text[]))"
-        ),
-        {"held": list(held) if held is not None else None},
+        text(f"SELECT avg(ST_Y(centre)) FROM counties WHERE {held}"), dict(bound)
     ).scalar()
     return float(middle) if middle is not None else 30.0
 

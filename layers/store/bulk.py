@@ -15,7 +15,8 @@ from layers.registry import STORAGE_SRID
 Progress = Callable[[int], None]
 
 
-def _quote(conn: Connection, name: str) -> str:
+def quote_name(conn: Connection, name: str) -> str:
+    """`name` quoted as an identifier where PostgreSQL needs it."""
     return conn.dialect.identifier_preparer.quote(name)
 
 
@@ -34,12 +35,12 @@ def copy_rows(
     if "geom" in columns:
         geoms = shapely.set_srid(np.asarray([r["geom"] for r in rows], dtype=object), STORAGE_SRID)
         ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
-    names = ", ".join(_quote(conn, c) for c in columns)
+    names = ", ".join(quote_name(conn, c) for c in columns)
     raw = conn.connection.driver_connection
     assert raw is not None
     with (
         raw.cursor() as cur,
-        cur.copy(f"COPY {_quote(conn, table.name)} ({names}) FROM STDIN") as copy,
+        cur.copy(f"COPY {quote_name(conn, table.name)} ({names}) FROM STDIN") as copy,
     ):
         for i, row in enumerate(rows):
             values = [ewkb[i] if c == "geom" else row[c] for c in columns]
@@ -52,7 +53,7 @@ def copy_rows(
         conn.execute(
             text(
                 "SELECT setval(pg_get_serial_sequence(:t, 'id'), (SELECT max(id) FROM "
-                + _quote(conn, table.name)
+                + quote_name(conn, table.name)
                 + "))"
             ),
             {"t": table.name},
@@ -89,12 +90,12 @@ def copy_tuples(
     """COPY `rows` (tuples in the order of `columns`, each a column's name and PostgreSQL type;
     no geometry) into the table named `table` in binary; returns the count. For millions of
     narrow rows, where dicts and text would cost more than the rows themselves."""
-    names = ", ".join(_quote(conn, name) for name, _ in columns)
+    names = ", ".join(quote_name(conn, name) for name, _ in columns)
     raw = conn.connection.driver_connection
     assert raw is not None
     with (
         raw.cursor() as cur,
-        cur.copy(f"COPY {_quote(conn, table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
+        cur.copy(f"COPY {quote_name(conn, table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.set_types([kind for _, kind in columns])
         for start in range(0, len(rows), chunk):
@@ -123,7 +124,7 @@ def analyze(conn: Connection, table: str) -> None:
     """Gather the planner's statistics of `table` inside the caller's transaction, so that the
     statements after a bulk load see its rows; a role that does not own it leaves it to autovacuum."""
     if owns(conn, table):
-        conn.execute(text(f"ANALYZE {_quote(conn, table)}"))
+        conn.execute(text(f"ANALYZE {quote_name(conn, table)}"))
 
 
 @contextmanager
@@ -143,9 +144,11 @@ def foreign_keys_checked_after(conn: Connection, table: str) -> Iterator[None]:
         if owns(conn, table)
         else []
     )
-    quoted = _quote(conn, table)
+    quoted = quote_name(conn, table)
     for name, _ in keys:
-        conn.execute(text(f"ALTER TABLE {quoted} DROP CONSTRAINT {_quote(conn, name)}"))
+        conn.execute(text(f"ALTER TABLE {quoted} DROP CONSTRAINT {quote_name(conn, name)}"))
     yield
     for name, definition in keys:
-        conn.execute(text(f"ALTER TABLE {quoted} ADD CONSTRAINT {_quote(conn, name)} {definition}"))
+        conn.execute(
+            text(f"ALTER TABLE {quoted} ADD CONSTRAINT {quote_name(conn, name)} {definition}")
+        )

@@ -17,6 +17,7 @@ from enum import StrEnum
 from sqlalchemy import Connection, text
 
 from layers.errors import UnplacedTable
+from layers.store.bulk import quote_name
 
 DISTRIBUTION_COLUMN = "adcode"
 ANCHOR = "grids"  # the first distributed table: the others are co-located with it
@@ -150,10 +151,6 @@ def foreign_keys(conn: Connection) -> list[ForeignKey]:
     ]
 
 
-def _quoted(conn: Connection, name: str) -> str:
-    return str(conn.execute(text("SELECT quote_ident(:n)"), {"n": name}).scalar_one())
-
-
 def _keys_without_county(conn: Connection, tables: list[str]) -> list[tuple[str, str, bool, str]]:
     """Primary keys and unique indexes of `tables` that leave the county out: (table, index,
     is primary, the DDL of the same key with the county first)."""
@@ -178,7 +175,7 @@ def _keys_without_county(conn: Connection, tables: list[str]) -> list[tuple[str,
     out = []
     for table, index, primary, columns, predicate in rows:
         keyed = ", ".join([DISTRIBUTION_COLUMN, *columns])
-        t, i = _quoted(conn, table), _quoted(conn, index)
+        t, i = quote_name(conn, table), quote_name(conn, index)
         if primary:
             ddl = f"ALTER TABLE {t} ADD CONSTRAINT {i} PRIMARY KEY ({keyed})"
         else:
@@ -190,15 +187,15 @@ def _keys_without_county(conn: Connection, tables: list[str]) -> list[tuple[str,
 
 def _with_county(conn: Connection, key: ForeignKey) -> str:
     """The foreign key again, reaching its row by county and id."""
-    cols = ", ".join(_quoted(conn, c) for c in key.columns)
-    targets = ", ".join(_quoted(conn, c) for c in key.target_columns)
+    cols = ", ".join(quote_name(conn, c) for c in key.columns)
+    targets = ", ".join(quote_name(conn, c) for c in key.target_columns)
     on_delete = key.on_delete
     if on_delete in ("SET NULL", "SET DEFAULT"):  # the county stays: only the link is cleared
         on_delete = f"{on_delete} ({cols})"
     return (
-        f"ALTER TABLE {_quoted(conn, key.table)} ADD CONSTRAINT {_quoted(conn, key.name)} "
+        f"ALTER TABLE {quote_name(conn, key.table)} ADD CONSTRAINT {quote_name(conn, key.name)} "
         f"FOREIGN KEY ({DISTRIBUTION_COLUMN}, {cols}) "
-        f"REFERENCES {_quoted(conn, key.target)} ({DISTRIBUTION_COLUMN}, {targets}) "
+        f"REFERENCES {quote_name(conn, key.target)} ({DISTRIBUTION_COLUMN}, {targets}) "
         f"ON UPDATE {key.on_update} ON DELETE {on_delete}"
     )
 
@@ -240,14 +237,14 @@ def plan(conn: Connection) -> Plan:
     ]
     unkeyed = _keys_without_county(conn, distributed)
     ddl = [
-        f"ALTER TABLE {_quoted(conn, k.table)} DROP CONSTRAINT {_quoted(conn, k.name)}"
+        f"ALTER TABLE {quote_name(conn, k.table)} DROP CONSTRAINT {quote_name(conn, k.name)}"
         for k in [*between, *given_up]
     ]
     for table, index, primary, _ in unkeyed:
         ddl.append(
-            f"ALTER TABLE {_quoted(conn, table)} DROP CONSTRAINT {_quoted(conn, index)}"
+            f"ALTER TABLE {quote_name(conn, table)} DROP CONSTRAINT {quote_name(conn, index)}"
             if primary
-            else f"DROP INDEX {_quoted(conn, index)}"
+            else f"DROP INDEX {quote_name(conn, index)}"
         )
     ddl += [statement for *_, statement in unkeyed]
     ddl += [_with_county(conn, k) for k in between]
