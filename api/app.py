@@ -61,6 +61,7 @@ from api.sign_in_budget import HashBudget
 from layers.cases.evalweights import WeightsCache
 from layers.cases.workcalendar import Calendars
 from layers.engine.tiles import TileCache
+from layers.store.aio import read_pool
 from layers.store.db import make_engine
 from layers.store.roles import API_APPLICATION
 from layers.store.versions import VersionWatcher
@@ -101,6 +102,10 @@ def create_app(
         )
         metrics.watch_pool(engine, limits.pool_max_overflow)
         app.state.engine = engine
+        app.state.read_pool = read_pool(
+            engine.url, limits.read_timeout_ms, settings.gk_epsg, API_APPLICATION, settings.pool_size
+        )
+        await app.state.read_pool.open(wait=False)  # connects in the background, as the engine
         with suppress(DBAPIError):  # down at start: read with the first token instead
             app_issuer(app.state)
         app.state.layer_versions = VersionWatcher(engine.url, API_APPLICATION)
@@ -118,6 +123,7 @@ def create_app(
         finally:
             app.state.tracking_feed.stop()
             app.state.layer_versions.stop()
+            await app.state.read_pool.close()
             engine.dispose()
             metrics.forget_process()
 

@@ -4,8 +4,9 @@ The single item is the API's smallest request: its query takes a fraction of a m
 matching the path against every route and resolving its five dependencies cost more than the
 database. For the plain request (GET, no query string, a token the caches vouch for) this
 middleware calls the same functions the route's dependencies and body call — the registry, the
-sign-in check from memory, `features.read_item` with the viewer's scope in its SQL, and
-`routes.features.item_response` — and answers. Anything else, and every refusal (an unknown
+sign-in check from memory, the route's statement with the viewer's scope in its SQL (run as one
+prepared statement on the event loop's read pool, `layers.store.aio`, rather than in a worker
+thread's transaction), and `routes.features.item_response` — and answers. Anything else, and every refusal (an unknown
 layer, a token the database must check, a feature out of reach), goes through the framework,
 which answers it as it answers every other request. `tests/test_fast_item.py` checks that the
 framework sends every layer's item path to that same route, and that both answer alike.
@@ -17,7 +18,6 @@ import re
 from typing import Any
 
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,8 +62,8 @@ class FastItem:
             return None
         crs = parse_crs(None, "crs")  # what the route reads when `crs` is not given
         try:
-            body, etag = await run_in_threadpool(
-                features.read_item, state.engine, layer, feature_id, crs, viewer
+            body, etag = await features.read_item_async(
+                state.read_pool, layer, feature_id, crs, viewer
             )
         except REFUSED:  # refused (or 503) by the framework, in its own words
             return None

@@ -3,12 +3,13 @@ pgbench at the same concurrency as wrk.
 
 The statements are captured where psycopg sends them (the transaction's timeout, the count for
 numberMatched, the page, a server-side cursor's DECLARE, FETCHes and CLOSE, the end of the
-transaction), from citygrid run in this process on the same database, with each bound value
+transaction; the read pool's single statement, in autocommit), from citygrid run in this process on the same database, with each bound value
 written in as a literal.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -84,6 +85,7 @@ class _Recorder:
 
 PATCHED = [
     (psycopg.Cursor, "execute", "execute"),
+    (psycopg.AsyncCursor, "execute", "execute"),  # the read pool's (`layers.store.aio`)
     (psycopg.ServerCursor, "execute", "declare"),
     (psycopg.ServerCursor, "fetchmany", "fetch"),
     (psycopg.ServerCursor, "close", "close"),
@@ -93,6 +95,16 @@ PATCHED = [
 
 
 def _recorded(original: Any, record: Callable[..., list[str]], sent: list[str]) -> Any:
+    if inspect.iscoroutinefunction(original):
+
+        @wraps(original)
+        async def awaited(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if STATEMENT_BUDGET.get() is not None:
+                sent.extend(record(self, *args, **kwargs))
+            return await original(self, *args, **kwargs)
+
+        return awaited
+
     @wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if STATEMENT_BUDGET.get() is not None:  # only what a request sends

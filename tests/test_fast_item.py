@@ -6,7 +6,6 @@ framework, as before."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from api.settings import DatabaseSettings
 from layers.accounts import users
 from layers.registry import LAYERS
 from tests.accounts import ROLES, TEST_AUTH, bearer, ensure_account
-from tests.support import in_own_thread
 from tests.world import World
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -90,9 +88,11 @@ def test_the_fast_answer_is_the_frameworks(
         assert fast.json()["id"] == fid
 
 
-def _call(app: FastAPI, path: str, headers: dict[str, str]) -> tuple[list[Message], bool]:
+def _call(
+    client: TestClient, app: FastAPI, path: str, headers: dict[str, str]
+) -> tuple[list[Message], bool]:
     """`FastItem` alone around a framework that only notes it was called: its messages, and
-    whether it passed the request on."""
+    whether it passed the request on (on the client's event loop, the read pool's)."""
     passed: list[bool] = []
 
     async def framework(scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,7 +118,8 @@ def _call(app: FastAPI, path: str, headers: dict[str, str]) -> tuple[list[Messag
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "app": app,
     }
-    in_own_thread(asyncio.run, FastItem(framework)(scope, receive, send))
+    assert client.portal is not None
+    client.portal.call(FastItem(framework), scope, receive, send)
     return sent, bool(passed)
 
 
@@ -129,7 +130,7 @@ def test_what_the_caches_vouch_for_is_answered_without_the_framework(
     inspector = bearer("inspector")
     own, other = world.west["cases"], world.east["cases"]
     assert client.get(f"/collections/cases/items/{own}", headers=inspector).status_code == 200
-    sent, passed = _call(app, f"/collections/cases/items/{own}", inspector)
+    sent, passed = _call(client, app, f"/collections/cases/items/{own}", inspector)
     assert not passed and sent[0]["status"] == 200
     assert json.loads(sent[1]["body"])["id"] == own
     for path, headers in (
@@ -139,7 +140,7 @@ def test_what_the_caches_vouch_for_is_answered_without_the_framework(
         (f"/collections/cases/items/{own}", bearer("unseen")),  # an account not yet read
         (f"/collections/cases/items/{own}", {"Authorization": "Bearer forged"}),
     ):
-        sent, passed = _call(app, path, headers)
+        sent, passed = _call(client, app, path, headers)
         assert passed and sent == [], path
 
 

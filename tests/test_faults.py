@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
@@ -18,6 +19,8 @@ from api.app import create_app
 from api.auth import COOKIE
 from api.errors import status_for
 from api.settings import DatabaseSettings
+from layers.places import counties
+from layers.places.boundary import County
 from layers.store import db, migrate, roles
 from layers.store.cluster import Cluster, find_server
 from tests.accounts import TEST_AUTH, bearer, ensure_account, name_deployment, token_for
@@ -25,9 +28,12 @@ from tests.databases import PgServer
 from tests.support import free_port, live_server
 
 USER = "fault-admin"
+CASE_ID = 1  # the one case of the fault cluster, in its one county
+FAULT_COUNTY = "350403"
 # What the server is asked, each kind by its own client: data as JSON, a tile, a page, a download.
 REQUESTS = {
     "items": ("/collections/cases/items?limit=5", {}),
+    "item": (f"/collections/cases/items/{CASE_ID}", {}),  # the read pool's (api/fast_item.py)
     "tile": ("/collections/cases/tiles/WebMercatorQuad/14/13720/6690", {}),
     "page": ("/maps/overview", {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}),
     "export": ("/collections/cases/export?format=csv", {}),
@@ -70,6 +76,20 @@ def fault_cluster() -> Iterator[tuple[Cluster, str]]:
                 roles.grant_api_rights(conn, roles.API_ROLE)
                 name_deployment(conn)
             ensure_account(owner, USER, "admin")
+            with owner.begin() as conn:
+                square = shapely.MultiPolygon([shapely.box(121.6, 31.7, 121.7, 31.9)])
+                counties.add(conn, County(FAULT_COUNTY, "故障测试县", square))
+                conn.execute(
+                    text("""
+                    INSERT INTO cases (id, adcode, geom, category_code, source, status,
+                                       reported_at)
+                    OVERRIDING SYSTEM VALUE
+                    SELECT :id, :adcode, ST_SetSRID(ST_MakePoint(121.66, 31.81), 4490), code,
+                           'hotline', 'reported', now()
+                    FROM case_categories LIMIT 1
+                    """),
+                    {"id": CASE_ID, "adcode": FAULT_COUNTY},
+                )
         finally:
             admin.dispose()
             owner.dispose()

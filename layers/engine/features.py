@@ -5,7 +5,7 @@ Identifiers come from the registry only and are quoted; every value is a bound p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from layers.engine.access import Viewer, area_clause, not_visible, read_limit
 from layers.engine.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
 from layers.errors import UnknownLayer
 from layers.registry import LAYERS, Layer
+from layers.store.aio import ReadPool, fetch_row
 from layers.store.versions import open_after
 
 MAX_LIMIT = 10_000
@@ -300,12 +301,23 @@ def fetch_item(
     viewer: Viewer | None = None,
 ) -> tuple[str, str]:
     """One feature as GeoJSON text, and its ETag (the hash of the whole row), in one query."""
+    sql, params = item_sql(layer, feature_id, crs, viewer)
+    return _item(layer, feature_id, conn.execute(text(sql), params).first())
+
+
+def item_sql(
+    layer: Layer, feature_id: int, crs: Crs, viewer: Viewer | None
+) -> tuple[str, dict[str, Any]]:
+    """The statement of one feature the viewer may read: its GeoJSON and its ETag."""
     params: dict[str, Any] = {"feature_id": feature_id}
     sql = (
         f"SELECT {_feature(layer, crs)}::text, {ROW_ETAG} "
         f"FROM {_q(layer.id)} AS t WHERE t.id = :feature_id AND {area_clause(layer, viewer, params)}"
     )
-    row = conn.execute(text(sql), params).first()
+    return sql, params
+
+
+def _item(layer: Layer, feature_id: int, row: Sequence[Any] | None) -> tuple[str, str]:
     if row is None:
         raise not_visible(layer, feature_id)
     return str(row[0]), str(row[1])
@@ -317,6 +329,14 @@ def read_item(
     """`fetch_item` on a connection of its own, returned to the pool at once."""
     with engine.connect() as conn:
         return fetch_item(conn, layer, feature_id, crs, viewer)
+
+
+async def read_item_async(
+    pool: ReadPool, layer: Layer, feature_id: int, crs: Crs, viewer: Viewer | None
+) -> tuple[str, str]:
+    """`fetch_item` as one prepared statement on the event loop's pool (`layers.store.aio`)."""
+    sql, params = item_sql(layer, feature_id, crs, viewer)
+    return _item(layer, feature_id, await fetch_row(pool, sql, params))
 
 
 def extent(conn: Connection, layer: Layer, viewer: Viewer | None = None) -> dict[str, Any]:
