@@ -103,7 +103,11 @@ def create_app(
         metrics.watch_pool(engine, limits.pool_max_overflow)
         app.state.engine = engine
         app.state.read_pool = read_pool(
-            engine.url, limits.read_timeout_ms, settings.gk_epsg, API_APPLICATION, settings.pool_size
+            engine.url,
+            limits.read_timeout_ms,
+            settings.gk_epsg,
+            API_APPLICATION,
+            settings.pool_size,
         )
         await app.state.read_pool.open(wait=False)  # connects in the background, as the engine
         with suppress(DBAPIError):  # down at start: read with the first token instead

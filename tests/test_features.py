@@ -161,9 +161,9 @@ def test_the_engine_counts_plans_and_pages_without_the_route(
         {"offset": "100", "limit": "50"}, {"offset": "0", "limit": "50"}
     )
     assert whole.paging(5, 42) == Paging({"after": "42", "limit": "5"}, None)
-    doc = json.loads(whole.text(lambda paging: {"next": json.dumps(paging.next)}))
+    doc = json.loads(whole.body(lambda paging: {"next": json.dumps(paging.next)}))
     assert doc["numberMatched"] == matched and doc["next"]["after"] == str(
         doc["features"][-1]["id"]
     )
     assert streamed.page is None and streamed.rows is not None
-    assert sent["features"] == json.loads(whole.text(lambda paging: {}))["features"]
+    assert sent["features"] == json.loads(whole.body(lambda paging: {}))["features"]

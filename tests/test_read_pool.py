@@ -1,5 +1,6 @@
 """The event loop's read pool (layers/store/aio.py): its connections start with the engine's
-session settings and the read budget, run one prepared statement per read, and bind values."""
+session settings and the read budget, run one prepared statement per read, and bind values; json
+comes from it, and from the engine's connections (layers/store/raw.py), as the server's bytes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url
 
-from layers.store.aio import driver_sql, fetch_row, read_pool
+from layers.store.aio import fetch_row, read_pool
 from layers.store.db import BUREAU_TIMEZONE
+from layers.store.raw import driver_sql, fetch_json_row
 from tests.support import in_own_thread
 
 
@@ -96,3 +98,12 @@ def test_reads_are_prepared_and_their_values_bound(database_url: str) -> None:
 def test_a_refused_statement_leaves_the_connection_usable(database_url: str, refused: str) -> None:
     error, after = _run(database_url, 1000, None, [(refused, {}), ("SELECT 1", {})])
     assert isinstance(error, psycopg.Error) and after == (1,)
+
+
+def test_json_arrives_as_the_bytes_the_server_wrote(database_url: str, engine: Engine) -> None:
+    sql = "SELECT json_build_object('名称', CAST(:name AS text), 'n', 1), 'etag'"
+    expected = '{"名称" : "城管局", "n" : 1}'.encode()
+    [pooled] = _run(database_url, 1000, None, [(sql, {"name": "城管局"})])
+    with engine.connect() as conn:
+        direct = fetch_json_row(conn, sql, {"name": "城管局"})
+    assert pooled == direct == (expected, "etag")  # neither parsed nor decoded; text stays text

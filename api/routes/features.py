@@ -292,7 +292,7 @@ def items(
     if result.rows is not None:  # large pages go out as PostGIS writes them, never whole in memory
         first, rest = result.chunks(members)
         return ClosingStream(first, rest, media_type=GEOJSON, headers=headers)
-    return Response(result.text(members), media_type=GEOJSON, headers=headers)
+    return Response(result.body(members), media_type=GEOJSON, headers=headers)
 
 
 def _now() -> str:
@@ -336,7 +336,7 @@ async def item(
     return item_response(request, layer, crs, body, etag)
 
 
-def item_response(request: Request, layer: Layer, crs: Crs, body: str, etag: str) -> Response:
+def item_response(request: Request, layer: Layer, crs: Crs, body: bytes, etag: str) -> Response:
     """A feature's answer: its GeoJSON with the links to itself and its collection, its CRS and
     ETag (also the answer of `api.fast_item`)."""
     collection = f"{_base(request)}/collections/{layer.id}"

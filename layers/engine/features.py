@@ -6,6 +6,7 @@ Identifiers come from the registry only and are quoted; every value is a bound p
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from layers.engine.crs import STORAGE, Crs, decimals, geometry_in, geometry_out
 from layers.errors import UnknownLayer
 from layers.registry import LAYERS, Layer
 from layers.store.aio import ReadPool, fetch_row
+from layers.store.raw import fetch_json_row, stream_json_rows
 from layers.store.versions import open_after
 
 MAX_LIMIT = 10_000
@@ -27,21 +29,21 @@ EXACT_COUNT_MAX_ROWS = 100_000  # above this many rows numberMatched is the plan
 
 @dataclass(frozen=True)
 class Page:
-    """A page of features: the GeoJSON text PostGIS built, and how many features it holds."""
+    """A page of features: the GeoJSON PostGIS built (UTF-8), and how many features it holds."""
 
-    body: str
+    body: bytes
     returned: int
     last_id: int | None = None
 
-    def with_members(self, members: dict[str, str]) -> str:
-        """The GeoJSON text with more top-level members (JSON texts), without parsing it."""
+    def with_members(self, members: dict[str, str]) -> bytes:
+        """The GeoJSON with more top-level members (JSON texts), without parsing it."""
         return with_members(self.body, members)
 
 
-def with_members(body: str, members: dict[str, str]) -> str:
-    """A JSON object's text with more top-level members (JSON texts), without parsing it."""
+def with_members(body: bytes, members: dict[str, str]) -> bytes:
+    """A JSON object (UTF-8) with more top-level members (JSON texts), without parsing it."""
     extra = "".join(f', "{name}" : {value}' for name, value in members.items())
-    return f"{body[: body.rindex('}')]}{extra}}}"
+    return b"".join((memoryview(body)[: body.rindex(b"}")], extra.encode(), b"}"))
 
 
 @dataclass(frozen=True)
@@ -208,14 +210,14 @@ def _page_rows(query: ItemsQuery, params: dict[str, Any], found: Matching | None
 
 
 def items_sql(query: ItemsQuery, found: Matching | None = None) -> tuple[str, dict[str, Any]]:
-    """SQL returning the page as GeoJSON text (and its feature count)."""
+    """SQL returning the page as GeoJSON (json, and its feature count)."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
     sql = f"""
         SELECT json_build_object(
             'type', 'FeatureCollection',
             'features', coalesce(json_agg(page.feature ORDER BY page.n), '[]'::json),
             'numberReturned', count(*)
-        )::text, count(*), max(page.id)
+        ), count(*), max(page.id)
         FROM (
             SELECT row_number() OVER (ORDER BY {_order(query)}) AS n, t.id,
                    {_feature(query.layer, query.crs, query.properties)} AS feature
@@ -226,10 +228,10 @@ def items_sql(query: ItemsQuery, found: Matching | None = None) -> tuple[str, di
 
 
 def rows_sql(query: ItemsQuery, found: Matching | None = None) -> tuple[str, dict[str, Any]]:
-    """SQL returning the page one feature a row (id, GeoJSON text), for streaming."""
+    """SQL returning the page one feature a row (id, GeoJSON as json), for streaming."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
     sql = f"""
-        SELECT t.id, {_feature(query.layer, query.crs, query.properties)}::text
+        SELECT t.id, {_feature(query.layer, query.crs, query.properties)}
         {_page_rows(query, params, found)}
     """
     return sql, params
@@ -245,26 +247,29 @@ def stream_items(
     """A FeatureCollection streamed from a server-side cursor on the request's own connection
     (one connection a request: requests waiting for a second one could starve the pool);
     PostGIS writes each feature."""
-    streamed = {"stream_results": True, "yield_per": batch}
-    rows = conn.execute(text(sql), params, execution_options=streamed)
-    with rows:  # the cursor is closed however the stream ends
+    rows = stream_json_rows(conn, sql, params, batch)
+    with closing(rows):  # the cursor is closed however the stream ends
         returned, last_id = 0, None
-        chunk: list[str] = ['{"type" : "FeatureCollection", "features" : [']
+        chunk: list[bytes] = [b'{"type" : "FeatureCollection", "features" : [']
         for feature_id, feature in rows:
-            chunk.append(("," if returned else "") + feature)
+            if returned:
+                chunk.append(b",")
+            chunk.append(feature)
             returned, last_id = returned + 1, feature_id
-            if len(chunk) >= batch:  # one write per batch, not per feature
-                yield "".join(chunk).encode()
+            if len(chunk) >= 2 * batch:  # one write per batch, not per feature
+                yield b"".join(chunk)
                 chunk = []
-        chunk.append(f'], "numberReturned" : {returned}, {tail(returned, last_id)}}}')
-        yield "".join(chunk).encode()
+        chunk.append(f'], "numberReturned" : {returned}, {tail(returned, last_id)}}}'.encode())
+        yield b"".join(chunk)
 
 
 def fetch_items(conn: Connection, query: ItemsQuery, found: Matching | None = None) -> Page:
-    """The page of features as GeoJSON text, serialised by PostGIS."""
+    """The page of features as GeoJSON, serialised by PostGIS and passed on as its bytes."""
     sql, params = items_sql(query, found)
-    body, returned, last_id = conn.execute(text(sql), params).one()
-    return Page(str(body), int(returned), last_id)
+    row = fetch_json_row(conn, sql, params)
+    assert row is not None, "an aggregate answers one row"
+    body, returned, last_id = row
+    return Page(body, int(returned), last_id)
 
 
 def count_matched(
@@ -299,10 +304,10 @@ def fetch_item(
     feature_id: int,
     crs: Crs = STORAGE,
     viewer: Viewer | None = None,
-) -> tuple[str, str]:
-    """One feature as GeoJSON text, and its ETag (the hash of the whole row), in one query."""
+) -> tuple[bytes, str]:
+    """One feature as GeoJSON (UTF-8), and its ETag (the hash of the whole row), in one query."""
     sql, params = item_sql(layer, feature_id, crs, viewer)
-    return _item(layer, feature_id, conn.execute(text(sql), params).first())
+    return _item(layer, feature_id, fetch_json_row(conn, sql, params))
 
 
 def item_sql(
@@ -311,21 +316,21 @@ def item_sql(
     """The statement of one feature the viewer may read: its GeoJSON and its ETag."""
     params: dict[str, Any] = {"feature_id": feature_id}
     sql = (
-        f"SELECT {_feature(layer, crs)}::text, {ROW_ETAG} "
+        f"SELECT {_feature(layer, crs)}, {ROW_ETAG} "
         f"FROM {_q(layer.id)} AS t WHERE t.id = :feature_id AND {area_clause(layer, viewer, params)}"
     )
     return sql, params
 
 
-def _item(layer: Layer, feature_id: int, row: Sequence[Any] | None) -> tuple[str, str]:
+def _item(layer: Layer, feature_id: int, row: Sequence[Any] | None) -> tuple[bytes, str]:
     if row is None:
         raise not_visible(layer, feature_id)
-    return str(row[0]), str(row[1])
+    return row[0], str(row[1])
 
 
 def read_item(
     engine: Engine, layer: Layer, feature_id: int, crs: Crs = STORAGE, viewer: Viewer | None = None
-) -> tuple[str, str]:
+) -> tuple[bytes, str]:
     """`fetch_item` on a connection of its own, returned to the pool at once."""
     with engine.connect() as conn:
         return fetch_item(conn, layer, feature_id, crs, viewer)
@@ -333,7 +338,7 @@ def read_item(
 
 async def read_item_async(
     pool: ReadPool, layer: Layer, feature_id: int, crs: Crs, viewer: Viewer | None
-) -> tuple[str, str]:
+) -> tuple[bytes, str]:
     """`fetch_item` as one prepared statement on the event loop's pool (`layers.store.aio`)."""
     sql, params = item_sql(layer, feature_id, crs, viewer)
     return _item(layer, feature_id, await fetch_row(pool, sql, params))
@@ -417,8 +422,8 @@ class ItemsResult:
         out = {"numberMatched": str(self.matched)} | more(self.paging(returned, last_id))
         return out | ({"numberMatchedIsEstimate": "true"} if self.estimated else {})
 
-    def text(self, more: Members) -> str:
-        """The whole page as GeoJSON text with its members."""
+    def body(self, more: Members) -> bytes:
+        """The whole page as GeoJSON with its members."""
         assert self.page is not None, "a streamed page has no text"
         return self.page.with_members(self.members(self.page.returned, self.page.last_id, more))
 

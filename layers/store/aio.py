@@ -9,19 +9,16 @@ run in autocommit and prepare their statements, so a read is one round trip on t
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import text
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL
 
 from layers.store.db import BUREAU_TIMEZONE
+from layers.store.raw import CLIENT_ENCODING, driver_sql, keep_json_bytes
 
-_DIALECT = PGDialect_psycopg()
 ReadPool = AsyncConnectionPool[AsyncConnection[Any]]
 
 
@@ -55,6 +52,7 @@ def read_pool(
         password=url.password,
         application_name=application_name,
         connect_timeout=10,
+        client_encoding=CLIENT_ENCODING,
         options=session_options(read_timeout_ms, gk_epsg),
         **{str(k): str(v) for k, v in url.query.items()},
     )
@@ -69,15 +67,10 @@ def read_pool(
     )
 
 
-@lru_cache(maxsize=512)
-def driver_sql(sql: str) -> str:
-    """A statement written with `:name` binds (as the engine's callers write them) in the
-    driver's own `%(name)s` style, literal percent signs doubled."""
-    return str(text(sql).compile(dialect=_DIALECT))
-
-
 async def fetch_row(pool: ReadPool, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The first row of one statement (prepared on its connection), or None."""
-    async with pool.connection() as conn:
-        cursor = await conn.execute(driver_sql(sql), params, prepare=True)
+    """The first row of one statement (prepared on its connection), or None; json columns as
+    bytes (`layers.store.raw`)."""
+    async with pool.connection() as conn, conn.cursor() as cursor:
+        keep_json_bytes(cursor)
+        await cursor.execute(driver_sql(sql), params, prepare=True)
         return await cursor.fetchone()

@@ -20,6 +20,7 @@ from layers.errors import (
     PostgisMissing,
     QueryTimeout,
 )
+from layers.store.raw import CLIENT_ENCODING
 
 # Every bureau works on China Standard Time: "today", day boundaries of statistics and the day a
 # grid change takes effect are the bureau's, whatever the server's clock zone.
@@ -100,7 +101,11 @@ def make_engine(
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=False,  # `_ping` below, which also opens the request's transaction
-        connect_args={"connect_timeout": 10, "application_name": application_name},
+        connect_args={
+            "connect_timeout": 10,
+            "application_name": application_name,
+            "client_encoding": CLIENT_ENCODING,
+        },
     )
 
     @event.listens_for(engine, "checkout")
