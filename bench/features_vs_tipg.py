@@ -8,7 +8,8 @@ of each, their ratios, the CPU each server's processes spent per request (which,
 per second, hardly depends on what else the machine is doing) and the feature counts each
 returned. For each items row it also replays, with pgbench at wrk's concurrency, the statements
 citygrid sent the database for that page (`bench/sqlcost.py`): the database's own cost, which
-citygrid's time per request is compared with.
+citygrid's time per request is compared with. Last, the HTTP floor (`bench/floor.py`): what
+the same launcher serves when the application answers a constant, the bound of any small row.
 
 pygeoapi is measured on the items rows only: its tile provider for PostgreSQL (MVT-postgresql) is
 not configured here, so the tile rows are citygrid and tipg. It names the CQL2 text encoding
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import floor
 import httpx
 import peers
 import psycopg
@@ -283,14 +285,31 @@ def main() -> None:
             pids = [s.pid for s in servers]
             for row in chosen:
                 results.append(measure(row, args, (ours, theirs, third), pids, auth, url, sent))
+            settle(pids, url)
         finally:
             for server in servers:
                 stop(server)
+    bare = floor.server(third + 1, args.workers)
+    try:
+        at_floor = rate(
+            f"http://127.0.0.1:{third + 1}/", args.seconds, args.connections, {}, bare.pid
+        )
+    finally:
+        stop(bare)
     print(HEADER)
     for m, row in zip(results, chosen, strict=True):
         print(table_row(m, row.items))
+    print(
+        f"\nHTTP floor (an ASGI app answering a constant feature, same launcher, "
+        f"{args.workers} workers, wrk -c{args.connections}): {at_floor.rps:,.1f}/s, "
+        f"CPU/request {at_floor.cpu_ms or 0:.2f} ms"
+    )
     (ROOT / "bench" / "results-features-vs-tipg.json").write_text(
-        json.dumps([vars(m) for m in results], indent=1, ensure_ascii=False)
+        json.dumps(
+            {"rows": [vars(m) for m in results], "http_floor_per_s": at_floor.rps},
+            indent=1,
+            ensure_ascii=False,
+        )
     )
 
 
