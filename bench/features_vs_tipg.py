@@ -28,7 +28,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STREET_BBOX = "121.60,31.76,121.70,31.86"
 MONTH = "2023-05-01T00:00:00Z/2023-05-31T23:59:59Z"
 FILTER = quote("status = 'parked'")
+WARM_UP_S = 2
 
 
 @dataclass(frozen=True)
@@ -154,15 +157,24 @@ def settle(pids: list[int], url: str, longest: float = 300) -> None:
     print(f"  (the servers were still busy after {longest:.0f} s)", flush=True)
 
 
-def rate(url: str, seconds: int, connections: int, headers: dict[str, str], pgid: int) -> Load:
-    """wrk on `url` for `seconds` with `connections` connections, and the CPU group `pgid` spent."""
+def rate(
+    url: str,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str],
+    pgid: int,
+    idle: Callable[[], None] = lambda: None,
+) -> Load:
+    """wrk on `url` for `seconds` with `connections` connections, and the CPU group `pgid` spent,
+    after a warm-up of WARM_UP_S not counted (pools and caches filled as in a running service)
+    and `idle` (waiting for the requests the warm-up left running)."""
     sent = [part for name, value in headers.items() for part in ("-H", f"{name}: {value}")]
+    command = ["wrk", "-t2", f"-c{connections}", "--timeout", "60s", *sent, url]
+    subprocess.run([*command, f"-d{WARM_UP_S}s"], capture_output=True, check=True)
+    idle()
     before = process_group_cpu(pgid)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", *sent, url],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*command, f"-d{seconds}s"], capture_output=True, text=True, check=True
     ).stdout
     used = process_group_cpu(pgid) - before
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -328,9 +340,10 @@ def measure(
     ours, tipg = base[0] + row.citygrid, base[1] + row.tipg
     s = args.seconds
     settle(pids, url)
-    la = rate(ours, s, args.connections, auth, pids[0])
+    settled = partial(settle, pids, url)
+    la = rate(ours, s, args.connections, auth, pids[0], settled)
     settle(pids, url)
-    lb = rate(tipg, s, args.connections, {}, pids[1])
+    lb = rate(tipg, s, args.connections, {}, pids[1], settled)
     m = Measured(row.name, la.figure(s), lb.figure(s), None, None, la.cpu_ms, lb.cpu_ms)
     if row.counts:
         m.citygrid_features, m.tipg_features = count(ours, auth), count(tipg, {})
@@ -346,7 +359,7 @@ def measure(
         else:
             m.pygeoapi_features = found if row.counts else None
             settle(pids, url)
-            lc = rate(theirs, s, args.connections, {}, pids[2])
+            lc = rate(theirs, s, args.connections, {}, pids[2], settled)
             m.pygeoapi_rps, m.pygeoapi_cpu_ms_per_request = lc.figure(s), lc.cpu_ms
     by_tipg, by_pygeoapi, by_sql = m.ratios()
     features = [m.citygrid_features, m.tipg_features, m.pygeoapi_features]
