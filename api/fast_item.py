@@ -6,9 +6,9 @@ database. For the plain request (GET, no query string, a token the caches vouch 
 middleware calls the same functions the route's dependencies and body call — the registry, the
 sign-in check from memory, the route's statement with the viewer's scope in its SQL (run as one
 prepared statement on the event loop's read pool, `layers.store.aio`, rather than in a worker
-thread's transaction), and `routes.features.item_response` — and answers. Anything else, and every refusal (an unknown
-layer, a token the database must check, a feature out of reach), goes through the framework,
-which answers it as it answers every other request. `tests/test_fast_item.py` checks that the
+thread's transaction), and `routes.features.item_response` — and answers. Anything else, and
+every refusal (an unknown layer, a token the database must check, a feature out of reach), goes
+through the framework, which answers it as it answers every other request. `tests/test_fast_item.py` checks that the
 framework sends every layer's item path to that same route, and that both answer alike.
 """
 

@@ -217,7 +217,7 @@ def _write_histories(conn: Connection, city: DemoCity, step: Step | None) -> dic
     written = {"case_events": events}
     photos = [{**photo, "adcode": adcode} for photo in found.photos]
     written["case_photos"] = copy_rows(conn, case_photos, photos)
-    reports = [{**row, "adcode": city.county.adcode} for row in found.reports]
+    reports = [{**row, "adcode": adcode} for row in found.reports]
     written["audit_log"] = copy_rows(conn, audit_log, reports)
     return written
 

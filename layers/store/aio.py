@@ -2,9 +2,10 @@
 
 The synchronous engine runs each request's statements in a worker thread inside a transaction
 whose statement timeout is set by its first statement: four round trips and a thread hop for a
-query of a fraction of a millisecond. These connections carry the read budget, the bureau's time
-zone and the other session settings from the moment they open (the startup packet's options),
-run in autocommit and prepare their statements, so a read is one round trip on the event loop.
+query of a fraction of a millisecond. These connections are given the read budget, as their
+session's statement timeout, and the engine's other session settings once, when they connect;
+they run in autocommit and prepare their statements, so a read is one round trip on the event
+loop.
 """
 
 from __future__ import annotations
@@ -16,23 +17,10 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import URL
 
-from layers.store.db import BUREAU_TIMEZONE
+from layers.store.db import session_statement
 from layers.store.raw import CLIENT_ENCODING, driver_sql, keep_json_bytes
 
 ReadPool = AsyncConnectionPool[AsyncConnection[Any]]
-
-
-def session_options(read_timeout_ms: int, gk_epsg: int | None) -> str:
-    """The settings every connection of the pool starts with (what the engine sets on connect,
-    and the read budget as the whole session's statement timeout)."""
-    settings = {
-        "jit": "off",
-        "timezone": BUREAU_TIMEZONE,
-        "statement_timeout": f"{read_timeout_ms}ms",
-    }
-    if gk_epsg is not None:
-        settings["citygrid.gk_srid"] = str(gk_epsg)
-    return " ".join(f"-c {name}={value}" for name, value in settings.items())
 
 
 def read_pool(
@@ -42,7 +30,13 @@ def read_pool(
     application_name: str,
     max_size: int,
 ) -> ReadPool:
-    """A pool (not yet open) of autocommit connections to the engine's database."""
+    """A pool (not yet open) of autocommit connections to the engine's database, each given
+    the engine's session settings and the read budget when it connects."""
+    statement = session_statement(gk_epsg, read_timeout_ms)
+
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        await conn.execute(*statement)
+
     conninfo = make_conninfo(
         "",
         host=url.host or "localhost",
@@ -53,7 +47,6 @@ def read_pool(
         application_name=application_name,
         connect_timeout=10,
         client_encoding=CLIENT_ENCODING,
-        options=session_options(read_timeout_ms, gk_epsg),
         **{str(k): str(v) for k, v in url.query.items()},
     )
     return AsyncConnectionPool(
@@ -61,6 +54,7 @@ def read_pool(
         min_size=1,
         max_size=max_size,
         kwargs={"autocommit": True},
+        configure=configure,
         open=False,
         timeout=1.0,  # else the framework answers, on its own pool (or 503 when the server is down)
         name=application_name,
